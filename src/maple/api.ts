@@ -1,0 +1,44 @@
+/**
+ * The contract of a range index: a map from non-overlapping inclusive ranges [first, last] of
+ * integers in [0, 2^53) to non-zero 32-bit values (arena handles). Everything not stored is a gap.
+ * `MapleTree` (src/maple/tree.ts) implements it; the address space (src/mm) programs against it.
+ *
+ * Results that carry a range are written into a caller-owned `RangeOut`, so lookups allocate
+ * nothing. Errors are negative errno values (`-ENOMEM`, `-EEXIST`, `-EBUSY`), never exceptions.
+ *
+ * Concurrency: read calls (load, next, prev, gap search) may run on any CPU inside an RCU read
+ * section while one writer mutates; write calls (store, insert, erase) require the writer lock
+ * (the tree's own, or the external lock named at creation, e.g. mmap_lock held for write).
+ */
+export interface RangeOut {
+  first: number;
+  last: number;
+  value: number;
+}
+
+export function rangeOut(): RangeOut {
+  return { first: 0, last: 0, value: 0 };
+}
+
+export interface RangeIndex {
+  /** The value whose range contains `index` (0 if a gap); `out` gets the entry's or the gap's range. */
+  load(index: number, out: RangeOut): number;
+  /** First entry with `last >= index` and `first <= max`; 0 if none. */
+  next(index: number, max: number, out: RangeOut): number;
+  /** Last entry with `first <= index` and `last >= min`; 0 if none. */
+  prev(index: number, min: number, out: RangeOut): number;
+  /** Stores `value` over [first, last], overwriting (and splitting) whatever overlaps; value 0 erases. */
+  store(first: number, last: number, value: number): number;
+  /** Like store, but fails with -EEXIST if any index of [first, last] is occupied. */
+  insert(first: number, last: number, value: number): number;
+  /** Erases the entry containing `index`; returns its value (0 if none). */
+  erase(index: number): number;
+  /** Lowest start s in [min, max] with [s, s+size-1] a gap inside [min, max] and s % align == 0; -EBUSY if none. */
+  gapLowest(min: number, max: number, size: number, align: number): number;
+  /** Highest such start; -EBUSY if none. */
+  gapHighest(min: number, max: number, size: number, align: number): number;
+  /** Ensures the next `count` stores can run without allocating; -ENOMEM on failure (tree unchanged). */
+  preallocate(count: number): number;
+  /** Number of entries. */
+  count(): number;
+}

@@ -1,0 +1,42 @@
+/**
+ * The seam between the locks and the lock validator (src/lockdep).
+ *
+ * Locks call `lockHooks.acquire/acquired/release` only when `lockHooks.on` is true, so a validator
+ * that is compiled in but switched off costs one predictable branch per lock operation. The
+ * annotations `mightSleep`, `mightAlloc` and `mightIO` are called by blocking waits, record
+ * allocation and the file I/O layer; the validator reports them when the CPU holds `mmap_lock`.
+ *
+ * Lock modes: READ for the shared side of an rwsem (and RCU read sections), WRITE for everything
+ * exclusive.
+ */
+export const READ = 0;
+export const WRITE = 1;
+
+export interface LockValidator {
+  /** Before a (possibly blocking) acquisition of `lockId` of `classId`; `trylock` cannot deadlock. */
+  acquire(classId: number, subclass: number, lockId: number, mode: number, trylock: boolean): void;
+  /** After a successful acquisition. */
+  acquired(classId: number, subclass: number, lockId: number, mode: number): void;
+  /** At release. */
+  release(classId: number, lockId: number): void;
+  mightSleep(site: string): void;
+  mightAlloc(site: string): void;
+  mightIO(site: string): void;
+}
+
+const none: LockValidator = {
+  acquire() {},
+  acquired() {},
+  release() {},
+  mightSleep() {},
+  mightAlloc() {},
+  mightIO() {},
+};
+
+/** The installed validator; `on` is false until one is installed. */
+export const lockHooks: { on: boolean; v: LockValidator } = { on: false, v: none };
+
+export function installValidator(v: LockValidator | null): void {
+  lockHooks.v = v ?? none;
+  lockHooks.on = v !== null;
+}
