@@ -1,0 +1,96 @@
+/*
+ * The Linux kernel doing the address-space operations vmspace benchmarks, on this machine, in the
+ * same bench run: each figure is nanoseconds per operation, printed as one JSON object.
+ *
+ *   mmap_munmap_16k      mmap 16 KiB anonymous private RW, then munmap it
+ *   mprotect_split_merge mprotect one page in the middle of a 64-page VMA to R, then back to RW
+ *                        (a split into three, then a merge back into one)
+ *   mremap_move          mremap a 4-page VMA to a fixed other place and back (MAYMOVE|FIXED)
+ *   anon_write_fault     write one byte to each page of a fresh anonymous mapping (per page)
+ *
+ * Usage: mmops ITERATIONS
+ */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#define PAGE 4096UL
+
+static double now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+static void *must_map(void *addr, size_t len, int flags) {
+  void *p = mmap(addr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | flags, -1, 0);
+  if (p == MAP_FAILED) {
+    perror("mmap");
+    exit(1);
+  }
+  return p;
+}
+
+static double mmap_munmap_16k(long n) {
+  double t0 = now_ns();
+  for (long i = 0; i < n; i++) {
+    void *p = must_map(NULL, 4 * PAGE, 0);
+    if (munmap(p, 4 * PAGE) != 0) exit(2);
+  }
+  return (now_ns() - t0) / (double)n;
+}
+
+static double mprotect_split_merge(long n) {
+  char *p = must_map(NULL, 64 * PAGE, 0);
+  double t0 = now_ns();
+  for (long i = 0; i < n; i++) {
+    if (mprotect(p + 32 * PAGE, PAGE, PROT_READ) != 0) exit(3);
+    if (mprotect(p + 32 * PAGE, PAGE, PROT_READ | PROT_WRITE) != 0) exit(3);
+  }
+  double per = (now_ns() - t0) / (double)(2 * n);
+  munmap(p, 64 * PAGE);
+  return per;
+}
+
+static double mremap_move(long n) {
+  char *area = must_map(NULL, 64 * PAGE, 0);
+  munmap(area, 64 * PAGE);
+  char *a = must_map(area, 4 * PAGE, MAP_FIXED);
+  char *b = area + 32 * PAGE;
+  double t0 = now_ns();
+  for (long i = 0; i < n; i++) {
+    if (mremap(a, 4 * PAGE, 4 * PAGE, MREMAP_MAYMOVE | MREMAP_FIXED, b) != b) exit(4);
+    if (mremap(b, 4 * PAGE, 4 * PAGE, MREMAP_MAYMOVE | MREMAP_FIXED, a) != a) exit(4);
+  }
+  double per = (now_ns() - t0) / (double)(2 * n);
+  munmap(a, 4 * PAGE);
+  return per;
+}
+
+static double anon_write_fault(long n) {
+  const long pages = 256;
+  long rounds = n / pages + 1;
+  double total = 0;
+  for (long r = 0; r < rounds; r++) {
+    volatile char *p = must_map(NULL, pages * PAGE, 0);
+    double t0 = now_ns();
+    for (long i = 0; i < pages; i++) p[i * PAGE] = 1;
+    total += now_ns() - t0;
+    munmap((void *)p, pages * PAGE);
+  }
+  return total / (double)(rounds * pages);
+}
+
+int main(int argc, char **argv) {
+  long n = argc > 1 ? atol(argv[1]) : 100000;
+  if (n <= 0) n = 100000;
+  /* Warm up the paths once, then measure. */
+  mmap_munmap_16k(n / 10 + 1);
+  printf("{\"mmap_munmap_16k\":%.1f,", mmap_munmap_16k(n));
+  printf("\"mprotect_split_merge\":%.1f,", mprotect_split_merge(n));
+  printf("\"mremap_move\":%.1f,", mremap_move(n));
+  printf("\"anon_write_fault\":%.1f}\n", anon_write_fault(n));
+  return 0;
+}
