@@ -21,7 +21,8 @@ export function sharedGlobal(name: string, bytes: number): SharedArrayBuffer {
     buffer = new SharedArrayBuffer(bytes);
     buffers.set(name, buffer);
   }
-  if (buffer.byteLength !== bytes) throw new Error(`shared global ${name}: ${bytes} bytes asked, ${buffer.byteLength} exist`);
+  if (buffer.byteLength !== bytes)
+    throw new Error(`shared global ${name}: ${bytes} bytes asked, ${buffer.byteLength} exist`);
   return buffer;
 }
 

@@ -12,6 +12,18 @@
 export const READ = 0;
 export const WRITE = 1;
 
+/**
+ * Optional kind bits a lock ORs into `mode` (additive: the side is `mode & WRITE`; a lock that
+ * passes none is still validated for lock order, recursion and balance).
+ *   LOCK_ATOMIC:         holding it is atomic context, nothing may sleep until release (spinlocks)
+ *   LOCK_SLEEPS:         acquiring it may block (mutex, rwsem): invalid in atomic context
+ *   LOCK_RECURSIVE_READ: a read side that never waits behind a queued writer (RCU, seqcount readers)
+ * The class named "rcu_read_lock" is always treated as LOCK_ATOMIC | LOCK_RECURSIVE_READ.
+ */
+export const LOCK_ATOMIC = 2;
+export const LOCK_SLEEPS = 4;
+export const LOCK_RECURSIVE_READ = 8;
+
 export interface LockValidator {
   /** Before a (possibly blocking) acquisition of `lockId` of `classId`; `trylock` cannot deadlock. */
   acquire(classId: number, subclass: number, lockId: number, mode: number, trylock: boolean): void;

@@ -1,0 +1,223 @@
+/**
+ * The read side: lock-free walks from the root. Readers write no shared memory: they load the
+ * root handle with one Atomics.load and then use plain loads (published nodes are immutable apart
+ * from single-word atomic replacements, see layout.ts). A reader that meets a node marked DEAD
+ * re-walks from the root. Callers run reads inside an RCU read section (or hold the writer lock),
+ * which keeps every node they can reach from being reused under them.
+ */
+import type { RangeOut } from './api.js';
+import { RESTART_LIMIT, ROOT } from './header.js';
+import {
+  CHILDREN,
+  COUNT_MASK,
+  childSlotOf,
+  DEAD,
+  LEVEL_MASK,
+  LEVEL_SHIFT,
+  leafSlotOf,
+  MAX_HEIGHT,
+  MAX_INDEX,
+  META,
+  NODE_F64,
+  NODE_I32,
+  type NodeViews,
+  VALUES,
+} from './layout.js';
+
+/** The entry or gap holding `index`: its value (0 for a gap), its range in `out`. */
+export function lookup(views: NodeViews, header: Int32Array, index: number, out: RangeOut): number {
+  let restarts = 0;
+  restart: for (;;) {
+    let node = Atomics.load(header, ROOT);
+    let min = 0;
+    let max = MAX_INDEX;
+    while (node !== 0) {
+      const f64 = views.f64;
+      const i32 = views.i32;
+      const w = node * NODE_I32;
+      const meta = i32[w + META];
+      if ((meta & DEAD) !== 0) {
+        if (++restarts > RESTART_LIMIT) throw new Error('maple: reader keeps meeting dead nodes');
+        continue restart;
+      }
+      const p = node * NODE_F64;
+      const last = (meta & COUNT_MASK) - 1;
+      if ((meta & LEVEL_MASK) === 0) {
+        const k = leafSlotOf(f64, p, index);
+        if (k > 0) min = f64[p + k - 1] + 1;
+        if (k < last) max = f64[p + k];
+        const value = i32[w + VALUES + k];
+        out.first = min;
+        out.last = max;
+        out.value = value;
+        return value;
+      }
+      const k = childSlotOf(f64, p, index);
+      if (k > 0) min = f64[p + k - 1] + 1;
+      if (k < last) max = f64[p + k];
+      node = i32[w + CHILDREN + k];
+    }
+    out.first = 0;
+    out.last = MAX_INDEX;
+    out.value = 0;
+    return 0;
+  }
+}
+
+/**
+ * A position in the tree: the path from the root to one leaf slot, so that stepping to the next
+ * or previous slot costs O(1) amortised. Levels are numbered from the leaves (0) up to the root
+ * (`top`); `node[l]` covers [min[l], max[l]] and `off[l]` is the slot taken in it.
+ */
+export class Walker {
+  readonly node = new Int32Array(MAX_HEIGHT);
+  readonly off = new Int32Array(MAX_HEIGHT);
+  readonly min = new Float64Array(MAX_HEIGHT);
+  readonly max = new Float64Array(MAX_HEIGHT);
+  /** Root level of the walked path; -1 when the tree was empty. */
+  top = -1;
+  /** The current slot. */
+  first = 0;
+  last = MAX_INDEX;
+  value = 0;
+
+  constructor(
+    private readonly views: NodeViews,
+    private readonly header: Int32Array,
+  ) {}
+
+  /** Positions on the slot holding `index`. */
+  seek(index: number): void {
+    for (let restarts = 0; !this.trySeek(index); restarts++) {
+      if (restarts > RESTART_LIMIT) throw new Error('maple: reader keeps meeting dead nodes');
+    }
+  }
+
+  /** Re-reads the current slot (its value may have been replaced in place). */
+  reload(): void {
+    if (this.top >= 0) this.loadSlot();
+  }
+
+  /** Moves to the next slot; false (and no move) at the end of the index space. */
+  step(): boolean {
+    if (this.last === MAX_INDEX) return false;
+    const target = this.last + 1;
+    if (!this.tryStep()) this.seek(target);
+    return true;
+  }
+
+  /** Moves to the previous slot; false (and no move) at index 0. */
+  stepBack(): boolean {
+    if (this.first === 0) return false;
+    const target = this.first - 1;
+    if (!this.tryStepBack()) this.seek(target);
+    return true;
+  }
+
+  private meta(node: number): number {
+    return this.views.i32[node * NODE_I32 + META];
+  }
+
+  private trySeek(index: number): boolean {
+    let node = Atomics.load(this.header, ROOT);
+    if (node === 0) {
+      this.top = -1;
+      this.first = 0;
+      this.last = MAX_INDEX;
+      this.value = 0;
+      return true;
+    }
+    let min = 0;
+    let max = MAX_INDEX;
+    let meta = this.meta(node);
+    this.top = (meta & LEVEL_MASK) >> LEVEL_SHIFT;
+    for (let level = this.top; ; level--) {
+      if ((meta & DEAD) !== 0) return false;
+      this.node[level] = node;
+      this.min[level] = min;
+      this.max[level] = max;
+      const f64 = this.views.f64;
+      const p = node * NODE_F64;
+      if (level === 0) {
+        this.off[0] = leafSlotOf(f64, p, index);
+        this.loadSlot();
+        return true;
+      }
+      const k = childSlotOf(f64, p, index);
+      this.off[level] = k;
+      if (k > 0) min = f64[p + k - 1] + 1;
+      if (k < (meta & COUNT_MASK) - 1) max = f64[p + k];
+      node = this.views.i32[node * NODE_I32 + CHILDREN + k];
+      meta = this.meta(node);
+    }
+  }
+
+  /** Reads the current leaf slot's range and value. */
+  private loadSlot(): void {
+    const leaf = this.node[0];
+    const k = this.off[0];
+    const f64 = this.views.f64;
+    const p = leaf * NODE_F64;
+    const count = this.views.i32[leaf * NODE_I32 + META] & COUNT_MASK;
+    this.first = k === 0 ? this.min[0] : f64[p + k - 1] + 1;
+    this.last = k === count - 1 ? this.max[0] : f64[p + k];
+    this.value = this.views.i32[leaf * NODE_I32 + VALUES + k];
+  }
+
+  private tryStep(): boolean {
+    if (this.top < 0) return false;
+    const leafMeta = this.meta(this.node[0]);
+    if ((leafMeta & DEAD) !== 0) return false;
+    if (this.off[0] + 1 < (leafMeta & COUNT_MASK)) {
+      this.off[0]++;
+      this.loadSlot();
+      return true;
+    }
+    let level = 1;
+    for (; level <= this.top; level++) {
+      const meta = this.meta(this.node[level]);
+      if ((meta & DEAD) !== 0) return false;
+      if (this.off[level] + 1 < (meta & COUNT_MASK)) break;
+    }
+    if (level > this.top) return false;
+    this.off[level]++;
+    return this.descendEdge(level, true);
+  }
+
+  private tryStepBack(): boolean {
+    if (this.top < 0) return false;
+    if ((this.meta(this.node[0]) & DEAD) !== 0) return false;
+    if (this.off[0] > 0) {
+      this.off[0]--;
+      this.loadSlot();
+      return true;
+    }
+    let level = 1;
+    for (; level <= this.top; level++) {
+      if ((this.meta(this.node[level]) & DEAD) !== 0) return false;
+      if (this.off[level] > 0) break;
+    }
+    if (level > this.top) return false;
+    this.off[level]--;
+    return this.descendEdge(level, false);
+  }
+
+  /** From node[level] at off[level], descends along the first (or last) children to a leaf. */
+  private descendEdge(level: number, leftmost: boolean): boolean {
+    for (; level > 0; level--) {
+      const parent = this.node[level];
+      const k = this.off[level];
+      const p = parent * NODE_F64;
+      const count = this.views.i32[parent * NODE_I32 + META] & COUNT_MASK;
+      const child = this.views.i32[parent * NODE_I32 + CHILDREN + k];
+      this.min[level - 1] = k === 0 ? this.min[level] : this.views.f64[p + k - 1] + 1;
+      this.max[level - 1] = k === count - 1 ? this.max[level] : this.views.f64[p + k];
+      this.node[level - 1] = child;
+      const meta = this.meta(child);
+      if ((meta & DEAD) !== 0) return false;
+      this.off[level - 1] = leftmost ? 0 : (meta & COUNT_MASK) - 1;
+    }
+    this.loadSlot();
+    return true;
+  }
+}

@@ -1,0 +1,723 @@
+/**
+ * The write side: every change is a rebuild of a contiguous run of nodes per level, published
+ * with one atomic store.
+ *
+ * A store of [first, last] walks two paths, L to the leaf holding `first` and R to the leaf
+ * holding `last`. Level by level, from the leaves up:
+ *
+ *   content(level) = [slots of L.node before L.off] + [new nodes of the level below, or the new
+ *                    entry at the leaves] + [slots of R.node after R.off]
+ *
+ * Adjacent gaps are merged; if the content would leave a leaf ending in a gap, or fewer slots
+ * than the fill minimum, the run takes in the neighbouring node (L or R moves one node over,
+ * possibly under another parent). The content is cut into 1-3 new nodes. The rebuild stops at
+ * the first level where one node replaces one node (the parent's pivots still hold, so the new
+ * node is stored into the parent's slot) or at the root (the root word is replaced; the height
+ * grows by one when the old root splits, and shrinks when a root keeps a single child).
+ * Nothing is visible before that one atomic store; afterwards every node of the replaced runs
+ * (including whole subtrees a spanning store covered) is marked DEAD and handed to the
+ * reclaimer. Gap hints of the ancestors above the publishing point are raised before the store
+ * and lowered after it, so they stay upper bounds for lock-free gap searches.
+ *
+ * Three changes touch one word instead: giving an existing entry a new value, filling a gap slot
+ * exactly, and erasing an entry whose neighbours in its leaf are entries (Atomics.store of the
+ * leaf value).
+ *
+ * New nodes come from the writer's NodePool; if one cannot be had, every node taken so far goes
+ * back and the store returns -ENOMEM with the tree untouched.
+ */
+import { EEXIST, ENOMEM } from '../errno.js';
+import type { Arena } from '../shm/arena.js';
+import { COUNT, ROOT, SEQ } from './header.js';
+import {
+  CHILDREN,
+  COUNT_MASK,
+  DEAD,
+  GAPS,
+  gapHint,
+  INTERNAL_MIN,
+  INTERNAL_SLOTS,
+  LEAF_MIN,
+  LEAF_SLOTS,
+  LEVEL_MASK,
+  LEVEL_SHIFT,
+  MAX_HEIGHT,
+  MAX_INDEX,
+  META,
+  NODE_F64,
+  NODE_I32,
+  type NodeViews,
+  VALUES,
+} from './layout.js';
+import { Path } from './path.js';
+import { NodePool } from './pool.js';
+import type { Reclaimer } from './reclaim.js';
+
+/** Largest content of one level: two nodes' worth of slots plus the change and a neighbour. */
+const CONTENT = 4 * LEAF_SLOTS;
+/** A level's content never needs more than this many new nodes (asserted). */
+const MAX_SPLIT = 3;
+
+/** Nodes a single store can need at most on a tree of `height` levels. */
+export function worstCaseNodes(height: number): number {
+  return MAX_SPLIT * height + 1;
+}
+
+export class TreeWriter {
+  readonly pool: NodePool;
+  private readonly L: Path;
+  private readonly R: Path;
+  /** Root level of the tree being changed. */
+  private top = 0;
+
+  /** Content of the level being rebuilt: slot maxima, values (or child handles), child hints. */
+  private readonly cMax = new Float64Array(CONTENT);
+  private readonly cVal = new Int32Array(CONTENT);
+  private readonly cGap = new Float64Array(CONTENT);
+  private n = 0;
+  /** Content positions of the changed slots, which steer how the content is cut. */
+  private chgFirst = 0;
+  private chgLast = 0;
+
+  private readonly sizes = new Int32Array(MAX_SPLIT + 1);
+  /** The new nodes of the level just built. */
+  private readonly newH = new Int32Array(MAX_SPLIT);
+  private readonly newMax = new Float64Array(MAX_SPLIT);
+  private readonly newGap = new Float64Array(MAX_SPLIT);
+  private k = 0;
+  private entriesAdded = 0;
+
+  /** Ancestor hints to lower once the change is published. */
+  private readonly lowerAt = new Int32Array(MAX_HEIGHT);
+  private readonly lowerTo = new Float64Array(MAX_HEIGHT);
+  private lowerCount = 0;
+
+  /**
+   * Per level l >= 1, the replaced children of level l-1 as they sat before level l took in any
+   * neighbour: from child fromOff of fromNode to child toOff of toNode.
+   */
+  private readonly fromNode = new Int32Array(MAX_HEIGHT);
+  private readonly fromOff = new Int32Array(MAX_HEIGHT);
+  private readonly toNode = new Int32Array(MAX_HEIGHT);
+  private readonly toOff = new Int32Array(MAX_HEIGHT);
+
+  /** Replaced nodes of two adjacent levels while retiring. */
+  private runA: Int32Array = new Int32Array(64);
+  private runB: Int32Array = new Int32Array(64);
+
+  constructor(
+    private readonly views: NodeViews,
+    private readonly header: Int32Array,
+    private readonly arena: Arena,
+    private readonly reclaimer: Reclaimer,
+  ) {
+    this.pool = new NodePool(arena);
+    this.L = new Path(views);
+    this.R = new Path(views);
+  }
+
+  /** Reserves nodes for `stores` worst-case stores; -ENOMEM (reserve unchanged) on failure. */
+  preallocate(stores: number): number {
+    let height = this.height();
+    let need = 0;
+    for (let i = 0; i < stores; i++) need += worstCaseNodes(Math.max(1, height++));
+    return this.pool.fill(need) ? 0 : -ENOMEM;
+  }
+
+  height(): number {
+    const root = this.header[ROOT];
+    return root === 0 ? 0 : this.levelOf(root) + 1;
+  }
+
+  /** Stores `value` over [first, last] (0 erases). Arguments are valid; the writer lock is held. */
+  store(first: number, last: number, value: number): number {
+    const root = this.header[ROOT];
+    if (root === 0) return value === 0 ? 0 : this.storeIntoEmpty(first, last, value);
+    this.top = this.levelOf(root);
+    this.L.descend(root, this.top, 0, MAX_INDEX, first);
+    if (last <= this.L.max[0]) {
+      this.R.copyFrom(this.L, this.top);
+      this.R.off[0] = this.slotOf(this.L.node[0], last);
+    } else {
+      this.R.descend(root, this.top, 0, MAX_INDEX, last);
+    }
+    return this.storeWalked(first, last, value);
+  }
+
+  /** Like store, but -EEXIST when any index of [first, last] holds an entry. */
+  insert(first: number, last: number, value: number): number {
+    const root = this.header[ROOT];
+    if (root === 0) return this.storeIntoEmpty(first, last, value);
+    this.top = this.levelOf(root);
+    this.L.descend(root, this.top, 0, MAX_INDEX, first);
+    const leaf = this.L.node[0];
+    const k = this.L.off[0];
+    if (this.valueAt(leaf, k) !== 0 || this.slotLast(this.L, k) < last) return -EEXIST;
+    this.R.copyFrom(this.L, this.top);
+    return this.storeWalked(first, last, value);
+  }
+
+  /** Erases the entry holding `index`; returns its value (0 if a gap) or -ENOMEM. */
+  erase(index: number): number {
+    const root = this.header[ROOT];
+    if (root === 0) return 0;
+    this.top = this.levelOf(root);
+    this.L.descend(root, this.top, 0, MAX_INDEX, index);
+    const k = this.L.off[0];
+    const value = this.valueAt(this.L.node[0], k);
+    if (value === 0) return 0;
+    this.R.copyFrom(this.L, this.top);
+    const ret = this.storeWalked(this.slotFirst(this.L, k), this.slotLast(this.L, k), 0);
+    return ret < 0 ? ret : value;
+  }
+
+  /** Retires every node (the tree must be quiescent or its readers covered by the reclaimer). */
+  destroy(): void {
+    const root = this.header[ROOT];
+    if (root === 0) return;
+    Atomics.store(this.header, ROOT, 0);
+    let run = this.runA;
+    let next = this.runB;
+    run[0] = root;
+    let runLength = 1;
+    for (let level = this.levelOf(root); level > 0; level--) {
+      let nextLength = 0;
+      for (let i = 0; i < runLength; i++) {
+        const node = run[i];
+        const count = this.countOf(node);
+        if (nextLength + count > next.length) next = this.growRun(next, nextLength + count);
+        for (let c = 0; c < count; c++) next[nextLength++] = this.childAt(node, c);
+        this.retireNode(node);
+      }
+      [run, next] = [next, run];
+      runLength = nextLength;
+    }
+    for (let i = 0; i < runLength; i++) this.retireNode(run[i]);
+    this.runA = run;
+    this.runB = next;
+    Atomics.store(this.header, COUNT, 0);
+    Atomics.add(this.header, SEQ, 1);
+  }
+
+  // ---- the store, once L and R point at the leaves holding first and last ----
+
+  private storeWalked(first: number, last: number, value: number): number {
+    if (this.L.node[0] === this.R.node[0] && this.L.off[0] === this.R.off[0]) {
+      const done = this.storeInPlace(first, last, value);
+      if (done) return 0;
+    }
+    this.composeLeaf(first, last, value);
+    if (this.cVal[this.n - 1] === 0 && this.R.max[0] !== MAX_INDEX) {
+      this.R.moveRight(0);
+      this.appendNode(0, this.R.node[0], this.R.max[0]);
+    }
+    if (this.n < LEAF_MIN && this.top > 0) this.fixUnderflow(0);
+    if (this.n === 1 && this.cVal[0] === 0) {
+      for (let above = 1; above <= this.top; above++) this.markBounds(above);
+      Atomics.store(this.header, ROOT, 0);
+      this.finish(this.top);
+      return 0;
+    }
+    this.entriesAdded = 0;
+    if (!this.buildLevel(0, this.L.min[0])) return this.fail();
+    let level = 0;
+    for (;;) {
+      if (level === this.top) {
+        if (this.k > 1) {
+          if (level + 1 >= MAX_HEIGHT) throw new Error('maple: tree too tall');
+          this.composeFromNew();
+          if (!this.buildLevel(level + 1, 0)) return this.fail();
+        }
+        Atomics.store(this.header, ROOT, this.newH[0]);
+        break;
+      }
+      if (this.k === 1 && this.L.node[level] === this.R.node[level]) {
+        this.publishChild(level, this.newH[0], this.newGap[0]);
+        break;
+      }
+      level++;
+      this.composeInternal(level);
+      if (this.n < INTERNAL_MIN && level < this.top) this.fixUnderflow(level);
+      if (this.n === 1) {
+        this.assertWholeLevel(level);
+        for (let above = level + 1; above <= this.top; above++) this.markBounds(above);
+        Atomics.store(this.header, ROOT, this.cVal[0]);
+        level = this.top;
+        break;
+      }
+      if (!this.buildLevel(level, 0)) return this.fail();
+    }
+    this.pool.commit();
+    this.finish(level);
+    return 0;
+  }
+
+  /** One-word changes of a single slot holding exactly [first, last]; false if not applicable. */
+  private storeInPlace(first: number, last: number, value: number): boolean {
+    const L = this.L;
+    const leaf = L.node[0];
+    const k = L.off[0];
+    if (this.slotFirst(L, k) !== first || this.slotLast(L, k) !== last) return false;
+    const old = this.valueAt(leaf, k);
+    if (old === value) return true;
+    const at = leaf * NODE_I32 + VALUES + k;
+    if (old !== 0 && value !== 0) {
+      Atomics.store(this.views.i32, at, value);
+      return true;
+    }
+    if (value === 0) {
+      const count = this.countOf(leaf);
+      const leftIsEntry = k === 0 || this.valueAt(leaf, k - 1) !== 0;
+      const rightIsEntry = k === count - 1 ? L.max[0] === MAX_INDEX : this.valueAt(leaf, k + 1) !== 0;
+      if (!leftIsEntry || !rightIsEntry) return false;
+    }
+    if (this.top > 0) this.prepareHints(1, gapHint(this.leafGapWith(leaf, k, value)));
+    Atomics.store(this.views.i32, at, value);
+    this.finishHints();
+    Atomics.store(this.header, COUNT, this.header[COUNT] + (value === 0 ? -1 : 1));
+    return true;
+  }
+
+  private storeIntoEmpty(first: number, last: number, value: number): number {
+    this.n = 0;
+    if (first > 0) this.pushSlot(first - 1, 0);
+    this.pushSlot(last, value);
+    this.chgFirst = this.chgLast = this.n - 1;
+    if (last < MAX_INDEX) this.pushSlot(MAX_INDEX, 0);
+    this.entriesAdded = 0;
+    if (!this.buildLevel(0, 0)) return this.fail();
+    this.pool.commit();
+    Atomics.store(this.header, ROOT, this.newH[0]);
+    Atomics.store(this.header, COUNT, 1);
+    Atomics.add(this.header, SEQ, 1);
+    return 0;
+  }
+
+  private fail(): number {
+    this.pool.rollback();
+    return -ENOMEM;
+  }
+
+  /** After publishing: retire the replaced runs from `level` down, update count and sequence. */
+  private finish(level: number): void {
+    const removed = this.retireRuns(level);
+    Atomics.store(this.header, COUNT, this.header[COUNT] + this.entriesAdded - removed);
+    this.entriesAdded = 0;
+    Atomics.add(this.header, SEQ, 1);
+  }
+
+  // ---- content ----
+
+  /** Leaf content: the slots around [first, last] with the new entry in between. */
+  private composeLeaf(first: number, last: number, value: number): void {
+    const f64 = this.views.f64;
+    const L = this.L;
+    const R = this.R;
+    this.n = 0;
+    let leaf = L.node[0];
+    let k = L.off[0];
+    for (let i = 0; i < k; i++) this.pushSlot(f64[leaf * NODE_F64 + i], this.valueAt(leaf, i));
+    if (this.slotFirst(L, k) < first) this.pushSlot(first - 1, this.valueAt(leaf, k));
+    this.pushSlot(last, value);
+    this.chgFirst = this.chgLast = this.n - 1;
+    leaf = R.node[0];
+    k = R.off[0];
+    const end = this.slotLast(R, k);
+    if (end > last) this.pushSlot(end, this.valueAt(leaf, k));
+    const count = this.countOf(leaf);
+    for (let i = k + 1; i < count; i++) this.pushSlot(this.slotLast(R, i), this.valueAt(leaf, i));
+  }
+
+  /** Internal content at `level`: L's children before the run, the new nodes, R's after it. */
+  private composeInternal(level: number): void {
+    const L = this.L;
+    const R = this.R;
+    this.markBounds(level);
+    this.n = 0;
+    let node = L.node[level];
+    for (let i = 0; i < L.off[level]; i++) {
+      this.pushChild(this.views.f64[node * NODE_F64 + i], this.childAt(node, i), this.hintAt(node, i));
+    }
+    this.chgFirst = this.n;
+    for (let j = 0; j < this.k; j++) this.pushChild(this.newMax[j], this.newH[j], this.newGap[j]);
+    this.chgLast = this.n - 1;
+    node = R.node[level];
+    const count = this.countOf(node);
+    for (let i = R.off[level] + 1; i < count; i++) {
+      const max = i === count - 1 ? R.max[level] : this.views.f64[node * NODE_F64 + i];
+      this.pushChild(max, this.childAt(node, i), this.hintAt(node, i));
+    }
+  }
+
+  /** Remembers which children of level `level` the run below replaces (before any take-in). */
+  private markBounds(level: number): void {
+    this.fromNode[level] = this.L.node[level];
+    this.fromOff[level] = this.L.off[level];
+    this.toNode[level] = this.R.node[level];
+    this.toOff[level] = this.R.off[level];
+  }
+
+  /** Content of a new root: the nodes the old root split into. */
+  private composeFromNew(): void {
+    this.n = 0;
+    this.chgFirst = 0;
+    for (let j = 0; j < this.k; j++) this.pushChild(this.newMax[j], this.newH[j], this.newGap[j]);
+    this.chgLast = this.n - 1;
+  }
+
+  /** Appends a leaf slot, merging it into the previous slot when both are gaps. */
+  private pushSlot(max: number, value: number): void {
+    const n = this.n;
+    if (value === 0 && n > 0 && this.cVal[n - 1] === 0) {
+      this.cMax[n - 1] = max;
+      return;
+    }
+    if (n === CONTENT) throw new Error('maple: leaf content overflow');
+    this.cMax[n] = max;
+    this.cVal[n] = value;
+    this.n = n + 1;
+  }
+
+  private pushChild(max: number, child: number, hint: number): void {
+    const n = this.n;
+    if (n === CONTENT) throw new Error('maple: internal content overflow');
+    this.cMax[n] = max;
+    this.cVal[n] = child;
+    this.cGap[n] = hint;
+    this.n = n + 1;
+  }
+
+  /** Too few slots: take in the left neighbour at `level`, or the right one if there is none. */
+  private fixUnderflow(level: number): void {
+    if (this.L.min[level] > 0) {
+      this.L.moveLeft(level);
+      this.prependNode(level, this.L.node[level], this.L.max[level]);
+    } else if (this.R.max[level] < MAX_INDEX) {
+      this.R.moveRight(level);
+      this.appendNode(level, this.R.node[level], this.R.max[level]);
+    }
+  }
+
+  /** Appends every slot of `node` (covering up to `max`) to the content. */
+  private appendNode(level: number, node: number, max: number): void {
+    const count = this.countOf(node);
+    const p = node * NODE_F64;
+    for (let i = 0; i < count; i++) {
+      const slotMax = i === count - 1 ? max : this.views.f64[p + i];
+      if (level === 0) this.pushSlot(slotMax, this.valueAt(node, i));
+      else this.pushChild(slotMax, this.childAt(node, i), this.hintAt(node, i));
+    }
+  }
+
+  /** Puts every slot of `node` (covering up to `max`) before the content. */
+  private prependNode(level: number, node: number, max: number): void {
+    const count = this.countOf(node);
+    const n = this.n;
+    if (n + count > CONTENT) throw new Error('maple: content overflow');
+    this.cMax.copyWithin(count, 0, n);
+    this.cVal.copyWithin(count, 0, n);
+    this.cGap.copyWithin(count, 0, n);
+    const p = node * NODE_F64;
+    for (let i = 0; i < count; i++) {
+      this.cMax[i] = i === count - 1 ? max : this.views.f64[p + i];
+      if (level === 0) {
+        this.cVal[i] = this.valueAt(node, i);
+      } else {
+        this.cVal[i] = this.childAt(node, i);
+        this.cGap[i] = this.hintAt(node, i);
+      }
+    }
+    if (level === 0 && this.cVal[count - 1] === 0 && this.cVal[count] === 0) {
+      throw new Error('maple: a leaf other than the last ends with a gap');
+    }
+    this.n = n + count;
+    this.chgFirst += count;
+    this.chgLast += count;
+  }
+
+  // ---- cutting the content into nodes ----
+
+  /**
+   * Cuts the content into 1-3 nodes (sizes): evenly, or, when the change sits at one end of the
+   * content (sequential inserts), packing the nodes away from the change so that they stay full.
+   * A leaf boundary never falls right after a gap.
+   */
+  private split(level: number): number {
+    const leaf = level === 0;
+    const cap = leaf ? LEAF_SLOTS : INTERNAL_SLOTS;
+    const minFill = leaf ? LEAF_MIN : INTERNAL_MIN;
+    const n = this.n;
+    const sizes = this.sizes;
+    if (n <= cap) {
+      sizes[0] = n;
+      return 1;
+    }
+    const fill = leaf ? cap - 1 : cap;
+    const k = Math.ceil(n / fill);
+    if (k > MAX_SPLIT) throw new Error(`maple: content of ${n} slots needs ${k} nodes`);
+    if (this.chgLast >= n - 2) {
+      for (let j = 0; j < k - 1; j++) sizes[j] = fill;
+      sizes[k - 1] = n - fill * (k - 1);
+      if (sizes[k - 1] < minFill) {
+        sizes[k - 2] -= minFill - sizes[k - 1];
+        sizes[k - 1] = minFill;
+      }
+    } else if (this.chgFirst <= 1) {
+      for (let j = 1; j < k; j++) sizes[j] = fill;
+      sizes[0] = n - fill * (k - 1);
+      if (sizes[0] < minFill) {
+        sizes[1] -= minFill - sizes[0];
+        sizes[0] = minFill;
+      }
+    } else {
+      const base = Math.floor(n / k);
+      for (let j = 0; j < k; j++) sizes[j] = base + (j < n % k ? 1 : 0);
+    }
+    if (leaf) this.keepGapsInside(k);
+    for (let j = 0; j < k; j++) {
+      if (sizes[j] < minFill || sizes[j] > cap) {
+        throw new Error(`maple: split of ${n} slots gave a node of ${sizes[j]}`);
+      }
+    }
+    return k;
+  }
+
+  /** Moves each leaf boundary that falls right after a gap by one slot, into the larger node. */
+  private keepGapsInside(k: number): void {
+    const sizes = this.sizes;
+    let boundary = 0;
+    for (let j = 0; j < k - 1; j++) {
+      boundary += sizes[j];
+      if (this.cVal[boundary - 1] !== 0) continue;
+      if (sizes[j] > sizes[j + 1]) {
+        sizes[j]--;
+        sizes[j + 1]++;
+        boundary--;
+      } else {
+        sizes[j]++;
+        sizes[j + 1]--;
+        boundary++;
+      }
+    }
+  }
+
+  /** Builds the content's nodes at `level` (the first starting at `min`); false if out of nodes. */
+  private buildLevel(level: number, min: number): boolean {
+    const k = this.split(level);
+    let start = 0;
+    for (let j = 0; j < k; j++) {
+      const size = this.sizes[j];
+      const node = this.pool.take();
+      if (node === 0) return false;
+      this.newGap[j] = level === 0 ? this.writeLeaf(node, start, size, min) : this.writeInternal(node, level, start, size);
+      this.newH[j] = node;
+      this.newMax[j] = this.cMax[start + size - 1];
+      min = this.newMax[j] + 1;
+      start += size;
+    }
+    this.k = k;
+    return true;
+  }
+
+  /** Writes content[start, start+size) as a leaf starting at `min`; returns its gap hint. */
+  private writeLeaf(node: number, start: number, size: number, min: number): number {
+    const f64 = this.views.f64;
+    const i32 = this.views.i32;
+    const p = node * NODE_F64;
+    const w = node * NODE_I32;
+    let gap = 0;
+    for (let i = 0; i < size; i++) {
+      const max = this.cMax[start + i];
+      const value = this.cVal[start + i];
+      if (i < size - 1) f64[p + i] = max;
+      i32[w + VALUES + i] = value;
+      if (value !== 0) this.entriesAdded++;
+      else if (max - min + 1 > gap) gap = max - min + 1;
+      min = max + 1;
+    }
+    f64.fill(MAX_INDEX, p + size - 1, p + LEAF_SLOTS - 1);
+    i32.fill(0, w + VALUES + size, w + VALUES + LEAF_SLOTS);
+    i32[w + META] = size;
+    i32[w + META + 1] = 0;
+    return gapHint(gap);
+  }
+
+  /** Writes content[start, start+size) as an internal node; returns its gap hint. */
+  private writeInternal(node: number, level: number, start: number, size: number): number {
+    const f64 = this.views.f64;
+    const i32 = this.views.i32;
+    const f32 = this.views.f32;
+    const p = node * NODE_F64;
+    const w = node * NODE_I32;
+    let gap = 0;
+    for (let i = 0; i < size; i++) {
+      if (i < size - 1) f64[p + i] = this.cMax[start + i];
+      i32[w + CHILDREN + i] = this.cVal[start + i];
+      const hint = this.cGap[start + i];
+      f32[w + GAPS + i] = hint;
+      if (hint > gap) gap = hint;
+    }
+    f64.fill(MAX_INDEX, p + size - 1, p + INTERNAL_SLOTS - 1);
+    i32.fill(0, w + CHILDREN + size, w + CHILDREN + INTERNAL_SLOTS);
+    f32.fill(0, w + GAPS + size, w + GAPS + INTERNAL_SLOTS);
+    i32[w + META] = size | (level << LEVEL_SHIFT);
+    i32[w + META + 1] = 0;
+    return gap;
+  }
+
+  // ---- publishing ----
+
+  /** Replaces node L.node[level] by `node` in its parent with one atomic store. */
+  private publishChild(level: number, node: number, hint: number): void {
+    const parent = this.L.node[level + 1];
+    this.prepareHints(level + 1, hint);
+    Atomics.store(this.views.i32, parent * NODE_I32 + CHILDREN + this.L.off[level + 1], node);
+    this.finishHints();
+  }
+
+  /**
+   * The hint of the path child of L.node[level] becomes `hint`; propagates up the path. Raises
+   * are written now, lowerings are remembered for finishHints (after the publishing store).
+   */
+  private prepareHints(level: number, hint: number): void {
+    const f32 = this.views.f32;
+    this.lowerCount = 0;
+    for (; level <= this.top; level++) {
+      const node = this.L.node[level];
+      const base = node * NODE_I32 + GAPS;
+      const at = base + this.L.off[level];
+      const old = f32[at];
+      if (old === hint) return;
+      let others = 0;
+      const count = this.countOf(node);
+      for (let i = 0; i < count; i++) if (base + i !== at && f32[base + i] > others) others = f32[base + i];
+      if (hint > old) {
+        f32[at] = hint;
+      } else {
+        this.lowerAt[this.lowerCount] = at;
+        this.lowerTo[this.lowerCount++] = hint;
+      }
+      const oldMax = old > others ? old : others;
+      const newMax = hint > others ? hint : others;
+      if (oldMax === newMax) return;
+      hint = newMax;
+    }
+  }
+
+  private finishHints(): void {
+    for (let i = 0; i < this.lowerCount; i++) this.views.f32[this.lowerAt[i]] = this.lowerTo[i];
+    this.lowerCount = 0;
+  }
+
+  /**
+   * Marks dead and retires the replaced run of `level` and, level by level below it, the replaced
+   * children of each run (children of a neighbour that was taken in whole are kept); returns the
+   * entries the replaced leaves held.
+   */
+  private retireRuns(level: number): number {
+    let run = this.runA;
+    let next = this.runB;
+    run[0] = this.L.node[level];
+    let runLength = 1;
+    for (; level > 0; level--) {
+      let nextLength = 0;
+      let inside = false;
+      for (let i = 0; i < runLength; i++) {
+        const node = run[i];
+        let from = 0;
+        let to = this.countOf(node) - 1;
+        if (node === this.fromNode[level]) {
+          inside = true;
+          from = this.fromOff[level];
+        }
+        if (inside) {
+          const last = node === this.toNode[level];
+          if (last) to = this.toOff[level];
+          if (nextLength + to - from + 1 > next.length) next = this.growRun(next, nextLength + to - from + 1);
+          for (let c = from; c <= to; c++) next[nextLength++] = this.childAt(node, c);
+          if (last) inside = false;
+        }
+        this.retireNode(node);
+      }
+      [run, next] = [next, run];
+      runLength = nextLength;
+    }
+    let removed = 0;
+    for (let i = 0; i < runLength; i++) {
+      const leaf = run[i];
+      const count = this.countOf(leaf);
+      for (let s = 0; s < count; s++) if (this.valueAt(leaf, s) !== 0) removed++;
+      this.retireNode(leaf);
+    }
+    this.runA = run;
+    this.runB = next;
+    return removed;
+  }
+
+  private retireNode(node: number): void {
+    this.views.i32[node * NODE_I32 + META] |= DEAD;
+    this.reclaimer.deferFree(this.arena, node);
+  }
+
+  private growRun(run: Int32Array, need: number): Int32Array {
+    const bigger = new Int32Array(Math.max(need, run.length * 2));
+    bigger.set(run);
+    return bigger;
+  }
+
+  private assertWholeLevel(level: number): void {
+    if (this.L.min[level] !== 0 || this.R.max[level] !== MAX_INDEX) {
+      throw new Error(`maple: single-child content at level ${level} is not the whole level`);
+    }
+  }
+
+  // ---- node accessors ----
+
+  private levelOf(node: number): number {
+    return (this.views.i32[node * NODE_I32 + META] & LEVEL_MASK) >> LEVEL_SHIFT;
+  }
+
+  private countOf(node: number): number {
+    return this.views.i32[node * NODE_I32 + META] & COUNT_MASK;
+  }
+
+  private valueAt(leaf: number, slot: number): number {
+    return this.views.i32[leaf * NODE_I32 + VALUES + slot];
+  }
+
+  private childAt(node: number, slot: number): number {
+    return this.views.i32[node * NODE_I32 + CHILDREN + slot];
+  }
+
+  private hintAt(node: number, slot: number): number {
+    return this.views.f32[node * NODE_I32 + GAPS + slot];
+  }
+
+  private slotOf(leaf: number, index: number): number {
+    const p = leaf * NODE_F64;
+    const f64 = this.views.f64;
+    let k = 0;
+    while (k < LEAF_SLOTS - 1 && f64[p + k] < index) k++;
+    return k;
+  }
+
+  private slotFirst(path: Path, k: number): number {
+    return k === 0 ? path.min[0] : this.views.f64[path.node[0] * NODE_F64 + k - 1] + 1;
+  }
+
+  private slotLast(path: Path, k: number): number {
+    return k === this.countOf(path.node[0]) - 1 ? path.max[0] : this.views.f64[path.node[0] * NODE_F64 + k];
+  }
+
+  /** Largest gap of `leaf` if slot k held `value`. */
+  private leafGapWith(leaf: number, k: number, value: number): number {
+    const count = this.countOf(leaf);
+    let gap = 0;
+    for (let i = 0; i < count; i++) {
+      if ((i === k ? value : this.valueAt(leaf, i)) !== 0) continue;
+      const size = this.slotLast(this.L, i) - this.slotFirst(this.L, i) + 1;
+      if (size > gap) gap = size;
+    }
+    return gap;
+  }
+}

@@ -1,0 +1,267 @@
+/**
+ * AddressSpace: one process's virtual address space (struct mm_struct). It owns the VMA records
+ * (an Arena), the RangeIndex of VMAs keyed by [vm_start, vm_end - 1] with `mmap_lock` as its
+ * external writer lock, the per-mm state the syscalls use (map_count, brk, def_flags, locked_vm)
+ * and one reusable VmaTxn through which every syscall reads and changes VMAs.
+ *
+ * Raw syscalls (`sys*`) return a result or a negative errno, as the kernel does; the public
+ * methods throw VmError instead. Every syscall takes mmap_lock for writing; a failed call leaves
+ * the space unchanged except where Linux documents partial effects (see docs/mm.md).
+ */
+import { check, EINVAL } from '../errno.js';
+import { FileTable } from '../fs/file-ref.js';
+import type { RangeIndex } from '../maple/api.js';
+import type { FailureInjector } from '../shm/arena.js';
+import { rcuBarrier, rcuDeferFree } from '../sync/rcu.js';
+import { RwSem } from '../sync/rwsem.js';
+import { defaultConfig, type MmConfig } from './config.js';
+import { Placement } from './placement.js';
+import { type VmaView, vmaViews } from './proc-maps.js';
+import { cint, ulong } from './syscalls/args.js';
+import { sysBrk } from './syscalls/brk.js';
+import { sysMadvise } from './syscalls/madvise.js';
+import { sysMlock2, sysMlockall, sysMunlock, sysMunlockall } from './syscalls/mlock.js';
+import { sysMmap } from './syscalls/mmap.js';
+import { sysMprotect } from './syscalls/mprotect.js';
+import { sysMremap } from './syscalls/mremap.js';
+import { sysMsync } from './syscalls/msync.js';
+import { sysMunmap } from './syscalls/munmap.js';
+import { sysTouch } from './syscalls/touch.js';
+import { MergeState, VmaLayer } from './vma.js';
+import { VmaArena, type VmaFields } from './vma-record.js';
+import { VmaTxn } from './vma-txn.js';
+import { VM_LOCKED } from './vm-flags.js';
+
+export interface AddressSpaceOptions {
+  config?: Partial<MmConfig>;
+  /** The VMA index; the maple tree in production, a reference index in tests. */
+  index: RangeIndex;
+  files?: FileTable;
+  /** Shared with the index's node arena so tests can fail the k-th allocation of a syscall. */
+  injector?: FailureInjector;
+  vmaCapacity?: number;
+  /** Free VMA records after an RCU grace period (default) or at once (single-threaded tools). */
+  rcuFree?: boolean;
+}
+
+export class AddressSpace {
+  readonly config: MmConfig;
+  readonly files: FileTable;
+  readonly arena: VmaArena;
+  readonly index: RangeIndex;
+  /** mmap_lock: writers (all syscalls here) hold it for write; it is the tree's external lock. */
+  readonly mmapLock: RwSem;
+  readonly txn: VmaTxn;
+  readonly layer: VmaLayer;
+  readonly placement: Placement;
+  /** Scratch merge states (struct vma_merge_struct) reused by every call. */
+  readonly ms = new MergeState();
+
+  /** mm->map_count. */
+  mapCount = 0;
+  /** mm->brk (the exact requested break) and mm->start_brk. */
+  curBrk: number;
+  readonly startBrk: number;
+  /** mm->def_flags: VM_LOCKED / VM_LOCKONFAULT after mlockall(MCL_FUTURE). */
+  defFlags = 0;
+  /** Names of special mappings ([stack], [vdso], ...) indexed by NAME_SPECIAL ids. */
+  readonly specialNames: string[] = [];
+  /** VMAs beyond the index's range (e.g. [vsyscall] at 0xffffffffff600000): shown, never changed. */
+  readonly outsideVmas: Array<{ start: bigint; end: bigint; flags: number; name: string }> = [];
+  private nextAnonId = 1;
+  private fileMark = 0;
+
+  constructor(options: AddressSpaceOptions) {
+    this.config = defaultConfig(options.config);
+    this.files = options.files ?? new FileTable();
+    this.index = options.index;
+    const capacity = options.vmaCapacity ?? 256;
+    this.arena = VmaArena.create(capacity, Math.max(capacity, this.config.maxMapCount + 16), options.injector);
+    this.mmapLock = RwSem.create('mmap_lock');
+    const useRcu = options.rcuFree ?? true;
+    const arena = this.arena;
+    this.txn = new VmaTxn(arena, this.index, useRcu ? (h) => rcuDeferFree(arena.arena, h) : (h) => arena.arena.free(h));
+    this.layer = new VmaLayer(this.txn, this.config.maxMapCount);
+    this.placement = new Placement(this.index, arena, this.config);
+    this.curBrk = this.config.startBrk;
+    this.startBrk = this.config.startBrk;
+  }
+
+  // ---- transaction plumbing used by the syscalls ---------------------------------------------
+
+  /** Takes mmap_lock for write and opens an empty transaction. */
+  begin(): void {
+    this.mmapLock.downWrite();
+    this.txn.reset();
+    this.layer.mapCountBase = this.mapCount;
+    this.fileMark = this.files.mark();
+  }
+
+  /** Commits the transaction (0 or -ENOMEM, in which case nothing changed) and opens a new one. */
+  commit(): number {
+    const r = this.txn.commit();
+    if (r < 0) this.files.rollback(this.fileMark);
+    else this.mapCount += this.txn.mapCountDelta;
+    this.txn.reset();
+    this.layer.mapCountBase = this.mapCount;
+    this.fileMark = this.files.mark();
+    return r;
+  }
+
+  /** Commits and releases mmap_lock; returns `ret`, or -ENOMEM if the commit failed. */
+  end(ret: number): number {
+    const r = this.commit();
+    this.mmapLock.upWrite();
+    return r < 0 ? r : ret;
+  }
+
+  /** mm->locked_vm in pages: the size of the VM_LOCKED VMAs (as the transaction stands). */
+  lockedPages(): number {
+    const t = this.txn;
+    let pages = 0;
+    for (let v = t.findFrom(0); v >= 0; v = t.nextOf(v)) {
+      if ((t.flags[v] & VM_LOCKED) !== 0) pages += (t.end[v] - t.start[v]) / 4096;
+    }
+    return pages;
+  }
+
+  /** A new anon_vma identity (anon_vma_alloc). */
+  newAnonVma(): number {
+    return this.nextAnonId++;
+  }
+
+  /** The id of a special mapping name, registering it on first use. */
+  specialNameId(name: string): number {
+    const i = this.specialNames.indexOf(name);
+    if (i >= 0) return i;
+    this.specialNames.push(name);
+    return this.specialNames.length - 1;
+  }
+
+  /** Adds a VMA as it is (process start-up layout); its range must be free. */
+  insertVma(f: VmaFields): void {
+    this.begin();
+    if (this.txn.intersecting(f.start, f.end) >= 0) {
+      this.end(0);
+      throw new Error(`insertVma: [${f.start.toString(16)}, ${f.end.toString(16)}) is not free`);
+    }
+    if (f.anon >= this.nextAnonId) this.nextAnonId = f.anon + 1;
+    this.txn.insert(f);
+    check(this.end(0), 'insertVma');
+  }
+
+  /** Unmaps everything and returns every record to the arena (after the RCU grace period). */
+  destroy(): void {
+    this.begin();
+    const first = this.txn.findFrom(0);
+    if (first >= 0) this.layer.unmapRange(first, 0, 2 ** 53);
+    check(this.end(0), 'destroy');
+    rcuBarrier();
+  }
+
+  // ---- raw syscalls: result or -errno ---------------------------------------------------------
+
+  sysMmap(addr: number, len: number, prot: number, flags: number, fd: number, offset: number): number {
+    return sysMmap(this, addr, len, prot, flags, fd, offset);
+  }
+  sysMunmap(addr: number, len: number): number {
+    return sysMunmap(this, addr, len);
+  }
+  sysMprotect(addr: number, len: number, prot: number): number {
+    return sysMprotect(this, addr, len, prot);
+  }
+  sysMremap(oldAddr: number, oldLen: number, newLen: number, flags: number, newAddr: number): number {
+    return sysMremap(this, oldAddr, oldLen, newLen, flags, newAddr);
+  }
+  sysBrk(addr: number): number {
+    return sysBrk(this, addr);
+  }
+  sysMadvise(addr: number, len: number, advice: number): number {
+    return sysMadvise(this, addr, len, advice);
+  }
+  sysMlock2(addr: number, len: number, flags: number): number {
+    return sysMlock2(this, addr, len, flags);
+  }
+  sysMunlock(addr: number, len: number): number {
+    return sysMunlock(this, addr, len);
+  }
+  sysMlockall(flags: number): number {
+    return sysMlockall(this, flags);
+  }
+  sysMunlockall(): number {
+    return sysMunlockall(this);
+  }
+  sysMsync(addr: number, len: number, flags: number): number {
+    return sysMsync(this, addr, len, flags);
+  }
+  /** The traces' fault stand-in: accesses every page of [addr, addr + len) that can be accessed. */
+  sysTouch(addr: number, len: number, write: boolean): number {
+    return sysTouch(this, addr, len, write);
+  }
+
+  // ---- public API: throws VmError -------------------------------------------------------------
+
+  mmap(addr: number, len: number, prot: number, flags: number, fd = -1, offset = 0): number {
+    const a = [ulong(addr), ulong(len), ulong(prot), ulong(flags), cint(fd), ulong(offset)];
+    if (a.some(Number.isNaN)) return check(-EINVAL, 'mmap: argument is not an integer of the C type');
+    return check(this.sysMmap(a[0], a[1], a[2], a[3], a[4], a[5]), 'mmap');
+  }
+  munmap(addr: number, len: number): void {
+    const a = ulong(addr);
+    const l = ulong(len);
+    check(Number.isNaN(a) || Number.isNaN(l) ? -EINVAL : this.sysMunmap(a, l), 'munmap');
+  }
+  mprotect(addr: number, len: number, prot: number): void {
+    const a = [ulong(addr), ulong(len), ulong(prot)];
+    check(a.some(Number.isNaN) ? -EINVAL : this.sysMprotect(a[0], a[1], a[2]), 'mprotect');
+  }
+  mremap(oldAddr: number, oldLen: number, newLen: number, flags: number, newAddr = 0): number {
+    const a = [ulong(oldAddr), ulong(oldLen), ulong(newLen), ulong(flags), ulong(newAddr)];
+    if (a.some(Number.isNaN)) return check(-EINVAL, 'mremap: argument is not an integer of the C type');
+    return check(this.sysMremap(a[0], a[1], a[2], a[3], a[4]), 'mremap');
+  }
+  /** brk never fails: it returns the new break, or the old one when the request is refused. */
+  brk(addr: number): number {
+    const a = ulong(addr);
+    return this.sysBrk(Number.isNaN(a) ? 0 : a);
+  }
+  madvise(addr: number, len: number, advice: number): void {
+    const a = [ulong(addr), ulong(len), cint(advice)];
+    check(a.some(Number.isNaN) ? -EINVAL : this.sysMadvise(a[0], a[1], a[2]), 'madvise');
+  }
+  mlock(addr: number, len: number, flags = 0): void {
+    const a = [ulong(addr), ulong(len), cint(flags)];
+    check(a.some(Number.isNaN) ? -EINVAL : this.sysMlock2(a[0], a[1], a[2]), 'mlock');
+  }
+  munlock(addr: number, len: number): void {
+    const a = [ulong(addr), ulong(len)];
+    check(a.some(Number.isNaN) ? -EINVAL : this.sysMunlock(a[0], a[1]), 'munlock');
+  }
+  mlockall(flags: number): void {
+    const f = cint(flags);
+    check(Number.isNaN(f) ? -EINVAL : this.sysMlockall(f), 'mlockall');
+  }
+  munlockall(): void {
+    check(this.sysMunlockall(), 'munlockall');
+  }
+  msync(addr: number, len: number, flags: number): void {
+    const a = [ulong(addr), ulong(len), cint(flags)];
+    check(a.some(Number.isNaN) ? -EINVAL : this.sysMsync(a[0], a[1], a[2]), 'msync');
+  }
+  touch(addr: number, len: number, write: boolean): void {
+    const a = [ulong(addr), ulong(len)];
+    check(a.some(Number.isNaN) ? -EINVAL : this.sysTouch(a[0], a[1], write), 'touch');
+  }
+
+  // ---- views ---------------------------------------------------------------------------------
+
+  /** The VMAs in address order, as /proc/PID/maps and smaps show them. */
+  vmas(): VmaView[] {
+    this.mmapLock.downRead();
+    try {
+      return vmaViews(this);
+    } finally {
+      this.mmapLock.upRead();
+    }
+  }
+}

@@ -1,0 +1,162 @@
+/**
+ * What faults do to VMA metadata. Pages and page tables belong to the memory layer; here a fault
+ * matters for the one piece of VMA state it creates: the anon_vma. A write fault on a private VMA
+ * (anonymous or file, copy-on-write) and a read fault that maps a transparent huge page into an
+ * anonymous VMA allocate it (anon_vma_prepare), reusing an adjacent compatible VMA's so that the
+ * two can merge again later (find_mergeable_anon_vma). File pages at or past the end of the file
+ * (and shmem pages past the object's size) fault with SIGBUS, reported as -EFAULT like GUP does.
+ *
+ * Also the GUP walks built on it: populate_vma_page_range / __mm_populate (mlock, MAP_POPULATE,
+ * MAP_LOCKED) and faultin_page_range (MADV_POPULATE_READ/WRITE).
+ */
+import { EFAULT, EINVAL, ENOMEM } from '../errno.js';
+import type { AddressSpace } from './address-space.js';
+import { NAME_ANON, NAME_SPECIAL } from './vma-record.js';
+import {
+  PAGE_SIZE,
+  PMD_SIZE,
+  VM_ACCESS_FLAGS,
+  VM_EXEC,
+  VM_HUGEPAGE,
+  VM_IO,
+  VM_LOCKONFAULT,
+  VM_MAYREAD,
+  VM_MAYWRITE,
+  VM_NOHUGEPAGE,
+  VM_PFNMAP,
+  VM_READ,
+  VM_SHARED,
+  VM_SOFTDIRTY,
+  VM_WRITE,
+} from './vm-flags.js';
+
+/** vma_is_anonymous: no vm_ops (private anonymous memory, including the stack). */
+export function isAnonymous(mm: AddressSpace, slot: number): boolean {
+  const t = mm.txn;
+  return t.file[slot] === 0 && (t.nameKind[slot] === NAME_ANON || isStackName(mm, slot));
+}
+
+function isStackName(mm: AddressSpace, slot: number): boolean {
+  return mm.txn.nameKind[slot] === NAME_SPECIAL && mm.specialNames[mm.txn.nameId[slot]] === '[stack]';
+}
+
+/** anon_vma_compatible(a, b): b directly follows a and could share its anon_vma. */
+function anonVmaCompatible(mm: AddressSpace, a: number, b: number): boolean {
+  const t = mm.txn;
+  return (
+    t.end[a] === t.start[b] &&
+    t.file[a] === t.file[b] &&
+    ((t.flags[a] ^ t.flags[b]) & ~(VM_ACCESS_FLAGS | VM_SOFTDIRTY)) === 0 &&
+    t.pgoff[b] === t.pgoff[a] + (t.start[b] - t.start[a]) / PAGE_SIZE
+  );
+}
+
+/** anon_vma_prepare: gives `slot` an anon_vma (a neighbour's when compatible, else a new one). */
+export function anonPrepare(mm: AddressSpace, slot: number): void {
+  const t = mm.txn;
+  if (t.anon[slot] !== 0) return;
+  const next = t.findFrom(t.end[slot]);
+  if (next >= 0 && t.anon[next] !== 0 && anonVmaCompatible(mm, slot, next)) {
+    t.anon[slot] = t.anon[next];
+    return;
+  }
+  const prev = t.prevOf(slot);
+  if (prev >= 0 && t.anon[prev] !== 0 && anonVmaCompatible(mm, prev, slot)) {
+    t.anon[slot] = t.anon[prev];
+    return;
+  }
+  t.anon[slot] = mm.newAnonVma();
+}
+
+/** End of the part of `slot` backed by its file or shmem object (vm_end if anonymous). */
+export function backedEnd(mm: AddressSpace, slot: number): number {
+  const t = mm.txn;
+  if (t.file[slot] === 0) return t.end[slot];
+  const filePages = Math.ceil(mm.files.get(t.file[slot]).size / PAGE_SIZE);
+  const end = t.start[slot] + (filePages - t.pgoff[slot]) * PAGE_SIZE;
+  return Math.max(t.start[slot], Math.min(t.end[slot], end));
+}
+
+/** A read fault in [start, end) of `slot` would map a PMD-sized THP (do_huge_pmd_anonymous_page). */
+function readFaultMapsThp(mm: AddressSpace, slot: number, start: number, end: number): boolean {
+  const t = mm.txn;
+  const flags = t.flags[slot];
+  if (!isAnonymous(mm, slot) || (flags & VM_NOHUGEPAGE) !== 0) return false;
+  const mode = mm.config.thpEnabled;
+  if (!(mode === 'always' || (mode === 'madvise' && (flags & VM_HUGEPAGE) !== 0))) return false;
+  const first = Math.ceil(t.start[slot] / PMD_SIZE) * PMD_SIZE;
+  const last = Math.floor(t.end[slot] / PMD_SIZE) * PMD_SIZE;
+  return first < last && Math.max(start, first) < Math.min(end, last);
+}
+
+/**
+ * Faults every page of [start, end) (inside `slot`) for read or write. Returns the pages done,
+ * or -EFAULT when a page lies past the end of the backing object (after the earlier pages).
+ */
+export function faultRange(mm: AddressSpace, slot: number, start: number, end: number, write: boolean): number {
+  const t = mm.txn;
+  if (start >= end) return 0;
+  if (write ? (t.flags[slot] & VM_SHARED) === 0 : readFaultMapsThp(mm, slot, start, end)) anonPrepare(mm, slot);
+  const backed = backedEnd(mm, slot);
+  if (end > backed) return -EFAULT;
+  return (end - start) / PAGE_SIZE;
+}
+
+/** check_vma_flags for GUP: 0 or -EFAULT. */
+function checkVmaFlags(mm: AddressSpace, slot: number, write: boolean, force: boolean): number {
+  const flags = mm.txn.flags[slot];
+  if ((flags & (VM_IO | VM_PFNMAP)) !== 0) return -EFAULT;
+  if (write) {
+    if ((flags & VM_WRITE) === 0) {
+      if (!force) return -EFAULT;
+      if ((flags & (VM_SHARED | VM_MAYWRITE)) !== VM_MAYWRITE) return -EFAULT;
+    }
+  } else if ((flags & VM_READ) === 0) {
+    if (!force || (flags & VM_MAYREAD) === 0) return -EFAULT;
+  }
+  return 0;
+}
+
+/** populate_vma_page_range: the mlock/MAP_POPULATE walk over [start, end) of one VMA. */
+export function populateVmaRange(mm: AddressSpace, slot: number, start: number, end: number): number {
+  const flags = mm.txn.flags[slot];
+  if ((flags & VM_LOCKONFAULT) !== 0) return (end - start) / PAGE_SIZE;
+  const write = (flags & (VM_WRITE | VM_SHARED)) === VM_WRITE;
+  const force = (flags & (VM_READ | VM_WRITE | VM_EXEC)) !== 0;
+  const err = checkVmaFlags(mm, slot, write, force);
+  if (err < 0) return err;
+  return faultRange(mm, slot, start, end, write);
+}
+
+/** __mm_populate over [start, start + len): 0 or the first error (unless ignoring errors). */
+export function mmPopulate(mm: AddressSpace, start: number, len: number, ignoreErrors: boolean): number {
+  const t = mm.txn;
+  const end = start + len;
+  let nstart = start;
+  while (nstart < end) {
+    const vma = t.intersecting(nstart, end);
+    if (vma < 0) break;
+    const nend = Math.min(end, t.end[vma]);
+    if ((t.flags[vma] & (VM_IO | VM_PFNMAP)) === 0) {
+      const ret = populateVmaRange(mm, vma, Math.max(nstart, t.start[vma]), nend);
+      if (ret < 0 && !ignoreErrors) return ret;
+    }
+    nstart = nend;
+  }
+  return 0;
+}
+
+/** faultin_page_range for MADV_POPULATE_(READ|WRITE): 0, -ENOMEM (hole), -EINVAL, -EFAULT. */
+export function faultinRange(mm: AddressSpace, start: number, end: number, write: boolean): number {
+  const t = mm.txn;
+  let addr = start;
+  while (addr < end) {
+    const vma = t.vmaAt(addr);
+    if (vma < 0) return -ENOMEM;
+    if (checkVmaFlags(mm, vma, write, false) < 0) return -EINVAL;
+    const stop = Math.min(end, t.end[vma]);
+    if (faultRange(mm, vma, addr, stop, write) < 0) return -EFAULT;
+    addr = stop;
+  }
+  return 0;
+}

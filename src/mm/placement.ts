@@ -1,0 +1,154 @@
+/**
+ * get_unmapped_area for x86_64 with the top-down layout: the hint rules of
+ * arch_get_unmapped_area_topdown, the gap search of unmapped_area_topdown over the tree's gap
+ * tracking (with the stack guard gap below VM_GROWSDOWN mappings), the bottom-up fallback, the
+ * THP alignment of anonymous mappings and of files whose file system uses thp_get_unmapped_area,
+ * and the final checks of __get_unmapped_area (TASK_SIZE, mmap_min_addr).
+ *
+ * Runs against the tree as it is (placement always precedes mutation in a syscall).
+ */
+import { EINVAL, ENOMEM, EPERM } from '../errno.js';
+import { PLACE_THP, type FileRef } from '../fs/file-ref.js';
+import { type RangeIndex, rangeOut } from '../maple/api.js';
+import type { MmConfig } from './config.js';
+import type { VmaArena } from './vma-record.js';
+import { MAP_FIXED, MAP_SHARED, PAGE_SIZE, PMD_SIZE, VM_GROWSDOWN } from './vm-flags.js';
+
+const LIMIT = 2 ** 53 - 1;
+
+export class Placement {
+  private readonly index: RangeIndex;
+  private readonly arena: VmaArena;
+  private readonly config: MmConfig;
+  private readonly out = rangeOut();
+
+  constructor(index: RangeIndex, arena: VmaArena, config: MmConfig) {
+    this.index = index;
+    this.arena = arena;
+    this.config = config;
+  }
+
+  /** __get_unmapped_area: an address for [addr, addr + len) or -errno. `len` is page-aligned. */
+  getUnmappedArea(file: FileRef | null, addr: number, len: number, pgoff: number, flags: number): number {
+    const c = this.config;
+    if (len > c.taskSize) return -ENOMEM;
+    let res: number;
+    if (file !== null) {
+      res =
+        file.placement === PLACE_THP
+          ? this.thpGetUnmappedArea(addr, len, pgoff * PAGE_SIZE, flags)
+          : this.archTopdown(addr, len, flags);
+    } else if ((flags & MAP_SHARED) !== 0) {
+      res = this.archTopdown(addr, len, flags);
+    } else if (c.thpAlignAnon && addr === 0 && len % PMD_SIZE === 0) {
+      res = this.thpGetUnmappedArea(addr, len, 0, flags);
+    } else {
+      res = this.archTopdown(addr, len, flags);
+    }
+    if (res < 0) return res;
+    if (res > c.taskSize - len) return -ENOMEM;
+    if (res % PAGE_SIZE !== 0) return -EINVAL;
+    if (res < c.mmapMinAddr && !c.privileged) return -EPERM;
+    return res;
+  }
+
+  /** thp_get_unmapped_area_vmflags: 2 MiB-aligned placement when the file range allows it. */
+  private thpGetUnmappedArea(addr: number, len: number, off: number, flags: number): number {
+    const aligned = this.thpAligned(addr, len, off, flags);
+    return aligned !== 0 ? aligned : this.archTopdown(addr, len, flags);
+  }
+
+  /** __thp_get_unmapped_area: 0 when alignment does not apply or the padded search fails. */
+  private thpAligned(addr: number, len: number, off: number, flags: number): number {
+    const offEnd = off + len;
+    const offAlign = Math.ceil(off / PMD_SIZE) * PMD_SIZE;
+    if (offEnd <= offAlign || offEnd - offAlign < PMD_SIZE) return 0;
+    const res = this.archTopdown(addr, len + PMD_SIZE, flags);
+    if (res < 0) return 0;
+    if (res === addr) return addr;
+    const offSub = (((off - res) % PMD_SIZE) + PMD_SIZE) % PMD_SIZE;
+    return offSub === 0 ? res + PMD_SIZE : res + offSub;
+  }
+
+  /** arch_get_unmapped_area_topdown (x86_64). */
+  archTopdown(addr0: number, len: number, flags: number): number {
+    const c = this.config;
+    if (len > c.taskSize) return -ENOMEM;
+    if ((flags & MAP_FIXED) !== 0) return addr0;
+    if (addr0 !== 0) {
+      const addr = addr0 - (addr0 % PAGE_SIZE);
+      if (this.hintValid(addr, len)) {
+        const h = this.firstVmaFrom(addr);
+        if (h === 0 || addr + len <= this.vmStartGap(h)) return addr;
+      }
+    }
+    const res = this.unmappedAreaTopdown(len, PAGE_SIZE, c.mmapBase);
+    if (res >= 0) return res;
+    return this.archBottomUp(addr0, len);
+  }
+
+  /** arch_get_unmapped_area: the bottom-up search from mmap_legacy_base. */
+  private archBottomUp(addr0: number, len: number): number {
+    const c = this.config;
+    const end = c.taskSize;
+    if (len > end) return -ENOMEM;
+    if (addr0 !== 0) {
+      const addr = Math.ceil(addr0 / PAGE_SIZE) * PAGE_SIZE;
+      const h = this.firstVmaFrom(addr);
+      if (end - len >= addr && (h === 0 || addr + len <= this.vmStartGap(h))) return addr;
+    }
+    return this.unmappedArea(len, c.mmapLegacyBase, end);
+  }
+
+  /** mmap_address_hint_valid. */
+  private hintValid(addr: number, len: number): boolean {
+    const c = this.config;
+    if (c.taskSize - len < addr) return false;
+    return addr > c.taskSize === addr + len > c.taskSize;
+  }
+
+  /** unmapped_area_topdown: the highest free [gap, gap + len) below high, above low. */
+  unmappedAreaTopdown(len: number, low: number, high: number): number {
+    const min = Math.max(low, this.config.mmapMinAddr);
+    for (;;) {
+      if (high - 1 < min) return -ENOMEM;
+      const s = this.index.gapHighest(min, high - 1, len, 1);
+      if (s < 0) return -ENOMEM;
+      const gapEnd = s + len;
+      const next = this.firstVmaFrom(gapEnd);
+      if (next !== 0 && (this.arena.flags(next) & VM_GROWSDOWN) !== 0 && this.vmStartGap(next) < gapEnd) {
+        high = this.vmStartGap(next);
+        continue;
+      }
+      return s;
+    }
+  }
+
+  /** unmapped_area: the lowest free [gap, gap + len) above low, below high. */
+  private unmappedArea(len: number, low: number, high: number): number {
+    let min = Math.max(low, this.config.mmapMinAddr);
+    for (;;) {
+      if (high - 1 < min) return -ENOMEM;
+      const s = this.index.gapLowest(min, high - 1, len, 1);
+      if (s < 0) return -ENOMEM;
+      const next = this.firstVmaFrom(s + len);
+      if (next !== 0 && (this.arena.flags(next) & VM_GROWSDOWN) !== 0 && this.vmStartGap(next) < s + len - 1) {
+        min = this.arena.end(next);
+        continue;
+      }
+      return s;
+    }
+  }
+
+  /** find_vma on the tree: the first VMA ending above addr (0 if none). */
+  private firstVmaFrom(addr: number): number {
+    return this.index.next(addr, LIMIT, this.out);
+  }
+
+  /** vm_start_gap: a VM_GROWSDOWN VMA keeps stack_guard_gap free below it. */
+  private vmStartGap(h: number): number {
+    const start = this.arena.start(h);
+    if ((this.arena.flags(h) & VM_GROWSDOWN) === 0) return start;
+    return Math.max(0, start - this.config.stackGuardGap);
+  }
+}

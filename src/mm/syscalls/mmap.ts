@@ -1,0 +1,221 @@
+/**
+ * mmap(2): ksys_mmap_pgoff -> do_mmap -> __get_unmapped_area -> mmap_region (mm/mmap.c,
+ * mm/vma.c), then the population of MAP_POPULATE / VM_LOCKED mappings. The checks run in the
+ * kernel's order, so every invalid combination reports the errno Linux reports first.
+ */
+import { EACCES, EAGAIN, EBADF, EEXIST, EINVAL, ENOMEM, EOPNOTSUPP, EOVERFLOW, EPERM } from '../../errno.js';
+import type { FileRef } from '../../fs/file-ref.js';
+import type { AddressSpace } from '../address-space.js';
+import { mmPopulate } from '../fault.js';
+import { NAME_ANON, NAME_FILE } from '../vma-record.js';
+import {
+  LEGACY_MAP_MASK,
+  MAP_ANONYMOUS,
+  MAP_DROPPABLE,
+  MAP_FIXED,
+  MAP_FIXED_NOREPLACE,
+  MAP_GROWSDOWN,
+  MAP_HUGETLB,
+  MAP_LOCKED,
+  MAP_NONBLOCK,
+  MAP_NORESERVE,
+  MAP_POPULATE,
+  MAP_PRIVATE,
+  MAP_SHARED,
+  MAP_SHARED_VALIDATE,
+  MAP_STACK,
+  MAP_SYNC,
+  MAP_TYPE,
+  PAGE_SIZE,
+  PROT_WRITE,
+  protToVm,
+  VM_ACCOUNT,
+  VM_DONTDUMP,
+  VM_DROPPABLE,
+  VM_GROWSDOWN,
+  VM_LOCKED,
+  VM_MAYEXEC,
+  VM_MAYREAD,
+  VM_MAYSHARE,
+  VM_MAYWRITE,
+  VM_NOHUGEPAGE,
+  VM_NORESERVE,
+  VM_SHARED,
+  VM_SYNC,
+  VM_WIPEONFORK,
+  VM_WRITE,
+} from '../vm-flags.js';
+import { pageAlign, U64 } from './args.js';
+import { mlockFutureOk } from './mlock.js';
+
+/** MAX_LFS_FILESIZE on 64-bit. */
+const MAX_LFS_FILESIZE = 2 ** 63 - 1;
+
+export function sysMmap(
+  mm: AddressSpace,
+  addr: number,
+  len: number,
+  prot: number,
+  flags: number,
+  fd: number,
+  offset: number,
+): number {
+  if (offset % PAGE_SIZE !== 0) return -EINVAL;
+  let file: FileRef | null = null;
+  if ((flags & MAP_ANONYMOUS) === 0) {
+    if (!(fd >= 1 && fd <= mm.files.mark())) return -EBADF;
+    file = mm.files.get(fd);
+    if ((flags & MAP_HUGETLB) !== 0) return -EINVAL;
+  } else if ((flags & MAP_HUGETLB) !== 0) {
+    // No huge pages are reserved (nr_hugepages = 0): the reservation fails.
+    return -ENOMEM;
+  }
+  mm.begin();
+  const ret = doMmap(mm, file, addr, len, prot, flags, offset / PAGE_SIZE);
+  return mm.end(ret);
+}
+
+/** calc_vm_flag_bits. */
+function vmFlagBits(flags: number): number {
+  return (
+    ((flags & MAP_GROWSDOWN) !== 0 ? VM_GROWSDOWN : 0) |
+    ((flags & MAP_LOCKED) !== 0 ? VM_LOCKED : 0) |
+    ((flags & MAP_SYNC) !== 0 ? VM_SYNC : 0) |
+    ((flags & MAP_STACK) !== 0 ? VM_NOHUGEPAGE : 0)
+  );
+}
+
+function doMmap(
+  mm: AddressSpace,
+  file: FileRef | null,
+  addr: number,
+  len: number,
+  prot: number,
+  flags: number,
+  pgoff: number,
+): number {
+  const c = mm.config;
+  const highFlags = flags >= 2 ** 32;
+  if (len === 0) return -EINVAL;
+  if ((flags & MAP_FIXED_NOREPLACE) !== 0) flags |= MAP_FIXED;
+  if ((flags & MAP_FIXED) === 0) addr = roundHintToMin(mm, addr);
+  len = pageAlign(len);
+  if (len === 0) return -ENOMEM;
+  if (pgoff + len / PAGE_SIZE >= U64) return -EOVERFLOW;
+  if (mm.mapCount > c.maxMapCount) return -ENOMEM;
+  let vmFlags = protToVm(prot) | vmFlagBits(flags) | mm.defFlags | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC;
+  addr = mm.placement.getUnmappedArea(file, addr, len, pgoff, flags);
+  if (addr < 0) return addr;
+  if ((flags & MAP_FIXED_NOREPLACE) !== 0 && mm.txn.intersecting(addr, addr + len) >= 0) return -EEXIST;
+  if ((flags & MAP_LOCKED) !== 0 && !c.privileged && c.rlimitMemlock === 0) return -EPERM;
+  if (!mlockFutureOk(mm, (vmFlags & VM_LOCKED) !== 0, len)) return -EAGAIN;
+  if (file !== null) {
+    if (len > MAX_LFS_FILESIZE || pgoff > Math.floor((MAX_LFS_FILESIZE - len) / PAGE_SIZE)) return -EOVERFLOW;
+    const type = flags & MAP_TYPE;
+    if (type === MAP_SHARED || type === MAP_SHARED_VALIDATE) {
+      const mask = LEGACY_MAP_MASK | (file.syncUnsupported ? MAP_SYNC : 0);
+      const checked = type === MAP_SHARED ? flags & LEGACY_MAP_MASK : flags;
+      if ((checked & ~mask) !== 0 || (type === MAP_SHARED_VALIDATE && highFlags)) return -EOPNOTSUPP;
+      if ((prot & PROT_WRITE) !== 0 && !file.writable) return -EACCES;
+      vmFlags |= VM_SHARED | VM_MAYSHARE;
+      if (!file.writable) vmFlags &= ~(VM_MAYWRITE | VM_SHARED);
+    } else if (type !== MAP_PRIVATE) {
+      return -EINVAL;
+    }
+    if ((vmFlags & VM_GROWSDOWN) !== 0) return -EINVAL;
+  } else {
+    const type = flags & MAP_TYPE;
+    if (type === MAP_SHARED) {
+      if ((vmFlags & VM_GROWSDOWN) !== 0) return -EINVAL;
+      pgoff = 0;
+      vmFlags |= VM_SHARED | VM_MAYSHARE;
+    } else if (type === MAP_PRIVATE || type === MAP_DROPPABLE) {
+      if (type === MAP_DROPPABLE) {
+        if ((flags & (MAP_LOCKED | MAP_HUGETLB)) !== 0 || (vmFlags & VM_GROWSDOWN) !== 0) return -EINVAL;
+        vmFlags |= VM_DROPPABLE | VM_NORESERVE | VM_WIPEONFORK | VM_DONTDUMP;
+      }
+      pgoff = addr / PAGE_SIZE;
+    } else {
+      return -EINVAL;
+    }
+  }
+  if ((flags & MAP_NORESERVE) !== 0 && c.overcommitMemory !== 2) vmFlags |= VM_NORESERVE;
+  const ret = mmapRegion(mm, file, addr, len, vmFlags, pgoff);
+  if (ret < 0) return ret;
+  if ((vmFlags & VM_LOCKED) !== 0 || (flags & (MAP_POPULATE | MAP_NONBLOCK)) === MAP_POPULATE) {
+    mmPopulate(mm, addr, len, true);
+  }
+  return addr;
+}
+
+/** round_hint_to_min: hints are page-rounded down and raised to mmap_min_addr. */
+function roundHintToMin(mm: AddressSpace, hint: number): number {
+  hint -= hint % PAGE_SIZE;
+  if (hint !== 0 && hint < mm.config.mmapMinAddr) return Math.ceil(mm.config.mmapMinAddr / PAGE_SIZE) * PAGE_SIZE;
+  return hint;
+}
+
+/** accountable_mapping: private writable mappings without MAP_NORESERVE are charged. */
+function accountable(vmFlags: number): boolean {
+  return (vmFlags & (VM_NORESERVE | VM_SHARED | VM_WRITE)) === VM_WRITE;
+}
+
+/**
+ * mmap_region / __mmap_region: unmaps what [addr, addr + len) overlaps, then merges the new
+ * range with its neighbours or inserts a new VMA. Returns addr or -errno.
+ */
+export function mmapRegion(
+  mm: AddressSpace,
+  file: FileRef | null,
+  addr: number,
+  len: number,
+  vmFlags: number,
+  pgoff: number,
+): number {
+  const t = mm.txn;
+  const end = addr + len;
+  const first = t.intersecting(addr, end);
+  let unmapped = 0;
+  if (first >= 0) {
+    unmapped = mm.layer.unmapRange(first, addr, end);
+    if (unmapped < 0) return unmapped;
+  }
+  if (accountable(vmFlags)) {
+    if (len / PAGE_SIZE > mm.config.commitLimitPages) return -ENOMEM;
+    vmFlags |= VM_ACCOUNT;
+  }
+  // ext4's mmap_prepare refuses MAP_SYNC on a non-DAX file after the old mappings were cleared.
+  if (file !== null && (vmFlags & VM_SYNC) !== 0 && file.syncUnsupported) return -EOPNOTSUPP;
+  const prev = t.findBefore(addr);
+  const next = t.findFrom(end);
+  const fileId = file !== null ? file.id : 0;
+  const ms = mm.ms;
+  const fields = newVmaFields(fileId, vmFlags);
+  ms.forNew(prev, next, addr, end, pgoff, fields);
+  if ((prev >= 0 || next >= 0) && mm.layer.mergeNewRange(ms) >= 0) return addr;
+  if (file === null && (vmFlags & VM_SHARED) !== 0) {
+    fields.file = mm.files.addShmem(len).id;
+  } else if (file !== null) {
+    fields.file = file.id;
+  }
+  fields.nameKind = fields.file !== 0 ? NAME_FILE : NAME_ANON;
+  fields.start = addr;
+  fields.end = end;
+  fields.pgoff = pgoff;
+  t.insert(fields);
+  return addr;
+}
+
+const scratch = { start: 0, end: 0, pgoff: 0, flags: 0, file: 0, anon: 0, nameKind: NAME_ANON, nameId: 0 };
+
+function newVmaFields(file: number, flags: number): typeof scratch {
+  scratch.start = 0;
+  scratch.end = 0;
+  scratch.pgoff = 0;
+  scratch.flags = flags;
+  scratch.file = file;
+  scratch.anon = 0;
+  scratch.nameKind = file !== 0 ? NAME_FILE : NAME_ANON;
+  scratch.nameId = 0;
+  return scratch;
+}

@@ -1,0 +1,26 @@
+/**
+ * munmap(2): do_vmi_munmap -> do_vmi_align_munmap (mm/vma.c). Unmapping a range with nothing in
+ * it succeeds; holes inside the range are fine; splitting a VMA in the middle is refused with
+ * ENOMEM at max_map_count.
+ */
+import { EINVAL } from '../../errno.js';
+import type { AddressSpace } from '../address-space.js';
+import { PAGE_SIZE } from '../vm-flags.js';
+import { pageAlign } from './args.js';
+
+export function sysMunmap(mm: AddressSpace, start: number, len: number): number {
+  const task = mm.config.taskSize;
+  if (start % PAGE_SIZE !== 0 || start > task || len > task - start) return -EINVAL;
+  const end = start + pageAlign(len);
+  if (end === start) return -EINVAL;
+  mm.begin();
+  return mm.end(doMunmap(mm, start, end));
+}
+
+/** The unmap of an aligned, valid range (also used by mremap and brk): 0 or -ENOMEM. */
+export function doMunmap(mm: AddressSpace, start: number, end: number): number {
+  const first = mm.txn.intersecting(start, end);
+  if (first < 0) return 0;
+  const r = mm.layer.unmapRange(first, start, end);
+  return r < 0 ? r : 0;
+}

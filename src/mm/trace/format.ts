@@ -1,0 +1,162 @@
+/**
+ * Reading linux-mm-trace files (shared/linux-traces/FORMAT.md): gzip-compressed or plain JSON
+ * Lines with a header, a layout, one op per line and an end record. A file whose last line is not
+ * an `end` record counting exactly its op lines is truncated and rejected. Hex numbers are 64-bit
+ * and parsed with BigInt here, at the boundary; the replayer converts them to syscall arguments.
+ */
+import { readFileSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
+
+export interface TraceFile {
+  id: string;
+  size: bigint;
+  writable: boolean;
+  fs: string;
+}
+
+export interface TraceHeader {
+  kernel: string;
+  pageSize: number;
+  taskSize: bigint;
+  mmapBase: bigint;
+  mmapMinAddr: bigint;
+  thpEnabled: string;
+  thpShmemEnabled: string;
+  stackGuardGapPages: number;
+  rlimitStack: bigint;
+  overcommitMemory: number;
+  euid: number;
+  initialBrk: bigint;
+  files: TraceFile[];
+  profile: string;
+  seed: number;
+}
+
+export interface TraceVma {
+  start: bigint;
+  end: bigint;
+  perms: string;
+  offset: bigint;
+  name: string;
+  vmflags: string;
+  hasAnonPages: boolean;
+}
+
+export interface TraceOp {
+  i: number;
+  op: string;
+  args: Record<string, unknown>;
+  /** Exactly one of ret and errno is set. */
+  ret: bigint | null;
+  errno: string | null;
+  vmas: TraceVma[];
+}
+
+export interface Trace {
+  name: string;
+  header: TraceHeader;
+  layout: TraceVma[];
+  ops: TraceOp[];
+}
+
+/** Parses a lowercase 0x-prefixed hex string as an unsigned 64-bit value. */
+export function hex(value: unknown, what: string): bigint {
+  if (typeof value !== 'string' || !/^0x[0-9a-f]+$/.test(value)) throw new Error(`${what}: not a hex string: ${String(value)}`);
+  const v = BigInt(value);
+  if (v >= 1n << 64n) throw new Error(`${what}: ${value} does not fit 64 bits`);
+  return v;
+}
+
+function record(line: string, lineNo: number): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(line);
+  } catch {
+    throw new Error(`line ${lineNo}: not JSON`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error(`line ${lineNo}: not an object`);
+  return parsed as Record<string, unknown>;
+}
+
+function vma(raw: unknown, where: string): TraceVma {
+  const v = raw as Record<string, unknown>;
+  return {
+    start: hex(v.start, `${where} start`),
+    end: hex(v.end, `${where} end`),
+    perms: String(v.perms),
+    offset: hex(v.offset, `${where} offset`),
+    name: String(v.name),
+    vmflags: String(v.vmflags),
+    hasAnonPages: v.has_anon_pages === true,
+  };
+}
+
+function header(h: Record<string, unknown>): TraceHeader {
+  if (h.type !== 'header' || h.format !== 'linux-mm-trace' || h.version !== 1) throw new Error('line 1: not a linux-mm-trace v1 header');
+  const files = (h.files as Array<Record<string, unknown>>).map((f) => ({
+    id: String(f.id),
+    size: hex(f.size, `file ${String(f.id)} size`),
+    writable: f.writable === true,
+    fs: String(f.fs),
+  }));
+  return {
+    kernel: String(h.kernel),
+    pageSize: Number(h.page_size),
+    taskSize: hex(h.task_size, 'task_size'),
+    mmapBase: hex(h.mmap_base, 'mmap_base'),
+    mmapMinAddr: hex(h.mmap_min_addr, 'mmap_min_addr'),
+    thpEnabled: String(h.thp_enabled),
+    thpShmemEnabled: String(h.thp_shmem_enabled),
+    stackGuardGapPages: Number(h.stack_guard_gap_pages),
+    rlimitStack: hex(h.rlimit_stack, 'rlimit_stack'),
+    overcommitMemory: Number(h.overcommit_memory),
+    euid: Number(h.euid),
+    initialBrk: hex(h.initial_brk, 'initial_brk'),
+    files,
+    profile: String(h.profile),
+    seed: Number(h.seed),
+  };
+}
+
+/** Parses trace text; throws with the line number on malformed or truncated input. */
+export function parseTrace(text: string, name: string): Trace {
+  const lines = text.split('\n');
+  if (lines.length > 0 && lines[lines.length - 1] === '') lines.pop();
+  if (lines.length < 3) throw new Error(`${name}: truncated (${lines.length} lines)`);
+  const head = header(record(lines[0], 1));
+  const layoutRec = record(lines[1], 2);
+  if (layoutRec.type !== 'layout') throw new Error(`${name}: line 2 is not the layout`);
+  const layout = (layoutRec.vmas as unknown[]).map((v, k) => vma(v, `layout vma ${k}`));
+  const ops: TraceOp[] = [];
+  for (let n = 2; n < lines.length - 1; n++) {
+    const r = record(lines[n], n + 1);
+    if (r.type !== 'op') throw new Error(`${name}: line ${n + 1} is not an op`);
+    if (r.i !== ops.length) throw new Error(`${name}: line ${n + 1}: op index ${String(r.i)}, expected ${ops.length}`);
+    const hasRet = 'ret' in r;
+    if (hasRet === 'errno' in r) throw new Error(`${name}: op ${ops.length} must have exactly one of ret and errno`);
+    ops.push({
+      i: ops.length,
+      op: String(r.op),
+      args: r.args as Record<string, unknown>,
+      ret: hasRet ? (typeof r.ret === 'number' ? BigInt(r.ret) : hex(r.ret, `op ${ops.length} ret`)) : null,
+      errno: hasRet ? null : String(r.errno),
+      vmas: (r.vmas as unknown[]).map((v, k) => vma(v, `op ${ops.length} vma ${k}`)),
+    });
+  }
+  const last = record(lines[lines.length - 1], lines.length);
+  if (last.type !== 'end' || last.ops !== ops.length) throw new Error(`${name}: truncated (no end record for ${ops.length} ops)`);
+  return { name, header: head, layout, ops };
+}
+
+/** Reads a .jsonl.gz or .jsonl trace. */
+export function readTrace(path: string): Trace {
+  const raw = readFileSync(path);
+  const gz = raw.length >= 2 && raw[0] === 0x1f && raw[1] === 0x8b;
+  let text: string;
+  try {
+    text = (gz ? gunzipSync(raw) : raw).toString('utf8');
+  } catch (e) {
+    throw new Error(`${path}: truncated or corrupt gzip (${(e as Error).message})`);
+  }
+  return parseTrace(text, path);
+}

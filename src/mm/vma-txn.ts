@@ -1,0 +1,488 @@
+/**
+ * VmaTxn: the working set of one address-space operation. Every syscall runs Linux's VMA
+ * algorithm against the transaction, never against the tree: VMAs it touches are *loaded* into
+ * slots (copies of their records), split/merged/changed there, and the result is *committed* to
+ * the records and the RangeIndex in one step after every allocation it needs has succeeded. So an
+ * injected allocation failure changes nothing, and errors that Linux reports after partial work
+ * (mprotect over a hole, ...) commit exactly the work done before them.
+ *
+ *   slots (stable ids)             order (live slots sorted by start)   covered (original ranges
+ *   +----+------+-----+-----+      [s3, s0, s7, ...]                    of loaded records, merged)
+ *   |id  |start |end  |...  |                                           [c0s,c0e) [c1s,c1e) ...
+ *   |    |origin (record handle, 0 = new)|
+ *
+ * Reads see the overlay: a query asks both the live slots and the tree, skipping tree entries in
+ * covered intervals (those records are represented by slots, changed or removed). Invariants: live
+ * slots never overlap at commit; every loaded record has exactly one slot (live or dead); a slot's
+ * origin is unique.
+ */
+import { ENOMEM } from '../errno.js';
+import { type RangeIndex, type RangeOut, rangeOut } from '../maple/api.js';
+import { VMA_ATTACHED, VMA_DETACHED, type VmaArena, type VmaFields } from './vma-record.js';
+
+const LIMIT = 2 ** 53 - 1;
+
+/** Releases a record that left the tree (RCU-deferred once the RCU layer frees it). */
+export type VmaFreeFn = (handle: number) => void;
+
+export class VmaTxn {
+  readonly arena: VmaArena;
+  readonly index: RangeIndex;
+  private readonly freeRecord: VmaFreeFn;
+  private readonly out: RangeOut = rangeOut();
+
+  private cap = 0;
+  start = new Float64Array(0);
+  end = new Float64Array(0);
+  pgoff = new Float64Array(0);
+  flags = new Int32Array(0);
+  file = new Int32Array(0);
+  anon = new Int32Array(0);
+  nameKind = new Int32Array(0);
+  nameId = new Int32Array(0);
+  private origin = new Int32Array(0);
+  private live = new Uint8Array(0);
+  private nSlots = 0;
+
+  private order = new Int32Array(0);
+  private nOrder = 0;
+
+  private covStart = new Float64Array(16);
+  private covEnd = new Float64Array(16);
+  private nCov = 0;
+
+  private loaded = new Int32Array(16);
+  private nLoaded = 0;
+  private slotOfHandle = new Int32Array(0);
+  private stampOfHandle = new Int32Array(0);
+  private generation = 1;
+
+  /** Net change of the VMA count (splits +1, merges and unmaps -1). */
+  mapCountDelta = 0;
+  private newHandles = new Int32Array(16);
+
+  constructor(arena: VmaArena, index: RangeIndex, freeRecord: VmaFreeFn) {
+    this.arena = arena;
+    this.index = index;
+    this.freeRecord = freeRecord;
+    this.growSlots(32);
+  }
+
+  /** Forgets everything: a fresh, empty transaction. */
+  reset(): void {
+    this.nSlots = 0;
+    this.nOrder = 0;
+    this.nCov = 0;
+    this.nLoaded = 0;
+    this.mapCountDelta = 0;
+    this.generation++;
+  }
+
+  /** True when nothing has been loaded or created. */
+  get clean(): boolean {
+    return this.nSlots === 0;
+  }
+
+  // ---- queries -------------------------------------------------------------------------------
+
+  /** find_vma: the first VMA with end > addr, or -1. */
+  findFrom(addr: number): number {
+    const o = this.orderFirstEndAbove(addr);
+    const overlay = o < this.nOrder ? this.order[o] : -1;
+    const out = this.out;
+    let q = addr;
+    for (;;) {
+      if (this.index.next(q, LIMIT, out) === 0) return overlay;
+      const c = this.coveredAt(out.first);
+      if (c < 0) break;
+      q = this.covEnd[c];
+    }
+    if (overlay >= 0 && this.start[overlay] < out.first) return overlay;
+    return this.load(out.value);
+  }
+
+  /** The last VMA with start < addr, or -1. */
+  findBefore(addr: number): number {
+    const o = this.orderLastStartBelow(addr);
+    const overlay = o >= 0 ? this.order[o] : -1;
+    const out = this.out;
+    if (addr <= 0) return overlay;
+    let q = addr - 1;
+    for (;;) {
+      if (this.index.prev(q, 0, out) === 0) return overlay;
+      const c = this.coveredAt(out.first);
+      if (c < 0) break;
+      if (this.covStart[c] === 0) return overlay;
+      q = this.covStart[c] - 1;
+    }
+    if (overlay >= 0 && this.start[overlay] > out.first) return overlay;
+    return this.load(out.value);
+  }
+
+  /** vma_lookup: the VMA containing addr, or -1. */
+  vmaAt(addr: number): number {
+    const s = this.findFrom(addr);
+    return s >= 0 && this.start[s] <= addr ? s : -1;
+  }
+
+  /** The VMA right after `slot` (not necessarily adjacent), or -1. */
+  nextOf(slot: number): number {
+    return this.findFrom(this.end[slot]);
+  }
+
+  /** The VMA right before `slot`, or -1. */
+  prevOf(slot: number): number {
+    return this.findBefore(this.start[slot]);
+  }
+
+  /** find_vma_intersection: the first VMA meeting [start, end), or -1. */
+  intersecting(start: number, end: number): number {
+    const s = this.findFrom(start);
+    return s >= 0 && this.start[s] < end ? s : -1;
+  }
+
+  isLive(slot: number): boolean {
+    return this.live[slot] === 1;
+  }
+
+  /** Live slots in address order (for views and tests). */
+  liveSlots(): number[] {
+    return Array.from(this.order.subarray(0, this.nOrder));
+  }
+
+  // ---- mutations -----------------------------------------------------------------------------
+
+  /** A new VMA (not yet in the tree); the caller guarantees its range is free. */
+  insert(f: VmaFields): number {
+    const s = this.newSlot();
+    this.start[s] = f.start;
+    this.end[s] = f.end;
+    this.pgoff[s] = f.pgoff;
+    this.flags[s] = f.flags;
+    this.file[s] = f.file;
+    this.anon[s] = f.anon;
+    this.nameKind[s] = f.nameKind;
+    this.nameId[s] = f.nameId;
+    this.origin[s] = 0;
+    this.orderInsert(s);
+    this.mapCountDelta++;
+    return s;
+  }
+
+  /** A copy of `slot` (same identity, flags and range) not yet in order: callers set its range. */
+  private duplicate(slot: number): number {
+    const s = this.newSlot();
+    this.start[s] = this.start[slot];
+    this.end[s] = this.end[slot];
+    this.pgoff[s] = this.pgoff[slot];
+    this.flags[s] = this.flags[slot];
+    this.file[s] = this.file[slot];
+    this.anon[s] = this.anon[slot];
+    this.nameKind[s] = this.nameKind[slot];
+    this.nameId[s] = this.nameId[slot];
+    this.origin[s] = 0;
+    return s;
+  }
+
+  /**
+   * __split_vma: splits `slot` at `addr`. The new slot takes the lower part when `newBelow`,
+   * else the upper part; `slot` keeps the other part. Returns the new slot.
+   */
+  split(slot: number, addr: number, newBelow: boolean): number {
+    const start = this.start[slot];
+    const end = this.end[slot];
+    if (!(start < addr && addr < end)) throw new Error(`split: ${addr} is not inside [${start}, ${end})`);
+    const s = this.duplicate(slot);
+    const pages = (addr - start) / 4096;
+    if (newBelow) {
+      this.end[s] = addr;
+      this.start[slot] = addr;
+      this.pgoff[slot] += pages;
+      this.orderReposition(slot);
+    } else {
+      this.start[s] = addr;
+      this.pgoff[s] += pages;
+      this.end[slot] = addr;
+    }
+    this.orderInsert(s);
+    this.mapCountDelta++;
+    return s;
+  }
+
+  /** Sets a slot's range (expand/shrink/move); the caller keeps slots from overlapping. */
+  setRange(slot: number, start: number, end: number, pgoff: number): void {
+    if (!(start < end)) throw new Error(`setRange: empty range [${start}, ${end})`);
+    const moved = start !== this.start[slot];
+    this.start[slot] = start;
+    this.end[slot] = end;
+    this.pgoff[slot] = pgoff;
+    if (moved) this.orderReposition(slot);
+  }
+
+  /** Removes a VMA (unmapped, or merged into a neighbour). */
+  remove(slot: number): void {
+    if (this.live[slot] !== 1) throw new Error(`remove: slot ${slot} is not live`);
+    this.live[slot] = 0;
+    const i = this.orderIndexOf(slot);
+    this.order.copyWithin(i, i + 1, this.nOrder);
+    this.nOrder--;
+    this.mapCountDelta--;
+  }
+
+  // ---- commit --------------------------------------------------------------------------------
+
+  /**
+   * Writes the transaction to the records and the tree. All allocation (new records, tree
+   * preallocation) happens first; on failure nothing changes and -ENOMEM is returned.
+   */
+  commit(): number {
+    this.checkOrder();
+    const arena = this.arena;
+    let fresh = 0;
+    let stores = 0;
+    for (let k = 0; k < this.nOrder; k++) {
+      const s = this.order[k];
+      const h = this.origin[s];
+      if (h === 0) {
+        fresh++;
+        stores++;
+      } else if (this.start[s] !== arena.start(h) || this.end[s] !== arena.end(h)) {
+        stores += 2;
+      }
+    }
+    for (let k = 0; k < this.nLoaded; k++) {
+      if (this.live[this.slotOfHandle[this.loaded[k]]] === 0) stores++;
+    }
+    if (this.newHandles.length < fresh) this.newHandles = new Int32Array(fresh * 2);
+    for (let k = 0; k < fresh; k++) {
+      const h = arena.alloc();
+      if (h === 0) {
+        for (let j = 0; j < k; j++) arena.arena.free(this.newHandles[j]);
+        return -ENOMEM;
+      }
+      this.newHandles[k] = h;
+    }
+    if (stores > 0 && this.index.preallocate(stores) < 0) {
+      for (let j = 0; j < fresh; j++) arena.arena.free(this.newHandles[j]);
+      return -ENOMEM;
+    }
+    this.applyErasures();
+    this.applyStores();
+    this.releaseRemoved();
+    return 0;
+  }
+
+  private applyErasures(): void {
+    const arena = this.arena;
+    for (let k = 0; k < this.nLoaded; k++) {
+      const h = this.loaded[k];
+      const s = this.slotOfHandle[h];
+      if (this.live[s] === 0 || this.start[s] !== arena.start(h) || this.end[s] !== arena.end(h)) {
+        this.index.store(arena.start(h), arena.end(h) - 1, 0);
+      }
+    }
+  }
+
+  private applyStores(): void {
+    const arena = this.arena;
+    let fresh = 0;
+    for (let k = 0; k < this.nOrder; k++) {
+      const s = this.order[k];
+      let h = this.origin[s];
+      const isNew = h === 0;
+      if (isNew) h = this.newHandles[fresh++];
+      const moved = isNew || this.start[s] !== arena.start(h) || this.end[s] !== arena.end(h);
+      if (moved || this.changed(s, h)) {
+        arena.setRange(h, this.start[s], this.end[s], this.pgoff[s]);
+        arena.setFlags(h, this.flags[s]);
+        arena.setIdentity(h, this.file[s], this.anon[s], this.nameKind[s], this.nameId[s]);
+      }
+      if (moved) {
+        this.index.store(this.start[s], this.end[s] - 1, h);
+        if (isNew) arena.setState(h, VMA_ATTACHED);
+      }
+    }
+  }
+
+  private releaseRemoved(): void {
+    for (let k = 0; k < this.nLoaded; k++) {
+      const h = this.loaded[k];
+      if (this.live[this.slotOfHandle[h]] === 0) {
+        this.arena.setState(h, VMA_DETACHED);
+        this.freeRecord(h);
+      }
+    }
+  }
+
+  private changed(s: number, h: number): boolean {
+    const a = this.arena;
+    return (
+      this.pgoff[s] !== a.pgoff(h) ||
+      this.flags[s] !== a.flags(h) ||
+      this.file[s] !== a.file(h) ||
+      this.anon[s] !== a.anon(h) ||
+      this.nameKind[s] !== a.nameKind(h) ||
+      this.nameId[s] !== a.nameId(h)
+    );
+  }
+
+  private checkOrder(): void {
+    for (let k = 0; k < this.nOrder; k++) {
+      const s = this.order[k];
+      if (!(this.start[s] < this.end[s])) throw new Error(`vma txn: empty VMA [${this.start[s]}, ${this.end[s]})`);
+      if (k > 0 && this.end[this.order[k - 1]] > this.start[s]) {
+        throw new Error(`vma txn: overlapping VMAs at ${this.start[s].toString(16)}`);
+      }
+    }
+  }
+
+  // ---- loading -------------------------------------------------------------------------------
+
+  /** The slot holding record `h`, loading it on first use. */
+  load(h: number): number {
+    this.ensureHandle(h);
+    if (this.stampOfHandle[h] === this.generation) return this.slotOfHandle[h];
+    const a = this.arena;
+    const s = this.newSlot();
+    this.start[s] = a.start(h);
+    this.end[s] = a.end(h);
+    this.pgoff[s] = a.pgoff(h);
+    this.flags[s] = a.flags(h);
+    this.file[s] = a.file(h);
+    this.anon[s] = a.anon(h);
+    this.nameKind[s] = a.nameKind(h);
+    this.nameId[s] = a.nameId(h);
+    this.origin[s] = h;
+    this.stampOfHandle[h] = this.generation;
+    this.slotOfHandle[h] = s;
+    if (this.nLoaded === this.loaded.length) this.loaded = grownI32(this.loaded, this.nLoaded * 2);
+    this.loaded[this.nLoaded++] = h;
+    this.cover(this.start[s], this.end[s]);
+    this.orderInsert(s);
+    return s;
+  }
+
+  private ensureHandle(h: number): void {
+    if (h < this.slotOfHandle.length) return;
+    const n = Math.max(h + 1, this.slotOfHandle.length * 2, 64);
+    this.slotOfHandle = grownI32(this.slotOfHandle, n);
+    this.stampOfHandle = grownI32(this.stampOfHandle, n);
+  }
+
+  /** Adds [s, e) to the covered intervals (merging with neighbours that touch it). */
+  private cover(s: number, e: number): void {
+    let i = 0;
+    while (i < this.nCov && this.covEnd[i] < s) i++;
+    let j = i;
+    while (j < this.nCov && this.covStart[j] <= e) {
+      s = Math.min(s, this.covStart[j]);
+      e = Math.max(e, this.covEnd[j]);
+      j++;
+    }
+    const delta = 1 - (j - i);
+    if (this.nCov + delta > this.covStart.length) {
+      this.covStart = grownF64(this.covStart, this.covStart.length * 2);
+      this.covEnd = grownF64(this.covEnd, this.covEnd.length * 2);
+    }
+    this.covStart.copyWithin(i + 1, j, this.nCov);
+    this.covEnd.copyWithin(i + 1, j, this.nCov);
+    this.covStart[i] = s;
+    this.covEnd[i] = e;
+    this.nCov += delta;
+  }
+
+  /** Index of the covered interval containing addr, or -1. */
+  private coveredAt(addr: number): number {
+    let lo = 0;
+    let hi = this.nCov;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.covEnd[mid] <= addr) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo < this.nCov && this.covStart[lo] <= addr ? lo : -1;
+  }
+
+  // ---- slot storage and order ----------------------------------------------------------------
+
+  private newSlot(): number {
+    if (this.nSlots === this.cap) this.growSlots(this.cap * 2);
+    const s = this.nSlots++;
+    this.live[s] = 1;
+    return s;
+  }
+
+  private growSlots(cap: number): void {
+    this.start = grownF64(this.start, cap);
+    this.end = grownF64(this.end, cap);
+    this.pgoff = grownF64(this.pgoff, cap);
+    this.flags = grownI32(this.flags, cap);
+    this.file = grownI32(this.file, cap);
+    this.anon = grownI32(this.anon, cap);
+    this.nameKind = grownI32(this.nameKind, cap);
+    this.nameId = grownI32(this.nameId, cap);
+    this.origin = grownI32(this.origin, cap);
+    const live = new Uint8Array(cap);
+    live.set(this.live);
+    this.live = live;
+    this.order = grownI32(this.order, cap);
+    this.cap = cap;
+  }
+
+  /** First order position whose slot ends above addr. */
+  private orderFirstEndAbove(addr: number): number {
+    let lo = 0;
+    let hi = this.nOrder;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.end[this.order[mid]] <= addr) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  /** Last order position whose slot starts below addr (-1 if none). */
+  private orderLastStartBelow(addr: number): number {
+    let lo = 0;
+    let hi = this.nOrder;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.start[this.order[mid]] < addr) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo - 1;
+  }
+
+  private orderInsert(s: number): void {
+    const i = this.orderLastStartBelow(this.start[s]) + 1;
+    this.order.copyWithin(i + 1, i, this.nOrder);
+    this.order[i] = s;
+    this.nOrder++;
+  }
+
+  private orderIndexOf(s: number): number {
+    const guess = this.orderLastStartBelow(this.start[s]) + 1;
+    if (guess < this.nOrder && this.order[guess] === s) return guess;
+    for (let i = 0; i < this.nOrder; i++) if (this.order[i] === s) return i;
+    throw new Error(`vma txn: slot ${s} is not in order`);
+  }
+
+  private orderReposition(s: number): void {
+    const i = this.orderIndexOf(s);
+    this.order.copyWithin(i, i + 1, this.nOrder);
+    this.nOrder--;
+    this.orderInsert(s);
+  }
+}
+
+function grownF64(a: Float64Array, n: number): Float64Array {
+  const b = new Float64Array(n);
+  b.set(a.subarray(0, Math.min(a.length, n)));
+  return b;
+}
+
+function grownI32(a: Int32Array, n: number): Int32Array {
+  const b = new Int32Array(n);
+  b.set(a.subarray(0, Math.min(a.length, n)));
+  return b;
+}

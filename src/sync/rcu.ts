@@ -1,0 +1,314 @@
+/**
+ * RCU (read-copy-update), process-wide like the kernel's, QSBR flavour: a read section costs a
+ * thread-local counter (no atomics, no shared write); grace periods are detected from quiescent
+ * states the CPUs report. A CPU reports one whenever it leaves its outermost read section while a
+ * grace period is pending (one plain load to find out), at `rcuQuiescent()`, and while it blocks;
+ * an idle or offline CPU (between Machine tasks, or the main thread by default) is in an extended
+ * quiescent state and never delays a grace period. See docs/rcu.md for the measurements behind
+ * the choice of QSBR over an epoch scheme.
+ *
+ *   global 'sync.rcu' (Int32):
+ *   +----+------+----------+-------+----+-----+--------------------------+
+ *   | GP | DONE | SLEEPERS | EVENT | ID | ... | QS[0] ... QS[MAX_CPUS-1] |   (QS at word 8)
+ *   +----+------+----------+-------+----+-----+--------------------------+
+ *   GP: newest grace period started (starts at 1, grows by one per start)
+ *   DONE: newest grace period known complete      SLEEPERS/EVENT: wake-up of waiting updaters
+ *   QS[c]: OFFLINE (0), or the newest GP that CPU c has acknowledged (passed a quiescent state in)
+ *
+ * Invariants: grace period g is complete when every QS[c] is OFFLINE or >= g; a CPU that is online
+ * is never inside a read section it entered before acknowledging a GP it reports; a CPU goes
+ * offline only outside read sections, and an offline CPU that enters a read section first publishes
+ * QS[c] = GP (one seq-cst store, which orders its reads after any updater's earlier unpublish).
+ * GP numbers compare modulo 2^32.
+ *
+ * Deferred frees (`rcuDeferFree`, like call_rcu) queue per CPU: a `next` batch that grows until
+ * BATCH records or until the previous batch's grace period completes, and a `waiting` batch tagged
+ * with the GP that must complete before its records go back to their arenas. Nothing allocates
+ * per call; the batches' arrays double when full.
+ */
+import { currentCpu, MAX_CPUS } from '../cpu/current.js';
+import {
+  beginWait,
+  endWait,
+  hangError,
+  WAIT_GRACE_PERIOD,
+  WAIT_SLICE_MS,
+  waitTooLong,
+} from '../cpu/waits.js';
+import type { Arena } from '../shm/arena.js';
+import { sharedGlobal } from '../shm/globals.js';
+import { LOCK_ATOMIC, LOCK_RECURSIVE_READ, lockHooks, READ } from './hooks.js';
+import { lockClass, lockIdAt } from './lockclass.js';
+
+const GP = 0;
+const DONE = 1;
+const SLEEPERS = 2;
+const EVENT = 3;
+const ID = 4;
+const QS = 8;
+const OFFLINE = 0;
+
+/** Deferred frees per batch before a grace period is started for them. */
+export const RCU_BATCH = 128;
+/** Polls of a pending grace period before an updater sleeps. */
+const SPIN_POLLS = 64;
+
+const state = new Int32Array(sharedGlobal('sync.rcu', (QS + MAX_CPUS) * 4));
+if (state[GP] === 0) Atomics.compareExchange(state, GP, 0, 1);
+
+/** The class the lock validator sees for read sections. */
+export const RCU_CLASS = lockClass('rcu_read_lock');
+
+/** What the validator sees: a recursive read side that is atomic context. */
+const RCU_HOOK_MODE = READ | LOCK_ATOMIC | LOCK_RECURSIVE_READ;
+
+/** This CPU's RCU state (thread-local: each CPU is one thread). */
+export const rcuCpu = {
+  /** Read-section nesting depth. */
+  depth: 0,
+  /** Online: QS[cpu] tracks this CPU, which must report quiescent states. */
+  online: false,
+  /** The newest GP this CPU has acknowledged. */
+  seen: 0,
+};
+
+/** Enters a read section (nestable). Records read inside stay allocated until the outermost exit. */
+export function rcuReadLock(): void {
+  const s = rcuCpu;
+  if (s.depth++ === 0 && !s.online) publishOnline();
+  if (lockHooks.on) hookAcquire();
+}
+
+/** Leaves a read section; the outermost exit is a quiescent state. */
+export function rcuReadUnlock(): void {
+  const s = rcuCpu;
+  if (lockHooks.on) lockHooks.v.release(RCU_CLASS, lockIdAt(state, ID));
+  if (--s.depth === 0) {
+    if (!s.online) publishOffline();
+    else if (state[GP] !== s.seen) reportQuiescent();
+  } else if (s.depth < 0) {
+    s.depth = 0;
+    throw new Error('rcuReadUnlock without a matching rcuReadLock');
+  }
+}
+
+function hookAcquire(): void {
+  const id = lockIdAt(state, ID);
+  lockHooks.v.acquire(RCU_CLASS, 0, id, RCU_HOOK_MODE, false);
+  lockHooks.v.acquired(RCU_CLASS, 0, id, RCU_HOOK_MODE);
+}
+
+/** True inside a read section. */
+export function rcuReadLockHeld(): boolean {
+  return rcuCpu.depth !== 0;
+}
+
+/**
+ * Declares a quiescent state: this CPU holds no reference obtained in an earlier read section.
+ * Long-running tasks that do not use RCU call it now and then (like cond_resched()). Cheap.
+ */
+export function rcuQuiescent(): void {
+  const s = rcuCpu;
+  if (s.depth !== 0) throw new Error('rcuQuiescent inside an RCU read section');
+  if (s.online && state[GP] !== s.seen) reportQuiescent();
+}
+
+function reportQuiescent(): void {
+  const g = Atomics.load(state, GP);
+  rcuCpu.seen = g;
+  Atomics.store(state, QS + currentCpu(), g);
+  wakeUpdaters();
+}
+
+function wakeUpdaters(): void {
+  if (Atomics.load(state, SLEEPERS) !== 0) {
+    Atomics.add(state, EVENT, 1);
+    Atomics.notify(state, EVENT);
+  }
+}
+
+function publishOnline(): void {
+  const g = Atomics.load(state, GP);
+  rcuCpu.seen = g;
+  Atomics.store(state, QS + currentCpu(), g);
+}
+
+function publishOffline(): void {
+  Atomics.store(state, QS + currentCpu(), OFFLINE);
+  wakeUpdaters();
+}
+
+/** Makes this CPU report quiescent states itself (the Machine does it around each task). */
+export function rcuOnline(): void {
+  if (rcuCpu.online) return;
+  rcuCpu.online = true;
+  if (rcuCpu.depth === 0) publishOnline();
+}
+
+/** Puts this CPU in an extended quiescent state (idle); read sections then publish themselves. */
+export function rcuOffline(): void {
+  if (rcuCpu.depth !== 0) throw new Error('rcuOffline inside an RCU read section');
+  if (!rcuCpu.online) return;
+  rcuCpu.online = false;
+  publishOffline();
+}
+
+/** Before a blocking wait: an online CPU outside read sections is quiescent while it blocks. */
+export function rcuBlockBegin(): boolean {
+  if (rcuCpu.depth !== 0 || !rcuCpu.online) return false;
+  publishOffline();
+  return true;
+}
+
+export function rcuBlockEnd(wasOnline: boolean): void {
+  if (wasOnline) publishOnline();
+}
+
+function startGracePeriod(): number {
+  return (Atomics.add(state, GP, 1) + 1) | 0;
+}
+
+/** True when grace period `gp` has completed (every CPU offline or past it). */
+function gracePeriodDone(gp: number): boolean {
+  if (((Atomics.load(state, DONE) - gp) | 0) >= 0) return true;
+  for (let cpu = 0; cpu < MAX_CPUS; cpu++) {
+    const qs = Atomics.load(state, QS + cpu);
+    if (qs !== OFFLINE && ((qs - gp) | 0) < 0) return false;
+  }
+  let done = Atomics.load(state, DONE);
+  while (((done - gp) | 0) < 0) {
+    const seen = Atomics.compareExchange(state, DONE, done, gp);
+    if (seen === done) break;
+    done = seen;
+  }
+  return true;
+}
+
+function lateCpus(gp: number): string {
+  const late: number[] = [];
+  for (let cpu = 0; cpu < MAX_CPUS; cpu++) {
+    const qs = Atomics.load(state, QS + cpu);
+    if (qs !== OFFLINE && ((qs - gp) | 0) < 0) late.push(cpu);
+  }
+  return late.join(', ');
+}
+
+/** Blocks until grace period `gp` completes. */
+function waitGracePeriod(gp: number): void {
+  if (rcuCpu.online && rcuCpu.depth === 0) reportQuiescent();
+  for (let i = 0; i < SPIN_POLLS; i++) if (gracePeriodDone(gp)) return;
+  const cpu = currentCpu();
+  const wasOnline = rcuBlockBegin();
+  beginWait(cpu, WAIT_GRACE_PERIOD, RCU_CLASS, 0, gp);
+  Atomics.add(state, SLEEPERS, 1);
+  try {
+    for (;;) {
+      const event = Atomics.load(state, EVENT);
+      if (gracePeriodDone(gp)) return;
+      if (Atomics.wait(state, EVENT, event, WAIT_SLICE_MS) === 'timed-out' && waitTooLong(cpu, 0, gp)) {
+        throw hangError(cpu, `rcu grace period ${gp} (cpus not yet quiescent: ${lateCpus(gp)})`);
+      }
+    }
+  } finally {
+    Atomics.sub(state, SLEEPERS, 1);
+    endWait(cpu);
+    rcuBlockEnd(wasOnline);
+  }
+}
+
+/**
+ * Every call that may block calls this first (like might_sleep()): blocking inside a read section
+ * is an error (it could stall grace periods forever), and the lock validator hears about it.
+ */
+export function mightSleep(site: string): void {
+  if (rcuCpu.depth !== 0)
+    throw new Error(`${site} inside an RCU read section: blocking is not allowed there`);
+  if (lockHooks.on) lockHooks.v.mightSleep(site);
+}
+
+/** Returns after a full grace period: every read section that began before the call has ended. */
+export function synchronizeRcu(): void {
+  mightSleep('synchronize_rcu');
+  waitGracePeriod(startGracePeriod());
+}
+
+/** A batch of deferred frees. */
+class Batch {
+  handles = new Int32Array(RCU_BATCH);
+  arenas: Arena[] = [];
+  count = 0;
+  gp = 0;
+
+  push(arena: Arena, handle: number): void {
+    if (this.count === this.handles.length) {
+      const grown = new Int32Array(this.count * 2);
+      grown.set(this.handles);
+      this.handles = grown;
+    }
+    this.handles[this.count] = handle;
+    this.arenas[this.count++] = arena;
+  }
+
+  freeAll(): void {
+    for (let i = 0; i < this.count; i++) this.arenas[i].free(this.handles[i]);
+    this.arenas.fill(undefined as unknown as Arena, 0, this.count);
+    this.count = 0;
+  }
+}
+
+let next = new Batch();
+let waiting = new Batch();
+
+/** Frees `handle` of `arena` once every read section that might still see it has ended (call_rcu). */
+export function rcuDeferFree(arena: Arena, handle: number): void {
+  if (!arena.isLive(handle)) throw new Error(`rcuDeferFree: ${arena.name} handle ${handle} is not live`);
+  next.push(arena, handle);
+  if (next.count >= RCU_BATCH) advanceDeferred();
+}
+
+/** Frees the waiting batch if its grace period is over and starts one for the next batch. Never blocks. */
+export function advanceDeferred(): void {
+  if (waiting.count !== 0) {
+    if (!gracePeriodDone(waiting.gp)) return;
+    waiting.freeAll();
+  }
+  if (next.count === 0) return;
+  const batch = waiting;
+  waiting = next;
+  next = batch;
+  waiting.gp = startGracePeriod();
+  if (rcuCpu.online && rcuCpu.depth === 0) reportQuiescent();
+}
+
+/** Blocks until every free this CPU deferred so far is done. */
+export function rcuBarrier(): void {
+  mightSleep('rcu_barrier');
+  if (waiting.count !== 0) {
+    waitGracePeriod(waiting.gp);
+    waiting.freeAll();
+  }
+  if (next.count !== 0) {
+    advanceDeferred();
+    waitGracePeriod(waiting.gp);
+    waiting.freeAll();
+  }
+}
+
+/** Records this CPU has deferred and not yet freed. */
+export function rcuPendingFrees(): number {
+  return next.count + waiting.count;
+}
+
+export interface RcuStats {
+  /** Newest grace period started / known complete. */
+  started: number;
+  completed: number;
+  /** CPUs currently online (reporting quiescent states or inside a read section). */
+  online: number;
+}
+
+export function rcuStats(): RcuStats {
+  let online = 0;
+  for (let cpu = 0; cpu < MAX_CPUS; cpu++) if (Atomics.load(state, QS + cpu) !== OFFLINE) online++;
+  return { started: Atomics.load(state, GP), completed: Atomics.load(state, DONE), online };
+}

@@ -1,0 +1,13 @@
+/** Task: returns what it was given, tagged with the CPU id; throws on request; can await. */
+import { currentCpu } from '../../../src/cpu/current.js';
+
+export default async function echo(
+  cpu: number,
+  args: { value: unknown; throwOn?: number; delayMs?: number },
+) {
+  if (currentCpu() !== cpu)
+    throw new Error(`currentCpu() ${currentCpu()} differs from the task's cpu ${cpu}`);
+  if (args.throwOn === cpu) throw new TypeError(`cpu ${cpu} was told to throw`);
+  if (args.delayMs) await new Promise((resolve) => setTimeout(resolve, args.delayMs));
+  return { cpu, value: args.value };
+}
