@@ -6,7 +6,10 @@
  * a grace period throws a report of what each CPU waits on, instead of hanging.
  *
  * Globals: the CPUs share every global (src/shm/globals.ts) registered on the main thread before
- * `start`: import the modules that register globals (the lock validator, ...) before starting.
+ * `start`: import the modules that register globals before starting (this module imports the
+ * locks' and the lock validator's). Each CPU switches the validator on when the environment
+ * (VMSPACE_LOCKDEP) or the main thread (`enableLockdep()`) says so, and checks that a task
+ * returns holding no lock.
  *
  *   const machine = await Machine.start({ cpus: 2 });
  *   const sums = await machine.run<number>(new URL('./task.js', import.meta.url), { n: 1000 });
@@ -15,6 +18,7 @@
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import '../lockdep/index.js';
 import { describeGlobals } from '../shm/globals.js';
 import '../sync/lockstat.js';
 import '../sync/rcu.js';
@@ -63,6 +67,10 @@ export class Machine {
   readonly watchdogMs: number;
   private readonly workers: Worker[] = [];
   private readonly pending: Map<number, Pending>[] = [];
+  /** Resolves when that CPU's worker has exited (for whatever reason). */
+  private readonly exits: Promise<void>[] = [];
+  /** Why that CPU is gone (crashed or exited), once it is. */
+  private readonly gone: (CpuError | undefined)[] = [];
   private nextId = 1;
   private stopped = false;
 
@@ -92,6 +100,7 @@ export class Machine {
         workerData: { vmspaceCpu: cpu, globals },
       });
       this.workers.push(worker);
+      this.exits.push(new Promise((exited) => worker.once('exit', () => exited())));
       this.pending.push(new Map());
       ready.push(this.wire(worker, cpu));
     }
@@ -116,12 +125,14 @@ export class Machine {
       });
       worker.on('error', (error: Error) => {
         const e = new CpuError(cpu, error.name, `crashed: ${error.message}`, error.stack ?? '');
+        this.gone[cpu] = e;
         failed(e);
         this.failAll(cpu, e);
       });
       worker.on('exit', (code) => {
         setCpuStatus(cpu, STATUS_ABSENT);
         const e = new CpuError(cpu, 'Error', `exited (code ${code}) with tasks pending`, '');
+        this.gone[cpu] ??= e;
         failed(e);
         this.failAll(cpu, e);
       });
@@ -151,6 +162,8 @@ export class Machine {
   }
 
   private runOn<T>(cpu: number, task: string, args: unknown): Promise<T> {
+    const gone = this.gone[cpu];
+    if (gone) return Promise.reject(gone);
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
       this.pending[cpu].set(id, { resolve: resolve as (value: unknown) => void, reject });
@@ -165,15 +178,9 @@ export class Machine {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    const exits = this.workers.map(
-      (worker) =>
-        new Promise<void>((done) => {
-          worker.once('exit', () => done());
-          worker.postMessage({ op: 'exit' });
-        }),
-    );
+    for (const worker of this.workers) worker.postMessage({ op: 'exit' });
     const timer = setTimeout(() => this.terminate(), this.watchdogMs);
-    await Promise.all(exits);
+    await Promise.all(this.exits);
     clearTimeout(timer);
   }
 

@@ -12,9 +12,12 @@
  * Invariants: KIND is WAIT_NONE exactly when the CPU is not blocked; OWNER is a CPU id + 1 (0 when
  * unknown or shared); DETAIL is kind-specific (readers holding an rwsem, the awaited grace period).
  * Every blocking wait waits in slices and calls `waitTooLong` between them, so no wait outlives
- * the limit: the waiter throws a report of every CPU instead of hanging.
+ * the limit: the waiter throws a report of every CPU instead of hanging (with the lock validator
+ * on, the report ends with every CPU's held locks).
  */
+import { lockdepShowHeld } from '../lockdep/index.js';
 import { sharedGlobal } from '../shm/globals.js';
+import { lockHooks } from '../sync/hooks.js';
 import { lockClassName } from '../sync/lockclass.js';
 import { MAIN_CPU, MAX_CPUS } from './current.js';
 
@@ -133,8 +136,12 @@ export function describeCpus(): string {
   return lines.join('\n');
 }
 
-/** The error a wait throws when it outlives the limit: what it waited on, and every CPU's state. */
+/**
+ * The error a wait throws when it outlives the limit: what it waited on, every CPU's state and,
+ * with the lock validator on, what every CPU holds.
+ */
 export function hangError(cpu: number, what: string): Error {
   const who = cpu === MAIN_CPU ? 'main thread' : `cpu ${cpu}`;
-  return new Error(`watchdog: ${who} waited more than ${waitLimitMs()} ms on ${what}\n${describeCpus()}`);
+  const held = lockHooks.on ? `\n${lockdepShowHeld()}` : '';
+  return new Error(`watchdog: ${who} waited more than ${waitLimitMs()} ms on ${what}\n${describeCpus()}${held}`);
 }

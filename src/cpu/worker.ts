@@ -8,6 +8,10 @@
  *
  * While a task runs synchronously the CPU is RCU-online (it reports its own quiescent states);
  * once the task awaits, and between tasks, it is offline (an extended quiescent state).
+ *
+ * The lock validator is switched on here when the environment or the main thread says so. When a
+ * task's synchronous part ends it must hold no lock (`lockdepAssertNoneHeld('task')`: a CPU must
+ * not await while holding one) and be outside every RCU read section.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { attachGlobals } from '../shm/globals.js';
@@ -28,6 +32,8 @@ const data = workerData as CpuData;
 attachGlobals(data.globals);
 const { setCurrentCpu } = await import('./current.js');
 setCurrentCpu(data.vmspaceCpu);
+const lockdep = await import('../lockdep/index.js');
+lockdep.enableLockdepFromEnv();
 const { setCpuStatus, STATUS_IDLE, STATUS_RUNNING } = await import('./waits.js');
 const rcu = await import('../sync/rcu.js');
 const cpu = data.vmspaceCpu;
@@ -41,22 +47,41 @@ async function runTask(message: RunMessage): Promise<unknown> {
   let result: unknown;
   try {
     result = module.default(cpu, message.args);
-  } finally {
-    leaveTask();
+  } catch (error) {
+    leaveTask(true);
+    throw error;
+  }
+  try {
+    leaveTask(false);
+  } catch (error) {
+    abandon(result);
+    throw error;
   }
   return await result;
 }
 
-/** A task must not leave a read section open; the CPU goes idle (RCU-offline). */
-function leaveTask(): void {
+/**
+ * The task failed when its synchronous part ended (e.g. it awaited holding a lock): nobody awaits
+ * the promise it returned, so a later failure of it is dropped instead of crashing the CPU.
+ */
+function abandon(result: unknown): void {
+  if (result instanceof Promise) result.catch(() => {});
+}
+
+/**
+ * After a task's synchronous part: the CPU goes idle (RCU-offline). A task that returns inside a
+ * read section, or holding a lock (reported by the validator, naming the locks), fails. A task
+ * that threw keeps its own error as the report: what it left behind is only cleaned up.
+ */
+function leaveTask(failed: boolean): void {
   const depth = rcu.rcuCpu.depth;
-  if (depth !== 0) {
-    rcu.rcuCpu.depth = 0;
-    rcu.rcuOffline();
-    throw new Error(`task returned inside ${depth} RCU read section(s)`);
-  }
+  rcu.rcuCpu.depth = 0;
   rcu.rcuOffline();
-  rcu.advanceDeferred();
+  if (depth === 0) rcu.advanceDeferred();
+  if (failed || depth !== 0) {
+    lockdep.lockdepForgetHeld();
+    if (!failed) throw new Error(`task returned inside ${depth} RCU read section(s)`);
+  } else lockdep.lockdepAssertNoneHeld('task');
 }
 
 /** Tasks run one after another, even when one awaits. */

@@ -41,7 +41,8 @@ export class FileTable {
 
   /** Registers a file; returns its id. */
   add(spec: FileSpec): FileRef {
-    if (!(Number.isSafeInteger(spec.size) && spec.size >= 0)) throw new RangeError(`file ${spec.name}: bad size`);
+    if (!(Number.isSafeInteger(spec.size) && spec.size >= 0))
+      throw new RangeError(`file ${spec.name}: bad size`);
     const ref: FileRef = {
       id: this.files.length + 1,
       size: spec.size,

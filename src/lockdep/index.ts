@@ -27,7 +27,7 @@ import {
   violationCount,
 } from './checks.js';
 import { clearDependencies, dependencies } from './graph.js';
-import { clearHeld, depthOf, rowOf } from './held.js';
+import { clearHeld, depthOf, forgetHeld, rowOf } from './held.js';
 import { reportLog, stackLog } from './logs.js';
 import { lockName, showAllHeld } from './report.js';
 import { clearSiteCounts, type SiteCount, siteCounts } from './sites.js';
@@ -143,6 +143,14 @@ export function lockdepSiteCounts(): SiteCount[] {
  */
 export function lockdepAssertNoneHeld(context: string): void {
   if (lockHooks.on && depthOf(rowOf(currentCpu())) > 0) thisThreadsValidator().assertNoneHeld(context);
+}
+
+/**
+ * For the Machine's task runner when a task failed: forgets what this CPU still holds without a
+ * report (the task's own error is the report), so the CPU's next task starts clean.
+ */
+export function lockdepForgetHeld(): void {
+  if (lockHooks.on) forgetHeld(rowOf(currentCpu()));
 }
 
 /**

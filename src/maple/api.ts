@@ -3,8 +3,10 @@
  * integers in [0, 2^53) to non-zero 32-bit values (arena handles). Everything not stored is a gap.
  * `MapleTree` (src/maple/tree.ts) implements it; the address space (src/mm) programs against it.
  *
- * Results that carry a range are written into a caller-owned `RangeOut`, so lookups allocate
- * nothing. Errors are negative errno values (`-ENOMEM`, `-EEXIST`, `-EBUSY`), never exceptions.
+ * Values are positive Int32 (1 .. 2^31-1), so every result >= 0 and every error < 0. Results that
+ * carry a range are written into a caller-owned `RangeOut`, so lookups allocate nothing. Errors
+ * are negative errno values (`-ENOMEM`, `-EEXIST`, `-EBUSY`, and `-EINVAL` for an argument out of
+ * range, which changes nothing), never exceptions.
  *
  * Concurrency: read calls (load, next, prev, gap search) may run on any CPU inside an RCU read
  * section while one writer mutates; write calls (store, insert, erase) require the writer lock

@@ -10,21 +10,17 @@ import { COUNT, ROOT, SEQ } from './header.js';
 import {
   CHILDREN,
   COUNT_MASK,
-  GAPS,
-  gapHint,
   INTERNAL_MIN,
   INTERNAL_SLOTS,
   LEAF_MIN,
   LEAF_SLOTS,
   LEVEL_MASK,
-  LEVEL_SHIFT,
   MAX_INDEX,
   META,
-  NODE_F64,
   NODE_I32,
   type NodeViews,
-  VALUES,
 } from './layout.js';
+import { writeInternal, writeLeaf } from './node.js';
 import type { NodePool } from './pool.js';
 
 /** Sorted, non-overlapping ranges with their values. */
@@ -44,7 +40,8 @@ export function rangesAreValid(ranges: SortedRanges): boolean {
     const first = firsts[i];
     const last = lasts[i];
     const value = values[i];
-    if (!(Number.isInteger(first) && Number.isInteger(last) && first > previous && last >= first)) return false;
+    if (!(Number.isInteger(first) && Number.isInteger(last) && first > previous && last >= first))
+      return false;
     if (last > MAX_INDEX || !(Number.isInteger(value) && value >= 1 && value <= 0x7fffffff)) return false;
     previous = last;
   }
@@ -52,7 +49,12 @@ export function rangesAreValid(ranges: SortedRanges): boolean {
 }
 
 /** Builds the tree from `ranges` (validated by the caller) into the empty tree of `header`. */
-export function bulkBuild(views: NodeViews, header: Int32Array, pool: NodePool, ranges: SortedRanges): number {
+export function bulkBuild(
+  views: NodeViews,
+  header: Int32Array,
+  pool: NodePool,
+  ranges: SortedRanges,
+): number {
   if (header[ROOT] !== 0) return -EEXIST;
   const n = ranges.firsts.length;
   if (n === 0) return 0;
@@ -63,7 +65,13 @@ export function bulkBuild(views: NodeViews, header: Int32Array, pool: NodePool, 
   let items = slotVal;
   let hints = new Float64Array(0);
   while (level === 0 || width > 1) {
-    const sizes = packing(width, level === 0 ? LEAF_SLOTS : INTERNAL_SLOTS, level === 0 ? LEAF_MIN : INTERNAL_MIN, items, level === 0);
+    const sizes = packing(
+      width,
+      level === 0 ? LEAF_SLOTS : INTERNAL_SLOTS,
+      level === 0 ? LEAF_MIN : INTERNAL_MIN,
+      items,
+      level === 0,
+    );
     const nextMaxes = new Float64Array(sizes.length);
     const nextItems = new Int32Array(sizes.length);
     const nextHints = new Float64Array(sizes.length);
@@ -136,60 +144,6 @@ function packing(width: number, cap: number, minFill: number, items: Int32Array,
     at += size;
   }
   return sizes;
-}
-
-function writeLeaf(
-  views: NodeViews,
-  node: number,
-  maxes: Float64Array,
-  items: Int32Array,
-  start: number,
-  size: number,
-  min: number,
-): number {
-  const p = node * NODE_F64;
-  const w = node * NODE_I32;
-  let gap = 0;
-  for (let i = 0; i < size; i++) {
-    const max = maxes[start + i];
-    const value = items[start + i];
-    if (i < size - 1) views.f64[p + i] = max;
-    views.i32[w + VALUES + i] = value;
-    if (value === 0 && max - min + 1 > gap) gap = max - min + 1;
-    min = max + 1;
-  }
-  views.f64.fill(MAX_INDEX, p + size - 1, p + LEAF_SLOTS - 1);
-  views.i32.fill(0, w + VALUES + size, w + VALUES + LEAF_SLOTS);
-  views.i32[w + META] = size;
-  views.i32[w + META + 1] = 0;
-  return gapHint(gap);
-}
-
-function writeInternal(
-  views: NodeViews,
-  node: number,
-  level: number,
-  maxes: Float64Array,
-  children: Int32Array,
-  hints: Float64Array,
-  start: number,
-  size: number,
-): number {
-  const p = node * NODE_F64;
-  const w = node * NODE_I32;
-  let gap = 0;
-  for (let i = 0; i < size; i++) {
-    if (i < size - 1) views.f64[p + i] = maxes[start + i];
-    views.i32[w + CHILDREN + i] = children[start + i];
-    views.f32[w + GAPS + i] = hints[start + i];
-    if (hints[start + i] > gap) gap = hints[start + i];
-  }
-  views.f64.fill(MAX_INDEX, p + size - 1, p + INTERNAL_SLOTS - 1);
-  views.i32.fill(0, w + CHILDREN + size, w + CHILDREN + INTERNAL_SLOTS);
-  views.f32.fill(0, w + GAPS + size, w + GAPS + INTERNAL_SLOTS);
-  views.i32[w + META] = size | (level << LEVEL_SHIFT);
-  views.i32[w + META + 1] = 0;
-  return gap;
 }
 
 /**

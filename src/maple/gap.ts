@@ -24,6 +24,7 @@ import {
   NODE_F64,
   NODE_I32,
   type NodeViews,
+  PIVOTS,
   VALUES,
 } from './layout.js';
 
@@ -70,8 +71,9 @@ export class GapSearch {
     this.node[level] = node;
     this.min[level] = min;
     this.max[level] = max;
-    const p = node * NODE_F64;
-    this.off[level] = level === 0 ? leafSlotOf(this.views.f64, p, index) : childSlotOf(this.views.f64, p, index);
+    const p = node * NODE_F64 + PIVOTS;
+    this.off[level] =
+      level === 0 ? leafSlotOf(this.views.f64, p, index) : childSlotOf(this.views.f64, p, index);
     return meta;
   }
 
@@ -87,7 +89,7 @@ export class GapSearch {
       if ((meta & DEAD) !== 0) return DEAD_NODE;
       const count = meta & COUNT_MASK;
       const f64 = this.views.f64;
-      const p = node * NODE_F64;
+      const p = node * NODE_F64 + PIVOTS;
       let descended = false;
       for (let k = this.off[level]; k < count; k++) {
         const a = k === 0 ? this.min[level] : f64[p + k - 1] + 1;
@@ -100,7 +102,7 @@ export class GapSearch {
         } else if (this.views.f32[node * NODE_I32 + GAPS + k] >= size) {
           this.off[level] = k;
           const child = this.views.i32[node * NODE_I32 + CHILDREN + k];
-          this.enter(level - 1, child, a, b, a > lo ? a : lo);
+          this.enter(level - 1, child, a, b, Math.max(a, lo));
           level--;
           descended = true;
           break;
@@ -124,7 +126,7 @@ export class GapSearch {
       if ((meta & DEAD) !== 0) return DEAD_NODE;
       const count = meta & COUNT_MASK;
       const f64 = this.views.f64;
-      const p = node * NODE_F64;
+      const p = node * NODE_F64 + PIVOTS;
       let descended = false;
       for (let k = this.off[level]; k >= 0; k--) {
         const b = k === count - 1 ? this.max[level] : f64[p + k];
@@ -137,7 +139,7 @@ export class GapSearch {
         } else if (this.views.f32[node * NODE_I32 + GAPS + k] >= size) {
           this.off[level] = k;
           const child = this.views.i32[node * NODE_I32 + CHILDREN + k];
-          this.enter(level - 1, child, a, b, b < hi ? b : hi);
+          this.enter(level - 1, child, a, b, Math.min(b, hi));
           level--;
           descended = true;
           break;
@@ -152,8 +154,8 @@ export class GapSearch {
 
 /** Lowest aligned start of `size` indices inside the gap [a, b] and the window [lo, hi]. */
 function fitLow(a: number, b: number, lo: number, hi: number, size: number, align: number): number {
-  const from = a > lo ? a : lo;
-  const to = b < hi ? b : hi;
+  const from = Math.max(a, lo);
+  const to = Math.min(b, hi);
   const rest = from % align;
   const start = rest === 0 ? from : from + (align - rest);
   return start <= to - size + 1 ? start : NONE;
@@ -161,8 +163,8 @@ function fitLow(a: number, b: number, lo: number, hi: number, size: number, alig
 
 /** Highest aligned start of `size` indices inside the gap [a, b] and the window [lo, hi]. */
 function fitHigh(a: number, b: number, lo: number, hi: number, size: number, align: number): number {
-  const from = a > lo ? a : lo;
-  const to = b < hi ? b : hi;
+  const from = Math.max(a, lo);
+  const to = Math.min(b, hi);
   const last = to - size + 1;
   if (last < from) return NONE;
   const start = last - (last % align);

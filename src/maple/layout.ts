@@ -4,14 +4,19 @@
  *
  *   leaf (level 0)                                  internal (level >= 1)
  *   byte   0 +------------------------------+       byte   0 +------------------------------+
+ *            | meta  Int32 | (reserved)     |                | meta  Int32 | (reserved)     |
+ *          8 +------------------------------+              8 +------------------------------+
  *            | pivot[0..14]  Float64 x 15   |                | pivot[0..10]  Float64 x 11   |
- *        120 +------------------------------+             88 +------------------------------+
+ *        128 +------------------------------+             96 +------------------------------+
  *            | value[0..15]  Int32 x 16     |                | child[0..11]  Int32 x 12     |
- *        184 +------------------------------+            136 +------------------------------+
- *            | meta  Int32 | (reserved)     |                | gap[0..11]    Float32 x 12   |
- *        192 +------------------------------+            184 +------------------------------+
- *                                                            | meta  Int32 | (reserved)     |
+ *        192 +------------------------------+            144 +------------------------------+
+ *                                                            | gap[0..11]    Float32 x 12   |
  *   meta = count (bits 0-7) | level << 8 | DEAD             192 +------------------------------+
+ *
+ * A reader reads the meta word, the pivots and one slot. The meta word sits in the first cache
+ * line, away from the gap hints that a writer rewrites along its path on most changes, so those
+ * writes do not evict what every reader of the node needs (only children 8-11 share the hints'
+ * line).
  *
  * Slot i of a node covers [pivot[i-1] + 1, pivot[i]]; slot 0 starts at the node's minimum and
  * the last used slot ends at the node's maximum, both implied by the parent (or by the whole
@@ -43,14 +48,16 @@ export const LEAF_MIN = 6;
 export const INTERNAL_SLOTS = 12;
 export const INTERNAL_MIN = 4;
 
-/** Int32 offset of a leaf's values. */
-export const VALUES = 30;
-/** Int32 offset of an internal node's child handles. */
-export const CHILDREN = 22;
-/** Float32 offset of an internal node's gap hints. */
-export const GAPS = 34;
 /** Int32 offset of the meta word. */
-export const META = 46;
+export const META = 0;
+/** Float64 offset of pivot 0. */
+export const PIVOTS = 1;
+/** Int32 offset of a leaf's values. */
+export const VALUES = 32;
+/** Int32 offset of an internal node's child handles. */
+export const CHILDREN = 24;
+/** Float32 offset of an internal node's gap hints. */
+export const GAPS = 36;
 
 export const COUNT_MASK = 0xff;
 export const LEVEL_SHIFT = 8;
@@ -68,7 +75,9 @@ export class NodeViews {
 
   constructor(readonly arena: Arena) {
     if (arena.recordBytes !== NODE_BYTES) {
-      throw new RangeError(`maple: arena ${arena.name} has ${arena.recordBytes}-byte records, nodes need ${NODE_BYTES}`);
+      throw new RangeError(
+        `maple: arena ${arena.name} has ${arena.recordBytes}-byte records, nodes need ${NODE_BYTES}`,
+      );
     }
     this.f64 = arena.f64;
     this.i32 = arena.i32;

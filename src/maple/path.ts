@@ -14,6 +14,7 @@ import {
   NODE_F64,
   NODE_I32,
   type NodeViews,
+  PIVOTS,
 } from './layout.js';
 
 export class Path {
@@ -32,7 +33,7 @@ export class Path {
       this.min[level] = min;
       this.max[level] = max;
       const f64 = this.views.f64;
-      const p = node * NODE_F64;
+      const p = node * NODE_F64 + PIVOTS;
       if (level === 0) {
         this.off[0] = leafSlotOf(f64, p, index);
         return;
@@ -84,7 +85,7 @@ export class Path {
   private enterChild(j: number): void {
     const parent = this.node[j];
     const k = this.off[j];
-    const p = parent * NODE_F64;
+    const p = parent * NODE_F64 + PIVOTS;
     const f64 = this.views.f64;
     this.node[j - 1] = this.views.i32[parent * NODE_I32 + CHILDREN + k];
     this.min[j - 1] = k === 0 ? this.min[j] : f64[p + k - 1] + 1;

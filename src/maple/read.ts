@@ -21,26 +21,27 @@ import {
   NODE_F64,
   NODE_I32,
   type NodeViews,
+  PIVOTS,
   VALUES,
 } from './layout.js';
 
 /** The entry or gap holding `index`: its value (0 for a gap), its range in `out`. */
 export function lookup(views: NodeViews, header: Int32Array, index: number, out: RangeOut): number {
+  const f64 = views.f64;
+  const i32 = views.i32;
   let restarts = 0;
   restart: for (;;) {
     let node = Atomics.load(header, ROOT);
     let min = 0;
     let max = MAX_INDEX;
     while (node !== 0) {
-      const f64 = views.f64;
-      const i32 = views.i32;
       const w = node * NODE_I32;
       const meta = i32[w + META];
       if ((meta & DEAD) !== 0) {
         if (++restarts > RESTART_LIMIT) throw new Error('maple: reader keeps meeting dead nodes');
         continue restart;
       }
-      const p = node * NODE_F64;
+      const p = node * NODE_F64 + PIVOTS;
       const last = (meta & COUNT_MASK) - 1;
       if ((meta & LEVEL_MASK) === 0) {
         const k = leafSlotOf(f64, p, index);
@@ -102,7 +103,17 @@ export class Walker {
   step(): boolean {
     if (this.last === MAX_INDEX) return false;
     const target = this.last + 1;
-    if (!this.tryStep()) this.seek(target);
+    const leaf = this.node[0];
+    const meta = this.top < 0 ? DEAD : this.views.i32[leaf * NODE_I32 + META];
+    const k = this.off[0] + 1;
+    if ((meta & DEAD) === 0 && k < (meta & COUNT_MASK)) {
+      this.off[0] = k;
+      this.first = target;
+      this.last = k === (meta & COUNT_MASK) - 1 ? this.max[0] : this.views.f64[leaf * NODE_F64 + PIVOTS + k];
+      this.value = this.views.i32[leaf * NODE_I32 + VALUES + k];
+      return true;
+    }
+    if (!this.tryClimb(true)) this.seek(target);
     return true;
   }
 
@@ -110,7 +121,17 @@ export class Walker {
   stepBack(): boolean {
     if (this.first === 0) return false;
     const target = this.first - 1;
-    if (!this.tryStepBack()) this.seek(target);
+    const leaf = this.node[0];
+    const meta = this.top < 0 ? DEAD : this.views.i32[leaf * NODE_I32 + META];
+    const k = this.off[0] - 1;
+    if ((meta & DEAD) === 0 && k >= 0) {
+      this.off[0] = k;
+      this.last = target;
+      this.first = k === 0 ? this.min[0] : this.views.f64[leaf * NODE_F64 + PIVOTS + k - 1] + 1;
+      this.value = this.views.i32[leaf * NODE_I32 + VALUES + k];
+      return true;
+    }
+    if (!this.tryClimb(false)) this.seek(target);
     return true;
   }
 
@@ -137,7 +158,7 @@ export class Walker {
       this.min[level] = min;
       this.max[level] = max;
       const f64 = this.views.f64;
-      const p = node * NODE_F64;
+      const p = node * NODE_F64 + PIVOTS;
       if (level === 0) {
         this.off[0] = leafSlotOf(f64, p, index);
         this.loadSlot();
@@ -157,49 +178,28 @@ export class Walker {
     const leaf = this.node[0];
     const k = this.off[0];
     const f64 = this.views.f64;
-    const p = leaf * NODE_F64;
+    const p = leaf * NODE_F64 + PIVOTS;
     const count = this.views.i32[leaf * NODE_I32 + META] & COUNT_MASK;
     this.first = k === 0 ? this.min[0] : f64[p + k - 1] + 1;
     this.last = k === count - 1 ? this.max[0] : f64[p + k];
     this.value = this.views.i32[leaf * NODE_I32 + VALUES + k];
   }
 
-  private tryStep(): boolean {
-    if (this.top < 0) return false;
-    const leafMeta = this.meta(this.node[0]);
-    if ((leafMeta & DEAD) !== 0) return false;
-    if (this.off[0] + 1 < (leafMeta & COUNT_MASK)) {
-      this.off[0]++;
-      this.loadSlot();
-      return true;
-    }
+  /**
+   * At the last (first) slot of the leaf: climbs to the nearest ancestor with a next (previous)
+   * child and descends its edge. False when a node on the way is dead or the tree ends here.
+   */
+  private tryClimb(forward: boolean): boolean {
+    if (this.top < 0 || (this.meta(this.node[0]) & DEAD) !== 0) return false;
     let level = 1;
     for (; level <= this.top; level++) {
       const meta = this.meta(this.node[level]);
       if ((meta & DEAD) !== 0) return false;
-      if (this.off[level] + 1 < (meta & COUNT_MASK)) break;
+      if (forward ? this.off[level] + 1 < (meta & COUNT_MASK) : this.off[level] > 0) break;
     }
     if (level > this.top) return false;
-    this.off[level]++;
-    return this.descendEdge(level, true);
-  }
-
-  private tryStepBack(): boolean {
-    if (this.top < 0) return false;
-    if ((this.meta(this.node[0]) & DEAD) !== 0) return false;
-    if (this.off[0] > 0) {
-      this.off[0]--;
-      this.loadSlot();
-      return true;
-    }
-    let level = 1;
-    for (; level <= this.top; level++) {
-      if ((this.meta(this.node[level]) & DEAD) !== 0) return false;
-      if (this.off[level] > 0) break;
-    }
-    if (level > this.top) return false;
-    this.off[level]--;
-    return this.descendEdge(level, false);
+    this.off[level] += forward ? 1 : -1;
+    return this.descendEdge(level, forward);
   }
 
   /** From node[level] at off[level], descends along the first (or last) children to a leaf. */
@@ -207,7 +207,7 @@ export class Walker {
     for (; level > 0; level--) {
       const parent = this.node[level];
       const k = this.off[level];
-      const p = parent * NODE_F64;
+      const p = parent * NODE_F64 + PIVOTS;
       const count = this.views.i32[parent * NODE_I32 + META] & COUNT_MASK;
       const child = this.views.i32[parent * NODE_I32 + CHILDREN + k];
       this.min[level - 1] = k === 0 ? this.min[level] : this.views.f64[p + k - 1] + 1;

@@ -86,7 +86,13 @@ export class MapleTree implements RangeIndex {
     const name = options.name ?? 'maple';
     const arena = options.arena ?? MapleTree.createArena({ ...options, name: `${name}.nodes` });
     const header = new SharedArrayBuffer(HEADER_BYTES);
-    return new MapleTree(name, arena, header, options.externalLock ?? null, options.reclaimer ?? rcuReclaimer);
+    return new MapleTree(
+      name,
+      arena,
+      header,
+      options.externalLock ?? null,
+      options.reclaimer ?? rcuReclaimer,
+    );
   }
 
   /** This tree on another CPU (or a second view on this one). */
@@ -321,7 +327,8 @@ function isValue(value: number, least: number): boolean {
 }
 
 function checkGapArgs(min: number, max: number, size: number, align: number): number {
-  if (!isRange(min, max) || !(size >= 1 && size <= MAX_INDEX + 1 && Math.floor(size) === size)) return -EINVAL;
+  if (!isRange(min, max) || !(size >= 1 && size <= MAX_INDEX + 1 && Math.floor(size) === size))
+    return -EINVAL;
   if (!(align >= 1 && align <= MAX_INDEX && Math.floor(align) === align)) return -EINVAL;
   return 0;
 }

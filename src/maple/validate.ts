@@ -23,6 +23,7 @@ import {
   NODE_F64,
   NODE_I32,
   type NodeViews,
+  PIVOTS,
   VALUES,
 } from './layout.js';
 
@@ -40,7 +41,14 @@ export interface TreeShape {
 
 export function validateTree(views: NodeViews, header: Int32Array, arena: Arena): TreeShape {
   const root = Atomics.load(header, ROOT);
-  const shape: TreeShape = { height: 0, nodes: 0, leaves: 0, entries: 0, bytes: 0, largestGap: MAX_INDEX + 1 };
+  const shape: TreeShape = {
+    height: 0,
+    nodes: 0,
+    leaves: 0,
+    entries: 0,
+    bytes: 0,
+    largestGap: MAX_INDEX + 1,
+  };
   if (root !== 0) {
     const checker = new Checker(views, arena, shape);
     const meta = checker.meta(root);
@@ -49,7 +57,8 @@ export function validateTree(views: NodeViews, header: Int32Array, arena: Arena)
     shape.bytes = shape.nodes * NODE_BYTES;
   }
   const counted = Atomics.load(header, COUNT);
-  if (counted !== shape.entries) fail(root, `header counts ${counted} entries, the leaves hold ${shape.entries}`);
+  if (counted !== shape.entries)
+    fail(root, `header counts ${counted} entries, the leaves hold ${shape.entries}`);
   return shape;
 }
 
@@ -91,7 +100,7 @@ class Checker {
 
   private pivots(node: number, count: number, cap: number, min: number, max: number): void {
     const f64 = this.views.f64;
-    const p = node * NODE_F64;
+    const p = node * NODE_F64 + PIVOTS;
     let previous = min - 1;
     for (let i = 0; i < count - 1; i++) {
       const pivot = f64[p + i];
@@ -108,7 +117,7 @@ class Checker {
   private leaf(node: number, count: number, min: number, max: number, isRoot: boolean): number {
     const f64 = this.views.f64;
     const i32 = this.views.i32;
-    const p = node * NODE_F64;
+    const p = node * NODE_F64 + PIVOTS;
     const w = node * NODE_I32;
     this.shape.leaves++;
     let gap = 0;
@@ -124,8 +133,10 @@ class Checker {
       if (i > 0 && i32[w + VALUES + i - 1] === 0) fail(node, `slots ${i - 1} and ${i} are adjacent gaps`);
       if (last - first + 1 > gap) gap = last - first + 1;
     }
-    if (i32[w + VALUES + count - 1] === 0 && max !== MAX_INDEX) fail(node, 'a leaf other than the last ends with a gap');
-    if (isRoot && count === 1 && i32[w + VALUES] === 0) fail(node, 'root leaf holding one gap (should be an empty tree)');
+    if (i32[w + VALUES + count - 1] === 0 && max !== MAX_INDEX)
+      fail(node, 'a leaf other than the last ends with a gap');
+    if (isRoot && count === 1 && i32[w + VALUES] === 0)
+      fail(node, 'root leaf holding one gap (should be an empty tree)');
     for (let i = count; i < LEAF_SLOTS; i++) {
       if (i32[w + VALUES + i] !== 0) fail(node, `unused slot ${i} holds ${i32[w + VALUES + i]}`);
     }
@@ -136,7 +147,7 @@ class Checker {
     const f64 = this.views.f64;
     const i32 = this.views.i32;
     const f32 = this.views.f32;
-    const p = node * NODE_F64;
+    const p = node * NODE_F64 + PIVOTS;
     const w = node * NODE_I32;
     let gap = 0;
     for (let i = 0; i < count; i++) {
@@ -146,7 +157,8 @@ class Checker {
       const last = i === count - 1 ? max : f64[p + i];
       const childGap = this.node(child, level - 1, first, last, false);
       const hint = f32[w + GAPS + i];
-      if (hint !== gapHint(childGap)) fail(node, `gap hint ${i} = ${hint}, child ${child} has largest gap ${childGap}`);
+      if (hint !== gapHint(childGap))
+        fail(node, `gap hint ${i} = ${hint}, child ${child} has largest gap ${childGap}`);
       if (childGap > gap) gap = childGap;
     }
     for (let i = count; i < INTERNAL_SLOTS; i++) {

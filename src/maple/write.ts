@@ -47,8 +47,10 @@ import {
   NODE_F64,
   NODE_I32,
   type NodeViews,
+  PIVOTS,
   VALUES,
 } from './layout.js';
+import { writeInternal, writeLeaf } from './node.js';
 import { Path } from './path.js';
 import { NodePool } from './pool.js';
 import type { Reclaimer } from './reclaim.js';
@@ -202,6 +204,7 @@ export class TreeWriter {
   // ---- the store, once L and R point at the leaves holding first and last ----
 
   private storeWalked(first: number, last: number, value: number): number {
+    this.entriesAdded = 0;
     if (this.L.node[0] === this.R.node[0] && this.L.off[0] === this.R.off[0]) {
       const done = this.storeInPlace(first, last, value);
       if (done) return 0;
@@ -218,7 +221,6 @@ export class TreeWriter {
       this.finish(this.top);
       return 0;
     }
-    this.entriesAdded = 0;
     if (!this.buildLevel(0, this.L.min[0])) return this.fail();
     let level = 0;
     for (;;) {
@@ -316,7 +318,7 @@ export class TreeWriter {
     this.n = 0;
     let leaf = L.node[0];
     let k = L.off[0];
-    for (let i = 0; i < k; i++) this.pushSlot(f64[leaf * NODE_F64 + i], this.valueAt(leaf, i));
+    for (let i = 0; i < k; i++) this.pushSlot(f64[leaf * NODE_F64 + PIVOTS + i], this.valueAt(leaf, i));
     if (this.slotFirst(L, k) < first) this.pushSlot(first - 1, this.valueAt(leaf, k));
     this.pushSlot(last, value);
     this.chgFirst = this.chgLast = this.n - 1;
@@ -336,7 +338,11 @@ export class TreeWriter {
     this.n = 0;
     let node = L.node[level];
     for (let i = 0; i < L.off[level]; i++) {
-      this.pushChild(this.views.f64[node * NODE_F64 + i], this.childAt(node, i), this.hintAt(node, i));
+      this.pushChild(
+        this.views.f64[node * NODE_F64 + PIVOTS + i],
+        this.childAt(node, i),
+        this.hintAt(node, i),
+      );
     }
     this.chgFirst = this.n;
     for (let j = 0; j < this.k; j++) this.pushChild(this.newMax[j], this.newH[j], this.newGap[j]);
@@ -344,7 +350,7 @@ export class TreeWriter {
     node = R.node[level];
     const count = this.countOf(node);
     for (let i = R.off[level] + 1; i < count; i++) {
-      const max = i === count - 1 ? R.max[level] : this.views.f64[node * NODE_F64 + i];
+      const max = i === count - 1 ? R.max[level] : this.views.f64[node * NODE_F64 + PIVOTS + i];
       this.pushChild(max, this.childAt(node, i), this.hintAt(node, i));
     }
   }
@@ -401,7 +407,7 @@ export class TreeWriter {
   /** Appends every slot of `node` (covering up to `max`) to the content. */
   private appendNode(level: number, node: number, max: number): void {
     const count = this.countOf(node);
-    const p = node * NODE_F64;
+    const p = node * NODE_F64 + PIVOTS;
     for (let i = 0; i < count; i++) {
       const slotMax = i === count - 1 ? max : this.views.f64[p + i];
       if (level === 0) this.pushSlot(slotMax, this.valueAt(node, i));
@@ -414,10 +420,12 @@ export class TreeWriter {
     const count = this.countOf(node);
     const n = this.n;
     if (n + count > CONTENT) throw new Error('maple: content overflow');
-    this.cMax.copyWithin(count, 0, n);
-    this.cVal.copyWithin(count, 0, n);
-    this.cGap.copyWithin(count, 0, n);
-    const p = node * NODE_F64;
+    for (let i = n - 1; i >= 0; i--) {
+      this.cMax[i + count] = this.cMax[i];
+      this.cVal[i + count] = this.cVal[i];
+      this.cGap[i + count] = this.cGap[i];
+    }
+    const p = node * NODE_F64 + PIVOTS;
     for (let i = 0; i < count; i++) {
       this.cMax[i] = i === count - 1 ? max : this.views.f64[p + i];
       if (level === 0) {
@@ -509,7 +517,12 @@ export class TreeWriter {
       const size = this.sizes[j];
       const node = this.pool.take();
       if (node === 0) return false;
-      this.newGap[j] = level === 0 ? this.writeLeaf(node, start, size, min) : this.writeInternal(node, level, start, size);
+      if (level === 0) {
+        this.newGap[j] = writeLeaf(this.views, node, this.cMax, this.cVal, start, size, min);
+        for (let i = start; i < start + size; i++) if (this.cVal[i] !== 0) this.entriesAdded++;
+      } else {
+        this.newGap[j] = writeInternal(this.views, node, level, this.cMax, this.cVal, this.cGap, start, size);
+      }
       this.newH[j] = node;
       this.newMax[j] = this.cMax[start + size - 1];
       min = this.newMax[j] + 1;
@@ -517,52 +530,6 @@ export class TreeWriter {
     }
     this.k = k;
     return true;
-  }
-
-  /** Writes content[start, start+size) as a leaf starting at `min`; returns its gap hint. */
-  private writeLeaf(node: number, start: number, size: number, min: number): number {
-    const f64 = this.views.f64;
-    const i32 = this.views.i32;
-    const p = node * NODE_F64;
-    const w = node * NODE_I32;
-    let gap = 0;
-    for (let i = 0; i < size; i++) {
-      const max = this.cMax[start + i];
-      const value = this.cVal[start + i];
-      if (i < size - 1) f64[p + i] = max;
-      i32[w + VALUES + i] = value;
-      if (value !== 0) this.entriesAdded++;
-      else if (max - min + 1 > gap) gap = max - min + 1;
-      min = max + 1;
-    }
-    f64.fill(MAX_INDEX, p + size - 1, p + LEAF_SLOTS - 1);
-    i32.fill(0, w + VALUES + size, w + VALUES + LEAF_SLOTS);
-    i32[w + META] = size;
-    i32[w + META + 1] = 0;
-    return gapHint(gap);
-  }
-
-  /** Writes content[start, start+size) as an internal node; returns its gap hint. */
-  private writeInternal(node: number, level: number, start: number, size: number): number {
-    const f64 = this.views.f64;
-    const i32 = this.views.i32;
-    const f32 = this.views.f32;
-    const p = node * NODE_F64;
-    const w = node * NODE_I32;
-    let gap = 0;
-    for (let i = 0; i < size; i++) {
-      if (i < size - 1) f64[p + i] = this.cMax[start + i];
-      i32[w + CHILDREN + i] = this.cVal[start + i];
-      const hint = this.cGap[start + i];
-      f32[w + GAPS + i] = hint;
-      if (hint > gap) gap = hint;
-    }
-    f64.fill(MAX_INDEX, p + size - 1, p + INTERNAL_SLOTS - 1);
-    i32.fill(0, w + CHILDREN + size, w + CHILDREN + INTERNAL_SLOTS);
-    f32.fill(0, w + GAPS + size, w + GAPS + INTERNAL_SLOTS);
-    i32[w + META] = size | (level << LEVEL_SHIFT);
-    i32[w + META + 1] = 0;
-    return gap;
   }
 
   // ---- publishing ----
@@ -597,8 +564,8 @@ export class TreeWriter {
         this.lowerAt[this.lowerCount] = at;
         this.lowerTo[this.lowerCount++] = hint;
       }
-      const oldMax = old > others ? old : others;
-      const newMax = hint > others ? hint : others;
+      const oldMax = Math.max(old, others);
+      const newMax = Math.max(hint, others);
       if (oldMax === newMax) return;
       hint = newMax;
     }
@@ -694,7 +661,7 @@ export class TreeWriter {
   }
 
   private slotOf(leaf: number, index: number): number {
-    const p = leaf * NODE_F64;
+    const p = leaf * NODE_F64 + PIVOTS;
     const f64 = this.views.f64;
     let k = 0;
     while (k < LEAF_SLOTS - 1 && f64[p + k] < index) k++;
@@ -702,11 +669,13 @@ export class TreeWriter {
   }
 
   private slotFirst(path: Path, k: number): number {
-    return k === 0 ? path.min[0] : this.views.f64[path.node[0] * NODE_F64 + k - 1] + 1;
+    return k === 0 ? path.min[0] : this.views.f64[path.node[0] * NODE_F64 + PIVOTS + k - 1] + 1;
   }
 
   private slotLast(path: Path, k: number): number {
-    return k === this.countOf(path.node[0]) - 1 ? path.max[0] : this.views.f64[path.node[0] * NODE_F64 + k];
+    return k === this.countOf(path.node[0]) - 1
+      ? path.max[0]
+      : this.views.f64[path.node[0] * NODE_F64 + PIVOTS + k];
   }
 
   /** Largest gap of `leaf` if slot k held `value`. */

@@ -13,9 +13,10 @@ import { FileTable } from '../fs/file-ref.js';
 import type { RangeIndex } from '../maple/api.js';
 import type { FailureInjector } from '../shm/arena.js';
 import { rcuBarrier, rcuDeferFree } from '../sync/rcu.js';
-import { RwSem } from '../sync/rwsem.js';
+import type { RwSem } from '../sync/rwsem.js';
 import { defaultConfig, type MmConfig } from './config.js';
 import { Placement } from './placement.js';
+import { PmdState, PTE_TABLE } from './pmd-state.js';
 import { type VmaView, vmaViews } from './proc-maps.js';
 import { cint, ulong } from './syscalls/args.js';
 import { sysBrk } from './syscalls/brk.js';
@@ -27,10 +28,11 @@ import { sysMremap } from './syscalls/mremap.js';
 import { sysMsync } from './syscalls/msync.js';
 import { sysMunmap } from './syscalls/munmap.js';
 import { sysTouch } from './syscalls/touch.js';
+import { PMD_SIZE, VM_LOCKED } from './vm-flags.js';
 import { MergeState, VmaLayer } from './vma.js';
+import { MmLocks, mmapWriteLock, mmapWriteUnlock } from './vma-lock.js';
 import { VmaArena, type VmaFields } from './vma-record.js';
 import { VmaTxn } from './vma-txn.js';
-import { VM_LOCKED } from './vm-flags.js';
 
 export interface AddressSpaceOptions {
   config?: Partial<MmConfig>;
@@ -42,6 +44,8 @@ export interface AddressSpaceOptions {
   vmaCapacity?: number;
   /** Free VMA records after an RCU grace period (default) or at once (single-threaded tools). */
   rcuFree?: boolean;
+  /** Build over the VMA records and locks of an address space shared by another CPU (src/mm/shared-mm.ts). */
+  shared?: { arena: VmaArena; locks: MmLocks };
 }
 
 export class AddressSpace {
@@ -51,11 +55,15 @@ export class AddressSpace {
   readonly index: RangeIndex;
   /** mmap_lock: writers (all syscalls here) hold it for write; it is the tree's external lock. */
   readonly mmapLock: RwSem;
+  /** mmap_lock, the lock sequence and the per-VMA locks (src/mm/vma-lock.ts). */
+  readonly locks: MmLocks;
   readonly txn: VmaTxn;
   readonly layer: VmaLayer;
   readonly placement: Placement;
   /** Scratch merge states (struct vma_merge_struct) reused by every call. */
   readonly ms = new MergeState();
+  /** Which 2 MiB regions have page tables or huge pages (decides THP faults). */
+  readonly pmd = new PmdState();
 
   /** mm->map_count. */
   mapCount = 0;
@@ -76,13 +84,22 @@ export class AddressSpace {
     this.files = options.files ?? new FileTable();
     this.index = options.index;
     const capacity = options.vmaCapacity ?? 256;
-    this.arena = VmaArena.create(capacity, Math.max(capacity, this.config.maxMapCount + 16), options.injector);
-    this.mmapLock = RwSem.create('mmap_lock');
+    this.arena =
+      options.shared?.arena ??
+      VmaArena.create(capacity, Math.max(capacity, this.config.maxMapCount + 16), options.injector);
+    this.locks = options.shared?.locks ?? MmLocks.create(this.arena);
+    this.mmapLock = this.locks.mmapLock;
     const useRcu = options.rcuFree ?? true;
     const arena = this.arena;
-    this.txn = new VmaTxn(arena, this.index, useRcu ? (h) => rcuDeferFree(arena.arena, h) : (h) => arena.arena.free(h));
+    this.txn = new VmaTxn(
+      arena,
+      this.index,
+      useRcu ? (h) => rcuDeferFree(arena.arena, h) : (h) => arena.arena.free(h),
+      this.locks,
+    );
     this.layer = new VmaLayer(this.txn, this.config.maxMapCount);
     this.placement = new Placement(this.index, arena, this.config);
+    this.layer.onUnmap = (starts, ends, floor, ceiling) => this.unmapPageTables(starts, ends, floor, ceiling);
     this.curBrk = this.config.startBrk;
     this.startBrk = this.config.startBrk;
   }
@@ -91,7 +108,7 @@ export class AddressSpace {
 
   /** Takes mmap_lock for write and opens an empty transaction. */
   begin(): void {
-    this.mmapLock.downWrite();
+    mmapWriteLock(this.locks);
     this.txn.reset();
     this.layer.mapCountBase = this.mapCount;
     this.fileMark = this.files.mark();
@@ -99,9 +116,15 @@ export class AddressSpace {
 
   /** Commits the transaction (0 or -ENOMEM, in which case nothing changed) and opens a new one. */
   commit(): number {
+    this.splitHugeAcrossVmas();
     const r = this.txn.commit();
-    if (r < 0) this.files.rollback(this.fileMark);
-    else this.mapCount += this.txn.mapCountDelta;
+    if (r < 0) {
+      this.files.rollback(this.fileMark);
+      this.pmd.rollback();
+    } else {
+      this.mapCount += this.txn.mapCountDelta;
+      this.pmd.begin();
+    }
     this.txn.reset();
     this.layer.mapCountBase = this.mapCount;
     this.fileMark = this.files.mark();
@@ -111,7 +134,7 @@ export class AddressSpace {
   /** Commits and releases mmap_lock; returns `ret`, or -ENOMEM if the commit failed. */
   end(ret: number): number {
     const r = this.commit();
-    this.mmapLock.upWrite();
+    mmapWriteUnlock(this.locks);
     return r < 0 ? r : ret;
   }
 
@@ -123,6 +146,28 @@ export class AddressSpace {
       if ((t.flags[v] & VM_LOCKED) !== 0) pages += (t.end[v] - t.start[v]) / 4096;
     }
     return pages;
+  }
+
+  /** Unmapping zaps the range and frees the page tables of free_pgtables' gathered groups. */
+  private unmapPageTables(starts: number[], ends: number[], floor: number, ceiling: number): void {
+    const pmd = this.pmd;
+    for (let i = 0; i < starts.length; i++) pmd.zap(starts[i], ends[i]);
+    let i = 0;
+    while (i < starts.length) {
+      let j = i;
+      while (j + 1 < starts.length && starts[j + 1] <= ends[j] + PMD_SIZE) j++;
+      pmd.freeRange(starts[i], ends[j], floor, j + 1 < starts.length ? starts[j + 1] : ceiling);
+      i = j + 1;
+    }
+  }
+
+  /** A huge page mapping cannot straddle VMAs: a boundary inside one splits it into a table. */
+  private splitHugeAcrossVmas(): void {
+    const t = this.txn;
+    for (const r of this.pmd.hugeRegions()) {
+      const v = t.vmaAt(r);
+      if (v < 0 || t.end[v] < r + PMD_SIZE) this.pmd.set(r, PTE_TABLE);
+    }
   }
 
   /** A new anon_vma identity (anon_vma_alloc). */

@@ -77,5 +77,6 @@ function checkConfig(c: MmConfig): void {
   if (c.taskSize > 2 ** 52) throw new RangeError('mm config: taskSize above 2^52');
   if (!(c.mmapBase <= c.taskSize)) throw new RangeError('mm config: mmapBase above taskSize');
   if (!['always', 'madvise', 'never'].includes(c.thpEnabled)) throw new RangeError('mm config: thpEnabled');
-  if (!(Number.isSafeInteger(c.maxMapCount) && c.maxMapCount > 0)) throw new RangeError('mm config: maxMapCount');
+  if (!(Number.isSafeInteger(c.maxMapCount) && c.maxMapCount > 0))
+    throw new RangeError('mm config: maxMapCount');
 }

@@ -1,6 +1,7 @@
 /**
- * What faults do to VMA metadata. Pages and page tables belong to the memory layer; here a fault
- * matters for the one piece of VMA state it creates: the anon_vma. A write fault on a private VMA
+ * What faults do to VMA metadata. Pages belong to the memory layer; here a fault matters for the
+ * one piece of VMA state it creates, the anon_vma, and for which 2 MiB regions it gives a page
+ * table or a huge page (PmdState), which decides whether a later read maps a huge page. A write fault on a private VMA
  * (anonymous or file, copy-on-write) and a read fault that maps a transparent huge page into an
  * anonymous VMA allocate it (anon_vma_prepare), reusing an adjacent compatible VMA's so that the
  * two can merge again later (find_mergeable_anon_vma). File pages at or past the end of the file
@@ -11,7 +12,7 @@
  */
 import { EFAULT, EINVAL, ENOMEM } from '../errno.js';
 import type { AddressSpace } from './address-space.js';
-import { NAME_ANON, NAME_SPECIAL } from './vma-record.js';
+import { HUGE, PMD_NONE, PTE_TABLE } from './pmd-state.js';
 import {
   PAGE_SIZE,
   PMD_SIZE,
@@ -29,6 +30,7 @@ import {
   VM_SOFTDIRTY,
   VM_WRITE,
 } from './vm-flags.js';
+import { NAME_ANON, NAME_SPECIAL } from './vma-record.js';
 
 /** vma_is_anonymous: no vm_ops (private anonymous memory, including the stack). */
 export function isAnonymous(mm: AddressSpace, slot: number): boolean {
@@ -77,28 +79,48 @@ export function backedEnd(mm: AddressSpace, slot: number): number {
   return Math.max(t.start[slot], Math.min(t.end[slot], end));
 }
 
-/** A read fault in [start, end) of `slot` would map a PMD-sized THP (do_huge_pmd_anonymous_page). */
-function readFaultMapsThp(mm: AddressSpace, slot: number, start: number, end: number): boolean {
+/** do_huge_pmd_anonymous_page applies: an anonymous THP-enabled VMA covering the whole region. */
+function thpEligible(mm: AddressSpace, slot: number, region: number): boolean {
   const t = mm.txn;
   const flags = t.flags[slot];
   if (!isAnonymous(mm, slot) || (flags & VM_NOHUGEPAGE) !== 0) return false;
   const mode = mm.config.thpEnabled;
   if (!(mode === 'always' || (mode === 'madvise' && (flags & VM_HUGEPAGE) !== 0))) return false;
-  const first = Math.ceil(t.start[slot] / PMD_SIZE) * PMD_SIZE;
-  const last = Math.floor(t.end[slot] / PMD_SIZE) * PMD_SIZE;
-  return first < last && Math.max(start, first) < Math.min(end, last);
+  return region >= t.start[slot] && region + PMD_SIZE <= t.end[slot];
 }
 
 /**
- * Faults every page of [start, end) (inside `slot`) for read or write. Returns the pages done,
- * or -EFAULT when a page lies past the end of the backing object (after the earlier pages).
+ * Faults every page of [start, end) (inside `slot`) for read or write. A region whose PMD entry is
+ * empty gets a huge page if the VMA allows one (creating the anon_vma even on a read), else a page
+ * table. Returns the pages done, or -EFAULT when a page lies past the end of the backing object
+ * (after the pages before it; a private write fault allocates the anon_vma before it finds out).
  */
-export function faultRange(mm: AddressSpace, slot: number, start: number, end: number, write: boolean): number {
-  const t = mm.txn;
+export function faultRange(
+  mm: AddressSpace,
+  slot: number,
+  start: number,
+  end: number,
+  write: boolean,
+): number {
   if (start >= end) return 0;
-  if (write ? (t.flags[slot] & VM_SHARED) === 0 : readFaultMapsThp(mm, slot, start, end)) anonPrepare(mm, slot);
+  const t = mm.txn;
+  const cow = write && (t.flags[slot] & VM_SHARED) === 0;
   const backed = backedEnd(mm, slot);
-  if (end > backed) return -EFAULT;
+  const stop = Math.min(end, backed);
+  for (let addr = start; addr < stop; addr = Math.floor(addr / PMD_SIZE) * PMD_SIZE + PMD_SIZE) {
+    const region = Math.floor(addr / PMD_SIZE) * PMD_SIZE;
+    if (mm.pmd.at(region) === PMD_NONE && thpEligible(mm, slot, region)) {
+      mm.pmd.set(region, HUGE);
+      anonPrepare(mm, slot);
+      continue;
+    }
+    if (mm.pmd.at(region) === PMD_NONE) mm.pmd.set(region, PTE_TABLE);
+    if (cow) anonPrepare(mm, slot);
+  }
+  if (end > backed) {
+    if (cow) anonPrepare(mm, slot);
+    return -EFAULT;
+  }
   return (end - start) / PAGE_SIZE;
 }
 

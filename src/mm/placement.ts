@@ -8,11 +8,11 @@
  * Runs against the tree as it is (placement always precedes mutation in a syscall).
  */
 import { EINVAL, ENOMEM, EPERM } from '../errno.js';
-import { PLACE_THP, type FileRef } from '../fs/file-ref.js';
+import { type FileRef, PLACE_THP } from '../fs/file-ref.js';
 import { type RangeIndex, rangeOut } from '../maple/api.js';
 import type { MmConfig } from './config.js';
-import type { VmaArena } from './vma-record.js';
 import { MAP_FIXED, MAP_SHARED, PAGE_SIZE, PMD_SIZE, VM_GROWSDOWN } from './vm-flags.js';
+import type { VmaArena } from './vma-record.js';
 
 const LIMIT = 2 ** 53 - 1;
 
@@ -132,7 +132,11 @@ export class Placement {
       const s = this.index.gapLowest(min, high - 1, len, 1);
       if (s < 0) return -ENOMEM;
       const next = this.firstVmaFrom(s + len);
-      if (next !== 0 && (this.arena.flags(next) & VM_GROWSDOWN) !== 0 && this.vmStartGap(next) < s + len - 1) {
+      if (
+        next !== 0 &&
+        (this.arena.flags(next) & VM_GROWSDOWN) !== 0 &&
+        this.vmStartGap(next) < s + len - 1
+      ) {
         min = this.arena.end(next);
         continue;
       }

@@ -5,8 +5,8 @@
  * anonymous VMA meeting (start_brk, brk), the special mapping's name, or nothing.
  */
 import type { AddressSpace } from './address-space.js';
-import { NAME_FILE, NAME_SPECIAL } from './vma-record.js';
 import { PAGE_SIZE, permsText, vmFlagsText } from './vm-flags.js';
+import { NAME_FILE, NAME_SPECIAL } from './vma-record.js';
 
 const LIMIT = 2 ** 53 - 1;
 
@@ -46,7 +46,14 @@ export function vmaViews(mm: AddressSpace): VmaView[] {
     q = out.last + 1;
   }
   for (const v of mm.outsideVmas) {
-    views.push({ start: v.start, end: v.end, perms: permsText(v.flags), offset: 0n, name: v.name, vmflags: vmFlagsText(v.flags) });
+    views.push({
+      start: v.start,
+      end: v.end,
+      perms: permsText(v.flags),
+      offset: 0n,
+      name: v.name,
+      vmflags: vmFlagsText(v.flags),
+    });
   }
   return views;
 }
@@ -63,7 +70,10 @@ export function mapsLine(v: VmaView): string {
 
 /** /proc/PID/maps text. */
 export function mapsText(mm: AddressSpace): string {
-  return mm.vmas().map((v) => `${mapsLine(v)}\n`).join('');
+  return mm
+    .vmas()
+    .map((v) => `${mapsLine(v)}\n`)
+    .join('');
 }
 
 /** A short /proc/PID/smaps: each maps line, its size and its VmFlags. */

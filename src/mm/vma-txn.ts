@@ -18,6 +18,7 @@
  */
 import { ENOMEM } from '../errno.js';
 import { type RangeIndex, type RangeOut, rangeOut } from '../maple/api.js';
+import { type MmLocks, vmaMarkAttached, vmaMarkDetached, vmaStartWrite } from './vma-lock.js';
 import { VMA_ATTACHED, VMA_DETACHED, type VmaArena, type VmaFields } from './vma-record.js';
 
 const LIMIT = 2 ** 53 - 1;
@@ -61,7 +62,17 @@ export class VmaTxn {
   mapCountDelta = 0;
   private newHandles = new Int32Array(16);
 
-  constructor(arena: VmaArena, index: RangeIndex, freeRecord: VmaFreeFn) {
+  /**
+   * With `locks` (an AddressSpace), commit write-locks every record it changes or removes before
+   * publishing anything, and attaches/detaches records through the per-VMA lock layer; without
+   * (the pure-layer tests), it only sets the records' STATE.
+   */
+  constructor(
+    arena: VmaArena,
+    index: RangeIndex,
+    freeRecord: VmaFreeFn,
+    private readonly locks: MmLocks | null = null,
+  ) {
     this.arena = arena;
     this.index = index;
     this.freeRecord = freeRecord;
@@ -266,6 +277,7 @@ export class VmaTxn {
       for (let j = 0; j < fresh; j++) arena.arena.free(this.newHandles[j]);
       return -ENOMEM;
     }
+    if (this.locks !== null) this.writeLockChanged(this.locks);
     this.applyErasures();
     this.applyStores();
     this.releaseRemoved();
@@ -278,7 +290,7 @@ export class VmaTxn {
       const h = this.loaded[k];
       const s = this.slotOfHandle[h];
       if (this.live[s] === 0 || this.start[s] !== arena.start(h) || this.end[s] !== arena.end(h)) {
-        this.index.store(arena.start(h), arena.end(h) - 1, 0);
+        this.stored(this.index.store(arena.start(h), arena.end(h) - 1, 0));
       }
     }
   }
@@ -298,8 +310,8 @@ export class VmaTxn {
         arena.setIdentity(h, this.file[s], this.anon[s], this.nameKind[s], this.nameId[s]);
       }
       if (moved) {
-        this.index.store(this.start[s], this.end[s] - 1, h);
-        if (isNew) arena.setState(h, VMA_ATTACHED);
+        if (isNew) this.attach(h);
+        this.stored(this.index.store(this.start[s], this.end[s] - 1, h));
       }
     }
   }
@@ -308,10 +320,42 @@ export class VmaTxn {
     for (let k = 0; k < this.nLoaded; k++) {
       const h = this.loaded[k];
       if (this.live[this.slotOfHandle[h]] === 0) {
-        this.arena.setState(h, VMA_DETACHED);
+        this.detach(h);
         this.freeRecord(h);
       }
     }
+  }
+
+  /** vma_start_write on every loaded record this commit changes or removes (mmap_lock is write-held). */
+  private writeLockChanged(locks: MmLocks): void {
+    const arena = this.arena;
+    for (let k = 0; k < this.nLoaded; k++) {
+      const h = this.loaded[k];
+      const s = this.slotOfHandle[h];
+      const moved = this.start[s] !== arena.start(h) || this.end[s] !== arena.end(h);
+      if (this.live[s] === 0 || moved || this.changed(s, h)) vmaStartWrite(locks, h);
+    }
+  }
+
+  /** A new record, about to be published: write-locked and attached first. */
+  private attach(h: number): void {
+    if (this.locks === null) {
+      this.arena.setState(h, VMA_ATTACHED);
+      return;
+    }
+    vmaStartWrite(this.locks, h);
+    vmaMarkAttached(this.locks, h);
+  }
+
+  /** A record that left the tree: detached (readers that found it before fail) before it is freed. */
+  private detach(h: number): void {
+    if (this.locks === null) this.arena.setState(h, VMA_DETACHED);
+    else vmaMarkDetached(this.locks, h);
+  }
+
+  /** Stores cannot fail after `preallocate` reserved room for them: a failure is a bug. */
+  private stored(ret: number): void {
+    if (ret < 0) throw new Error(`vma txn: index store failed after preallocation (${ret})`);
   }
 
   private changed(s: number, h: number): boolean {
@@ -329,7 +373,8 @@ export class VmaTxn {
   private checkOrder(): void {
     for (let k = 0; k < this.nOrder; k++) {
       const s = this.order[k];
-      if (!(this.start[s] < this.end[s])) throw new Error(`vma txn: empty VMA [${this.start[s]}, ${this.end[s]})`);
+      if (!(this.start[s] < this.end[s]))
+        throw new Error(`vma txn: empty VMA [${this.start[s]}, ${this.end[s]})`);
       if (k > 0 && this.end[this.order[k - 1]] > this.start[s]) {
         throw new Error(`vma txn: overlapping VMAs at ${this.start[s].toString(16)}`);
       }
@@ -475,13 +520,13 @@ export class VmaTxn {
   }
 }
 
-function grownF64(a: Float64Array, n: number): Float64Array {
+function grownF64(a: Float64Array<ArrayBuffer>, n: number): Float64Array<ArrayBuffer> {
   const b = new Float64Array(n);
   b.set(a.subarray(0, Math.min(a.length, n)));
   return b;
 }
 
-function grownI32(a: Int32Array, n: number): Int32Array {
+function grownI32(a: Int32Array<ArrayBuffer>, n: number): Int32Array<ArrayBuffer> {
   const b = new Int32Array(n);
   b.set(a.subarray(0, Math.min(a.length, n)));
   return b;

@@ -10,9 +10,9 @@
  * when they are not, the range merges with prev only.
  */
 import { ENOMEM } from '../errno.js';
+import { PAGE_SIZE, VM_IGNORE_MERGE, VM_SPECIAL } from './vm-flags.js';
 import type { VmaFields } from './vma-record.js';
 import type { VmaTxn } from './vma-txn.js';
-import { PAGE_SIZE, VM_IGNORE_MERGE, VM_SPECIAL } from './vm-flags.js';
 
 /** The proposed VMA of a merge (struct vma_merge_struct). Reused, never allocated per call. */
 export class MergeState {
@@ -74,11 +74,18 @@ export function anonCompatible(a: number, b: number): boolean {
   return a === 0 || b === 0 || a === b;
 }
 
+/** Told about every unmap: the removed ranges, and the end of the VMA before / start of the one after. */
+export type UnmapObserver = (starts: number[], ends: number[], floor: number, ceiling: number) => void;
+
 export class VmaLayer {
   readonly t: VmaTxn;
   /** VMAs in the address space before the transaction. */
   mapCountBase = 0;
   maxMapCount: number;
+  /** Page-table bookkeeping of the address space (zap + free_pgtables), if any. */
+  onUnmap: UnmapObserver | null = null;
+  private readonly removedStarts: number[] = [];
+  private readonly removedEnds: number[] = [];
 
   constructor(t: VmaTxn, maxMapCount: number) {
     this.t = t;
@@ -211,7 +218,8 @@ export class VmaLayer {
       // prev extends to ms.end; middle shrinks from the left or goes away.
       this.dupAnon(prev, middle);
       if (removeMiddle) t.remove(middle);
-      else t.setRange(middle, ms.end, t.end[middle], t.pgoff[middle] + (ms.end - t.start[middle]) / PAGE_SIZE);
+      else
+        t.setRange(middle, ms.end, t.end[middle], t.pgoff[middle] + (ms.end - t.start[middle]) / PAGE_SIZE);
       t.setRange(prev, t.start[prev], ms.end, t.pgoff[prev]);
       return prev;
     }
@@ -237,7 +245,14 @@ export class VmaLayer {
    * neighbour or splitting as needed. Returns the VMA now covering the range (or extending past
    * it after a merge), or -ENOMEM.
    */
-  modifyFlags(ms: MergeState, prev: number, vma: number, start: number, end: number, newFlags: number): number {
+  modifyFlags(
+    ms: MergeState,
+    prev: number,
+    vma: number,
+    start: number,
+    end: number,
+    newFlags: number,
+  ): number {
     const t = this.t;
     ms.forVma(t, prev, vma, start, end);
     ms.flags = newFlags;
@@ -271,12 +286,26 @@ export class VmaLayer {
       t.split(vma, start, true);
     }
     let pages = 0;
+    this.removedStarts.length = 0;
+    this.removedEnds.length = 0;
     while (vma >= 0 && t.start[vma] < end) {
       if (t.end[vma] > end) t.split(vma, end, false);
       const next = t.nextOf(vma);
       pages += (t.end[vma] - t.start[vma]) / PAGE_SIZE;
+      this.removedStarts.push(t.start[vma]);
+      this.removedEnds.push(t.end[vma]);
       t.remove(vma);
       vma = next;
+    }
+    if (this.onUnmap !== null && this.removedStarts.length > 0) {
+      const prev = t.findBefore(start);
+      const next = t.findFrom(end);
+      this.onUnmap(
+        this.removedStarts,
+        this.removedEnds,
+        prev >= 0 ? t.end[prev] : 0,
+        next >= 0 ? t.start[next] : 0,
+      );
     }
     return pages;
   }

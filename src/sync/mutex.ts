@@ -1,8 +1,9 @@
 /**
  * Mutex: a sleeping lock (futex-style: Atomics.wait on the lock word, Atomics.notify on release
  * only when a sleeper flagged itself). An acquirer polls briefly (MUTEX_SPINS, about a
- * microsecond) before it sleeps. `lock()` may sleep, so it calls mightSleep(): taking a mutex
- * inside an RCU read section throws, whether or not it is contended.
+ * microsecond) before it sleeps. `lock()` may sleep: taking a mutex inside an RCU read section
+ * throws, whether or not it is contended, and the validator sees it as WRITE | LOCK_SLEEPS (an
+ * error under a spinlock). `tryLock()` never sleeps and is allowed anywhere.
  *
  *   +-------------------------------+-------------+
  *   | STATE: 0 | owner+1 | WAITERS  | ID          |   (words at offset, offset+1; see exclusive.ts)
@@ -10,12 +11,19 @@
  */
 import { WAIT_MUTEX } from '../cpu/waits.js';
 import { EXCLUSIVE_WORDS, exclusiveLock, exclusiveTryLock, exclusiveUnlock } from './exclusive.js';
-import { LOCK_SLEEPS, lockHooks, WRITE } from './hooks.js';
+import { LOCK_SLEEPS, WRITE } from './hooks.js';
 import { type LockDescriptor, LockView, ownWords, wordsOf } from './lockview.js';
-import { mightSleep, rcuCpu } from './rcu.js';
+import { blockingInReadSection, rcuCpu } from './rcu.js';
 
 /** Polls of a held mutex before the acquirer sleeps. */
 export const MUTEX_SPINS = 100;
+/** The validator sees a blocking acquisition as one that may sleep; a trylock as a plain WRITE. */
+const HOOK_MODE = WRITE | LOCK_SLEEPS;
+/**
+ * Module-local aliases of the per-thread state the fast paths test: V8 loads an imported binding
+ * through its module cell on every use but folds a local const (about 1.5 ns per lock round trip).
+ */
+const rcu = rcuCpu;
 
 export class Mutex extends LockView {
   static readonly WORDS = EXCLUSIVE_WORDS;
@@ -39,16 +47,8 @@ export class Mutex extends LockView {
 
   /** `subclass` tells the validator about deliberate nesting of two locks of one class. */
   lock(subclass = 0): void {
-    if (rcuCpu.depth !== 0 || lockHooks.on) mightSleep('mutex_lock');
-    exclusiveLock(
-      this.words,
-      this.offset,
-      this.classId,
-      subclass,
-      MUTEX_SPINS,
-      WAIT_MUTEX,
-      WRITE | LOCK_SLEEPS,
-    );
+    if (rcu.depth !== 0) blockingInReadSection('mutex_lock');
+    exclusiveLock(this.words, this.offset, this.classId, subclass, MUTEX_SPINS, WAIT_MUTEX, HOOK_MODE);
   }
 
   tryLock(subclass = 0): boolean {

@@ -61,6 +61,8 @@ export const RCU_CLASS = lockClass('rcu_read_lock');
 
 /** What the validator sees: a recursive read side that is atomic context. */
 const RCU_HOOK_MODE = READ | LOCK_ATOMIC | LOCK_RECURSIVE_READ;
+/** A module-local alias: V8 folds it, while it loads an imported binding through its module cell. */
+const hooks = lockHooks;
 
 /** This CPU's RCU state (thread-local: each CPU is one thread). */
 export const rcuCpu = {
@@ -76,13 +78,13 @@ export const rcuCpu = {
 export function rcuReadLock(): void {
   const s = rcuCpu;
   if (s.depth++ === 0 && !s.online) publishOnline();
-  if (lockHooks.on) hookAcquire();
+  if (hooks.on) hookAcquire();
 }
 
 /** Leaves a read section; the outermost exit is a quiescent state. */
 export function rcuReadUnlock(): void {
   const s = rcuCpu;
-  if (lockHooks.on) lockHooks.v.release(RCU_CLASS, lockIdAt(state, ID));
+  if (hooks.on) hookRelease();
   if (--s.depth === 0) {
     if (!s.online) publishOffline();
     else if (state[GP] !== s.seen) reportQuiescent();
@@ -96,6 +98,10 @@ function hookAcquire(): void {
   const id = lockIdAt(state, ID);
   lockHooks.v.acquire(RCU_CLASS, 0, id, RCU_HOOK_MODE, false);
   lockHooks.v.acquired(RCU_CLASS, 0, id, RCU_HOOK_MODE);
+}
+
+function hookRelease(): void {
+  lockHooks.v.release(RCU_CLASS, lockIdAt(state, ID));
 }
 
 /** True inside a read section. */
@@ -217,13 +223,22 @@ function waitGracePeriod(gp: number): void {
 }
 
 /**
- * Every call that may block calls this first (like might_sleep()): blocking inside a read section
- * is an error (it could stall grace periods forever), and the lock validator hears about it.
+ * Every call that may block, other than a lock acquisition, calls this first (like might_sleep()):
+ * blocking inside a read section is an error (it could stall grace periods forever), and the lock
+ * validator hears about it (under mmap_lock it counts as sleeping there).
  */
 export function mightSleep(site: string): void {
-  if (rcuCpu.depth !== 0)
-    throw new Error(`${site} inside an RCU read section: blocking is not allowed there`);
+  if (rcuCpu.depth !== 0) blockingInReadSection(site);
   if (lockHooks.on) lockHooks.v.mightSleep(site);
+}
+
+/**
+ * Sleeping locks call this when `rcuCpu.depth !== 0`, whether or not they would wait. They do not
+ * call mightSleep: the validator sees their acquisition with LOCK_SLEEPS instead, and taking a
+ * sleeping lock under mmap_lock is not sleeping under it in the mmap_lock check's sense.
+ */
+export function blockingInReadSection(site: string): never {
+  throw new Error(`${site} inside an RCU read section: blocking is not allowed there`);
 }
 
 /** Returns after a full grace period: every read section that began before the call has ended. */

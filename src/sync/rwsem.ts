@@ -14,7 +14,8 @@
  *   COUNT: readers (bits 0-23, one READER each) | WRITER (bit 24) | WAITERS (bit 25)
  *   HEAD/TAIL: queue tickets; the waiter with ticket t is granted when HEAD passes t (mod 2^32)
  *   KINDS: bit (t mod 64) set when ticket t is a writer (at most MAX_CPUS waiters)
- *   OWNER: the write holder's cpu + 1 (diagnostics and owner checks), ID: validator instance id
+ *   OWNER: the write holder's cpu + 1 (bits 0-7: owner checks, diagnostics) | the subclass it
+ *          told the validator (bits 8-10, so a downgrade keeps it);   ID: validator instance id
  *
  * Invariants: WRITER and a non-zero reader count never coexist except for the transient READER a
  * fast-path reader adds before it sees WRITER or WAITERS and backs out (backing out wakes the queue
@@ -31,11 +32,12 @@ import {
   WAIT_WRITE,
   waitTooLong,
 } from '../cpu/waits.js';
+import { hookAcquire, hookAcquired, hookRelease, hookTrylock } from './hookcalls.js';
 import { LOCK_SLEEPS, lockHooks, READ, WRITE } from './hooks.js';
-import { lockClassName, lockIdAt } from './lockclass.js';
+import { lockClassName } from './lockclass.js';
 import { statAcquired, statContended, statReleased, statTryFailed } from './lockstat.js';
 import { type LockDescriptor, LockView, ownWords, wordsOf } from './lockview.js';
-import { mightSleep, rcuBlockBegin, rcuBlockEnd, rcuCpu } from './rcu.js';
+import { blockingInReadSection, rcuBlockBegin, rcuBlockEnd, rcuCpu } from './rcu.js';
 
 export const RWSEM_WORDS = 8;
 const WAIT_LOCK = 1;
@@ -52,28 +54,48 @@ const WRITER = 1 << 24;
 const WAITERS = 1 << 25;
 /** A fast-path reader fails on these. */
 const READ_FAIL = WRITER | WAITERS;
+/** OWNER: the write holder's cpu + 1 in the low bits, its validator subclass above. */
+const OWNER_CPU = 0xff;
+const OWNER_SUBCLASS_SHIFT = 8;
+/** What the validator sees of a blocking acquisition (trylocks pass the plain side). */
+const READ_MODE = READ | LOCK_SLEEPS;
+const WRITE_MODE = WRITE | LOCK_SLEEPS;
 if (MAX_CPUS !== 64) throw new Error('rwsem: the KINDS words hold exactly 64 queue slots (MAX_CPUS)');
+/**
+ * Module-local aliases of the per-thread state the fast paths test: V8 loads an imported binding
+ * through its module cell on every use but folds a local const (about 1.5 ns per lock round trip).
+ */
+const hooks = lockHooks;
+const rcu = rcuCpu;
 
 /** Polls before an acquirer queues (only while nobody is queued, to keep FIFO order). */
 export const RWSEM_SPINS = 100;
 /** Polls of the queue head before a queued waiter sleeps. */
 const QUEUE_SPINS = 2000;
 
+/**
+ * The blocking acquisitions keep one branch on their fast path for both of their checks (inside an
+ * RCU read section: refused; validator on: told before and after), taken out of line.
+ */
 export function rwsemDownRead(words: Int32Array, offset: number, classId: number, subclass = 0): void {
-  if (rcuCpu.depth !== 0 || lockHooks.on) readHooksBefore(words, offset, classId, subclass);
-  if ((Atomics.add(words, offset, READER) & READ_FAIL) === 0) statAcquired(classId, READ);
-  else readSlow(words, offset, classId);
-  if (lockHooks.on) lockHooks.v.acquired(classId, subclass, words[offset + ID], READ | LOCK_SLEEPS);
+  if (rcu.depth !== 0 || hooks.on) checkedDownRead(words, offset, classId, subclass);
+  else takeRead(words, offset, classId);
 }
 
-function readHooksBefore(words: Int32Array, offset: number, classId: number, subclass: number): void {
-  mightSleep('down_read');
-  if (lockHooks.on)
-    lockHooks.v.acquire(classId, subclass, lockIdAt(words, offset + ID), READ | LOCK_SLEEPS, false);
+function checkedDownRead(words: Int32Array, offset: number, classId: number, subclass: number): void {
+  if (rcu.depth !== 0) blockingInReadSection('down_read');
+  hookAcquire(classId, subclass, words, offset + ID, READ_MODE);
+  takeRead(words, offset, classId);
+  hookAcquired(classId, subclass, words, offset + ID, READ_MODE);
+}
+
+function takeRead(words: Int32Array, offset: number, classId: number): void {
+  if ((Atomics.add(words, offset, READER) & READ_FAIL) === 0) statAcquired(classId, READ);
+  else readSlow(words, offset, classId);
 }
 
 export function rwsemUpRead(words: Int32Array, offset: number, classId: number): void {
-  if (lockHooks.on) lockHooks.v.release(classId, lockIdAt(words, offset + ID));
+  if (hooks.on) hookRelease(classId, words, offset + ID);
   statReleased(classId);
   const old = Atomics.sub(words, offset, READER);
   if ((old & (READER_MASK | WRITER | WAITERS)) === (READER | WAITERS)) wakeQueue(words, offset);
@@ -84,22 +106,26 @@ export function rwsemUpRead(words: Int32Array, offset: number, classId: number):
 }
 
 export function rwsemDownWrite(words: Int32Array, offset: number, classId: number, subclass = 0): void {
-  if (rcuCpu.depth !== 0 || lockHooks.on) writeHooksBefore(words, offset, classId, subclass);
-  if (Atomics.compareExchange(words, offset, 0, WRITER) === 0) statAcquired(classId, WRITE);
-  else writeSlow(words, offset, classId);
-  words[offset + OWNER] = currentCpu() + 1;
-  if (lockHooks.on) lockHooks.v.acquired(classId, subclass, words[offset + ID], WRITE | LOCK_SLEEPS);
+  if (rcu.depth !== 0 || hooks.on) checkedDownWrite(words, offset, classId, subclass);
+  else takeWrite(words, offset, classId, subclass);
 }
 
-function writeHooksBefore(words: Int32Array, offset: number, classId: number, subclass: number): void {
-  mightSleep('down_write');
-  if (lockHooks.on)
-    lockHooks.v.acquire(classId, subclass, lockIdAt(words, offset + ID), WRITE | LOCK_SLEEPS, false);
+function checkedDownWrite(words: Int32Array, offset: number, classId: number, subclass: number): void {
+  if (rcu.depth !== 0) blockingInReadSection('down_write');
+  hookAcquire(classId, subclass, words, offset + ID, WRITE_MODE);
+  takeWrite(words, offset, classId, subclass);
+  hookAcquired(classId, subclass, words, offset + ID, WRITE_MODE);
+}
+
+function takeWrite(words: Int32Array, offset: number, classId: number, subclass: number): void {
+  if (Atomics.compareExchange(words, offset, 0, WRITER) === 0) statAcquired(classId, WRITE);
+  else writeSlow(words, offset, classId);
+  words[offset + OWNER] = (currentCpu() + 1) | (subclass << OWNER_SUBCLASS_SHIFT);
 }
 
 export function rwsemUpWrite(words: Int32Array, offset: number, classId: number): void {
   assertWriteOwner(words, offset, classId, 'up_write');
-  if (lockHooks.on) lockHooks.v.release(classId, lockIdAt(words, offset + ID));
+  if (hooks.on) hookRelease(classId, words, offset + ID);
   statReleased(classId);
   words[offset + OWNER] = 0;
   if (Atomics.compareExchange(words, offset, WRITER, 0) !== WRITER) {
@@ -115,7 +141,7 @@ export function rwsemTryDownRead(words: Int32Array, offset: number, classId: num
     return false;
   }
   statAcquired(classId, READ);
-  if (lockHooks.on) trylockHooks(words, offset, classId, subclass, READ);
+  if (hooks.on) hookTrylock(classId, subclass, words, offset + ID, READ);
   return true;
 }
 
@@ -124,41 +150,36 @@ export function rwsemTryDownWrite(words: Int32Array, offset: number, classId: nu
     statTryFailed(classId);
     return false;
   }
-  words[offset + OWNER] = currentCpu() + 1;
+  words[offset + OWNER] = (currentCpu() + 1) | (subclass << OWNER_SUBCLASS_SHIFT);
   statAcquired(classId, WRITE);
-  if (lockHooks.on) trylockHooks(words, offset, classId, subclass, WRITE);
+  if (hooks.on) hookTrylock(classId, subclass, words, offset + ID, WRITE);
   return true;
-}
-
-function trylockHooks(
-  words: Int32Array,
-  offset: number,
-  classId: number,
-  subclass: number,
-  mode: number,
-): void {
-  const id = lockIdAt(words, offset + ID);
-  lockHooks.v.acquire(classId, subclass, id, mode, true);
-  lockHooks.v.acquired(classId, subclass, id, mode);
 }
 
 /**
  * Turns this CPU's write hold into a read hold and admits the readers queued at the front. The
- * validator sees release(WRITE) then a read trylock of the same instance (which adds no ordering).
+ * validator sees release(WRITE) then a read trylock of the same instance with the same subclass
+ * (which adds no ordering).
  */
 export function rwsemDowngrade(words: Int32Array, offset: number, classId: number): void {
   assertWriteOwner(words, offset, classId, 'downgrade_write');
+  const subclass = words[offset + OWNER] >>> OWNER_SUBCLASS_SHIFT;
   words[offset + OWNER] = 0;
   const old = Atomics.add(words, offset, READER - WRITER);
   if ((old & WAITERS) !== 0) wakeQueue(words, offset);
-  if (lockHooks.on) {
-    lockHooks.v.release(classId, lockIdAt(words, offset + ID));
-    trylockHooks(words, offset, classId, 0, READ);
+  if (hooks.on) {
+    hookRelease(classId, words, offset + ID);
+    hookTrylock(classId, subclass, words, offset + ID, READ);
   }
 }
 
+/** The write holder's cpu + 1 (0: no writer). */
+function writeOwner(words: Int32Array, offset: number): number {
+  return words[offset + OWNER] & OWNER_CPU;
+}
+
 function assertWriteOwner(words: Int32Array, offset: number, classId: number, what: string): void {
-  const owner = words[offset + OWNER];
+  const owner = writeOwner(words, offset);
   if (owner !== currentCpu() + 1) {
     const holder = owner === 0 ? 'no writer' : `cpu ${owner - 1}`;
     throw new Error(
@@ -193,7 +214,7 @@ function readSlow(words: Int32Array, offset: number, classId: number): void {
 
 function writeSlow(words: Int32Array, offset: number, classId: number): void {
   const start = performance.now();
-  if (words[offset + OWNER] === currentCpu() + 1) {
+  if (writeOwner(words, offset) === currentCpu() + 1) {
     throw new Error(`cpu ${currentCpu()} write-locks ${lockClassName(classId)} again: self-deadlock`);
   }
   for (let i = 0; i < RWSEM_SPINS; i++) {
@@ -275,14 +296,14 @@ function waitGranted(words: Int32Array, offset: number, classId: number, ticket:
   }
   const cpu = currentCpu();
   const wasOnline = rcuBlockBegin();
-  beginWait(cpu, kind, classId, words[offset + OWNER], words[offset] & READER_MASK);
+  beginWait(cpu, kind, classId, writeOwner(words, offset), words[offset] & READER_MASK);
   try {
     for (;;) {
       const head = Atomics.load(words, offset + HEAD);
       if (((head - ticket) | 0) > 0) return;
       const result = Atomics.wait(words, offset + HEAD, head, WAIT_SLICE_MS);
       const count = Atomics.load(words, offset);
-      if (result === 'timed-out' && waitTooLong(cpu, words[offset + OWNER], count & READER_MASK)) {
+      if (result === 'timed-out' && waitTooLong(cpu, writeOwner(words, offset), count & READER_MASK)) {
         throw hangError(cpu, `${lockClassName(classId)} (rwsem ${kind === WAIT_WRITE ? 'write' : 'read'})`);
       }
     }

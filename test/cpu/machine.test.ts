@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { CpuError, Machine } from '../../src/cpu/machine.js';
 import { cpuWaits, WAIT_NONE } from '../../src/cpu/waits.js';
+import { lockdepCounts, lockdepMode, lockdepShowHeld, setLockdepMode } from '../../src/lockdep/index.js';
+import { lockHooks } from '../../src/sync/hooks.js';
 import { Mutex } from '../../src/sync/mutex.js';
 
 const echo = new URL('./tasks/echo.js', import.meta.url);
@@ -56,12 +58,23 @@ test('bad cpu ids and bad machine sizes are rejected with EINVAL', async () => {
   await assert.rejects(Machine.start({ cpus: 2, watchdogMs: -1 }), /EINVAL/);
 });
 
-test('a deadlock fails fast and the report says which CPU waits on what', async () => {
+test('a deadlock fails fast and the report says which CPU waits on what (and holds what)', async () => {
   const a = Mutex.create('test.deadlock.a');
   const b = Mutex.create('test.deadlock.b');
   const args = { a: a.describe(), b: b.describe(), flag: new SharedArrayBuffer(4) };
   const task = new URL('./tasks/deadlock.js', import.meta.url);
-  const outcomes = await Promise.allSettled([machine.run(task, args, [0]), machine.run(task, args, [1])]);
+  // The validator would refuse the second lock of the AB-BA before it deadlocks: let it only count,
+  // so the deadlock really happens and the watchdog's report is what is tested.
+  const validating = lockHooks.on;
+  const circular = validating ? lockdepMode('circular') : 'off';
+  if (validating) setLockdepMode('circular', 'count');
+  const circularBefore = validating ? lockdepCounts().circular : 0;
+  let outcomes: PromiseSettledResult<unknown>[];
+  try {
+    outcomes = await Promise.allSettled([machine.run(task, args, [0]), machine.run(task, args, [1])]);
+  } finally {
+    if (validating) setLockdepMode('circular', circular);
+  }
   const messages: string[] = [];
   for (const [cpu, outcome] of outcomes.entries()) {
     assert.equal(outcome.status, 'rejected');
@@ -83,6 +96,18 @@ test('a deadlock fails fast and the report says which CPU waits on what', async 
     ),
     messages.join('\n---\n'),
   );
+  if (validating) {
+    assert.equal(lockdepCounts().circular - circularBefore, 1, 'the validator saw the AB-BA coming');
+    assert.ok(
+      messages.some(
+        (m) =>
+          /1 lock held by CPU0:\n #0: \(test\.deadlock\.a\)\{write\}/.test(m) &&
+          /1 lock held by CPU1:\n #0: \(test\.deadlock\.b\)\{write\}/.test(m),
+      ),
+      messages.join('\n---\n'),
+    );
+    assert.equal(lockdepShowHeld(), 'no CPU holds a lock.', 'the failed tasks left nothing in the validator');
+  }
   assert.ok(
     cpuWaits().every((w) => w.kind === WAIT_NONE),
     'no CPU is left waiting',

@@ -177,6 +177,42 @@ describe('lockdep on worker CPUs', () => {
     assert.equal(lockdepCounts().mmap_io, 1);
   });
 
+  it('fails a task that returns holding a lock, naming the lock; the CPU starts clean', async () => {
+    const mutexes = { m: Mutex.create('ret.m').describe() };
+    await assert.rejects(
+      run(1, { path: 'returnHolding', mutexes }),
+      lockdepFailure('lock held when returning from task!', /CPU1 is leaving task at:/, /#0: \(ret\.m\)\{write\}/),
+    );
+    assert.equal(lockdepShowHeld(), 'no CPU holds a lock.', 'forgotten once reported');
+    const others = { a: Mutex.create('ret.A').describe(), b: Mutex.create('ret.B').describe() };
+    await run(1, { path: 'ab', mutexes: others });
+    assert.deepEqual(
+      lockdepReports().map((r) => r.check),
+      ['held_at_return'],
+    );
+  });
+
+  it('fails a task that awaits holding a lock at its first await; its later unlock does not crash the CPU', async () => {
+    const flag = new SharedArrayBuffer(4);
+    const word = new Int32Array(flag);
+    const mutexes = { m: Mutex.create('await.m').describe() };
+    await assert.rejects(
+      run(0, { path: 'awaitHolding', mutexes, flag }),
+      lockdepFailure('lock held when returning from task!', /#0: \(await\.m\)\{write\}/),
+    );
+    Atomics.store(word, 0, 1);
+    Atomics.notify(word, 0);
+    const deadline = Date.now() + 5000;
+    while (Atomics.load(word, 0) !== 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    assert.equal(Atomics.load(word, 0), 2, 'the task resumed');
+    await run(0, { path: 'ab', mutexes: { a: Mutex.create('await.A').describe(), b: Mutex.create('await.B').describe() } });
+    assert.deepEqual(
+      lockdepReports().map((r) => r.check),
+      ['held_at_return', 'bad_unlock'],
+      'the validator forgot the lock when it reported it, so the late unlock is unbalanced',
+    );
+  });
+
   it('counts allocations under mmap_lock per site and per class', async () => {
     const vmas = Arena.create({ name: 'vma', recordBytes: 64, capacity: 8 });
     const rwsems = { mm: RwSem.create('mmap_lock').describe() };

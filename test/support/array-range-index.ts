@@ -75,7 +75,8 @@ export class ArrayRangeIndex implements RangeIndex {
   }
 
   store(first: number, last: number, value: number): number {
-    if (!(first <= last && first >= 0 && last <= LIMIT)) throw new Error(`store: bad range [${first}, ${last}]`);
+    if (!(first <= last && first >= 0 && last <= LIMIT))
+      throw new Error(`store: bad range [${first}, ${last}]`);
     const i = this.lowerBound(first);
     // Entries overlapping [first, last] are i .. j-1.
     let j = i;

@@ -13,6 +13,7 @@ import {
   synchronizeRcu,
 } from '../../src/sync/rcu.js';
 import type { ChurnArgs } from './tasks/rcu-churn.js';
+import { assertMisuse } from './misuse.js';
 import type { SyncArgs } from './tasks/rcu-sync.js';
 
 const churn = new URL('./tasks/rcu-churn.js', import.meta.url);
@@ -92,7 +93,7 @@ test('blocking inside a read section is refused; unbalanced unlock throws', () =
   } finally {
     rcuReadUnlock();
   }
-  assert.throws(() => rcuReadUnlock(), /without a matching rcuReadLock/);
+  assertMisuse(() => rcuReadUnlock(), 'bad_unlock', /without a matching rcuReadLock/);
   m.lock();
   m.unlock();
 });

@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import {
   installValidator,
   LOCK_ATOMIC,
+  lockHooks,
   LOCK_RECURSIVE_READ,
   LOCK_SLEEPS,
   type LockValidator,
@@ -18,6 +19,7 @@ import {
 import { Mutex } from '../../src/sync/mutex.js';
 import { RCU_CLASS, rcuReadLock, rcuReadUnlock, synchronizeRcu } from '../../src/sync/rcu.js';
 import { RwSem } from '../../src/sync/rwsem.js';
+import { SeqCount } from '../../src/sync/seqcount.js';
 import { SpinLock } from '../../src/sync/spinlock.js';
 
 test('lock statistics count acquisitions per class and mode, and can be switched off', () => {
@@ -56,6 +58,7 @@ test('lock statistics count acquisitions per class and mode, and can be switched
 interface Event {
   op: string;
   cls: number;
+  sub?: number;
   mode?: number;
   trylock?: boolean;
   id?: number;
@@ -64,8 +67,8 @@ interface Event {
 
 function recorder(events: Event[]): LockValidator {
   return {
-    acquire: (cls, _sub, id, mode, trylock) => events.push({ op: 'acquire', cls, mode, trylock, id }),
-    acquired: (cls, _sub, id, mode) => events.push({ op: 'acquired', cls, mode, id }),
+    acquire: (cls, sub, id, mode, trylock) => events.push({ op: 'acquire', cls, sub, mode, trylock, id }),
+    acquired: (cls, sub, id, mode) => events.push({ op: 'acquired', cls, sub, mode, id }),
     release: (cls, id) => events.push({ op: 'release', cls, id }),
     mightSleep: (site) => events.push({ op: 'sleep', cls: 0, site }),
     mightAlloc: () => {},
@@ -73,11 +76,13 @@ function recorder(events: Event[]): LockValidator {
   };
 }
 
-test('every lock reports acquire/acquired/release and might-sleep to an installed validator', () => {
+test('every lock reports acquire/acquired/release with its kind bits and subclass to an installed validator', () => {
   const events: Event[] = [];
   const rw = RwSem.create('test.hooks.rwsem');
   const m = Mutex.create('test.hooks.mutex');
   const spin = SpinLock.create('test.hooks.spin');
+  const seq = SeqCount.create('test.hooks.seq');
+  const previous = lockHooks.on ? lockHooks.v : null;
   installValidator(recorder(events));
   try {
     rw.downRead();
@@ -89,27 +94,34 @@ test('every lock reports acquire/acquired/release and might-sleep to an installe
     rw.tryDownWrite();
     rw.downgrade();
     rw.upRead();
+    rw.downWrite(2);
+    rw.downgrade();
+    rw.upRead();
+    seq.writeBegin(1);
+    seq.writeEnd();
+    seq.readRetry(seq.readBegin());
     rcuReadLock();
     rcuReadUnlock();
     synchronizeRcu();
   } finally {
-    installValidator(null);
+    installValidator(previous);
   }
   const id = events.find((e) => e.cls === rw.classId)?.id;
   assert.ok(id !== undefined && id >= 1, 'an instance id was assigned');
+  const mode = (m: number) =>
+    `${m & WRITE ? 'W' : 'R'}${m & LOCK_SLEEPS ? 's' : ''}${m & LOCK_ATOMIC ? 'a' : ''}${m & LOCK_RECURSIVE_READ ? 'r' : ''}`;
   const ops = events.map(
     (e) =>
-      `${e.op}:${e.site ?? e.cls}${e.mode === undefined ? '' : e.mode === READ ? 'R' : 'W'}${e.trylock ? 't' : ''}`,
+      `${e.op}:${e.site ?? e.cls}${e.sub ? `/${e.sub}` : ''}${e.mode === undefined ? '' : mode(e.mode)}${e.trylock ? 't' : ''}`,
   );
   const r = rw.classId;
   const mc = m.classId;
   const sc = spin.classId;
+  const q = seq.classId;
   assert.deepEqual(ops, [
-    'sleep:down_read',
     `acquire:${r}Rs`,
     `acquired:${r}Rs`,
     `release:${r}`,
-    'sleep:mutex_lock',
     `acquire:${mc}Ws`,
     `acquired:${mc}Ws`,
     `release:${mc}`,
@@ -122,6 +134,18 @@ test('every lock reports acquire/acquired/release and might-sleep to an installe
     `acquire:${r}Rt`,
     `acquired:${r}R`,
     `release:${r}`,
+    `acquire:${r}/2Ws`,
+    `acquired:${r}/2Ws`,
+    `release:${r}`,
+    `acquire:${r}/2Rt`,
+    `acquired:${r}/2R`,
+    `release:${r}`,
+    `acquire:${q}/1Wa`,
+    `acquired:${q}/1Wa`,
+    `release:${q}`,
+    `acquire:${q}Rr`,
+    `acquired:${q}Rr`,
+    `release:${q}`,
     `acquire:${RCU_CLASS}Rar`,
     `acquired:${RCU_CLASS}Rar`,
     `release:${RCU_CLASS}`,

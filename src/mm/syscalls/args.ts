@@ -20,7 +20,7 @@ export function ulong(x: number): number {
 
 /** The C int `x` converts to (low 32 bits), or NaN for a non-integer. */
 export function cint(x: number): number {
-  if (!Number.isInteger(x)) return Number.NaN;
+  if (!Number.isInteger(x) || x >= U64 || x < -(2 ** 63)) return Number.NaN;
   if (Number.isSafeInteger(x)) return Number(BigInt.asIntN(32, BigInt(x)));
   return Number(BigInt.asIntN(32, BigInt(Math.trunc(x))));
 }

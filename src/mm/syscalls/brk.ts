@@ -8,8 +8,8 @@
  */
 import type { AddressSpace } from '../address-space.js';
 import { mmPopulate } from '../fault.js';
-import { NAME_ANON } from '../vma-record.js';
 import { PAGE_SIZE, VM_ACCOUNT, VM_DATA_DEFAULT_FLAGS, VM_GROWSDOWN, VM_LOCKED } from '../vm-flags.js';
+import { NAME_ANON } from '../vma-record.js';
 import { pageAlign } from './args.js';
 import { mlockFutureOk } from './mlock.js';
 import { doMunmap } from './munmap.js';
@@ -51,7 +51,16 @@ function vmStartGap(mm: AddressSpace, vma: number): number {
 function doBrkFlags(mm: AddressSpace, vma: number, addr: number, len: number): void {
   const t = mm.txn;
   const flags = VM_DATA_DEFAULT_FLAGS | VM_ACCOUNT | mm.defFlags;
-  const f = { start: addr, end: addr + len, pgoff: addr / PAGE_SIZE, flags, file: 0, anon: 0, nameKind: NAME_ANON, nameId: 0 };
+  const f = {
+    start: addr,
+    end: addr + len,
+    pgoff: addr / PAGE_SIZE,
+    flags,
+    file: 0,
+    anon: 0,
+    nameKind: NAME_ANON,
+    nameId: 0,
+  };
   if (vma >= 0 && t.end[vma] === addr) {
     const ms = mm.ms.forNew(vma, -1, addr, addr + len, addr / PAGE_SIZE, f);
     ms.justExpand = true;

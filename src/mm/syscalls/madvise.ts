@@ -106,7 +106,14 @@ function walkVmas(mm: AddressSpace, start: number, end: number, advice: number):
 }
 
 /** madvise_vma_behavior for one VMA's part [start, end): the VMA covering it after, or -errno. */
-function vmaBehavior(mm: AddressSpace, prev: number, vma: number, start: number, end: number, advice: number): number {
+function vmaBehavior(
+  mm: AddressSpace,
+  prev: number,
+  vma: number,
+  start: number,
+  end: number,
+  advice: number,
+): number {
   const t = mm.txn;
   let flags = t.flags[vma];
   switch (advice) {
@@ -125,6 +132,7 @@ function vmaBehavior(mm: AddressSpace, prev: number, vma: number, start: number,
       const forbidden = VM_PFNMAP | (advice === MADV_DONTNEED_LOCKED ? 0 : VM_LOCKED);
       if ((flags & forbidden) !== 0) return -EINVAL;
       if (advice === MADV_FREE && !isAnonymous(mm, vma)) return -EINVAL;
+      if (advice !== MADV_FREE) mm.pmd.zap(start, end);
       return vma;
     }
     case MADV_COLLAPSE:
@@ -168,7 +176,10 @@ function vmaBehavior(mm: AddressSpace, prev: number, vma: number, start: number,
       flags &= ~VM_DONTDUMP;
       break;
     case MADV_MERGEABLE:
-      if ((flags & (VM_SHARED | VM_MAYSHARE | VM_PFNMAP | VM_IO | VM_DONTEXPAND | VM_HUGETLB | VM_MIXEDMAP)) === 0) {
+      if (
+        (flags & (VM_SHARED | VM_MAYSHARE | VM_PFNMAP | VM_IO | VM_DONTEXPAND | VM_HUGETLB | VM_MIXEDMAP)) ===
+        0
+      ) {
         flags |= VM_MERGEABLE;
       }
       break;

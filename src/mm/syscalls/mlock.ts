@@ -14,12 +14,12 @@ import {
   MCL_ONFAULT,
   MLOCK_ONFAULT,
   PAGE_SIZE,
+  VM_DROPPABLE,
   VM_HUGETLB,
   VM_LOCKED,
   VM_LOCKED_MASK,
   VM_LOCKONFAULT,
   VM_SPECIAL,
-  VM_DROPPABLE,
 } from '../vm-flags.js';
 import { addWrap, pageAlign } from './args.js';
 
@@ -67,7 +67,8 @@ function lockedIn(mm: AddressSpace, start: number, end: number): number {
   const t = mm.txn;
   let pages = 0;
   for (let v = t.intersecting(start, end); v >= 0 && t.start[v] < end; v = t.nextOf(v)) {
-    if ((t.flags[v] & VM_LOCKED) !== 0) pages += (Math.min(end, t.end[v]) - Math.max(start, t.start[v])) / PAGE_SIZE;
+    if ((t.flags[v] & VM_LOCKED) !== 0)
+      pages += (Math.min(end, t.end[v]) - Math.max(start, t.start[v])) / PAGE_SIZE;
   }
   return pages;
 }
@@ -98,7 +99,14 @@ function applyLockFlags(mm: AddressSpace, start: number, len: number, lockFlags:
 }
 
 /** mlock_fixup: returns the VMA covering the range afterwards (the new prev) or -ENOMEM. */
-function mlockFixup(mm: AddressSpace, prev: number, vma: number, start: number, end: number, newFlags: number): number {
+function mlockFixup(
+  mm: AddressSpace,
+  prev: number,
+  vma: number,
+  start: number,
+  end: number,
+  newFlags: number,
+): number {
   const old = mm.txn.flags[vma];
   if (newFlags === old || (old & (VM_SPECIAL | VM_HUGETLB | VM_DROPPABLE)) !== 0) return vma;
   return mm.layer.modifyFlags(mm.ms, prev, vma, start, end, newFlags);
@@ -147,7 +155,8 @@ function applyMlockall(mm: AddressSpace, flags: number): void {
     mm.defFlags |= VM_LOCKED | ((flags & MCL_ONFAULT) !== 0 ? VM_LOCKONFAULT : 0);
     if ((flags & MCL_CURRENT) === 0) return;
   }
-  const toAdd = (flags & MCL_CURRENT) !== 0 ? VM_LOCKED | ((flags & MCL_ONFAULT) !== 0 ? VM_LOCKONFAULT : 0) : 0;
+  const toAdd =
+    (flags & MCL_CURRENT) !== 0 ? VM_LOCKED | ((flags & MCL_ONFAULT) !== 0 ? VM_LOCKONFAULT : 0) : 0;
   const t = mm.txn;
   let prev = -1;
   for (let vma = t.findFrom(0); vma >= 0; ) {

@@ -7,7 +7,6 @@ import { EACCES, EAGAIN, EBADF, EEXIST, EINVAL, ENOMEM, EOPNOTSUPP, EOVERFLOW, E
 import type { FileRef } from '../../fs/file-ref.js';
 import type { AddressSpace } from '../address-space.js';
 import { mmPopulate } from '../fault.js';
-import { NAME_ANON, NAME_FILE } from '../vma-record.js';
 import {
   LEGACY_MAP_MASK,
   MAP_ANONYMOUS,
@@ -45,6 +44,7 @@ import {
   VM_WIPEONFORK,
   VM_WRITE,
 } from '../vm-flags.js';
+import { NAME_ANON, NAME_FILE } from '../vma-record.js';
 import { pageAlign, U64 } from './args.js';
 import { mlockFutureOk } from './mlock.js';
 
@@ -151,7 +151,8 @@ function doMmap(
 /** round_hint_to_min: hints are page-rounded down and raised to mmap_min_addr. */
 function roundHintToMin(mm: AddressSpace, hint: number): number {
   hint -= hint % PAGE_SIZE;
-  if (hint !== 0 && hint < mm.config.mmapMinAddr) return Math.ceil(mm.config.mmapMinAddr / PAGE_SIZE) * PAGE_SIZE;
+  if (hint !== 0 && hint < mm.config.mmapMinAddr)
+    return Math.ceil(mm.config.mmapMinAddr / PAGE_SIZE) * PAGE_SIZE;
   return hint;
 }
 

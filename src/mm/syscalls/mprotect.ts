@@ -81,7 +81,14 @@ export function sysMprotect(mm: AddressSpace, start: number, len: number, protAr
 }
 
 /** mprotect_fixup: returns the VMA now covering [start, end) (the new prev) or -errno. */
-function mprotectFixup(mm: AddressSpace, prev: number, vma: number, start: number, end: number, newFlags: number): number {
+function mprotectFixup(
+  mm: AddressSpace,
+  prev: number,
+  vma: number,
+  start: number,
+  end: number,
+  newFlags: number,
+): number {
   const t = mm.txn;
   const oldFlags = t.flags[vma];
   if (newFlags === oldFlags) return vma;
@@ -96,7 +103,11 @@ function mprotectFixup(mm: AddressSpace, prev: number, vma: number, start: numbe
   const res = mm.layer.modifyFlags(mm.ms, prev, vma, start, end, newFlags);
   if (res < 0) return res;
   // A locked private VMA becoming writable is populated to break COW.
-  if ((newFlags & VM_WRITE) !== 0 && (oldFlags & VM_LOCKED) !== 0 && (oldFlags & (VM_WRITE | VM_SHARED)) === 0) {
+  if (
+    (newFlags & VM_WRITE) !== 0 &&
+    (oldFlags & VM_LOCKED) !== 0 &&
+    (oldFlags & (VM_WRITE | VM_SHARED)) === 0
+  ) {
     populateVmaRange(mm, res, start, end);
   }
   return res;

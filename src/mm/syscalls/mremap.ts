@@ -9,6 +9,7 @@ import { EAGAIN, EFAULT, EINVAL, ENOMEM } from '../../errno.js';
 import type { FileRef } from '../../fs/file-ref.js';
 import type { AddressSpace } from '../address-space.js';
 import { isAnonymous, mmPopulate } from '../fault.js';
+import { HUGE, PMD_NONE, PTE_TABLE } from '../pmd-state.js';
 import {
   MAP_FIXED,
   MAP_SHARED,
@@ -16,6 +17,7 @@ import {
   MREMAP_FIXED,
   MREMAP_MAYMOVE,
   PAGE_SIZE,
+  PMD_SIZE,
   VM_DONTEXPAND,
   VM_LOCKED,
   VM_LOCKED_MASK,
@@ -195,6 +197,7 @@ function moveVma(mm: AddressSpace, v: Remap): number {
   const t = mm.txn;
   if (mm.mapCount + t.mapCountDelta + 2 > mm.config.maxMapCount) return -ENOMEM;
   const newVma = copyVma(mm, v);
+  movePageTables(mm, v.addr, v.newAddr, v.oldLen);
   if ((v.flags & MREMAP_DONTUNMAP) !== 0) {
     const src = v.vma;
     t.flags[src] &= ~VM_LOCKED_MASK;
@@ -203,6 +206,30 @@ function moveVma(mm: AddressSpace, v: Remap): number {
     doMunmap(mm, v.addr, v.addr + v.oldLen);
   }
   return v.newAddr;
+}
+
+/**
+ * move_page_tables, for the PMD bookkeeping: a region moved whole to an equally aligned place
+ * takes its entry along (the source entry becomes empty); otherwise huge entries are split and the
+ * destination regions get page tables.
+ */
+function movePageTables(mm: AddressSpace, oldAddr: number, newAddr: number, len: number): void {
+  const delta = newAddr - oldAddr;
+  const end = oldAddr + len;
+  for (const r of mm.pmd.regionsIn(oldAddr, end)) {
+    const from = Math.max(r, oldAddr);
+    const to = Math.min(r + PMD_SIZE, end);
+    const state = mm.pmd.at(r);
+    if (from === r && to === r + PMD_SIZE && delta % PMD_SIZE === 0 && mm.pmd.at(r + delta) === PMD_NONE) {
+      mm.pmd.set(r + delta, state);
+      mm.pmd.set(r, PMD_NONE);
+      continue;
+    }
+    if (state === HUGE) mm.pmd.set(r, PTE_TABLE);
+    for (let d = from + delta; d < to + delta; d = Math.floor(d / PMD_SIZE) * PMD_SIZE + PMD_SIZE) {
+      if (mm.pmd.at(d) === PMD_NONE) mm.pmd.set(d, PTE_TABLE);
+    }
+  }
 }
 
 /** copy_vma: the new VMA at newAddr (merged with neighbours there if possible). */
@@ -250,7 +277,7 @@ function remapMove(mm: AddressSpace, v: Remap): number {
   let seen = false;
   let lastEnd = 0;
   let cursor = start;
-  for (;;) {
+  while (cursor < end) {
     const vma = t.intersecting(cursor, end);
     if (vma < 0) break;
     if (!seen && start < t.start[vma]) return -EFAULT;

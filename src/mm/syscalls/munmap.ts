@@ -22,5 +22,5 @@ export function doMunmap(mm: AddressSpace, start: number, end: number): number {
   const first = mm.txn.intersecting(start, end);
   if (first < 0) return 0;
   const r = mm.layer.unmapRange(first, start, end);
-  return r < 0 ? r : 0;
+  return Math.min(r, 0);
 }

@@ -61,7 +61,8 @@ export interface Trace {
 
 /** Parses a lowercase 0x-prefixed hex string as an unsigned 64-bit value. */
 export function hex(value: unknown, what: string): bigint {
-  if (typeof value !== 'string' || !/^0x[0-9a-f]+$/.test(value)) throw new Error(`${what}: not a hex string: ${String(value)}`);
+  if (typeof value !== 'string' || !/^0x[0-9a-f]+$/.test(value))
+    throw new Error(`${what}: not a hex string: ${String(value)}`);
   const v = BigInt(value);
   if (v >= 1n << 64n) throw new Error(`${what}: ${value} does not fit 64 bits`);
   return v;
@@ -74,7 +75,8 @@ function record(line: string, lineNo: number): Record<string, unknown> {
   } catch {
     throw new Error(`line ${lineNo}: not JSON`);
   }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error(`line ${lineNo}: not an object`);
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+    throw new Error(`line ${lineNo}: not an object`);
   return parsed as Record<string, unknown>;
 }
 
@@ -92,7 +94,8 @@ function vma(raw: unknown, where: string): TraceVma {
 }
 
 function header(h: Record<string, unknown>): TraceHeader {
-  if (h.type !== 'header' || h.format !== 'linux-mm-trace' || h.version !== 1) throw new Error('line 1: not a linux-mm-trace v1 header');
+  if (h.type !== 'header' || h.format !== 'linux-mm-trace' || h.version !== 1)
+    throw new Error('line 1: not a linux-mm-trace v1 header');
   const files = (h.files as Array<Record<string, unknown>>).map((f) => ({
     id: String(f.id),
     size: hex(f.size, `file ${String(f.id)} size`),
@@ -131,9 +134,11 @@ export function parseTrace(text: string, name: string): Trace {
   for (let n = 2; n < lines.length - 1; n++) {
     const r = record(lines[n], n + 1);
     if (r.type !== 'op') throw new Error(`${name}: line ${n + 1} is not an op`);
-    if (r.i !== ops.length) throw new Error(`${name}: line ${n + 1}: op index ${String(r.i)}, expected ${ops.length}`);
+    if (r.i !== ops.length)
+      throw new Error(`${name}: line ${n + 1}: op index ${String(r.i)}, expected ${ops.length}`);
     const hasRet = 'ret' in r;
-    if (hasRet === 'errno' in r) throw new Error(`${name}: op ${ops.length} must have exactly one of ret and errno`);
+    if (hasRet === 'errno' in r)
+      throw new Error(`${name}: op ${ops.length} must have exactly one of ret and errno`);
     ops.push({
       i: ops.length,
       op: String(r.op),
@@ -144,7 +149,8 @@ export function parseTrace(text: string, name: string): Trace {
     });
   }
   const last = record(lines[lines.length - 1], lines.length);
-  if (last.type !== 'end' || last.ops !== ops.length) throw new Error(`${name}: truncated (no end record for ${ops.length} ops)`);
+  if (last.type !== 'end' || last.ops !== ops.length)
+    throw new Error(`${name}: truncated (no end record for ${ops.length} ops)`);
   return { name, header: head, layout, ops };
 }
 

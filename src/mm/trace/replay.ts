@@ -10,7 +10,6 @@ import type { RangeIndex } from '../../maple/api.js';
 import { AddressSpace } from '../address-space.js';
 import { mapsLine, type VmaView } from '../proc-maps.js';
 import { cint, ulong } from '../syscalls/args.js';
-import { NAME_ANON, NAME_FILE, NAME_SPECIAL } from '../vma-record.js';
 import {
   MADV_NAMES,
   MAP_NAMES,
@@ -20,6 +19,7 @@ import {
   PROT_NAMES,
   parseVmFlags,
 } from '../vm-flags.js';
+import { NAME_ANON, NAME_FILE, NAME_SPECIAL } from '../vma-record.js';
 import type { Trace, TraceOp, TraceVma } from './format.js';
 
 export interface ReplayOptions {
@@ -40,7 +40,10 @@ export interface ReplayResult {
 const LIMIT = 2n ** 53n;
 
 /** Builds the address space a trace starts from. */
-export function seedAddressSpace(trace: Trace, index: RangeIndex): { mm: AddressSpace; fds: Map<string, number> } {
+export function seedAddressSpace(
+  trace: Trace,
+  index: RangeIndex,
+): { mm: AddressSpace; fds: Map<string, number> } {
   const h = trace.header;
   if (h.pageSize !== PAGE_SIZE) throw new Error(`${trace.name}: page size ${h.pageSize} is not supported`);
   const files = new FileTable();
@@ -123,7 +126,11 @@ function hexArg(args: Record<string, unknown>, key: string): number {
 }
 
 /** A flag set (symbolic names and hex strings) as its value. */
-function flagArg(args: Record<string, unknown>, key: string, names: ReadonlyArray<readonly [string, number]>): number {
+function flagArg(
+  args: Record<string, unknown>,
+  key: string,
+  names: ReadonlyArray<readonly [string, number]>,
+): number {
   const list = args[key];
   if (!Array.isArray(list)) throw new Error(`argument ${key}: not a flag list`);
   let value = 0n;
@@ -168,7 +175,8 @@ function runOp(mm: AddressSpace, fds: Map<string, number>, op: TraceOp): number 
       return mm.sysBrk(hexArg(a, 'addr'));
     case 'madvise': {
       const advice = String(a.advice);
-      const value = MADV_NAMES[advice] ?? (/^0x[0-9a-f]+$/.test(advice) ? Number(BigInt(advice)) : Number.NaN);
+      const value =
+        MADV_NAMES[advice] ?? (/^0x[0-9a-f]+$/.test(advice) ? Number(BigInt(advice)) : Number.NaN);
       if (Number.isNaN(value)) throw new Error(`madvise: unknown advice ${advice}`);
       return mm.sysMadvise(hexArg(a, 'addr'), hexArg(a, 'len'), cint(value));
     }
@@ -207,7 +215,8 @@ function diffVmas(expected: TraceVma[], actual: VmaView[], strict: boolean): str
 export function replayTrace(trace: Trace, options: ReplayOptions): ReplayResult {
   const { mm, fds } = seedAddressSpace(trace, options.newIndex());
   const initial = diffVmas(trace.layout, mm.vmas(), options.strict);
-  if (initial !== '') return { ok: false, ops: 0, failedOp: -1, report: `initial layout differs:\n${initial}` };
+  if (initial !== '')
+    return { ok: false, ops: 0, failedOp: -1, report: `initial layout differs:\n${initial}` };
   for (const op of trace.ops) {
     const ret = runOp(mm, fds, op);
     const got = ret < 0 ? errnoName(-ret) : null;

@@ -1,9 +1,9 @@
 /**
  * Task: kernel-like code paths over real locks, one per `args.path`, each a named function so the
- * validator's reports name them. Every path releases what it took, even when the validator throws.
+ * validator's reports name them. Every path releases what it took, even when the validator throws,
+ * except the two that leak a lock on purpose. (The CPU's worker entry switched the validator on.)
  */
-
-import { enableLockdepFromEnv, mightIO } from '../../../src/lockdep/index.js';
+import { mightIO } from '../../../src/lockdep/index.js';
 import { Arena, type ArenaDescriptor } from '../../../src/shm/arena.js';
 import type { LockDescriptor } from '../../../src/sync/lockview.js';
 import { Mutex } from '../../../src/sync/mutex.js';
@@ -11,8 +11,6 @@ import { rcuReadLock, rcuReadUnlock } from '../../../src/sync/rcu.js';
 import { RwSem } from '../../../src/sync/rwsem.js';
 import { SeqCount } from '../../../src/sync/seqcount.js';
 import { SpinLock } from '../../../src/sync/spinlock.js';
-
-enableLockdepFromEnv();
 
 export interface PathArgs {
   path: string;
@@ -128,6 +126,25 @@ function holdMmapLockUntilReleased(mm: RwSem, flag: Int32Array): void {
   }
 }
 
+/** A bug: returns with the mutex held. */
+function returnHoldingMutex(m: Mutex): void {
+  m.lock();
+}
+
+/**
+ * A bug: awaits while holding the mutex (another task could run on this CPU meanwhile). Resumes
+ * when the flag word leaves 0; sets it to 2 just before it unlocks.
+ */
+async function awaitHoldingMutex(m: Mutex, flag: Int32Array): Promise<void> {
+  m.lock();
+  try {
+    await Atomics.waitAsync(flag, 0, 0).value;
+  } finally {
+    Atomics.store(flag, 0, 2);
+    m.unlock();
+  }
+}
+
 /**
  * Everything in the documented lock order, with subclass nesting, trylocks against the order,
  * RCU and seqcount readers, for `rounds` rounds or `budgetMs`, whichever ends first.
@@ -198,6 +215,10 @@ export default function task(cpu: number, args: PathArgs): unknown {
       return holdMmapLockUntilReleased(rw('mm'), new Int32Array(args.flag!));
     case 'ordered':
       return orderedWorkload(args);
+    case 'returnHolding':
+      return returnHoldingMutex(mutex('m'));
+    case 'awaitHolding':
+      return awaitHoldingMutex(mutex('m'), new Int32Array(args.flag!));
     default:
       throw new Error(`cpu ${cpu}: unknown path ${args.path}`);
   }

@@ -1,0 +1,561 @@
+/**
+ * Maple tree figures. On the same data (1k, 100k and 1M page-aligned ranges of 1-16 pages with
+ * gaps of 0-15 pages, as byte addresses), vmspace's tree against `sorted-btree` (floor lookup of a
+ * map first -> last) and `@js-sdsl/ordered-map` (a red-black tree): containing-range lookup of
+ * random addresses, insert (random order, EEXIST semantics: the baselines check the floor entry
+ * first), erase (random order, entry found by a floor lookup), forward iteration, gap search and
+ * bytes per range. Single-CPU figures run on the main thread with the RCU reclaimer, as in use.
+ *
+ * Two-CPU figures (a Machine): one CPU looks up random addresses (one RCU read section per lookup)
+ * while the other erases and re-inserts random ranges flat out; against `sorted-btree` behind the
+ * foundation's RwSem (down_read per lookup, down_write per change). JS objects cannot be shared
+ * between CPUs, so each CPU holds its own replica of the sorted-btree; the writer changes its
+ * replica under the write lock, so lock hold times and contention are those of one shared tree.
+ *
+ * This module is also the task module of the two-CPU figures (its default export).
+ */
+
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { OrderedMap } from '@js-sdsl/ordered-map';
+import BTreeModule from 'sorted-btree';
+import { Machine } from '../../src/cpu/machine.js';
+import { rangeOut } from '../../src/maple/api.js';
+import { rcuReclaimer } from '../../src/maple/reclaim.js';
+import { MapleTree, type MapleTreeDescriptor } from '../../src/maple/tree.js';
+import type { LockDescriptor } from '../../src/sync/lockview.js';
+import { rcuBarrier, rcuReadLock, rcuReadUnlock } from '../../src/sync/rcu.js';
+import { RwSem } from '../../src/sync/rwsem.js';
+import { type BenchOptions, type BenchSuite, nsPerOp, Report } from '../harness.js';
+
+const BTree = BTreeModule.default;
+const PAGE = 4096;
+const BATCH = 1024;
+const QUERIES = 1 << 20;
+
+interface Data {
+  firsts: Float64Array;
+  lasts: Float64Array;
+  values: Int32Array;
+  end: number;
+}
+
+function prng(seed: number): () => number {
+  let s = seed | 0;
+  return () => {
+    s = (s + 0x6d2b79f5) | 0;
+    let t = Math.imul(s ^ (s >>> 15), 1 | s);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** `n` page-aligned ranges over shared buffers (so the CPUs get the same data). */
+function makeData(n: number, seed = 1): Data {
+  const random = prng(seed);
+  const firsts = new Float64Array(new SharedArrayBuffer(n * 8));
+  const lasts = new Float64Array(new SharedArrayBuffer(n * 8));
+  const values = new Int32Array(new SharedArrayBuffer(n * 4));
+  let at = 0x10000 * PAGE;
+  for (let i = 0; i < n; i++) {
+    at += Math.floor(random() * 16) * PAGE;
+    const length = (1 + Math.floor(random() * 16)) * PAGE;
+    firsts[i] = at;
+    lasts[i] = at + length - 1;
+    values[i] = i + 1;
+    at += length;
+  }
+  return { firsts, lasts, values, end: at };
+}
+
+function queries(data: Data, seed: number): Float64Array {
+  const random = prng(seed);
+  const q = new Float64Array(QUERIES);
+  const span = data.end - data.firsts[0];
+  for (let i = 0; i < QUERIES; i++) q[i] = data.firsts[0] + Math.floor(random() * span);
+  return q;
+}
+
+function shuffled(n: number, seed: number): Int32Array {
+  const random = prng(seed);
+  const order = new Int32Array(n);
+  for (let i = 0; i < n; i++) order[i] = i;
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    const t = order[i];
+    order[i] = order[j];
+    order[j] = t;
+  }
+  return order;
+}
+
+function newTree(n: number): MapleTree {
+  return MapleTree.create({
+    name: 'bench.maple',
+    capacity: 1024,
+    maxCapacity: Math.max(4096, Math.ceil(n / 2)),
+    reclaimer: rcuReclaimer,
+  });
+}
+
+function bulkTree(data: Data): MapleTree {
+  const tree = newTree(data.firsts.length);
+  const ret = tree.bulkLoad({ firsts: data.firsts, lasts: data.lasts, values: data.values });
+  if (ret !== 0) throw new Error(`bench: bulk load failed: ${ret}`);
+  return tree;
+}
+
+function sortedBTree(data: Data): InstanceType<typeof BTree<number, number>> {
+  const tree = new BTree<number, number>();
+  for (let i = 0; i < data.firsts.length; i++) tree.set(data.firsts[i], data.lasts[i]);
+  return tree;
+}
+
+function orderedMap(data: Data): OrderedMap<number, number> {
+  const map = new OrderedMap<number, number>();
+  for (let i = 0; i < data.firsts.length; i++) map.setElement(data.firsts[i], data.lasts[i]);
+  return map;
+}
+
+function label(n: number): string {
+  return n >= 1_000_000 ? `${n / 1_000_000}m` : `${n / 1000}k`;
+}
+
+/** Fastest of `reps` runs of `run`, in ms. */
+function bestMs(reps: number, run: () => void): number {
+  let best = Number.POSITIVE_INFINITY;
+  for (let r = 0; r < reps; r++) {
+    const start = performance.now();
+    run();
+    best = Math.min(best, performance.now() - start);
+  }
+  return best;
+}
+
+export const suite: BenchSuite = {
+  name: 'maple',
+  async run(report: Report, options: BenchOptions): Promise<void> {
+    // Warm-up: compile every path on small data first (figures discarded), so that the first
+    // size measured is not charged for the JIT.
+    await singleCpu(new Report(), { quick: true }, 20_000);
+    for (const n of [1000, 100_000, 1_000_000]) await singleCpu(report, options, n);
+    await twoCpus(report, options);
+  },
+};
+
+async function singleCpu(report: Report, options: BenchOptions, n: number): Promise<void> {
+  const data = makeData(n);
+  await lookups(report, options, data);
+  updates(report, options, data);
+  iteration(report, options, data);
+  await gapSearch(report, options, data);
+  if (n === 100_000) memory(report, data);
+  rcuBarrier();
+}
+
+async function lookups(report: Report, options: BenchOptions, data: Data): Promise<void> {
+  const n = data.firsts.length;
+  const q = queries(data, 7);
+  const out = rangeOut();
+  let at = 0;
+  const next = () => {
+    at = (at + BATCH) & (QUERIES - 1);
+    return at;
+  };
+  const bt = sortedBTree(data);
+  const pair: [number, number] = [0, 0];
+  const btLoop = () => {
+    const from = next();
+    let hits = 0;
+    for (let i = from; i < from + BATCH; i++) {
+      const p = bt.getPairOrNextLower(q[i], pair);
+      if (p !== undefined && q[i] <= p[1]) hits++;
+    }
+    return hits;
+  };
+  const btId = `sorted_btree.lookup.${label(n)}.mops`;
+  report.add(btId, 1000 / (await nsPerOp(btLoop, BATCH, options)), 'Mops/s');
+  const map = orderedMap(data);
+  const mapLoop = () => {
+    const from = next();
+    let hits = 0;
+    for (let i = from; i < from + BATCH; i++) {
+      const it = map.reverseLowerBound(q[i]);
+      if (it.isAccessible() && q[i] <= it.pointer[1]) hits++;
+    }
+    return hits;
+  };
+  report.add(
+    `js_sdsl.lookup.${label(n)}.mops`,
+    1000 / (await nsPerOp(mapLoop, BATCH, options)),
+    'Mops/s',
+    btId,
+  );
+  const tree = bulkTree(data);
+  const treeLoop = () => {
+    const from = next();
+    let hits = 0;
+    for (let i = from; i < from + BATCH; i++) if (tree.load(q[i], out) !== 0) hits++;
+    return hits;
+  };
+  report.add(
+    `maple.lookup.${label(n)}.mops`,
+    1000 / (await nsPerOp(treeLoop, BATCH, options)),
+    'Mops/s',
+    btId,
+  );
+  tree.destroy();
+}
+
+/** Builds each structure by inserting in random order, then erases everything in random order. */
+function updates(report: Report, options: BenchOptions, data: Data): void {
+  const n = data.firsts.length;
+  const { firsts, lasts } = data;
+  const order = shuffled(n, 3);
+  const reps = options.quick || n >= 1_000_000 ? 1 : 3;
+  const pair: [number, number] = [0, 0];
+  let bt = new BTree<number, number>();
+  const btInsert = bestMs(reps, () => {
+    bt = new BTree<number, number>();
+    for (let i = 0; i < n; i++) {
+      const j = order[i];
+      const p = bt.getPairOrNextLower(lasts[j], pair);
+      if (p !== undefined && p[1] >= firsts[j]) throw new Error('bench: overlap');
+      bt.set(firsts[j], lasts[j]);
+    }
+  });
+  const btErase = bestMs(1, () => {
+    for (let i = 0; i < n; i++) {
+      const p = bt.getPairOrNextLower(firsts[order[i]], pair);
+      if (p === undefined || p[1] < firsts[order[i]]) throw new Error('bench: missing');
+      bt.delete(p[0]);
+    }
+  });
+  let map = new OrderedMap<number, number>();
+  const mapInsert = bestMs(reps, () => {
+    map = new OrderedMap<number, number>();
+    for (let i = 0; i < n; i++) {
+      const j = order[i];
+      const it = map.reverseLowerBound(lasts[j]);
+      if (it.isAccessible() && it.pointer[1] >= firsts[j]) throw new Error('bench: overlap');
+      map.setElement(firsts[j], lasts[j]);
+    }
+  });
+  const mapErase = bestMs(1, () => {
+    for (let i = 0; i < n; i++) {
+      const it = map.reverseLowerBound(firsts[order[i]]);
+      if (!it.isAccessible()) throw new Error('bench: missing');
+      map.eraseElementByKey(it.pointer[0]);
+    }
+  });
+  let tree = newTree(n);
+  const treeInsert = bestMs(reps, () => {
+    tree.destroy();
+    rcuBarrier();
+    tree = newTree(n);
+    for (let i = 0; i < n; i++) {
+      const j = order[i];
+      if (tree.insert(firsts[j], lasts[j], j + 1) !== 0) throw new Error('bench: insert failed');
+    }
+  });
+  const shape = tree.validate();
+  const treeErase = bestMs(1, () => {
+    for (let i = 0; i < n; i++) if (tree.erase(firsts[order[i]]) <= 0) throw new Error('bench: erase failed');
+  });
+  tree.destroy();
+  const size = label(n);
+  const mops = (ms: number) => n / ms / 1000;
+  report.add(`sorted_btree.insert.${size}.mops`, mops(btInsert), 'Mops/s');
+  report.add(`js_sdsl.insert.${size}.mops`, mops(mapInsert), 'Mops/s', `sorted_btree.insert.${size}.mops`);
+  report.add(`maple.insert.${size}.mops`, mops(treeInsert), 'Mops/s', `sorted_btree.insert.${size}.mops`);
+  report.add(`sorted_btree.erase.${size}.mops`, mops(btErase), 'Mops/s');
+  report.add(`js_sdsl.erase.${size}.mops`, mops(mapErase), 'Mops/s', `sorted_btree.erase.${size}.mops`);
+  report.add(`maple.erase.${size}.mops`, mops(treeErase), 'Mops/s', `sorted_btree.erase.${size}.mops`);
+  if (n === 100_000) report.add('maple.bytes_per_range.100k', shape.bytes / n, 'B');
+}
+
+function iteration(report: Report, options: BenchOptions, data: Data): void {
+  const n = data.firsts.length;
+  const reps = options.quick ? 2 : 5;
+  const bt = sortedBTree(data);
+  let sum = 0;
+  const btMs = bestMs(reps, () => {
+    bt.forEachPair((_first, last) => {
+      sum += last;
+    });
+  });
+  const map = orderedMap(data);
+  const mapMs = bestMs(reps, () => {
+    map.forEach((pair) => {
+      sum += pair[1];
+    });
+  });
+  const tree = bulkTree(data);
+  const out = rangeOut();
+  const treeMs = bestMs(reps, () => {
+    const cursor = tree.cursor(0);
+    while (cursor.find(Number.MAX_SAFE_INTEGER, out) !== 0) sum += out.last;
+  });
+  tree.destroy();
+  if (sum === 0) throw new Error('bench: iteration saw nothing');
+  const id = `sorted_btree.iterate.${label(n)}.mops`;
+  report.add(id, n / btMs / 1000, 'Mops/s');
+  report.add(`js_sdsl.iterate.${label(n)}.mops`, n / mapMs / 1000, 'Mops/s', id);
+  report.add(`maple.iterate.${label(n)}.mops`, n / treeMs / 1000, 'Mops/s', id);
+}
+
+/**
+ * Lowest and highest fits of 32 pages (page-aligned) from random window starts; the data's own
+ * gaps are at most 15 pages, so each search is steered by the gap hints to one of 64 holes of
+ * 40 pages punched at random: O(log n) node visits.
+ */
+async function gapSearch(report: Report, options: BenchOptions, data: Data): Promise<void> {
+  const n = data.firsts.length;
+  const tree = bulkTree(data);
+  const random = prng(11);
+  for (let h = 0; h < 64; h++) {
+    const at = data.firsts[0] + Math.floor((random() * (data.end - data.firsts[0])) / PAGE) * PAGE;
+    tree.store(at, at + 40 * PAGE - 1, 0);
+  }
+  const starts = queries(data, 13);
+  let at = 0;
+  const loop = () => {
+    let found = 0;
+    for (let i = 0; i < 64; i++) {
+      at = (at + 1) & (QUERIES - 1);
+      const min = starts[at] - (starts[at] % PAGE);
+      const lowest = tree.gapLowest(min, data.end * 2, 32 * PAGE, PAGE);
+      const highest = tree.gapHighest(0, min, 32 * PAGE, PAGE);
+      if (lowest >= 0) found++;
+      if (highest >= 0) found++;
+    }
+    return found;
+  };
+  report.add(`maple.gap_search.${label(n)}.ns`, await nsPerOp(loop, 128, options), 'ns');
+  tree.destroy();
+}
+
+/** Heap bytes per range of the baselines (after gc), node bytes per range of the tree. */
+function memory(report: Report, data: Data): void {
+  const n = data.firsts.length;
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const heap = (build: () => unknown): number => {
+    gc();
+    const before = process.memoryUsage().heapUsed;
+    const kept = build();
+    gc();
+    const bytes = process.memoryUsage().heapUsed - before;
+    if (kept === null) throw new Error('unreachable');
+    return bytes / n;
+  };
+  report.add(
+    'sorted_btree.bytes_per_range.100k',
+    heap(() => sortedBTree(data)),
+    'B',
+  );
+  report.add(
+    'js_sdsl.bytes_per_range.100k',
+    heap(() => orderedMap(data)),
+    'B',
+  );
+  const tree = bulkTree(data);
+  report.add('maple.bytes_per_range_bulk.100k', tree.validate().bytes / n, 'B');
+  tree.destroy();
+}
+
+// ---- two CPUs ----
+
+interface PairArgs {
+  role: 'maple-reader' | 'maple-writer' | 'rwsem-reader' | 'rwsem-writer';
+  tree: MapleTreeDescriptor | null;
+  rwsem: LockDescriptor | null;
+  firsts: Float64Array;
+  lasts: Float64Array;
+  end: number;
+  /** [ready count, go, stop] */
+  control: SharedArrayBuffer;
+}
+
+interface PairResult {
+  operations: number;
+  ms: number;
+}
+
+/** Task of the two-CPU figures. */
+export default function pairTask(cpu: number, args: PairArgs): PairResult {
+  const control = new Int32Array(args.control);
+  const data: Data = { firsts: args.firsts, lasts: args.lasts, values: new Int32Array(0), end: args.end };
+  const reader = args.role.endsWith('reader');
+  const q = reader ? queries(data, 17 + cpu) : new Float64Array(0);
+  const bt = args.role.startsWith('rwsem') ? sortedBTree(data) : null;
+  const tree = args.tree ? MapleTree.attach(args.tree, rcuReclaimer) : null;
+  const rwsem = args.rwsem ? RwSem.attach(args.rwsem) : null;
+  Atomics.add(control, 0, 1);
+  while (Atomics.load(control, 1) === 0) Atomics.wait(control, 1, 0, 50);
+  const start = performance.now();
+  let operations = 0;
+  if (args.role === 'maple-reader') operations = mapleReader(tree!, q, control);
+  else if (args.role === 'rwsem-reader') operations = rwsemReader(bt!, rwsem!, q, control);
+  else if (args.role === 'maple-writer') operations = mapleWriter(tree!, data, control);
+  else operations = rwsemWriter(bt!, rwsem!, data, control);
+  const ms = performance.now() - start;
+  if (tree) {
+    tree.releasePreallocated();
+    rcuBarrier();
+  }
+  return { operations, ms };
+}
+
+function mapleReader(tree: MapleTree, q: Float64Array, control: Int32Array): number {
+  const out = rangeOut();
+  let n = 0;
+  let hits = 0;
+  while (Atomics.load(control, 2) === 0) {
+    for (let i = 0; i < 256; i++) {
+      rcuReadLock();
+      if (tree.load(q[(n + i) & (QUERIES - 1)], out) !== 0) hits++;
+      rcuReadUnlock();
+    }
+    n += 256;
+  }
+  return hits >= 0 ? n : 0;
+}
+
+function rwsemReader(
+  bt: InstanceType<typeof BTree<number, number>>,
+  rwsem: RwSem,
+  q: Float64Array,
+  control: Int32Array,
+): number {
+  const pair: [number, number] = [0, 0];
+  let n = 0;
+  let hits = 0;
+  while (Atomics.load(control, 2) === 0) {
+    for (let i = 0; i < 256; i++) {
+      const x = q[(n + i) & (QUERIES - 1)];
+      rwsem.downRead();
+      const p = bt.getPairOrNextLower(x, pair);
+      if (p !== undefined && x <= p[1]) hits++;
+      rwsem.upRead();
+    }
+    n += 256;
+  }
+  return hits >= 0 ? n : 0;
+}
+
+/** Erases a random range and inserts it back, flat out; counts changes. */
+function mapleWriter(tree: MapleTree, data: Data, control: Int32Array): number {
+  const random = prng(5);
+  const n = data.firsts.length;
+  let changes = 0;
+  while (Atomics.load(control, 2) === 0) {
+    for (let i = 0; i < 64; i++) {
+      const j = Math.floor(random() * n);
+      if (tree.erase(data.firsts[j]) <= 0) throw new Error('bench: writer erase failed');
+      if (tree.insert(data.firsts[j], data.lasts[j], j + 1) !== 0)
+        throw new Error('bench: writer insert failed');
+    }
+    changes += 128;
+  }
+  return changes;
+}
+
+function rwsemWriter(
+  bt: InstanceType<typeof BTree<number, number>>,
+  rwsem: RwSem,
+  data: Data,
+  control: Int32Array,
+): number {
+  const random = prng(5);
+  const n = data.firsts.length;
+  const pair: [number, number] = [0, 0];
+  let changes = 0;
+  while (Atomics.load(control, 2) === 0) {
+    for (let i = 0; i < 64; i++) {
+      const j = Math.floor(random() * n);
+      rwsem.downWrite();
+      const p = bt.getPairOrNextLower(data.firsts[j], pair);
+      if (p === undefined || p[1] < data.firsts[j]) throw new Error('bench: writer lost a range');
+      bt.delete(p[0]);
+      rwsem.upWrite();
+      rwsem.downWrite();
+      const q = bt.getPairOrNextLower(data.lasts[j], pair);
+      if (q !== undefined && q[1] >= data.firsts[j]) throw new Error('bench: writer overlap');
+      bt.set(data.firsts[j], data.lasts[j]);
+      rwsem.upWrite();
+    }
+    changes += 128;
+  }
+  return changes;
+}
+
+/** Runs `roles` on CPUs 0.. together for `ms`; returns each CPU's result. */
+async function together(machine: Machine, roles: PairArgs[], ms: number): Promise<PairResult[]> {
+  const control = new Int32Array(roles[0].control);
+  Atomics.store(control, 0, 0);
+  Atomics.store(control, 1, 0);
+  Atomics.store(control, 2, 0);
+  const task = new URL(import.meta.url);
+  const running = Promise.all(roles.map((args, cpu) => machine.run<PairResult>(task, args, [cpu])));
+  while (Atomics.load(control, 0) < roles.length) await sleep(5);
+  Atomics.store(control, 1, 1);
+  Atomics.notify(control, 1);
+  await sleep(ms);
+  Atomics.store(control, 2, 1);
+  return (await running).map(([result]) => result);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function twoCpus(report: Report, options: BenchOptions): Promise<void> {
+  const data = makeData(100_000);
+  const ms = options.quick ? 300 : 2000;
+  const tree = bulkTree(data);
+  const rwsem = RwSem.create('bench.maple.rwsem');
+  const base = {
+    firsts: data.firsts,
+    lasts: data.lasts,
+    end: data.end,
+    control: new SharedArrayBuffer(16),
+    tree: tree.describe(),
+    rwsem: rwsem.describe(),
+  };
+  const machine = await Machine.start({ cpus: 2 });
+  try {
+    const mops = (r: PairResult) => r.operations / r.ms / 1000;
+    const [alone] = await together(machine, [{ ...base, role: 'maple-reader' }], ms);
+    const [, beside] = await together(
+      machine,
+      [
+        { ...base, role: 'maple-writer' },
+        { ...base, role: 'maple-reader' },
+      ],
+      ms,
+    );
+    const [, underLock] = await together(
+      machine,
+      [
+        { ...base, role: 'rwsem-writer' },
+        { ...base, role: 'rwsem-reader' },
+      ],
+      ms,
+    );
+    report.add('maple.read_alone.mops', mops(alone), 'Mops/s');
+    report.add('maple.rcu_read_beside_writer.ratio', mops(beside) / mops(alone), 'ratio');
+    report.add('rwsem_sorted_btree.readers_under_writer.mops', mops(underLock), 'Mops/s');
+    report.add(
+      'maple.readers_under_writer.mops',
+      mops(beside),
+      'Mops/s',
+      'rwsem_sorted_btree.readers_under_writer.mops',
+    );
+    tree.validate();
+  } finally {
+    await machine.stop();
+  }
+  tree.destroy();
+  rcuBarrier();
+}

@@ -1,0 +1,150 @@
+/**
+ * Address-space figures next to the Linux kernel doing the same operations on this machine in
+ * the same run (bench/linux/mmops.c via measureLinux): each `mm.X.ns` has baseline `linux.X.ns`.
+ *
+ *   mmap_munmap_16k       mmap 16 KiB anonymous private RW + munmap (ns per pair)
+ *   mprotect_split_merge  one page in the middle of a 64-page VMA to R, then back to RW (ns per call)
+ *   mremap_move           a 4-page VMA MAYMOVE|FIXED to another place and back (ns per call)
+ *   vma_lookup_rcu        lockVmaUnderRcu + vmaEndRead at random addresses of 1000 VMAs (no baseline)
+ *
+ * The address space is the production one: a MapleTree index, RCU-deferred record frees. The
+ * main thread runs RCU-online, as a CPU running a task does.
+ */
+import { MapleTree } from '../../src/maple/tree.js';
+import { AddressSpace } from '../../src/mm/address-space.js';
+import { lockVmaUnderRcu } from '../../src/mm/fault-lookup.js';
+import {
+  MAP_ANONYMOUS,
+  MAP_FIXED,
+  MAP_PRIVATE,
+  MREMAP_FIXED,
+  MREMAP_MAYMOVE,
+  PROT_READ,
+  PROT_WRITE,
+} from '../../src/mm/vm-flags.js';
+import { vmaEndRead } from '../../src/mm/vma-lock.js';
+import { rcuBarrier, rcuOffline, rcuOnline, rcuQuiescent } from '../../src/sync/rcu.js';
+import { type BenchOptions, type BenchSuite, nsPerOp, type Report } from '../harness.js';
+import { measureLinux } from '../linux.js';
+
+const P = 4096;
+const RW = PROT_READ | PROT_WRITE;
+const ANON = MAP_PRIVATE | MAP_ANONYMOUS;
+const BATCH = 64;
+const LOOKUP_VMAS = 1000;
+const LOOKUP_BATCH = 1024;
+
+/** Calls of a batch before measuring: the syscall paths need ~20k syscalls until V8 has optimised them. */
+const WARM_CALLS = 500;
+
+/**
+ * Runs `op` before it is measured, at least WARM_CALLS times and for a while: a quick measurement
+ * alone would mostly time the interpreter (the C program warms up likewise).
+ */
+function warm(op: () => void, options: BenchOptions): void {
+  const until = performance.now() + (options.quick ? 50 : 300);
+  for (let calls = 0; calls < WARM_CALLS || performance.now() < until; calls++) op();
+}
+
+async function measure(op: () => void, opsPerCall: number, options: BenchOptions): Promise<number> {
+  warm(op, options);
+  return nsPerOp(op, opsPerCall, options);
+}
+
+export const suite: BenchSuite = {
+  name: 'mm',
+  async run(report: Report, options: BenchOptions): Promise<void> {
+    const linux = measureLinux(options.quick ? 20_000 : 200_000);
+    report.add('linux.mmap_munmap_16k.ns', linux.mmap_munmap_16k, 'ns');
+    report.add('linux.mprotect_split_merge.ns', linux.mprotect_split_merge, 'ns');
+    report.add('linux.mremap_move.ns', linux.mremap_move, 'ns');
+    rcuOnline();
+    try {
+      await measureSyscalls(report, options);
+      await measureLookup(report, options);
+    } finally {
+      rcuOffline();
+      rcuBarrier();
+    }
+  },
+};
+
+function newSpace(): AddressSpace {
+  return new AddressSpace({ index: MapleTree.create({ name: 'bench.vmas', externalLock: 'mmap_lock' }) });
+}
+
+async function measureSyscalls(report: Report, options: BenchOptions): Promise<void> {
+  const mm = newSpace();
+  const mmapMunmap = () => {
+    for (let i = 0; i < BATCH; i++) {
+      const addr = mm.sysMmap(0, 4 * P, RW, ANON, -1, 0);
+      if (addr < 0 || mm.sysMunmap(addr, 4 * P) !== 0) throw new Error(`mmap/munmap failed: ${addr}`);
+      rcuQuiescent();
+    }
+  };
+  const ns = await measure(mmapMunmap, BATCH, options);
+  report.add('mm.mmap_munmap_16k.ns', ns, 'ns', 'linux.mmap_munmap_16k.ns');
+
+  const area = mm.sysMmap(0, 64 * P, RW, ANON, -1, 0);
+  const page = area + 32 * P;
+  const splitMerge = () => {
+    for (let i = 0; i < BATCH; i++) {
+      if (mm.sysMprotect(page, P, PROT_READ) !== 0 || mm.sysMprotect(page, P, RW) !== 0) {
+        throw new Error('mprotect failed');
+      }
+      rcuQuiescent();
+    }
+  };
+  report.add(
+    'mm.mprotect_split_merge.ns',
+    await measure(splitMerge, 2 * BATCH, options),
+    'ns',
+    'linux.mprotect_split_merge.ns',
+  );
+  if (mm.vmas().length !== 1) throw new Error('mprotect back to RW did not merge the VMA again');
+  mm.sysMunmap(area, 64 * P);
+
+  const window = mm.sysMmap(0, 64 * P, RW, ANON, -1, 0);
+  mm.sysMunmap(window, 64 * P);
+  const a = mm.sysMmap(window, 4 * P, RW, ANON | MAP_FIXED, -1, 0);
+  const b = window + 32 * P;
+  const moveBack = () => {
+    for (let i = 0; i < BATCH; i++) {
+      if (mm.sysMremap(a, 4 * P, 4 * P, MREMAP_MAYMOVE | MREMAP_FIXED, b) !== b)
+        throw new Error('mremap failed');
+      if (mm.sysMremap(b, 4 * P, 4 * P, MREMAP_MAYMOVE | MREMAP_FIXED, a) !== a)
+        throw new Error('mremap failed');
+      rcuQuiescent();
+    }
+  };
+  report.add('mm.mremap_move.ns', await measure(moveBack, 2 * BATCH, options), 'ns', 'linux.mremap_move.ns');
+  mm.destroy();
+}
+
+async function measureLookup(report: Report, options: BenchOptions): Promise<void> {
+  const mm = newSpace();
+  const base = 0x100000000;
+  // Alternate protections so that neighbours never merge: LOOKUP_VMAS VMAs of 4 pages.
+  for (let i = 0; i < LOOKUP_VMAS; i++) {
+    const prot = (i & 1) === 0 ? RW : PROT_READ;
+    if (mm.sysMmap(base + i * 4 * P, 4 * P, prot, ANON | MAP_FIXED, -1, 0) < 0)
+      throw new Error('mmap failed');
+  }
+  const addresses = new Float64Array(LOOKUP_BATCH);
+  let seed = 12345;
+  for (let i = 0; i < LOOKUP_BATCH; i++) {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    addresses[i] = base + (seed % (LOOKUP_VMAS * 4 * P));
+  }
+  const lookups = () => {
+    for (let i = 0; i < LOOKUP_BATCH; i++) {
+      const h = lockVmaUnderRcu(mm, addresses[i]);
+      if (h === 0) throw new Error('lookup fell back');
+      vmaEndRead(mm.locks, h);
+    }
+  };
+  report.add('mm.vma_lookup_rcu.ns', await measure(lookups, LOOKUP_BATCH, options), 'ns');
+  // One VMA per call: a single commit of 1000 erasures asks the tree to preallocate too much.
+  for (let i = 0; i < LOOKUP_VMAS; i++) mm.sysMunmap(base + i * 4 * P, 4 * P);
+  mm.destroy();
+}

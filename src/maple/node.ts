@@ -1,0 +1,84 @@
+/**
+ * Writing a whole node record from parallel arrays (the writer's content, a bulk build's level):
+ * every word of the record is written, so a node taken from a reserve needs no clearing. Plain
+ * loops, not TypedArray.fill: the records are small and the builtin's call costs more.
+ */
+import {
+  CHILDREN,
+  GAPS,
+  gapHint,
+  INTERNAL_SLOTS,
+  LEAF_SLOTS,
+  LEVEL_SHIFT,
+  MAX_INDEX,
+  META,
+  NODE_F64,
+  NODE_I32,
+  type NodeViews,
+  PIVOTS,
+  VALUES,
+} from './layout.js';
+
+/** Leaf `node` := slots [start, start + size) of (maxes, values), its first slot starting at `min`; returns its gap hint. */
+export function writeLeaf(
+  views: NodeViews,
+  node: number,
+  maxes: Float64Array,
+  values: Int32Array,
+  start: number,
+  size: number,
+  min: number,
+): number {
+  const f64 = views.f64;
+  const i32 = views.i32;
+  const p = node * NODE_F64 + PIVOTS;
+  const w = node * NODE_I32;
+  let gap = 0;
+  for (let i = 0; i < size; i++) {
+    const max = maxes[start + i];
+    const value = values[start + i];
+    if (i < size - 1) f64[p + i] = max;
+    i32[w + VALUES + i] = value;
+    if (value === 0 && max - min + 1 > gap) gap = max - min + 1;
+    min = max + 1;
+  }
+  for (let i = size - 1; i < LEAF_SLOTS - 1; i++) f64[p + i] = MAX_INDEX;
+  for (let i = size; i < LEAF_SLOTS; i++) i32[w + VALUES + i] = 0;
+  i32[w + META] = size;
+  i32[w + META + 1] = 0;
+  return gapHint(gap);
+}
+
+/** Internal `node` at `level` := children [start, start + size) of (maxes, children, hints); returns its gap hint. */
+export function writeInternal(
+  views: NodeViews,
+  node: number,
+  level: number,
+  maxes: Float64Array,
+  children: Int32Array,
+  hints: Float64Array,
+  start: number,
+  size: number,
+): number {
+  const f64 = views.f64;
+  const i32 = views.i32;
+  const f32 = views.f32;
+  const p = node * NODE_F64 + PIVOTS;
+  const w = node * NODE_I32;
+  let gap = 0;
+  for (let i = 0; i < size; i++) {
+    if (i < size - 1) f64[p + i] = maxes[start + i];
+    i32[w + CHILDREN + i] = children[start + i];
+    const hint = hints[start + i];
+    f32[w + GAPS + i] = hint;
+    if (hint > gap) gap = hint;
+  }
+  for (let i = size - 1; i < INTERNAL_SLOTS - 1; i++) f64[p + i] = MAX_INDEX;
+  for (let i = size; i < INTERNAL_SLOTS; i++) {
+    i32[w + CHILDREN + i] = 0;
+    f32[w + GAPS + i] = 0;
+  }
+  i32[w + META] = size | (level << LEVEL_SHIFT);
+  i32[w + META + 1] = 0;
+  return gap;
+}

@@ -1,0 +1,32 @@
+/**
+ * The lock order of vmspace and the lock classes of the mm layer. This comment is the one
+ * authoritative copy in the code (docs/locking.md mirrors it); the lock validator (src/lockdep)
+ * reports any acquisition that contradicts an order it has seen.
+ *
+ *   i_rwsem                 file; the read/write path copies to/from user memory holding it
+ *     mmap_lock             address-space rwsem; the maple tree's external writer lock
+ *       invalidateLock      file; shared to add pages to the cache, exclusive to truncate/punch
+ *         page lock
+ *           VMA write lock  per-VMA (vmaStartWrite), only with mmap_lock held for write
+ *             i_mmap        file's reverse map
+ *               anon_vma
+ *                 page-table lock
+ *
+ *   - The tree's writer lock is mmap_lock itself (held for write); trees with their own lock take
+ *     it under mmap_lock.
+ *   - RCU read sections nest inside anything; nothing blocks inside one.
+ *   - Arena free-list spinlocks are leaves: held for a few plain accesses, they never call out.
+ *   - A VMA read lock (fault path) is never waited for: it is a trylock under RCU (or after
+ *     mmap_lock), and a fault that cannot get it falls back to mmap_lock. So it is never taken
+ *     before mmap_lock and never closes a cycle; the validator sees it as a read trylock.
+ */
+import { lockClass } from '../sync/lockclass.js';
+
+/** Class name of every address space's mmap_lock (the validator's mmap_lock checks key on it). */
+export const MMAP_LOCK = 'mmap_lock';
+/** Class name of the per-VMA locks. */
+export const VMA_LOCK = 'vma_lock';
+
+/** Lock class ids (registered at load: the same on every CPU). */
+export const mmapLockClass = lockClass(MMAP_LOCK);
+export const vmaLockClass = lockClass(VMA_LOCK);

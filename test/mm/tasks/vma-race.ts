@@ -1,0 +1,49 @@
+/**
+ * The shared parts of the per-VMA lock race: control words, the address window, and a seeded PRNG.
+ *
+ *   control (Int32): WRITER_DONE | ERRORS | READERS_READY | OPS
+ */
+import type { SharedMmDescriptor } from '../../../src/mm/shared-mm.js';
+
+export const WRITER_DONE = 0;
+export const ERRORS = 1;
+export const READERS_READY = 2;
+export const OPS = 3;
+export const CONTROL_WORDS = 8;
+/** Bound on any wait of the race's own (for readers to start, for the writer to finish). */
+export const GIVE_UP_MS = 30_000;
+
+export const P = 4096;
+/** The window the writer changes and the readers probe: pages [BASE, BASE + WINDOW_PAGES). */
+export const BASE = 0x100000000;
+export const WINDOW_PAGES = 512;
+
+export interface RaceArgs {
+  mm: SharedMmDescriptor;
+  control: SharedArrayBuffer;
+  seed: number;
+  /** How long the writer runs once every reader is ready. */
+  durationMs: number;
+  maxOps: number;
+  readers: number;
+}
+
+/** xorshift32: deterministic per seed, allocation-free. */
+export class Rng {
+  private s: number;
+  constructor(seed: number) {
+    this.s = seed | 0 || 0x9e3779b9;
+  }
+  next(): number {
+    let x = this.s;
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    this.s = x;
+    return x >>> 0;
+  }
+  /** 0..n-1 */
+  below(n: number): number {
+    return this.next() % n;
+  }
+}
