@@ -11,7 +11,7 @@ import { do_not_optimize } from 'mitata';
 import { disableLockdep, enableLockdep, lockdepReset, lockdepShowHeld } from '../../src/lockdep/index.js';
 import { lockHooks, READ } from '../../src/sync/hooks.js';
 import { statAcquired, statReleased } from '../../src/sync/lockstat.js';
-import { mightSleep, rcuCpu } from '../../src/sync/rcu.js';
+import { blockingInReadSection, rcuCpu } from '../../src/sync/rcu.js';
 import { RwSem, rwsemDownRead, rwsemState, rwsemUpRead } from '../../src/sync/rwsem.js';
 import type { BenchOptions, BenchSuite, Report } from '../harness.js';
 
@@ -27,7 +27,7 @@ const rcu = rcuCpu;
 
 /** rwsemDownRead without the validator's branches; the bench never contends, so no slow path. */
 function downReadWithoutHooks(words: Int32Array, offset: number, classId: number): void {
-  if (rcu.depth !== 0) mightSleep('down_read');
+  if (rcu.depth !== 0) blockingInReadSection('down_read');
   if ((Atomics.add(words, offset, READER) & READ_FAIL) === 0) statAcquired(classId, READ);
   else throw new Error('lockdep bench: the rwsem is contended');
 }

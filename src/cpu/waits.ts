@@ -143,5 +143,7 @@ export function describeCpus(): string {
 export function hangError(cpu: number, what: string): Error {
   const who = cpu === MAIN_CPU ? 'main thread' : `cpu ${cpu}`;
   const held = lockHooks.on ? `\n${lockdepShowHeld()}` : '';
-  return new Error(`watchdog: ${who} waited more than ${waitLimitMs()} ms on ${what}\n${describeCpus()}${held}`);
+  return new Error(
+    `watchdog: ${who} waited more than ${waitLimitMs()} ms on ${what}\n${describeCpus()}${held}`,
+  );
 }

@@ -177,26 +177,12 @@ export class TreeWriter {
   destroy(): void {
     const root = this.header[ROOT];
     if (root === 0) return;
+    this.top = this.levelOf(root);
+    this.L.descend(root, this.top, 0, MAX_INDEX, 0);
+    this.R.descend(root, this.top, 0, MAX_INDEX, MAX_INDEX);
+    for (let level = 1; level <= this.top; level++) this.markBounds(level);
     Atomics.store(this.header, ROOT, 0);
-    let run = this.runA;
-    let next = this.runB;
-    run[0] = root;
-    let runLength = 1;
-    for (let level = this.levelOf(root); level > 0; level--) {
-      let nextLength = 0;
-      for (let i = 0; i < runLength; i++) {
-        const node = run[i];
-        const count = this.countOf(node);
-        if (nextLength + count > next.length) next = this.growRun(next, nextLength + count);
-        for (let c = 0; c < count; c++) next[nextLength++] = this.childAt(node, c);
-        this.retireNode(node);
-      }
-      [run, next] = [next, run];
-      runLength = nextLength;
-    }
-    for (let i = 0; i < runLength; i++) this.retireNode(run[i]);
-    this.runA = run;
-    this.runB = next;
+    this.retireRuns(this.top);
     Atomics.store(this.header, COUNT, 0);
     Atomics.add(this.header, SEQ, 1);
   }

@@ -22,11 +22,10 @@
  */
 import { lockClass } from '../sync/lockclass.js';
 
-/** Class name of every address space's mmap_lock (the validator's mmap_lock checks key on it). */
-export const MMAP_LOCK = 'mmap_lock';
-/** Class name of the per-VMA locks. */
-export const VMA_LOCK = 'vma_lock';
-
-/** Lock class ids (registered at load: the same on every CPU). */
-export const mmapLockClass = lockClass(MMAP_LOCK);
-export const vmaLockClass = lockClass(VMA_LOCK);
+/**
+ * Lock class ids (registered at load: the same id on every CPU). "mmap_lock" is every address
+ * space's mmap_lock (the validator's mmap_lock checks key on the name; the maple tree of VMAs names
+ * it as its external lock); "vma_lock" the per-VMA locks.
+ */
+export const mmapLockClass = lockClass('mmap_lock');
+export const vmaLockClass = lockClass('vma_lock');

@@ -146,6 +146,7 @@ export class Placement {
 
   /** find_vma on the tree: the first VMA ending above addr (0 if none). */
   private firstVmaFrom(addr: number): number {
+    if (addr > LIMIT) return 0;
     return this.index.next(addr, LIMIT, this.out);
   }
 

@@ -55,7 +55,7 @@ const MM_WORDS = 32;
 const INITIAL_SEQ = 2;
 const EVENTS_BYTE = MM_WORDS * 4;
 /** Float64 counters per CPU row (one 64-byte line). */
-export const EVENT_STRIDE = 8;
+const EVENT_STRIDE = 8;
 
 /** Int32 words per VMA record, and the lock words in it. */
 const STRIDE = VMA_RECORD_BYTES >> 2;
@@ -152,6 +152,8 @@ export class MmLocks {
 export function mmapWriteLock(locks: MmLocks, subclass = 0): void {
   locks.mmapLock.downWrite(subclass);
   if ((Atomics.add(locks.words, MM_LOCK_SEQ, 1) & 1) !== 0) {
+    Atomics.sub(locks.words, MM_LOCK_SEQ, 1);
+    locks.mmapLock.upWrite();
     throw new Error(
       'mmapWriteLock: the lock sequence was odd (a writer did not unlock through mmapWriteUnlock)',
     );

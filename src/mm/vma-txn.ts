@@ -98,6 +98,7 @@ export class VmaTxn {
 
   /** find_vma: the first VMA with end > addr, or -1. */
   findFrom(addr: number): number {
+    if (addr > LIMIT) return -1;
     const o = this.orderFirstEndAbove(addr);
     const overlay = o < this.nOrder ? this.order[o] : -1;
     const out = this.out;
@@ -114,6 +115,7 @@ export class VmaTxn {
 
   /** The last VMA with start < addr, or -1. */
   findBefore(addr: number): number {
+    if (addr > LIMIT + 1) addr = LIMIT + 1;
     const o = this.orderLastStartBelow(addr);
     const overlay = o >= 0 ? this.order[o] : -1;
     const out = this.out;

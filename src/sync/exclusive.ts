@@ -26,7 +26,7 @@ const ID = 1;
 const OWNER_MASK = 0xffff;
 const WAITERS = 1 << 16;
 /**
- * Module-local aliases of the per-thread state the fast paths test: V8 loads an imported binding
+ * A module-local alias of the per-thread state the fast paths test: V8 loads an imported binding
  * through its module cell on every use but folds a local const (about 1.5 ns per lock round trip).
  */
 const hooks = lockHooks;

@@ -1,7 +1,8 @@
 /**
  * The locks' calls into the lock validator (src/sync/hooks.ts), kept out of line. A lock's fast
- * path holds only `if (lockHooks.on) hookX(...)`: with the validator off that is one untaken
- * branch, and the fast path stays small enough for the JIT to inline into its callers.
+ * path holds only `if (hooks.on) hookX(...)` (`hooks`: a module-local alias of `lockHooks`): with
+ * the validator off that is one untaken branch, and the fast path stays small enough for the JIT
+ * to inline into its callers.
  *
  * A lock names its instance by the word holding its validator id (`words[idIndex]`, 0 until the
  * validator first needs one, see lockIdAt). `mode` is the side (READ/WRITE) plus the lock's kind

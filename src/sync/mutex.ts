@@ -20,7 +20,7 @@ export const MUTEX_SPINS = 100;
 /** The validator sees a blocking acquisition as one that may sleep; a trylock as a plain WRITE. */
 const HOOK_MODE = WRITE | LOCK_SLEEPS;
 /**
- * Module-local aliases of the per-thread state the fast paths test: V8 loads an imported binding
+ * A module-local alias of the per-thread state the fast paths test: V8 loads an imported binding
  * through its module cell on every use but folds a local const (about 1.5 ns per lock round trip).
  */
 const rcu = rcuCpu;

@@ -28,7 +28,7 @@ const READ_SPINS = 1000;
 const WRITER_MODE = WRITE | LOCK_ATOMIC;
 const READER_MODE = READ | LOCK_RECURSIVE_READ;
 /**
- * Module-local aliases of the per-thread state the fast paths test: V8 loads an imported binding
+ * A module-local alias of the per-thread state the fast paths test: V8 loads an imported binding
  * through its module cell on every use but folds a local const (about 1.5 ns per lock round trip).
  */
 const hooks = lockHooks;

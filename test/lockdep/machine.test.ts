@@ -181,7 +181,11 @@ describe('lockdep on worker CPUs', () => {
     const mutexes = { m: Mutex.create('ret.m').describe() };
     await assert.rejects(
       run(1, { path: 'returnHolding', mutexes }),
-      lockdepFailure('lock held when returning from task!', /CPU1 is leaving task at:/, /#0: \(ret\.m\)\{write\}/),
+      lockdepFailure(
+        'lock held when returning from task!',
+        /CPU1 is leaving task at:/,
+        /#0: \(ret\.m\)\{write\}/,
+      ),
     );
     assert.equal(lockdepShowHeld(), 'no CPU holds a lock.', 'forgotten once reported');
     const others = { a: Mutex.create('ret.A').describe(), b: Mutex.create('ret.B').describe() };
@@ -205,7 +209,10 @@ describe('lockdep on worker CPUs', () => {
     const deadline = Date.now() + 5000;
     while (Atomics.load(word, 0) !== 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
     assert.equal(Atomics.load(word, 0), 2, 'the task resumed');
-    await run(0, { path: 'ab', mutexes: { a: Mutex.create('await.A').describe(), b: Mutex.create('await.B').describe() } });
+    await run(0, {
+      path: 'ab',
+      mutexes: { a: Mutex.create('await.A').describe(), b: Mutex.create('await.B').describe() },
+    });
     assert.deepEqual(
       lockdepReports().map((r) => r.check),
       ['held_at_return', 'bad_unlock'],

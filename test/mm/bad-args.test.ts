@@ -177,7 +177,10 @@ test('chaos: random valid and invalid calls keep every invariant; failed calls c
   const r = rng(SEED + 1);
   const { mm, file } = setup();
   const pick = <T>(xs: T[]): T => xs[Math.floor(r() * xs.length)];
-  const addr = () => BASE + Math.floor(r() * 40) * P + (r() < 0.1 ? 123 : 0);
+  const addr = () =>
+    r() < 0.03
+      ? pick([2 ** 53, 2 ** 62, -4096, -(2 ** 20), 2 ** 47])
+      : BASE + Math.floor(r() * 40) * P + (r() < 0.1 ? 123 : 0);
   const len = () => pick([0, P, 2 * P, 5 * P, 17 * P, 3, -1, 2 ** 50]);
   const prot = () => pick([0, 1, 3, 5, 7, 0x10]);
   for (let i = 0; i < 1500; i++) {

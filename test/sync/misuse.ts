@@ -6,12 +6,7 @@
  * own error; with the validator off, only the lock's own error.
  */
 import assert from 'node:assert/strict';
-import {
-  type LockdepCheck,
-  LockdepError,
-  lockdepMode,
-  setLockdepMode,
-} from '../../src/lockdep/index.js';
+import { type LockdepCheck, LockdepError, lockdepMode, setLockdepMode } from '../../src/lockdep/index.js';
 import { lockHooks } from '../../src/sync/hooks.js';
 
 export function isLockdepReport(check: LockdepCheck) {

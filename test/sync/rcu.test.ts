@@ -12,8 +12,8 @@ import {
   rcuStats,
   synchronizeRcu,
 } from '../../src/sync/rcu.js';
-import type { ChurnArgs } from './tasks/rcu-churn.js';
 import { assertMisuse } from './misuse.js';
+import type { ChurnArgs } from './tasks/rcu-churn.js';
 import type { SyncArgs } from './tasks/rcu-sync.js';
 
 const churn = new URL('./tasks/rcu-churn.js', import.meta.url);

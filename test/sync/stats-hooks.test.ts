@@ -3,10 +3,10 @@ import { test } from 'node:test';
 import {
   installValidator,
   LOCK_ATOMIC,
-  lockHooks,
   LOCK_RECURSIVE_READ,
   LOCK_SLEEPS,
   type LockValidator,
+  lockHooks,
   WRITE,
 } from '../../src/sync/hooks.js';
 import {

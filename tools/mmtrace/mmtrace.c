@@ -981,6 +981,7 @@ static int gen_madvise(int err)
 {
 	O.op = OP_MADVISE;
 	O.advice = MADVV[rnd(16)];
+	if (P->edge && chance(25)) O.advice = chance(70) ? 14 : 15; /* MADV_HUGEPAGE / MADV_NOHUGEPAGE */
 	if (!range_or_vma(35)) return 0;
 	if (!err) return 1;
 	switch (rnd(3)) {
@@ -1031,6 +1032,17 @@ static int gen_touch(int err)
 {
 	(void)err;
 	O.op = OP_TOUCH;
+	if (P->edge && chance(30)) { /* a 2 MiB aligned block inside a VMA: THP faults */
+		for (int k = 0; k < ncand; k++) {
+			const struct vma *v = &S[cand[k]];
+			if (v->kind != K_ANON || (v->perms[0] != 'r' && v->perms[1] != 'w')) continue;
+			u64 a = (cs[k] + 2 * MIB - 1) & ~(2 * MIB - 1);
+			if (a + 2 * MIB > ce[k]) continue;
+			O.addr = a + rnd(8) * PG, O.len = rpages(4);
+			O.write = v->perms[1] == 'w' && (v->perms[0] != 'r' || chance(40));
+			return 1;
+		}
+	}
 	for (int t = 0; t < 16 && ncand; t++) {
 		u64 k = rnd((u64)ncand);
 		const struct vma *v = &S[cand[k]];

@@ -28,7 +28,7 @@ function msyncWalk(mm: AddressSpace, start: number, end: number, flags: number):
   const a = mm.arena;
   let unmapped = 0;
   for (;;) {
-    const h = mm.index.next(start, 2 ** 53 - 1, out);
+    const h = start > 2 ** 53 - 1 ? 0 : mm.index.next(start, 2 ** 53 - 1, out);
     if (h === 0) return -ENOMEM;
     if (start < a.start(h)) {
       if (flags === MS_ASYNC) return -ENOMEM;
