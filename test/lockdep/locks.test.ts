@@ -7,6 +7,7 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import {
   LockdepError,
   lockdepCounts,
+  lockdepDependencies,
   lockdepReports,
   lockdepShowHeld,
   lockdepSiteCounts,
@@ -14,7 +15,7 @@ import {
 } from '../../src/lockdep/index.js';
 import { Arena } from '../../src/shm/arena.js';
 import { Mutex } from '../../src/sync/mutex.js';
-import { rcuReadLock, rcuReadUnlock } from '../../src/sync/rcu.js';
+import { rcuReadLock, rcuReadUnlock, synchronizeRcu } from '../../src/sync/rcu.js';
 import { RwSem } from '../../src/sync/rwsem.js';
 import { SeqCount } from '../../src/sync/seqcount.js';
 import { fresh } from './util.js';
@@ -73,6 +74,42 @@ describe('lockdep with the real locks', () => {
       Object.values(lockdepCounts()).reduce((x, y) => x + y),
       0,
     );
+  });
+
+  it('a sleeping lock under mmap_lock is nesting, not sleeping under it; a grace-period wait is', () => {
+    setLockdepMode('mmap_sleep', 'throw');
+    const mm = RwSem.create('mmap_lock');
+    const vma = RwSem.create('real.vma_lock');
+    const m = Mutex.create('real.i_mmap');
+    mm.downRead();
+    try {
+      vma.downWrite();
+      m.lock();
+      m.unlock();
+      vma.upWrite();
+      assert.throws(() => synchronizeRcu(), isReport('mmap_sleep'));
+    } finally {
+      mm.upRead();
+    }
+    assert.equal(lockdepCounts().mmap_sleep, 1);
+    assert.deepEqual(lockdepSiteCounts(), [{ site: 'synchronize_rcu', sleep: 1, alloc: 0, io: 0 }]);
+  });
+
+  it('a downgrade keeps the subclass of the write hold', () => {
+    const parent = RwSem.create('real.dir');
+    const child = RwSem.create('real.dir');
+    const later = Mutex.create('real.after_downgrade');
+    parent.downWrite(0);
+    child.downWrite(1);
+    child.downgrade();
+    assert.match(lockdepShowHeld(), /#1: \(real\.dir\/1\)\{read\}/);
+    later.lock();
+    later.unlock();
+    child.upRead();
+    parent.upWrite();
+    const edges = lockdepDependencies().map((d) => `${d.from}->${d.to}`);
+    assert.ok(edges.includes('(real.dir/1)->(real.after_downgrade)'), edges.join(', '));
+    assert.deepEqual(lockdepReports(), []);
   });
 
   it('an arena allocation under mmap_lock is flagged with the arena as call site', () => {

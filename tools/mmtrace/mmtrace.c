@@ -712,6 +712,12 @@ static int cand_kind(int kind, int idx, int need_shared) /* index into cand[] or
 /* ---- generators: fill O; return 0 to retry ---- */
 static int range_or_vma(int exact_pct)
 {
+	if (P->edge && ncand && chance(30)) { /* a whole run of contiguous VMAs: re-merges */
+		int k = (int)rnd((u64)ncand), j = k;
+		while (j + 1 < ncand && cs[j + 1] == ce[j]) j++;
+		O.addr = cs[k], O.len = ce[j] - cs[k];
+		return 1;
+	}
 	if (ncand && chance((u32)exact_pct)) {
 		u64 k = rnd((u64)ncand);
 		O.addr = cs[k], O.len = ce[k] - cs[k];
