@@ -510,10 +510,16 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/**
+ * Reader alone; beside a writer changing an unrelated tree of the same shape (what the machine
+ * costs: two busy cores, shared caches and memory bandwidth); beside a writer changing its tree
+ * (adds what sharing the tree costs); and the rwsem-guarded sorted-btree under the same writes.
+ */
 async function twoCpus(report: Report, options: BenchOptions): Promise<void> {
   const data = makeData(100_000);
   const ms = options.quick ? 300 : 2000;
   const tree = bulkTree(data);
+  const unrelated = bulkTree(data);
   const rwsem = RwSem.create('bench.maple.rwsem');
   const base = {
     firsts: data.firsts,
@@ -527,6 +533,14 @@ async function twoCpus(report: Report, options: BenchOptions): Promise<void> {
   try {
     const mops = (r: PairResult) => r.operations / r.ms / 1000;
     const [alone] = await together(machine, [{ ...base, role: 'maple-reader' }], ms);
+    const [, besideUnrelated] = await together(
+      machine,
+      [
+        { ...base, role: 'maple-writer', tree: unrelated.describe() },
+        { ...base, role: 'maple-reader' },
+      ],
+      ms,
+    );
     const [, beside] = await together(
       machine,
       [
@@ -544,6 +558,7 @@ async function twoCpus(report: Report, options: BenchOptions): Promise<void> {
       ms,
     );
     report.add('maple.read_alone.mops', mops(alone), 'Mops/s');
+    report.add('maple.read_beside_unrelated_writer.ratio', mops(besideUnrelated) / mops(alone), 'ratio');
     report.add('maple.rcu_read_beside_writer.ratio', mops(beside) / mops(alone), 'ratio');
     report.add('rwsem_sorted_btree.readers_under_writer.mops', mops(underLock), 'Mops/s');
     report.add(
@@ -553,9 +568,11 @@ async function twoCpus(report: Report, options: BenchOptions): Promise<void> {
       'rwsem_sorted_btree.readers_under_writer.mops',
     );
     tree.validate();
+    unrelated.validate();
   } finally {
     await machine.stop();
   }
   tree.destroy();
+  unrelated.destroy();
   rcuBarrier();
 }

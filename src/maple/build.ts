@@ -8,8 +8,8 @@
 import { EEXIST, ENOMEM } from '../errno.js';
 import { COUNT, ROOT, SEQ } from './header.js';
 import {
-  CHILDREN,
   COUNT_MASK,
+  childWord,
   INTERNAL_MIN,
   INTERNAL_SLOTS,
   LEAF_MIN,
@@ -171,7 +171,7 @@ export function copyTree(
     const node = pending[--depth];
     const count = to.i32[node * NODE_I32 + META] & COUNT_MASK;
     for (let c = 0; c < count; c++) {
-      const at = node * NODE_I32 + CHILDREN + c;
+      const at = node * NODE_I32 + childWord(c);
       const child = pool.take();
       if (child === 0) {
         pool.rollback();

@@ -10,9 +10,9 @@
 import { EBUSY } from '../errno.js';
 import { RESTART_LIMIT, ROOT } from './header.js';
 import {
-  CHILDREN,
   COUNT_MASK,
   childSlotOf,
+  childWord,
   DEAD,
   GAPS,
   LEVEL_MASK,
@@ -101,7 +101,7 @@ export class GapSearch {
           if (start !== NONE) return start;
         } else if (this.views.f32[node * NODE_I32 + GAPS + k] >= size) {
           this.off[level] = k;
-          const child = this.views.i32[node * NODE_I32 + CHILDREN + k];
+          const child = this.views.i32[node * NODE_I32 + childWord(k)];
           this.enter(level - 1, child, a, b, Math.max(a, lo));
           level--;
           descended = true;
@@ -138,7 +138,7 @@ export class GapSearch {
           if (start !== NONE) return start;
         } else if (this.views.f32[node * NODE_I32 + GAPS + k] >= size) {
           this.off[level] = k;
-          const child = this.views.i32[node * NODE_I32 + CHILDREN + k];
+          const child = this.views.i32[node * NODE_I32 + childWord(k)];
           this.enter(level - 1, child, a, b, Math.min(b, hi));
           level--;
           descended = true;

@@ -8,15 +8,18 @@
  *          8 +------------------------------+              8 +------------------------------+
  *            | pivot[0..14]  Float64 x 15   |                | pivot[0..10]  Float64 x 11   |
  *        128 +------------------------------+             96 +------------------------------+
- *            | value[0..15]  Int32 x 16     |                | child[0..11]  Int32 x 12     |
- *        192 +------------------------------+            144 +------------------------------+
+ *            | value[0..15]  Int32 x 16     |                | child[0..7]   Int32 x 8      |
+ *        192 +------------------------------+            128 +------------------------------+
  *                                                            | gap[0..11]    Float32 x 12   |
- *   meta = count (bits 0-7) | level << 8 | DEAD             192 +------------------------------+
+ *   meta = count (bits 0-7) | level << 8 | DEAD             176 +------------------------------+
+ *                                                            | child[8..11]  Int32 x 4      |
+ *                                                        192 +------------------------------+
  *
- * A reader reads the meta word, the pivots and one slot. The meta word sits in the first cache
- * line, away from the gap hints that a writer rewrites along its path on most changes, so those
- * writes do not evict what every reader of the node needs (only children 8-11 share the hints'
- * line).
+ * A reader reads the meta word, the pivots and one slot. Writers rewrite gap hints along their
+ * path on most changes, so the hints sit where they share no cache line with any node's meta word
+ * or pivots, both when records start on a 64-byte line and when they start 16 bytes into one (the
+ * arena's buffer does: measured, its data begins 16 bytes past a line boundary). Only a few
+ * children share the hints' line.
  *
  * Slot i of a node covers [pivot[i-1] + 1, pivot[i]]; slot 0 starts at the node's minimum and
  * the last used slot ends at the node's maximum, both implied by the parent (or by the whole
@@ -54,10 +57,15 @@ export const META = 0;
 export const PIVOTS = 1;
 /** Int32 offset of a leaf's values. */
 export const VALUES = 32;
-/** Int32 offset of an internal node's child handles. */
+/** Int32 offset of an internal node's children 0-7 (8-11 follow the gap hints). */
 export const CHILDREN = 24;
 /** Float32 offset of an internal node's gap hints. */
-export const GAPS = 36;
+export const GAPS = 32;
+
+/** Int32 offset of child k of an internal node. */
+export function childWord(k: number): number {
+  return CHILDREN + k + (k >> 3) * INTERNAL_SLOTS;
+}
 
 export const COUNT_MASK = 0xff;
 export const LEVEL_SHIFT = 8;

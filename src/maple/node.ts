@@ -4,7 +4,7 @@
  * loops, not TypedArray.fill: the records are small and the builtin's call costs more.
  */
 import {
-  CHILDREN,
+  childWord,
   GAPS,
   gapHint,
   INTERNAL_SLOTS,
@@ -68,14 +68,14 @@ export function writeInternal(
   let gap = 0;
   for (let i = 0; i < size; i++) {
     if (i < size - 1) f64[p + i] = maxes[start + i];
-    i32[w + CHILDREN + i] = children[start + i];
+    i32[w + childWord(i)] = children[start + i];
     const hint = hints[start + i];
     f32[w + GAPS + i] = hint;
     if (hint > gap) gap = hint;
   }
   for (let i = size - 1; i < INTERNAL_SLOTS - 1; i++) f64[p + i] = MAX_INDEX;
   for (let i = size; i < INTERNAL_SLOTS; i++) {
-    i32[w + CHILDREN + i] = 0;
+    i32[w + childWord(i)] = 0;
     f32[w + GAPS + i] = 0;
   }
   i32[w + META] = size | (level << LEVEL_SHIFT);

@@ -5,9 +5,9 @@
  * off[l] is the slot of node[l] on the path (for level 0: the slot holding the index).
  */
 import {
-  CHILDREN,
   COUNT_MASK,
   childSlotOf,
+  childWord,
   leafSlotOf,
   MAX_HEIGHT,
   META,
@@ -42,7 +42,7 @@ export class Path {
       this.off[level] = k;
       if (k > 0) min = f64[p + k - 1] + 1;
       if (k < this.count(node) - 1) max = f64[p + k];
-      node = this.views.i32[node * NODE_I32 + CHILDREN + k];
+      node = this.views.i32[node * NODE_I32 + childWord(k)];
     }
   }
 
@@ -87,7 +87,7 @@ export class Path {
     const k = this.off[j];
     const p = parent * NODE_F64 + PIVOTS;
     const f64 = this.views.f64;
-    this.node[j - 1] = this.views.i32[parent * NODE_I32 + CHILDREN + k];
+    this.node[j - 1] = this.views.i32[parent * NODE_I32 + childWord(k)];
     this.min[j - 1] = k === 0 ? this.min[j] : f64[p + k - 1] + 1;
     this.max[j - 1] = k === this.count(parent) - 1 ? this.max[j] : f64[p + k];
   }

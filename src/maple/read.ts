@@ -8,9 +8,9 @@
 import type { RangeOut } from './api.js';
 import { RESTART_LIMIT, ROOT } from './header.js';
 import {
-  CHILDREN,
   COUNT_MASK,
   childSlotOf,
+  childWord,
   DEAD,
   LEVEL_MASK,
   LEVEL_SHIFT,
@@ -56,7 +56,7 @@ export function lookup(views: NodeViews, header: Int32Array, index: number, out:
       const k = childSlotOf(f64, p, index);
       if (k > 0) min = f64[p + k - 1] + 1;
       if (k < last) max = f64[p + k];
-      node = i32[w + CHILDREN + k];
+      node = i32[w + childWord(k)];
     }
     out.first = 0;
     out.last = MAX_INDEX;
@@ -168,7 +168,7 @@ export class Walker {
       this.off[level] = k;
       if (k > 0) min = f64[p + k - 1] + 1;
       if (k < (meta & COUNT_MASK) - 1) max = f64[p + k];
-      node = this.views.i32[node * NODE_I32 + CHILDREN + k];
+      node = this.views.i32[node * NODE_I32 + childWord(k)];
       meta = this.meta(node);
     }
   }
@@ -209,7 +209,7 @@ export class Walker {
       const k = this.off[level];
       const p = parent * NODE_F64 + PIVOTS;
       const count = this.views.i32[parent * NODE_I32 + META] & COUNT_MASK;
-      const child = this.views.i32[parent * NODE_I32 + CHILDREN + k];
+      const child = this.views.i32[parent * NODE_I32 + childWord(k)];
       this.min[level - 1] = k === 0 ? this.min[level] : this.views.f64[p + k - 1] + 1;
       this.max[level - 1] = k === count - 1 ? this.max[level] : this.views.f64[p + k];
       this.node[level - 1] = child;

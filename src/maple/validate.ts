@@ -6,8 +6,8 @@
 import type { Arena } from '../shm/arena.js';
 import { COUNT, ROOT } from './header.js';
 import {
-  CHILDREN,
   COUNT_MASK,
+  childWord,
   DEAD,
   GAPS,
   gapHint,
@@ -151,7 +151,7 @@ class Checker {
     const w = node * NODE_I32;
     let gap = 0;
     for (let i = 0; i < count; i++) {
-      const child = i32[w + CHILDREN + i];
+      const child = i32[w + childWord(i)];
       if (child <= 0) fail(node, `child ${i} is ${child}`);
       const first = i === 0 ? min : f64[p + i - 1] + 1;
       const last = i === count - 1 ? max : f64[p + i];
@@ -162,7 +162,7 @@ class Checker {
       if (childGap > gap) gap = childGap;
     }
     for (let i = count; i < INTERNAL_SLOTS; i++) {
-      if (i32[w + CHILDREN + i] !== 0 || f32[w + GAPS + i] !== 0) fail(node, `unused child ${i} is not zero`);
+      if (i32[w + childWord(i)] !== 0 || f32[w + GAPS + i] !== 0) fail(node, `unused child ${i} is not zero`);
     }
     return gap;
   }

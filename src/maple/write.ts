@@ -30,8 +30,8 @@ import { EEXIST, ENOMEM } from '../errno.js';
 import type { Arena } from '../shm/arena.js';
 import { COUNT, ROOT, SEQ } from './header.js';
 import {
-  CHILDREN,
   COUNT_MASK,
+  childWord,
   DEAD,
   GAPS,
   gapHint,
@@ -524,7 +524,7 @@ export class TreeWriter {
   private publishChild(level: number, node: number, hint: number): void {
     const parent = this.L.node[level + 1];
     this.prepareHints(level + 1, hint);
-    Atomics.store(this.views.i32, parent * NODE_I32 + CHILDREN + this.L.off[level + 1], node);
+    Atomics.store(this.views.i32, parent * NODE_I32 + childWord(this.L.off[level + 1]), node);
     this.finishHints();
   }
 
@@ -639,7 +639,7 @@ export class TreeWriter {
   }
 
   private childAt(node: number, slot: number): number {
-    return this.views.i32[node * NODE_I32 + CHILDREN + slot];
+    return this.views.i32[node * NODE_I32 + childWord(slot)];
   }
 
   private hintAt(node: number, slot: number): number {

@@ -242,6 +242,21 @@ export class VmaTxn {
     this.mapCountDelta--;
   }
 
+  /** Removes several VMAs at once (one pass over the order; unmapping thousands stays linear). */
+  removeMany(slots: number[]): void {
+    for (const slot of slots) {
+      if (this.live[slot] !== 1) throw new Error(`removeMany: slot ${slot} is not live`);
+      this.live[slot] = 0;
+    }
+    let kept = 0;
+    for (let k = 0; k < this.nOrder; k++) {
+      const s = this.order[k];
+      if (this.live[s] === 1) this.order[kept++] = s;
+    }
+    this.nOrder = kept;
+    this.mapCountDelta -= slots.length;
+  }
+
   // ---- commit --------------------------------------------------------------------------------
 
   /**
@@ -419,7 +434,12 @@ export class VmaTxn {
   /** Adds [s, e) to the covered intervals (merging with neighbours that touch it). */
   private cover(s: number, e: number): void {
     let i = 0;
-    while (i < this.nCov && this.covEnd[i] < s) i++;
+    let hi = this.nCov;
+    while (i < hi) {
+      const mid = (i + hi) >>> 1;
+      if (this.covEnd[mid] < s) i = mid + 1;
+      else hi = mid;
+    }
     let j = i;
     while (j < this.nCov && this.covStart[j] <= e) {
       s = Math.min(s, this.covStart[j]);

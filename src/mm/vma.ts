@@ -86,6 +86,7 @@ export class VmaLayer {
   onUnmap: UnmapObserver | null = null;
   private readonly removedStarts: number[] = [];
   private readonly removedEnds: number[] = [];
+  private readonly removedSlots: number[] = [];
 
   constructor(t: VmaTxn, maxMapCount: number) {
     this.t = t;
@@ -288,15 +289,17 @@ export class VmaLayer {
     let pages = 0;
     this.removedStarts.length = 0;
     this.removedEnds.length = 0;
+    const removed = this.removedSlots;
+    removed.length = 0;
     while (vma >= 0 && t.start[vma] < end) {
       if (t.end[vma] > end) t.split(vma, end, false);
-      const next = t.nextOf(vma);
       pages += (t.end[vma] - t.start[vma]) / PAGE_SIZE;
       this.removedStarts.push(t.start[vma]);
       this.removedEnds.push(t.end[vma]);
-      t.remove(vma);
-      vma = next;
+      removed.push(vma);
+      vma = t.nextOf(vma);
     }
+    t.removeMany(removed);
     if (this.onUnmap !== null && this.removedStarts.length > 0) {
       const prev = t.findBefore(start);
       const next = t.findFrom(end);

@@ -1,7 +1,8 @@
 /**
  * Bad arguments to every syscall: seeded random unaligned, zero, negative, huge, non-integer, NaN
  * and unknown-flag arguments give the errno Linux gives first, throw nothing but VmError, and
- * change nothing. A chaos phase mixes valid and invalid calls and checks the space's invariants
+ * change nothing. A chaos phase mixes valid and invalid calls (raw syscalls take arguments as
+ * `ulong` normalises them) and checks the space's invariants
  * after each (tree and records agree, no overlaps, map_count right), and that failed calls without
  * documented partial effects left the maps untouched.
  */
@@ -11,6 +12,7 @@ import { errnoName, VmError } from '../../src/errno.js';
 import { FileTable } from '../../src/fs/file-ref.js';
 import type { AddressSpace } from '../../src/mm/address-space.js';
 import { mapsText } from '../../src/mm/proc-maps.js';
+import { ulong } from '../../src/mm/syscalls/args.js';
 import {
   MAP_ANONYMOUS,
   MAP_FIXED,
@@ -179,9 +181,9 @@ test('chaos: random valid and invalid calls keep every invariant; failed calls c
   const pick = <T>(xs: T[]): T => xs[Math.floor(r() * xs.length)];
   const addr = () =>
     r() < 0.03
-      ? pick([2 ** 53, 2 ** 62, -4096, -(2 ** 20), 2 ** 47])
+      ? ulong(pick([2 ** 53, 2 ** 62, -4096, -(2 ** 20), 2 ** 47]))
       : BASE + Math.floor(r() * 40) * P + (r() < 0.1 ? 123 : 0);
-  const len = () => pick([0, P, 2 * P, 5 * P, 17 * P, 3, -1, 2 ** 50]);
+  const len = () => ulong(pick([0, P, 2 * P, 5 * P, 17 * P, 3, -1, 2 ** 50]));
   const prot = () => pick([0, 1, 3, 5, 7, 0x10]);
   for (let i = 0; i < 1500; i++) {
     const before = mapsText(mm);
@@ -221,7 +223,7 @@ test('chaos: random valid and invalid calls keep every invariant; failed calls c
         partial = true;
         break;
       case 7:
-        ret = mm.sysTouch(addr() & ~0xfff, Math.floor(r() * 8) * P, r() < 0.5);
+        ret = mm.sysTouch(Math.floor(addr() / P) * P, Math.floor(r() * 8) * P, r() < 0.5);
         break;
       default:
         ret = mm.sysMsync(addr(), len(), pick([1, 4, 2, 6]));

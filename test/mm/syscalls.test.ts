@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { EACCES, EAGAIN, EBUSY, EEXIST, EFAULT, EINVAL, ENOMEM } from '../../src/errno.js';
 import { FileTable, PLACE_THP } from '../../src/fs/file-ref.js';
+import { smapsText } from '../../src/mm/proc-maps.js';
 import {
   MADV_DONTNEED,
   MADV_FREE,
@@ -33,7 +34,7 @@ import {
   PROT_READ,
   PROT_WRITE,
 } from '../../src/mm/vm-flags.js';
-import { BASE, layout, newSpace, P } from '../support/mm-fixture.js';
+import { BASE, layout, maps, newSpace, P } from '../support/mm-fixture.js';
 
 const RW = PROT_READ | PROT_WRITE;
 const ANON = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED;
@@ -384,4 +385,28 @@ test('THP read faults: an anon_vma only when the 2 MiB region had no page table 
     const flags = mm.vmas().find((v) => Number(v.start) === base)?.vmflags ?? '';
     assert.equal(flags.includes(' ac'), anon, `${name}: ${flags}`);
   }
+});
+
+test('max_map_count: mmap checks map_count > max, splits check >= max (ENOMEM; EAGAIN for madvise)', () => {
+  const mm = newSpace({ maxMapCount: 4 });
+  for (let i = 0; i < 5; i++) assert.equal(mm.sysMmap(at(3 * i), P * 2, RW, ANON, -1, 0), at(3 * i));
+  assert.equal(mm.mapCount, 5, 'the fifth VMA is allowed: the check is map_count > max');
+  assert.equal(mm.sysMmap(at(30), P, RW, ANON, -1, 0), -ENOMEM);
+  assert.equal(mm.sysMprotect(at(0), P, PROT_READ), -ENOMEM);
+  assert.equal(mm.sysMadvise(at(0), P, MADV_RANDOM), -EAGAIN);
+  assert.equal(mm.sysMlock2(at(0), P, 0), -ENOMEM);
+  assert.equal(mm.sysMremap(at(0), P, P, MREMAP_MAYMOVE | MREMAP_FIXED, at(40)), -ENOMEM);
+  assert.equal(mm.sysMunmap(at(0), P), 0, 'unmapping an edge needs no new VMA');
+  assert.equal(mm.sysMunmap(at(3), P), 0);
+  assert.deepEqual(layout(mm), ['1-2 rw-p', '4-5 rw-p', '6-8 rw-p', '9-11 rw-p', '12-14 rw-p']);
+});
+
+test('maps and smaps text use the kernel formats', () => {
+  const mm = newSpace();
+  mm.mmap(at(0), 2 * P, RW, ANON);
+  mm.mmap(at(4), P, PROT_READ, MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED);
+  const text = maps(mm).split('\n');
+  assert.equal(text[0], '7f0000000000-7f0000002000 rw-p 00000000 00:00 0 ');
+  assert.equal(text[1], `${'7f0000004000-7f0000005000 r--s 00000000 00:00 0'.padEnd(73, ' ')}anon_shared:0`);
+  assert.match(smapsText(mm), /Size: +8 kB\nVmFlags: rd wr mr mw me ac\n/);
 });

@@ -815,8 +815,13 @@ static int mmap_error(int file)
 		O.flags = (O.flags & ~3ULL) | MAP_SHARED;
 		O.prot |= PROT_WRITE;
 		return 1;
-	case 11: /* offset beyond the largest file size */
-		O.off = chance(50) ? 0x8000000000000000ULL : 0x7fffffffffff0000ULL;
+	case 11: /* offsets near the largest file size (MAX_LFS_FILESIZE = 2^63 - 1) */
+		switch (rnd(4)) {
+		case 0: O.off = 0x8000000000000000ULL; break;
+		case 1: O.off = 0x7fffffffffff0000ULL; break;
+		case 2: O.off = 0x7fffffffffff0000ULL, O.len = 0x10000; break; /* off + len = 2^63 */
+		default: O.off = 0x7ffffffffffff000ULL, O.len = PG; break;
+		}
 		return 1;
 	default: /* MAP_SHARED_VALIDATE|MAP_SYNC on a file without DAX */
 		O.flags = (O.flags & ~3ULL) | MAP_SHARED_VALIDATE | MAP_SYNC;
@@ -893,10 +898,32 @@ static int gen_mprotect(int err)
 	}
 }
 
+/* The last successful moving mremap (for the edge profile's move-back case). */
+static u64 moved_from, moved_to, moved_len;
+
+/* edge: move the last moved range back (pgoff and anon_vma match the old neighbours again), or
+ * move a piece of a VMA so that it exactly fills a hole (merges on both sides). */
+static int gen_mremap_edge(void)
+{
+	O.op = OP_MREMAP;
+	O.flags = MREMAP_MAYMOVE | MREMAP_FIXED;
+	if (moved_len && chance(50)) {
+		O.old_addr = moved_to, O.old_len = O.new_len = moved_len, O.new_addr = moved_from;
+		return 1;
+	}
+	if (!nh || !ncand) return 0;
+	u64 h = rnd((u64)nh), k = rnd((u64)ncand), size = he[h] - hs[h];
+	if (ce[k] - cs[k] < size) return 0;
+	O.old_addr = chance(50) ? cs[k] : ce[k] - size;
+	O.old_len = O.new_len = size, O.new_addr = hs[h];
+	return 1;
+}
+
 static int gen_mremap(int err)
 {
 	O.op = OP_MREMAP;
 	O.new_addr = 0;
+	if (P->edge && !err && chance(20)) return gen_mremap_edge();
 	u64 a, l;
 	int multi = chance(P->edge ? 12 : 4);
 	if (!ncand || multi || chance(15)) {
@@ -1496,7 +1523,11 @@ int main(int argc, char **argv, char **envp)
 		snapshot();
 		verify_initial();
 		if (!failed && O.op == OP_MMAP) u_add((u64)ret, (u64)ret + O.len);
-		if (!failed && O.op == OP_MREMAP) u_add((u64)ret, (u64)ret + O.new_len);
+		if (!failed && O.op == OP_MREMAP) {
+			u_add((u64)ret, (u64)ret + O.new_len);
+			if ((u64)ret != O.old_addr && O.old_len == O.new_len && O.old_len)
+				moved_from = O.old_addr, moved_to = (u64)ret, moved_len = O.old_len;
+		}
 		if (O.op == OP_BRK) cur_brk = (u64)ret;
 
 		oc('{');
