@@ -29,6 +29,10 @@ import { RwSem } from '../../src/sync/rwsem.js';
 import { type BenchOptions, type BenchSuite, nsPerOp, Report } from '../harness.js';
 
 const BTree = BTreeModule.default;
+
+setFlagsFromString('--expose-gc');
+/** A full garbage collection: run before each measurement so that no baseline's garbage is collected inside it. */
+const gc = runInNewContext('gc') as () => void;
 const PAGE = 4096;
 const BATCH = 1024;
 const QUERIES = 1 << 20;
@@ -121,10 +125,12 @@ function label(n: number): string {
   return n >= 1_000_000 ? `${n / 1_000_000}m` : `${n / 1000}k`;
 }
 
-/** Fastest of `reps` runs of `run`, in ms. */
-function bestMs(reps: number, run: () => void): number {
+/** Fastest of `reps` runs of `run` (each after an untimed `setup`), in ms. */
+function bestMs(reps: number, run: () => void, setup: () => void = () => {}): number {
   let best = Number.POSITIVE_INFINITY;
   for (let r = 0; r < reps; r++) {
+    setup();
+    gc();
     const start = performance.now();
     run();
     best = Math.min(best, performance.now() - start);
@@ -147,6 +153,7 @@ async function singleCpu(report: Report, options: BenchOptions, n: number): Prom
   const data = makeData(n);
   await lookups(report, options, data);
   updates(report, options, data);
+  construction(report, options, data);
   iteration(report, options, data);
   await gapSearch(report, options, data);
   if (n === 100_000) memory(report, data);
@@ -156,51 +163,58 @@ async function singleCpu(report: Report, options: BenchOptions, n: number): Prom
 async function lookups(report: Report, options: BenchOptions, data: Data): Promise<void> {
   const n = data.firsts.length;
   const q = queries(data, 7);
-  const out = rangeOut();
   let at = 0;
   const next = () => {
     at = (at + BATCH) & (QUERIES - 1);
     return at;
   };
-  const bt = sortedBTree(data);
-  const pair: [number, number] = [0, 0];
-  const btLoop = () => {
-    const from = next();
-    let hits = 0;
-    for (let i = from; i < from + BATCH; i++) {
-      const p = bt.getPairOrNextLower(q[i], pair);
-      if (p !== undefined && q[i] <= p[1]) hits++;
-    }
-    return hits;
+  const measure = async (loop: () => number) => {
+    gc();
+    return 1000 / (await nsPerOp(loop, BATCH, options));
   };
   const btId = `sorted_btree.lookup.${label(n)}.mops`;
-  report.add(btId, 1000 / (await nsPerOp(btLoop, BATCH, options)), 'Mops/s');
+  const bt = sortedBTree(data);
+  const pair: [number, number] = [0, 0];
+  report.add(
+    btId,
+    await measure(() => {
+      const from = next();
+      let hits = 0;
+      for (let i = from; i < from + BATCH; i++) {
+        const p = bt.getPairOrNextLower(q[i], pair);
+        if (p !== undefined && q[i] <= p[1]) hits++;
+      }
+      return hits;
+    }),
+    'Mops/s',
+  );
+  bt.clear();
   const map = orderedMap(data);
-  const mapLoop = () => {
-    const from = next();
-    let hits = 0;
-    for (let i = from; i < from + BATCH; i++) {
-      const it = map.reverseLowerBound(q[i]);
-      if (it.isAccessible() && q[i] <= it.pointer[1]) hits++;
-    }
-    return hits;
-  };
   report.add(
     `js_sdsl.lookup.${label(n)}.mops`,
-    1000 / (await nsPerOp(mapLoop, BATCH, options)),
+    await measure(() => {
+      const from = next();
+      let hits = 0;
+      for (let i = from; i < from + BATCH; i++) {
+        const it = map.reverseLowerBound(q[i]);
+        if (it.isAccessible() && q[i] <= it.pointer[1]) hits++;
+      }
+      return hits;
+    }),
     'Mops/s',
     btId,
   );
+  map.clear();
   const tree = bulkTree(data);
-  const treeLoop = () => {
-    const from = next();
-    let hits = 0;
-    for (let i = from; i < from + BATCH; i++) if (tree.load(q[i], out) !== 0) hits++;
-    return hits;
-  };
+  const out = rangeOut();
   report.add(
     `maple.lookup.${label(n)}.mops`,
-    1000 / (await nsPerOp(treeLoop, BATCH, options)),
+    await measure(() => {
+      const from = next();
+      let hits = 0;
+      for (let i = from; i < from + BATCH; i++) if (tree.load(q[i], out) !== 0) hits++;
+      return hits;
+    }),
     'Mops/s',
     btId,
   );
@@ -215,15 +229,20 @@ function updates(report: Report, options: BenchOptions, data: Data): void {
   const reps = options.quick || n >= 1_000_000 ? 1 : 3;
   const pair: [number, number] = [0, 0];
   let bt = new BTree<number, number>();
-  const btInsert = bestMs(reps, () => {
-    bt = new BTree<number, number>();
-    for (let i = 0; i < n; i++) {
-      const j = order[i];
-      const p = bt.getPairOrNextLower(lasts[j], pair);
-      if (p !== undefined && p[1] >= firsts[j]) throw new Error('bench: overlap');
-      bt.set(firsts[j], lasts[j]);
-    }
-  });
+  const btInsert = bestMs(
+    reps,
+    () => {
+      for (let i = 0; i < n; i++) {
+        const j = order[i];
+        const p = bt.getPairOrNextLower(lasts[j], pair);
+        if (p !== undefined && p[1] >= firsts[j]) throw new Error('bench: overlap');
+        bt.set(firsts[j], lasts[j]);
+      }
+    },
+    () => {
+      bt = new BTree<number, number>();
+    },
+  );
   const btErase = bestMs(1, () => {
     for (let i = 0; i < n; i++) {
       const p = bt.getPairOrNextLower(firsts[order[i]], pair);
@@ -232,15 +251,20 @@ function updates(report: Report, options: BenchOptions, data: Data): void {
     }
   });
   let map = new OrderedMap<number, number>();
-  const mapInsert = bestMs(reps, () => {
-    map = new OrderedMap<number, number>();
-    for (let i = 0; i < n; i++) {
-      const j = order[i];
-      const it = map.reverseLowerBound(lasts[j]);
-      if (it.isAccessible() && it.pointer[1] >= firsts[j]) throw new Error('bench: overlap');
-      map.setElement(firsts[j], lasts[j]);
-    }
-  });
+  const mapInsert = bestMs(
+    reps,
+    () => {
+      for (let i = 0; i < n; i++) {
+        const j = order[i];
+        const it = map.reverseLowerBound(lasts[j]);
+        if (it.isAccessible() && it.pointer[1] >= firsts[j]) throw new Error('bench: overlap');
+        map.setElement(firsts[j], lasts[j]);
+      }
+    },
+    () => {
+      map = new OrderedMap<number, number>();
+    },
+  );
   const mapErase = bestMs(1, () => {
     for (let i = 0; i < n; i++) {
       const it = map.reverseLowerBound(firsts[order[i]]);
@@ -248,16 +272,26 @@ function updates(report: Report, options: BenchOptions, data: Data): void {
       map.eraseElementByKey(it.pointer[0]);
     }
   });
-  let tree = newTree(n);
-  const treeInsert = bestMs(reps, () => {
-    tree.destroy();
-    rcuBarrier();
-    tree = newTree(n);
-    for (let i = 0; i < n; i++) {
-      const j = order[i];
-      if (tree.insert(firsts[j], lasts[j], j + 1) !== 0) throw new Error('bench: insert failed');
-    }
+  const arena = MapleTree.createArena({
+    name: 'bench.maple.updates',
+    capacity: 1024,
+    maxCapacity: Math.max(4096, n),
   });
+  let tree = MapleTree.create({ arena, reclaimer: rcuReclaimer });
+  const treeInsert = bestMs(
+    reps,
+    () => {
+      for (let i = 0; i < n; i++) {
+        const j = order[i];
+        if (tree.insert(firsts[j], lasts[j], j + 1) !== 0) throw new Error('bench: insert failed');
+      }
+    },
+    () => {
+      tree.destroy();
+      rcuBarrier();
+      tree = MapleTree.create({ arena, reclaimer: rcuReclaimer });
+    },
+  );
   const shape = tree.validate();
   const treeErase = bestMs(1, () => {
     for (let i = 0; i < n; i++) if (tree.erase(firsts[order[i]]) <= 0) throw new Error('bench: erase failed');
@@ -274,6 +308,49 @@ function updates(report: Report, options: BenchOptions, data: Data): void {
   if (n === 100_000) report.add('maple.bytes_per_range.100k', shape.bytes / n, 'B');
 }
 
+/** Bulk build from sorted ranges and whole-tree copy (fork), against inserting one by one. */
+function construction(report: Report, options: BenchOptions, data: Data): void {
+  const n = data.firsts.length;
+  const reps = options.quick ? 2 : 5;
+  const arena = MapleTree.createArena({
+    name: 'bench.maple.build',
+    capacity: 1024,
+    maxCapacity: Math.max(4096, n),
+  });
+  let tree = MapleTree.create({ arena, reclaimer: rcuReclaimer });
+  const bulkMs = bestMs(
+    reps,
+    () => {
+      if (tree.bulkLoad({ firsts: data.firsts, lasts: data.lasts, values: data.values }) !== 0) {
+        throw new Error('bench: bulk load failed');
+      }
+    },
+    () => {
+      tree.destroy();
+      rcuBarrier();
+      tree = MapleTree.create({ arena, reclaimer: rcuReclaimer });
+    },
+  );
+  let copy = MapleTree.create({ arena, reclaimer: rcuReclaimer });
+  const copyMs = bestMs(
+    reps,
+    () => {
+      if (copy.copyFrom(tree) !== 0) throw new Error('bench: copy failed');
+    },
+    () => {
+      copy.destroy();
+      rcuBarrier();
+      copy = MapleTree.create({ arena, reclaimer: rcuReclaimer });
+    },
+  );
+  copy.destroy();
+  tree.destroy();
+  rcuBarrier();
+  const id = `maple.insert.${label(n)}.mops`;
+  report.add(`maple.bulk_build.${label(n)}.mops`, n / bulkMs / 1000, 'Mops/s', id);
+  report.add(`maple.copy.${label(n)}.mops`, n / copyMs / 1000, 'Mops/s', id);
+}
+
 function iteration(report: Report, options: BenchOptions, data: Data): void {
   const n = data.firsts.length;
   const reps = options.quick ? 2 : 5;
@@ -281,20 +358,22 @@ function iteration(report: Report, options: BenchOptions, data: Data): void {
   let sum = 0;
   const btMs = bestMs(reps, () => {
     bt.forEachPair((_first, last) => {
-      sum += last;
+      sum += last & 1;
     });
   });
+  bt.clear();
   const map = orderedMap(data);
   const mapMs = bestMs(reps, () => {
     map.forEach((pair) => {
-      sum += pair[1];
+      sum += pair[1] & 1;
     });
   });
+  map.clear();
   const tree = bulkTree(data);
   const out = rangeOut();
   const treeMs = bestMs(reps, () => {
     const cursor = tree.cursor(0);
-    while (cursor.find(Number.MAX_SAFE_INTEGER, out) !== 0) sum += out.last;
+    while (cursor.find(Number.MAX_SAFE_INTEGER, out) !== 0) sum += out.last & 1;
   });
   tree.destroy();
   if (sum === 0) throw new Error('bench: iteration saw nothing');
@@ -331,6 +410,7 @@ async function gapSearch(report: Report, options: BenchOptions, data: Data): Pro
     }
     return found;
   };
+  gc();
   report.add(`maple.gap_search.${label(n)}.ns`, await nsPerOp(loop, 128, options), 'ns');
   tree.destroy();
 }
@@ -338,8 +418,6 @@ async function gapSearch(report: Report, options: BenchOptions, data: Data): Pro
 /** Heap bytes per range of the baselines (after gc), node bytes per range of the tree. */
 function memory(report: Report, data: Data): void {
   const n = data.firsts.length;
-  setFlagsFromString('--expose-gc');
-  const gc = runInNewContext('gc') as () => void;
   const heap = (build: () => unknown): number => {
     gc();
     const before = process.memoryUsage().heapUsed;

@@ -65,16 +65,14 @@ export class GapSearch {
     return this.views.i32[node * NODE_I32 + META];
   }
 
-  /** Positions node[level] (covering [min, max]) on the slot holding `index`; returns its meta. */
-  private enter(level: number, node: number, min: number, max: number, index: number): number {
-    const meta = this.meta(node);
+  /** Positions node[level] (covering [min, max]) on the slot holding `index`. */
+  private enter(level: number, node: number, min: number, max: number, index: number): void {
     this.node[level] = node;
     this.min[level] = min;
     this.max[level] = max;
     const p = node * NODE_F64 + PIVOTS;
     this.off[level] =
       level === 0 ? leafSlotOf(this.views.f64, p, index) : childSlotOf(this.views.f64, p, index);
-    return meta;
   }
 
   private tryLowest(lo: number, hi: number, size: number, align: number): number {

@@ -163,6 +163,7 @@ export class AddressSpace {
 
   /** A huge page mapping cannot straddle VMAs: a boundary inside one splits it into a table. */
   private splitHugeAcrossVmas(): void {
+    if (this.pmd.hugeCount === 0) return;
     const t = this.txn;
     for (const r of this.pmd.hugeRegions()) {
       const v = t.vmaAt(r);

@@ -19,6 +19,8 @@ export const HUGE = 2;
 export class PmdState {
   private readonly entries = new Map<number, number>();
   private undo: number[] = [];
+  /** Regions with a huge entry (lets the common no-THP case skip all work). */
+  hugeCount = 0;
 
   /** State of the region containing addr. */
   at(addr: number): number {
@@ -30,6 +32,11 @@ export class PmdState {
     const old = this.entries.get(r) ?? PMD_NONE;
     if (old === state) return;
     this.undo.push(r, old);
+    this.put(r, old, state);
+  }
+
+  private put(r: number, old: number, state: number): void {
+    this.hugeCount += (state === HUGE ? 1 : 0) - (old === HUGE ? 1 : 0);
     if (state === PMD_NONE) this.entries.delete(r);
     else this.entries.set(r, state);
   }
@@ -85,9 +92,7 @@ export class PmdState {
   rollback(): void {
     for (let i = this.undo.length - 2; i >= 0; i -= 2) {
       const r = this.undo[i];
-      const old = this.undo[i + 1];
-      if (old === PMD_NONE) this.entries.delete(r);
-      else this.entries.set(r, old);
+      this.put(r, this.entries.get(r) ?? PMD_NONE, this.undo[i + 1]);
     }
     this.undo.length = 0;
   }

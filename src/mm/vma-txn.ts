@@ -61,6 +61,9 @@ export class VmaTxn {
   /** Net change of the VMA count (splits +1, merges and unmaps -1). */
   mapCountDelta = 0;
   private newHandles = new Int32Array(16);
+  private eraseStart = new Float64Array(16);
+  private eraseEnd = new Float64Array(16);
+  private nErase = 0;
 
   /**
    * With `locks` (an AddressSpace), commit write-locks every record it changes or removes before
@@ -102,9 +105,11 @@ export class VmaTxn {
     const o = this.orderFirstEndAbove(addr);
     const overlay = o < this.nOrder ? this.order[o] : -1;
     const out = this.out;
+    // Tree entries starting at or after the overlay candidate cannot win: stop the search there.
+    const max = overlay >= 0 ? this.start[overlay] - 1 : LIMIT;
     let q = addr;
     for (;;) {
-      if (this.index.next(q, LIMIT, out) === 0) return overlay;
+      if (q > max || this.index.next(q, max, out) === 0) return overlay;
       const c = this.coveredAt(out.first);
       if (c < 0) break;
       q = this.covEnd[c];
@@ -120,9 +125,10 @@ export class VmaTxn {
     const overlay = o >= 0 ? this.order[o] : -1;
     const out = this.out;
     if (addr <= 0) return overlay;
+    const min = overlay >= 0 ? this.end[overlay] : 0;
     let q = addr - 1;
     for (;;) {
-      if (this.index.prev(q, 0, out) === 0) return overlay;
+      if (q < min || this.index.prev(q, min, out) === 0) return overlay;
       const c = this.coveredAt(out.first);
       if (c < 0) break;
       if (this.covStart[c] === 0) return overlay;
@@ -275,12 +281,10 @@ export class VmaTxn {
         fresh++;
         stores++;
       } else if (this.start[s] !== arena.start(h) || this.end[s] !== arena.end(h)) {
-        stores += 2;
+        stores++;
       }
     }
-    for (let k = 0; k < this.nLoaded; k++) {
-      if (this.live[this.slotOfHandle[this.loaded[k]]] === 0) stores++;
-    }
+    stores += this.collectErasures();
     if (this.newHandles.length < fresh) this.newHandles = new Int32Array(fresh * 2);
     for (let k = 0; k < fresh; k++) {
       const h = arena.alloc();
@@ -301,14 +305,86 @@ export class VmaTxn {
     return 0;
   }
 
-  private applyErasures(): void {
+  /**
+   * The ranges the commit clears before storing: the old ranges of removed or moved records and
+   * the new ranges of new or moved VMAs, sorted and coalesced (also across holes the tree has
+   * nothing in), so unmapping thousands of VMAs is a handful of stores. Returns their number.
+   */
+  private collectErasures(): number {
     const arena = this.arena;
+    let m = 0;
     for (let k = 0; k < this.nLoaded; k++) {
       const h = this.loaded[k];
       const s = this.slotOfHandle[h];
       if (this.live[s] === 0 || this.start[s] !== arena.start(h) || this.end[s] !== arena.end(h)) {
-        this.stored(this.index.store(arena.start(h), arena.end(h) - 1, 0));
+        m = this.pushErase(m, arena.start(h), arena.end(h));
       }
+    }
+    for (let k = 0; k < this.nOrder; k++) {
+      const s = this.order[k];
+      const h = this.origin[s];
+      if (h === 0 || this.start[s] !== arena.start(h) || this.end[s] !== arena.end(h)) {
+        m = this.pushErase(m, this.start[s], this.end[s]);
+      }
+    }
+    this.sortErasures(m);
+    const es = this.eraseStart;
+    const ee = this.eraseEnd;
+    let n = 0;
+    for (let k = 0; k < m; k++) {
+      if (n > 0 && (es[k] <= ee[n - 1] || this.index.next(ee[n - 1], es[k] - 1, this.out) === 0)) {
+        if (ee[k] > ee[n - 1]) ee[n - 1] = ee[k];
+        continue;
+      }
+      es[n] = es[k];
+      ee[n] = ee[k];
+      n++;
+    }
+    this.nErase = n;
+    return n;
+  }
+
+  private pushErase(m: number, start: number, end: number): number {
+    if (m === this.eraseStart.length) {
+      this.eraseStart = grownF64(this.eraseStart, m * 2);
+      this.eraseEnd = grownF64(this.eraseEnd, m * 2);
+    }
+    this.eraseStart[m] = start;
+    this.eraseEnd[m] = end;
+    return m + 1;
+  }
+
+  /** Sorts the first m erase ranges by start (insertion sort: m is small except for huge unmaps). */
+  private sortErasures(m: number): void {
+    const es = this.eraseStart;
+    const ee = this.eraseEnd;
+    if (m > 64) {
+      const order = Array.from({ length: m }, (_, i) => i).sort((a, b) => es[a] - es[b]);
+      const s2 = order.map((i) => es[i]);
+      const e2 = order.map((i) => ee[i]);
+      for (let i = 0; i < m; i++) {
+        es[i] = s2[i];
+        ee[i] = e2[i];
+      }
+      return;
+    }
+    for (let i = 1; i < m; i++) {
+      const s = es[i];
+      const e = ee[i];
+      let j = i - 1;
+      while (j >= 0 && es[j] > s) {
+        es[j + 1] = es[j];
+        ee[j + 1] = ee[j];
+        j--;
+      }
+      es[j + 1] = s;
+      ee[j + 1] = e;
+    }
+  }
+
+  private applyErasures(): void {
+    for (let k = 0; k < this.nErase; k++) {
+      this.stored(this.index.store(this.eraseStart[k], this.eraseEnd[k] - 1, 0));
     }
   }
 

@@ -225,6 +225,6 @@ test('maple tree matches the reference model (fast-check commands)', () => {
         assert.equal(tree.arena.live, 0, 'nodes leaked');
       },
     ),
-    { numRuns: 150 },
+    { numRuns: 250 },
   );
 });

@@ -541,7 +541,9 @@ struct profile {
 	u32 big_pct;   /* multi-MiB lengths */
 	u64 big_pages; /* upper bound of random multi-MiB lengths */
 	int extras;    /* MAP_NORESERVE/POPULATE/LOCKED, MLOCK_ONFAULT, unaligned hints */
-	int edge;      /* more mremap edge cases, exact VMA ranges, 2 MiB sizes and offsets */
+	int edge;      /* 1: mremap edge cases (multi-VMA, partial, old_len 0, move back, exact fit), runs
+	                * of VMAs, THP touches, MADV_HUGEPAGE, 2 MiB sizes and offsets, file offsets
+	                * near 2^63; 2: the same without move back, exact fit and huge offsets */
 	int errs_all;  /* deliberate errors of every kind (else only the profile's kinds) */
 };
 
@@ -552,6 +554,7 @@ static const struct profile PROFILES[] = {
 	{"mixed", {16, 9, 10, 12, 11, 5, 11, 5, 4, 9}, 10, 8, 4096, 1, 0, 1},
 	{"stress", {16, 9, 10, 12, 11, 5, 11, 5, 4, 9}, 10, 18, 16384, 1, 0, 1},
 	{"edge", {12, 8, 6, 8, 30, 3, 13, 8, 4, 8}, 10, 12, 8192, 1, 1, 1},
+	{"lock", {14, 14, 6, 10, 10, 2, 20, 14, 10, 10}, 10, 10, 8192, 1, 2, 1},
 };
 static const struct profile *P;
 
@@ -775,7 +778,7 @@ static int mmap_error(int file)
 {
 	u64 a, l;
 	u32 r = (u32)rnd(file ? 13 : 8);
-	if (r == 11 && !P->edge) r = 12; /* offsets >= 2^53: only in the edge profile */
+	if (r == 11 && P->edge != 1) r = 12; /* offsets near 2^63: only in the edge profile */
 	switch (r) {
 	case 0: /* unaligned MAP_FIXED address */
 		if (!pick_range(&a, &l)) return 0;
@@ -923,7 +926,7 @@ static int gen_mremap(int err)
 {
 	O.op = OP_MREMAP;
 	O.new_addr = 0;
-	if (P->edge && !err && chance(20)) return gen_mremap_edge();
+	if (P->edge == 1 && !err && chance(20)) return gen_mremap_edge();
 	u64 a, l;
 	int multi = chance(P->edge ? 12 : 4);
 	if (!ncand || multi || chance(15)) {
