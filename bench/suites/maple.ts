@@ -638,6 +638,12 @@ async function twoCpus(report: Report, options: BenchOptions): Promise<void> {
     report.add('maple.read_alone.mops', mops(alone), 'Mops/s');
     report.add('maple.read_beside_unrelated_writer.ratio', mops(besideUnrelated) / mops(alone), 'ratio');
     report.add('maple.rcu_read_beside_writer.ratio', mops(beside) / mops(alone), 'ratio');
+    // What sharing the tree with its writer costs, the machine's two-busy-cores cost factored out.
+    report.add(
+      'maple.rcu_read_beside_writer_vs_unrelated.ratio',
+      mops(beside) / mops(besideUnrelated),
+      'ratio',
+    );
     report.add('rwsem_sorted_btree.readers_under_writer.mops', mops(underLock), 'Mops/s');
     report.add(
       'maple.readers_under_writer.mops',

@@ -109,6 +109,7 @@ export class AddressSpace {
   /** Takes mmap_lock for write and opens an empty transaction. */
   begin(): void {
     mmapWriteLock(this.locks);
+    this.pmd.begin();
     this.txn.reset();
     this.layer.mapCountBase = this.mapCount;
     this.fileMark = this.files.mark();

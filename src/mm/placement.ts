@@ -36,7 +36,7 @@ export class Placement {
     if (file !== null) {
       res =
         file.placement === PLACE_THP
-          ? this.thpGetUnmappedArea(addr, len, pgoff * PAGE_SIZE, flags)
+          ? this.thpGetUnmappedArea(addr, len, pgoff, flags)
           : this.archTopdown(addr, len, flags);
     } else if ((flags & MAP_SHARED) !== 0) {
       res = this.archTopdown(addr, len, flags);
@@ -53,20 +53,27 @@ export class Placement {
   }
 
   /** thp_get_unmapped_area_vmflags: 2 MiB-aligned placement when the file range allows it. */
-  private thpGetUnmappedArea(addr: number, len: number, off: number, flags: number): number {
-    const aligned = this.thpAligned(addr, len, off, flags);
+  private thpGetUnmappedArea(addr: number, len: number, pgoff: number, flags: number): number {
+    const aligned = this.thpAligned(addr, len, pgoff, flags);
     return aligned !== 0 ? aligned : this.archTopdown(addr, len, flags);
   }
 
   /** __thp_get_unmapped_area: 0 when alignment does not apply or the padded search fails. */
-  private thpAligned(addr: number, len: number, off: number, flags: number): number {
-    const offEnd = off + len;
-    const offAlign = Math.ceil(off / PMD_SIZE) * PMD_SIZE;
-    if (offEnd <= offAlign || offEnd - offAlign < PMD_SIZE) return 0;
+  private thpAligned(addr: number, len: number, pgoff: number, flags: number): number {
+    const off = pgoff * PAGE_SIZE;
+    let offMod: number;
+    if (off + len + PMD_SIZE < 2 ** 53) {
+      const offAlign = Math.ceil(off / PMD_SIZE) * PMD_SIZE;
+      if (off + len <= offAlign || off + len - offAlign < PMD_SIZE) return 0;
+      offMod = off % PMD_SIZE;
+    } else {
+      offMod = thpOffsetHuge(pgoff, len);
+      if (offMod < 0) return 0;
+    }
     const res = this.archTopdown(addr, len + PMD_SIZE, flags);
     if (res < 0) return 0;
     if (res === addr) return addr;
-    const offSub = (((off - res) % PMD_SIZE) + PMD_SIZE) % PMD_SIZE;
+    const offSub = (((offMod - (res % PMD_SIZE)) % PMD_SIZE) + PMD_SIZE) % PMD_SIZE;
     return offSub === 0 ? res + PMD_SIZE : res + offSub;
   }
 
@@ -156,4 +163,20 @@ export class Placement {
     if ((this.arena.flags(h) & VM_GROWSDOWN) === 0) return start;
     return Math.max(0, start - this.config.stackGuardGap);
   }
+}
+
+/**
+ * __thp_get_unmapped_area's checks for file offsets near 2^63, in the kernel's 64-bit arithmetic
+ * (loff_t wraps, and its difference is compared unsigned with the huge page size). Returns the
+ * offset modulo 2 MiB when alignment applies, else -1. Cold path: only absurd offsets get here.
+ */
+function thpOffsetHuge(pgoff: number, len: number): number {
+  const size = BigInt(PMD_SIZE);
+  const off = BigInt.asIntN(64, BigInt(pgoff) << 12n);
+  const offEnd = BigInt.asIntN(64, off + BigInt(len));
+  const offAlign = BigInt.asIntN(64, ((off - 1n) | (size - 1n)) + 1n);
+  if (offEnd <= offAlign) return -1;
+  if (BigInt.asUintN(64, offEnd - offAlign) < size) return -1;
+  if (BigInt.asUintN(64, off + BigInt(len) + size) < BigInt.asUintN(64, off)) return -1;
+  return Number(BigInt.asUintN(64, off) % size);
 }

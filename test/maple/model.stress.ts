@@ -85,7 +85,7 @@ class SortedModel {
   gapLowest(min: number, max: number, size: number, align: number): number {
     const g = this.gaps(min, max);
     for (let k = 0; k < g.length; k += 2) {
-      const start = g[k] % align === 0 ? g[k] : g[k] + align - (g[k] % align);
+      const start = g[k] % align === 0 ? g[k] : g[k] + (align - (g[k] % align));
       if (start <= g[k + 1] - size + 1) return start;
     }
     return -EBUSY;

@@ -48,8 +48,8 @@ import { NAME_ANON, NAME_FILE } from '../vma-record.js';
 import { pageAlign, U64 } from './args.js';
 import { mlockFutureOk } from './mlock.js';
 
-/** MAX_LFS_FILESIZE on 64-bit. */
-const MAX_LFS_FILESIZE = 2 ** 63 - 1;
+/** MAX_LFS_FILESIZE on 64-bit, 2^63 - 1, in pages (exactly: its page count is 2^51 - 1/4096). */
+const MAX_LFS_PAGES = 2 ** 51;
 
 export function sysMmap(
   mm: AddressSpace,
@@ -110,7 +110,8 @@ function doMmap(
   if ((flags & MAP_LOCKED) !== 0 && !c.privileged && c.rlimitMemlock === 0) return -EPERM;
   if (!mlockFutureOk(mm, (vmFlags & VM_LOCKED) !== 0, len)) return -EAGAIN;
   if (file !== null) {
-    if (len > MAX_LFS_FILESIZE || pgoff > Math.floor((MAX_LFS_FILESIZE - len) / PAGE_SIZE)) return -EOVERFLOW;
+    // file_mmap_ok: pgoff > (MAX_LFS_FILESIZE - len) >> PAGE_SHIFT, exact for page-aligned len.
+    if (len / PAGE_SIZE >= MAX_LFS_PAGES || pgoff > MAX_LFS_PAGES - len / PAGE_SIZE - 1) return -EOVERFLOW;
     const type = flags & MAP_TYPE;
     if (type === MAP_SHARED || type === MAP_SHARED_VALIDATE) {
       const mask = LEGACY_MAP_MASK | (file.syncUnsupported ? MAP_SYNC : 0);

@@ -8,6 +8,7 @@ import { errnoName } from '../../errno.js';
 import { FileTable, PLACE_GENERIC, PLACE_SHMEM, PLACE_THP } from '../../fs/file-ref.js';
 import type { RangeIndex } from '../../maple/api.js';
 import { AddressSpace } from '../address-space.js';
+import { PMD_NONE, PTE_TABLE } from '../pmd-state.js';
 import { mapsLine, type VmaView } from '../proc-maps.js';
 import { cint, ulong } from '../syscalls/args.js';
 import {
@@ -16,6 +17,7 @@ import {
   MLOCK_NAMES,
   MREMAP_NAMES,
   PAGE_SIZE,
+  PMD_SIZE,
   PROT_NAMES,
   parseVmFlags,
 } from '../vm-flags.js';
@@ -111,7 +113,23 @@ export function seedAddressSpace(
       nameId,
     });
   }
+  markRecorderPageTables(mm, trace.layout);
   return { mm, fds };
+}
+
+/**
+ * The recorder's own mappings have page tables: every 2 MiB region they meet has a PMD entry, so
+ * a trace VMA sharing such a region (or moved out of one by mremap) never gets a huge page there.
+ */
+function markRecorderPageTables(mm: AddressSpace, layout: TraceVma[]): void {
+  for (const v of layout) {
+    if (v.end > LIMIT) continue;
+    const end = Number(v.end);
+    for (let r = Math.floor(Number(v.start) / PMD_SIZE) * PMD_SIZE; r < end; r += PMD_SIZE) {
+      if (mm.pmd.at(r) === PMD_NONE) mm.pmd.set(r, PTE_TABLE);
+    }
+  }
+  mm.pmd.begin();
 }
 
 /** An unsigned 64-bit trace value as a syscall argument (see syscalls/args.ts). */
