@@ -249,23 +249,33 @@ export class AddressSpace {
   // ---- public API: throws VmError -------------------------------------------------------------
 
   mmap(addr: number, len: number, prot: number, flags: number, fd = -1, offset = 0): number {
-    const a = [ulong(addr), ulong(len), ulong(prot), ulong(flags), cint(fd), ulong(offset)];
-    if (a.some(Number.isNaN)) return check(-EINVAL, 'mmap: argument is not an integer of the C type');
-    return check(this.sysMmap(a[0], a[1], a[2], a[3], a[4], a[5]), 'mmap');
+    const a = ulong(addr);
+    const l = ulong(len);
+    const p = ulong(prot);
+    const f = ulong(flags);
+    const d = cint(fd);
+    const o = ulong(offset);
+    const bad = Number.isNaN(a + l + p + f + d + o);
+    return check(bad ? -EINVAL : this.sysMmap(a, l, p, f, d, o), 'mmap');
   }
   munmap(addr: number, len: number): void {
     const a = ulong(addr);
     const l = ulong(len);
-    check(Number.isNaN(a) || Number.isNaN(l) ? -EINVAL : this.sysMunmap(a, l), 'munmap');
+    check(Number.isNaN(a + l) ? -EINVAL : this.sysMunmap(a, l), 'munmap');
   }
   mprotect(addr: number, len: number, prot: number): void {
-    const a = [ulong(addr), ulong(len), ulong(prot)];
-    check(a.some(Number.isNaN) ? -EINVAL : this.sysMprotect(a[0], a[1], a[2]), 'mprotect');
+    const a = ulong(addr);
+    const l = ulong(len);
+    const p = ulong(prot);
+    check(Number.isNaN(a + l + p) ? -EINVAL : this.sysMprotect(a, l, p), 'mprotect');
   }
   mremap(oldAddr: number, oldLen: number, newLen: number, flags: number, newAddr = 0): number {
-    const a = [ulong(oldAddr), ulong(oldLen), ulong(newLen), ulong(flags), ulong(newAddr)];
-    if (a.some(Number.isNaN)) return check(-EINVAL, 'mremap: argument is not an integer of the C type');
-    return check(this.sysMremap(a[0], a[1], a[2], a[3], a[4]), 'mremap');
+    const a = ulong(oldAddr);
+    const ol = ulong(oldLen);
+    const nl = ulong(newLen);
+    const f = ulong(flags);
+    const na = ulong(newAddr);
+    return check(Number.isNaN(a + ol + nl + f + na) ? -EINVAL : this.sysMremap(a, ol, nl, f, na), 'mremap');
   }
   /** brk never fails: it returns the new break, or the old one when the request is refused. */
   brk(addr: number): number {
@@ -273,16 +283,21 @@ export class AddressSpace {
     return this.sysBrk(Number.isNaN(a) ? 0 : a);
   }
   madvise(addr: number, len: number, advice: number): void {
-    const a = [ulong(addr), ulong(len), cint(advice)];
-    check(a.some(Number.isNaN) ? -EINVAL : this.sysMadvise(a[0], a[1], a[2]), 'madvise');
+    const a = ulong(addr);
+    const l = ulong(len);
+    const v = cint(advice);
+    check(Number.isNaN(a + l + v) ? -EINVAL : this.sysMadvise(a, l, v), 'madvise');
   }
   mlock(addr: number, len: number, flags = 0): void {
-    const a = [ulong(addr), ulong(len), cint(flags)];
-    check(a.some(Number.isNaN) ? -EINVAL : this.sysMlock2(a[0], a[1], a[2]), 'mlock');
+    const a = ulong(addr);
+    const l = ulong(len);
+    const f = cint(flags);
+    check(Number.isNaN(a + l + f) ? -EINVAL : this.sysMlock2(a, l, f), 'mlock');
   }
   munlock(addr: number, len: number): void {
-    const a = [ulong(addr), ulong(len)];
-    check(a.some(Number.isNaN) ? -EINVAL : this.sysMunlock(a[0], a[1]), 'munlock');
+    const a = ulong(addr);
+    const l = ulong(len);
+    check(Number.isNaN(a + l) ? -EINVAL : this.sysMunlock(a, l), 'munlock');
   }
   mlockall(flags: number): void {
     const f = cint(flags);
@@ -292,12 +307,15 @@ export class AddressSpace {
     check(this.sysMunlockall(), 'munlockall');
   }
   msync(addr: number, len: number, flags: number): void {
-    const a = [ulong(addr), ulong(len), cint(flags)];
-    check(a.some(Number.isNaN) ? -EINVAL : this.sysMsync(a[0], a[1], a[2]), 'msync');
+    const a = ulong(addr);
+    const l = ulong(len);
+    const f = cint(flags);
+    check(Number.isNaN(a + l + f) ? -EINVAL : this.sysMsync(a, l, f), 'msync');
   }
   touch(addr: number, len: number, write: boolean): void {
-    const a = [ulong(addr), ulong(len)];
-    check(a.some(Number.isNaN) ? -EINVAL : this.sysTouch(a[0], a[1], write), 'touch');
+    const a = ulong(addr);
+    const l = ulong(len);
+    check(Number.isNaN(a + l) ? -EINVAL : this.sysTouch(a, l, write), 'touch');
   }
 
   // ---- views ---------------------------------------------------------------------------------

@@ -64,6 +64,7 @@ export class PmdState {
 
   /** zap of [start, end): huge entries covered whole are cleared, those covered in part split. */
   zap(start: number, end: number): void {
+    if (this.hugeCount === 0) return;
     for (const r of this.regionsIn(start, end)) {
       if (this.at(r) !== HUGE) continue;
       this.set(r, start <= r && r + PMD_SIZE <= end ? PMD_NONE : PTE_TABLE);
@@ -79,13 +80,13 @@ export class PmdState {
       if (ceiling === 0) return;
       if (end - 1 > ceiling - 1) end -= PMD_SIZE;
     }
-    if (addr > end - 1) return;
+    if (addr > end - 1 || this.entries.size === 0) return;
     for (const r of this.regionsIn(addr, end)) this.set(r, PMD_NONE);
   }
 
   /** Starts logging changes for one syscall. */
   begin(): void {
-    this.undo.length = 0;
+    if (this.undo.length !== 0) this.undo.length = 0;
   }
 
   /** Undoes every change since `begin`. */

@@ -33,7 +33,6 @@ const STATE = 11;
 /** Word offsets (from the record's first Int32 word) of the per-VMA lock words. */
 export const VMA_LOCK_SEQ_WORD = 12;
 export const VMA_REFCNT_WORD = 13;
-export const VMA_LOCK_SPARE_WORDS = 2;
 
 export const VMA_DETACHED = 0;
 export const VMA_ATTACHED = 1;
@@ -119,10 +118,7 @@ export class VmaArena {
   state(h: number): number {
     return Atomics.load(this.i32, h * this.i32Per + STATE);
   }
-  /** Index in `i32` of the record's first word (for lock views over the reserved lock words). */
-  wordBase(h: number): number {
-    return h * this.i32Per;
-  }
+  /** All records' Int32 words (record h starts at h * (VMA_RECORD_BYTES / 4)): lock views use it. */
   get words(): Int32Array {
     return this.i32;
   }
@@ -145,18 +141,5 @@ export class VmaArena {
   }
   setState(h: number, state: number): void {
     Atomics.store(this.i32, h * this.i32Per + STATE, state);
-  }
-
-  fields(h: number): VmaFields {
-    return {
-      start: this.start(h),
-      end: this.end(h),
-      pgoff: this.pgoff(h),
-      flags: this.flags(h),
-      file: this.file(h),
-      anon: this.anon(h),
-      nameKind: this.nameKind(h),
-      nameId: this.nameId(h),
-    };
   }
 }

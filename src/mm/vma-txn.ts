@@ -92,11 +92,6 @@ export class VmaTxn {
     this.generation++;
   }
 
-  /** True when nothing has been loaded or created. */
-  get clean(): boolean {
-    return this.nSlots === 0;
-  }
-
   // ---- queries -------------------------------------------------------------------------------
 
   /** find_vma: the first VMA with end > addr, or -1. */
@@ -162,11 +157,6 @@ export class VmaTxn {
 
   isLive(slot: number): boolean {
     return this.live[slot] === 1;
-  }
-
-  /** Live slots in address order (for views and tests). */
-  liveSlots(): number[] {
-    return Array.from(this.order.subarray(0, this.nOrder));
   }
 
   // ---- mutations -----------------------------------------------------------------------------

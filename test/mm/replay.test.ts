@@ -23,8 +23,9 @@ const files = readdirSync(TRACES)
   .sort();
 
 /**
- * Traces recorded on Linux 6.18 by test/support/mmtrace/recorder.c, exercising what the samples
- * do not: MAP_SYNC, MAP_GROWSDOWN, MAP_STACK, THP read faults after MADV_HUGEPAGE, brk, ...
+ * More traces recorded on Linux 6.18 (test/support/mmtrace/recorder.c and a second recorder of the
+ * same format), for what the samples do not exercise: MAP_SYNC, MAP_GROWSDOWN, MAP_STACK, THP read
+ * faults after MADV_HUGEPAGE (also next to the recorder's own page tables), file offsets near 2^63.
  */
 const FIXTURES = resolve(dirname(fileURLToPath(import.meta.url)), '../../../test/mm/fixtures');
 const fixtures = readdirSync(FIXTURES)

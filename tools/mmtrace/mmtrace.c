@@ -545,16 +545,19 @@ struct profile {
 	                * of VMAs, THP touches, MADV_HUGEPAGE, 2 MiB sizes and offsets, file offsets
 	                * near 2^63; 2: the same without move back, exact fit and huge offsets */
 	int errs_all;  /* deliberate errors of every kind (else only the profile's kinds) */
+	u32 thp_pct;   /* touches of 2 MiB-aligned blocks, MADV_HUGEPAGE/NOHUGEPAGE/DONTNEED advice */
 };
 
 static const struct profile PROFILES[] = {
-	{"basic", {40, 0, 25, 35, 0, 0, 0, 0, 0, 0}, 3, 8, 4096, 0, 0, 0},
-	{"file", {12, 45, 16, 17, 0, 0, 0, 0, 0, 10}, 5, 8, 4096, 0, 0, 0},
-	{"mremap", {22, 10, 8, 8, 42, 0, 0, 0, 0, 10}, 5, 8, 4096, 0, 0, 0},
-	{"mixed", {16, 9, 10, 12, 11, 5, 11, 5, 4, 9}, 10, 8, 4096, 1, 0, 1},
-	{"stress", {16, 9, 10, 12, 11, 5, 11, 5, 4, 9}, 10, 18, 16384, 1, 0, 1},
-	{"edge", {12, 8, 6, 8, 30, 3, 13, 8, 4, 8}, 10, 12, 8192, 1, 1, 1},
-	{"lock", {14, 14, 6, 10, 10, 2, 20, 14, 10, 10}, 10, 10, 8192, 1, 2, 1},
+	{"basic", {40, 0, 25, 35, 0, 0, 0, 0, 0, 0}, 3, 8, 4096, 0, 0, 0, 0},
+	{"file", {12, 45, 16, 17, 0, 0, 0, 0, 0, 10}, 5, 8, 4096, 0, 0, 0, 0},
+	{"mremap", {22, 10, 8, 8, 42, 0, 0, 0, 0, 10}, 5, 8, 4096, 0, 0, 0, 0},
+	{"mixed", {16, 9, 10, 12, 11, 5, 11, 5, 4, 9}, 10, 8, 4096, 1, 0, 1, 0},
+	{"stress", {16, 9, 10, 12, 11, 5, 11, 5, 4, 9}, 10, 18, 16384, 1, 0, 1, 0},
+	{"edge", {12, 8, 6, 8, 30, 3, 13, 8, 4, 8}, 10, 12, 8192, 1, 1, 1, 30},
+	{"lock", {14, 14, 6, 10, 10, 2, 20, 14, 10, 10}, 10, 10, 8192, 1, 2, 1, 30},
+	{"thp", {20, 4, 10, 14, 16, 0, 16, 4, 2, 14}, 3, 35, 8192, 1, 2, 1, 60},
+	{"script", {0}, 0, 0, 4096, 0, 0, 0, 0}, /* ops from a file, see script_next() */
 };
 static const struct profile *P;
 
@@ -1008,6 +1011,21 @@ static int gen_brk(int err)
 	return 1;
 }
 
+/* The first readable or writable private anonymous VMA that covers a whole 2 MiB-aligned block
+ * (a THP region) inside the allowed region: its cand index, the block address in *pa. */
+static int aligned_block(u64 *pa)
+{
+	for (int k = 0; k < ncand; k++) {
+		const struct vma *v = &S[cand[k]];
+		if (v->kind != K_ANON || (v->perms[0] != 'r' && v->perms[1] != 'w')) continue;
+		u64 a = (cs[k] + 2 * MIB - 1) & ~(2 * MIB - 1);
+		if (a + 2 * MIB > ce[k]) continue;
+		*pa = a;
+		return k;
+	}
+	return -1;
+}
+
 static const char *MADV[] = {"MADV_NORMAL", "MADV_RANDOM", "MADV_SEQUENTIAL", "MADV_WILLNEED", "MADV_DONTNEED",
 	"MADV_FREE", "MADV_DONTFORK", "MADV_DOFORK", "MADV_HUGEPAGE", "MADV_NOHUGEPAGE", "MADV_DONTDUMP", "MADV_DODUMP",
 	"MADV_WIPEONFORK", "MADV_KEEPONFORK", "MADV_POPULATE_READ", "MADV_POPULATE_WRITE"};
@@ -1017,7 +1035,15 @@ static int gen_madvise(int err)
 {
 	O.op = OP_MADVISE;
 	O.advice = MADVV[rnd(16)];
-	if (P->edge && chance(25)) O.advice = chance(70) ? 14 : 15; /* MADV_HUGEPAGE / MADV_NOHUGEPAGE */
+	if (chance(P->thp_pct * 5 / 6)) { /* MADV_HUGEPAGE / MADV_NOHUGEPAGE / MADV_DONTNEED */
+		u32 r = (u32)rnd(100);
+		O.advice = r < 60 ? 14 : r < 80 ? 15 : 4;
+		u64 a;
+		if (O.advice == 4 && P->thp_pct >= 60 && chance(50) && aligned_block(&a) >= 0) {
+			O.addr = a, O.len = 2 * MIB; /* a whole THP region: its page table is freed */
+			return 1;
+		}
+	}
 	if (!range_or_vma(35)) return 0;
 	if (!err) return 1;
 	switch (rnd(3)) {
@@ -1068,12 +1094,11 @@ static int gen_touch(int err)
 {
 	(void)err;
 	O.op = OP_TOUCH;
-	if (P->edge && chance(30)) { /* a 2 MiB aligned block inside a VMA: THP faults */
-		for (int k = 0; k < ncand; k++) {
+	if (chance(P->thp_pct)) { /* a 2 MiB aligned block inside a VMA: THP faults */
+		u64 a;
+		int k = aligned_block(&a);
+		if (k >= 0) {
 			const struct vma *v = &S[cand[k]];
-			if (v->kind != K_ANON || (v->perms[0] != 'r' && v->perms[1] != 'w')) continue;
-			u64 a = (cs[k] + 2 * MIB - 1) & ~(2 * MIB - 1);
-			if (a + 2 * MIB > ce[k]) continue;
 			O.addr = a + rnd(8) * PG, O.len = rpages(4);
 			O.write = v->perms[1] == 'w' && (v->perms[0] != 'r' || chance(40));
 			return 1;
@@ -1322,6 +1347,100 @@ static void oargs(void)
 	oc('}');
 }
 
+/* ---- script mode: `mmtrace script 0 FILE DIR` runs the ops listed in FILE ----
+ *
+ *   mmap ADDR LEN PROT FLAGS FD OFF     (FD: -1, 0, 1 or 2 for f0..f2)
+ *   munmap ADDR LEN        mprotect ADDR LEN PROT       brk ADDR
+ *   mremap OLD OLDLEN NEWLEN FLAGS NEW                  madvise ADDR LEN ADVICE
+ *   mlock ADDR LEN FLAGS   munlock ADDR LEN             touch ADDR LEN WRITE(0/1)
+ *
+ * Numbers are decimal or 0x-hex, `E-0x...` is arena.end minus a value; `#` starts a comment.
+ * The same safety checks apply as for generated ops (the recorder aborts on an unsafe line). */
+static char SCRIPT[1 << 20];
+static const char *script_pos;
+static int script_mode;
+
+static const char *skip_blank(const char *p)
+{
+	for (;;) {
+		while (*p == ' ' || *p == '\t') p++;
+		if (*p != '#') return p;
+		while (*p && *p != '\n') p++;
+	}
+}
+static const char *script_num(const char *p, u64 *v)
+{
+	p = skip_blank(p);
+	int neg = 0, from_end = 0;
+	if (p[0] == 'E' && p[1] == '-') from_end = 1, p += 2;
+	if (*p == '-') neg = 1, p++;
+	if (p[0] == '0' && p[1] == 'x') p = parse_hex(p + 2, v);
+	else if (*p >= '0' && *p <= '9') p = parse_dec(p, v);
+	else die("script: number expected", (u64)(p - SCRIPT));
+	if (neg) *v = (u64)-(i64)*v;
+	if (from_end) *v = arena_end - *v;
+	return p;
+}
+static int script_lines(void)
+{
+	int n = 0;
+	for (const char *p = SCRIPT; *p;) {
+		p = skip_blank(p);
+		if (*p && *p != '\n') n++;
+		while (*p && *p != '\n') p++;
+		if (*p) p++;
+	}
+	return n;
+}
+static void script_next(void)
+{
+	const char *p = script_pos;
+	for (;;) {
+		p = skip_blank(p);
+		if (*p != '\n') break;
+		p++;
+	}
+	char word[16];
+	int n = 0;
+	while (*p >= 'a' && *p <= 'z' && n < 15) word[n++] = *p++;
+	word[n] = 0;
+	O.op = -1, O.addr = O.len = O.prot = O.flags = O.off = O.advice = 0;
+	O.old_addr = O.old_len = O.new_len = O.new_addr = 0;
+	O.fd = -1, O.write = 0;
+	u64 fd, w;
+	for (int k = 0; k < 9; k++)
+		if (seq(word, OPNAME[k])) O.op = k;
+	switch (O.op) {
+	case OP_MMAP:
+		p = script_num(p, &O.addr), p = script_num(p, &O.len), p = script_num(p, &O.prot);
+		p = script_num(p, &O.flags), p = script_num(p, &fd), p = script_num(p, &O.off);
+		O.fd = (int)(i64)fd;
+		if (O.fd < -1 || O.fd > 2) die("script: fd must be -1, 0, 1 or 2", fd);
+		break;
+	case OP_MPROTECT: p = script_num(p, &O.addr), p = script_num(p, &O.len), p = script_num(p, &O.prot); break;
+	case OP_MREMAP:
+		p = script_num(p, &O.old_addr), p = script_num(p, &O.old_len), p = script_num(p, &O.new_len);
+		p = script_num(p, &O.flags), p = script_num(p, &O.new_addr);
+		break;
+	case OP_BRK: p = script_num(p, &O.addr); break;
+	case OP_MADVISE: p = script_num(p, &O.addr), p = script_num(p, &O.len), p = script_num(p, &O.advice); break;
+	case OP_MLOCK: p = script_num(p, &O.addr), p = script_num(p, &O.len), p = script_num(p, &O.flags); break;
+	case OP_TOUCH:
+		p = script_num(p, &O.addr), p = script_num(p, &O.len), p = script_num(p, &w);
+		O.write = w != 0;
+		if ((O.addr | O.len) & PMASK) die("script: touch needs page-aligned addr and len", O.addr);
+		break;
+	case OP_MUNMAP:
+	case OP_MUNLOCK: p = script_num(p, &O.addr), p = script_num(p, &O.len); break;
+	default: die("script: unknown op", (u64)(p - SCRIPT));
+	}
+	p = skip_blank(p);
+	if (*p && *p != '\n') die("script: trailing text", (u64)(p - SCRIPT));
+	if (*p) p++;
+	script_pos = p;
+	if (!op_safe()) die("script: op outside the arena and returned ranges (or too large)", O.addr | O.old_addr);
+}
+
 /* ---- start-up ---- */
 static u64 parse_u64(const char *s)
 {
@@ -1398,11 +1517,17 @@ static int profile_index(const char *name)
 
 int main(int argc, char **argv, char **envp)
 {
-	if (argc != 5) die("usage: mmtrace PROFILE SEED NOPS DIR", (u64)argc);
+	if (argc != 5) die("usage: mmtrace PROFILE SEED NOPS DIR | mmtrace script 0 FILE DIR", (u64)argc);
 	int pi = profile_index(argv[1]);
 	if (pi < 0) die("unknown profile", 0);
 	P = &PROFILES[pi];
-	u64 seed = parse_u64(argv[2]), nops = parse_u64(argv[3]);
+	u64 seed = parse_u64(argv[2]), nops = 0;
+	script_mode = seq(P->name, "script");
+	if (script_mode) {
+		if (read_path(argv[3], SCRIPT, sizeof SCRIPT) == 0) die("cannot read the script", 0);
+		script_pos = SCRIPT;
+		nops = (u64)script_lines();
+	} else nops = parse_u64(argv[3]);
 	if (envp[0]) die("run with an empty environment (env -i)", 0);
 	long pers = sc1(NR_personality, 0xffffffffL);
 	if (!(pers & ADDR_NO_RANDOMIZE)) die("run under setarch -R (ASLR off)", (u64)pers);
@@ -1516,7 +1641,8 @@ int main(int argc, char **argv, char **envp)
 
 	for (u64 i = 0; i < nops; i++) {
 		derive();
-		generate();
+		if (script_mode) script_next();
+		else generate();
 		long ret = execute();
 		int failed = O.op != OP_TOUCH && O.op != OP_BRK && is_err(ret);
 		if (!failed && O.op == OP_MMAP && (O.flags & 3) && (O.flags & 3) != MAP_PRIVATE && (O.flags & MAP_ANONYMOUS)) {

@@ -21,8 +21,9 @@ export function ulong(x: number): number {
 /** The C int `x` converts to (low 32 bits), or NaN for a non-integer. */
 export function cint(x: number): number {
   if (!Number.isInteger(x) || x >= U64 || x < -(2 ** 63)) return Number.NaN;
-  if (Number.isSafeInteger(x)) return Number(BigInt.asIntN(32, BigInt(x)));
-  return Number(BigInt.asIntN(32, BigInt(Math.trunc(x))));
+  // ToInt32 keeps the low 32 bits exactly for safe integers; huge doubles take the slow path.
+  if (Number.isSafeInteger(x)) return x | 0;
+  return Number(BigInt.asIntN(32, BigInt(x)));
 }
 
 /** PAGE_ALIGN on 64 bits: rounds up; values within a page of 2^64 wrap to 0. */
@@ -35,8 +36,4 @@ export function pageAlign(len: number): number {
 export function addWrap(a: number, b: number): number {
   const s = a + b;
   return s >= U64 ? s - U64 : s;
-}
-
-export function pageAligned(x: number): boolean {
-  return x % PAGE === 0;
 }
