@@ -31,22 +31,24 @@ export function writeLeaf(
 ): number {
   const f64 = views.f64;
   const i32 = views.i32;
-  const p = node * NODE_F64 + PIVOTS;
-  const w = node * NODE_I32;
+  const p = node * NODE_F64 + PIVOTS - start;
+  const v = node * NODE_I32 + VALUES - start;
+  const end = start + size;
   let gap = 0;
-  for (let i = 0; i < size; i++) {
-    const max = maxes[start + i];
-    const value = values[start + i];
-    if (i < size - 1) f64[p + i] = max;
-    i32[w + VALUES + i] = value;
-    if (value === 0 && max - min + 1 > gap) gap = max - min + 1;
-    min = max + 1;
+  for (let i = start; i < end - 1; i++) f64[p + i] = maxes[i];
+  for (let i = end - 1; i < start + LEAF_SLOTS - 1; i++) f64[p + i] = MAX_INDEX;
+  for (let i = start; i < end; i++) {
+    const value = values[i];
+    i32[v + i] = value;
+    if (value === 0) {
+      const width = maxes[i] - (i === start ? min : maxes[i - 1] + 1) + 1;
+      if (width > gap) gap = width;
+    }
   }
-  for (let i = size - 1; i < LEAF_SLOTS - 1; i++) f64[p + i] = MAX_INDEX;
-  for (let i = size; i < LEAF_SLOTS; i++) i32[w + VALUES + i] = 0;
-  i32[w + META] = size;
-  i32[w + META + 1] = 0;
-  return gapHint(gap);
+  for (let i = end; i < start + LEAF_SLOTS; i++) i32[v + i] = 0;
+  i32[node * NODE_I32 + META] = size;
+  i32[node * NODE_I32 + META + 1] = 0;
+  return gap === 0 ? 0 : gapHint(gap);
 }
 
 /** Internal `node` at `level` := children [start, start + size) of (maxes, children, hints); returns its gap hint. */

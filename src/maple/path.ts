@@ -46,8 +46,9 @@ export class Path {
     }
   }
 
-  copyFrom(other: Path, top: number): void {
-    for (let level = 0; level <= top; level++) {
+  /** Copies levels [from, top] of `other`. */
+  copyFrom(other: Path, from: number, top: number): void {
+    for (let level = from; level <= top; level++) {
       this.node[level] = other.node[level];
       this.off[level] = other.off[level];
       this.min[level] = other.min[level];

@@ -41,6 +41,7 @@ import {
   LEAF_SLOTS,
   LEVEL_MASK,
   LEVEL_SHIFT,
+  leafSlotOf,
   MAX_HEIGHT,
   MAX_INDEX,
   META,
@@ -54,16 +55,10 @@ import { writeInternal, writeLeaf } from './node.js';
 import { Path } from './path.js';
 import { NodePool } from './pool.js';
 import type { Reclaimer } from './reclaim.js';
+import { MAX_SPLIT, reserveForStores, type TreeNow } from './reserve.js';
 
 /** Largest content of one level: two nodes' worth of slots plus the change and a neighbour. */
 const CONTENT = 4 * LEAF_SLOTS;
-/** A level's content never needs more than this many new nodes (asserted). */
-const MAX_SPLIT = 3;
-
-/** Nodes a single store can need at most on a tree of `height` levels. */
-export function worstCaseNodes(height: number): number {
-  return MAX_SPLIT * height + 1;
-}
 
 export class TreeWriter {
   readonly pool: NodePool;
@@ -71,6 +66,8 @@ export class TreeWriter {
   private readonly R: Path;
   /** Root level of the tree being changed. */
   private top = 0;
+  /** R shares L's path above the leaf and has not copied it yet (see shareLeafPath). */
+  private rAbovePending = false;
 
   /** Content of the level being rebuilt: slot maxima, values (or child handles), child hints. */
   private readonly cMax = new Float64Array(CONTENT);
@@ -88,6 +85,8 @@ export class TreeWriter {
   private readonly newGap = new Float64Array(MAX_SPLIT);
   private k = 0;
   private entriesAdded = 0;
+  /** Entries a store inside one leaf adds (negative: removes), from composeLeaf. */
+  private leafDelta = 0;
 
   /** Ancestor hints to lower once the change is published. */
   private readonly lowerAt = new Int32Array(MAX_HEIGHT);
@@ -107,6 +106,9 @@ export class TreeWriter {
   private runA: Int32Array = new Int32Array(64);
   private runB: Int32Array = new Int32Array(64);
 
+  /** The tree's shape as preallocate reads it. */
+  private readonly shape: TreeNow = { height: 0, rootCount: 0, entries: 0 };
+
   constructor(
     private readonly views: NodeViews,
     private readonly header: Int32Array,
@@ -118,12 +120,26 @@ export class TreeWriter {
     this.R = new Path(views);
   }
 
-  /** Reserves nodes for `stores` worst-case stores; -ENOMEM (reserve unchanged) on failure. */
+  /**
+   * Reserves nodes for the next `stores` stores (reserve.ts); -ENOMEM (reserve unchanged) when
+   * the arena cannot hold them. Reads the tree's shape without the writer lock: exact when the
+   * caller holds it or no other CPU writes, otherwise only a hint (a store then may allocate).
+   */
   preallocate(stores: number): number {
-    let height = this.height();
-    let need = 0;
-    for (let i = 0; i < stores; i++) need += worstCaseNodes(Math.max(1, height++));
-    return this.pool.fill(need) ? 0 : -ENOMEM;
+    const root = this.header[ROOT];
+    const shape = this.shape;
+    shape.entries = Math.max(0, this.header[COUNT]);
+    if (root === 0) {
+      shape.height = 0;
+      shape.rootCount = 0;
+    } else {
+      // Clamped: without the lock the root may have been replaced and its record reused.
+      shape.height = Math.min(this.levelOf(root) + 1, MAX_HEIGHT);
+      shape.rootCount = Math.min(this.countOf(root), LEAF_SLOTS);
+    }
+    const limit = this.arena.maxCapacity;
+    const need = reserveForStores(stores, shape, limit);
+    return need <= limit && this.pool.fill(need) ? 0 : -ENOMEM;
   }
 
   height(): number {
@@ -138,10 +154,14 @@ export class TreeWriter {
     this.top = this.levelOf(root);
     this.L.descend(root, this.top, 0, MAX_INDEX, first);
     if (last <= this.L.max[0]) {
-      this.R.copyFrom(this.L, this.top);
-      this.R.off[0] = this.slotOf(this.L.node[0], last);
+      this.shareLeafPath();
+      const k = this.L.off[0];
+      const p = this.L.node[0] * NODE_F64 + PIVOTS;
+      const f64 = this.views.f64;
+      this.R.off[0] = k === LEAF_SLOTS - 1 || f64[p + k] >= last ? k : leafSlotOf(f64, p, last);
     } else {
       this.R.descend(root, this.top, 0, MAX_INDEX, last);
+      this.rAbovePending = false;
     }
     return this.storeWalked(first, last, value);
   }
@@ -155,7 +175,7 @@ export class TreeWriter {
     const leaf = this.L.node[0];
     const k = this.L.off[0];
     if (this.valueAt(leaf, k) !== 0 || this.slotLast(this.L, k) < last) return -EEXIST;
-    this.R.copyFrom(this.L, this.top);
+    this.shareLeafPath();
     return this.storeWalked(first, last, value);
   }
 
@@ -168,7 +188,7 @@ export class TreeWriter {
     const k = this.L.off[0];
     const value = this.valueAt(this.L.node[0], k);
     if (value === 0) return 0;
-    this.R.copyFrom(this.L, this.top);
+    this.shareLeafPath();
     const ret = this.storeWalked(this.slotFirst(this.L, k), this.slotLast(this.L, k), 0);
     return ret < 0 ? ret : value;
   }
@@ -180,6 +200,7 @@ export class TreeWriter {
     this.top = this.levelOf(root);
     this.L.descend(root, this.top, 0, MAX_INDEX, 0);
     this.R.descend(root, this.top, 0, MAX_INDEX, MAX_INDEX);
+    this.rAbovePending = false;
     for (let level = 1; level <= this.top; level++) this.markBounds(level);
     Atomics.store(this.header, ROOT, 0);
     this.retireRuns(this.top);
@@ -191,11 +212,14 @@ export class TreeWriter {
 
   private storeWalked(first: number, last: number, value: number): number {
     this.entriesAdded = 0;
-    if (this.L.node[0] === this.R.node[0] && this.L.off[0] === this.R.off[0]) {
-      const done = this.storeInPlace(first, last, value);
-      if (done) return 0;
-    }
+    const oneLeaf = this.L.node[0] === this.R.node[0];
+    if (oneLeaf && this.L.off[0] === this.R.off[0] && this.storeInPlace(first, last, value)) return 0;
     this.composeLeaf(first, last, value);
+    if (oneLeaf && this.fitsTheLeaf()) return this.replaceLeaf();
+    if (this.rAbovePending) {
+      this.R.copyFrom(this.L, 1, this.top);
+      this.rAbovePending = false;
+    }
     if (this.cVal[this.n - 1] === 0 && this.R.max[0] !== MAX_INDEX) {
       this.R.moveRight(0);
       this.appendNode(0, this.R.node[0], this.R.max[0]);
@@ -240,27 +264,67 @@ export class TreeWriter {
     return 0;
   }
 
+  /**
+   * Whether the content of a store inside one leaf makes one valid leaf in its place: not over
+   * full, not under the fill minimum (unless it is the root), and ending with an entry unless it
+   * is the rightmost leaf; not the single gap of an emptied tree.
+   */
+  private fitsTheLeaf(): boolean {
+    const n = this.n;
+    if (n > LEAF_SLOTS) return false;
+    if (this.cVal[n - 1] === 0 && this.R.max[0] !== MAX_INDEX) return false;
+    return this.top === 0 ? n > 1 || this.cVal[0] !== 0 : n >= LEAF_MIN;
+  }
+
+  /** The content becomes one new leaf, published in place of the old one. */
+  private replaceLeaf(): number {
+    const old = this.L.node[0];
+    const leaf = this.pool.take();
+    if (leaf === 0) return this.fail();
+    const hint = writeLeaf(this.views, leaf, this.cMax, this.cVal, 0, this.n, this.L.min[0]);
+    if (this.top === 0) Atomics.store(this.header, ROOT, leaf);
+    else this.publishChild(0, leaf, hint);
+    this.pool.commit();
+    this.retireNode(old);
+    Atomics.store(this.header, COUNT, this.header[COUNT] + this.leafDelta);
+    Atomics.add(this.header, SEQ, 1);
+    return 0;
+  }
+
+  /**
+   * R := L at the leaf level (the caller sets R.off[0]); R's levels above are copied only when
+   * a store goes past one leaf.
+   */
+  private shareLeafPath(): void {
+    this.R.copyFrom(this.L, 0, 0);
+    this.rAbovePending = this.top > 0;
+  }
+
   /** One-word changes of a single slot holding exactly [first, last]; false if not applicable. */
   private storeInPlace(first: number, last: number, value: number): boolean {
     const L = this.L;
     const leaf = L.node[0];
     const k = L.off[0];
-    if (this.slotFirst(L, k) !== first || this.slotLast(L, k) !== last) return false;
-    const old = this.valueAt(leaf, k);
-    if (old === value) return true;
+    const f64 = this.views.f64;
+    const i32 = this.views.i32;
+    const p = leaf * NODE_F64 + PIVOTS;
+    const count = i32[leaf * NODE_I32 + META] & COUNT_MASK;
+    if ((k === 0 ? L.min[0] : f64[p + k - 1] + 1) !== first) return false;
+    if ((k === count - 1 ? L.max[0] : f64[p + k]) !== last) return false;
     const at = leaf * NODE_I32 + VALUES + k;
+    const old = i32[at];
+    if (old === value) return true;
     if (old !== 0 && value !== 0) {
-      Atomics.store(this.views.i32, at, value);
+      Atomics.store(i32, at, value);
       return true;
     }
     if (value === 0) {
-      const count = this.countOf(leaf);
-      const leftIsEntry = k === 0 || this.valueAt(leaf, k - 1) !== 0;
-      const rightIsEntry = k === count - 1 ? L.max[0] === MAX_INDEX : this.valueAt(leaf, k + 1) !== 0;
+      const leftIsEntry = k === 0 || i32[at - 1] !== 0;
+      const rightIsEntry = k === count - 1 ? L.max[0] === MAX_INDEX : i32[at + 1] !== 0;
       if (!leftIsEntry || !rightIsEntry) return false;
     }
-    if (this.top > 0) this.prepareHints(1, gapHint(this.leafGapWith(leaf, k, value)));
-    Atomics.store(this.views.i32, at, value);
+    if (this.top > 0) this.prepareHints(1, gapHint(this.leafGapWith(leaf, count, k, value)));
+    Atomics.store(i32, at, value);
     this.finishHints();
     Atomics.store(this.header, COUNT, this.header[COUNT] + (value === 0 ? -1 : 1));
     return true;
@@ -296,24 +360,52 @@ export class TreeWriter {
 
   // ---- content ----
 
-  /** Leaf content: the slots around [first, last] with the new entry in between. */
+  /**
+   * Leaf content: the slots around [first, last] with the new entry in between. When L and R
+   * are one leaf, also the change in its entry count (leafDelta). Slots copied as they are need
+   * no merging (no two slots of a leaf are adjacent gaps); the pieces around the change do.
+   */
   private composeLeaf(first: number, last: number, value: number): void {
     const f64 = this.views.f64;
-    const L = this.L;
-    const R = this.R;
-    this.n = 0;
-    let leaf = L.node[0];
-    let k = L.off[0];
-    for (let i = 0; i < k; i++) this.pushSlot(f64[leaf * NODE_F64 + PIVOTS + i], this.valueAt(leaf, i));
-    if (this.slotFirst(L, k) < first) this.pushSlot(first - 1, this.valueAt(leaf, k));
+    const i32 = this.views.i32;
+    const cMax = this.cMax;
+    const cVal = this.cVal;
+    const left = this.L.node[0];
+    const kL = this.L.off[0];
+    const lp = left * NODE_F64 + PIVOTS;
+    const lv = left * NODE_I32 + VALUES;
+    for (let i = 0; i < kL; i++) {
+      cMax[i] = f64[lp + i];
+      cVal[i] = i32[lv + i];
+    }
+    this.n = kL;
+    const leftValue = i32[lv + kL];
+    const leftCut = (kL === 0 ? this.L.min[0] : f64[lp + kL - 1] + 1) < first;
+    if (leftCut) this.pushSlot(first - 1, leftValue);
     this.pushSlot(last, value);
     this.chgFirst = this.chgLast = this.n - 1;
-    leaf = R.node[0];
-    k = R.off[0];
-    const end = this.slotLast(R, k);
-    if (end > last) this.pushSlot(end, this.valueAt(leaf, k));
-    const count = this.countOf(leaf);
-    for (let i = k + 1; i < count; i++) this.pushSlot(this.slotLast(R, i), this.valueAt(leaf, i));
+    const right = this.R.node[0];
+    const kR = this.R.off[0];
+    const rp = right * NODE_F64 + PIVOTS;
+    const rv = right * NODE_I32 + VALUES;
+    const count = i32[right * NODE_I32 + META] & COUNT_MASK;
+    const rightValue = i32[rv + kR];
+    const end = kR === count - 1 ? this.R.max[0] : f64[rp + kR];
+    const rightCut = end > last;
+    if (rightCut) this.pushSlot(end, rightValue);
+    if (kR + 1 < count) this.pushSlot(kR + 1 === count - 1 ? this.R.max[0] : f64[rp + kR + 1], i32[rv + kR + 1]);
+    let n = this.n;
+    for (let i = kR + 2; i < count; i++) {
+      cMax[n] = i === count - 1 ? this.R.max[0] : f64[rp + i];
+      cVal[n++] = i32[rv + i];
+    }
+    this.n = n;
+    if (left !== right) return;
+    let delta = value !== 0 ? 1 : 0;
+    for (let i = kL; i <= kR; i++) if (i32[lv + i] !== 0) delta--;
+    if (leftCut && leftValue !== 0) delta++;
+    if (rightCut && rightValue !== 0) delta++;
+    this.leafDelta = delta;
   }
 
   /** Internal content at `level`: L's children before the run, the new nodes, R's after it. */
@@ -542,8 +634,8 @@ export class TreeWriter {
       const old = f32[at];
       if (old === hint) return;
       let others = 0;
-      const count = this.countOf(node);
-      for (let i = 0; i < count; i++) if (base + i !== at && f32[base + i] > others) others = f32[base + i];
+      const end = base + (this.views.i32[node * NODE_I32 + META] & COUNT_MASK);
+      for (let i = base; i < end; i++) if (i !== at && f32[i] > others) others = f32[i];
       if (hint > old) {
         f32[at] = hint;
       } else {
@@ -646,14 +738,6 @@ export class TreeWriter {
     return this.views.f32[node * NODE_I32 + GAPS + slot];
   }
 
-  private slotOf(leaf: number, index: number): number {
-    const p = leaf * NODE_F64 + PIVOTS;
-    const f64 = this.views.f64;
-    let k = 0;
-    while (k < LEAF_SLOTS - 1 && f64[p + k] < index) k++;
-    return k;
-  }
-
   private slotFirst(path: Path, k: number): number {
     return k === 0 ? path.min[0] : this.views.f64[path.node[0] * NODE_F64 + PIVOTS + k - 1] + 1;
   }
@@ -664,14 +748,18 @@ export class TreeWriter {
       : this.views.f64[path.node[0] * NODE_F64 + PIVOTS + k];
   }
 
-  /** Largest gap of `leaf` if slot k held `value`. */
-  private leafGapWith(leaf: number, k: number, value: number): number {
-    const count = this.countOf(leaf);
+  /** Largest gap of `leaf` (L's leaf, of `count` slots) if slot k held `value`. */
+  private leafGapWith(leaf: number, count: number, k: number, value: number): number {
+    const f64 = this.views.f64;
+    const i32 = this.views.i32;
+    const p = leaf * NODE_F64 + PIVOTS;
+    const v = leaf * NODE_I32 + VALUES;
     let gap = 0;
+    let min = this.L.min[0];
     for (let i = 0; i < count; i++) {
-      if ((i === k ? value : this.valueAt(leaf, i)) !== 0) continue;
-      const size = this.slotLast(this.L, i) - this.slotFirst(this.L, i) + 1;
-      if (size > gap) gap = size;
+      const max = i === count - 1 ? this.L.max[0] : f64[p + i];
+      if ((i === k ? value : i32[v + i]) === 0 && max - min + 1 > gap) gap = max - min + 1;
+      min = max + 1;
     }
     return gap;
   }

@@ -43,6 +43,8 @@ if (MAX_CAPACITY >= CONTROL_WORDS) throw new Error('arena: control words overflo
 
 const STATE_FREE = 0;
 const STATE_LIVE = 1;
+/** Transient, under the lock: a live handle that freeBatch has checked. */
+const STATE_FREEING = 2;
 
 /** The word a poisoned record is filled with. */
 export const POISON_WORD = 0x6b6b6b6b;
@@ -227,6 +229,92 @@ export class Arena {
     return handle;
   }
 
+  /**
+   * Records for a caller that writes every word of each before using it: between `min` and `max`
+   * handles (as many as the arena has up to `max`) are written to out[at..], under one lock
+   * round trip, without zeroing (freed records keep their old words, or poison). Returns how many,
+   * or 0 with nothing taken when fewer than `min` can be had. The failure injector sees the first
+   * `min` records only: the rest are taken opportunistically and simply stop when the arena is full.
+   */
+  allocBatch(out: Int32Array, at: number, min: number, max: number): number {
+    if (!(min >= 0 && max >= min && at >= 0 && at + max <= out.length)) {
+      throw new RangeError(`arena ${this.name}: allocBatch(${at}, ${min}, ${max}) outside ${out.length}`);
+    }
+    if (max === 0) return 0;
+    if (lockHooks.on) lockHooks.v.mightAlloc(this.name);
+    const c = this.control;
+    for (let k = 0; k < min && this.injector !== null; k++) {
+      if (this.injector.shouldFail()) {
+        Atomics.add(c, FAILURES, 1);
+        return 0;
+      }
+    }
+    this.lock();
+    const highWater = c[HIGH_WATER];
+    let got = 0;
+    while (got < max) {
+      let handle = c[FREE_HEAD];
+      if (handle !== 0) c[FREE_HEAD] = this.i32[handle * this.i32PerRecord];
+      else if (c[BUMP] <= c[CAPACITY] || this.grow()) handle = c[BUMP]++;
+      else break;
+      this.markLive(handle);
+      out[at + got++] = handle;
+    }
+    if (got < min) {
+      while (got > 0) this.unmarkLive(out[at + --got]);
+      c[HIGH_WATER] = highWater;
+      Atomics.store(c, LOCK, 0);
+      Atomics.add(c, FAILURES, 1);
+      return 0;
+    }
+    Atomics.store(c, LOCK, 0);
+    if (c[POISON] !== 0) {
+      for (let k = at; k < at + got; k++) this.checkPoison(out[k], out[k] * this.i32PerRecord);
+    }
+    return got;
+  }
+
+  /** Under the lock: undoes markLive of a handle that was never handed out (pushed back first). */
+  private unmarkLive(handle: number): void {
+    const c = this.control;
+    this.state[handle] = STATE_FREE;
+    c[LIVE]--;
+    c[ALLOCS]--;
+    this.i32[handle * this.i32PerRecord] = c[FREE_HEAD];
+    c[FREE_HEAD] = handle;
+  }
+
+  /**
+   * Frees handles[at..at+count) under one lock round trip. If any is not live (or appears twice),
+   * throws and frees none of them.
+   */
+  freeBatch(handles: Int32Array, at: number, count: number): void {
+    const c = this.control;
+    this.lock();
+    for (let k = 0; k < count; k++) {
+      const handle = handles[at + k];
+      if (handle >= 1 && handle < c[BUMP] && this.state[handle] === STATE_LIVE) {
+        this.state[handle] = STATE_FREEING;
+        continue;
+      }
+      for (let j = 0; j < k; j++) this.state[handles[at + j]] = STATE_LIVE;
+      Atomics.store(c, LOCK, 0);
+      throw new Error(`arena ${this.name}: freeBatch of handle ${handle}, which is not live`);
+    }
+    const poison = c[POISON] !== 0;
+    for (let k = 0; k < count; k++) {
+      const handle = handles[at + k];
+      const start = handle * this.i32PerRecord;
+      this.state[handle] = STATE_FREE;
+      if (poison) this.i32.fill(POISON_WORD, start, start + this.i32PerRecord);
+      this.i32[start] = c[FREE_HEAD];
+      c[FREE_HEAD] = handle;
+    }
+    c[LIVE] -= count;
+    c[FREES] += count;
+    Atomics.store(c, LOCK, 0);
+  }
+
   /** Under the lock: state and accounting of a handle being handed out. */
   private markLive(handle: number): void {
     const c = this.control;
@@ -266,6 +354,11 @@ export class Arena {
 
   get live(): number {
     return Atomics.load(this.control, LIVE);
+  }
+
+  /** Most records the arena can ever hold. */
+  get maxCapacity(): number {
+    return this.control[MAX_CAPACITY];
   }
 
   stats(): ArenaStats {

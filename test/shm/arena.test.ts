@@ -4,7 +4,7 @@ import { Machine } from '../../src/cpu/machine.js';
 import { Arena, FailureInjector, POISON_WORD } from '../../src/shm/arena.js';
 import type { AllocArgs } from './tasks/alloc.js';
 
-test('alloc and free from several CPUs at once: no record handed out twice, accounting exact', async () => {
+test('alloc and free, one by one and in batches, from several CPUs at once: no record handed out twice, accounting exact', async () => {
   const cpus = 3;
   const count = 3000;
   const arena = Arena.create({
@@ -94,4 +94,76 @@ test('bad arguments and misuse get clear errors and change nothing', () => {
   assert.throws(() => arena.free(h), /double free/);
   assert.equal(arena.stats().frees, 1);
   assert.equal(arena.live, 0);
+});
+
+test('allocBatch takes between min and max records, or none; freeBatch frees all or throws', () => {
+  const arena = Arena.create({ name: 'test.arena.batch', recordBytes: 16, capacity: 2, maxCapacity: 8 });
+  const out = new Int32Array(10);
+  assert.equal(arena.allocBatch(out, 1, 3, 5), 5, 'as many as asked while the arena has them');
+  assert.equal(new Set(out.subarray(1, 6)).size, 5);
+  assert.equal(arena.live, 5);
+  assert.equal(arena.allocBatch(out, 6, 4, 4), 0, 'fewer than min: nothing taken');
+  assert.equal(arena.live, 5);
+  assert.equal(arena.stats().failures, 1);
+  assert.equal(arena.stats().allocs, 5);
+  assert.equal(arena.allocBatch(out, 6, 1, 4), 3, 'the opportunistic rest stops at the arena maximum');
+  assert.equal(arena.live, 8);
+  assert.equal(arena.stats().highWater, 8);
+  assert.equal(arena.stats().failures, 1, 'a short opportunistic part is no failure');
+  assert.throws(() => arena.allocBatch(out, 8, 1, 3), /outside/);
+  const live = arena.live;
+  out[0] = out[3];
+  assert.throws(() => arena.freeBatch(out, 0, 4), /not live/, 'a handle twice');
+  assert.equal(arena.live, live, 'and nothing was freed');
+  assert.throws(() => arena.freeBatch(Int32Array.of(out[1], 9), 0, 2), /not live/, 'a never allocated handle');
+  assert.equal(arena.live, live);
+  assert.equal(arena.isLive(out[1]), true);
+  arena.freeBatch(out, 1, 8);
+  assert.equal(arena.live, 0);
+  assert.equal(arena.stats().frees, 8);
+});
+
+test('a batch leaves records as they were; alloc still zeroes a reused record', () => {
+  const arena = Arena.create({ name: 'test.arena.batch.words', recordBytes: 16, capacity: 4 });
+  const out = new Int32Array(1);
+  assert.equal(arena.allocBatch(out, 0, 1, 1), 1);
+  const at = out[0] * arena.i32PerRecord;
+  arena.i32.fill(7, at, at + 4);
+  arena.free(out[0]);
+  const h = arena.alloc();
+  assert.equal(h, out[0], 'the record is reused first');
+  assert.deepEqual([...arena.i32.subarray(at, at + 4)], [0, 0, 0, 0]);
+  arena.i32.fill(7, at, at + 4);
+  arena.free(h);
+  assert.equal(arena.allocBatch(out, 0, 1, 1), 1);
+  assert.deepEqual([...arena.i32.subarray(at + 1, at + 4)], [7, 7, 7], 'not zeroed');
+  arena.freeBatch(out, 0, 1);
+  assert.equal(arena.live, 0);
+});
+
+test('the failure injector sees the records a batch requires, not the opportunistic rest', () => {
+  const injector = new FailureInjector();
+  const arena = Arena.create({ name: 'test.arena.batch.inject', recordBytes: 8, capacity: 16, injector });
+  const out = new Int32Array(8);
+  injector.failAfter(1);
+  assert.equal(arena.allocBatch(out, 0, 2, 8), 0, 'the second required record fails');
+  assert.equal(injector.injected, 1);
+  assert.equal(arena.live, 0);
+  injector.failAfter(2);
+  assert.equal(arena.allocBatch(out, 0, 2, 8), 8, 'two required, six more without injection');
+  assert.equal(injector.injected, 0);
+  assert.equal(arena.alloc(), 0, 'the countdown reached the next allocation');
+  assert.equal(injector.injected, 1);
+  arena.freeBatch(out, 0, 8);
+  assert.equal(arena.live, 0);
+});
+
+test('a poisoned record written after its free is caught by allocBatch too', () => {
+  const arena = Arena.create({ name: 'test.arena.batch.poison', recordBytes: 16, capacity: 2, poison: true });
+  const out = new Int32Array(2);
+  assert.equal(arena.allocBatch(out, 0, 2, 2), 2);
+  arena.freeBatch(out, 0, 2);
+  assert.equal(arena.i32[out[1] * arena.i32PerRecord + 3], POISON_WORD, 'freeBatch poisons');
+  arena.i32[out[1] * arena.i32PerRecord + 3] = 1;
+  assert.throws(() => arena.allocBatch(out, 0, 2, 2), /was written after it was freed/);
 });

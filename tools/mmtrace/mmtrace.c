@@ -2,6 +2,10 @@
  * mmtrace: records linux-mm-trace v1 traces (shared/linux-traces/FORMAT.md) on the running kernel.
  *
  *   env -i setarch -R sh -c 'ulimit -s 8192; exec ./mmtrace PROFILE SEED NOPS DIR' > trace.jsonl
+ *   ... ./mmtrace script 0 FILE DIR       (the ops listed in FILE, see script_next())
+ *
+ * Profiles: basic, file, mremap, mixed, stress (FORMAT.md section 6) and the extra edge, lock,
+ * thp (tools/mmtrace/README.md). Use tools/mmtrace/record.sh rather than running this directly.
  *
  * Creates the test files f0 (rw), f1 (rw, unaligned size), f2 (read-only) in DIR, opens
  * /proc/self/smaps, prints the header and the layout, then runs NOPS seeded random address-space
@@ -275,8 +279,8 @@ static int ns, ninit;
 static const char *FID[3] = {"f0", "f1", "f2"};
 static int ffd[3];
 static u64 fsize[3], fino[3];
-static u32 fmaj[3], fmin[3];
-static char ffs[3][16];
+static u32 fmajor[3], fminor[3];
+static char ffsname[3][16];
 static u64 exe_ino;
 static u32 exe_maj, exe_min;
 
@@ -355,7 +359,7 @@ static void classify(struct vma *v, const char *path, size_t plen)
 		return;
 	}
 	for (int i = 0; i < 3; i++)
-		if (v->ino == fino[i] && v->maj == fmaj[i] && v->min == fmin[i]) {
+		if (v->ino == fino[i] && v->maj == fmajor[i] && v->min == fminor[i]) {
 			v->kind = K_FILE;
 			v->idx = i;
 			scopy(v->name, "file:", sizeof v->name);
@@ -1035,7 +1039,7 @@ static int gen_madvise(int err)
 {
 	O.op = OP_MADVISE;
 	O.advice = MADVV[rnd(16)];
-	if (chance(P->thp_pct * 5 / 6)) { /* MADV_HUGEPAGE / MADV_NOHUGEPAGE / MADV_DONTNEED */
+	if (P->thp_pct && chance(P->thp_pct * 5 / 6)) { /* MADV_HUGEPAGE / NOHUGEPAGE / DONTNEED */
 		u32 r = (u32)rnd(100);
 		O.advice = r < 60 ? 14 : r < 80 ? 15 : 4;
 		u64 a;
@@ -1094,7 +1098,7 @@ static int gen_touch(int err)
 {
 	(void)err;
 	O.op = OP_TOUCH;
-	if (chance(P->thp_pct)) { /* a 2 MiB aligned block inside a VMA: THP faults */
+	if (P->thp_pct && chance(P->thp_pct)) { /* a 2 MiB aligned block inside a VMA: THP faults */
 		u64 a;
 		int k = aligned_block(&a);
 		if (k >= 0) {
@@ -1499,12 +1503,12 @@ static void create_files(const char *dir, u64 seed)
 		struct kstat st;
 		if (sc2(NR_fstat, fd, &st) < 0) die("fstat failed", (u64)i);
 		fino[i] = st.ino;
-		dev_split(st.dev, &fmaj[i], &fmin[i]);
+		dev_split(st.dev, &fmajor[i], &fminor[i]);
 		long sfs[16];
 		if (sc2(NR_fstatfs, fd, sfs) < 0) die("fstatfs failed", (u64)i);
 		u64 magic = (u64)sfs[0] & 0xffffffffULL;
-		scopy(ffs[i], magic == 0xef53 ? "ext4" : magic == 0x01021994 ? "tmpfs" : magic == 0x58465342 ? "xfs"
-			  : magic == 0x9123683e ? "btrfs" : "unknown", sizeof ffs[i]);
+		scopy(ffsname[i], magic == 0xef53 ? "ext4" : magic == 0x01021994 ? "tmpfs" : magic == 0x58465342 ? "xfs"
+			  : magic == 0x9123683e ? "btrfs" : "unknown", sizeof ffsname[i]);
 	}
 }
 
@@ -1622,7 +1626,7 @@ int main(int argc, char **argv, char **envp)
 		okey("id"), ostr(FID[i]);
 		okey("size"), ohex(fsize[i]);
 		okey("writable"), os(i < 2 ? "true" : "false");
-		okey("fs"), ostr(ffs[i]);
+		okey("fs"), ostr(ffsname[i]);
 		oc('}');
 	}
 	oc(']');

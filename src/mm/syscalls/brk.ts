@@ -47,20 +47,18 @@ function vmStartGap(mm: AddressSpace, vma: number): number {
   return Math.max(0, t.start[vma] - mm.config.stackGuardGap);
 }
 
+/** The new heap VMA's fields (reused: no allocation per call). */
+const scratch = { start: 0, end: 0, pgoff: 0, flags: 0, file: 0, anon: 0, nameKind: NAME_ANON, nameId: 0 };
+
 /** do_brk_flags: expands the brk VMA ending at addr, or adds a new anonymous VMA. */
 function doBrkFlags(mm: AddressSpace, vma: number, addr: number, len: number): void {
   const t = mm.txn;
   const flags = VM_DATA_DEFAULT_FLAGS | VM_ACCOUNT | mm.defFlags;
-  const f = {
-    start: addr,
-    end: addr + len,
-    pgoff: addr / PAGE_SIZE,
-    flags,
-    file: 0,
-    anon: 0,
-    nameKind: NAME_ANON,
-    nameId: 0,
-  };
+  const f = scratch;
+  f.start = addr;
+  f.end = addr + len;
+  f.pgoff = addr / PAGE_SIZE;
+  f.flags = flags;
   if (vma >= 0 && t.end[vma] === addr) {
     const ms = mm.ms.forNew(vma, -1, addr, addr + len, addr / PAGE_SIZE, f);
     ms.justExpand = true;
