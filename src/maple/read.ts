@@ -66,6 +66,111 @@ export function lookup(views: NodeViews, header: Int32Array, index: number, out:
 }
 
 /**
+ * The leaf holding `index` (0 for an empty tree), its range written to range[0] (first) and
+ * range[1] (last). Re-walks from the root past dead nodes, like `lookup`.
+ */
+function leafHolding(views: NodeViews, header: Int32Array, index: number, range: Float64Array): number {
+  const f64 = views.f64;
+  const i32 = views.i32;
+  let restarts = 0;
+  restart: for (;;) {
+    let node = Atomics.load(header, ROOT);
+    let min = 0;
+    let max = MAX_INDEX;
+    while (node !== 0) {
+      const meta = i32[node * NODE_I32 + META];
+      if ((meta & DEAD) !== 0) {
+        if (++restarts > RESTART_LIMIT) throw new Error('maple: reader keeps meeting dead nodes');
+        continue restart;
+      }
+      if ((meta & LEVEL_MASK) === 0) break;
+      const p = node * NODE_F64 + PIVOTS;
+      const k = childSlotOf(f64, p, index);
+      if (k > 0) min = f64[p + k - 1] + 1;
+      if (k < (meta & COUNT_MASK) - 1) max = f64[p + k];
+      node = i32[node * NODE_I32 + childWord(k)];
+    }
+    range[0] = min;
+    range[1] = max;
+    return node;
+  }
+}
+
+/**
+ * The first entry ending at or after `index` and starting at or before `max` (its value, 0 if
+ * none; `out` gets it). One descent: the entry is in the same leaf, since no leaf but the
+ * rightmost ends with a gap; a leaf seen mid-change ending in gaps sends the search on to the next.
+ * `range` is scratch (2 slots).
+ */
+export function nextEntry(
+  views: NodeViews,
+  header: Int32Array,
+  index: number,
+  max: number,
+  out: RangeOut,
+  range: Float64Array,
+): number {
+  const f64 = views.f64;
+  const i32 = views.i32;
+  for (let at = index; ; ) {
+    const leaf = leafHolding(views, header, at, range);
+    if (leaf === 0) return 0;
+    const p = leaf * NODE_F64 + PIVOTS;
+    const v = leaf * NODE_I32 + VALUES;
+    const count = i32[leaf * NODE_I32 + META] & COUNT_MASK;
+    let k = leafSlotOf(f64, p, at);
+    let first = k === 0 ? range[0] : f64[p + k - 1] + 1;
+    for (; k < count; k++) {
+      if (first > max) return 0;
+      const last = k === count - 1 ? range[1] : f64[p + k];
+      const value = i32[v + k];
+      if (value !== 0) return found(out, first, last, value);
+      first = last + 1;
+    }
+    if (range[1] === MAX_INDEX) return 0;
+    at = range[1] + 1;
+  }
+}
+
+/** The last entry starting at or before `index` and ending at or after `min` (mirror of nextEntry). */
+export function prevEntry(
+  views: NodeViews,
+  header: Int32Array,
+  index: number,
+  min: number,
+  out: RangeOut,
+  range: Float64Array,
+): number {
+  const f64 = views.f64;
+  const i32 = views.i32;
+  for (let at = index; ; ) {
+    const leaf = leafHolding(views, header, at, range);
+    if (leaf === 0) return 0;
+    const p = leaf * NODE_F64 + PIVOTS;
+    const v = leaf * NODE_I32 + VALUES;
+    const count = i32[leaf * NODE_I32 + META] & COUNT_MASK;
+    let k = leafSlotOf(f64, p, at);
+    let last = k === count - 1 ? range[1] : f64[p + k];
+    for (; k >= 0; k--) {
+      if (last < min) return 0;
+      const first = k === 0 ? range[0] : f64[p + k - 1] + 1;
+      const value = i32[v + k];
+      if (value !== 0) return found(out, first, last, value);
+      last = first - 1;
+    }
+    if (range[0] === 0) return 0;
+    at = range[0] - 1;
+  }
+}
+
+function found(out: RangeOut, first: number, last: number, value: number): number {
+  out.first = first;
+  out.last = last;
+  out.value = value;
+  return value;
+}
+
+/**
  * A position in the tree: the path from the root to one leaf slot, so that stepping to the next
  * or previous slot costs O(1) amortised. Levels are numbered from the leaves (0) up to the root
  * (`top`); `node[l]` covers [min[l], max[l]] and `off[l]` is the slot taken in it.

@@ -5,7 +5,7 @@
  *   MapleTree (one object per CPU, views only)
  *     header SAB: ROOT | SEQ COUNT | LOCK            (header.ts)
  *     node arena: 192-byte records                    (layout.ts; may be shared by many trees)
- *     reads: lookup (read.ts), Walker/MapleCursor (cursor.ts), GapSearch (gap.ts)
+ *     reads: lookup, next/prev (read.ts), Walker/MapleCursor (cursor.ts), GapSearch (gap.ts)
  *     writes: TreeWriter (write.ts) + NodePool (pool.ts), bulk build and copy (build.ts)
  *
  * Locking: reads need an RCU read section (or the writer lock). Writes need the writer lock: the
@@ -23,7 +23,7 @@ import { MapleCursor } from './cursor.js';
 import { GapSearch } from './gap.js';
 import { COUNT, HEADER_BYTES, LOCK, ROOT } from './header.js';
 import { LEVEL_MASK, LEVEL_SHIFT, MAX_INDEX, META, NODE_BYTES, NODE_I32, NodeViews } from './layout.js';
-import { lookup, Walker } from './read.js';
+import { lookup, nextEntry, prevEntry } from './read.js';
 import { type Reclaimer, rcuReclaimer } from './reclaim.js';
 import { type TreeShape, validateTree } from './validate.js';
 import { TreeWriter } from './write.js';
@@ -67,7 +67,8 @@ export class MapleTree implements RangeIndex {
   private readonly lock: SpinLock | null;
   private readonly reclaimer: Reclaimer;
   private writerState: TreeWriter | null = null;
-  private walkerState: Walker | null = null;
+  /** Scratch of next/prev: the range of the leaf they read. */
+  private readonly range = new Float64Array(2);
   private gapState: GapSearch | null = null;
 
   /** A node arena for trees (records of NODE_BYTES). */
@@ -134,24 +135,12 @@ export class MapleTree implements RangeIndex {
 
   next(index: number, max: number, out: RangeOut): number {
     if (!isIndex(index) || !isIndex(max)) return -EINVAL;
-    const w = this.walker();
-    w.seek(index);
-    for (;;) {
-      if (w.first > max) return 0;
-      if (w.value !== 0) return found(w, out);
-      if (!w.step()) return 0;
-    }
+    return nextEntry(this.views, this.header, index, max, out, this.range);
   }
 
   prev(index: number, min: number, out: RangeOut): number {
     if (!isIndex(index) || !isIndex(min)) return -EINVAL;
-    const w = this.walker();
-    w.seek(index);
-    for (;;) {
-      if (w.last < min) return 0;
-      if (w.value !== 0) return found(w, out);
-      if (!w.stepBack()) return 0;
-    }
+    return prevEntry(this.views, this.header, index, min, out, this.range);
   }
 
   gapLowest(min: number, max: number, size: number, align: number): number {
@@ -303,11 +292,6 @@ export class MapleTree implements RangeIndex {
     return this.writerState;
   }
 
-  private walker(): Walker {
-    if (this.walkerState === null) this.walkerState = new Walker(this.views, this.header);
-    return this.walkerState;
-  }
-
   private gaps(): GapSearch {
     if (this.gapState === null) this.gapState = new GapSearch(this.views, this.header);
     return this.gapState;
@@ -331,13 +315,6 @@ function checkGapArgs(min: number, max: number, size: number, align: number): nu
     return -EINVAL;
   if (!(align >= 1 && align <= MAX_INDEX && Math.floor(align) === align)) return -EINVAL;
   return 0;
-}
-
-function found(w: Walker, out: RangeOut): number {
-  out.first = w.first;
-  out.last = w.last;
-  out.value = w.value;
-  return w.value;
 }
 
 export { MAX_INDEX };
