@@ -98,9 +98,9 @@ function leafHolding(views: NodeViews, header: Int32Array, index: number, range:
 
 /**
  * The first entry ending at or after `index` and starting at or before `max` (its value, 0 if
- * none; `out` gets it). One descent: the entry is in the same leaf, since no leaf but the
- * rightmost ends with a gap; a leaf seen mid-change ending in gaps sends the search on to the next.
- * `range` is scratch (2 slots).
+ * none; `out` gets it). One descent: the entry is in the leaf holding `index`, since no leaf but
+ * the rightmost ends with a gap (nor ever shows one at its end: a slot is emptied in place only
+ * between two entries). `range` is scratch (2 slots).
  */
 export function nextEntry(
   views: NodeViews,
@@ -112,27 +112,28 @@ export function nextEntry(
 ): number {
   const f64 = views.f64;
   const i32 = views.i32;
-  for (let at = index; ; ) {
-    const leaf = leafHolding(views, header, at, range);
-    if (leaf === 0) return 0;
-    const p = leaf * NODE_F64 + PIVOTS;
-    const v = leaf * NODE_I32 + VALUES;
-    const count = i32[leaf * NODE_I32 + META] & COUNT_MASK;
-    let k = leafSlotOf(f64, p, at);
-    let first = k === 0 ? range[0] : f64[p + k - 1] + 1;
-    for (; k < count; k++) {
-      if (first > max) return 0;
-      const last = k === count - 1 ? range[1] : f64[p + k];
-      const value = i32[v + k];
-      if (value !== 0) return found(out, first, last, value);
-      first = last + 1;
-    }
-    if (range[1] === MAX_INDEX) return 0;
-    at = range[1] + 1;
+  const leaf = leafHolding(views, header, index, range);
+  if (leaf === 0) return 0;
+  const p = leaf * NODE_F64 + PIVOTS;
+  const v = leaf * NODE_I32 + VALUES;
+  const count = i32[leaf * NODE_I32 + META] & COUNT_MASK;
+  let k = leafSlotOf(f64, p, index);
+  let first = k === 0 ? range[0] : f64[p + k - 1] + 1;
+  for (; k < count; k++) {
+    if (first > max) return 0;
+    const last = k === count - 1 ? range[1] : f64[p + k];
+    const value = i32[v + k];
+    if (value !== 0) return found(out, first, last, value);
+    first = last + 1;
   }
+  if (range[1] !== MAX_INDEX) throw new Error(`maple: leaf ${leaf} ends with a gap before ${range[1]}`);
+  return 0;
 }
 
-/** The last entry starting at or before `index` and ending at or after `min` (mirror of nextEntry). */
+/**
+ * The last entry starting at or before `index` and ending at or after `min` (mirror of
+ * nextEntry); when the leaf starts with the gap holding `index`, the entry ends the leaf before.
+ */
 export function prevEntry(
   views: NodeViews,
   header: Int32Array,

@@ -265,26 +265,30 @@ export class TreeWriter {
   }
 
   /**
-   * Whether the content of a store inside one leaf makes one valid leaf in its place: not over
-   * full, not under the fill minimum (unless it is the root), and ending with an entry unless it
-   * is the rightmost leaf; not the single gap of an emptied tree.
+   * Whether the content of a store inside one leaf makes one valid leaf in its place (or, at a
+   * root leaf, the single gap of an emptied tree): not over full, not under the fill minimum
+   * unless it is the root, and ending with an entry unless it is the rightmost leaf.
    */
   private fitsTheLeaf(): boolean {
     const n = this.n;
     if (n > LEAF_SLOTS) return false;
     if (this.cVal[n - 1] === 0 && this.R.max[0] !== MAX_INDEX) return false;
-    return this.top === 0 ? n > 1 || this.cVal[0] !== 0 : n >= LEAF_MIN;
+    return this.top === 0 || n >= LEAF_MIN;
   }
 
-  /** The content becomes one new leaf, published in place of the old one. */
+  /** The content becomes one new leaf (none for a single gap), published in place of the old one. */
   private replaceLeaf(): number {
     const old = this.L.node[0];
-    const leaf = this.pool.take();
-    if (leaf === 0) return this.fail();
-    const hint = writeLeaf(this.views, leaf, this.cMax, this.cVal, 0, this.n, this.L.min[0]);
-    if (this.top === 0) Atomics.store(this.header, ROOT, leaf);
-    else this.publishChild(0, leaf, hint);
-    this.pool.commit();
+    if (this.n === 1 && this.cVal[0] === 0) {
+      Atomics.store(this.header, ROOT, 0);
+    } else {
+      const leaf = this.pool.take();
+      if (leaf === 0) return this.fail();
+      const hint = writeLeaf(this.views, leaf, this.cMax, this.cVal, 0, this.n, this.L.min[0]);
+      if (this.top === 0) Atomics.store(this.header, ROOT, leaf);
+      else this.publishChild(0, leaf, hint);
+      this.pool.commit();
+    }
     this.retireNode(old);
     Atomics.store(this.header, COUNT, this.header[COUNT] + this.leafDelta);
     Atomics.add(this.header, SEQ, 1);
@@ -336,10 +340,11 @@ export class TreeWriter {
     this.pushSlot(last, value);
     this.chgFirst = this.chgLast = this.n - 1;
     if (last < MAX_INDEX) this.pushSlot(MAX_INDEX, 0);
-    this.entriesAdded = 0;
-    if (!this.buildLevel(0, 0)) return this.fail();
+    const leaf = this.pool.take();
+    if (leaf === 0) return this.fail();
+    writeLeaf(this.views, leaf, this.cMax, this.cVal, 0, this.n, 0);
     this.pool.commit();
-    Atomics.store(this.header, ROOT, this.newH[0]);
+    Atomics.store(this.header, ROOT, leaf);
     Atomics.store(this.header, COUNT, 1);
     Atomics.add(this.header, SEQ, 1);
     return 0;
@@ -393,7 +398,8 @@ export class TreeWriter {
     const end = kR === count - 1 ? this.R.max[0] : f64[rp + kR];
     const rightCut = end > last;
     if (rightCut) this.pushSlot(end, rightValue);
-    if (kR + 1 < count) this.pushSlot(kR + 1 === count - 1 ? this.R.max[0] : f64[rp + kR + 1], i32[rv + kR + 1]);
+    if (kR + 1 < count)
+      this.pushSlot(kR + 1 === count - 1 ? this.R.max[0] : f64[rp + kR + 1], i32[rv + kR + 1]);
     let n = this.n;
     for (let i = kR + 2; i < count; i++) {
       cMax[n] = i === count - 1 ? this.R.max[0] : f64[rp + i];

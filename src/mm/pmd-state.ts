@@ -81,7 +81,17 @@ export class PmdState {
       if (end - 1 > ceiling - 1) end -= PMD_SIZE;
     }
     if (addr > end - 1 || this.entries.size === 0) return;
-    for (const r of this.regionsIn(addr, end)) this.set(r, PMD_NONE);
+    this.clearRegions(Math.floor(addr / PMD_SIZE), Math.floor((end - 1) / PMD_SIZE));
+  }
+
+  /** Clears the entries of regions first..last (indices), without allocating. */
+  private clearRegions(first: number, last: number): void {
+    if (last - first < this.entries.size) {
+      for (let r = first; r <= last; r++) if (this.entries.has(r)) this.set(r * PMD_SIZE, PMD_NONE);
+    } else {
+      // Deleting the current key while iterating a Map is safe: iteration goes on after it.
+      for (const r of this.entries.keys()) if (r >= first && r <= last) this.set(r * PMD_SIZE, PMD_NONE);
+    }
   }
 
   /** Starts logging changes for one syscall. */

@@ -63,6 +63,8 @@ export class VmaTxn {
   private newHandles = new Int32Array(16);
   private eraseStart = new Float64Array(16);
   private eraseEnd = new Float64Array(16);
+  private eraseStart2 = new Float64Array(16);
+  private eraseEnd2 = new Float64Array(16);
   private nErase = 0;
 
   /**
@@ -267,12 +269,8 @@ export class VmaTxn {
     for (let k = 0; k < this.nOrder; k++) {
       const s = this.order[k];
       const h = this.origin[s];
-      if (h === 0) {
-        fresh++;
-        stores++;
-      } else if (this.start[s] !== arena.start(h) || this.end[s] !== arena.end(h)) {
-        stores++;
-      }
+      if (h === 0) fresh++;
+      if (this.needsStore(s, h, arena)) stores++;
     }
     stores += this.collectErasures();
     if (this.newHandles.length < fresh) this.newHandles = new Int32Array(fresh * 2);
@@ -330,8 +328,57 @@ export class VmaTxn {
       ee[n] = ee[k];
       n++;
     }
-    this.nErase = n;
-    return n;
+    this.nErase = this.subtractStores(n);
+    return this.nErase;
+  }
+
+  /**
+   * Drops from the n coalesced erase ranges the parts where a live VMA will be: stored by the
+   * commit, or already in the tree (a record that only shrank keeps its entry, see needsStore).
+   * A split or a merge then writes each range once, as Linux does. Returns the number of ranges
+   * left to erase (possibly more pieces than n, each a gap between live VMAs). Readers never see
+   * a hole where a VMA stays mapped.
+   */
+  private subtractStores(n: number): number {
+    if (n === 0) return 0;
+    let ds = this.eraseStart2;
+    let de = this.eraseEnd2;
+    let m = 0;
+    let p = 0;
+    for (let k = 0; k < n; k++) {
+      let cur = this.eraseStart[k];
+      const e = this.eraseEnd[k];
+      while (cur < e) {
+        while (p < this.nOrder && this.end[this.order[p]] <= cur) p++;
+        const s = p < this.nOrder ? this.order[p] : -1;
+        const gapEnd = s < 0 || this.start[s] >= e ? e : this.start[s];
+        if (gapEnd > cur) {
+          if (m === ds.length) {
+            ds = grownF64(ds, m * 2);
+            de = grownF64(de, m * 2);
+          }
+          ds[m] = cur;
+          de[m] = gapEnd;
+          m++;
+        }
+        if (gapEnd === e) break;
+        cur = this.end[s];
+      }
+    }
+    this.eraseStart2 = this.eraseStart;
+    this.eraseEnd2 = this.eraseEnd;
+    this.eraseStart = ds;
+    this.eraseEnd = de;
+    return m;
+  }
+
+  /**
+   * Whether live slot s (record h, 0 = new) must be stored: a new VMA, or a record that grew or
+   * moved. A record that only shrank (or kept its range) is already in the tree over its new
+   * range; the rest of its old range is erased or overwritten by the commit.
+   */
+  private needsStore(s: number, h: number, arena: VmaArena): boolean {
+    return h === 0 || this.start[s] < arena.start(h) || this.end[s] > arena.end(h);
   }
 
   private pushErase(m: number, start: number, end: number): number {
@@ -385,6 +432,7 @@ export class VmaTxn {
       const s = this.order[k];
       let h = this.origin[s];
       const isNew = h === 0;
+      const store = this.needsStore(s, h, arena);
       if (isNew) h = this.newHandles[fresh++];
       const moved = isNew || this.start[s] !== arena.start(h) || this.end[s] !== arena.end(h);
       if (moved || this.changed(s, h)) {
@@ -392,7 +440,7 @@ export class VmaTxn {
         arena.setFlags(h, this.flags[s]);
         arena.setIdentity(h, this.file[s], this.anon[s], this.nameKind[s], this.nameId[s]);
       }
-      if (moved) {
+      if (store) {
         if (isNew) this.attach(h);
         this.stored(this.index.store(this.start[s], this.end[s] - 1, h));
       }

@@ -165,11 +165,17 @@ test('the bound: 3 nodes per level and a root per store, levels added only as th
   assert.equal(reserveForStores(20, { height: 3, rootCount: 3, entries: 200 }, limit), 10 * 9 + 1 + 10 * 12);
   // The old ramp (one more level per store) asked 770.
   // From empty: a root leaf, its split after 8 stores, a third level after 13.
-  assert.equal(reserveForStores(13, { height: 0, rootCount: 0, entries: 0 }, limit), 1 + 7 * 3 + 1 + 5 * 6 + 1);
+  assert.equal(
+    reserveForStores(13, { height: 0, rootCount: 0, entries: 0 }, limit),
+    1 + 7 * 3 + 1 + 5 * 6 + 1,
+  );
   // 1000 stores on a 1000-entry tree stay below 1000 times the worst store at height 6.
   const big = reserveForStores(1000, { height: 4, rootCount: 2, entries: 1000 }, limit);
   assert.ok(big < 1000 * (3 * 6 + 1), `${big}`);
-  assert.ok(reserveForStores(1000, { height: 4, rootCount: 2, entries: 1000 }, 5000) > 5000, 'stops past the limit');
+  assert.ok(
+    reserveForStores(1000, { height: 4, rootCount: 2, entries: 1000 }, 5000) > 5000,
+    'stops past the limit',
+  );
   for (let n = 1; n < 3000; n += 37) {
     const now = { height: 2, rootCount: 4, entries: 40 };
     assert.ok(reserveForStores(n + 1, now, limit) >= reserveForStores(n, now, limit) + 6, 'grows with n');

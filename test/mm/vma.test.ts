@@ -203,3 +203,60 @@ test('an allocation failure at commit leaves records and index untouched (rollba
     assert.equal(arena.end(index.load(BASE, { first: 0, last: 0, value: 0 })), BASE + 12 * P);
   }
 });
+
+/** An index that records every store the commit makes, as `first-last:value` in pages from BASE. */
+class StoreLog extends ArrayRangeIndex {
+  readonly log: string[] = [];
+  override store(first: number, last: number, value: number): number {
+    this.log.push(`${(first - BASE) / P}-${(last + 1 - BASE) / P}:${value === 0 ? 'erase' : 'vma'}`);
+    return super.store(first, last, value);
+  }
+}
+
+test('commit writes each range once: no erase under a store (split, merge back, punch a hole)', () => {
+  const arena = VmaArena.create(8, 64);
+  const index = new StoreLog();
+  const txn = new VmaTxn(arena, index, (h) => arena.arena.free(h));
+  const fields = {
+    start: BASE,
+    end: BASE + 64 * P,
+    pgoff: 0,
+    flags: R,
+    file: 0,
+    anon: 0,
+    nameKind: 0,
+    nameId: 0,
+  };
+  txn.insert(fields);
+  assert.equal(txn.commit(), 0);
+  const committed = (): string[] => {
+    index.log.length = 0;
+    assert.equal(txn.commit(), 0);
+    return [...index.log].sort();
+  };
+  // Split page 10 out of [0, 64): the shrunk record keeps its entry; two stores, nothing erased.
+  txn.reset();
+  const whole = txn.vmaAt(BASE);
+  const upper = txn.split(whole, BASE + 10 * P, false);
+  txn.split(upper, BASE + 11 * P, false);
+  assert.deepEqual(committed(), ['10-11:vma', '11-64:vma']);
+  // Merge the three back: one store.
+  txn.reset();
+  const a = txn.vmaAt(BASE);
+  const b = txn.vmaAt(BASE + 10 * P);
+  const c = txn.vmaAt(BASE + 11 * P);
+  txn.remove(b);
+  txn.remove(c);
+  txn.setRange(a, BASE, BASE + 64 * P, 0);
+  assert.deepEqual(committed(), ['0-64:vma']);
+  // Unmap pages [4, 8): one store of the upper half and one erase of the hole.
+  txn.reset();
+  const v = txn.vmaAt(BASE);
+  const hi = txn.split(v, BASE + 4 * P, false);
+  const tail = txn.split(hi, BASE + 8 * P, false);
+  txn.remove(hi);
+  assert.ok(txn.isLive(tail));
+  assert.deepEqual(committed(), ['4-8:erase', '8-64:vma']);
+  assert.equal(index.count(), 2);
+  assert.equal(arena.arena.live, 2);
+});

@@ -115,7 +115,11 @@ test('allocBatch takes between min and max records, or none; freeBatch frees all
   out[0] = out[3];
   assert.throws(() => arena.freeBatch(out, 0, 4), /not live/, 'a handle twice');
   assert.equal(arena.live, live, 'and nothing was freed');
-  assert.throws(() => arena.freeBatch(Int32Array.of(out[1], 9), 0, 2), /not live/, 'a never allocated handle');
+  assert.throws(
+    () => arena.freeBatch(Int32Array.of(out[1], 9), 0, 2),
+    /not live/,
+    'a never allocated handle',
+  );
   assert.equal(arena.live, live);
   assert.equal(arena.isLive(out[1]), true);
   arena.freeBatch(out, 1, 8);

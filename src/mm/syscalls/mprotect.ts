@@ -74,7 +74,8 @@ export function sysMprotect(mm: AddressSpace, start: number, len: number, protAr
     prev = res;
     tmp = t.end[res];
     nstart = tmp;
-    vma = t.nextOf(res);
+    // The range is done when this VMA reaches its end: no need to look the next one up.
+    vma = tmp < end ? t.nextOf(res) : -1;
   }
   if (error === 0 && tmp < end) error = -ENOMEM;
   return mm.end(error);

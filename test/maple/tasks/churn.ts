@@ -11,7 +11,8 @@
  * it into pieces). A reader therefore checks, for everything it sees, that the range is inside
  * the one its value allows (never torn) and holds the index it asked for, and that every stable
  * entry, which exists throughout, is found exactly (never missed) by lookups, by iteration both
- * ways and is never overlapped by a gap or by what gap search returns.
+ * ways, is never skipped by next/prev and is never overlapped by a gap or by what gap search
+ * returns.
  */
 import { EBUSY } from '../../../src/errno.js';
 import { type RangeOut, rangeOut } from '../../../src/maple/api.js';
@@ -227,6 +228,40 @@ class Reader {
     }
   }
 
+  /**
+   * next (prev) from `index` within `regions` regions: what it returns is a valid entry on the
+   * right side of `index`, and it is no further away than the nearest stable entry there, which
+   * exists throughout and so can never be skipped.
+   */
+  neighbour(index: number, regions: number, forward: boolean): void {
+    const limit = forward ? index + regions * REGION : Math.max(0, index - regions * REGION);
+    const value = forward ? this.tree.next(index, limit, this.out) : this.tree.prev(index, limit, this.out);
+    const e = this.out;
+    if (value !== 0) {
+      if (forward ? e.last < index || e.first > limit : e.first > index || e.last < limit)
+        throw new Error(`${forward ? 'next' : 'prev'}(${index}, ${limit}) gave [${e.first}, ${e.last}]`);
+      this.entry(e.first, e);
+    }
+    const step = forward ? 1 : -1;
+    for (
+      let r = Math.floor(index / REGION);
+      forward ? r <= Math.floor(limit / REGION) : r >= Math.floor(limit / REGION);
+      r += step
+    ) {
+      if (r < 0 || r >= this.args.regions || !isStable(this.args, r)) continue;
+      const first = shapeFirst(r, STABLE_SHAPE);
+      const last = shapeLast(r, STABLE_SHAPE);
+      if (forward ? last < index || first > limit : first > index || last < limit) continue;
+      if (value === 0 || (forward ? e.first > last : e.last < first)) {
+        throw new Error(
+          `missed: ${forward ? 'next' : 'prev'} from ${index} skipped the stable entry of region ${r}`,
+        );
+      }
+      break;
+    }
+    this.checks++;
+  }
+
   gapSearch(index: number, highest: boolean, align: number): void {
     const max = index + 8 * REGION;
     const size = 64;
@@ -253,6 +288,7 @@ function read(args: ChurnArgs, sync: Int32Array): ChurnResult {
       for (let i = 0; i < 64; i++) reader.lookup(Math.floor(random() * end));
       const index = Math.floor(random() * end);
       if (n % 4 === 0) reader.iterate(index, 24, n % 8 === 0);
+      else if (n % 4 === 1) reader.neighbour(index, 1 + (n % 5), n % 8 === 1);
       else reader.gapSearch(index, n % 2 === 0, n % 3 === 0 ? 16 : 1);
     } finally {
       rcuReadUnlock();
