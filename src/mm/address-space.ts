@@ -10,6 +10,7 @@
  */
 import { check, EINVAL } from '../errno.js';
 import { FileTable } from '../fs/file-ref.js';
+import { lockdepAssertNoneHeld } from '../lockdep/index.js';
 import type { RangeIndex } from '../maple/api.js';
 import type { FailureInjector } from '../shm/arena.js';
 import { rcuBarrier, rcuDeferFree } from '../sync/rcu.js';
@@ -78,6 +79,8 @@ export class AddressSpace {
   readonly outsideVmas: Array<{ start: bigint; end: bigint; flags: number; name: string }> = [];
   private nextAnonId = 1;
   private fileMark = 0;
+  /** Between begin() and end(): mmap_lock is held for write and a transaction is open. */
+  private txnOpen = false;
 
   constructor(options: AddressSpaceOptions) {
     this.config = defaultConfig(options.config);
@@ -109,6 +112,7 @@ export class AddressSpace {
   /** Takes mmap_lock for write and opens an empty transaction. */
   begin(): void {
     mmapWriteLock(this.locks);
+    this.txnOpen = true;
     this.pmd.begin();
     this.txn.reset();
     this.layer.mapCountBase = this.mapCount;
@@ -135,8 +139,24 @@ export class AddressSpace {
   /** Commits and releases mmap_lock; returns `ret`, or -ENOMEM if the commit failed. */
   end(ret: number): number {
     const r = this.commit();
+    this.txnOpen = false;
     mmapWriteUnlock(this.locks);
     return r < 0 ? r : ret;
+  }
+
+  /**
+   * After a syscall threw (an internal error, never an errno): drops its uncommitted work and
+   * mmap_lock, so the address space stays as its last commit left it and usable.
+   */
+  private abandon(error: unknown): unknown {
+    if (this.txnOpen) {
+      this.txn.reset();
+      this.files.rollback(this.fileMark);
+      this.pmd.rollback();
+      this.txnOpen = false;
+      mmapWriteUnlock(this.locks);
+    }
+    return error;
   }
 
   /** mm->locked_vm in pages: the size of the VM_LOCKED VMAs (as the transaction stands). */
@@ -209,41 +229,113 @@ export class AddressSpace {
   // ---- raw syscalls: result or -errno ---------------------------------------------------------
 
   sysMmap(addr: number, len: number, prot: number, flags: number, fd: number, offset: number): number {
-    return sysMmap(this, addr, len, prot, flags, fd, offset);
+    try {
+      return sysMmap(this, addr, len, prot, flags, fd, offset);
+    } catch (error) {
+      throw this.abandon(error);
+    } finally {
+      lockdepAssertNoneHeld('syscall mmap');
+    }
   }
   sysMunmap(addr: number, len: number): number {
-    return sysMunmap(this, addr, len);
+    try {
+      return sysMunmap(this, addr, len);
+    } catch (error) {
+      throw this.abandon(error);
+    } finally {
+      lockdepAssertNoneHeld('syscall munmap');
+    }
   }
   sysMprotect(addr: number, len: number, prot: number): number {
-    return sysMprotect(this, addr, len, prot);
+    try {
+      return sysMprotect(this, addr, len, prot);
+    } catch (error) {
+      throw this.abandon(error);
+    } finally {
+      lockdepAssertNoneHeld('syscall mprotect');
+    }
   }
   sysMremap(oldAddr: number, oldLen: number, newLen: number, flags: number, newAddr: number): number {
-    return sysMremap(this, oldAddr, oldLen, newLen, flags, newAddr);
+    try {
+      return sysMremap(this, oldAddr, oldLen, newLen, flags, newAddr);
+    } catch (error) {
+      throw this.abandon(error);
+    } finally {
+      lockdepAssertNoneHeld('syscall mremap');
+    }
   }
   sysBrk(addr: number): number {
-    return sysBrk(this, addr);
+    try {
+      return sysBrk(this, addr);
+    } catch (error) {
+      throw this.abandon(error);
+    } finally {
+      lockdepAssertNoneHeld('syscall brk');
+    }
   }
   sysMadvise(addr: number, len: number, advice: number): number {
-    return sysMadvise(this, addr, len, advice);
+    try {
+      return sysMadvise(this, addr, len, advice);
+    } catch (error) {
+      throw this.abandon(error);
+    } finally {
+      lockdepAssertNoneHeld('syscall madvise');
+    }
   }
   sysMlock2(addr: number, len: number, flags: number): number {
-    return sysMlock2(this, addr, len, flags);
+    try {
+      return sysMlock2(this, addr, len, flags);
+    } catch (error) {
+      throw this.abandon(error);
+    } finally {
+      lockdepAssertNoneHeld('syscall mlock2');
+    }
   }
   sysMunlock(addr: number, len: number): number {
-    return sysMunlock(this, addr, len);
+    try {
+      return sysMunlock(this, addr, len);
+    } catch (error) {
+      throw this.abandon(error);
+    } finally {
+      lockdepAssertNoneHeld('syscall munlock');
+    }
   }
   sysMlockall(flags: number): number {
-    return sysMlockall(this, flags);
+    try {
+      return sysMlockall(this, flags);
+    } catch (error) {
+      throw this.abandon(error);
+    } finally {
+      lockdepAssertNoneHeld('syscall mlockall');
+    }
   }
   sysMunlockall(): number {
-    return sysMunlockall(this);
+    try {
+      return sysMunlockall(this);
+    } catch (error) {
+      throw this.abandon(error);
+    } finally {
+      lockdepAssertNoneHeld('syscall munlockall');
+    }
   }
   sysMsync(addr: number, len: number, flags: number): number {
-    return sysMsync(this, addr, len, flags);
+    try {
+      return sysMsync(this, addr, len, flags);
+    } catch (error) {
+      throw this.abandon(error);
+    } finally {
+      lockdepAssertNoneHeld('syscall msync');
+    }
   }
   /** The traces' fault stand-in: accesses every page of [addr, addr + len) that can be accessed. */
   sysTouch(addr: number, len: number, write: boolean): number {
-    return sysTouch(this, addr, len, write);
+    try {
+      return sysTouch(this, addr, len, write);
+    } catch (error) {
+      throw this.abandon(error);
+    } finally {
+      lockdepAssertNoneHeld('syscall touch');
+    }
   }
 
   // ---- public API: throws VmError -------------------------------------------------------------

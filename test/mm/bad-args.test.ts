@@ -131,6 +131,8 @@ function invalidCalls(mm: AddressSpace, file: number, r: () => number): Array<[s
     ['EINVAL', () => mm.mremap(aligned(), P, P, MREMAP_MAYMOVE + pick([8, 16, 2 ** 33]))],
     ['EINVAL', () => mm.mremap(aligned(), P, P, MREMAP_FIXED, BASE + 100 * P)],
     ['EINVAL', () => mm.mremap(aligned(), P, huge(), MREMAP_MAYMOVE)],
+    // A shrink unmaps [addr + new_len, addr + old_len): do_vmi_munmap refuses a tail past TASK_SIZE.
+    ['EINVAL', () => mm.mremap(BASE, pick([2 ** 47, 2 ** 52, 2 ** 62, -4096]), P, pick([0, MREMAP_MAYMOVE]))],
     ['EINVAL', () => mm.mremap(aligned(), 2 * P, 2 * P, MREMAP_MAYMOVE | MREMAP_FIXED, BASE + 100 * P + 1)],
     ['EINVAL', () => mm.madvise(aligned(), anyLen(), pick([5, 6, 7, 26, 99, 104, 12345, -1]))],
     ['EINVAL', () => mm.madvise(unaligned(), anyLen(), 0)],
@@ -152,6 +154,12 @@ test('random invalid arguments give Linux errnos and leave the maps unchanged', 
   }
   assert.equal(mapsText(mm), before);
   assert.equal(mm.brk(1), mm.startBrk, 'brk below start_brk is refused, never an error');
+  // Breaks whose page rounding wraps past 2^64, or beyond TASK_SIZE: refused (checked on 6.18).
+  for (const huge of [-1, -3 * P, 2 ** 64 - 1, 2 ** 63, 2 ** 47 + 5, 2 ** 62]) {
+    assert.equal(mm.brk(huge), mm.startBrk, `brk(${huge}) is refused`);
+  }
+  assert.equal(mapsText(mm), before);
+  assert.equal(mm.brk(mm.startBrk + 3 * P), mm.startBrk + 3 * P, 'the space is still usable');
 });
 
 /** Tree and records agree: sorted, non-overlapping, attached, page-aligned; map_count right. */

@@ -23,9 +23,9 @@ const files = readdirSync(TRACES)
   .sort();
 
 /**
- * More traces recorded on Linux 6.18 (test/support/mmtrace/recorder.c and a second recorder of the
- * same format), for what the samples do not exercise: MAP_SYNC, MAP_GROWSDOWN, MAP_STACK, THP read
- * faults after MADV_HUGEPAGE (also next to the recorder's own page tables), file offsets near 2^63.
+ * More traces recorded on this machine's Linux 6.18 (tools/mmtrace; README.md beside them), for
+ * what the samples do not exercise: longer mixes, MAP_SYNC, THP read faults after MADV_HUGEPAGE
+ * (also next to the recorder's own page tables), file offsets near 2^63, mlock-heavy runs.
  */
 const FIXTURES = resolve(dirname(fileURLToPath(import.meta.url)), '../../../test/mm/fixtures');
 const fixtures = readdirSync(FIXTURES)

@@ -29,8 +29,9 @@ export function sysBrk(mm: AddressSpace, brk: number): number {
     return accept(mm, brk, 0, 0);
   }
   // check_brk_limits: get_unmapped_area(MAP_FIXED) and the mlock limit.
+  // newBrk wraps to 0 near 2^64: Linux's unsigned length is then huge, so the limit refuses it.
   const len = newBrk - oldBrk;
-  if (len > mm.config.taskSize || oldBrk > mm.config.taskSize - len) return refuse(mm, origBrk);
+  if (len < 0 || len > mm.config.taskSize || oldBrk > mm.config.taskSize - len) return refuse(mm, origBrk);
   if (!mlockFutureOk(mm, (mm.defFlags & VM_LOCKED) !== 0, len)) return refuse(mm, origBrk);
   const next = t.intersecting(oldBrk, newBrk + PAGE_SIZE + mm.config.stackGuardGap);
   if (next >= 0 && newBrk + PAGE_SIZE > vmStartGap(mm, next)) return refuse(mm, origBrk);

@@ -27,7 +27,7 @@ import {
 } from '../vm-flags.js';
 import { pageAlign, U64 } from './args.js';
 import { mlockFutureOk } from './mlock.js';
-import { doMunmap } from './munmap.js';
+import { doMunmap, doVmiMunmap } from './munmap.js';
 
 /** struct vma_remap_struct, reused. */
 class Remap {
@@ -123,7 +123,7 @@ function checkPrepVma(mm: AddressSpace, v: Remap): number {
 function mremapAt(mm: AddressSpace, v: Remap): number {
   if (v.oldLen === v.newLen) return v.addr;
   if (v.oldLen > v.newLen) {
-    const r = doMunmap(mm, v.addr + v.newLen, v.addr + v.oldLen);
+    const r = doVmiMunmap(mm, v.addr + v.newLen, v.delta);
     return r < 0 ? r : v.addr;
   }
   return expandVma(mm, v);
@@ -160,13 +160,13 @@ function expandable(mm: AddressSpace, vma: number, delta: number): boolean {
 function mremapTo(mm: AddressSpace, v: Remap): number {
   const t = mm.txn;
   if ((v.flags & MREMAP_FIXED) !== 0) {
-    const r = doMunmap(mm, v.newAddr, v.newAddr + v.newLen);
+    const r = doVmiMunmap(mm, v.newAddr, v.newLen);
     if (r < 0) return r;
     v.vma = t.vmaAt(v.addr);
     if (v.vma < 0) return -EFAULT;
   }
   if (v.oldLen > v.newLen) {
-    const r = doMunmap(mm, v.addr + v.newLen, v.addr + v.oldLen);
+    const r = doVmiMunmap(mm, v.addr + v.newLen, v.oldLen - v.newLen);
     if (r < 0) return r;
     v.vma = t.vmaAt(v.addr);
     if (v.vma < 0) return -EFAULT;

@@ -9,12 +9,17 @@ import { PAGE_SIZE } from '../vm-flags.js';
 import { pageAlign } from './args.js';
 
 export function sysMunmap(mm: AddressSpace, start: number, len: number): number {
+  mm.begin();
+  return mm.end(doVmiMunmap(mm, start, len));
+}
+
+/** do_vmi_munmap (munmap, mremap's shrink): checks the request, then unmaps; 0 or -errno. */
+export function doVmiMunmap(mm: AddressSpace, start: number, len: number): number {
   const task = mm.config.taskSize;
   if (start % PAGE_SIZE !== 0 || start > task || len > task - start) return -EINVAL;
   const end = start + pageAlign(len);
   if (end === start) return -EINVAL;
-  mm.begin();
-  return mm.end(doMunmap(mm, start, end));
+  return doMunmap(mm, start, end);
 }
 
 /** The unmap of an aligned, valid range (also used by mremap and brk): 0 or -ENOMEM. */
