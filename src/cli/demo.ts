@@ -8,8 +8,9 @@
  * and a seqcount. This module is also the CPUs' task module (its default export).
  */
 import { Machine } from '../cpu/machine.js';
+import { enableLockdep, formatLockStatWithValidator } from '../lockdep/index.js';
 import { Arena, type ArenaDescriptor, POISON_WORD } from '../shm/arena.js';
-import { formatLockStat, resetLockStat } from '../sync/lockstat.js';
+import { resetLockStat } from '../sync/lockstat.js';
 import type { LockDescriptor } from '../sync/lockview.js';
 import { Mutex } from '../sync/mutex.js';
 import { rcuDeferFree, rcuReadLock, rcuReadUnlock, rcuStats } from '../sync/rcu.js';
@@ -135,8 +136,14 @@ export async function runDemo(argv: string[]): Promise<number> {
     clockSeq: SeqCount.create('demo.clock_seqcount'),
   };
   const data = new SharedArrayBuffer(DATA_WORDS * 4);
+  // The lock validator watches the run (its counts are the table's last column) unless asked not to.
+  const validator = !argv.includes('--no-lockdep');
+  if (validator) enableLockdep();
   resetLockStat();
-  console.log(`vmspace demo: ${cpus} CPUs for ${ms} ms (mutex, rwsem, RCU records, spinlock, seqcount)`);
+  console.log(
+    `vmspace demo: ${cpus} CPUs for ${ms} ms (mutex, rwsem, RCU records, spinlock, seqcount), ` +
+      `lock validator ${validator ? 'on' : 'off'}`,
+  );
   const machine = await Machine.start({ cpus });
   let loops: number[];
   try {
@@ -166,7 +173,7 @@ export async function runDemo(argv: string[]): Promise<number> {
   const rcu = rcuStats();
   console.log(`records: ${rs.allocs} allocated and replaced, ${rs.frees} freed, high water ${rs.highWater}`);
   console.log(`rcu: newest grace period completed: ${rcu.completed}\n`);
-  console.log(formatLockStat());
+  console.log(formatLockStatWithValidator());
   return checks.every(([, ok]) => ok) ? 0 : 1;
 }
 

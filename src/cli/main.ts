@@ -6,7 +6,9 @@
 const HELP = `usage: vmspace [command] [options]
 
 commands:
-  demo [--cpus N] [--ms MS]   CPUs doing concurrent locked and RCU work, then a lock statistics table
+  demo [--cpus N] [--ms MS] [--no-lockdep]
+                              CPUs doing concurrent locked and RCU work under the lock
+                              validator, then a lock statistics table with its counts
   replay ...                  replay a Linux trace (see \`vmspace replay --help\`)
 
   --help                      this text`;

@@ -9,6 +9,7 @@
 import { isMainThread } from 'node:worker_threads';
 import { currentCpu } from '../cpu/current.js';
 import { installValidator, lockHooks } from '../sync/hooks.js';
+import { formatLockStat, lockStatRows } from '../sync/lockstat.js';
 import {
   CHECKS,
   checkIndex,
@@ -130,6 +131,24 @@ export function lockdepClassCounts(classId: number): Record<LockdepCheck, number
     LockdepCheck,
     number
   >;
+}
+
+/**
+ * The lock statistics table with one more column: the validator's checks that fired against each
+ * class since the last reset (`mmap_io:2 circular:1`), `-` when none did, `off` with the validator off.
+ */
+export function formatLockStatWithValidator(): string {
+  return formatLockStat(lockStatRows(), [{ header: 'lockdep', cell: (row) => validatorCell(row.classId) }]);
+}
+
+function validatorCell(classId: number): string {
+  if (!lockHooks.on) return 'off';
+  const fired: string[] = [];
+  for (let i = 0; i < CHECKS.length; i++) {
+    const n = classViolationCount(classId, i);
+    if (n > 0) fired.push(`${CHECKS[i]}:${n}`);
+  }
+  return fired.length === 0 ? '-' : fired.join(' ');
 }
 
 /** Where the mmap_lock checks fired (in every mode but off), busiest site first. */

@@ -187,8 +187,20 @@ function percentile(hist: Float64Array, q: number): number {
   return bucketLimit(BUCKETS - 1);
 }
 
-/** The statistics as a text table (times in microseconds; p50/p99 are histogram bucket bounds). */
-export function formatLockStat(rows: LockStatRow[] = lockStatRows()): string {
+/** A column a higher layer adds to the table (the lock validator's counts): header and cells. */
+export interface LockStatColumn {
+  header: string;
+  cell(row: LockStatRow): string;
+}
+
+/**
+ * The statistics as a text table (times in microseconds; p50/p99 are histogram bucket bounds),
+ * with `extra` columns at the end.
+ */
+export function formatLockStat(
+  rows: LockStatRow[] = lockStatRows(),
+  extra: readonly LockStatColumn[] = [],
+): string {
   const us = (ns: number) =>
     ns === Number.POSITIVE_INFINITY ? '>1e6' : (ns / 1000).toFixed(ns < 10_000 ? 2 : 0);
   const header = [
@@ -204,6 +216,7 @@ export function formatLockStat(rows: LockStatRow[] = lockStatRows()): string {
     'hold-avg',
     'hold-p99',
     'hold-max',
+    ...extra.map((c) => c.header),
   ];
   const body = rows.map((r) => [
     r.name,
@@ -218,6 +231,7 @@ export function formatLockStat(rows: LockStatRow[] = lockStatRows()): string {
     us(r.holdAvgNs),
     us(r.holdP99Ns),
     us(r.holdMaxNs),
+    ...extra.map((c) => c.cell(r)),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((r) => r[i].length)));
   const line = (cells: string[]) =>

@@ -9,6 +9,7 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import {
   disableLockdep,
   enableLockdep,
+  formatLockStatWithValidator,
   LockdepError,
   lockdepAssertNoneHeld,
   lockdepClassCounts,
@@ -23,6 +24,7 @@ import {
 } from '../../src/lockdep/index.js';
 import { lockHooks } from '../../src/sync/hooks.js';
 import { lockClass } from '../../src/sync/lockclass.js';
+import { RwSem } from '../../src/sync/rwsem.js';
 import { FakeLock, fresh, spinLock } from './util.js';
 
 function isReport(check: string, pattern: RegExp) {
@@ -143,6 +145,23 @@ describe('lockdep checks', () => {
     const counts = lockdepCounts();
     assert.deepEqual([counts.mmap_io, counts.mmap_alloc, counts.mmap_sleep], [5, 2, 1]);
     assert.deepEqual(lockdepReports(), []);
+  });
+
+  it('the lock statistics table shows the counts next to the class they fired against', () => {
+    const mmap = RwSem.create('mmap_lock');
+    const other = RwSem.create('stat.other');
+    mmap.downRead();
+    readFileData('stat.read');
+    readFileData('stat.read');
+    lockHooks.v.mightAlloc('stat.alloc');
+    mmap.upRead();
+    other.downWrite();
+    readFileData('stat.read');
+    other.upWrite();
+    const table = formatLockStatWithValidator().split('\n');
+    assert.match(table[1], /\blockdep$/);
+    assert.match(table.find((l) => l.startsWith('mmap_lock ')) ?? '', / mmap_alloc:1 mmap_io:2$/);
+    assert.match(table.find((l) => l.startsWith('stat.other ')) ?? '', / -$/);
   });
 
   it('warns once per distinct report, counting every time', () => {
