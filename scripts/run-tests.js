@@ -53,6 +53,7 @@ const args = [
   '--test-timeout=240000',
   ...files,
 ];
-const env = { ...process.env, VMSPACE_LOCKDEP: '1' };
+// Debug mode: every arena poisons freed records and checks the poison when it reuses them.
+const env = { ...process.env, VMSPACE_LOCKDEP: '1', VMSPACE_DEBUG: '1' };
 const result = spawnSync(process.execPath, args, { stdio: 'inherit', env });
 process.exit(result.status ?? 1);

@@ -46,6 +46,9 @@ const STATE_LIVE = 1;
 /** Transient, under the lock: a live handle that freeBatch has checked. */
 const STATE_FREEING = 2;
 
+/** Debug mode (VMSPACE_DEBUG=1, set by `npm test`): every arena poisons unless told otherwise. */
+const DEBUG = process.env.VMSPACE_DEBUG === '1';
+
 /** The word a poisoned record is filled with. */
 export const POISON_WORD = 0x6b6b6b6b;
 
@@ -85,7 +88,7 @@ export interface ArenaSpec {
   capacity: number;
   /** Hard limit; defaults to `capacity` (no growth). */
   maxCapacity?: number;
-  /** Poison freed records and verify the poison on reuse (debug). */
+  /** Poison freed records and verify the poison on reuse (default: on in debug mode, VMSPACE_DEBUG=1). */
   poison?: boolean;
   injector?: FailureInjector;
 }
@@ -160,7 +163,7 @@ export class Arena {
     words[BUMP] = 1;
     words[CAPACITY] = spec.capacity;
     words[MAX_CAPACITY] = max;
-    words[POISON] = spec.poison ? 1 : 0;
+    words[POISON] = (spec.poison ?? DEBUG) ? 1 : 0;
     return new Arena({
       name: spec.name,
       recordBytes: spec.recordBytes,
