@@ -1,8 +1,10 @@
 /**
  * Views of an address space in Linux's formats: /proc/PID/maps lines and a short smaps-like
- * summary (Size, Locked hint and the VmFlags line in kernel order). Device and inode columns are
- * 00:00 0 (vmspace files have none); names follow the kernel: the file's name, [heap] for an
- * anonymous VMA meeting (start_brk, brk), the special mapping's name, or nothing.
+ * summary (Size and the VmFlags line in kernel order). Device and inode columns are 00:00 0
+ * (vmspace files have none) except for shared anonymous memory, which Linux shows as the deleted
+ * /dev/zero of its shmem object (00:01, inode = object number); names follow the kernel: the
+ * file's name, [heap] for an anonymous VMA meeting (start_brk, brk), the special mapping's name,
+ * or nothing. A view's `name` is the identity the traces use (`anon_shared:N` for shmem).
  */
 import type { AddressSpace } from './address-space.js';
 import { PAGE_SIZE, permsText, vmFlagsText } from './vm-flags.js';
@@ -17,6 +19,8 @@ export interface VmaView {
   /** The maps offset column in bytes (vm_pgoff * 4096 for file and shmem VMAs, else 0). */
   offset: bigint;
   name: string;
+  /** The shmem object's number for shared anonymous memory, else -1. */
+  shmem: number;
   vmflags: string;
 }
 
@@ -32,8 +36,12 @@ export function vmaViews(mm: AddressSpace): VmaView[] {
     const start = a.start(h);
     const end = a.end(h);
     let name = '';
-    if (kind === NAME_FILE) name = mm.files.get(a.file(h)).name;
-    else if (kind === NAME_SPECIAL) name = mm.specialNames[a.nameId(h)];
+    let shmem = -1;
+    if (kind === NAME_FILE) {
+      const file = mm.files.get(a.file(h));
+      name = file.name;
+      shmem = file.shmemIndex;
+    } else if (kind === NAME_SPECIAL) name = mm.specialNames[a.nameId(h)];
     else if (start < mm.curBrk && end > mm.startBrk) name = '[heap]';
     views.push({
       start: BigInt(start),
@@ -41,6 +49,7 @@ export function vmaViews(mm: AddressSpace): VmaView[] {
       perms: permsText(a.flags(h)),
       offset: a.file(h) !== 0 ? BigInt(a.pgoff(h) * PAGE_SIZE) : 0n,
       name,
+      shmem,
       vmflags: vmFlagsText(a.flags(h)),
     });
     q = out.last + 1;
@@ -52,6 +61,7 @@ export function vmaViews(mm: AddressSpace): VmaView[] {
       perms: permsText(v.flags),
       offset: 0n,
       name: v.name,
+      shmem: -1,
       vmflags: vmFlagsText(v.flags),
     });
   }
@@ -64,7 +74,9 @@ function hex(v: bigint, width: number): string {
 
 /** One /proc/PID/maps line. */
 export function mapsLine(v: VmaView): string {
-  const head = `${hex(v.start, 8)}-${hex(v.end, 8)} ${v.perms} ${hex(v.offset, 8)} 00:00 0 `;
+  const range = `${hex(v.start, 8)}-${hex(v.end, 8)} ${v.perms} ${hex(v.offset, 8)}`;
+  if (v.shmem >= 0) return `${range} 00:01 ${v.shmem + 1}`.padEnd(73, ' ') + '/dev/zero (deleted)';
+  const head = `${range} 00:00 0 `;
   return v.name === '' ? head : head.padEnd(73, ' ') + v.name;
 }
 

@@ -407,6 +407,10 @@ test('maps and smaps text use the kernel formats', () => {
   mm.mmap(at(4), P, PROT_READ, MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED);
   const text = maps(mm).split('\n');
   assert.equal(text[0], '7f0000000000-7f0000002000 rw-p 00000000 00:00 0 ');
-  assert.equal(text[1], `${'7f0000004000-7f0000005000 r--s 00000000 00:00 0'.padEnd(73, ' ')}anon_shared:0`);
+  assert.equal(
+    text[1],
+    `${'7f0000004000-7f0000005000 r--s 00000000 00:01 1'.padEnd(73, ' ')}/dev/zero (deleted)`,
+  );
+  assert.equal(mm.vmas()[1].name, 'anon_shared:0', 'the view keeps the identity the traces use');
   assert.match(smapsText(mm), /Size: +8 kB\nVmFlags: rd wr mr mw me ac\n/);
 });
