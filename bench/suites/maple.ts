@@ -222,6 +222,25 @@ async function lookups(report: Report, options: BenchOptions, data: Data): Promi
 }
 
 /** Builds each structure by inserting in random order, then erases everything in random order. */
+/**
+ * Insert all ranges (random order) into an empty structure, then erase them all (another random
+ * order); each the fastest of `reps` runs, the erase runs each starting from a freshly inserted
+ * structure. Returns [insert ms, erase ms].
+ */
+function insertThenErase(
+  reps: number,
+  fresh: () => void,
+  insertAll: () => void,
+  eraseAll: () => void,
+): number[] {
+  const insertMs = bestMs(reps, insertAll, fresh);
+  const eraseMs = bestMs(reps, eraseAll, () => {
+    fresh();
+    insertAll();
+  });
+  return [insertMs, eraseMs];
+}
+
 function updates(report: Report, options: BenchOptions, data: Data): void {
   const n = data.firsts.length;
   const { firsts, lasts } = data;
@@ -229,8 +248,11 @@ function updates(report: Report, options: BenchOptions, data: Data): void {
   const reps = options.quick || n >= 1_000_000 ? 1 : 3;
   const pair: [number, number] = [0, 0];
   let bt = new BTree<number, number>();
-  const btInsert = bestMs(
+  const [btInsert, btErase] = insertThenErase(
     reps,
+    () => {
+      bt = new BTree<number, number>();
+    },
     () => {
       for (let i = 0; i < n; i++) {
         const j = order[i];
@@ -240,19 +262,19 @@ function updates(report: Report, options: BenchOptions, data: Data): void {
       }
     },
     () => {
-      bt = new BTree<number, number>();
+      for (let i = 0; i < n; i++) {
+        const p = bt.getPairOrNextLower(firsts[order[i]], pair);
+        if (p === undefined || p[1] < firsts[order[i]]) throw new Error('bench: missing');
+        bt.delete(p[0]);
+      }
     },
   );
-  const btErase = bestMs(1, () => {
-    for (let i = 0; i < n; i++) {
-      const p = bt.getPairOrNextLower(firsts[order[i]], pair);
-      if (p === undefined || p[1] < firsts[order[i]]) throw new Error('bench: missing');
-      bt.delete(p[0]);
-    }
-  });
   let map = new OrderedMap<number, number>();
-  const mapInsert = bestMs(
+  const [mapInsert, mapErase] = insertThenErase(
     reps,
+    () => {
+      map = new OrderedMap<number, number>();
+    },
     () => {
       for (let i = 0; i < n; i++) {
         const j = order[i];
@@ -262,40 +284,37 @@ function updates(report: Report, options: BenchOptions, data: Data): void {
       }
     },
     () => {
-      map = new OrderedMap<number, number>();
+      for (let i = 0; i < n; i++) {
+        const it = map.reverseLowerBound(firsts[order[i]]);
+        if (!it.isAccessible()) throw new Error('bench: missing');
+        map.eraseElementByKey(it.pointer[0]);
+      }
     },
   );
-  const mapErase = bestMs(1, () => {
-    for (let i = 0; i < n; i++) {
-      const it = map.reverseLowerBound(firsts[order[i]]);
-      if (!it.isAccessible()) throw new Error('bench: missing');
-      map.eraseElementByKey(it.pointer[0]);
-    }
-  });
   const arena = MapleTree.createArena({
     name: 'bench.maple.updates',
     capacity: 1024,
     maxCapacity: Math.max(4096, n),
   });
   let tree = MapleTree.create({ arena, reclaimer: rcuReclaimer });
-  const treeInsert = bestMs(
-    reps,
-    () => {
-      for (let i = 0; i < n; i++) {
-        const j = order[i];
-        if (tree.insert(firsts[j], lasts[j], j + 1) !== 0) throw new Error('bench: insert failed');
-      }
-    },
-    () => {
-      tree.destroy();
-      rcuBarrier();
-      tree = MapleTree.create({ arena, reclaimer: rcuReclaimer });
-    },
-  );
-  const shape = tree.validate();
-  const treeErase = bestMs(1, () => {
+  const fresh = () => {
+    tree.destroy();
+    rcuBarrier();
+    tree = MapleTree.create({ arena, reclaimer: rcuReclaimer });
+  };
+  const insertAll = () => {
+    for (let i = 0; i < n; i++) {
+      const j = order[i];
+      if (tree.insert(firsts[j], lasts[j], j + 1) !== 0) throw new Error('bench: insert failed');
+    }
+  };
+  const [treeInsert, treeErase] = insertThenErase(reps, fresh, insertAll, () => {
     for (let i = 0; i < n; i++) if (tree.erase(firsts[order[i]]) <= 0) throw new Error('bench: erase failed');
   });
+  // Memory of the tree as random-order inserts leave it (validate() counts its nodes).
+  fresh();
+  insertAll();
+  const bytes = tree.validate().bytes;
   tree.destroy();
   const size = label(n);
   const mops = (ms: number) => n / ms / 1000;
@@ -305,7 +324,7 @@ function updates(report: Report, options: BenchOptions, data: Data): void {
   report.add(`sorted_btree.erase.${size}.mops`, mops(btErase), 'Mops/s');
   report.add(`js_sdsl.erase.${size}.mops`, mops(mapErase), 'Mops/s', `sorted_btree.erase.${size}.mops`);
   report.add(`maple.erase.${size}.mops`, mops(treeErase), 'Mops/s', `sorted_btree.erase.${size}.mops`);
-  if (n === 100_000) report.add('maple.bytes_per_range.100k', shape.bytes / n, 'B');
+  if (n === 100_000) report.add('maple.bytes_per_range.100k', bytes / n, 'B');
 }
 
 /** Bulk build from sorted ranges and whole-tree copy (fork), against inserting one by one. */
