@@ -11,6 +11,8 @@ import { PAGE_SIZE, permsText, vmFlagsText } from './vm-flags.js';
 import { NAME_FILE, NAME_SPECIAL } from './vma-record.js';
 
 const LIMIT = 2 ** 53 - 1;
+/** Where the kernel's show_map_vma starts the name (the fields are padded to 72, then a space). */
+const NAME_COLUMN = 73;
 
 export interface VmaView {
   start: bigint;
@@ -75,9 +77,9 @@ function hex(v: bigint, width: number): string {
 /** One /proc/PID/maps line. */
 export function mapsLine(v: VmaView): string {
   const range = `${hex(v.start, 8)}-${hex(v.end, 8)} ${v.perms} ${hex(v.offset, 8)}`;
-  if (v.shmem >= 0) return `${range} 00:01 ${v.shmem + 1}`.padEnd(73, ' ') + '/dev/zero (deleted)';
+  if (v.shmem >= 0) return `${`${range} 00:01 ${v.shmem + 1}`.padEnd(NAME_COLUMN)}/dev/zero (deleted)`;
   const head = `${range} 00:00 0 `;
-  return v.name === '' ? head : head.padEnd(73, ' ') + v.name;
+  return v.name === '' ? head : `${head.padEnd(NAME_COLUMN)}${v.name}`;
 }
 
 /** /proc/PID/maps text. */
