@@ -49,6 +49,22 @@ export interface AddressSpaceOptions {
   shared?: { arena: VmaArena; locks: MmLocks };
 }
 
+/** A raw syscall's body: the address space and up to six integer arguments; result or -errno. */
+type SyscallBody = (
+  mm: AddressSpace,
+  a: number,
+  b: number,
+  c: number,
+  d: number,
+  e: number,
+  f: number,
+) => number;
+
+/** sysTouch with its flag as an integer argument. */
+function touchSyscall(mm: AddressSpace, addr: number, len: number, write: number): number {
+  return sysTouch(mm, addr, len, write !== 0);
+}
+
 export class AddressSpace {
   readonly config: MmConfig;
   readonly files: FileTable;
@@ -145,9 +161,20 @@ export class AddressSpace {
   }
 
   /**
-   * After a syscall threw (an internal error, never an errno): drops its uncommitted work and
-   * mmap_lock, so the address space stays as its last commit left it and usable.
+   * Runs a raw syscall: it returns holding no lock (checked by the validator), and if it throws (an
+   * internal error, never an errno) its uncommitted work and mmap_lock are dropped first.
    */
+  private syscall(name: string, run: SyscallBody, a = 0, b = 0, c = 0, d = 0, e = 0, f = 0): number {
+    try {
+      return run(this, a, b, c, d, e, f);
+    } catch (error) {
+      throw this.abandon(error);
+    } finally {
+      lockdepAssertNoneHeld(name);
+    }
+  }
+
+  /** Drops a failed syscall's uncommitted work and mmap_lock; the space stays as its last commit left it. */
   private abandon(error: unknown): unknown {
     if (this.txnOpen) {
       this.txn.reset();
@@ -229,113 +256,41 @@ export class AddressSpace {
   // ---- raw syscalls: result or -errno ---------------------------------------------------------
 
   sysMmap(addr: number, len: number, prot: number, flags: number, fd: number, offset: number): number {
-    try {
-      return sysMmap(this, addr, len, prot, flags, fd, offset);
-    } catch (error) {
-      throw this.abandon(error);
-    } finally {
-      lockdepAssertNoneHeld('syscall mmap');
-    }
+    return this.syscall('syscall mmap', sysMmap, addr, len, prot, flags, fd, offset);
   }
   sysMunmap(addr: number, len: number): number {
-    try {
-      return sysMunmap(this, addr, len);
-    } catch (error) {
-      throw this.abandon(error);
-    } finally {
-      lockdepAssertNoneHeld('syscall munmap');
-    }
+    return this.syscall('syscall munmap', sysMunmap, addr, len);
   }
   sysMprotect(addr: number, len: number, prot: number): number {
-    try {
-      return sysMprotect(this, addr, len, prot);
-    } catch (error) {
-      throw this.abandon(error);
-    } finally {
-      lockdepAssertNoneHeld('syscall mprotect');
-    }
+    return this.syscall('syscall mprotect', sysMprotect, addr, len, prot);
   }
   sysMremap(oldAddr: number, oldLen: number, newLen: number, flags: number, newAddr: number): number {
-    try {
-      return sysMremap(this, oldAddr, oldLen, newLen, flags, newAddr);
-    } catch (error) {
-      throw this.abandon(error);
-    } finally {
-      lockdepAssertNoneHeld('syscall mremap');
-    }
+    return this.syscall('syscall mremap', sysMremap, oldAddr, oldLen, newLen, flags, newAddr);
   }
   sysBrk(addr: number): number {
-    try {
-      return sysBrk(this, addr);
-    } catch (error) {
-      throw this.abandon(error);
-    } finally {
-      lockdepAssertNoneHeld('syscall brk');
-    }
+    return this.syscall('syscall brk', sysBrk, addr);
   }
   sysMadvise(addr: number, len: number, advice: number): number {
-    try {
-      return sysMadvise(this, addr, len, advice);
-    } catch (error) {
-      throw this.abandon(error);
-    } finally {
-      lockdepAssertNoneHeld('syscall madvise');
-    }
+    return this.syscall('syscall madvise', sysMadvise, addr, len, advice);
   }
   sysMlock2(addr: number, len: number, flags: number): number {
-    try {
-      return sysMlock2(this, addr, len, flags);
-    } catch (error) {
-      throw this.abandon(error);
-    } finally {
-      lockdepAssertNoneHeld('syscall mlock2');
-    }
+    return this.syscall('syscall mlock2', sysMlock2, addr, len, flags);
   }
   sysMunlock(addr: number, len: number): number {
-    try {
-      return sysMunlock(this, addr, len);
-    } catch (error) {
-      throw this.abandon(error);
-    } finally {
-      lockdepAssertNoneHeld('syscall munlock');
-    }
+    return this.syscall('syscall munlock', sysMunlock, addr, len);
   }
   sysMlockall(flags: number): number {
-    try {
-      return sysMlockall(this, flags);
-    } catch (error) {
-      throw this.abandon(error);
-    } finally {
-      lockdepAssertNoneHeld('syscall mlockall');
-    }
+    return this.syscall('syscall mlockall', sysMlockall, flags);
   }
   sysMunlockall(): number {
-    try {
-      return sysMunlockall(this);
-    } catch (error) {
-      throw this.abandon(error);
-    } finally {
-      lockdepAssertNoneHeld('syscall munlockall');
-    }
+    return this.syscall('syscall munlockall', sysMunlockall);
   }
   sysMsync(addr: number, len: number, flags: number): number {
-    try {
-      return sysMsync(this, addr, len, flags);
-    } catch (error) {
-      throw this.abandon(error);
-    } finally {
-      lockdepAssertNoneHeld('syscall msync');
-    }
+    return this.syscall('syscall msync', sysMsync, addr, len, flags);
   }
   /** The traces' fault stand-in: accesses every page of [addr, addr + len) that can be accessed. */
   sysTouch(addr: number, len: number, write: boolean): number {
-    try {
-      return sysTouch(this, addr, len, write);
-    } catch (error) {
-      throw this.abandon(error);
-    } finally {
-      lockdepAssertNoneHeld('syscall touch');
-    }
+    return this.syscall('syscall touch', touchSyscall, addr, len, write ? 1 : 0);
   }
 
   // ---- public API: throws VmError -------------------------------------------------------------
