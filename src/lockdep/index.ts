@@ -143,12 +143,8 @@ export function formatLockStatWithValidator(): string {
 
 function validatorCell(classId: number): string {
   if (!lockHooks.on) return 'off';
-  const fired: string[] = [];
-  for (let i = 0; i < CHECKS.length; i++) {
-    const n = classViolationCount(classId, i);
-    if (n > 0) fired.push(`${CHECKS[i]}:${n}`);
-  }
-  return fired.length === 0 ? '-' : fired.join(' ');
+  const fired = Object.entries(lockdepClassCounts(classId)).filter(([, n]) => n > 0);
+  return fired.length === 0 ? '-' : fired.map(([check, n]) => `${check}:${n}`).join(' ');
 }
 
 /** Where the mmap_lock checks fired (in every mode but off), busiest site first. */

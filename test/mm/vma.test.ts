@@ -19,6 +19,21 @@ const RW = R | VM_WRITE;
 const ms = new MergeState();
 
 /** Proposes a new anonymous range [s, e) (pages) with the given flags; returns the merge result. */
+/** Inserts one read-only anonymous VMA of `pages` pages at BASE and commits it. */
+function insertCommitted(txn: VmaTxn, pages: number): void {
+  txn.insert({
+    start: BASE,
+    end: BASE + pages * P,
+    pgoff: 0,
+    flags: R,
+    file: 0,
+    anon: 0,
+    nameKind: 0,
+    nameId: 0,
+  });
+  assert.equal(txn.commit(), 0);
+}
+
 function mergeNew(rig: Rig, s: number, e: number, flags: number, anon = 0): number {
   const t = rig.begin();
   const start = BASE + s * P;
@@ -176,17 +191,7 @@ test('an allocation failure at commit leaves records and index untouched (rollba
   const arena = VmaArena.create(8, 64, injector);
   const index = new ArrayRangeIndex(injector);
   const txn = new VmaTxn(arena, index, (h) => arena.arena.free(h));
-  txn.insert({
-    start: BASE,
-    end: BASE + 12 * P,
-    pgoff: 0,
-    flags: R,
-    file: 0,
-    anon: 0,
-    nameKind: 0,
-    nameId: 0,
-  });
-  assert.equal(txn.commit(), 0);
+  insertCommitted(txn, 12);
   const live = arena.arena.live;
   for (const k of [0, 1, 2]) {
     txn.reset();
@@ -217,18 +222,7 @@ test('commit writes each range once: no erase under a store (split, merge back, 
   const arena = VmaArena.create(8, 64);
   const index = new StoreLog();
   const txn = new VmaTxn(arena, index, (h) => arena.arena.free(h));
-  const fields = {
-    start: BASE,
-    end: BASE + 64 * P,
-    pgoff: 0,
-    flags: R,
-    file: 0,
-    anon: 0,
-    nameKind: 0,
-    nameId: 0,
-  };
-  txn.insert(fields);
-  assert.equal(txn.commit(), 0);
+  insertCommitted(txn, 64);
   const committed = (): string[] => {
     index.log.length = 0;
     assert.equal(txn.commit(), 0);
