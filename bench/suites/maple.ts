@@ -3,7 +3,7 @@
  * gaps of 0-15 pages, as byte addresses), vmspace's tree against `sorted-btree` (floor lookup of a
  * map first -> last) and `@js-sdsl/ordered-map` (a red-black tree): containing-range lookup of
  * random addresses, insert (random order, EEXIST semantics: the baselines check the floor entry
- * first), erase (random order, entry found by a floor lookup), forward iteration, gap search and
+ * first), erase (an independent random order, entry found by a floor lookup), forward iteration, gap search and
  * bytes per range. Single-CPU figures run on the main thread with the RCU reclaimer, as in use.
  *
  * Two-CPU figures (a Machine): one CPU looks up random addresses (one RCU read section per lookup)
@@ -221,101 +221,47 @@ async function lookups(report: Report, options: BenchOptions, data: Data): Promi
   tree.destroy();
 }
 
-/** Builds each structure by inserting in random order, then erases everything in random order. */
+/** One library in the insert/erase figures: an empty structure, then all ranges in, then all out. */
+interface Updater {
+  fresh(): void;
+  insertAll(): void;
+  eraseAll(): void;
+}
+
 /**
- * Insert all ranges (random order) into an empty structure, then erase them all (another random
- * order); each the fastest of `reps` runs, the erase runs each starting from a freshly inserted
- * structure. Returns [insert ms, erase ms].
+ * Insert all ranges (random order) into an empty structure, then erase them all (an independent
+ * random order). The libraries take turns within each of `reps` rounds, so that a slow phase of the
+ * machine hits all of them alike; each figure is a library's fastest round. Returns [insert ms,
+ * erase ms] per library.
  */
-function insertThenErase(
-  reps: number,
-  fresh: () => void,
-  insertAll: () => void,
-  eraseAll: () => void,
-): number[] {
-  const insertMs = bestMs(reps, insertAll, fresh);
-  const eraseMs = bestMs(reps, eraseAll, () => {
-    fresh();
-    insertAll();
-  });
-  return [insertMs, eraseMs];
+function insertThenErase(reps: number, updaters: Updater[]): number[][] {
+  const best = updaters.map(() => [Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY]);
+  for (let r = 0; r < reps; r++) {
+    updaters.forEach((u, i) => {
+      u.fresh();
+      gc();
+      let start = performance.now();
+      u.insertAll();
+      best[i][0] = Math.min(best[i][0], performance.now() - start);
+      gc();
+      start = performance.now();
+      u.eraseAll();
+      best[i][1] = Math.min(best[i][1], performance.now() - start);
+    });
+  }
+  return best;
 }
 
 function updates(report: Report, options: BenchOptions, data: Data): void {
   const n = data.firsts.length;
-  const { firsts, lasts } = data;
-  const order = shuffled(n, 3);
-  const reps = options.quick || n >= 1_000_000 ? 1 : 3;
-  const pair: [number, number] = [0, 0];
-  let bt = new BTree<number, number>();
-  const [btInsert, btErase] = insertThenErase(
-    reps,
-    () => {
-      bt = new BTree<number, number>();
-    },
-    () => {
-      for (let i = 0; i < n; i++) {
-        const j = order[i];
-        const p = bt.getPairOrNextLower(lasts[j], pair);
-        if (p !== undefined && p[1] >= firsts[j]) throw new Error('bench: overlap');
-        bt.set(firsts[j], lasts[j]);
-      }
-    },
-    () => {
-      for (let i = 0; i < n; i++) {
-        const p = bt.getPairOrNextLower(firsts[order[i]], pair);
-        if (p === undefined || p[1] < firsts[order[i]]) throw new Error('bench: missing');
-        bt.delete(p[0]);
-      }
-    },
-  );
-  let map = new OrderedMap<number, number>();
-  const [mapInsert, mapErase] = insertThenErase(
-    reps,
-    () => {
-      map = new OrderedMap<number, number>();
-    },
-    () => {
-      for (let i = 0; i < n; i++) {
-        const j = order[i];
-        const it = map.reverseLowerBound(lasts[j]);
-        if (it.isAccessible() && it.pointer[1] >= firsts[j]) throw new Error('bench: overlap');
-        map.setElement(firsts[j], lasts[j]);
-      }
-    },
-    () => {
-      for (let i = 0; i < n; i++) {
-        const it = map.reverseLowerBound(firsts[order[i]]);
-        if (!it.isAccessible()) throw new Error('bench: missing');
-        map.eraseElementByKey(it.pointer[0]);
-      }
-    },
-  );
-  const arena = MapleTree.createArena({
-    name: 'bench.maple.updates',
-    capacity: 1024,
-    maxCapacity: Math.max(4096, n),
-  });
-  let tree = MapleTree.create({ arena, reclaimer: rcuReclaimer });
-  const fresh = () => {
-    tree.destroy();
-    rcuBarrier();
-    tree = MapleTree.create({ arena, reclaimer: rcuReclaimer });
-  };
-  const insertAll = () => {
-    for (let i = 0; i < n; i++) {
-      const j = order[i];
-      if (tree.insert(firsts[j], lasts[j], j + 1) !== 0) throw new Error('bench: insert failed');
-    }
-  };
-  const [treeInsert, treeErase] = insertThenErase(reps, fresh, insertAll, () => {
-    for (let i = 0; i < n; i++) if (tree.erase(firsts[order[i]]) <= 0) throw new Error('bench: erase failed');
-  });
-  // Memory of the tree as random-order inserts leave it (validate() counts its nodes).
-  fresh();
-  insertAll();
-  const bytes = tree.validate().bytes;
-  tree.destroy();
+  const reps = options.quick || n >= 1_000_000 ? 1 : 5;
+  const order: Order = { insert: shuffled(n, 3), erase: shuffled(n, 4) };
+  const maple = mapleUpdater(data, order);
+  const [[btInsert, btErase], [mapInsert, mapErase], [treeInsert, treeErase]] = insertThenErase(reps, [
+    sortedBTreeUpdater(data, order),
+    orderedMapUpdater(data, order),
+    maple,
+  ]);
   const size = label(n);
   const mops = (ms: number) => n / ms / 1000;
   report.add(`sorted_btree.insert.${size}.mops`, mops(btInsert), 'Mops/s');
@@ -324,7 +270,100 @@ function updates(report: Report, options: BenchOptions, data: Data): void {
   report.add(`sorted_btree.erase.${size}.mops`, mops(btErase), 'Mops/s');
   report.add(`js_sdsl.erase.${size}.mops`, mops(mapErase), 'Mops/s', `sorted_btree.erase.${size}.mops`);
   report.add(`maple.erase.${size}.mops`, mops(treeErase), 'Mops/s', `sorted_btree.erase.${size}.mops`);
-  if (n === 100_000) report.add('maple.bytes_per_range.100k', bytes / n, 'B');
+  if (n === 100_000) {
+    // Memory of the tree as random-order inserts leave it (validate() counts its nodes).
+    maple.fresh();
+    maple.insertAll();
+    report.add('maple.bytes_per_range.100k', maple.bytes() / n, 'B');
+  }
+  maple.fresh();
+}
+
+interface Order {
+  insert: Int32Array;
+  erase: Int32Array;
+}
+
+/** Insert checks the floor entry first (EEXIST semantics); erase finds the entry by a floor lookup. */
+function sortedBTreeUpdater({ firsts, lasts }: Data, order: Order): Updater {
+  const n = firsts.length;
+  const pair: [number, number] = [0, 0];
+  let bt = new BTree<number, number>();
+  return {
+    fresh() {
+      bt = new BTree<number, number>();
+    },
+    insertAll() {
+      for (let i = 0; i < n; i++) {
+        const j = order.insert[i];
+        const p = bt.getPairOrNextLower(lasts[j], pair);
+        if (p !== undefined && p[1] >= firsts[j]) throw new Error('bench: overlap');
+        bt.set(firsts[j], lasts[j]);
+      }
+    },
+    eraseAll() {
+      for (let i = 0; i < n; i++) {
+        const first = firsts[order.erase[i]];
+        const p = bt.getPairOrNextLower(first, pair);
+        if (p === undefined || p[1] < first) throw new Error('bench: missing');
+        bt.delete(p[0]);
+      }
+    },
+  };
+}
+
+function orderedMapUpdater({ firsts, lasts }: Data, order: Order): Updater {
+  const n = firsts.length;
+  let map = new OrderedMap<number, number>();
+  return {
+    fresh() {
+      map = new OrderedMap<number, number>();
+    },
+    insertAll() {
+      for (let i = 0; i < n; i++) {
+        const j = order.insert[i];
+        const it = map.reverseLowerBound(lasts[j]);
+        if (it.isAccessible() && it.pointer[1] >= firsts[j]) throw new Error('bench: overlap');
+        map.setElement(firsts[j], lasts[j]);
+      }
+    },
+    eraseAll() {
+      for (let i = 0; i < n; i++) {
+        const it = map.reverseLowerBound(firsts[order.erase[i]]);
+        if (!it.isAccessible()) throw new Error('bench: missing');
+        map.eraseElementByKey(it.pointer[0]);
+      }
+    },
+  };
+}
+
+/** The tree on its own arena, emptied (and its nodes reclaimed) by `fresh`. */
+function mapleUpdater({ firsts, lasts }: Data, order: Order): Updater & { bytes(): number } {
+  const n = firsts.length;
+  const arena = MapleTree.createArena({
+    name: 'bench.maple.updates',
+    capacity: 1024,
+    maxCapacity: Math.max(4096, n),
+  });
+  const tree = MapleTree.create({ arena, reclaimer: rcuReclaimer });
+  return {
+    fresh() {
+      tree.destroy();
+      rcuBarrier();
+    },
+    insertAll() {
+      for (let i = 0; i < n; i++) {
+        const j = order.insert[i];
+        if (tree.insert(firsts[j], lasts[j], j + 1) !== 0) throw new Error('bench: insert failed');
+      }
+    },
+    eraseAll() {
+      for (let i = 0; i < n; i++) {
+        if (tree.erase(firsts[order.erase[i]]) <= 0) throw new Error('bench: erase failed');
+      }
+    },
+    bytes: () => tree.validate().bytes,
+  };
 }
 
 /** Bulk build from sorted ranges and whole-tree copy (fork), against inserting one by one. */

@@ -15,11 +15,10 @@
  *                                                            | child[8..11]  Int32 x 4      |
  *                                                        192 +------------------------------+
  *
- * A reader reads the meta word, the pivots and one slot. Writers rewrite gap hints along their
- * path on most changes, so the hints sit where they share no cache line with any node's meta word
- * or pivots, both when records start on a 64-byte line and when they start 16 bytes into one (the
- * arena's buffer does: measured, its data begins 16 bytes past a line boundary). Only a few
- * children share the hints' line.
+ * A record is three whole cache lines (the arena's records start on a line, see arena.ts), so no
+ * two nodes share a line. A reader reads the meta word, the pivots and one slot. Writers rewrite
+ * gap hints along their path on most changes, so the hints sit in the last line, apart from the
+ * meta word and the pivots; only children 8-11 share the hints' line.
  *
  * Slot i of a node covers [pivot[i-1] + 1, pivot[i]]; slot 0 starts at the node's minimum and
  * the last used slot ends at the node's maximum, both implied by the parent (or by the whole
@@ -89,7 +88,8 @@ export class NodeViews {
     }
     this.f64 = arena.f64;
     this.i32 = arena.i32;
-    this.f32 = new Float32Array(arena.describe().records);
+    const records = arena.describe().records;
+    this.f32 = new Float32Array(records, 0, records.byteLength >> 2);
   }
 }
 

@@ -628,31 +628,45 @@ export class TreeWriter {
 
   /**
    * The hint of the path child of L.node[level] becomes `hint`; propagates up the path. Raises
-   * are written now, lowerings are remembered for finishHints (after the publishing store).
+   * are written now, lowerings are remembered for finishHints (after the publishing store). A
+   * node's largest hint is the hint its parent keeps for it, so only a lowering of a node's
+   * largest hint (or a change at the root) scans the node's other hints.
    */
   private prepareHints(level: number, hint: number): void {
     const f32 = this.views.f32;
     this.lowerCount = 0;
     for (; level <= this.top; level++) {
-      const node = this.L.node[level];
-      const base = node * NODE_I32 + GAPS;
-      const at = base + this.L.off[level];
+      const at = this.hintWord(level);
       const old = f32[at];
       if (old === hint) return;
-      let others = 0;
-      const end = base + (this.views.i32[node * NODE_I32 + META] & COUNT_MASK);
-      for (let i = base; i < end; i++) if (i !== at && f32[i] > others) others = f32[i];
+      const oldMax = level < this.top ? f32[this.hintWord(level + 1)] : this.largestHint(level, -1);
+      let newMax = Math.max(hint, oldMax);
       if (hint > old) {
         f32[at] = hint;
       } else {
         this.lowerAt[this.lowerCount] = at;
         this.lowerTo[this.lowerCount++] = hint;
+        if (old === oldMax) newMax = Math.max(hint, this.largestHint(level, at));
       }
-      const oldMax = Math.max(old, others);
-      const newMax = Math.max(hint, others);
-      if (oldMax === newMax) return;
+      if (newMax === oldMax) return;
       hint = newMax;
     }
+  }
+
+  /** Float32 word of the hint that L.node[level] keeps for its path child. */
+  private hintWord(level: number): number {
+    return this.L.node[level] * NODE_I32 + GAPS + this.L.off[level];
+  }
+
+  /** Largest hint of L.node[level], leaving out the word `skip`. */
+  private largestHint(level: number, skip: number): number {
+    const f32 = this.views.f32;
+    const node = this.L.node[level];
+    const base = node * NODE_I32 + GAPS;
+    const end = base + this.countOf(node);
+    let largest = 0;
+    for (let i = base; i < end; i++) if (i !== skip && f32[i] > largest) largest = f32[i];
+    return largest;
   }
 
   private finishHints(): void {

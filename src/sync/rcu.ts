@@ -264,8 +264,14 @@ class Batch {
     this.arenas[this.count++] = arena;
   }
 
+  /** Frees every record, one arena lock round trip per run of records of the same arena. */
   freeAll(): void {
-    for (let i = 0; i < this.count; i++) this.arenas[i].free(this.handles[i]);
+    let start = 0;
+    for (let i = 1; i <= this.count; i++) {
+      if (i < this.count && this.arenas[i] === this.arenas[start]) continue;
+      this.arenas[start].freeBatch(this.handles, start, i - start);
+      start = i;
+    }
     this.arenas.fill(undefined as unknown as Arena, 0, this.count);
     this.count = 0;
   }
