@@ -502,6 +502,16 @@ function memory(report: Report, data: Data): void {
 
 // ---- two CPUs ----
 
+/** Phase length of a duty-cycled writer. */
+const DUTY_MS = 50;
+/** Words of PairArgs.control. */
+const READY = 0;
+const GO = 1;
+const STOP = 2;
+/** WRITING while a duty-cycled writer writes, 0 while it spins. */
+const PHASE = 3;
+const WRITING = 1;
+
 interface PairArgs {
   role: 'maple-reader' | 'maple-writer' | 'rwsem-reader' | 'rwsem-writer';
   tree: MapleTreeDescriptor | null;
@@ -509,13 +519,20 @@ interface PairArgs {
   firsts: Float64Array;
   lasts: Float64Array;
   end: number;
-  /** [ready count, go, stop] */
+  /** A maple writer alternates dutyMs of writing with dutyMs of spinning (0: writes throughout). */
+  dutyMs: number;
+  /** Int32 words READY (count), GO, STOP, PHASE. */
   control: SharedArrayBuffer;
 }
 
 interface PairResult {
   operations: number;
   ms: number;
+  /** A maple reader's lookups and time while a duty-cycled writer wrote / spun. */
+  writingOps: number;
+  writingMs: number;
+  pausedOps: number;
+  pausedMs: number;
 }
 
 /** Task of the two-CPU figures. */
@@ -527,35 +544,52 @@ export default function pairTask(cpu: number, args: PairArgs): PairResult {
   const bt = args.role.startsWith('rwsem') ? sortedBTree(data) : null;
   const tree = args.tree ? MapleTree.attach(args.tree, rcuReclaimer) : null;
   const rwsem = args.rwsem ? RwSem.attach(args.rwsem) : null;
-  Atomics.add(control, 0, 1);
-  while (Atomics.load(control, 1) === 0) Atomics.wait(control, 1, 0, 50);
+  const result: PairResult = { operations: 0, ms: 0, writingOps: 0, writingMs: 0, pausedOps: 0, pausedMs: 0 };
+  Atomics.add(control, READY, 1);
+  while (Atomics.load(control, GO) === 0) Atomics.wait(control, GO, 0, 50);
   const start = performance.now();
-  let operations = 0;
-  if (args.role === 'maple-reader') operations = mapleReader(tree!, q, control);
-  else if (args.role === 'rwsem-reader') operations = rwsemReader(bt!, rwsem!, q, control);
-  else if (args.role === 'maple-writer') operations = mapleWriter(tree!, data, control);
-  else operations = rwsemWriter(bt!, rwsem!, data, control);
-  const ms = performance.now() - start;
+  if (args.role === 'maple-reader') mapleReader(tree!, q, control, result);
+  else if (args.role === 'rwsem-reader') result.operations = rwsemReader(bt!, rwsem!, q, control);
+  else if (args.role === 'maple-writer') result.operations = mapleWriter(tree!, data, control, args.dutyMs);
+  else result.operations = rwsemWriter(bt!, rwsem!, data, control);
+  result.ms = performance.now() - start;
   if (tree) {
     tree.releasePreallocated();
     rcuBarrier();
   }
-  return { operations, ms };
+  return result;
 }
 
-function mapleReader(tree: MapleTree, q: Float64Array, control: Int32Array): number {
+/**
+ * Random lookups in batches of 256, each in its own read section. Each batch is charged to the
+ * writer's phase (writing or spinning) when the phase was the same before and after it.
+ */
+function mapleReader(tree: MapleTree, q: Float64Array, control: Int32Array, result: PairResult): void {
   const out = rangeOut();
   let n = 0;
   let hits = 0;
-  while (Atomics.load(control, 2) === 0) {
+  let phase = Atomics.load(control, PHASE);
+  let before = performance.now();
+  while (Atomics.load(control, STOP) === 0) {
     for (let i = 0; i < 256; i++) {
       rcuReadLock();
       if (tree.load(q[(n + i) & (QUERIES - 1)], out) !== 0) hits++;
       rcuReadUnlock();
     }
     n += 256;
+    const after = performance.now();
+    const phaseAfter = Atomics.load(control, PHASE);
+    if (phaseAfter === phase && phase === WRITING) {
+      result.writingOps += 256;
+      result.writingMs += after - before;
+    } else if (phaseAfter === phase) {
+      result.pausedOps += 256;
+      result.pausedMs += after - before;
+    }
+    phase = phaseAfter;
+    before = after;
   }
-  return hits >= 0 ? n : 0;
+  result.operations = hits >= 0 ? n : 0;
 }
 
 function rwsemReader(
@@ -567,7 +601,7 @@ function rwsemReader(
   const pair: [number, number] = [0, 0];
   let n = 0;
   let hits = 0;
-  while (Atomics.load(control, 2) === 0) {
+  while (Atomics.load(control, STOP) === 0) {
     for (let i = 0; i < 256; i++) {
       const x = q[(n + i) & (QUERIES - 1)];
       rwsem.downRead();
@@ -580,12 +614,29 @@ function rwsemReader(
   return hits >= 0 ? n : 0;
 }
 
-/** Erases a random range and inserts it back, flat out; counts changes. */
-function mapleWriter(tree: MapleTree, data: Data, control: Int32Array): number {
+/**
+ * Erases a random range and inserts it back, flat out; counts changes. With dutyMs > 0, every
+ * dutyMs it switches between writing and spinning without touching memory (so that the machine
+ * stays in the same state), and publishes which in PHASE.
+ */
+function mapleWriter(tree: MapleTree, data: Data, control: Int32Array, dutyMs: number): number {
   const random = prng(5);
   const n = data.firsts.length;
   let changes = 0;
-  while (Atomics.load(control, 2) === 0) {
+  let writing = true;
+  let switchAt = performance.now() + dutyMs;
+  let spun = 1;
+  Atomics.store(control, PHASE, WRITING);
+  while (Atomics.load(control, STOP) === 0) {
+    if (dutyMs > 0 && performance.now() >= switchAt) {
+      writing = !writing;
+      switchAt += dutyMs;
+      Atomics.store(control, PHASE, writing ? WRITING : 0);
+    }
+    if (!writing) {
+      for (let i = 0; i < 4096; i++) spun = (Math.imul(spun, 31) + 7) | 0;
+      continue;
+    }
     for (let i = 0; i < 64; i++) {
       const j = Math.floor(random() * n);
       if (tree.erase(data.firsts[j]) <= 0) throw new Error('bench: writer erase failed');
@@ -594,7 +645,7 @@ function mapleWriter(tree: MapleTree, data: Data, control: Int32Array): number {
     }
     changes += 128;
   }
-  return changes;
+  return spun === 0 ? -1 : changes;
 }
 
 function rwsemWriter(
@@ -607,7 +658,7 @@ function rwsemWriter(
   const n = data.firsts.length;
   const pair: [number, number] = [0, 0];
   let changes = 0;
-  while (Atomics.load(control, 2) === 0) {
+  while (Atomics.load(control, STOP) === 0) {
     for (let i = 0; i < 64; i++) {
       const j = Math.floor(random() * n);
       rwsem.downWrite();
@@ -629,16 +680,14 @@ function rwsemWriter(
 /** Runs `roles` on CPUs 0.. together for `ms`; returns each CPU's result. */
 async function together(machine: Machine, roles: PairArgs[], ms: number): Promise<PairResult[]> {
   const control = new Int32Array(roles[0].control);
-  Atomics.store(control, 0, 0);
-  Atomics.store(control, 1, 0);
-  Atomics.store(control, 2, 0);
+  control.fill(0);
   const task = new URL(import.meta.url);
   const running = Promise.all(roles.map((args, cpu) => machine.run<PairResult>(task, args, [cpu])));
-  while (Atomics.load(control, 0) < roles.length) await sleep(5);
-  Atomics.store(control, 1, 1);
-  Atomics.notify(control, 1);
+  while (Atomics.load(control, READY) < roles.length) await sleep(5);
+  Atomics.store(control, GO, 1);
+  Atomics.notify(control, GO);
   await sleep(ms);
-  Atomics.store(control, 2, 1);
+  Atomics.store(control, STOP, 1);
   return (await running).map(([result]) => result);
 }
 
@@ -647,13 +696,19 @@ function sleep(ms: number): Promise<void> {
 }
 
 /**
- * Reader alone; beside a writer changing an unrelated tree of the same shape (what the machine
- * costs: two busy cores, shared caches and memory bandwidth); beside a writer changing its tree
- * (adds what sharing the tree costs); and the rwsem-guarded sorted-btree under the same writes.
+ * The reader beside a writer, against the reader alone. The machine's speed drifts within
+ * seconds (a shared host), so "alone" and "beside" are measured interleaved, not one after the
+ * other: the writer alternates DUTY_MS of writing with DUTY_MS of spinning without touching
+ * memory, and the reader charges each batch of lookups to the phase it ran in. The ratio is the
+ * reader's throughput while the writer writes over its throughput while the writer spins.
+ *
+ * The same with the writer changing an unrelated tree of the same shape gives what the machine
+ * costs (two busy cores, shared caches and memory bandwidth); the rest is what sharing the tree
+ * costs. Readers under a continuously writing writer, maple (RCU) against the rwsem-guarded
+ * sorted-btree, take turns in short rounds; each of those figures is the median over the rounds.
  */
 async function twoCpus(report: Report, options: BenchOptions): Promise<void> {
   const data = makeData(100_000);
-  const ms = options.quick ? 300 : 2000;
   const tree = bulkTree(data);
   const unrelated = bulkTree(data);
   const rwsem = RwSem.create('bench.maple.rwsem');
@@ -664,48 +719,70 @@ async function twoCpus(report: Report, options: BenchOptions): Promise<void> {
     control: new SharedArrayBuffer(16),
     tree: tree.describe(),
     rwsem: rwsem.describe(),
+    dutyMs: 0,
   };
+  const dutyRunMs = options.quick ? 400 : 4000;
+  const rounds = options.quick ? 1 : 5;
+  const roundMs = options.quick ? 150 : 300;
   const machine = await Machine.start({ cpus: 2 });
   try {
-    const mops = (r: PairResult) => r.operations / r.ms / 1000;
-    const [alone] = await together(machine, [{ ...base, role: 'maple-reader' }], ms);
     const [, besideUnrelated] = await together(
       machine,
       [
-        { ...base, role: 'maple-writer', tree: unrelated.describe() },
+        { ...base, role: 'maple-writer', tree: unrelated.describe(), dutyMs: DUTY_MS },
         { ...base, role: 'maple-reader' },
       ],
-      ms,
+      dutyRunMs,
     );
     const [, beside] = await together(
       machine,
       [
-        { ...base, role: 'maple-writer' },
+        { ...base, role: 'maple-writer', dutyMs: DUTY_MS },
         { ...base, role: 'maple-reader' },
       ],
-      ms,
+      dutyRunMs,
     );
-    const [, underLock] = await together(
-      machine,
-      [
-        { ...base, role: 'rwsem-writer' },
-        { ...base, role: 'rwsem-reader' },
-      ],
-      ms,
-    );
-    report.add('maple.read_alone.mops', mops(alone), 'Mops/s');
-    report.add('maple.read_beside_unrelated_writer.ratio', mops(besideUnrelated) / mops(alone), 'ratio');
-    report.add('maple.rcu_read_beside_writer.ratio', mops(beside) / mops(alone), 'ratio');
+    const maple: number[] = [];
+    const writes: number[] = [];
+    const underLock: number[] = [];
+    const mops = (r: PairResult) => r.operations / r.ms / 1000;
+    for (let round = 0; round < rounds; round++) {
+      const [rcuWriter, rcuReader] = await together(
+        machine,
+        [
+          { ...base, role: 'maple-writer' },
+          { ...base, role: 'maple-reader' },
+        ],
+        roundMs,
+      );
+      const [, rwsemReader] = await together(
+        machine,
+        [
+          { ...base, role: 'rwsem-writer' },
+          { ...base, role: 'rwsem-reader' },
+        ],
+        roundMs,
+      );
+      maple.push(mops(rcuReader));
+      writes.push(mops(rcuWriter));
+      underLock.push(mops(rwsemReader));
+    }
+    const alone = beside.pausedOps / beside.pausedMs / 1000;
+    const ratio = (r: PairResult) => r.writingOps / r.writingMs / (r.pausedOps / r.pausedMs);
+    report.add('maple.read_alone.mops', alone, 'Mops/s');
+    report.add('maple.read_beside_unrelated_writer.ratio', ratio(besideUnrelated), 'ratio');
+    report.add('maple.rcu_read_beside_writer.ratio', ratio(beside), 'ratio');
     // What sharing the tree with its writer costs, the machine's two-busy-cores cost factored out.
     report.add(
       'maple.rcu_read_beside_writer_vs_unrelated.ratio',
-      mops(beside) / mops(besideUnrelated),
+      ratio(beside) / ratio(besideUnrelated),
       'ratio',
     );
-    report.add('rwsem_sorted_btree.readers_under_writer.mops', mops(underLock), 'Mops/s');
+    report.add('maple.writer_beside_reader.mops', median(writes), 'Mops/s');
+    report.add('rwsem_sorted_btree.readers_under_writer.mops', median(underLock), 'Mops/s');
     report.add(
       'maple.readers_under_writer.mops',
-      mops(beside),
+      median(maple),
       'Mops/s',
       'rwsem_sorted_btree.readers_under_writer.mops',
     );
@@ -717,4 +794,10 @@ async function twoCpus(report: Report, options: BenchOptions): Promise<void> {
   tree.destroy();
   unrelated.destroy();
   rcuBarrier();
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }

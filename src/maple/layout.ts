@@ -6,19 +6,23 @@
  *   byte   0 +------------------------------+       byte   0 +------------------------------+
  *            | meta  Int32 | (reserved)     |                | meta  Int32 | (reserved)     |
  *          8 +------------------------------+              8 +------------------------------+
- *            | pivot[0..14]  Float64 x 15   |                | pivot[0..10]  Float64 x 11   |
- *        128 +------------------------------+             96 +------------------------------+
- *            | value[0..15]  Int32 x 16     |                | child[0..7]   Int32 x 8      |
- *        192 +------------------------------+            128 +------------------------------+
- *                                                            | gap[0..11]    Float32 x 12   |
- *   meta = count (bits 0-7) | level << 8 | DEAD             176 +------------------------------+
- *                                                            | child[8..11]  Int32 x 4      |
+ *            | pivot[0..14]  Float64 x 15   |                | pivot[0..8]   Float64 x 9    |
+ *        128 +------------------------------+             80 +------------------------------+
+ *            | value[0..15]  Int32 x 16     |                | child[0..9]   Int32 x 10     |
+ *        192 +------------------------------+            120 +------------------------------+
+ *                                                            | (unused)                     |
+ *                                                        128 +------------------------------+
+ *                                                            | gap[0..9]     Float32 x 10   |
+ *                                                        168 +------------------------------+
+ *                                                            | (unused)                     |
  *                                                        192 +------------------------------+
  *
+ *   meta = count (bits 0-7) | level << 8 | DEAD
+ *
  * A record is three whole cache lines (the arena's records start on a line, see arena.ts), so no
- * two nodes share a line. A reader reads the meta word, the pivots and one slot. Writers rewrite
- * gap hints along their path on most changes, so the hints sit in the last line, apart from the
- * meta word and the pivots; only children 8-11 share the hints' line.
+ * two nodes share a line. A reader reads the meta word, the pivots and one slot: in an internal
+ * node, the first two lines. Writers rewrite gap hints along their path on most changes, so the
+ * hints sit alone in the third line.
  *
  * Slot i of a node covers [pivot[i-1] + 1, pivot[i]]; slot 0 starts at the node's minimum and
  * the last used slot ends at the node's maximum, both implied by the parent (or by the whole
@@ -47,7 +51,7 @@ export const NODE_F64 = NODE_BYTES / 8;
 
 export const LEAF_SLOTS = 16;
 export const LEAF_MIN = 6;
-export const INTERNAL_SLOTS = 12;
+export const INTERNAL_SLOTS = 10;
 export const INTERNAL_MIN = 4;
 
 /** Int32 offset of the meta word. */
@@ -56,14 +60,14 @@ export const META = 0;
 export const PIVOTS = 1;
 /** Int32 offset of a leaf's values. */
 export const VALUES = 32;
-/** Int32 offset of an internal node's children 0-7 (8-11 follow the gap hints). */
-export const CHILDREN = 24;
+/** Int32 offset of an internal node's children. */
+export const CHILDREN = 20;
 /** Float32 offset of an internal node's gap hints. */
 export const GAPS = 32;
 
 /** Int32 offset of child k of an internal node. */
 export function childWord(k: number): number {
-  return CHILDREN + k + (k >> 3) * INTERNAL_SLOTS;
+  return CHILDREN + k;
 }
 
 export const COUNT_MASK = 0xff;
@@ -127,7 +131,7 @@ export function leafSlotOf(f: Float64Array, p: number, x: number): number {
   );
 }
 
-/** Number of the 11 internal pivots at f64[p..p+10] below x: the child holding x. */
+/** Number of the 9 internal pivots at f64[p..p+8] below x: the child holding x. */
 export function childSlotOf(f: Float64Array, p: number, x: number): number {
   return (
     +(f[p] < x) +
@@ -138,8 +142,6 @@ export function childSlotOf(f: Float64Array, p: number, x: number): number {
     +(f[p + 5] < x) +
     +(f[p + 6] < x) +
     +(f[p + 7] < x) +
-    +(f[p + 8] < x) +
-    +(f[p + 9] < x) +
-    +(f[p + 10] < x)
+    +(f[p + 8] < x)
   );
 }
