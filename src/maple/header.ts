@@ -4,7 +4,8 @@
  *
  *   word  0  ROOT   handle of the root node (0: empty tree = one gap over [0, MAX_INDEX])
  *   word 16  SEQ    bumped after every change that retires nodes (cursors re-walk when it moves)
- *   word 17  COUNT  number of entries
+ *   word 17  COUNT  number of entries (a writer updates it with a plain store: an Int32 never
+ *                   tears, and the writer's next atomic, the SEQ bump or the unlock, publishes it)
  *   word 32  LOCK   the tree's own writer lock (unused with an external lock)
  */
 export const ROOT = 0;

@@ -10,7 +10,9 @@
  *
  * Adjacent gaps are merged; if the content would leave a leaf ending in a gap, or fewer slots
  * than the fill minimum, the run takes in the neighbouring node (L or R moves one node over,
- * possibly under another parent). The content is cut into 1-3 new nodes. The rebuild stops at
+ * possibly under another parent). One common case is cheaper: a leaf left ending in a gap whose
+ * right sibling (same parent) starts with a gap hands the trailing gap over by moving the pivot
+ * between them; the sibling keeps its record and only the leaf and the parent are rebuilt. The content is cut into 1-3 new nodes. The rebuild stops at
  * the first level where one node replaces one node (the parent's pivots still hold, so the new
  * node is stored into the parent's slot) or at the root (the root word is replaced; the height
  * grows by one when the old root splits, and shrinks when a root keeps a single child).
@@ -220,9 +222,14 @@ export class TreeWriter {
       this.R.copyFrom(this.L, 1, this.top);
       this.rAbovePending = false;
     }
+    // The hint of the right sibling that takes over the leaf's trailing gap, or -1.
+    let siblingHint = -1;
     if (this.cVal[this.n - 1] === 0 && this.R.max[0] !== MAX_INDEX) {
-      this.R.moveRight(0);
-      this.appendNode(0, this.R.node[0], this.R.max[0]);
+      if (oneLeaf) siblingHint = this.handOverEndGap();
+      if (siblingHint < 0) {
+        this.R.moveRight(0);
+        this.appendNode(0, this.R.node[0], this.R.max[0]);
+      }
     }
     if (this.n < LEAF_MIN && this.top > 0) this.fixUnderflow(0);
     if (this.n === 1 && this.cVal[0] === 0) {
@@ -243,12 +250,13 @@ export class TreeWriter {
         Atomics.store(this.header, ROOT, this.newH[0]);
         break;
       }
-      if (this.k === 1 && this.L.node[level] === this.R.node[level]) {
+      if (this.k === 1 && this.L.node[level] === this.R.node[level] && !(level === 0 && siblingHint >= 0)) {
         this.publishChild(level, this.newH[0], this.newGap[0]);
         break;
       }
       level++;
       this.composeInternal(level);
+      if (level === 1 && siblingHint >= 0) this.cGap[this.chgLast + 1] = siblingHint;
       if (this.n < INTERNAL_MIN && level < this.top) this.fixUnderflow(level);
       if (this.n === 1) {
         this.assertWholeLevel(level);
@@ -290,9 +298,29 @@ export class TreeWriter {
       this.pool.commit();
     }
     this.retireNode(old);
-    Atomics.store(this.header, COUNT, this.header[COUNT] + this.leafDelta);
+    this.header[COUNT] += this.leafDelta;
     Atomics.add(this.header, SEQ, 1);
     return 0;
+  }
+
+  /**
+   * A store inside one leaf left it ending with a gap (it erased the leaf's last entry). When the
+   * leaf's right sibling under the same parent starts with a gap, that gap simply grows down to
+   * take in the trailing one: the sibling keeps its record (its minimum comes from the parent's
+   * pivot), the leaf is rebuilt without its last slot, and the parent with the moved pivot.
+   * Drops the trailing slot from the content and returns the sibling's new hint, or -1 (content
+   * unchanged) when the sibling is elsewhere, starts with an entry, or the leaf would underflow.
+   */
+  private handOverEndGap(): number {
+    const parent = this.L.node[1];
+    const off = this.L.off[1];
+    const n = this.n;
+    if (off === this.countOf(parent) - 1 || n - 1 < LEAF_MIN || n - 1 > LEAF_SLOTS) return -1;
+    const sibling = this.childAt(parent, off + 1);
+    if (this.valueAt(sibling, 0) !== 0) return -1;
+    const siblingFirstLast = this.views.f64[sibling * NODE_F64 + PIVOTS];
+    this.n = n - 1;
+    return Math.max(this.hintAt(parent, off + 1), gapHint(siblingFirstLast - this.cMax[n - 2]));
   }
 
   /**
@@ -330,7 +358,7 @@ export class TreeWriter {
     if (this.top > 0) this.prepareHints(1, gapHint(this.leafGapWith(leaf, count, k, value)));
     Atomics.store(i32, at, value);
     this.finishHints();
-    Atomics.store(this.header, COUNT, this.header[COUNT] + (value === 0 ? -1 : 1));
+    this.header[COUNT] += value === 0 ? -1 : 1;
     return true;
   }
 
@@ -358,7 +386,7 @@ export class TreeWriter {
   /** After publishing: retire the replaced runs from `level` down, update count and sequence. */
   private finish(level: number): void {
     const removed = this.retireRuns(level);
-    Atomics.store(this.header, COUNT, this.header[COUNT] + this.entriesAdded - removed);
+    this.header[COUNT] += this.entriesAdded - removed;
     this.entriesAdded = 0;
     Atomics.add(this.header, SEQ, 1);
   }

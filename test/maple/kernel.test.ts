@@ -141,6 +141,28 @@ test('erasures merge the gaps around them', () => {
   assert.equal(tree.arena.live, 0);
 });
 
+test("erasing a leaf's last entry hands its gap to the sibling, which keeps its record", () => {
+  const tree = newTree();
+  const model = new RangeModel();
+  // One-page entries with one-page gaps: every leaf ends with an entry and starts with a gap.
+  for (let i = 0; i < 200; i++) both(tree, model, (2 * i + 1) * PAGE, (2 * i + 2) * PAGE - 1, i + 1);
+  const rebuilt = new Map<string, number>();
+  for (let i = 0; i < 200; i += 3) {
+    const before = tree.arena.stats();
+    assert.equal(tree.erase((2 * i + 1) * PAGE), i + 1);
+    model.erase((2 * i + 1) * PAGE);
+    const after = tree.arena.stats();
+    const key = `${after.allocs - before.allocs} new / ${after.frees - before.frees} freed`;
+    rebuilt.set(key, (rebuilt.get(key) ?? 0) + 1);
+    tree.validate();
+  }
+  assertSame(tree, model, 'every third erased');
+  // A leaf's last entry: the leaf and its parent are rebuilt, the sibling is neither copied nor
+  // freed (taking the sibling in would build two leaves and a parent: 3 new / 3 freed).
+  assert.ok((rebuilt.get('2 new / 2 freed') ?? 0) > 0, `${[...rebuilt]}`);
+  assert.equal(rebuilt.get('3 new / 3 freed'), undefined, `${[...rebuilt]}`);
+  teardown(tree);
+});
 test('stores spanning several nodes and levels rebuild only the edges', () => {
   const random = prng(7);
   for (const [from, to] of [
