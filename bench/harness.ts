@@ -77,13 +77,15 @@ function formatNumber(n: number): string {
 }
 
 /**
- * Mean nanoseconds per call of `op`, which must do `opsPerCall` operations per call (batch small
- * operations in a loop inside `op` so call overhead does not dominate).
+ * Median nanoseconds per operation of `op`, which must do `opsPerCall` operations per call (batch
+ * small operations in a loop inside `op` so call overhead does not dominate). The median, not the
+ * mean: on this shared host a few samples are slowed many times over by other tenants, and the
+ * mean followed them (a figure moved by 30% between runs where the median moved by a few).
  */
 export async function nsPerOp(op: () => unknown, opsPerCall: number, options: BenchOptions): Promise<number> {
   const stats = await measure(() => do_not_optimize(op()), {
     min_cpu_time: options.quick ? 20e6 : 300e6,
     max_samples: options.quick ? 200 : 10_000,
   });
-  return stats.avg / opsPerCall;
+  return stats.p50 / opsPerCall;
 }

@@ -4,16 +4,14 @@
  *
  *   leaf (level 0)                                  internal (level >= 1)
  *   byte   0 +------------------------------+       byte   0 +------------------------------+
- *            | meta  Int32 | (reserved)     |                | meta  Int32 | (reserved)     |
+ *            | meta  Int32 | (reserved)     |                | meta  Int32 | child[0] Int32 |
  *          8 +------------------------------+              8 +------------------------------+
- *            | pivot[0..14]  Float64 x 15   |                | pivot[0..8]   Float64 x 9    |
- *        128 +------------------------------+             80 +------------------------------+
- *            | value[0..15]  Int32 x 16     |                | child[0..9]   Int32 x 10     |
- *        192 +------------------------------+            120 +------------------------------+
- *                                                            | (unused)                     |
- *                                                        128 +------------------------------+
- *                                                            | gap[0..9]     Float32 x 10   |
- *                                                        168 +------------------------------+
+ *            | pivot[0..14]  Float64 x 15   |                | pivot[0..9]   Float64 x 10   |
+ *        128 +------------------------------+             88 +------------------------------+
+ *            | value[0..15]  Int32 x 16     |                | child[1..10]  Int32 x 10     |
+ *        192 +------------------------------+            128 +------------------------------+
+ *                                                            | gap[0..10]    Float32 x 11   |
+ *                                                        172 +------------------------------+
  *                                                            | (unused)                     |
  *                                                        192 +------------------------------+
  *
@@ -21,8 +19,9 @@
  *
  * A record is three whole cache lines (the arena's records start on a line, see arena.ts), so no
  * two nodes share a line. A reader reads the meta word, the pivots and one slot: in an internal
- * node, the first two lines. Writers rewrite gap hints along their path on most changes, so the
- * hints sit alone in the third line.
+ * node, exactly the first two lines. Writers rewrite gap hints along their path on most changes,
+ * so the hints sit alone in the third line (11 children are what fits that way: child 0 takes the
+ * word beside the meta word).
  *
  * Slot i of a node covers [pivot[i-1] + 1, pivot[i]]; slot 0 starts at the node's minimum and
  * the last used slot ends at the node's maximum, both implied by the parent (or by the whole
@@ -51,7 +50,7 @@ export const NODE_F64 = NODE_BYTES / 8;
 
 export const LEAF_SLOTS = 16;
 export const LEAF_MIN = 6;
-export const INTERNAL_SLOTS = 10;
+export const INTERNAL_SLOTS = 11;
 export const INTERNAL_MIN = 4;
 
 /** Int32 offset of the meta word. */
@@ -60,14 +59,16 @@ export const META = 0;
 export const PIVOTS = 1;
 /** Int32 offset of a leaf's values. */
 export const VALUES = 32;
-/** Int32 offset of an internal node's children. */
-export const CHILDREN = 20;
+/** Int32 offset of an internal node's child 0 (beside the meta word). */
+export const CHILD0 = 1;
+/** Int32 offset of an internal node's children 1-10 (after the pivots). */
+export const CHILDREN = 22;
 /** Float32 offset of an internal node's gap hints. */
 export const GAPS = 32;
 
 /** Int32 offset of child k of an internal node. */
 export function childWord(k: number): number {
-  return CHILDREN + k;
+  return k === 0 ? CHILD0 : CHILDREN + k - 1;
 }
 
 export const COUNT_MASK = 0xff;
@@ -131,7 +132,7 @@ export function leafSlotOf(f: Float64Array, p: number, x: number): number {
   );
 }
 
-/** Number of the 9 internal pivots at f64[p..p+8] below x: the child holding x. */
+/** Number of the 10 internal pivots at f64[p..p+9] below x: the child holding x. */
 export function childSlotOf(f: Float64Array, p: number, x: number): number {
   return (
     +(f[p] < x) +
@@ -142,6 +143,7 @@ export function childSlotOf(f: Float64Array, p: number, x: number): number {
     +(f[p + 5] < x) +
     +(f[p + 6] < x) +
     +(f[p + 7] < x) +
-    +(f[p + 8] < x)
+    +(f[p + 8] < x) +
+    +(f[p + 9] < x)
   );
 }

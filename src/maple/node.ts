@@ -81,6 +81,5 @@ export function writeInternal(
     f32[w + GAPS + i] = 0;
   }
   i32[w + META] = size | (level << LEVEL_SHIFT);
-  i32[w + META + 1] = 0;
   return gap;
 }

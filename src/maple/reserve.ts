@@ -9,12 +9,12 @@
  *   the old one splits (the height grows by at most one level per store);
  * - per level, a store builds at most one node more than it replaces, so after t stores a level
  *   holds at most (its nodes now) + t nodes, and a new level at most t;
- * - a root splits only when its content exceeds a full node: 11 children, or 17 slots for a root
+ * - a root splits only when its content exceeds a full node: 12 children, or 17 slots for a root
  *   leaf, whose content grows by at most 2 slots per store;
  * - a tree of height H >= 2 has >= 2 * 4^(H-2) leaves of >= 3 entries, and a store adds at most
  *   2 entries (it can cut one entry in two around the new one).
- * So the root at level H-1 can exist after t stores only if the level below its children held 11
- * nodes, the level below those 4 * 11, ...: comparing that with the level counts known in O(1)
+ * So the root at level H-1 can exist after t stores only if the level below its children held 12
+ * nodes, the level below those 4 * 12, ...: comparing that with the level counts known in O(1)
  * (the root's children) and with the entry count gives the first store count at which the tree
  * can be H levels tall. Heights climb through those thresholds about once per 4x more stores.
  */
@@ -81,8 +81,8 @@ export function storesToGrow(height: number, now: TreeNow): number {
 }
 
 /**
- * From the level counts: `height` levels need the root below them to have split with 11
- * children, hence 11 * 4^j nodes j levels further down (non-root nodes have >= 4 children). The
+ * From the level counts: `height` levels need the root below them to have split with 12
+ * children, hence 12 * 4^j nodes j levels further down (non-root nodes have >= 4 children). The
  * counts known now are the root's level (1 node) and the level of its children (rootCount); a
  * level holds at most its nodes now plus one per store.
  */

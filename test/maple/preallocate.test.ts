@@ -156,13 +156,13 @@ test('the bound: 3 nodes per level and a root per store, levels added only as th
   const limit = 2 ** 31;
   // One store: every level of the path split three ways, plus a root when the root may split.
   assert.equal(reserveForStores(1, { height: 3, rootCount: 5, entries: 500 }, limit), 9);
-  assert.equal(reserveForStores(1, { height: 3, rootCount: 10, entries: 500 }, limit), 10);
+  assert.equal(reserveForStores(1, { height: 3, rootCount: 11, entries: 500 }, limit), 10);
   assert.equal(reserveForStores(1, { height: 1, rootCount: 14, entries: 7 }, limit), 3);
   assert.equal(reserveForStores(1, { height: 1, rootCount: 15, entries: 7 }, limit), 4);
   assert.equal(reserveForStores(1, { height: 0, rootCount: 0, entries: 0 }, limit), 1);
   // 20 stores on 3 levels whose root has 3 children: a 4th level needs the root's children to
-  // reach 11 (8 stores); a 5th needs 44 nodes at that level and 384 entries (92 stores).
-  assert.equal(reserveForStores(20, { height: 3, rootCount: 3, entries: 200 }, limit), 8 * 9 + 1 + 12 * 12);
+  // reach 12 (9 stores); a 5th needs 48 nodes at that level and 384 entries (92 stores).
+  assert.equal(reserveForStores(20, { height: 3, rootCount: 3, entries: 200 }, limit), 9 * 9 + 1 + 11 * 12);
   // The old ramp (one more level per store) asked 770.
   // From empty: a root leaf, its split after 8 stores, a third level after 12.
   assert.equal(
