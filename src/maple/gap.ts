@@ -8,8 +8,12 @@
  * search is never skipped; a DEAD node restarts the search.
  */
 import { EBUSY } from '../errno.js';
-import { RESTART_LIMIT, ROOT } from './header.js';
-import {
+import * as headerExports from './header.js';
+import type { NodeViews } from './layout.js';
+import * as layoutExports from './layout.js';
+
+// Module-local copies of the layout's bindings (hot paths: see "Imported bindings" in layout.ts).
+const {
   COUNT_MASK,
   childSlotOf,
   childWord,
@@ -23,10 +27,10 @@ import {
   META,
   NODE_F64,
   NODE_I32,
-  type NodeViews,
   PIVOTS,
   VALUES,
-} from './layout.js';
+} = layoutExports;
+const { RESTART_LIMIT, ROOT } = headerExports;
 
 /** Outcome of one attempt: a start (>= 0), none, or a dead node met (search again). */
 const NONE = -1;

@@ -28,6 +28,11 @@
  * index space [0, MAX_INDEX] at the root). Unused pivots hold MAX_INDEX, so a reader finds the
  * slot of `index` by counting pivots below it with no data-dependent branch.
  *
+ * Imported bindings: the hot modules (read, path, write, node, gap) copy what they import from
+ * here into module-local consts. V8 (Node 20) reads an imported binding through its module cell,
+ * with a hole check, at every use, but folds a local const: measured, 11 of the 93 ns of a random
+ * lookup at 100k ranges.
+ *
  * Invariants (checked by `validate`):
  * - pivots strictly increase inside the node's range; count is within the fill limits
  *   (root: >= 1 slot for a leaf, >= 2 children for an internal node);

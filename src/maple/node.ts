@@ -3,7 +3,12 @@
  * every word of the record is written, so a node taken from a reserve needs no clearing. Plain
  * loops, not TypedArray.fill: the records are small and the builtin's call costs more.
  */
-import {
+
+import type { NodeViews } from './layout.js';
+import * as layoutExports from './layout.js';
+
+// Module-local copies of the layout's bindings (hot paths: see "Imported bindings" in layout.ts).
+const {
   childWord,
   GAPS,
   gapHint,
@@ -14,10 +19,9 @@ import {
   META,
   NODE_F64,
   NODE_I32,
-  type NodeViews,
   PIVOTS,
   VALUES,
-} from './layout.js';
+} = layoutExports;
 
 /** Leaf `node` := slots [start, start + size) of (maxes, values), its first slot starting at `min`; returns its gap hint. */
 export function writeLeaf(

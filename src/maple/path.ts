@@ -4,18 +4,12 @@
  * Levels count from the leaves (0) to the root (`top`); node[l] covers [min[l], max[l]] and
  * off[l] is the slot of node[l] on the path (for level 0: the slot holding the index).
  */
-import {
-  COUNT_MASK,
-  childSlotOf,
-  childWord,
-  leafSlotOf,
-  MAX_HEIGHT,
-  META,
-  NODE_F64,
-  NODE_I32,
-  type NodeViews,
-  PIVOTS,
-} from './layout.js';
+import type { NodeViews } from './layout.js';
+import * as layoutExports from './layout.js';
+
+// Module-local copies of the layout's bindings (hot paths: see "Imported bindings" in layout.ts).
+const { COUNT_MASK, childSlotOf, childWord, leafSlotOf, MAX_HEIGHT, META, NODE_F64, NODE_I32, PIVOTS } =
+  layoutExports;
 
 export class Path {
   readonly node = new Int32Array(MAX_HEIGHT);

@@ -30,8 +30,17 @@
  */
 import { EEXIST, ENOMEM } from '../errno.js';
 import type { Arena } from '../shm/arena.js';
-import { COUNT, ROOT, SEQ } from './header.js';
-import {
+import * as headerExports from './header.js';
+import type { NodeViews } from './layout.js';
+import * as layoutExports from './layout.js';
+import { writeInternal, writeLeaf } from './node.js';
+import { Path } from './path.js';
+import { NodePool } from './pool.js';
+import type { Reclaimer } from './reclaim.js';
+import { MAX_SPLIT, reserveForStores, type TreeNow } from './reserve.js';
+
+// Module-local copies of the layout's bindings (hot paths: see "Imported bindings" in layout.ts).
+const {
   COUNT_MASK,
   childWord,
   DEAD,
@@ -49,15 +58,10 @@ import {
   META,
   NODE_F64,
   NODE_I32,
-  type NodeViews,
   PIVOTS,
   VALUES,
-} from './layout.js';
-import { writeInternal, writeLeaf } from './node.js';
-import { Path } from './path.js';
-import { NodePool } from './pool.js';
-import type { Reclaimer } from './reclaim.js';
-import { MAX_SPLIT, reserveForStores, type TreeNow } from './reserve.js';
+} = layoutExports;
+const { COUNT, ROOT, SEQ } = headerExports;
 
 /** Largest content of one level: two nodes' worth of slots plus the change and a neighbour. */
 const CONTENT = 4 * LEAF_SLOTS;
