@@ -3,7 +3,6 @@
  * every word of the record is written, so a node taken from a reserve needs no clearing. Plain
  * loops, not TypedArray.fill: the records are small and the builtin's call costs more.
  */
-
 import type { NodeViews } from './layout.js';
 import * as layoutExports from './layout.js';
 

@@ -12,7 +12,8 @@
  * than the fill minimum, the run takes in the neighbouring node (L or R moves one node over,
  * possibly under another parent). One common case is cheaper: a leaf left ending in a gap whose
  * right sibling (same parent) starts with a gap hands the trailing gap over by moving the pivot
- * between them; the sibling keeps its record and only the leaf and the parent are rebuilt. The content is cut into 1-3 new nodes. The rebuild stops at
+ * between them; the sibling keeps its record and only the leaf and the parent are rebuilt.
+ * The content is cut into 1-3 new nodes. The rebuild stops at
  * the first level where one node replaces one node (the parent's pivots still hold, so the new
  * node is stored into the parent's slot) or at the root (the root word is replaced; the height
  * grows by one when the old root splits, and shrinks when a root keeps a single child).
