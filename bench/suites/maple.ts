@@ -705,7 +705,7 @@ function sleep(ms: number): Promise<void> {
  * The same with the writer changing an unrelated tree of the same shape gives what the machine
  * costs (two busy cores, shared caches and memory bandwidth); the rest is what sharing the tree
  * costs: lines the writer dirtied that the reader then misses, whose price depends on where the
- * host runs the two virtual CPUs (measured between 0.82 and 0.97 from one minute to the next).
+ * host runs the two virtual CPUs (measured between 0.76 and 0.98 from one minute to the next).
  * Readers under a continuously writing writer, maple (RCU) against the rwsem-guarded
  * sorted-btree, come last. Each round runs all four; every figure is the median over the rounds.
  */
