@@ -211,7 +211,7 @@ export class TreeWriter {
     for (let level = 1; level <= this.top; level++) this.markBounds(level);
     Atomics.store(this.header, ROOT, 0);
     this.retireRuns(this.top);
-    Atomics.store(this.header, COUNT, 0);
+    this.header[COUNT] = 0;
     Atomics.add(this.header, SEQ, 1);
   }
 
@@ -255,7 +255,8 @@ export class TreeWriter {
         Atomics.store(this.header, ROOT, this.newH[0]);
         break;
       }
-      if (this.k === 1 && this.L.node[level] === this.R.node[level] && !(level === 0 && siblingHint >= 0)) {
+      // One node in place of one, over the same range: the parent's pivots still hold.
+      if (this.k === 1 && this.L.node[level] === this.R.node[level] && this.newMax[0] === this.R.max[level]) {
         this.publishChild(level, this.newH[0], this.newGap[0]);
         break;
       }
@@ -378,7 +379,7 @@ export class TreeWriter {
     writeLeaf(this.views, leaf, this.cMax, this.cVal, 0, this.n, 0);
     this.pool.commit();
     Atomics.store(this.header, ROOT, leaf);
-    Atomics.store(this.header, COUNT, 1);
+    this.header[COUNT] = 1;
     Atomics.add(this.header, SEQ, 1);
     return 0;
   }

@@ -57,8 +57,7 @@ export const POISON_WORD = 0x6b6b6b6b;
  * touched). Created growable (with no room to grow) because V8 reserves a growable buffer's
  * memory page-aligned, so records whose size is a multiple of 64 bytes start on a cache line and
  * no two records share one; a plain buffer comes from malloc (measured: 16 bytes past a line).
- * Views over it must be fixed-length: indexing a length-tracking view of a growable buffer costs
- * ~27 ns instead of ~2 ns (Node 20).
+ * Views over it must still be fixed-length (see above).
  */
 function recordsBuffer(bytes: number): SharedArrayBuffer {
   return new SharedArrayBuffer(bytes, { maxByteLength: bytes });
