@@ -19,10 +19,12 @@ export const EEXIST = 17;
 export const ENODEV = 19;
 export const EINVAL = 22;
 export const ENFILE = 23;
+export const EMFILE = 24;
 export const ETXTBSY = 26;
 export const EFBIG = 27;
 export const ENOSPC = 28;
 export const EDEADLK = 35;
+export const ENAMETOOLONG = 36;
 export const EOVERFLOW = 75;
 export const EOPNOTSUPP = 95;
 export const ETIMEDOUT = 110;
@@ -42,10 +44,12 @@ const NAMES: Record<number, string> = {
   [ENODEV]: 'ENODEV',
   [EINVAL]: 'EINVAL',
   [ENFILE]: 'ENFILE',
+  [EMFILE]: 'EMFILE',
   [ETXTBSY]: 'ETXTBSY',
   [EFBIG]: 'EFBIG',
   [ENOSPC]: 'ENOSPC',
   [EDEADLK]: 'EDEADLK',
+  [ENAMETOOLONG]: 'ENAMETOOLONG',
   [EOVERFLOW]: 'EOVERFLOW',
   [EOPNOTSUPP]: 'EOPNOTSUPP',
   [ETIMEDOUT]: 'ETIMEDOUT',

@@ -1,57 +1,109 @@
 /**
- * AddressSpace: one process's virtual address space (struct mm_struct). It owns the VMA records
- * (an Arena), the RangeIndex of VMAs keyed by [vm_start, vm_end - 1] with `mmap_lock` as its
- * external writer lock, the per-mm state the syscalls use (map_count, brk, def_flags, locked_vm)
- * and one reusable VmaTxn through which every syscall reads and changes VMAs.
+ * AddressSpace: one process's virtual address space (struct mm_struct) as seen from one CPU.
+ * Everything two CPUs must agree on is shared memory: the VMA records (an Arena), the RangeIndex
+ * of VMAs keyed by [vm_start, vm_end - 1] with mmap_lock as its external writer lock, the locks,
+ * the per-mm scalars (MmState), the per-2 MiB page-table state, and the shared tables of files,
+ * descriptors and anonymous identities. The CPU-local part is a SyscallContext: this CPU's
+ * transaction and scratch. `describe()` on one CPU and `AddressSpace.attach(desc)` on another give
+ * two facades over one address space; any CPU runs any syscall, serialised only by mmap_lock.
+ *
+ * The syscall entry (`run`) owns the lock lifetime, like gVisor's syscalls.go and Linux's
+ * vms_complete_munmap_vmas / mm_populate split:
+ *
+ *   check arguments (no lock) -> mmap_lock (W) -> body on the transaction (`*Locked`) -> commit
+ *     -> unlock -> complete: populate under mmap_lock (R), where faults may allocate
  *
  * Raw syscalls (`sys*`) return a result or a negative errno, as the kernel does; the public
- * methods throw VmError instead. Every syscall takes mmap_lock for writing; a failed call leaves
- * the space unchanged except where Linux documents partial effects (see docs/mm.md).
+ * methods throw VmError instead. A failed call leaves the space unchanged except where Linux
+ * documents partial effects (see docs/mm.md).
  */
-import { check, EINVAL } from '../errno.js';
-import { FileTable } from '../fs/file-ref.js';
+import { check, EAGAIN, EFAULT, EINVAL, ENOMEM } from '../errno.js';
+import { FdTable } from '../fs/fd-table.js';
+import { FileTable } from '../fs/file-table.js';
 import { lockdepAssertNoneHeld } from '../lockdep/index.js';
 import type { RangeIndex } from '../maple/api.js';
-import type { FailureInjector } from '../shm/arena.js';
+import { MapleTree, type MapleTreeDescriptor } from '../maple/tree.js';
+import type { ArenaDescriptor, FailureInjector } from '../shm/arena.js';
 import { rcuBarrier, rcuDeferFree } from '../sync/rcu.js';
 import type { RwSem } from '../sync/rwsem.js';
+import { AnonVmaTable } from './anon-vma.js';
 import { defaultConfig, type MmConfig } from './config.js';
-import { Placement } from './placement.js';
-import { PmdState, PTE_TABLE } from './pmd-state.js';
+import {
+  CHECKED,
+  type MmShared,
+  POPULATE_FAULTIN_READ,
+  POPULATE_FAULTIN_WRITE,
+  POPULATE_IGNORE,
+  POPULATE_MLOCK,
+  POPULATE_NONE,
+  SyscallContext,
+} from './context.js';
+import { faultinRange, mmPopulate } from './fault.js';
+import { MmState, type MmStateDescriptor } from './mm-state.js';
+import { HUGE, PmdState, type PmdStateDescriptor, PTE_TABLE } from './pmd-state.js';
 import { type VmaView, vmaViews } from './proc-maps.js';
 import { cint, ulong } from './syscalls/args.js';
-import { sysBrk } from './syscalls/brk.js';
-import { sysMadvise } from './syscalls/madvise.js';
-import { sysMlock2, sysMlockall, sysMunlock, sysMunlockall } from './syscalls/mlock.js';
-import { sysMmap } from './syscalls/mmap.js';
-import { sysMprotect } from './syscalls/mprotect.js';
-import { sysMremap } from './syscalls/mremap.js';
-import { sysMsync } from './syscalls/msync.js';
-import { sysMunmap } from './syscalls/munmap.js';
-import { sysTouch } from './syscalls/touch.js';
-import { PMD_SIZE, VM_LOCKED } from './vm-flags.js';
-import { MergeState, VmaLayer } from './vma.js';
-import { MmLocks, mmapWriteLock, mmapWriteUnlock } from './vma-lock.js';
+import { brkLocked } from './syscalls/brk.js';
+import { madviseCheck, madviseLocked } from './syscalls/madvise.js';
+import {
+  mlock2Check,
+  mlock2Locked,
+  mlockallCheck,
+  mlockallLocked,
+  munlockallLocked,
+  munlockLocked,
+} from './syscalls/mlock.js';
+import { mmapCheck, mmapLocked } from './syscalls/mmap.js';
+import { mprotectCheck, mprotectLocked } from './syscalls/mprotect.js';
+import { mremapCheck, mremapLocked } from './syscalls/mremap.js';
+import { msyncCheck, msyncReadLocked } from './syscalls/msync.js';
+import { munmapLocked } from './syscalls/munmap.js';
+import { touchCheck, touchLocked } from './syscalls/touch.js';
+import { MAP_ANONYMOUS, PMD_SIZE } from './vm-flags.js';
+import {
+  MmLocks,
+  type MmLocksDescriptor,
+  mmapReadLock,
+  mmapReadUnlock,
+  mmapWriteLock,
+  mmapWriteUnlock,
+} from './vma-lock.js';
 import { VmaArena, type VmaFields } from './vma-record.js';
-import { VmaTxn } from './vma-txn.js';
 
 export interface AddressSpaceOptions {
   config?: Partial<MmConfig>;
   /** The VMA index; the maple tree in production, a reference index in tests. */
   index: RangeIndex;
+  /** The file table mappings name files in (shared between address spaces; default: a new one). */
   files?: FileTable;
+  /** The descriptor table mmap resolves descriptors in (default: a new one over `files`). */
+  fds?: FdTable;
+  /** Anonymous identities (shared between address spaces, for fork; default: a new table). */
+  anonVmas?: AnonVmaTable;
   /** Shared with the index's node arena so tests can fail the k-th allocation of a syscall. */
   injector?: FailureInjector;
   vmaCapacity?: number;
   /** Free VMA records after an RCU grace period (default) or at once (single-threaded tools). */
   rcuFree?: boolean;
-  /** Build over the VMA records and locks of an address space shared by another CPU (src/mm/shared-mm.ts). */
-  shared?: { arena: VmaArena; locks: MmLocks };
 }
 
-/** A raw syscall's body: the address space and up to six integer arguments; result or -errno. */
-type SyscallBody = (
-  mm: AddressSpace,
+/** Everything another CPU needs to attach the same address space (structured-cloneable). */
+export interface AddressSpaceDescriptor {
+  config: MmConfig;
+  rcuFree: boolean;
+  vmas: ArenaDescriptor;
+  index: MapleTreeDescriptor;
+  locks: MmLocksDescriptor;
+  state: MmStateDescriptor;
+  pmd: PmdStateDescriptor;
+  files: ArenaDescriptor;
+  fds: { buffer: SharedArrayBuffer };
+  anonVmas: ArenaDescriptor;
+}
+
+/** A body run under mmap_lock: the context and up to six integer arguments; result or -errno. */
+type LockedBody = (
+  mm: SyscallContext,
   a: number,
   b: number,
   c: number,
@@ -60,140 +112,168 @@ type SyscallBody = (
   f: number,
 ) => number;
 
-/** sysTouch with its flag as an integer argument. */
-function touchSyscall(mm: AddressSpace, addr: number, len: number, write: number): number {
-  return sysTouch(mm, addr, len, write !== 0);
+function touchBody(mm: SyscallContext, addr: number, len: number, write: number): number {
+  return touchLocked(mm, addr, len, write !== 0);
 }
 
-export class AddressSpace {
+function munlockallBody(mm: SyscallContext): number {
+  return munlockallLocked(mm);
+}
+
+export class AddressSpace implements MmShared {
   readonly config: MmConfig;
-  readonly files: FileTable;
   readonly arena: VmaArena;
   readonly index: RangeIndex;
-  /** mmap_lock: writers (all syscalls here) hold it for write; it is the tree's external lock. */
-  readonly mmapLock: RwSem;
-  /** mmap_lock, the lock sequence and the per-VMA locks (src/mm/vma-lock.ts). */
   readonly locks: MmLocks;
-  readonly txn: VmaTxn;
-  readonly layer: VmaLayer;
-  readonly placement: Placement;
-  /** Scratch merge states (struct vma_merge_struct) reused by every call. */
-  readonly ms = new MergeState();
-  /** Which 2 MiB regions have page tables or huge pages (decides THP faults). */
-  readonly pmd = new PmdState();
+  /** mmap_lock: syscalls that change VMAs hold it for write; it is the tree's external lock. */
+  readonly mmapLock: RwSem;
+  readonly state: MmState;
+  readonly pmd: PmdState;
+  readonly files: FileTable;
+  readonly fds: FdTable;
+  readonly anonVmas: AnonVmaTable;
+  /** This CPU's transaction and scratch: what syscall bodies see. */
+  readonly ctx: SyscallContext;
+  private readonly rcuFree: boolean;
+  private readonly edges: number[] = [];
 
-  /** mm->map_count. */
-  mapCount = 0;
-  /** mm->brk (the exact requested break) and mm->start_brk. */
-  curBrk: number;
-  readonly startBrk: number;
-  /** mm->def_flags: VM_LOCKED / VM_LOCKONFAULT after mlockall(MCL_FUTURE). */
-  defFlags = 0;
-  /** Names of special mappings ([stack], [vdso], ...) indexed by NAME_SPECIAL ids. */
-  readonly specialNames: string[] = [];
-  /** VMAs beyond the index's range (e.g. [vsyscall] at 0xffffffffff600000): shown, never changed. */
-  readonly outsideVmas: Array<{ start: bigint; end: bigint; flags: number; name: string }> = [];
-  private nextAnonId = 1;
-  private fileMark = 0;
-  /** Between begin() and end(): mmap_lock is held for write and a transaction is open. */
-  private txnOpen = false;
-
-  constructor(options: AddressSpaceOptions) {
-    this.config = defaultConfig(options.config);
-    this.files = options.files ?? new FileTable();
-    this.index = options.index;
-    const capacity = options.vmaCapacity ?? 256;
-    this.arena =
-      options.shared?.arena ??
-      VmaArena.create(capacity, Math.max(capacity, this.config.maxMapCount + 16), options.injector);
-    this.locks = options.shared?.locks ?? MmLocks.create(this.arena);
-    this.mmapLock = this.locks.mmapLock;
-    const useRcu = options.rcuFree ?? true;
-    const arena = this.arena;
-    this.txn = new VmaTxn(
-      arena,
-      this.index,
-      useRcu ? (h) => rcuDeferFree(arena.arena, h) : (h) => arena.arena.free(h),
-      this.locks,
-    );
-    this.layer = new VmaLayer(this.txn, this.config.maxMapCount);
-    this.placement = new Placement(this.index, arena, this.config);
-    this.layer.onUnmap = (starts, ends, floor, ceiling) => this.unmapPageTables(starts, ends, floor, ceiling);
-    this.curBrk = this.config.startBrk;
-    this.startBrk = this.config.startBrk;
-  }
-
-  // ---- transaction plumbing used by the syscalls ---------------------------------------------
-
-  /** Takes mmap_lock for write and opens an empty transaction. */
-  begin(): void {
-    mmapWriteLock(this.locks);
-    this.txnOpen = true;
-    this.pmd.begin();
-    this.txn.reset();
-    this.layer.mapCountBase = this.mapCount;
-    this.fileMark = this.files.mark();
-  }
-
-  /** Commits the transaction (0 or -ENOMEM, in which case nothing changed) and opens a new one. */
-  commit(): number {
-    this.splitHugeAcrossVmas();
-    const r = this.txn.commit();
-    if (r < 0) {
-      this.files.rollback(this.fileMark);
-      this.pmd.rollback();
+  constructor(options: AddressSpaceOptions, attached?: AddressSpaceDescriptor) {
+    if (attached !== undefined) {
+      this.config = attached.config;
+      this.rcuFree = attached.rcuFree;
+      this.arena = VmaArena.attach(attached.vmas);
+      this.index = options.index;
+      this.locks = MmLocks.attach(attached.locks, this.arena);
+      this.state = MmState.attach(attached.state);
+      this.pmd = PmdState.attach(attached.pmd);
+      this.files = FileTable.attach(attached.files);
+      this.fds = FdTable.attach(attached.fds, this.files);
+      this.anonVmas = AnonVmaTable.attach(attached.anonVmas);
     } else {
-      this.mapCount += this.txn.mapCountDelta;
-      this.pmd.begin();
+      this.config = defaultConfig(options.config);
+      this.rcuFree = options.rcuFree ?? true;
+      const capacity = options.vmaCapacity ?? 256;
+      this.arena = VmaArena.create(
+        capacity,
+        Math.max(capacity, this.config.maxMapCount + 16),
+        options.injector,
+      );
+      this.index = options.index;
+      this.locks = MmLocks.create(this.arena);
+      this.state = MmState.create(this.config.startBrk);
+      this.pmd = PmdState.create(this.config.taskSize);
+      this.files = options.files ?? options.fds?.files ?? FileTable.create({ injector: options.injector });
+      this.fds = options.fds ?? FdTable.create(this.files);
+      this.anonVmas = options.anonVmas ?? AnonVmaTable.create(options.injector);
     }
-    this.txn.reset();
-    this.layer.mapCountBase = this.mapCount;
-    this.fileMark = this.files.mark();
-    return r;
+    if (this.fds.files.arena.describe().records !== this.files.arena.describe().records) {
+      throw new Error('AddressSpace: the descriptor table resolves into another file table');
+    }
+    this.mmapLock = this.locks.mmapLock;
+    const arena = this.arena;
+    const free = this.rcuFree
+      ? (h: number) => rcuDeferFree(arena.arena, h)
+      : (h: number) => arena.arena.free(h);
+    this.ctx = new SyscallContext(this, free);
+    this.ctx.layer.onUnmap = (starts, ends, floor, ceiling) =>
+      this.unmapPageTables(starts, ends, floor, ceiling);
   }
 
-  /** Commits and releases mmap_lock; returns `ret`, or -ENOMEM if the commit failed. */
-  end(ret: number): number {
-    const r = this.commit();
-    this.txnOpen = false;
-    mmapWriteUnlock(this.locks);
-    return r < 0 ? r : ret;
+  /** The same address space on this CPU (the index must be a MapleTree to be shared). */
+  static attach(desc: AddressSpaceDescriptor): AddressSpace {
+    return new AddressSpace({ index: MapleTree.attach(desc.index) }, desc);
   }
+
+  describe(): AddressSpaceDescriptor {
+    if (!(this.index instanceof MapleTree)) {
+      throw new Error('AddressSpace.describe: the VMA index is not a MapleTree, so other CPUs cannot see it');
+    }
+    return {
+      config: this.config,
+      rcuFree: this.rcuFree,
+      vmas: this.arena.describe(),
+      index: this.index.describe(),
+      locks: this.locks.describe(),
+      state: this.state.describe(),
+      pmd: this.pmd.describe(),
+      files: this.files.describe(),
+      fds: this.fds.describe(),
+      anonVmas: this.anonVmas.describe(),
+    };
+  }
+
+  // ---- the syscall entry ---------------------------------------------------------------------
 
   /**
-   * Runs a raw syscall: it returns holding no lock (checked by the validator), and if it throws (an
+   * Runs `body` under mmap_lock held for write on a fresh transaction, commits it (a failed
+   * commit turns the result into -ENOMEM and changes nothing), releases mmap_lock, then runs the
+   * populate stage the body asked for. Preconditions: this CPU holds no lock; the arguments passed
+   * the syscall's check. Returns holding no lock (checked by the validator); if the body throws (an
    * internal error, never an errno) its uncommitted work and mmap_lock are dropped first.
    */
-  private syscall(name: string, run: SyscallBody, a = 0, b = 0, c = 0, d = 0, e = 0, f = 0): number {
+  private run(name: string, body: LockedBody, a = 0, b = 0, c = 0, d = 0, e = 0, f = 0): number {
+    const ctx = this.ctx;
+    let ret: number;
+    mmapWriteLock(this.locks);
     try {
-      return run(this, a, b, c, d, e, f);
+      ctx.open();
+      ret = body(ctx, a, b, c, d, e, f);
+      this.splitHugeAcrossVmasLocked();
+      const r = ctx.commitLocked();
+      if (r < 0) ret = r;
     } catch (error) {
-      throw this.abandon(error);
+      ctx.abandonLocked();
+      mmapWriteUnlock(this.locks);
+      lockdepAssertNoneHeld(name);
+      throw error;
+    }
+    mmapWriteUnlock(this.locks);
+    if (ctx.populateMode !== POPULATE_NONE) ret = this.populate(ret);
+    lockdepAssertNoneHeld(name);
+    return ret;
+  }
+
+  /** Runs a read-only body under mmap_lock held for read. */
+  private runRead(name: string, body: LockedBody, a = 0, b = 0, c = 0): number {
+    mmapReadLock(this.locks);
+    try {
+      return body(this.ctx, a, b, c, 0, 0, 0);
     } finally {
+      mmapReadUnlock(this.locks);
       lockdepAssertNoneHeld(name);
     }
   }
 
-  /** Drops a failed syscall's uncommitted work and mmap_lock; the space stays as its last commit left it. */
-  private abandon(error: unknown): unknown {
-    if (this.txnOpen) {
-      this.txn.reset();
-      this.files.rollback(this.fileMark);
-      this.pmd.rollback();
-      this.txnOpen = false;
-      mmapWriteUnlock(this.locks);
+  /**
+   * The populate stage (__mm_populate / faultin_page_range after mmap_write_unlock): faults the
+   * requested range under mmap_lock held for read and the page-table lock, publishing only the
+   * anon_vmas the faults create. Returns the syscall's result as the stage decides it.
+   */
+  private populate(ret: number): number {
+    const ctx = this.ctx;
+    const mode = ctx.populateMode;
+    const start = ctx.populateStart;
+    const end = start + ctx.populateLen;
+    mmapReadLock(this.locks);
+    ctx.open();
+    this.state.ptl.lock();
+    try {
+      if (mode === POPULATE_IGNORE) mmPopulate(ctx, start, end - start, true);
+      else if (mode === POPULATE_MLOCK) {
+        const pop = mmPopulate(ctx, start, end - start, false);
+        ret = pop === -EFAULT ? -ENOMEM : pop === -ENOMEM ? -EAGAIN : pop < 0 ? pop : ret;
+      } else if (mode === POPULATE_FAULTIN_READ || mode === POPULATE_FAULTIN_WRITE) {
+        ret = faultinRange(ctx, start, end, mode === POPULATE_FAULTIN_WRITE);
+      }
+      ctx.commitAnonLocked();
+    } catch (error) {
+      ctx.abandonLocked();
+      throw error;
+    } finally {
+      this.state.ptl.unlock();
+      mmapReadUnlock(this.locks);
     }
-    return error;
-  }
-
-  /** mm->locked_vm in pages: the size of the VM_LOCKED VMAs (as the transaction stands). */
-  lockedPages(): number {
-    const t = this.txn;
-    let pages = 0;
-    for (let v = t.findFrom(0); v >= 0; v = t.nextOf(v)) {
-      if ((t.flags[v] & VM_LOCKED) !== 0) pages += (t.end[v] - t.start[v]) / 4096;
-    }
-    return pages;
+    return ret;
   }
 
   /** Unmapping zaps the range and frees the page tables of free_pgtables' gathered groups. */
@@ -209,88 +289,137 @@ export class AddressSpace {
     }
   }
 
-  /** A huge page mapping cannot straddle VMAs: a boundary inside one splits it into a table. */
-  private splitHugeAcrossVmas(): void {
+  /**
+   * A huge page mapping cannot straddle VMAs: a VMA edge the transaction creates inside a region
+   * mapped huge splits the mapping into a table. Preconditions: mmap_lock held for write.
+   */
+  private splitHugeAcrossVmasLocked(): void {
     if (this.pmd.hugeCount === 0) return;
-    const t = this.txn;
-    for (const r of this.pmd.hugeRegions()) {
-      const v = t.vmaAt(r);
-      if (v < 0 || t.end[v] < r + PMD_SIZE) this.pmd.set(r, PTE_TABLE);
+    const edges = this.edges;
+    edges.length = 0;
+    this.ctx.txn.changedEdges(edges);
+    for (const edge of edges) {
+      if (edge % PMD_SIZE !== 0 && this.pmd.at(edge) === HUGE) this.pmd.set(edge, PTE_TABLE);
     }
   }
 
-  /** A new anon_vma identity (anon_vma_alloc). */
-  newAnonVma(): number {
-    return this.nextAnonId++;
+  /** mm->map_count. */
+  get mapCount(): number {
+    return this.state.mapCount;
+  }
+  /** mm->brk (the exact requested break). */
+  get curBrk(): number {
+    return this.state.brk;
+  }
+  get startBrk(): number {
+    return this.state.startBrk;
+  }
+  /** mm->def_flags. */
+  get defFlags(): number {
+    return this.state.defFlags;
+  }
+  /** mm->locked_vm in pages. */
+  lockedPages(): number {
+    return this.state.lockedVm;
   }
 
-  /** The id of a special mapping name, registering it on first use. */
-  specialNameId(name: string): number {
-    const i = this.specialNames.indexOf(name);
-    if (i >= 0) return i;
-    this.specialNames.push(name);
-    return this.specialNames.length - 1;
+  /** Shows the [vsyscall] gate page with these VM_* flags in the maps view (0: none). */
+  setGate(flags: number): void {
+    this.state.gateFlags = flags;
   }
 
-  /** Adds a VMA as it is (process start-up layout); its range must be free. */
-  insertVma(f: VmaFields): void {
-    this.begin();
-    if (this.txn.intersecting(f.start, f.end) >= 0) {
-      this.end(0);
-      throw new Error(`insertVma: [${f.start.toString(16)}, ${f.end.toString(16)}) is not free`);
+  /**
+   * Adds a VMA as it is (process start-up layout); its range must be free. With `withAnon`, it
+   * gets a new anon_vma (it has anonymous pages).
+   */
+  insertVma(f: VmaFields, withAnon = false): void {
+    const ctx = this.ctx;
+    mmapWriteLock(this.locks);
+    try {
+      ctx.open();
+      if (ctx.txn.intersecting(f.start, f.end) >= 0) {
+        throw new Error(`insertVma: [${f.start.toString(16)}, ${f.end.toString(16)}) is not free`);
+      }
+      const anon = withAnon ? ctx.newAnonVma() : f.anon;
+      if (anon === 0 && withAnon) throw new Error('insertVma: no memory for an anon_vma');
+      ctx.txn.insert({ ...f, anon });
+      check(ctx.commitLocked(), 'insertVma');
+    } catch (error) {
+      ctx.abandonLocked();
+      throw error;
+    } finally {
+      mmapWriteUnlock(this.locks);
     }
-    if (f.anon >= this.nextAnonId) this.nextAnonId = f.anon + 1;
-    this.txn.insert(f);
-    check(this.end(0), 'insertVma');
   }
 
-  /** Unmaps everything and returns every record to the arena (after the RCU grace period). */
+  /**
+   * Unmaps everything and returns every record (VMA, tree node, page-table leaf, the identities
+   * the VMAs held) to its arena, after the RCU grace period. Other CPUs must have stopped using it.
+   */
   destroy(): void {
-    this.begin();
-    const first = this.txn.findFrom(0);
-    if (first >= 0) this.layer.unmapRange(first, 0, 2 ** 53);
-    check(this.end(0), 'destroy');
+    this.run('destroy', (mm) => {
+      const first = mm.txn.findFrom(0);
+      if (first >= 0) mm.layer.unmapRange(first, 0, 2 ** 53);
+      return 0;
+    });
+    this.pmd.destroy();
     rcuBarrier();
   }
 
   // ---- raw syscalls: result or -errno ---------------------------------------------------------
 
   sysMmap(addr: number, len: number, prot: number, flags: number, fd: number, offset: number): number {
-    return this.syscall('syscall mmap', sysMmap, addr, len, prot, flags, fd, offset);
+    const file = (flags & MAP_ANONYMOUS) === 0 ? this.fds.fget(fd) : 0;
+    try {
+      const c = mmapCheck(flags, file, offset);
+      return c !== CHECKED ? c : this.run('syscall mmap', mmapLocked, addr, len, prot, flags, file, offset);
+    } finally {
+      if (file !== 0) this.files.put(file);
+    }
   }
   sysMunmap(addr: number, len: number): number {
-    return this.syscall('syscall munmap', sysMunmap, addr, len);
+    return this.run('syscall munmap', munmapLocked, addr, len);
   }
   sysMprotect(addr: number, len: number, prot: number): number {
-    return this.syscall('syscall mprotect', sysMprotect, addr, len, prot);
+    const c = mprotectCheck(addr, len, prot);
+    return c !== CHECKED ? c : this.run('syscall mprotect', mprotectLocked, addr, len, prot);
   }
   sysMremap(oldAddr: number, oldLen: number, newLen: number, flags: number, newAddr: number): number {
-    return this.syscall('syscall mremap', sysMremap, oldAddr, oldLen, newLen, flags, newAddr);
+    const c = mremapCheck(this.config.taskSize, oldAddr, oldLen, newLen, flags, newAddr);
+    if (c !== CHECKED) return c;
+    return this.run('syscall mremap', mremapLocked, oldAddr, oldLen, newLen, flags, newAddr);
   }
+  /** brk never fails: a refused request (or a failed commit) returns the old break. */
   sysBrk(addr: number): number {
-    return this.syscall('syscall brk', sysBrk, addr);
+    const r = this.run('syscall brk', brkLocked, addr);
+    return r < 0 ? this.state.brk : r;
   }
   sysMadvise(addr: number, len: number, advice: number): number {
-    return this.syscall('syscall madvise', sysMadvise, addr, len, advice);
+    const c = madviseCheck(addr, len, advice);
+    return c !== CHECKED ? c : this.run('syscall madvise', madviseLocked, addr, len, advice);
   }
   sysMlock2(addr: number, len: number, flags: number): number {
-    return this.syscall('syscall mlock2', sysMlock2, addr, len, flags);
+    const c = mlock2Check(this.config, flags);
+    return c !== CHECKED ? c : this.run('syscall mlock2', mlock2Locked, addr, len, flags);
   }
   sysMunlock(addr: number, len: number): number {
-    return this.syscall('syscall munlock', sysMunlock, addr, len);
+    return this.run('syscall munlock', munlockLocked, addr, len);
   }
   sysMlockall(flags: number): number {
-    return this.syscall('syscall mlockall', sysMlockall, flags);
+    const c = mlockallCheck(this.config, flags);
+    return c !== CHECKED ? c : this.run('syscall mlockall', mlockallLocked, flags);
   }
   sysMunlockall(): number {
-    return this.syscall('syscall munlockall', sysMunlockall);
+    return this.run('syscall munlockall', munlockallBody);
   }
   sysMsync(addr: number, len: number, flags: number): number {
-    return this.syscall('syscall msync', sysMsync, addr, len, flags);
+    const c = msyncCheck(addr, len, flags);
+    return c !== CHECKED ? c : this.runRead('syscall msync', msyncReadLocked, addr, len, flags);
   }
   /** The traces' fault stand-in: accesses every page of [addr, addr + len) that can be accessed. */
   sysTouch(addr: number, len: number, write: boolean): number {
-    return this.syscall('syscall touch', touchSyscall, addr, len, write ? 1 : 0);
+    const c = touchCheck(this.config.taskSize, addr, len);
+    return c !== CHECKED ? c : this.run('syscall touch', touchBody, addr, len, write ? 1 : 0);
   }
 
   // ---- public API: throws VmError -------------------------------------------------------------
@@ -369,11 +498,11 @@ export class AddressSpace {
 
   /** The VMAs in address order, as /proc/PID/maps and smaps show them. */
   vmas(): VmaView[] {
-    this.mmapLock.downRead();
+    mmapReadLock(this.locks);
     try {
       return vmaViews(this);
     } finally {
-      this.mmapLock.upRead();
+      mmapReadUnlock(this.locks);
     }
   }
 }

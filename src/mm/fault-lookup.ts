@@ -14,6 +14,8 @@
  * address space's event counters (vmaLockEvents). Everything here is allocation-free.
  */
 import { type RangeIndex, rangeOut } from '../maple/api.js';
+import { MapleTree, type MapleTreeDescriptor } from '../maple/tree.js';
+import type { ArenaDescriptor } from '../shm/arena.js';
 import { rcuReadLock, rcuReadUnlock } from '../sync/rcu.js';
 import {
   countEvent,
@@ -24,7 +26,8 @@ import {
   EV_MMAP_FALLBACK,
   EV_RETRY,
   EV_SUCCESS,
-  type MmLocks,
+  MmLocks,
+  type MmLocksDescriptor,
   mmapReadLock,
   mmapReadUnlock,
   READ_DETACHED,
@@ -32,11 +35,25 @@ import {
   vmaEndRead,
   vmaTryRead,
 } from './vma-lock.js';
+import { VmaArena } from './vma-record.js';
 
-/** What a fault needs of an address space: its VMA index and its locks (AddressSpace, SharedMm). */
+/** What a fault needs of an address space: its VMA index and its locks (an AddressSpace on any CPU). */
 export interface FaultMm {
   readonly index: RangeIndex;
   readonly locks: MmLocks;
+}
+
+/** The VMA records, tree and locks of an address space (AddressSpaceDescriptor has them too). */
+export interface FaultMmDescriptor {
+  vmas: ArenaDescriptor;
+  index: MapleTreeDescriptor;
+  locks: MmLocksDescriptor;
+}
+
+/** Attaches just the fault side of an address space on this CPU: lookups, locks, VMA fields. */
+export function attachFaultMm(desc: FaultMmDescriptor): FaultMm & { readonly arena: VmaArena } {
+  const arena = VmaArena.attach(desc.vmas);
+  return { arena, index: MapleTree.attach(desc.index), locks: MmLocks.attach(desc.locks, arena) };
 }
 
 /** Walks repeated when the VMA found was detached meanwhile (it was just replaced). */

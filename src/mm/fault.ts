@@ -11,7 +11,7 @@
  * MAP_LOCKED) and faultin_page_range (MADV_POPULATE_READ/WRITE).
  */
 import { EFAULT, EINVAL, ENOMEM } from '../errno.js';
-import type { AddressSpace } from './address-space.js';
+import type { SyscallContext } from './context.js';
 import { HUGE, PMD_NONE, PTE_TABLE } from './pmd-state.js';
 import {
   PAGE_SIZE,
@@ -30,20 +30,20 @@ import {
   VM_SOFTDIRTY,
   VM_WRITE,
 } from './vm-flags.js';
-import { NAME_ANON, NAME_SPECIAL } from './vma-record.js';
+import { NAME_ANON, NAME_SPECIAL, SPECIAL_STACK } from './vma-record.js';
 
 /** vma_is_anonymous: no vm_ops (private anonymous memory, including the stack). */
-export function isAnonymous(mm: AddressSpace, slot: number): boolean {
+export function isAnonymous(mm: SyscallContext, slot: number): boolean {
   const t = mm.txn;
   return t.file[slot] === 0 && (t.nameKind[slot] === NAME_ANON || isStackName(mm, slot));
 }
 
-function isStackName(mm: AddressSpace, slot: number): boolean {
-  return mm.txn.nameKind[slot] === NAME_SPECIAL && mm.specialNames[mm.txn.nameId[slot]] === '[stack]';
+function isStackName(mm: SyscallContext, slot: number): boolean {
+  return mm.txn.nameKind[slot] === NAME_SPECIAL && mm.txn.nameId[slot] === SPECIAL_STACK;
 }
 
 /** anon_vma_compatible(a, b): b directly follows a and could share its anon_vma. */
-function anonVmaCompatible(mm: AddressSpace, a: number, b: number): boolean {
+function anonVmaCompatible(mm: SyscallContext, a: number, b: number): boolean {
   const t = mm.txn;
   return (
     t.end[a] === t.start[b] &&
@@ -53,34 +53,40 @@ function anonVmaCompatible(mm: AddressSpace, a: number, b: number): boolean {
   );
 }
 
-/** anon_vma_prepare: gives `slot` an anon_vma (a neighbour's when compatible, else a new one). */
-export function anonPrepare(mm: AddressSpace, slot: number): void {
+/**
+ * anon_vma_prepare: gives `slot` an anon_vma (a neighbour's when compatible, else a new one).
+ * Returns 0, or -ENOMEM when a new one cannot be allocated.
+ */
+export function anonPrepare(mm: SyscallContext, slot: number): number {
   const t = mm.txn;
-  if (t.anon[slot] !== 0) return;
+  if (t.anon[slot] !== 0) return 0;
   const next = t.findFrom(t.end[slot]);
   if (next >= 0 && t.anon[next] !== 0 && anonVmaCompatible(mm, slot, next)) {
     t.anon[slot] = t.anon[next];
-    return;
+    return 0;
   }
   const prev = t.prevOf(slot);
   if (prev >= 0 && t.anon[prev] !== 0 && anonVmaCompatible(mm, prev, slot)) {
     t.anon[slot] = t.anon[prev];
-    return;
+    return 0;
   }
-  t.anon[slot] = mm.newAnonVma();
+  const id = mm.newAnonVma();
+  if (id === 0) return -ENOMEM;
+  t.anon[slot] = id;
+  return 0;
 }
 
 /** End of the part of `slot` backed by its file or shmem object (vm_end if anonymous). */
-export function backedEnd(mm: AddressSpace, slot: number): number {
+export function backedEnd(mm: SyscallContext, slot: number): number {
   const t = mm.txn;
   if (t.file[slot] === 0) return t.end[slot];
-  const filePages = Math.ceil(mm.files.get(t.file[slot]).size / PAGE_SIZE);
+  const filePages = Math.ceil(mm.files.size(t.file[slot]) / PAGE_SIZE);
   const end = t.start[slot] + (filePages - t.pgoff[slot]) * PAGE_SIZE;
   return Math.max(t.start[slot], Math.min(t.end[slot], end));
 }
 
 /** do_huge_pmd_anonymous_page applies: an anonymous THP-enabled VMA covering the whole region. */
-function thpEligible(mm: AddressSpace, slot: number, region: number): boolean {
+function thpEligible(mm: SyscallContext, slot: number, region: number): boolean {
   const t = mm.txn;
   const flags = t.flags[slot];
   if (!isAnonymous(mm, slot) || (flags & VM_NOHUGEPAGE) !== 0) return false;
@@ -90,13 +96,13 @@ function thpEligible(mm: AddressSpace, slot: number, region: number): boolean {
 }
 
 /**
- * Faults every page of [start, end) (inside `slot`) for read or write. A region whose PMD entry is
+ * Faults every page of [start, end) (inside `slot`) for read or write (-ENOMEM: no anon_vma). A region whose PMD entry is
  * empty gets a huge page if the VMA allows one (creating the anon_vma even on a read), else a page
  * table. Returns the pages done, or -EFAULT when a page lies past the end of the backing object
  * (after the pages before it; a private write fault allocates the anon_vma before it finds out).
  */
 export function faultRange(
-  mm: AddressSpace,
+  mm: SyscallContext,
   slot: number,
   start: number,
   end: number,
@@ -111,21 +117,21 @@ export function faultRange(
     const region = Math.floor(addr / PMD_SIZE) * PMD_SIZE;
     if (mm.pmd.at(region) === PMD_NONE && thpEligible(mm, slot, region)) {
       mm.pmd.set(region, HUGE);
-      anonPrepare(mm, slot);
+      if (anonPrepare(mm, slot) < 0) return -ENOMEM;
       continue;
     }
     if (mm.pmd.at(region) === PMD_NONE) mm.pmd.set(region, PTE_TABLE);
-    if (cow) anonPrepare(mm, slot);
+    if (cow && anonPrepare(mm, slot) < 0) return -ENOMEM;
   }
   if (end > backed) {
-    if (cow) anonPrepare(mm, slot);
+    if (cow && anonPrepare(mm, slot) < 0) return -ENOMEM;
     return -EFAULT;
   }
   return (end - start) / PAGE_SIZE;
 }
 
 /** check_vma_flags for GUP: 0 or -EFAULT. */
-function checkVmaFlags(mm: AddressSpace, slot: number, write: boolean, force: boolean): number {
+function checkVmaFlags(mm: SyscallContext, slot: number, write: boolean, force: boolean): number {
   const flags = mm.txn.flags[slot];
   if ((flags & (VM_IO | VM_PFNMAP)) !== 0) return -EFAULT;
   if (write) {
@@ -140,7 +146,7 @@ function checkVmaFlags(mm: AddressSpace, slot: number, write: boolean, force: bo
 }
 
 /** populate_vma_page_range: the mlock/MAP_POPULATE walk over [start, end) of one VMA. */
-export function populateVmaRange(mm: AddressSpace, slot: number, start: number, end: number): number {
+export function populateVmaRange(mm: SyscallContext, slot: number, start: number, end: number): number {
   const flags = mm.txn.flags[slot];
   if ((flags & VM_LOCKONFAULT) !== 0) return (end - start) / PAGE_SIZE;
   const write = (flags & (VM_WRITE | VM_SHARED)) === VM_WRITE;
@@ -151,7 +157,7 @@ export function populateVmaRange(mm: AddressSpace, slot: number, start: number, 
 }
 
 /** __mm_populate over [start, start + len): 0 or the first error (unless ignoring errors). */
-export function mmPopulate(mm: AddressSpace, start: number, len: number, ignoreErrors: boolean): number {
+export function mmPopulate(mm: SyscallContext, start: number, len: number, ignoreErrors: boolean): number {
   const t = mm.txn;
   const end = start + len;
   let nstart = start;
@@ -169,7 +175,7 @@ export function mmPopulate(mm: AddressSpace, start: number, len: number, ignoreE
 }
 
 /** faultin_page_range for MADV_POPULATE_(READ|WRITE): 0, -ENOMEM (hole), -EINVAL, -EFAULT. */
-export function faultinRange(mm: AddressSpace, start: number, end: number, write: boolean): number {
+export function faultinRange(mm: SyscallContext, start: number, end: number, write: boolean): number {
   const t = mm.txn;
   let addr = start;
   while (addr < end) {
@@ -177,7 +183,8 @@ export function faultinRange(mm: AddressSpace, start: number, end: number, write
     if (vma < 0) return -ENOMEM;
     if (checkVmaFlags(mm, vma, write, false) < 0) return -EINVAL;
     const stop = Math.min(end, t.end[vma]);
-    if (faultRange(mm, vma, addr, stop, write) < 0) return -EFAULT;
+    const r = faultRange(mm, vma, addr, stop, write);
+    if (r < 0) return r === -ENOMEM ? r : -EFAULT;
     addr = stop;
   }
   return 0;

@@ -8,7 +8,7 @@
  * Runs against the tree as it is (placement always precedes mutation in a syscall).
  */
 import { EINVAL, ENOMEM, EPERM } from '../errno.js';
-import { type FileRef, PLACE_THP } from '../fs/file-ref.js';
+import { type FileTable, PLACE_THP } from '../fs/file-table.js';
 import { type RangeIndex, rangeOut } from '../maple/api.js';
 import type { MmConfig } from './config.js';
 import { MAP_FIXED, MAP_SHARED, PAGE_SIZE, PMD_SIZE, VM_GROWSDOWN } from './vm-flags.js';
@@ -20,22 +20,27 @@ export class Placement {
   private readonly index: RangeIndex;
   private readonly arena: VmaArena;
   private readonly config: MmConfig;
+  private readonly files: FileTable;
   private readonly out = rangeOut();
 
-  constructor(index: RangeIndex, arena: VmaArena, config: MmConfig) {
+  constructor(index: RangeIndex, arena: VmaArena, config: MmConfig, files: FileTable) {
     this.index = index;
     this.arena = arena;
     this.config = config;
+    this.files = files;
   }
 
-  /** __get_unmapped_area: an address for [addr, addr + len) or -errno. `len` is page-aligned. */
-  getUnmappedArea(file: FileRef | null, addr: number, len: number, pgoff: number, flags: number): number {
+  /**
+   * __get_unmapped_area: an address for [addr, addr + len) or -errno. `len` is page-aligned;
+   * `file` is a file id (0 = anonymous).
+   */
+  getUnmappedArea(file: number, addr: number, len: number, pgoff: number, flags: number): number {
     const c = this.config;
     if (len > c.taskSize) return -ENOMEM;
     let res: number;
-    if (file !== null) {
+    if (file !== 0) {
       res =
-        file.placement === PLACE_THP
+        this.files.placement(file) === PLACE_THP
           ? this.thpGetUnmappedArea(addr, len, pgoff, flags)
           : this.archTopdown(addr, len, flags);
     } else if ((flags & MAP_SHARED) !== 0) {

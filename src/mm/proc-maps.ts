@@ -6,9 +6,9 @@
  * file's name, [heap] for an anonymous VMA meeting (start_brk, brk), the special mapping's name,
  * or nothing. A view's `name` is the identity the traces use (`anon_shared:N` for shmem).
  */
-import type { AddressSpace } from './address-space.js';
+import type { MmShared } from './context.js';
 import { PAGE_SIZE, permsText, vmFlagsText } from './vm-flags.js';
-import { NAME_FILE, NAME_SPECIAL } from './vma-record.js';
+import { NAME_FILE, NAME_SPECIAL, SPECIAL_NAMES } from './vma-record.js';
 
 const LIMIT = 2 ** 53 - 1;
 /** Where the kernel's show_map_vma starts the name (the fields are padded to 72, then a space). */
@@ -26,8 +26,12 @@ export interface VmaView {
   vmflags: string;
 }
 
-/** Every VMA in address order (caller holds mmap_lock). */
-export function vmaViews(mm: AddressSpace): VmaView[] {
+/** The [vsyscall] gate page's range (x86_64's fixed legacy vsyscall address). */
+const GATE_START = 0xffffffffff600000n;
+const GATE_END = 0xffffffffff601000n;
+
+/** Every VMA in address order, then the gate page if any. Preconditions: mmap_lock held. */
+export function vmaViews(mm: MmShared): VmaView[] {
   const views: VmaView[] = [];
   const out = { first: 0, last: 0, value: 0 };
   const a = mm.arena;
@@ -40,11 +44,10 @@ export function vmaViews(mm: AddressSpace): VmaView[] {
     let name = '';
     let shmem = -1;
     if (kind === NAME_FILE) {
-      const file = mm.files.get(a.file(h));
-      name = file.name;
-      shmem = file.shmemIndex;
-    } else if (kind === NAME_SPECIAL) name = mm.specialNames[a.nameId(h)];
-    else if (start < mm.curBrk && end > mm.startBrk) name = '[heap]';
+      name = mm.files.name(a.file(h));
+      shmem = mm.files.shmemIndex(a.file(h));
+    } else if (kind === NAME_SPECIAL) name = SPECIAL_NAMES[a.nameId(h)];
+    else if (start < mm.state.brk && end > mm.state.startBrk) name = '[heap]';
     views.push({
       start: BigInt(start),
       end: BigInt(end),
@@ -56,15 +59,16 @@ export function vmaViews(mm: AddressSpace): VmaView[] {
     });
     q = out.last + 1;
   }
-  for (const v of mm.outsideVmas) {
+  const gate = mm.state.gateFlags;
+  if (gate !== 0) {
     views.push({
-      start: v.start,
-      end: v.end,
-      perms: permsText(v.flags),
+      start: GATE_START,
+      end: GATE_END,
+      perms: permsText(gate),
       offset: 0n,
-      name: v.name,
+      name: '[vsyscall]',
       shmem: -1,
-      vmflags: vmFlagsText(v.flags),
+      vmflags: vmFlagsText(gate),
     });
   }
   return views;
@@ -83,7 +87,7 @@ export function mapsLine(v: VmaView): string {
 }
 
 /** /proc/PID/maps text. */
-export function mapsText(mm: AddressSpace): string {
+export function mapsText(mm: { vmas(): VmaView[] }): string {
   return mm
     .vmas()
     .map((v) => `${mapsLine(v)}\n`)
@@ -91,7 +95,7 @@ export function mapsText(mm: AddressSpace): string {
 }
 
 /** A short /proc/PID/smaps: each maps line, its size and its VmFlags. */
-export function smapsText(mm: AddressSpace): string {
+export function smapsText(mm: { vmas(): VmaView[] }): string {
   let text = '';
   for (const v of mm.vmas()) {
     text += `${mapsLine(v)}\nSize:           ${String((v.end - v.start) / 1024n).padStart(8)} kB\nVmFlags: ${v.vmflags}\n`;

@@ -41,8 +41,27 @@ export const VMA_ATTACHED = 1;
 export const NAME_ANON = 0;
 /** A file of the FileTable (FILE holds its id): test files, the executable, libraries, shmem. */
 export const NAME_FILE = 1;
-/** A kernel-named special mapping ([stack], [vdso], [vvar], ...): NAME_ID indexes the name table. */
+/** A kernel-named special mapping ([stack], [vdso], [vvar], ...): NAME_ID indexes SPECIAL_NAMES. */
 export const NAME_SPECIAL = 2;
+
+/** The names of special mappings, one table for every CPU and process (NAME_ID = position). */
+export const SPECIAL_NAMES: readonly string[] = [
+  '[stack]',
+  '[vdso]',
+  '[vvar]',
+  '[vvar_vclock]',
+  '[vsyscall]',
+  '[sigpage]',
+  '[uprobes]',
+];
+export const SPECIAL_STACK = 0;
+
+/** The NAME_ID of a special mapping's name; throws for a name the kernel does not use. */
+export function specialNameId(name: string): number {
+  const id = SPECIAL_NAMES.indexOf(name);
+  if (id < 0) throw new RangeError(`unknown special mapping name ${name}`);
+  return id;
+}
 
 /** A VMA's fields as plain values (used off the hot path: layout seeding, views, tests). */
 export interface VmaFields {

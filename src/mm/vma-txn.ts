@@ -18,6 +18,7 @@
  */
 import { ENOMEM } from '../errno.js';
 import { type RangeIndex, type RangeOut, rangeOut } from '../maple/api.js';
+import { PAGE_SIZE, VM_LOCKED } from './vm-flags.js';
 import { type MmLocks, vmaMarkAttached, vmaMarkDetached, vmaStartWrite } from './vma-lock.js';
 import { VMA_ATTACHED, VMA_DETACHED, type VmaArena, type VmaFields } from './vma-record.js';
 
@@ -25,6 +26,12 @@ const LIMIT = 2 ** 53 - 1;
 
 /** Releases a record that left the tree (RCU-deferred once the RCU layer frees it). */
 export type VmaFreeFn = (handle: number) => void;
+
+/** Reference counts of the identities VMA records name (a file id, an anon_vma id; 0 = none). */
+export interface IdentityRefs {
+  readonly files: { get(id: number): void; put(id: number): void };
+  readonly anonVmas: { get(id: number): void; put(id: number): void };
+}
 
 export class VmaTxn {
   readonly arena: VmaArena;
@@ -66,17 +73,23 @@ export class VmaTxn {
   private eraseStart2 = new Float64Array(16);
   private eraseEnd2 = new Float64Array(16);
   private nErase = 0;
+  /** Identities whose references the commit drops after writing every record. */
+  private readonly oldFiles: number[] = [];
+  private readonly oldAnons: number[] = [];
 
   /**
    * With `locks` (an AddressSpace), commit write-locks every record it changes or removes before
    * publishing anything, and attaches/detaches records through the per-VMA lock layer; without
-   * (the pure-layer tests), it only sets the records' STATE.
+   * (the pure-layer tests), it only sets the records' STATE. With `refs`, every record holds a
+   * reference to the file and the anon_vma it names: commit takes and drops them as records are
+   * created, changed and removed.
    */
   constructor(
     arena: VmaArena,
     index: RangeIndex,
     freeRecord: VmaFreeFn,
     private readonly locks: MmLocks | null = null,
+    private readonly refs: IdentityRefs | null = null,
   ) {
     this.arena = arena;
     this.index = index;
@@ -293,6 +306,58 @@ export class VmaTxn {
     return 0;
   }
 
+  /** Appends the start and end of every VMA this transaction creates, moves or resizes. */
+  changedEdges(out: number[]): void {
+    const arena = this.arena;
+    for (let k = 0; k < this.nOrder; k++) {
+      const s = this.order[k];
+      const h = this.origin[s];
+      if (h === 0 || this.start[s] !== arena.start(h) || this.end[s] !== arena.end(h)) {
+        out.push(this.start[s], this.end[s]);
+      }
+    }
+  }
+
+  /** The change of mm->locked_vm (pages of VM_LOCKED VMAs) this transaction makes. */
+  lockedDelta(): number {
+    const a = this.arena;
+    let pages = 0;
+    for (let k = 0; k < this.nOrder; k++) {
+      const s = this.order[k];
+      if ((this.flags[s] & VM_LOCKED) !== 0) pages += (this.end[s] - this.start[s]) / PAGE_SIZE;
+    }
+    for (let k = 0; k < this.nLoaded; k++) {
+      const h = this.loaded[k];
+      if ((a.flags(h) & VM_LOCKED) !== 0) pages -= (a.end(h) - a.start(h)) / PAGE_SIZE;
+    }
+    return pages;
+  }
+
+  /**
+   * Publishes what a fault walk under mmap_lock held for read may change: a loaded VMA's anon_vma,
+   * from none to one (anon_vma_prepare). A record another CPU gave one meanwhile keeps its own.
+   * Preconditions: the mm's page_table_lock held; nothing else in the transaction changed.
+   */
+  commitAnonOnly(): void {
+    const a = this.arena;
+    if (this.nOrder !== this.nLoaded) throw new Error('vma txn: commitAnonOnly with VMAs added or removed');
+    for (let k = 0; k < this.nLoaded; k++) {
+      const h = this.loaded[k];
+      const s = this.slotOfHandle[h];
+      if (
+        this.live[s] !== 1 ||
+        this.start[s] !== a.start(h) ||
+        this.end[s] !== a.end(h) ||
+        this.flags[s] !== a.flags(h)
+      ) {
+        throw new Error('vma txn: commitAnonOnly with a VMA changed beyond its anon_vma');
+      }
+      if (this.anon[s] === a.anon(h) || a.anon(h) !== 0) continue;
+      if (this.refs !== null) this.refs.anonVmas.get(this.anon[s]);
+      a.setIdentity(h, a.file(h), this.anon[s], a.nameKind(h), a.nameId(h));
+    }
+  }
+
   /**
    * The ranges the commit clears before storing: the old ranges of removed or moved records and
    * the new ranges of new or moved VMAs, sorted and coalesced (also across holes the tree has
@@ -436,6 +501,7 @@ export class VmaTxn {
       if (isNew) h = this.newHandles[fresh++];
       const moved = isNew || this.start[s] !== arena.start(h) || this.end[s] !== arena.end(h);
       if (moved || this.changed(s, h)) {
+        if (this.refs !== null) this.swapRefs(isNew ? 0 : arena.file(h), isNew ? 0 : arena.anon(h), s);
         arena.setRange(h, this.start[s], this.end[s], this.pgoff[s]);
         arena.setFlags(h, this.flags[s]);
         arena.setIdentity(h, this.file[s], this.anon[s], this.nameKind[s], this.nameId[s]);
@@ -447,13 +513,49 @@ export class VmaTxn {
     }
   }
 
+  /**
+   * A record's identities change from (oldFile, oldAnon) to slot s's: the new ones are taken now,
+   * the old ones put once every record is written (putOldRefs), so no identity that another record
+   * takes over drops to zero in between.
+   */
+  private swapRefs(oldFile: number, oldAnon: number, s: number): void {
+    const refs = this.refs as IdentityRefs;
+    const file = this.file[s];
+    const anon = this.anon[s];
+    if (file !== oldFile) {
+      if (file !== 0) refs.files.get(file);
+      if (oldFile !== 0) this.oldFiles.push(oldFile);
+    }
+    if (anon !== oldAnon) {
+      if (anon !== 0) refs.anonVmas.get(anon);
+      if (oldAnon !== 0) this.oldAnons.push(oldAnon);
+    }
+  }
+
+  private putOldRefs(): void {
+    const refs = this.refs as IdentityRefs;
+    for (const id of this.oldFiles) refs.files.put(id);
+    for (const id of this.oldAnons) refs.anonVmas.put(id);
+    this.oldFiles.length = 0;
+    this.oldAnons.length = 0;
+  }
+
   private releaseRemoved(): void {
+    const arena = this.arena;
     for (let k = 0; k < this.nLoaded; k++) {
       const h = this.loaded[k];
       if (this.live[this.slotOfHandle[h]] === 0) {
         this.detach(h);
+        // A detached record cannot be read-locked, so no reader uses its identities after this.
+        if (arena.file(h) !== 0) this.oldFiles.push(arena.file(h));
+        if (arena.anon(h) !== 0) this.oldAnons.push(arena.anon(h));
         this.freeRecord(h);
       }
+    }
+    if (this.refs !== null) this.putOldRefs();
+    else {
+      this.oldFiles.length = 0;
+      this.oldAnons.length = 0;
     }
   }
 

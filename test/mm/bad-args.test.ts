@@ -9,7 +9,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { errnoName, VmError } from '../../src/errno.js';
-import { FileTable } from '../../src/fs/file-ref.js';
 import type { AddressSpace } from '../../src/mm/address-space.js';
 import { mapsText } from '../../src/mm/proc-maps.js';
 import { ulong } from '../../src/mm/syscalls/args.js';
@@ -24,7 +23,7 @@ import {
   PROT_WRITE,
 } from '../../src/mm/vm-flags.js';
 import { VMA_ATTACHED } from '../../src/mm/vma-record.js';
-import { BASE, newSpace, P } from '../support/mm-fixture.js';
+import { BASE, newSpace, openFile, P } from '../support/mm-fixture.js';
 
 /** mulberry32: a small seeded PRNG. */
 function rng(seed: number): () => number {
@@ -41,9 +40,8 @@ function rng(seed: number): () => number {
 const SEED = Number(process.env.VMSPACE_SEED ?? 20261125);
 
 function setup(): { mm: AddressSpace; file: number } {
-  const files = new FileTable();
-  const file = files.add({ size: 32 * P, writable: true, name: 'f' }).id;
-  const mm = newSpace({}, files);
+  const mm = newSpace();
+  const file = openFile(mm, { size: 32 * P, writable: true, name: 'f' });
   mm.mmap(BASE, 8 * P, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED);
   mm.mmap(BASE + 10 * P, 4 * P, PROT_READ, MAP_SHARED | MAP_FIXED, file, 0);
   mm.touch(BASE, 2 * P, true);

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { EACCES, EAGAIN, EBUSY, EEXIST, EFAULT, EINVAL, ENOMEM } from '../../src/errno.js';
-import { FileTable, PLACE_THP } from '../../src/fs/file-ref.js';
+import { PLACE_THP } from '../../src/fs/file-table.js';
 import { smapsText } from '../../src/mm/proc-maps.js';
 import {
   MADV_DONTNEED,
@@ -34,7 +34,7 @@ import {
   PROT_READ,
   PROT_WRITE,
 } from '../../src/mm/vm-flags.js';
-import { BASE, layout, maps, newSpace, P } from '../support/mm-fixture.js';
+import { BASE, layout, maps, newSpace, openFile, P } from '../support/mm-fixture.js';
 
 const RW = PROT_READ | PROT_WRITE;
 const ANON = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED;
@@ -138,16 +138,15 @@ test('mremap with old_len 0 duplicates a shared mapping and refuses a private on
 });
 
 test('mprotect over a hole changes the part before it and fails with ENOMEM; EACCES for shared read-only files', () => {
-  const files = new FileTable();
-  const ro = files.add({ size: 16 * P, writable: false, name: 'ro' });
-  const mm = newSpace({}, files);
+  const mm = newSpace();
+  const ro = openFile(mm, { size: 16 * P, writable: false, name: 'ro' });
   mm.mmap(at(0), 4 * P, RW, ANON);
   mm.mmap(at(5), 4 * P, RW, ANON);
   assert.equal(mm.sysMprotect(at(2), 6 * P, PROT_READ), -ENOMEM);
   assert.deepEqual(layout(mm), ['0-2 rw-p', '2-4 r--p', '5-9 rw-p']);
-  mm.mmap(at(20), 2 * P, PROT_READ, MAP_SHARED | MAP_FIXED, ro.id, 0);
+  mm.mmap(at(20), 2 * P, PROT_READ, MAP_SHARED | MAP_FIXED, ro, 0);
   assert.equal(mm.sysMprotect(at(20), 2 * P, RW), -EACCES);
-  assert.equal(mm.sysMmap(at(30), 2 * P, RW, MAP_SHARED | MAP_FIXED, ro.id, 0), -EACCES);
+  assert.equal(mm.sysMmap(at(30), 2 * P, RW, MAP_SHARED | MAP_FIXED, ro, 0), -EACCES);
   assert.equal(mm.sysMprotect(at(0), 0, 0x10), 0, 'len 0 succeeds before prot is checked');
   assert.equal(mm.sysMprotect(at(0), P, 0x10), -EINVAL);
 });
@@ -205,9 +204,8 @@ test('mlock: partial effects over a hole, PROT_NONE locked but ENOMEM, MLOCK_ONF
 });
 
 test('madvise: flag advice splits and re-merges, page advice checks the VMA, holes give ENOMEM', () => {
-  const files = new FileTable();
-  const f = files.add({ size: 64 * P, writable: true, name: 'f' });
-  const mm = newSpace({}, files);
+  const mm = newSpace();
+  const f = openFile(mm, { size: 64 * P, writable: true, name: 'f' });
   mm.mmap(at(0), 8 * P, RW, ANON);
   assert.equal(mm.sysMadvise(at(2), 2 * P, MADV_RANDOM), 0);
   assert.deepEqual(layout(mm), ['0-2 rw-p', '2-4 rw-p', '4-8 rw-p']);
@@ -218,7 +216,7 @@ test('madvise: flag advice splits and re-merges, page advice checks the VMA, hol
   assert.equal(flagsOf(mm, 0), 'rd wr mr mw me ac hg');
   mm.mlock(at(0), P);
   assert.equal(mm.sysMadvise(at(0), P, MADV_DONTNEED), -EINVAL);
-  mm.mmap(at(20), 4 * P, RW, MAP_PRIVATE | MAP_FIXED, f.id, 0);
+  mm.mmap(at(20), 4 * P, RW, MAP_PRIVATE | MAP_FIXED, f, 0);
   assert.equal(mm.sysMadvise(at(20), P, MADV_FREE), -EINVAL, 'MADV_FREE is for anonymous memory');
   assert.equal(mm.sysMadvise(at(20), P, 5), -EINVAL);
   assert.equal(mm.sysMadvise(at(20) + 1, P, MADV_NORMAL), -EINVAL);
@@ -262,10 +260,9 @@ test('MAP_FIXED replaces many VMAs; MAP_FIXED_NOREPLACE refuses with EEXIST; THP
 });
 
 test('ext4-style files are placed THP-aligned to their offset', () => {
-  const files = new FileTable();
-  const f = files.add({ size: 8 * PMD_SIZE, writable: true, name: 'big', placement: PLACE_THP });
-  const mm = newSpace({}, files);
-  const addr = mm.mmap(0, 3 * PMD_SIZE, PROT_READ, MAP_PRIVATE, f.id, PMD_SIZE + 3 * P);
+  const mm = newSpace();
+  const f = openFile(mm, { size: 8 * PMD_SIZE, writable: true, name: 'big', placement: PLACE_THP });
+  const addr = mm.mmap(0, 3 * PMD_SIZE, PROT_READ, MAP_PRIVATE, f, PMD_SIZE + 3 * P);
   assert.equal((addr - (PMD_SIZE + 3 * P)) % PMD_SIZE, 0);
 });
 

@@ -4,7 +4,9 @@
  * publish, detach, defer the free) spelled out, so the lock scheme is tested apart from the VMA
  * semantics.
  */
+
 import { MapleTree } from '../../src/maple/tree.js';
+import type { FaultMmDescriptor } from '../../src/mm/fault-lookup.js';
 import {
   MmLocks,
   mmapWriteLock,
@@ -22,6 +24,11 @@ export class HandMm {
   readonly arena = VmaArena.create(64, 4096);
   readonly locks = MmLocks.create(this.arena);
   readonly index = MapleTree.create({ name: 'test.vma-lock', externalLock: 'mmap_lock', poison: true });
+
+  /** The fault side other CPUs attach (attachFaultMm). */
+  describe(): FaultMmDescriptor {
+    return { vmas: this.arena.describe(), index: this.index.describe(), locks: this.locks.describe() };
+  }
 
   /** Publishes a new VMA [start, end) as a syscall does; returns its record. */
   map(start: number, end: number): number {

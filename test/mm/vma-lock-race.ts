@@ -8,7 +8,6 @@ import assert from 'node:assert/strict';
 import { Machine } from '../../src/cpu/machine.js';
 import { MapleTree } from '../../src/maple/tree.js';
 import { AddressSpace } from '../../src/mm/address-space.js';
-import { SharedMm } from '../../src/mm/shared-mm.js';
 import { vmaLockEvents } from '../../src/mm/vma-lock.js';
 import { CONTROL_WORDS, ERRORS, OPS, type RaceArgs } from './tasks/vma-race.js';
 import type { ReaderCounts } from './tasks/vma-reader.js';
@@ -18,7 +17,7 @@ export async function raceVmaLocks(seed: number, readers: number, durationMs: nu
   const mm = new AddressSpace({ index: tree });
   const control = new SharedArrayBuffer(CONTROL_WORDS * 4);
   const args: RaceArgs = {
-    mm: SharedMm.describe(mm),
+    mm: mm.describe(),
     control,
     seed,
     durationMs,

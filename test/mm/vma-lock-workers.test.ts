@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Machine } from '../../src/cpu/machine.js';
-import { SharedMm } from '../../src/mm/shared-mm.js';
 import { mmapWriteLock, mmapWriteUnlock, vmaReaders, vmaStartWrite } from '../../src/mm/vma-lock.js';
 import { ABORT, HELD, type HoldArgs, RELEASED } from './tasks/vma-hold.js';
 import { HandMm, P } from './vma-lock-fixture.js';
@@ -25,7 +24,7 @@ test('vmaStartWrite waits for the reader inside, and readers arriving meanwhile 
   const f = new Int32Array(flags);
   const machine = await Machine.start({ cpus: 1, watchdogMs: 20_000 });
   try {
-    const args: HoldArgs = { mm: SharedMm.describe(mm), flags, address: BASE + P };
+    const args: HoldArgs = { mm: mm.describe(), flags, address: BASE + P };
     const holder = machine.run<{ refused: number }>(new URL('./tasks/vma-hold.js', import.meta.url), args);
     holder.catch(() => undefined); // awaited below; a failure here must not surface as unhandled
     try {

@@ -2,7 +2,7 @@
  * Helpers for address-space tests: a fresh AddressSpace over the maple tree, compact VMA listings,
  * and a pure-layer rig (arena + reference index + transaction, no AddressSpace) for vma.ts tests.
  */
-import type { FileTable } from '../../src/fs/file-ref.js';
+import type { FileSpec } from '../../src/fs/file-table.js';
 import { MapleTree } from '../../src/maple/tree.js';
 import { AddressSpace } from '../../src/mm/address-space.js';
 import type { MmConfig } from '../../src/mm/config.js';
@@ -21,13 +21,20 @@ export function newIndex(injector?: FailureInjector): MapleTree {
   return MapleTree.create({ externalLock: 'mmap_lock', injector });
 }
 
-export function newSpace(config: Partial<MmConfig> = {}, files?: FileTable): AddressSpace {
+export function newSpace(config: Partial<MmConfig> = {}): AddressSpace {
   return new AddressSpace({
     index: newIndex(),
     rcuFree: false,
-    files,
     config: { privileged: true, ...config },
   });
+}
+
+/** Registers a file in the space's file table and opens it; returns the descriptor. */
+export function openFile(mm: AddressSpace, spec: FileSpec): number {
+  const id = mm.files.add(spec);
+  const fd = mm.fds.install(id);
+  mm.files.put(id);
+  return fd;
 }
 
 /** An address space whose VMA arena and index share a FailureInjector. */

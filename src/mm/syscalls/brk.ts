@@ -4,18 +4,17 @@
  * start_brk (vma_prev_limit), which is why the heap never merges with the executable's .bss right
  * below it. Growth needs a free page between the new break and the next VMA (its guard gap for a
  * stack). Shrinking unmaps [new break, old break). Returns the new break, or the old one when the
- * request is refused (brk has no errno).
+ * request is refused (brk has no errno): the entry turns a failed commit into the old break too.
  */
-import type { AddressSpace } from '../address-space.js';
-import { mmPopulate } from '../fault.js';
+import { POPULATE_IGNORE, type SyscallContext } from '../context.js';
 import { PAGE_SIZE, VM_ACCOUNT, VM_DATA_DEFAULT_FLAGS, VM_GROWSDOWN, VM_LOCKED } from '../vm-flags.js';
 import { NAME_ANON } from '../vma-record.js';
 import { pageAlign } from './args.js';
 import { mlockFutureOk } from './mlock.js';
 import { doMunmap } from './munmap.js';
 
-export function sysBrk(mm: AddressSpace, brk: number): number {
-  mm.begin();
+/** brk under mmap_lock. Preconditions: mmap_lock held for write. */
+export function brkLocked(mm: SyscallContext, brk: number): number {
   const origBrk = mm.curBrk;
   if (brk < mm.startBrk) return refuse(mm, origBrk);
   const newBrk = pageAlign(brk);
@@ -42,7 +41,7 @@ export function sysBrk(mm: AddressSpace, brk: number): number {
   return accept(mm, brk, oldBrk, (mm.defFlags & VM_LOCKED) !== 0 ? len : 0);
 }
 
-function vmStartGap(mm: AddressSpace, vma: number): number {
+function vmStartGap(mm: SyscallContext, vma: number): number {
   const t = mm.txn;
   if ((t.flags[vma] & VM_GROWSDOWN) === 0) return t.start[vma];
   return Math.max(0, t.start[vma] - mm.config.stackGuardGap);
@@ -52,7 +51,7 @@ function vmStartGap(mm: AddressSpace, vma: number): number {
 const scratch = { start: 0, end: 0, pgoff: 0, flags: 0, file: 0, anon: 0, nameKind: NAME_ANON, nameId: 0 };
 
 /** do_brk_flags: expands the brk VMA ending at addr, or adds a new anonymous VMA. */
-function doBrkFlags(mm: AddressSpace, vma: number, addr: number, len: number): void {
+function doBrkFlags(mm: SyscallContext, vma: number, addr: number, len: number): void {
   const t = mm.txn;
   const flags = VM_DATA_DEFAULT_FLAGS | VM_ACCOUNT | mm.defFlags;
   const f = scratch;
@@ -68,15 +67,12 @@ function doBrkFlags(mm: AddressSpace, vma: number, addr: number, len: number): v
   t.insert(f);
 }
 
-function accept(mm: AddressSpace, brk: number, populateStart: number, populateLen: number): number {
-  if (populateLen > 0) mmPopulate(mm, populateStart, populateLen, true);
-  const r = mm.end(0);
-  if (r < 0) return mm.curBrk;
+function accept(mm: SyscallContext, brk: number, populateStart: number, populateLen: number): number {
+  if (populateLen > 0) mm.requestPopulate(populateStart, populateLen, POPULATE_IGNORE);
   mm.curBrk = brk;
   return brk;
 }
 
-function refuse(mm: AddressSpace, origBrk: number): number {
-  mm.end(0);
+function refuse(_mm: SyscallContext, origBrk: number): number {
   return origBrk;
 }

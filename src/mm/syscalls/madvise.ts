@@ -8,8 +8,8 @@
  * layer); POPULATE_READ/WRITE fault the range in (faultin_page_range).
  */
 import { EACCES, EAGAIN, EINVAL, ENOMEM } from '../../errno.js';
-import type { AddressSpace } from '../address-space.js';
-import { anonPrepare, faultinRange, isAnonymous } from '../fault.js';
+import { CHECKED, POPULATE_FAULTIN_READ, POPULATE_FAULTIN_WRITE, type SyscallContext } from '../context.js';
+import { anonPrepare, isAnonymous } from '../fault.js';
 import {
   MADV_COLD,
   MADV_COLLAPSE,
@@ -64,7 +64,8 @@ function validAdvice(advice: number): boolean {
   return (advice >= 0 && advice <= 4) || (advice >= 8 && advice <= 25) || advice === 102 || advice === 103;
 }
 
-export function sysMadvise(mm: AddressSpace, start: number, lenIn: number, advice: number): number {
+/** do_madvise's checks before mmap_lock: CHECKED, 0 (nothing to do) or -errno. */
+export function madviseCheck(start: number, lenIn: number, advice: number): number {
   if (!validAdvice(advice)) return -EINVAL;
   if (start % PAGE_SIZE !== 0) return -EINVAL;
   const len = pageAlign(lenIn);
@@ -72,15 +73,26 @@ export function sysMadvise(mm: AddressSpace, start: number, lenIn: number, advic
   const end = addWrap(start, len);
   if (end < start) return -EINVAL;
   if (lenIn === 0) return 0;
-  mm.begin();
+  return CHECKED;
+}
+
+/**
+ * do_madvise under mmap_lock. MADV_POPULATE_* changes no VMA: it asks for the populate stage,
+ * which faults the range in under mmap_lock held for read after the write lock is gone.
+ * Preconditions: madviseCheck passed; mmap_lock held for write.
+ */
+export function madviseLocked(mm: SyscallContext, start: number, lenIn: number, advice: number): number {
+  const end = addWrap(start, pageAlign(lenIn));
   if (advice === MADV_POPULATE_READ || advice === MADV_POPULATE_WRITE) {
-    return mm.end(faultinRange(mm, start, end, advice === MADV_POPULATE_WRITE));
+    const mode = advice === MADV_POPULATE_WRITE ? POPULATE_FAULTIN_WRITE : POPULATE_FAULTIN_READ;
+    mm.requestPopulate(start, end - start, mode);
+    return 0;
   }
-  return mm.end(walkVmas(mm, start, end, advice));
+  return walkVmas(mm, start, end, advice);
 }
 
 /** madvise_walk_vmas. */
-function walkVmas(mm: AddressSpace, start: number, end: number, advice: number): number {
+function walkVmas(mm: SyscallContext, start: number, end: number, advice: number): number {
   const t = mm.txn;
   let vma = t.findFrom(start);
   let prev = vma >= 0 && start > t.start[vma] ? vma : vma >= 0 ? t.prevOf(vma) : -1;
@@ -107,7 +119,7 @@ function walkVmas(mm: AddressSpace, start: number, end: number, advice: number):
 
 /** madvise_vma_behavior for one VMA's part [start, end): the VMA covering it after, or -errno. */
 function vmaBehavior(
-  mm: AddressSpace,
+  mm: SyscallContext,
   prev: number,
   vma: number,
   start: number,
@@ -140,7 +152,7 @@ function vmaBehavior(
       return -EINVAL;
     case MADV_GUARD_INSTALL:
       if ((flags & (VM_SPECIAL | VM_HUGETLB | VM_LOCKED)) !== 0) return -EINVAL;
-      if (isAnonymous(mm, vma)) anonPrepare(mm, vma);
+      if (isAnonymous(mm, vma) && anonPrepare(mm, vma) < 0) return -ENOMEM;
       return vma;
     case MADV_GUARD_REMOVE:
       return (flags & (VM_SPECIAL | VM_HUGETLB)) !== 0 ? -EINVAL : vma;

@@ -5,9 +5,9 @@
  * then populates the range (unless MLOCK_ONFAULT): a fault error becomes ENOMEM (EFAULT) or
  * EAGAIN (ENOMEM), with the flags already set.
  */
-import { EAGAIN, EFAULT, EINVAL, ENOMEM, EPERM } from '../../errno.js';
-import type { AddressSpace } from '../address-space.js';
-import { mmPopulate } from '../fault.js';
+import { EINVAL, ENOMEM, EPERM } from '../../errno.js';
+import type { MmConfig } from '../config.js';
+import { CHECKED, POPULATE_IGNORE, POPULATE_MLOCK, type SyscallContext } from '../context.js';
 import {
   MCL_CURRENT,
   MCL_FUTURE,
@@ -24,14 +24,14 @@ import {
 import { addWrap, pageAlign } from './args.js';
 
 /** mlock_future_ok: locking `bytes` more stays within RLIMIT_MEMLOCK (or CAP_IPC_LOCK). */
-export function mlockFutureOk(mm: AddressSpace, locked: boolean, bytes: number): boolean {
+export function mlockFutureOk(mm: SyscallContext, locked: boolean, bytes: number): boolean {
   if (!locked || mm.config.privileged) return true;
   return bytes / PAGE_SIZE + mm.lockedPages() <= Math.floor(mm.config.rlimitMemlock / PAGE_SIZE);
 }
 
 /** can_do_mlock. */
-function canDoMlock(mm: AddressSpace): boolean {
-  return mm.config.privileged || mm.config.rlimitMemlock !== 0;
+function canDoMlock(config: MmConfig): boolean {
+  return config.privileged || config.rlimitMemlock !== 0;
 }
 
 /** The range mlock/munlock act on: [start & PAGE_MASK, PAGE_ALIGN(len + offset)). */
@@ -40,30 +40,39 @@ function lockRange(start: number, len: number): [number, number] {
   return [start - offset, pageAlign(len + offset)];
 }
 
-export function sysMlock2(mm: AddressSpace, startArg: number, lenArg: number, flags: number): number {
+/** do_mlock's checks before mmap_lock: CHECKED or -errno. */
+export function mlock2Check(config: MmConfig, flags: number): number {
   if ((flags & ~MLOCK_ONFAULT) !== 0) return -EINVAL;
-  const vmFlags = VM_LOCKED | ((flags & MLOCK_ONFAULT) !== 0 ? VM_LOCKONFAULT : 0);
-  if (!canDoMlock(mm)) return -EPERM;
-  const [start, len] = lockRange(startArg, lenArg);
-  mm.begin();
-  if (!mm.config.privileged) {
-    const limit = Math.floor(mm.config.rlimitMemlock / PAGE_SIZE);
-    if (len / PAGE_SIZE + mm.lockedPages() - lockedIn(mm, start, start + len) > limit) return mm.end(-ENOMEM);
-  }
-  const err = applyLockFlags(mm, start, len, vmFlags);
-  if (err < 0) return mm.end(err);
-  const pop = mmPopulate(mm, start, len, false);
-  return mm.end(pop === -EFAULT ? -ENOMEM : pop === -ENOMEM ? -EAGAIN : pop);
+  if (!canDoMlock(config)) return -EPERM;
+  return CHECKED;
 }
 
-export function sysMunlock(mm: AddressSpace, startArg: number, lenArg: number): number {
+/**
+ * do_mlock under mmap_lock; the population after the unlock decides the result (EFAULT -> ENOMEM,
+ * ENOMEM -> EAGAIN, with the flags already set). Preconditions: mlock2Check passed; mmap_lock
+ * held for write.
+ */
+export function mlock2Locked(mm: SyscallContext, startArg: number, lenArg: number, flags: number): number {
+  const vmFlags = VM_LOCKED | ((flags & MLOCK_ONFAULT) !== 0 ? VM_LOCKONFAULT : 0);
   const [start, len] = lockRange(startArg, lenArg);
-  mm.begin();
-  return mm.end(applyLockFlags(mm, start, len, 0));
+  if (!mm.config.privileged) {
+    const limit = Math.floor(mm.config.rlimitMemlock / PAGE_SIZE);
+    if (len / PAGE_SIZE + mm.lockedPages() - lockedIn(mm, start, start + len) > limit) return -ENOMEM;
+  }
+  const err = applyLockFlags(mm, start, len, vmFlags);
+  if (err < 0) return err;
+  mm.requestPopulate(start, len, POPULATE_MLOCK);
+  return 0;
+}
+
+/** munlock under mmap_lock. Preconditions: mmap_lock held for write. */
+export function munlockLocked(mm: SyscallContext, startArg: number, lenArg: number): number {
+  const [start, len] = lockRange(startArg, lenArg);
+  return applyLockFlags(mm, start, len, 0);
 }
 
 /** Pages of VM_LOCKED VMAs inside [start, end) (count_mm_mlocked_page_nr). */
-function lockedIn(mm: AddressSpace, start: number, end: number): number {
+function lockedIn(mm: SyscallContext, start: number, end: number): number {
   const t = mm.txn;
   let pages = 0;
   for (let v = t.intersecting(start, end); v >= 0 && t.start[v] < end; v = t.nextOf(v)) {
@@ -74,7 +83,7 @@ function lockedIn(mm: AddressSpace, start: number, end: number): number {
 }
 
 /** apply_vma_lock_flags. */
-function applyLockFlags(mm: AddressSpace, start: number, len: number, lockFlags: number): number {
+function applyLockFlags(mm: SyscallContext, start: number, len: number, lockFlags: number): number {
   const t = mm.txn;
   const end = addWrap(start, len);
   if (end < start) return -EINVAL;
@@ -100,7 +109,7 @@ function applyLockFlags(mm: AddressSpace, start: number, len: number, lockFlags:
 
 /** mlock_fixup: returns the VMA covering the range afterwards (the new prev) or -ENOMEM. */
 function mlockFixup(
-  mm: AddressSpace,
+  mm: SyscallContext,
   prev: number,
   vma: number,
   start: number,
@@ -112,36 +121,32 @@ function mlockFixup(
   return mm.layer.modifyFlags(mm.ms, prev, vma, start, end, newFlags);
 }
 
-export function sysMlockall(mm: AddressSpace, flags: number): number {
+/** mlockall's checks before mmap_lock: CHECKED or -errno. */
+export function mlockallCheck(config: MmConfig, flags: number): number {
   if (flags === 0 || (flags & ~(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT)) !== 0 || flags === MCL_ONFAULT) {
     return -EINVAL;
   }
-  if (!canDoMlock(mm)) return -EPERM;
-  mm.begin();
+  if (!canDoMlock(config)) return -EPERM;
+  return CHECKED;
+}
+
+/** mlockall under mmap_lock (a failed commit restores def_flags too). Preconditions: mlockallCheck passed. */
+export function mlockallLocked(mm: SyscallContext, flags: number): number {
   if ((flags & MCL_CURRENT) !== 0 && !mm.config.privileged) {
-    if (totalPages(mm) > Math.floor(mm.config.rlimitMemlock / PAGE_SIZE)) return mm.end(-ENOMEM);
+    if (totalPages(mm) > Math.floor(mm.config.rlimitMemlock / PAGE_SIZE)) return -ENOMEM;
   }
-  const oldDefFlags = mm.defFlags;
   applyMlockall(mm, flags);
-  if ((flags & MCL_CURRENT) !== 0) mmPopulate(mm, 0, mm.config.taskSize, true);
-  return endKeepingDefFlags(mm, oldDefFlags);
+  if ((flags & MCL_CURRENT) !== 0) mm.requestPopulate(0, mm.config.taskSize, POPULATE_IGNORE);
+  return 0;
 }
 
-export function sysMunlockall(mm: AddressSpace): number {
-  mm.begin();
-  const oldDefFlags = mm.defFlags;
+/** munlockall under mmap_lock. */
+export function munlockallLocked(mm: SyscallContext): number {
   applyMlockall(mm, 0);
-  return endKeepingDefFlags(mm, oldDefFlags);
+  return 0;
 }
 
-/** Commits; a failed commit also undoes the def_flags change. */
-function endKeepingDefFlags(mm: AddressSpace, oldDefFlags: number): number {
-  const r = mm.end(0);
-  if (r < 0) mm.defFlags = oldDefFlags;
-  return r;
-}
-
-function totalPages(mm: AddressSpace): number {
+function totalPages(mm: SyscallContext): number {
   const t = mm.txn;
   let pages = 0;
   for (let v = t.findFrom(0); v >= 0; v = t.nextOf(v)) pages += (t.end[v] - t.start[v]) / PAGE_SIZE;
@@ -149,7 +154,7 @@ function totalPages(mm: AddressSpace): number {
 }
 
 /** apply_mlockall_flags: sets def_flags and (MCL_CURRENT or none) every VMA's lock flags. */
-function applyMlockall(mm: AddressSpace, flags: number): void {
+function applyMlockall(mm: SyscallContext, flags: number): void {
   mm.defFlags &= ~VM_LOCKED_MASK;
   if ((flags & MCL_FUTURE) !== 0) {
     mm.defFlags |= VM_LOCKED | ((flags & MCL_ONFAULT) !== 0 ? VM_LOCKONFAULT : 0);

@@ -4,9 +4,7 @@
  * kernel's order, so every invalid combination reports the errno Linux reports first.
  */
 import { EACCES, EAGAIN, EBADF, EEXIST, EINVAL, ENOMEM, EOPNOTSUPP, EOVERFLOW, EPERM } from '../../errno.js';
-import type { FileRef } from '../../fs/file-ref.js';
-import type { AddressSpace } from '../address-space.js';
-import { mmPopulate } from '../fault.js';
+import { CHECKED, POPULATE_IGNORE, type SyscallContext } from '../context.js';
 import {
   LEGACY_MAP_MASK,
   MAP_ANONYMOUS,
@@ -51,28 +49,33 @@ import { mlockFutureOk } from './mlock.js';
 /** MAX_LFS_FILESIZE on 64-bit, 2^63 - 1, in pages (exactly: its page count is 2^51 - 1/4096). */
 const MAX_LFS_PAGES = 2 ** 51;
 
-export function sysMmap(
-  mm: AddressSpace,
-  addr: number,
-  len: number,
-  prot: number,
-  flags: number,
-  fd: number,
-  offset: number,
-): number {
+/**
+ * ksys_mmap_pgoff's checks before mmap_lock: CHECKED or -errno. `file` is the file id the entry
+ * resolved the descriptor to (0 for MAP_ANONYMOUS, or when the descriptor is bad).
+ */
+export function mmapCheck(flags: number, file: number, offset: number): number {
   if (offset % PAGE_SIZE !== 0) return -EINVAL;
-  let file: FileRef | null = null;
   if ((flags & MAP_ANONYMOUS) === 0) {
-    if (!(fd >= 1 && fd <= mm.files.mark())) return -EBADF;
-    file = mm.files.get(fd);
+    if (file === 0) return -EBADF;
     if ((flags & MAP_HUGETLB) !== 0) return -EINVAL;
   } else if ((flags & MAP_HUGETLB) !== 0) {
     // No huge pages are reserved (nr_hugepages = 0): the reservation fails.
     return -ENOMEM;
   }
-  mm.begin();
-  const ret = doMmap(mm, file, addr, len, prot, flags, offset / PAGE_SIZE);
-  return mm.end(ret);
+  return CHECKED;
+}
+
+/** do_mmap under mmap_lock. Preconditions: mmapCheck passed; mmap_lock held for write. */
+export function mmapLocked(
+  mm: SyscallContext,
+  addr: number,
+  len: number,
+  prot: number,
+  flags: number,
+  file: number,
+  offset: number,
+): number {
+  return doMmap(mm, (flags & MAP_ANONYMOUS) === 0 ? file : 0, addr, len, prot, flags, offset / PAGE_SIZE);
 }
 
 /** calc_vm_flag_bits. */
@@ -86,8 +89,8 @@ function vmFlagBits(flags: number): number {
 }
 
 function doMmap(
-  mm: AddressSpace,
-  file: FileRef | null,
+  mm: SyscallContext,
+  file: number,
   addr: number,
   len: number,
   prot: number,
@@ -109,17 +112,19 @@ function doMmap(
   if ((flags & MAP_FIXED_NOREPLACE) !== 0 && mm.txn.intersecting(addr, addr + len) >= 0) return -EEXIST;
   if ((flags & MAP_LOCKED) !== 0 && !c.privileged && c.rlimitMemlock === 0) return -EPERM;
   if (!mlockFutureOk(mm, (vmFlags & VM_LOCKED) !== 0, len)) return -EAGAIN;
-  if (file !== null) {
+  if (file !== 0) {
     // file_mmap_ok: pgoff > (MAX_LFS_FILESIZE - len) >> PAGE_SHIFT, exact for page-aligned len.
     if (len / PAGE_SIZE >= MAX_LFS_PAGES || pgoff > MAX_LFS_PAGES - len / PAGE_SIZE - 1) return -EOVERFLOW;
     const type = flags & MAP_TYPE;
     if (type === MAP_SHARED || type === MAP_SHARED_VALIDATE) {
-      const mask = LEGACY_MAP_MASK | (file.syncUnsupported ? MAP_SYNC : 0);
+      const syncUnsupported = mm.files.syncUnsupported(file);
+      const writable = mm.files.writable(file);
+      const mask = LEGACY_MAP_MASK | (syncUnsupported ? MAP_SYNC : 0);
       const checked = type === MAP_SHARED ? flags & LEGACY_MAP_MASK : flags;
       if ((checked & ~mask) !== 0 || (type === MAP_SHARED_VALIDATE && highFlags)) return -EOPNOTSUPP;
-      if ((prot & PROT_WRITE) !== 0 && !file.writable) return -EACCES;
+      if ((prot & PROT_WRITE) !== 0 && !writable) return -EACCES;
       vmFlags |= VM_SHARED | VM_MAYSHARE;
-      if (!file.writable) vmFlags &= ~(VM_MAYWRITE | VM_SHARED);
+      if (!writable) vmFlags &= ~(VM_MAYWRITE | VM_SHARED);
     } else if (type !== MAP_PRIVATE) {
       return -EINVAL;
     }
@@ -144,13 +149,13 @@ function doMmap(
   const ret = mmapRegion(mm, file, addr, len, vmFlags, pgoff);
   if (ret < 0) return ret;
   if ((vmFlags & VM_LOCKED) !== 0 || (flags & (MAP_POPULATE | MAP_NONBLOCK)) === MAP_POPULATE) {
-    mmPopulate(mm, addr, len, true);
+    mm.requestPopulate(addr, len, POPULATE_IGNORE);
   }
   return addr;
 }
 
 /** round_hint_to_min: hints are page-rounded down and raised to mmap_min_addr. */
-function roundHintToMin(mm: AddressSpace, hint: number): number {
+function roundHintToMin(mm: SyscallContext, hint: number): number {
   hint -= hint % PAGE_SIZE;
   if (hint !== 0 && hint < mm.config.mmapMinAddr)
     return Math.ceil(mm.config.mmapMinAddr / PAGE_SIZE) * PAGE_SIZE;
@@ -167,8 +172,8 @@ function accountable(vmFlags: number): boolean {
  * range with its neighbours or inserts a new VMA. Returns addr or -errno.
  */
 export function mmapRegion(
-  mm: AddressSpace,
-  file: FileRef | null,
+  mm: SyscallContext,
+  file: number,
   addr: number,
   len: number,
   vmFlags: number,
@@ -187,18 +192,16 @@ export function mmapRegion(
     vmFlags |= VM_ACCOUNT;
   }
   // ext4's mmap_prepare refuses MAP_SYNC on a non-DAX file after the old mappings were cleared.
-  if (file !== null && (vmFlags & VM_SYNC) !== 0 && file.syncUnsupported) return -EOPNOTSUPP;
+  if (file !== 0 && (vmFlags & VM_SYNC) !== 0 && mm.files.syncUnsupported(file)) return -EOPNOTSUPP;
   const prev = t.findBefore(addr);
   const next = t.findFrom(end);
-  const fileId = file !== null ? file.id : 0;
   const ms = mm.ms;
-  const fields = newVmaFields(fileId, vmFlags);
+  const fields = newVmaFields(file, vmFlags);
   ms.forNew(prev, next, addr, end, pgoff, fields);
   if ((prev >= 0 || next >= 0) && mm.layer.mergeNewRange(ms) >= 0) return addr;
-  if (file === null && (vmFlags & VM_SHARED) !== 0) {
-    fields.file = mm.files.addShmem(len).id;
-  } else if (file !== null) {
-    fields.file = file.id;
+  if (file === 0 && (vmFlags & VM_SHARED) !== 0) {
+    fields.file = mm.newShmem(len);
+    if (fields.file === 0) return -ENOMEM;
   }
   fields.nameKind = fields.file !== 0 ? NAME_FILE : NAME_ANON;
   fields.start = addr;

@@ -6,7 +6,7 @@
  * being writable.
  */
 import { EACCES, EINVAL, ENOMEM } from '../../errno.js';
-import type { AddressSpace } from '../address-space.js';
+import { CHECKED, type SyscallContext } from '../context.js';
 import { isAnonymous, populateVmaRange } from '../fault.js';
 import {
   PAGE_SIZE,
@@ -28,8 +28,8 @@ import {
 } from '../vm-flags.js';
 import { addWrap, pageAlign } from './args.js';
 
-export function sysMprotect(mm: AddressSpace, start: number, len: number, protArg: number): number {
-  const highBits = protArg >= 2 ** 32;
+/** do_mprotect_pkey's checks before mmap_lock: CHECKED, 0 (nothing to do) or -errno. */
+export function mprotectCheck(start: number, len: number, protArg: number): number {
   const grows = protArg & (PROT_GROWSDOWN | PROT_GROWSUP);
   const prot = protArg & ~(PROT_GROWSDOWN | PROT_GROWSUP);
   if (grows === (PROT_GROWSDOWN | PROT_GROWSUP)) return -EINVAL;
@@ -37,19 +37,26 @@ export function sysMprotect(mm: AddressSpace, start: number, len: number, protAr
   if (len === 0) return 0;
   const end = addWrap(start, pageAlign(len));
   if (end <= start) return -ENOMEM;
-  if ((prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM)) !== 0 || highBits) return -EINVAL;
-  mm.begin();
+  if ((prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM)) !== 0 || protArg >= 2 ** 32) return -EINVAL;
+  return CHECKED;
+}
+
+/** do_mprotect_pkey under mmap_lock. Preconditions: mprotectCheck passed; mmap_lock held for write. */
+export function mprotectLocked(mm: SyscallContext, start: number, len: number, protArg: number): number {
+  const grows = protArg & (PROT_GROWSDOWN | PROT_GROWSUP);
+  const prot = protArg & ~(PROT_GROWSDOWN | PROT_GROWSUP);
+  const end = addWrap(start, pageAlign(len));
   const t = mm.txn;
   let vma = t.intersecting(start, end);
-  if (vma < 0) return mm.end(-ENOMEM);
+  if (vma < 0) return -ENOMEM;
   if ((grows & PROT_GROWSDOWN) !== 0) {
-    if (t.start[vma] >= end) return mm.end(-ENOMEM);
+    if (t.start[vma] >= end) return -ENOMEM;
     start = t.start[vma];
-    if ((t.flags[vma] & VM_GROWSDOWN) === 0) return mm.end(-EINVAL);
+    if ((t.flags[vma] & VM_GROWSDOWN) === 0) return -EINVAL;
   } else {
-    if (t.start[vma] > start) return mm.end(-ENOMEM);
+    if (t.start[vma] > start) return -ENOMEM;
     // x86 has no VM_GROWSUP: PROT_GROWSUP never applies.
-    if ((grows & PROT_GROWSUP) !== 0) return mm.end(-EINVAL);
+    if ((grows & PROT_GROWSUP) !== 0) return -EINVAL;
   }
   let prev = start > t.start[vma] ? vma : t.prevOf(vma);
   let nstart = start;
@@ -78,12 +85,12 @@ export function sysMprotect(mm: AddressSpace, start: number, len: number, protAr
     vma = tmp < end ? t.nextOf(res) : -1;
   }
   if (error === 0 && tmp < end) error = -ENOMEM;
-  return mm.end(error);
+  return error;
 }
 
 /** mprotect_fixup: returns the VMA now covering [start, end) (the new prev) or -errno. */
 function mprotectFixup(
-  mm: AddressSpace,
+  mm: SyscallContext,
   prev: number,
   vma: number,
   start: number,

@@ -6,9 +6,8 @@
  * MREMAP_FIXED|MAYMOVE with equal lengths moving every VMA of a range that may span holes.
  */
 import { EAGAIN, EFAULT, EINVAL, ENOMEM } from '../../errno.js';
-import type { FileRef } from '../../fs/file-ref.js';
-import type { AddressSpace } from '../address-space.js';
-import { isAnonymous, mmPopulate } from '../fault.js';
+import { CHECKED, POPULATE_IGNORE, type SyscallContext } from '../context.js';
+import { isAnonymous } from '../fault.js';
 import { HUGE, PMD_NONE, PTE_TABLE } from '../pmd-state.js';
 import {
   MAP_FIXED,
@@ -43,14 +42,7 @@ class Remap {
 
 const vrm = new Remap();
 
-export function sysMremap(
-  mm: AddressSpace,
-  addr: number,
-  oldLen: number,
-  newLen: number,
-  flags: number,
-  newAddr: number,
-): number {
+function setRemap(addr: number, oldLen: number, newLen: number, flags: number, newAddr: number): Remap {
   vrm.addr = addr;
   vrm.oldLen = pageAlign(oldLen);
   vrm.newLen = pageAlign(newLen);
@@ -58,10 +50,33 @@ export function sysMremap(
   vrm.newAddr = newAddr;
   vrm.vma = -1;
   vrm.populateExpand = false;
-  const bad = checkParams(mm, vrm, flags >= 2 ** 32);
-  if (bad !== 0) return bad;
-  mm.begin();
-  if (mm.mapCount + 4 > mm.config.maxMapCount) return mm.end(-ENOMEM);
+  return vrm;
+}
+
+/** mremap's checks before mmap_lock (check_mremap_params): CHECKED or -errno. */
+export function mremapCheck(
+  taskSize: number,
+  addr: number,
+  oldLen: number,
+  newLen: number,
+  flags: number,
+  newAddr: number,
+): number {
+  const bad = checkParams(taskSize, setRemap(addr, oldLen, newLen, flags, newAddr), flags >= 2 ** 32);
+  return bad !== 0 ? bad : CHECKED;
+}
+
+/** do_mremap under mmap_lock. Preconditions: mremapCheck passed; mmap_lock held for write. */
+export function mremapLocked(
+  mm: SyscallContext,
+  addr: number,
+  oldLen: number,
+  newLen: number,
+  flags: number,
+  newAddr: number,
+): number {
+  setRemap(addr, oldLen, newLen, flags, newAddr);
+  if (mm.mapCount + 4 > mm.config.maxMapCount) return -ENOMEM;
   let res: number;
   if ((vrm.flags & MREMAP_FIXED) !== 0 && vrm.oldLen === vrm.newLen) {
     res = remapMove(mm, vrm);
@@ -70,8 +85,9 @@ export function sysMremap(
     res = checkPrepVma(mm, vrm);
     if (res === 0) res = impliesNewAddr(vrm) ? mremapTo(mm, vrm) : mremapAt(mm, vrm);
   }
-  if (res >= 0 && vrm.populateExpand) mmPopulate(mm, vrm.newAddr + vrm.oldLen, vrm.delta, true);
-  return mm.end(res);
+  if (res >= 0 && vrm.populateExpand)
+    mm.requestPopulate(vrm.newAddr + vrm.oldLen, vrm.delta, POPULATE_IGNORE);
+  return res;
 }
 
 function impliesNewAddr(v: Remap): boolean {
@@ -79,8 +95,7 @@ function impliesNewAddr(v: Remap): boolean {
 }
 
 /** check_mremap_params. */
-function checkParams(mm: AddressSpace, v: Remap, highFlags: boolean): number {
-  const task = mm.config.taskSize;
+function checkParams(task: number, v: Remap, highFlags: boolean): number {
   if ((v.flags & ~(MREMAP_FIXED | MREMAP_MAYMOVE | MREMAP_DONTUNMAP)) !== 0 || highFlags) return -EINVAL;
   if (v.addr % PAGE_SIZE !== 0) return -EINVAL;
   if (v.newLen === 0) return -EINVAL;
@@ -97,7 +112,7 @@ function checkParams(mm: AddressSpace, v: Remap, highFlags: boolean): number {
 }
 
 /** check_prep_vma: 0 or -errno; sets delta. */
-function checkPrepVma(mm: AddressSpace, v: Remap): number {
+function checkPrepVma(mm: SyscallContext, v: Remap): number {
   const t = mm.txn;
   const vma = v.vma;
   if (vma < 0) return -EFAULT;
@@ -120,7 +135,7 @@ function checkPrepVma(mm: AddressSpace, v: Remap): number {
 }
 
 /** mremap_at: resize in place, moving if it must and may. */
-function mremapAt(mm: AddressSpace, v: Remap): number {
+function mremapAt(mm: SyscallContext, v: Remap): number {
   if (v.oldLen === v.newLen) return v.addr;
   if (v.oldLen > v.newLen) {
     const r = doVmiMunmap(mm, v.addr + v.newLen, v.delta);
@@ -130,7 +145,7 @@ function mremapAt(mm: AddressSpace, v: Remap): number {
 }
 
 /** expand_vma. */
-function expandVma(mm: AddressSpace, v: Remap): number {
+function expandVma(mm: SyscallContext, v: Remap): number {
   const t = mm.txn;
   if (t.end[v.vma] - v.addr === v.oldLen && expandable(mm, v.vma, v.delta)) {
     const ms = mm.ms.forVma(t, v.vma, v.vma, t.end[v.vma], t.end[v.vma] + v.delta);
@@ -146,7 +161,7 @@ function expandVma(mm: AddressSpace, v: Remap): number {
 }
 
 /** vma_expandable: [vm_end, vm_end + delta) is free and inside TASK_SIZE. */
-function expandable(mm: AddressSpace, vma: number, delta: number): boolean {
+function expandable(mm: SyscallContext, vma: number, delta: number): boolean {
   const t = mm.txn;
   const end = t.end[vma] + delta;
   if (mm.txn.intersecting(t.end[vma], end) >= 0) return false;
@@ -157,7 +172,7 @@ function expandable(mm: AddressSpace, vma: number, delta: number): boolean {
 }
 
 /** mremap_to: MREMAP_FIXED / MREMAP_DONTUNMAP. */
-function mremapTo(mm: AddressSpace, v: Remap): number {
+function mremapTo(mm: SyscallContext, v: Remap): number {
   const t = mm.txn;
   if ((v.flags & MREMAP_FIXED) !== 0) {
     const r = doVmiMunmap(mm, v.newAddr, v.newLen);
@@ -178,22 +193,22 @@ function mremapTo(mm: AddressSpace, v: Remap): number {
 }
 
 /** vrm_set_new_addr: where the moved VMA goes (the fixed address, or a search with hint). */
-function setNewAddr(mm: AddressSpace, v: Remap): number {
+function setNewAddr(mm: SyscallContext, v: Remap): number {
   const t = mm.txn;
   const vma = v.vma;
   const pgoff = t.pgoff[vma] + (v.addr - t.start[vma]) / PAGE_SIZE;
   const hint = impliesNewAddr(v) ? v.newAddr : 0;
   let mapFlags = (v.flags & MREMAP_FIXED) !== 0 ? MAP_FIXED : 0;
   if ((t.flags[vma] & VM_MAYSHARE) !== 0) mapFlags |= MAP_SHARED;
-  const file: FileRef | null = t.file[vma] !== 0 ? mm.files.get(t.file[vma]) : null;
-  const res = mm.placement.getUnmappedArea(file, hint, v.newLen, file !== null ? pgoff : 0, mapFlags);
+  const file = t.file[vma];
+  const res = mm.placement.getUnmappedArea(file, hint, v.newLen, file !== 0 ? pgoff : 0, mapFlags);
   if (res < 0) return res;
   v.newAddr = res;
   return 0;
 }
 
 /** move_vma: copy the VMA to newAddr, then unmap the source (or, with DONTUNMAP, unlock it). */
-function moveVma(mm: AddressSpace, v: Remap): number {
+function moveVma(mm: SyscallContext, v: Remap): number {
   const t = mm.txn;
   if (mm.mapCount + t.mapCountDelta + 2 > mm.config.maxMapCount) return -ENOMEM;
   const newVma = copyVma(mm, v);
@@ -213,7 +228,7 @@ function moveVma(mm: AddressSpace, v: Remap): number {
  * takes its entry along (the source entry becomes empty); otherwise huge entries are split and the
  * destination regions get page tables.
  */
-function movePageTables(mm: AddressSpace, oldAddr: number, newAddr: number, len: number): void {
+function movePageTables(mm: SyscallContext, oldAddr: number, newAddr: number, len: number): void {
   const delta = newAddr - oldAddr;
   const end = oldAddr + len;
   for (const r of mm.pmd.regionsIn(oldAddr, end)) {
@@ -233,7 +248,7 @@ function movePageTables(mm: AddressSpace, oldAddr: number, newAddr: number, len:
 }
 
 /** copy_vma: the new VMA at newAddr (merged with neighbours there if possible). */
-function copyVma(mm: AddressSpace, v: Remap): number {
+function copyVma(mm: SyscallContext, v: Remap): number {
   const t = mm.txn;
   const src = v.vma;
   const addr = v.newAddr;
@@ -271,7 +286,7 @@ function copyVma(mm: AddressSpace, v: Remap): number {
 const copyScratch = { start: 0, end: 0, pgoff: 0, flags: 0, file: 0, anon: 0, nameKind: 0, nameId: 0 };
 
 /** remap_move: MREMAP_FIXED with old_len == new_len moves every VMA of [addr, addr + old_len). */
-function remapMove(mm: AddressSpace, v: Remap): number {
+function remapMove(mm: SyscallContext, v: Remap): number {
   const t = mm.txn;
   const start = v.addr;
   const end = v.addr + v.oldLen;

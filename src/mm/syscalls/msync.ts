@@ -4,26 +4,27 @@
  * refuses MS_INVALIDATE over locked VMAs (EBUSY).
  */
 import { EBUSY, EINVAL, ENOMEM } from '../../errno.js';
-import type { AddressSpace } from '../address-space.js';
+import { CHECKED, type SyscallContext } from '../context.js';
 import { MS_ASYNC, MS_INVALIDATE, MS_SYNC, PAGE_SIZE, VM_LOCKED } from '../vm-flags.js';
 import { addWrap, pageAlign } from './args.js';
 
-export function sysMsync(mm: AddressSpace, start: number, len: number, flags: number): number {
+/** msync's checks before mmap_lock: CHECKED, 0 (nothing to do) or -errno. */
+export function msyncCheck(start: number, len: number, flags: number): number {
   if ((flags & ~(MS_ASYNC | MS_INVALIDATE | MS_SYNC)) !== 0) return -EINVAL;
   if (start % PAGE_SIZE !== 0) return -EINVAL;
   if ((flags & MS_ASYNC) !== 0 && (flags & MS_SYNC) !== 0) return -EINVAL;
   const end = addWrap(start, pageAlign(len));
   if (end < start) return -ENOMEM;
   if (end === start) return 0;
-  mm.mmapLock.downRead();
-  try {
-    return msyncWalk(mm, start, end, flags);
-  } finally {
-    mm.mmapLock.upRead();
-  }
+  return CHECKED;
 }
 
-function msyncWalk(mm: AddressSpace, start: number, end: number, flags: number): number {
+/** The msync walk. Preconditions: msyncCheck passed; mmap_lock held for read. */
+export function msyncReadLocked(mm: SyscallContext, start: number, len: number, flags: number): number {
+  return msyncWalk(mm, start, addWrap(start, pageAlign(len)), flags);
+}
+
+function msyncWalk(mm: SyscallContext, start: number, end: number, flags: number): number {
   const out = { first: 0, last: 0, value: 0 };
   const a = mm.arena;
   let unmapped = 0;

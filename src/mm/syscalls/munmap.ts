@@ -4,17 +4,17 @@
  * ENOMEM at max_map_count.
  */
 import { EINVAL } from '../../errno.js';
-import type { AddressSpace } from '../address-space.js';
+import type { SyscallContext } from '../context.js';
 import { PAGE_SIZE } from '../vm-flags.js';
 import { pageAlign } from './args.js';
 
-export function sysMunmap(mm: AddressSpace, start: number, len: number): number {
-  mm.begin();
-  return mm.end(doVmiMunmap(mm, start, len));
+/** munmap under mmap_lock (its checks are do_vmi_munmap's, which mremap shares). */
+export function munmapLocked(mm: SyscallContext, start: number, len: number): number {
+  return doVmiMunmap(mm, start, len);
 }
 
 /** do_vmi_munmap (munmap, mremap's shrink): checks the request, then unmaps; 0 or -errno. */
-export function doVmiMunmap(mm: AddressSpace, start: number, len: number): number {
+export function doVmiMunmap(mm: SyscallContext, start: number, len: number): number {
   const task = mm.config.taskSize;
   if (start % PAGE_SIZE !== 0 || start > task || len > task - start) return -EINVAL;
   const end = start + pageAlign(len);
@@ -23,7 +23,7 @@ export function doVmiMunmap(mm: AddressSpace, start: number, len: number): numbe
 }
 
 /** The unmap of an aligned, valid range (also used by mremap and brk): 0 or -ENOMEM. */
-export function doMunmap(mm: AddressSpace, start: number, end: number): number {
+export function doMunmap(mm: SyscallContext, start: number, end: number): number {
   const first = mm.txn.intersecting(start, end);
   if (first < 0) return 0;
   const r = mm.layer.unmapRange(first, start, end);

@@ -5,7 +5,8 @@
  * The first divergence is reported as a readable diff.
  */
 import { errnoName } from '../../errno.js';
-import { FileTable, PLACE_GENERIC, PLACE_SHMEM, PLACE_THP } from '../../fs/file-ref.js';
+import { FdTable } from '../../fs/fd-table.js';
+import { FileTable, PLACE_GENERIC, PLACE_SHMEM, PLACE_THP } from '../../fs/file-table.js';
 import type { RangeIndex } from '../../maple/api.js';
 import { AddressSpace } from '../address-space.js';
 import { PMD_NONE, PTE_TABLE } from '../pmd-state.js';
@@ -21,7 +22,7 @@ import {
   PROT_NAMES,
   parseVmFlags,
 } from '../vm-flags.js';
-import { NAME_ANON, NAME_FILE, NAME_SPECIAL } from '../vma-record.js';
+import { NAME_ANON, NAME_FILE, NAME_SPECIAL, specialNameId } from '../vma-record.js';
 import type { Trace, TraceOp, TraceVma } from './format.js';
 
 export interface ReplayOptions {
@@ -41,29 +42,31 @@ export interface ReplayResult {
 
 const LIMIT = 2n ** 53n;
 
-/** Builds the address space a trace starts from. */
+/** Builds the address space a trace starts from (its descriptors as trace fd name -> descriptor). */
 export function seedAddressSpace(
   trace: Trace,
   index: RangeIndex,
 ): { mm: AddressSpace; fds: Map<string, number> } {
   const h = trace.header;
   if (h.pageSize !== PAGE_SIZE) throw new Error(`${trace.name}: page size ${h.pageSize} is not supported`);
-  const files = new FileTable();
+  const files = FileTable.create();
+  const fdTable = FdTable.create(files);
   const fds = new Map<string, number>();
   for (const f of h.files) {
     const thp = f.fs === 'ext4' || f.fs === 'xfs' || f.fs === 'btrfs';
-    const ref = files.add({
+    const id = files.add({
       size: Number(f.size),
       writable: f.writable,
       name: `file:${f.id}`,
       placement: thp ? PLACE_THP : f.fs === 'tmpfs' ? PLACE_SHMEM : PLACE_GENERIC,
       syncUnsupported: f.fs === 'ext4' || f.fs === 'xfs',
     });
-    fds.set(f.id, ref.id);
+    fds.set(f.id, fdTable.install(id));
+    files.put(id);
   }
   const mm = new AddressSpace({
     index,
-    files,
+    fds: fdTable,
     rcuFree: false,
     config: {
       taskSize: Number(h.taskSize),
@@ -80,7 +83,8 @@ export function seedAddressSpace(
   const fileIds = new Map<string, number>();
   for (const v of trace.layout) {
     if (v.end > LIMIT) {
-      mm.outsideVmas.push({ start: v.start, end: v.end, flags: parseVmFlags(v.vmflags), name: v.name });
+      if (v.name !== '[vsyscall]') throw new Error(`${trace.name}: ${v.name} lies beyond 2^53`);
+      mm.setGate(parseVmFlags(v.vmflags));
       continue;
     }
     const start = Number(v.start);
@@ -90,29 +94,31 @@ export function seedAddressSpace(
     let pgoff = start / PAGE_SIZE;
     if (v.name.startsWith('[') && v.name !== '[heap]') {
       nameKind = NAME_SPECIAL;
-      nameId = mm.specialNameId(v.name);
+      nameId = specialNameId(v.name);
       if (v.name !== '[stack]') pgoff = Number(v.offset) / PAGE_SIZE;
     } else if (v.name !== '' && v.name !== '[heap]') {
-      let id = fileIds.get(v.name);
-      if (id === undefined) {
-        id = files.add({ size: 2 ** 40, writable: false, name: v.name }).id;
-        fileIds.set(v.name, id);
+      file = fileIds.get(v.name) ?? 0;
+      if (file === 0) {
+        file = files.add({ size: 2 ** 40, writable: false, name: v.name });
+        fileIds.set(v.name, file);
       }
       nameKind = NAME_FILE;
-      file = id;
       pgoff = Number(v.offset) / PAGE_SIZE;
     }
-    mm.insertVma({
+    const fields = {
       start,
       end: Number(v.end),
       pgoff,
       flags: parseVmFlags(v.vmflags),
       file,
-      anon: v.hasAnonPages ? mm.newAnonVma() : 0,
+      anon: 0,
       nameKind,
       nameId,
-    });
+    };
+    mm.insertVma(fields, v.hasAnonPages);
   }
+  // The VMAs hold the libraries' files now; the seeding's own references go.
+  for (const id of fileIds.values()) files.put(id);
   markRecorderPageTables(mm, trace.layout);
   return { mm, fds };
 }

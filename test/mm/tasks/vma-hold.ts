@@ -3,8 +3,7 @@
  * a new read attempt is refused (a writer is waiting), then sets flags[RELEASED] = 1 and releases
  * it. Returns how many attempts were refused; gives up when the test sets flags[ABORT].
  */
-import { lockVmaUnderRcu } from '../../../src/mm/fault-lookup.js';
-import { SharedMm, type SharedMmDescriptor } from '../../../src/mm/shared-mm.js';
+import { attachFaultMm, type FaultMmDescriptor, lockVmaUnderRcu } from '../../../src/mm/fault-lookup.js';
 import { READ_OK, vmaEndRead, vmaTryRead } from '../../../src/mm/vma-lock.js';
 
 export const HELD = 0;
@@ -12,13 +11,13 @@ export const RELEASED = 1;
 export const ABORT = 2;
 
 export interface HoldArgs {
-  mm: SharedMmDescriptor;
+  mm: FaultMmDescriptor;
   flags: SharedArrayBuffer;
   address: number;
 }
 
 export default function hold(_cpu: number, args: HoldArgs): { refused: number } {
-  const mm = SharedMm.attach(args.mm);
+  const mm = attachFaultMm(args.mm);
   const flags = new Int32Array(args.flags);
   const h = lockVmaUnderRcu(mm, args.address);
   if (h === 0) throw new Error('the VMA could not be read-locked');

@@ -3,7 +3,7 @@
  *
  *   control (Int32): WRITER_DONE | ERRORS | READERS_READY | OPS
  */
-import type { SharedMmDescriptor } from '../../../src/mm/shared-mm.js';
+import type { AddressSpaceDescriptor } from '../../../src/mm/address-space.js';
 
 export const WRITER_DONE = 0;
 export const ERRORS = 1;
@@ -19,7 +19,8 @@ export const BASE = 0x100000000;
 export const WINDOW_PAGES = 512;
 
 export interface RaceArgs {
-  mm: SharedMmDescriptor;
+  /** The writer attaches all of it; the readers only its fault side (attachFaultMm). */
+  mm: AddressSpaceDescriptor;
   control: SharedArrayBuffer;
   seed: number;
   /** How long the writer runs once every reader is ready. */

@@ -4,10 +4,14 @@
  * Every VMA it gets must be live (not freed), attached, cover the address, and keep its fields
  * while held. Returns its counts; counts a failed check in ERRORS and throws.
  */
-import { lockMmAndFindVma, lockVmaUnderRcu } from '../../../src/mm/fault-lookup.js';
-import { SharedMm } from '../../../src/mm/shared-mm.js';
+import {
+  attachFaultMm,
+  type FaultMm,
+  lockMmAndFindVma,
+  lockVmaUnderRcu,
+} from '../../../src/mm/fault-lookup.js';
 import { mmapReadUnlock, vmaEndRead } from '../../../src/mm/vma-lock.js';
-import { VMA_ATTACHED } from '../../../src/mm/vma-record.js';
+import { VMA_ATTACHED, type VmaArena } from '../../../src/mm/vma-record.js';
 import { rcuQuiescent } from '../../../src/sync/rcu.js';
 import {
   BASE,
@@ -29,7 +33,7 @@ export interface ReaderCounts {
 }
 
 export default function reader(cpu: number, args: RaceArgs): ReaderCounts {
-  const mm = SharedMm.attach(args.mm);
+  const mm = attachFaultMm(args.mm);
   const control = new Int32Array(args.control);
   const rng = new Rng(args.seed * 31 + cpu);
   const counts: ReaderCounts = { lookups: 0, vmaLocked: 0, mmapLocked: 0, holes: 0 };
@@ -52,7 +56,12 @@ export default function reader(cpu: number, args: RaceArgs): ReaderCounts {
   return counts;
 }
 
-function lookupOnce(mm: SharedMm, addr: number, holdReads: number, counts: ReaderCounts): void {
+function lookupOnce(
+  mm: FaultMm & { arena: VmaArena },
+  addr: number,
+  holdReads: number,
+  counts: ReaderCounts,
+): void {
   let h = lockVmaUnderRcu(mm, addr);
   if (h !== 0) {
     checkHeld(mm, h, addr, holdReads, 'VMA read lock');
@@ -71,7 +80,13 @@ function lookupOnce(mm: SharedMm, addr: number, holdReads: number, counts: Reade
 }
 
 /** The VMA must be a live, attached record covering addr, and must not change while held. */
-function checkHeld(mm: SharedMm, h: number, addr: number, holdReads: number, via: string): void {
+function checkHeld(
+  mm: FaultMm & { arena: VmaArena },
+  h: number,
+  addr: number,
+  holdReads: number,
+  via: string,
+): void {
   const a = mm.arena;
   const start = a.start(h);
   const end = a.end(h);

@@ -4,8 +4,8 @@
  * / mremap / touch calls in the window until the deadline or maxOps, signals WRITER_DONE, then
  * unmaps everything and retires the tree's nodes (and this CPU's reserve). Returns the calls made.
  */
+import type { MapleTree } from '../../../src/maple/tree.js';
 import { AddressSpace } from '../../../src/mm/address-space.js';
-import { SharedMm } from '../../../src/mm/shared-mm.js';
 import {
   MAP_ANONYMOUS,
   MAP_FIXED,
@@ -32,8 +32,7 @@ import {
 const PROTS = [PROT_READ, PROT_READ | PROT_WRITE, 0];
 
 export default function writer(_cpu: number, args: RaceArgs): number {
-  const shared = SharedMm.attach(args.mm);
-  const mm = new AddressSpace({ index: shared.index, shared: { arena: shared.arena, locks: shared.locks } });
+  const mm = AddressSpace.attach(args.mm);
   const control = new Int32Array(args.control);
   const rng = new Rng(args.seed);
   const giveUp = Date.now() + GIVE_UP_MS;
@@ -55,9 +54,9 @@ export default function writer(_cpu: number, args: RaceArgs): number {
     Atomics.notify(control, WRITER_DONE);
   }
   mm.destroy();
-  mmapWriteLock(shared.locks);
-  shared.index.destroy();
-  mmapWriteUnlock(shared.locks);
+  mmapWriteLock(mm.locks);
+  (mm.index as MapleTree).destroy();
+  mmapWriteUnlock(mm.locks);
   return ops;
 }
 

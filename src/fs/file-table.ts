@@ -1,0 +1,205 @@
+/**
+ * The file table: every file an address space can map, as one shared record per file identity
+ * (an inode, in Linux's terms), usable from every CPU. A file id is the record's arena handle
+ * (0 = no file); VMA records store it. Shared anonymous memory gets a shmem object here too.
+ *
+ *   file record (256 bytes)
+ *   +--------+-------+-----------+-------------+--------+---------+------------------------+
+ *   | SIZE   | FLAGS | PLACEMENT | SHMEM_INDEX | REFCNT | NAMELEN | (spare)                |  words 0-7
+ *   +--------+-------+-----------+-------------+--------+---------+------------------------+
+ *   | I_RWSEM (8 words)                  | INVALIDATE_LOCK (8 words)                        |  words 8-23
+ *   +------------------------------------+--------------------------------------------------+
+ *   | NAME: UTF-8, at most NAME_MAX_BYTES                                                   |  words 24-63
+ *   +---------------------------------------------------------------------------------------+
+ *
+ * Guards: SIZE, FLAGS, PLACEMENT, SHMEM_INDEX and NAME are written once, before the id is handed
+ * out (so any holder of a reference reads them without a lock); SIZE will be guarded by I_RWSEM
+ * when files can be truncated (the page cache). REFCNT is atomic: one reference per VMA record
+ * naming the file, per descriptor installed in a descriptor table, and one for whoever created it
+ * until they put it. The record is freed when REFCNT reaches 0.
+ */
+import { EINVAL, ENAMETOOLONG, ENOMEM, VmError } from '../errno.js';
+import { Arena, type ArenaDescriptor, type FailureInjector } from '../shm/arena.js';
+import { lockClass } from '../sync/lockclass.js';
+import { RWSEM_WORDS, RwSem } from '../sync/rwsem.js';
+
+/** How get_unmapped_area places a mapping of the file (fs->f_op->get_unmapped_area). */
+export const PLACE_GENERIC = 0;
+/** ext4 and other THP-capable file systems: thp_get_unmapped_area (2 MiB alignment). */
+export const PLACE_THP = 1;
+/** shmem/tmpfs with shmem_enabled=never: the plain search. */
+export const PLACE_SHMEM = 2;
+
+/** Lock classes of every file's locks (docs/locking.md: i_rwsem is outermost, invalidateLock under mmap_lock). */
+export const iRwsemClass = lockClass('i_rwsem');
+export const invalidateLockClass = lockClass('invalidate_lock');
+
+const RECORD_BYTES = 256;
+const SIZE_F64 = 0;
+const FLAGS = 2;
+const PLACEMENT = 3;
+const SHMEM_INDEX = 4;
+const REFCNT = 5;
+const NAME_LEN = 6;
+const I_RWSEM = 8;
+const INVALIDATE_LOCK = I_RWSEM + RWSEM_WORDS;
+const NAME_WORD = INVALIDATE_LOCK + RWSEM_WORDS;
+/** Longest name a file may have (bytes of UTF-8). */
+export const NAME_MAX_BYTES = RECORD_BYTES - NAME_WORD * 4;
+
+const F_WRITABLE = 1;
+const F_SYNC_UNSUPPORTED = 2;
+
+export interface FileSpec {
+  size: number;
+  /** Opened for writing (FMODE_WRITE); MAP_SHARED + PROT_WRITE needs it. */
+  writable: boolean;
+  /** Display name (maps view and traces). */
+  name: string;
+  placement?: number;
+  /** The file system supports MAP_SYNC (FOP_MMAP_SYNC) but not on this file (non-DAX ext4). */
+  syncUnsupported?: boolean;
+}
+
+export interface FileTableOptions {
+  capacity?: number;
+  maxCapacity?: number;
+  injector?: FailureInjector;
+}
+
+export class FileTable {
+  readonly arena: Arena;
+  private readonly i32: Int32Array;
+  private readonly f64: Float64Array;
+  private readonly u8: Uint8Array;
+  private readonly i32Per: number;
+  private readonly f64Per: number;
+
+  static create(options: FileTableOptions = {}): FileTable {
+    const capacity = options.capacity ?? 64;
+    return new FileTable(
+      Arena.create({
+        name: 'file',
+        recordBytes: RECORD_BYTES,
+        capacity,
+        maxCapacity: options.maxCapacity ?? Math.max(capacity, 1 << 16),
+        injector: options.injector,
+      }),
+    );
+  }
+
+  static attach(desc: ArenaDescriptor): FileTable {
+    return new FileTable(Arena.attach(desc));
+  }
+
+  private constructor(arena: Arena) {
+    if (arena.recordBytes !== RECORD_BYTES) throw new Error('file table: wrong record size');
+    this.arena = arena;
+    this.i32 = arena.i32;
+    this.f64 = arena.f64;
+    this.u8 = new Uint8Array(arena.i32.buffer, arena.i32.byteOffset, arena.i32.byteLength);
+    this.i32Per = arena.i32PerRecord;
+    this.f64Per = arena.f64PerRecord;
+  }
+
+  describe(): ArenaDescriptor {
+    return this.arena.describe();
+  }
+
+  /** Registers a file; returns its id holding one reference (the caller's). Throws ENOMEM when full. */
+  add(spec: FileSpec): number {
+    if (!(Number.isSafeInteger(spec.size) && spec.size >= 0))
+      throw new VmError(EINVAL, `file ${spec.name}: bad size`);
+    const name = new TextEncoder().encode(spec.name);
+    if (name.length > NAME_MAX_BYTES)
+      throw new VmError(ENAMETOOLONG, `file name longer than ${NAME_MAX_BYTES} bytes`);
+    const id = this.arena.alloc();
+    if (id === 0) throw new VmError(ENOMEM, 'file table full');
+    let flags = spec.writable ? F_WRITABLE : 0;
+    if (spec.syncUnsupported === true) flags |= F_SYNC_UNSUPPORTED;
+    this.init(id, spec.size, flags, spec.placement ?? PLACE_GENERIC, -1);
+    this.u8.set(name, (id * this.i32Per + NAME_WORD) * 4);
+    this.i32[id * this.i32Per + NAME_LEN] = name.length;
+    return id;
+  }
+
+  /**
+   * shmem_zero_setup: a new shmem object of `size` bytes numbered `index` (named anon_shared:index);
+   * returns its id holding the caller's reference, or 0 when allocation fails.
+   */
+  addShmem(size: number, index: number): number {
+    const id = this.arena.alloc();
+    if (id !== 0) this.init(id, size, F_WRITABLE, PLACE_SHMEM, index);
+    return id;
+  }
+
+  private init(id: number, size: number, flags: number, placement: number, shmemIndex: number): void {
+    const b = id * this.i32Per;
+    this.f64[id * this.f64Per + SIZE_F64] = size;
+    this.i32[b + FLAGS] = flags;
+    this.i32[b + PLACEMENT] = placement;
+    this.i32[b + SHMEM_INDEX] = shmemIndex;
+    this.i32[b + NAME_LEN] = 0;
+    Atomics.store(this.i32, b + REFCNT, 1);
+  }
+
+  /** get_file: one more reference to a live file. */
+  get(id: number): void {
+    const old = Atomics.add(this.i32, id * this.i32Per + REFCNT, 1);
+    if (old <= 0) throw new Error(`file ${id}: get of a file with no reference (${old})`);
+  }
+
+  /** fput: drops a reference; the last one frees the record. */
+  put(id: number): void {
+    const old = Atomics.sub(this.i32, id * this.i32Per + REFCNT, 1);
+    if (old === 1) this.arena.free(id);
+    else if (old <= 0) throw new Error(`file ${id}: put of a file with no reference (${old})`);
+  }
+
+  /** Whether `id` names a live file. */
+  isFile(id: number): boolean {
+    return Number.isInteger(id) && id > 0 && this.arena.isLive(id);
+  }
+
+  refs(id: number): number {
+    return Atomics.load(this.i32, id * this.i32Per + REFCNT);
+  }
+  /** Size in bytes (pages at or past round_up(size) fault with SIGBUS). */
+  size(id: number): number {
+    return this.f64[id * this.f64Per + SIZE_F64];
+  }
+  writable(id: number): boolean {
+    return (this.i32[id * this.i32Per + FLAGS] & F_WRITABLE) !== 0;
+  }
+  syncUnsupported(id: number): boolean {
+    return (this.i32[id * this.i32Per + FLAGS] & F_SYNC_UNSUPPORTED) !== 0;
+  }
+  placement(id: number): number {
+    return this.i32[id * this.i32Per + PLACEMENT];
+  }
+  /** A shmem object's creation index N, else -1. */
+  shmemIndex(id: number): number {
+    return this.i32[id * this.i32Per + SHMEM_INDEX];
+  }
+  /** The display name (a shmem object's is anon_shared:N). */
+  name(id: number): string {
+    const n = this.shmemIndex(id);
+    if (n >= 0) return `anon_shared:${n}`;
+    const at = (id * this.i32Per + NAME_WORD) * 4;
+    // Copied out: TextDecoder does not read shared memory.
+    return new TextDecoder().decode(this.u8.slice(at, at + this.i32[id * this.i32Per + NAME_LEN]));
+  }
+  /** The file's i_rwsem (outermost lock of the read/write path). */
+  iRwsem(id: number): RwSem {
+    return RwSem.at(this.i32, id * this.i32Per + I_RWSEM, iRwsemClass);
+  }
+  /** The file's invalidate lock (mapping->invalidate_lock). */
+  invalidateLock(id: number): RwSem {
+    return RwSem.at(this.i32, id * this.i32Per + INVALIDATE_LOCK, invalidateLockClass);
+  }
+
+  /** Live file records (0 once every reference was put). */
+  get live(): number {
+    return this.arena.live;
+  }
+}

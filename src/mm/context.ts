@@ -1,0 +1,210 @@
+/**
+ * SyscallContext: what a syscall body may use, and nothing of the AddressSpace facade. A body runs
+ * under mmap_lock held for write, on this CPU's transaction (`txn`, `layer`, `ms`), reading the
+ * shared per-mm state (`state`) and the shared tables (files, descriptors, anonymous identities,
+ * per-2 MiB page-table state). It never takes or drops mmap_lock: the syscall entry
+ * (src/mm/address-space.ts) does, and runs the work a body asks for after the unlock (populate).
+ *
+ * One SyscallContext per CPU per address space (its transaction and scratch are CPU-local); the
+ * shared parts are the same on every CPU.
+ */
+import type { FdTable } from '../fs/fd-table.js';
+import type { FileTable } from '../fs/file-table.js';
+import type { RangeIndex } from '../maple/api.js';
+import type { AnonVmaTable } from './anon-vma.js';
+import type { MmConfig } from './config.js';
+import type { MmState } from './mm-state.js';
+import { Placement } from './placement.js';
+import type { PmdState } from './pmd-state.js';
+import { MergeState, VmaLayer } from './vma.js';
+import type { MmLocks } from './vma-lock.js';
+import type { VmaArena } from './vma-record.js';
+import { type VmaFreeFn, VmaTxn } from './vma-txn.js';
+
+/**
+ * A syscall's check stage passed: run its body under mmap_lock. (A check returns this, 0 for a
+ * call that needs no work, or -errno.)
+ */
+export const CHECKED = 1;
+
+/** What the populate stage after the unlock does (set by a body through `requestPopulate`). */
+export const POPULATE_NONE = 0;
+/** __mm_populate ignoring errors (MAP_POPULATE, MAP_LOCKED, mlockall, brk, mremap growth). */
+export const POPULATE_IGNORE = 1;
+/** mlock: __mm_populate whose error becomes the result (EFAULT -> ENOMEM, ENOMEM -> EAGAIN). */
+export const POPULATE_MLOCK = 2;
+/** MADV_POPULATE_READ / MADV_POPULATE_WRITE: faultin_page_range, its error is the result. */
+export const POPULATE_FAULTIN_READ = 3;
+export const POPULATE_FAULTIN_WRITE = 4;
+
+/** The shared parts of one address space (the same objects on every CPU that attached it). */
+export interface MmShared {
+  readonly config: MmConfig;
+  readonly arena: VmaArena;
+  readonly index: RangeIndex;
+  readonly locks: MmLocks;
+  readonly state: MmState;
+  readonly pmd: PmdState;
+  readonly files: FileTable;
+  readonly fds: FdTable;
+  readonly anonVmas: AnonVmaTable;
+}
+
+export class SyscallContext {
+  readonly config: MmConfig;
+  readonly arena: VmaArena;
+  readonly index: RangeIndex;
+  readonly locks: MmLocks;
+  readonly state: MmState;
+  readonly pmd: PmdState;
+  readonly files: FileTable;
+  readonly fds: FdTable;
+  readonly anonVmas: AnonVmaTable;
+  readonly txn: VmaTxn;
+  readonly layer: VmaLayer;
+  readonly placement: Placement;
+  /** Scratch merge state (struct vma_merge_struct) reused by every call. */
+  readonly ms = new MergeState();
+
+  /** Identities this syscall created: the creator's references, put once the commit took its own. */
+  private readonly newAnon: number[] = [];
+  private readonly newFiles: number[] = [];
+  private savedBrk = 0;
+  private savedDefFlags = 0;
+  private savedShmem = 0;
+
+  populateMode = POPULATE_NONE;
+  populateStart = 0;
+  populateLen = 0;
+
+  constructor(shared: MmShared, freeRecord: VmaFreeFn) {
+    this.config = shared.config;
+    this.arena = shared.arena;
+    this.index = shared.index;
+    this.locks = shared.locks;
+    this.state = shared.state;
+    this.pmd = shared.pmd;
+    this.files = shared.files;
+    this.fds = shared.fds;
+    this.anonVmas = shared.anonVmas;
+    this.txn = new VmaTxn(this.arena, this.index, freeRecord, this.locks, this);
+    this.layer = new VmaLayer(this.txn, this.config.maxMapCount);
+    this.placement = new Placement(this.index, this.arena, this.config, this.files);
+  }
+
+  // ---- per-mm state as the body sees it ------------------------------------------------------
+
+  /** mm->map_count as last committed (the transaction's own change is txn.mapCountDelta). */
+  get mapCount(): number {
+    return this.state.mapCount;
+  }
+  get defFlags(): number {
+    return this.state.defFlags;
+  }
+  set defFlags(flags: number) {
+    this.state.defFlags = flags;
+  }
+  /** mm->brk (the exact requested break) and mm->start_brk. */
+  get curBrk(): number {
+    return this.state.brk;
+  }
+  set curBrk(brk: number) {
+    this.state.brk = brk;
+  }
+  get startBrk(): number {
+    return this.state.startBrk;
+  }
+
+  /** mm->locked_vm in pages as the transaction stands. */
+  lockedPages(): number {
+    return this.state.lockedVm + this.txn.lockedDelta();
+  }
+
+  /** anon_vma_alloc for this syscall: a new identity, or 0 when allocation fails. */
+  newAnonVma(): number {
+    const id = this.anonVmas.alloc();
+    if (id !== 0) this.newAnon.push(id);
+    return id;
+  }
+
+  /** shmem_zero_setup: a new shmem object of `size` bytes, or 0 when allocation fails. */
+  newShmem(size: number): number {
+    const id = this.files.addShmem(size, this.state.shmemCount);
+    if (id === 0) return 0;
+    this.state.shmemCount++;
+    this.newFiles.push(id);
+    return id;
+  }
+
+  /** Asks the syscall entry to populate [start, start + len) after mmap_lock is released. */
+  requestPopulate(start: number, len: number, mode: number): void {
+    this.populateMode = mode;
+    this.populateStart = start;
+    this.populateLen = len;
+  }
+
+  // ---- the transaction's lifecycle (the syscall entry's, not the bodies') ----------------------
+
+  /**
+   * Opens a transaction. Preconditions: mmap_lock held by this CPU (for write, or for read when
+   * only anon_vma assignment may follow, see commitAnonOnly).
+   */
+  open(): void {
+    this.txn.reset();
+    this.pmd.begin();
+    this.layer.mapCountBase = this.state.mapCount;
+    this.newAnon.length = 0;
+    this.newFiles.length = 0;
+    this.savedBrk = this.state.brk;
+    this.savedDefFlags = this.state.defFlags;
+    this.savedShmem = this.state.shmemCount;
+    this.populateMode = POPULATE_NONE;
+  }
+
+  /**
+   * Commits the transaction: 0, or -ENOMEM with the address space exactly as before open().
+   * Preconditions: mmap_lock held for write by this CPU, open() called.
+   */
+  commitLocked(): number {
+    const mapDelta = this.txn.mapCountDelta;
+    const lockedDelta = this.txn.lockedDelta();
+    const r = this.txn.commit();
+    if (r < 0) {
+      this.abandonLocked();
+      return r;
+    }
+    this.state.mapCount += mapDelta;
+    this.state.lockedVm += lockedDelta;
+    this.putCreated();
+    this.txn.reset();
+    return 0;
+  }
+
+  /** Drops the open transaction's work: scalars, page-table state and new identities restored. */
+  abandonLocked(): void {
+    this.txn.reset();
+    this.pmd.rollback();
+    this.state.brk = this.savedBrk;
+    this.state.defFlags = this.savedDefFlags;
+    this.state.shmemCount = this.savedShmem;
+    this.putCreated();
+    this.populateMode = POPULATE_NONE;
+  }
+
+  /**
+   * Publishes the anon_vmas a fault walk under mmap_lock held for read gave VMAs.
+   * Preconditions: mmap_lock held (read), the mm's page_table_lock held.
+   */
+  commitAnonLocked(): void {
+    this.txn.commitAnonOnly();
+    this.putCreated();
+    this.txn.reset();
+  }
+
+  private putCreated(): void {
+    for (const id of this.newAnon) this.anonVmas.put(id);
+    for (const id of this.newFiles) this.files.put(id);
+    this.newAnon.length = 0;
+    this.newFiles.length = 0;
+  }
+}

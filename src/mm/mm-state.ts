@@ -1,0 +1,112 @@
+/**
+ * The per-address-space scalars of struct mm_struct, in shared memory so that every CPU running
+ * in the process sees one value. Each word names the lock a writer holds; readers hold at least
+ * the read side of the same lock unless the word says otherwise.
+ *
+ *   Int32 words                                           Float64 slots (from byte 64)
+ *   0  MAP_COUNT    mm->map_count        mmap_lock (W)    0 BRK        mm->brk (the requested break)   mmap_lock (W)
+ *   1  DEF_FLAGS    mm->def_flags        mmap_lock (W)    1 START_BRK  mm->start_brk                   set at creation
+ *   2  SHMEM_COUNT  shmem objects made   mmap_lock (W)    2 LOCKED_VM  mm->locked_vm, pages            mmap_lock (W)
+ *   3  GATE_FLAGS   [vsyscall] VM_* or 0 set at creation
+ *   5  USERS        mm_users: attached Process handles (atomic)
+ *   8  PAGE_TABLE_LOCK (spinlock, 2 words): mm->page_table_lock; taken under mmap_lock (R) to
+ *      change the per-2 MiB page-table state and to give a VMA its anon_vma (anon_vma_prepare)
+ *
+ * LOCKED_VM is a running counter: every commit adds the change of the VM_LOCKED VMAs' size (see
+ * VmaTxn.lockedDelta), and the invariant checker compares it with a recount.
+ */
+import { lockClass } from '../sync/lockclass.js';
+import { SpinLock } from '../sync/spinlock.js';
+
+const MAP_COUNT = 0;
+const DEF_FLAGS = 1;
+const SHMEM_COUNT = 2;
+const GATE_FLAGS = 3;
+const USERS = 5;
+const PTL = 8;
+const F64_BYTE = 64;
+const BRK = 0;
+const START_BRK = 1;
+const LOCKED_VM = 2;
+const BYTES = F64_BYTE + 8 * 8;
+
+export const pageTableLockClass = lockClass('page_table_lock');
+
+export interface MmStateDescriptor {
+  buffer: SharedArrayBuffer;
+}
+
+export class MmState {
+  private readonly i32: Int32Array;
+  private readonly f64: Float64Array;
+  /** mm->page_table_lock. */
+  readonly ptl: SpinLock;
+
+  static create(startBrk: number): MmState {
+    const s = new MmState({ buffer: new SharedArrayBuffer(BYTES) });
+    s.f64[BRK] = startBrk;
+    s.f64[START_BRK] = startBrk;
+    return s;
+  }
+
+  static attach(desc: MmStateDescriptor): MmState {
+    return new MmState(desc);
+  }
+
+  private constructor(desc: MmStateDescriptor) {
+    this.i32 = new Int32Array(desc.buffer, 0, F64_BYTE >> 2);
+    this.f64 = new Float64Array(desc.buffer, F64_BYTE, 8);
+    this.ptl = SpinLock.at(this.i32, PTL, pageTableLockClass);
+  }
+
+  describe(): MmStateDescriptor {
+    return { buffer: this.i32.buffer as SharedArrayBuffer };
+  }
+
+  get mapCount(): number {
+    return this.i32[MAP_COUNT];
+  }
+  set mapCount(n: number) {
+    this.i32[MAP_COUNT] = n;
+  }
+  get defFlags(): number {
+    return this.i32[DEF_FLAGS];
+  }
+  set defFlags(flags: number) {
+    this.i32[DEF_FLAGS] = flags;
+  }
+  get shmemCount(): number {
+    return this.i32[SHMEM_COUNT];
+  }
+  set shmemCount(n: number) {
+    this.i32[SHMEM_COUNT] = n;
+  }
+  get gateFlags(): number {
+    return this.i32[GATE_FLAGS];
+  }
+  set gateFlags(flags: number) {
+    this.i32[GATE_FLAGS] = flags;
+  }
+  get brk(): number {
+    return this.f64[BRK];
+  }
+  set brk(b: number) {
+    this.f64[BRK] = b;
+  }
+  get startBrk(): number {
+    return this.f64[START_BRK];
+  }
+  get lockedVm(): number {
+    return this.f64[LOCKED_VM];
+  }
+  set lockedVm(pages: number) {
+    this.f64[LOCKED_VM] = pages;
+  }
+  /** mmget / mmput: attached users; returns the count after the change. */
+  addUser(delta: number): number {
+    return Atomics.add(this.i32, USERS, delta) + delta;
+  }
+  get users(): number {
+    return Atomics.load(this.i32, USERS);
+  }
+}
