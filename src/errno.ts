@@ -7,6 +7,7 @@
  */
 export const EPERM = 1;
 export const ENOENT = 2;
+export const ESRCH = 3;
 export const EINTR = 4;
 export const EIO = 5;
 export const EBADF = 9;
@@ -32,6 +33,7 @@ export const ETIMEDOUT = 110;
 const NAMES: Record<number, string> = {
   [EPERM]: 'EPERM',
   [ENOENT]: 'ENOENT',
+  [ESRCH]: 'ESRCH',
   [EINTR]: 'EINTR',
   [EIO]: 'EIO',
   [EBADF]: 'EBADF',

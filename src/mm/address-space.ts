@@ -27,6 +27,7 @@ import type { ArenaDescriptor, FailureInjector } from '../shm/arena.js';
 import { rcuBarrier, rcuDeferFree } from '../sync/rcu.js';
 import type { RwSem } from '../sync/rwsem.js';
 import { AnonVmaTable } from './anon-vma.js';
+import { checkMmLocked } from './check.js';
 import { defaultConfig, type MmConfig } from './config.js';
 import {
   CHECKED,
@@ -111,6 +112,9 @@ type LockedBody = (
   e: number,
   f: number,
 ) => number;
+
+/** Debug mode (VMSPACE_DEBUG=1, on in `npm test`): the invariant checker runs after every commit. */
+const DEBUG = process.env.VMSPACE_DEBUG === '1';
 
 function touchBody(mm: SyscallContext, addr: number, len: number, write: number): number {
   return touchLocked(mm, addr, len, write !== 0);
@@ -221,6 +225,7 @@ export class AddressSpace implements MmShared {
       this.splitHugeAcrossVmasLocked();
       const r = ctx.commitLocked();
       if (r < 0) ret = r;
+      if (DEBUG) checkMmLocked(this);
     } catch (error) {
       ctx.abandonLocked();
       mmapWriteUnlock(this.locks);
@@ -363,6 +368,15 @@ export class AddressSpace implements MmShared {
       return 0;
     });
     this.pmd.destroy();
+    rcuBarrier();
+  }
+
+  /**
+   * This CPU stops using the address space: its tree reserve goes back and its deferred frees run
+   * (call before exit on every CPU that made syscalls, so nothing stays allocated).
+   */
+  detach(): void {
+    if (this.index instanceof MapleTree) this.index.releasePreallocated();
     rcuBarrier();
   }
 

@@ -1,0 +1,154 @@
+/**
+ * Process: the unit users create (struct task_struct's share of it: a pid, an address space and a
+ * descriptor table), in shared memory, attachable on any CPU by its descriptor, as Linux's
+ * task/mm split suggests: several CPUs may run in one process at once; each gets its own facade
+ * (its own syscall transaction) over the one shared address space.
+ *
+ *   ProcessDescriptor = { pid, kernel: KernelDescriptor, mm: AddressSpaceDescriptor, fds, words }
+ *   words (Int32): STATE (RUNNING | EXITED, atomic)
+ *
+ * Exit unmaps everything (the VMAs put their files and anon_vmas), closes every descriptor, and
+ * frees the VMA tree's nodes and the page-table state: after every process exited, the kernel's
+ * counts are back to zero. Preconditions of exit: no other CPU still runs in the process.
+ */
+import { check, EINVAL, ESRCH, VmError } from '../errno.js';
+import { FdTable, type FdTableDescriptor } from '../fs/fd-table.js';
+import type { FileSpec } from '../fs/file-table.js';
+import { MapleTree } from '../maple/tree.js';
+import { AddressSpace, type AddressSpaceDescriptor } from '../mm/address-space.js';
+import type { MmConfig } from '../mm/config.js';
+import { mapsText, smapsText } from '../mm/proc-maps.js';
+import { mmapWriteLock, mmapWriteUnlock } from '../mm/vma-lock.js';
+import { Kernel, type KernelDescriptor } from './kernel.js';
+
+const STATE = 0;
+const RUNNING = 1;
+const EXITED = 2;
+
+export interface ProcessOptions {
+  /** Address-space knobs (Linux's defaults otherwise; see src/mm/config.ts). */
+  config?: Partial<MmConfig>;
+  /** Free VMA records after an RCU grace period (default; needed once other CPUs look VMAs up). */
+  rcuFree?: boolean;
+}
+
+export interface ProcessDescriptor {
+  pid: number;
+  kernel: KernelDescriptor;
+  mm: AddressSpaceDescriptor;
+  fds: FdTableDescriptor;
+  words: SharedArrayBuffer;
+}
+
+export class Process {
+  readonly pid: number;
+  readonly kernel: Kernel;
+  /** The address space as this CPU sees it: syscalls (mmap, munmap, ...) and views. */
+  readonly mm: AddressSpace;
+  readonly fds: FdTable;
+  private readonly words: Int32Array;
+
+  /** A new process with an empty address space and no descriptors. */
+  static create(kernel: Kernel, options: ProcessOptions = {}): Process {
+    const fds = FdTable.create(kernel.files);
+    const mm = new AddressSpace({
+      index: MapleTree.create({ externalLock: 'mmap_lock' }),
+      fds,
+      anonVmas: kernel.anonVmas,
+      config: options.config,
+      rcuFree: options.rcuFree,
+    });
+    const words = new Int32Array(new SharedArrayBuffer(8));
+    words[STATE] = RUNNING;
+    return new Process(kernel.allocPid(), kernel, mm, fds, words);
+  }
+
+  /** The same process on this CPU. */
+  static attach(desc: ProcessDescriptor): Process {
+    const kernel = Kernel.attach(desc.kernel);
+    const mm = AddressSpace.attach(desc.mm);
+    return new Process(desc.pid, kernel, mm, mm.fds, new Int32Array(desc.words));
+  }
+
+  private constructor(pid: number, kernel: Kernel, mm: AddressSpace, fds: FdTable, words: Int32Array) {
+    this.pid = pid;
+    this.kernel = kernel;
+    this.mm = mm;
+    this.fds = fds;
+    this.words = words;
+  }
+
+  describe(): ProcessDescriptor {
+    return {
+      pid: this.pid,
+      kernel: this.kernel.describe(),
+      mm: this.mm.describe(),
+      fds: this.fds.describe(),
+      words: this.words.buffer as SharedArrayBuffer,
+    };
+  }
+
+  get exited(): boolean {
+    return Atomics.load(this.words, STATE) === EXITED;
+  }
+
+  /**
+   * Registers a file (its size, access mode and name; the page cache will give it contents) and
+   * opens it: returns the descriptor to pass to mmap. Throws VmError (ENOMEM, EMFILE, ...).
+   */
+  open(spec: FileSpec): number {
+    this.assertRunning();
+    const id = this.kernel.files.add(spec);
+    try {
+      return check(this.fds.install(id), 'open');
+    } finally {
+      this.kernel.files.put(id);
+    }
+  }
+
+  /** close(2). Throws VmError(EBADF) for a descriptor that is not open. */
+  close(fd: number): void {
+    this.assertRunning();
+    check(this.fds.close(fd), 'close');
+  }
+
+  /** /proc/PID/maps. */
+  maps(): string {
+    return mapsText(this.mm);
+  }
+
+  /** A short /proc/PID/smaps (size and VmFlags per VMA). */
+  smaps(): string {
+    return smapsText(this.mm);
+  }
+
+  /** This CPU stops running in the process (see AddressSpace.detach). */
+  detach(): void {
+    this.mm.detach();
+  }
+
+  /**
+   * exit: tears the process down (see the file comment). Only one CPU exits a process; the
+   * others must have stopped running in it.
+   */
+  exit(): void {
+    if (Atomics.compareExchange(this.words, STATE, RUNNING, EXITED) !== RUNNING) {
+      throw new VmError(ESRCH, `process ${this.pid} has exited already`);
+    }
+    this.mm.destroy();
+    this.fds.closeAll();
+    const tree = this.mm.index;
+    if (!(tree instanceof MapleTree)) throw new VmError(EINVAL, 'process: the VMA index is not a maple tree');
+    mmapWriteLock(this.mm.locks);
+    try {
+      tree.destroy();
+    } finally {
+      mmapWriteUnlock(this.mm.locks);
+    }
+    this.kernel.releasePid();
+  }
+
+  private assertRunning(): void {
+    if (this.exited) throw new VmError(ESRCH, `process ${this.pid} has exited`);
+  }
+}

@@ -1,0 +1,61 @@
+/**
+ * The address space's invariant checker: whole-structure checks that debug mode
+ * (VMSPACE_DEBUG=1, on in `npm test`) runs after every commit, and that tests call directly.
+ *
+ *   - the tree maps every VMA's [start, end - 1] to its record, in ascending, non-overlapping order,
+ *     and every record it names is ATTACHED with page-aligned START < END;
+ *   - mm->map_count equals the number of VMAs; mm->locked_vm equals the size of the VM_LOCKED ones;
+ *   - every file and anon_vma a VMA names is live and holds at least one reference per such VMA.
+ *
+ * Preconditions: mmap_lock held (read or write) by the caller, or no other CPU running.
+ * Throws an Error naming the first broken invariant.
+ */
+import { rangeOut } from '../maple/api.js';
+import type { MmShared } from './context.js';
+import { PAGE_SIZE, VM_LOCKED } from './vm-flags.js';
+import { VMA_ATTACHED } from './vma-record.js';
+
+const LIMIT = 2 ** 53 - 1;
+
+export function checkMmLocked(mm: MmShared): void {
+  const a = mm.arena;
+  const out = rangeOut();
+  const fileUses = new Map<number, number>();
+  const anonUses = new Map<number, number>();
+  let count = 0;
+  let locked = 0;
+  let prevEnd = 0;
+  for (let q = 0; q <= LIMIT && mm.index.next(q, LIMIT, out) !== 0; q = out.last + 1) {
+    const h = out.value;
+    const start = a.start(h);
+    const end = a.end(h);
+    const where = `VMA [${start.toString(16)}, ${end.toString(16)}) (record ${h})`;
+    if (a.state(h) !== VMA_ATTACHED) fail(`${where} is in the tree but not attached`);
+    if (out.first !== start || out.last !== end - 1) {
+      fail(`${where}: the tree maps [${out.first.toString(16)}, ${(out.last + 1).toString(16)}) to it`);
+    }
+    if (!(start < end) || start % PAGE_SIZE !== 0 || end % PAGE_SIZE !== 0) fail(`${where} is empty or unaligned`);
+    if (start < prevEnd) fail(`${where} overlaps the VMA before it`);
+    prevEnd = end;
+    count++;
+    if ((a.flags(h) & VM_LOCKED) !== 0) locked += (end - start) / PAGE_SIZE;
+    if (a.file(h) !== 0) fileUses.set(a.file(h), (fileUses.get(a.file(h)) ?? 0) + 1);
+    if (a.anon(h) !== 0) anonUses.set(a.anon(h), (anonUses.get(a.anon(h)) ?? 0) + 1);
+  }
+  if (count !== mm.state.mapCount) fail(`map_count is ${mm.state.mapCount}, the tree holds ${count} VMAs`);
+  if (locked !== mm.state.lockedVm) fail(`locked_vm is ${mm.state.lockedVm} pages, the VM_LOCKED VMAs have ${locked}`);
+  for (const [id, uses] of fileUses) {
+    if (!mm.files.isFile(id) || mm.files.refs(id) < uses) {
+      fail(`file ${id} is named by ${uses} VMAs but has ${mm.files.isFile(id) ? mm.files.refs(id) : 'no'} references`);
+    }
+  }
+  for (const [id, uses] of anonUses) {
+    if (!mm.anonVmas.arena.isLive(id) || mm.anonVmas.refs(id) < uses) {
+      fail(`anon_vma ${id} is named by ${uses} VMAs but holds ${mm.anonVmas.refs(id)} references`);
+    }
+  }
+}
+
+function fail(message: string): never {
+  throw new Error(`address space invariant: ${message}`);
+}
