@@ -24,7 +24,7 @@
  * allocation, so tests can drive every ENOMEM path.
  */
 import { EINVAL, VmError } from '../errno.js';
-import { lockHooks } from '../sync/hooks.js';
+import { lockHooks } from '../lockhooks.js';
 
 const LOCK = 0;
 const FREE_HEAD = 1;

@@ -32,8 +32,8 @@ import {
   WAIT_WRITE,
   waitTooLong,
 } from '../cpu/waits.js';
+import { LOCK_SLEEPS, lockHooks, READ, WRITE } from '../lockhooks.js';
 import { hookAcquire, hookAcquired, hookRelease, hookTrylock } from './hookcalls.js';
-import { LOCK_SLEEPS, lockHooks, READ, WRITE } from './hooks.js';
 import { lockClassName } from './lockclass.js';
 import { statAcquired, statContended, statReleased, statTryFailed } from './lockstat.js';
 import { type LockDescriptor, LockView, ownWords, wordsOf } from './lockview.js';
