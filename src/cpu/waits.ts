@@ -19,6 +19,7 @@
  * instead of imports: lock class names through the namer src/sync/lockclass.ts registers when it
  * loads (`setLockClassNamer`), held locks through the installed validator (src/lockhooks.ts).
  */
+import { assert } from '../assert.js';
 import { lockHooks } from '../lockhooks.js';
 import { sharedGlobal } from '../shm/globals.js';
 import { MAIN_CPU, MAX_CPUS } from './current.js';
@@ -80,6 +81,8 @@ export function setCpuStatus(cpu: number, status: number): void {
 
 /** Marks `cpu` blocked on a lock of `classId` (slow path only). */
 export function beginWait(cpu: number, kind: number, classId: number, owner: number, detail: number): void {
+  // KIND is WAIT_NONE exactly when the CPU is not blocked (the invariant above).
+  assert(kind > WAIT_NONE && kind < KIND_NAMES.length, 'beginWait: not a wait kind');
   const at = HEADER + STRIDE * cpu;
   since[cpu] = Date.now();
   Atomics.store(words, at + CLASS, classId);
