@@ -3,7 +3,7 @@
 // process gets VMSPACE_LOCKDEP=1 and preloads dist/src/lockdep/register.js (node's test runner
 // passes --import on to each test file's process); Machine CPUs switch it on in their worker entry.
 // `--stress` runs the long, seeded stress suite instead (files named *.stress.js). Other arguments
-// pick test areas or files (`node scripts/run-tests.js test/sync test/cpu/machine.test.ts`);
+// pick test areas or files (`node scripts/run-tests.js test/sync test/machine/machine.test.ts`);
 // default: everything under dist/test.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';

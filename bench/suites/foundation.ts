@@ -5,7 +5,7 @@
  *
  * This module is also the task module of the grace-period figures (its default export).
  */
-import { Machine } from '../../src/cpu/machine.js';
+import { Machine } from '../../src/machine/machine.js';
 import { Arena } from '../../src/shm/arena.js';
 import { Mutex } from '../../src/sync/mutex.js';
 import { rcuOffline, rcuOnline, rcuReadLock, rcuReadUnlock, synchronizeRcu } from '../../src/sync/rcu.js';

@@ -9,7 +9,7 @@
  */
 import { do_not_optimize } from 'mitata';
 import { disableLockdep, enableLockdep, lockdepReset, lockdepShowHeld } from '../../src/lockdep/index.js';
-import { lockHooks, READ } from '../../src/sync/hooks.js';
+import { lockHooks, READ } from '../../src/lockhooks.js';
 import { statAcquired, statReleased } from '../../src/sync/lockstat.js';
 import { blockingInReadSection, rcuCpu } from '../../src/sync/rcu.js';
 import { RwSem, rwsemDownRead, rwsemState, rwsemUpRead } from '../../src/sync/rwsem.js';

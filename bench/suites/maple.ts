@@ -19,7 +19,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { OrderedMap } from '@js-sdsl/ordered-map';
 import BTreeModule from 'sorted-btree';
-import { Machine } from '../../src/cpu/machine.js';
+import { Machine } from '../../src/machine/machine.js';
 import { rangeOut } from '../../src/maple/api.js';
 import { rcuReclaimer } from '../../src/maple/reclaim.js';
 import { MapleTree, type MapleTreeDescriptor } from '../../src/maple/tree.js';

@@ -7,8 +7,8 @@
  * record that readers check and writers replace (the old one freed after a grace period); a spinlock
  * and a seqcount. This module is also the CPUs' task module (its default export).
  */
-import { Machine } from '../cpu/machine.js';
 import { enableLockdep, formatLockStatWithValidator } from '../lockdep/index.js';
+import { Machine } from '../machine/machine.js';
 import { Arena, type ArenaDescriptor, POISON_WORD } from '../shm/arena.js';
 import { resetLockStat } from '../sync/lockstat.js';
 import type { LockDescriptor } from '../sync/lockview.js';

@@ -14,11 +14,14 @@
  * Every blocking wait waits in slices and calls `waitTooLong` between them, so no wait outlives
  * the limit: the waiter throws a report of every CPU instead of hanging (with the lock validator
  * on, the report ends with every CPU's held locks).
+ *
+ * This layer sits below the locks and the validator, so the report reaches them through seams
+ * instead of imports: lock class names through the namer src/sync/lockclass.ts registers when it
+ * loads (`setLockClassNamer`), held locks through the installed validator (src/lockhooks.ts).
  */
-import { lockdepShowHeld } from '../lockdep/index.js';
+import { assert } from '../assert.js';
+import { lockHooks } from '../lockhooks.js';
 import { sharedGlobal } from '../shm/globals.js';
-import { lockHooks } from '../sync/hooks.js';
-import { lockClassName } from '../sync/lockclass.js';
 import { MAIN_CPU, MAX_CPUS } from './current.js';
 
 export const STATUS_ABSENT = 0;
@@ -43,6 +46,14 @@ const KIND = 1;
 const CLASS = 2;
 const OWNER = 3;
 const DETAIL = 4;
+
+/** Until src/sync/lockclass.ts registers the real names (it does when it loads). */
+let className: (classId: number) => string = (classId) => `lock class ${classId}`;
+
+/** Called once by src/sync/lockclass.ts at load: how a report names the class a CPU waits on. */
+export function setLockClassNamer(namer: (classId: number) => string): void {
+  className = namer;
+}
 
 /** Default bound on any single blocking wait when no Machine set one. */
 export const DEFAULT_WAIT_LIMIT_MS = 30_000;
@@ -70,6 +81,8 @@ export function setCpuStatus(cpu: number, status: number): void {
 
 /** Marks `cpu` blocked on a lock of `classId` (slow path only). */
 export function beginWait(cpu: number, kind: number, classId: number, owner: number, detail: number): void {
+  // KIND is WAIT_NONE exactly when the CPU is not blocked (the invariant above).
+  assert(kind > WAIT_NONE && kind < KIND_NAMES.length, 'beginWait: not a wait kind');
   const at = HEADER + STRIDE * cpu;
   since[cpu] = Date.now();
   Atomics.store(words, at + CLASS, classId);
@@ -127,7 +140,7 @@ export function describeCpus(): string {
   const lines = cpuWaits().map((w) => {
     const who = w.cpu === MAIN_CPU ? 'main' : `cpu ${w.cpu}`;
     if (w.kind === WAIT_NONE) return `${who}: ${w.status === STATUS_RUNNING ? 'running' : 'idle'}`;
-    const what = w.kind === WAIT_GRACE_PERIOD ? `grace period ${w.detail}` : lockClassName(w.classId);
+    const what = w.kind === WAIT_GRACE_PERIOD ? `grace period ${w.detail}` : className(w.classId);
     const owner =
       w.owner === 0 ? '' : `, held by ${w.owner - 1 === MAIN_CPU ? 'main' : `cpu ${w.owner - 1}`}`;
     const readers = w.kind === WAIT_WRITE && w.detail > 0 ? `, ${w.detail} reader(s) inside` : '';
@@ -142,7 +155,7 @@ export function describeCpus(): string {
  */
 export function hangError(cpu: number, what: string): Error {
   const who = cpu === MAIN_CPU ? 'main thread' : `cpu ${cpu}`;
-  const held = lockHooks.on ? `\n${lockdepShowHeld()}` : '';
+  const held = lockHooks.on ? `\n${lockHooks.v.showHeld()}` : '';
   return new Error(
     `watchdog: ${who} waited more than ${waitLimitMs()} ms on ${what}\n${describeCpus()}${held}`,
   );

@@ -7,7 +7,7 @@
  *   +-------+-----------+-------------+-----+--------------------------------------------+
  *   | DEPTH | MMAP_HELD | ATOMIC_HELD | pad | MAX_DEPTH entries: NODE LOCK_ID FLAGS SITE |
  *   +-------+-----------+-------------+-----+--------------------------------------------+
- *   NODE = class * SUBCLASSES + subclass; FLAGS = the mode bits of src/sync/hooks.ts
+ *   NODE = class * SUBCLASSES + subclass; FLAGS = the mode bits of src/lockhooks.ts
  *   (WRITE, LOCK_ATOMIC, LOCK_SLEEPS, LOCK_RECURSIVE_READ) | HELD_MMAP; SITE = stack-log id of
  *   where it was taken if that acquisition recorded a new dependency, else 0.
  *
@@ -16,8 +16,8 @@
  * with LOCK_ATOMIC (spinlocks, RCU read sections).
  */
 import { MAX_CPUS } from '../cpu/current.js';
+import { LOCK_ATOMIC } from '../lockhooks.js';
 import { sharedGlobal } from '../shm/globals.js';
-import { LOCK_ATOMIC } from '../sync/hooks.js';
 import { SUBCLASSES } from './graph.js';
 
 /** Most locks one CPU may hold at once (as in Linux). */

@@ -2,13 +2,13 @@
  * vmspace's lock validator (lockdep): proves from one run that a deadlock is possible, and flags
  * sleeping, allocation and I/O while mmap_lock is held. See docs/lockdep.md.
  *
- * The validator is per thread (each CPU installs its own into src/sync/hooks.ts) over state shared
+ * The validator is per thread (each CPU installs its own into src/lockhooks.ts) over state shared
  * by every CPU: the dependency graph, the held-lock rows, the modes, counters and reports. Load this
  * module on the main thread before a Machine starts its CPUs, so its shared globals exist for them.
  */
 import { isMainThread } from 'node:worker_threads';
 import { currentCpu } from '../cpu/current.js';
-import { installValidator, lockHooks } from '../sync/hooks.js';
+import { installValidator, lockHooks } from '../lockhooks.js';
 import { formatLockStat, lockStatRows } from '../sync/lockstat.js';
 import {
   CHECKS,

@@ -5,7 +5,7 @@
  * Everything here runs only when something is reported.
  */
 import { MAIN_CPU, MAX_CPUS } from '../cpu/current.js';
-import { LOCK_ATOMIC, LOCK_RECURSIVE_READ, WRITE } from '../sync/hooks.js';
+import { LOCK_ATOMIC, LOCK_RECURSIVE_READ, WRITE } from '../lockhooks.js';
 import { lockClassName } from '../sync/lockclass.js';
 import { KIND_RECURSIVE, KIND_SHARED, SEEN_WRITE, type Step, SUBCLASSES } from './graph.js';
 import { depthOf, type HeldLock, heldLocks, rowOf } from './held.js';

@@ -1,5 +1,5 @@
 /**
- * The lock validator the locks call through src/sync/hooks.ts. Steady state (every dependency of
+ * The lock validator the locks call through src/lockhooks.ts. Steady state (every dependency of
  * this acquisition already recorded): one scan of this CPU's held locks with a lock-free hash probe
  * per held lock, and a push or a pop; no allocation, no stack capture. A new dependency captures
  * the call site once, records the edge in the shared graph and searches for a cycle through it.
@@ -8,7 +8,7 @@
  * held.ts, checks.ts), except `site`, which carries a captured stack from `acquire` to `acquired`.
  */
 import { currentCpu } from '../cpu/current.js';
-import { LOCK_ATOMIC, LOCK_RECURSIVE_READ, LOCK_SLEEPS, type LockValidator, WRITE } from '../sync/hooks.js';
+import { LOCK_ATOMIC, LOCK_RECURSIVE_READ, LOCK_SLEEPS, type LockValidator, WRITE } from '../lockhooks.js';
 import { lockClass, MAX_CLASSES } from '../sync/lockclass.js';
 import {
   BAD_UNLOCK,
@@ -51,6 +51,7 @@ import {
   lockName,
   mmapReport,
   recursiveReport,
+  showAllHeld,
   sleepInAtomicReport,
 } from './report.js';
 import { countSite, SITE_ALLOC, SITE_IO, SITE_SLEEP, siteIndex } from './sites.js';
@@ -124,6 +125,10 @@ export class Validator implements LockValidator {
     const row = rowOf(currentCpu());
     if (atomicHeld(row)) this.sleepInAtomic(`calls mightIO('${site}')`);
     if (mmapHeld(row)) this.mmapViolation(SITE_IO, site);
+  }
+
+  showHeld(): string {
+    return showAllHeld();
   }
 
   /**

@@ -35,7 +35,7 @@
  */
 import { currentCpu, MAX_CPUS } from '../cpu/current.js';
 import { beginWait, endWait, hangError, WAIT_SLICE_MS, WAIT_WRITE, waitTooLong } from '../cpu/waits.js';
-import { LOCK_SLEEPS, lockHooks, READ, WRITE } from '../sync/hooks.js';
+import { LOCK_SLEEPS, lockHooks, READ, WRITE } from '../lockhooks.js';
 import { lockIdAt } from '../sync/lockclass.js';
 import { rcuBlockBegin, rcuBlockEnd, rcuReadLockHeld } from '../sync/rcu.js';
 import { RwSem } from '../sync/rwsem.js';

@@ -23,8 +23,9 @@
  * Failure injection: a `FailureInjector` (shared by all arenas of a subsystem) fails the Nth next
  * allocation, so tests can drive every ENOMEM path.
  */
+import { assert, DEBUG, VmAssertionError } from '../assert.js';
 import { EINVAL, VmError } from '../errno.js';
-import { lockHooks } from '../sync/hooks.js';
+import { lockHooks } from '../lockhooks.js';
 
 const LOCK = 0;
 const FREE_HEAD = 1;
@@ -39,15 +40,12 @@ const POISON = 9;
 const MAX_CAPACITY = 10;
 const CONTROL_WORDS = 16;
 const MAX_RESERVATION = 2 ** 32;
-if (MAX_CAPACITY >= CONTROL_WORDS) throw new Error('arena: control words overflow CONTROL_WORDS');
+assert(MAX_CAPACITY < CONTROL_WORDS, 'arena: control words overflow CONTROL_WORDS');
 
 const STATE_FREE = 0;
 const STATE_LIVE = 1;
 /** Transient, under the lock: a live handle that freeBatch has checked. */
 const STATE_FREEING = 2;
-
-/** Debug mode (VMSPACE_DEBUG=1, set by `npm test`): every arena poisons unless told otherwise. */
-const DEBUG = process.env.VMSPACE_DEBUG === '1';
 
 /** The word a poisoned record is filled with. */
 export const POISON_WORD = 0x6b6b6b6b;
@@ -172,6 +170,7 @@ export class Arena {
     words[BUMP] = 1;
     words[CAPACITY] = spec.capacity;
     words[MAX_CAPACITY] = max;
+    // Debug mode (VMSPACE_DEBUG=1, set by `npm test`): every arena poisons unless told otherwise.
     words[POISON] = (spec.poison ?? DEBUG) ? 1 : 0;
     return new Arena({
       name: spec.name,
@@ -332,7 +331,7 @@ export class Arena {
     const c = this.control;
     if (this.state[handle] !== STATE_FREE) {
       Atomics.store(c, LOCK, 0);
-      throw new Error(`arena ${this.name}: handle ${handle} handed out twice`);
+      throw new VmAssertionError(`arena ${this.name}: handle ${handle} handed out twice`);
     }
     this.state[handle] = STATE_LIVE;
     const live = ++c[LIVE];
@@ -408,7 +407,7 @@ export class Arena {
     // Word 0 holds the free-list link; the rest must still be poison.
     for (let i = start + 1; i < start + this.i32PerRecord; i++) {
       if (this.i32[i] !== POISON_WORD && this.i32[i] !== 0) {
-        throw new Error(`arena ${this.name}: record ${handle} was written after it was freed`);
+        throw new VmAssertionError(`arena ${this.name}: record ${handle} was written after it was freed`);
       }
     }
   }

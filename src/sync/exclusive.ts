@@ -13,8 +13,8 @@
  */
 import { currentCpu } from '../cpu/current.js';
 import { beginWait, endWait, hangError, WAIT_SLICE_MS, waitTooLong } from '../cpu/waits.js';
+import { lockHooks } from '../lockhooks.js';
 import { hookAcquire, hookAcquired, hookRelease, hookTrylock } from './hookcalls.js';
-import { lockHooks } from './hooks.js';
 import { lockClassName } from './lockclass.js';
 import { statAcquired, statContended, statReleased, statTryFailed } from './lockstat.js';
 import { rcuBlockBegin, rcuBlockEnd } from './rcu.js';

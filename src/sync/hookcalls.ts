@@ -1,5 +1,5 @@
 /**
- * The locks' calls into the lock validator (src/sync/hooks.ts), kept out of line. A lock's fast
+ * The locks' calls into the lock validator (src/lockhooks.ts), kept out of line. A lock's fast
  * path holds only `if (hooks.on) hookX(...)` (`hooks`: a module-local alias of `lockHooks`): with
  * the validator off that is one untaken branch, and the fast path stays small enough for the JIT
  * to inline into its callers.
@@ -8,7 +8,7 @@
  * validator first needs one, see lockIdAt). `mode` is the side (READ/WRITE) plus the lock's kind
  * bits (LOCK_ATOMIC, LOCK_SLEEPS, LOCK_RECURSIVE_READ).
  */
-import { lockHooks } from './hooks.js';
+import { lockHooks } from '../lockhooks.js';
 import { lockIdAt } from './lockclass.js';
 
 /** Before a (possibly blocking) acquisition: the validator checks it before the lock is taken. */

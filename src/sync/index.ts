@@ -1,5 +1,5 @@
 /** The synchronisation primitives in one import: locks, lock classes, statistics, RCU, hooks. */
-export { installValidator, type LockValidator, lockHooks, READ, WRITE } from './hooks.js';
+export { installValidator, type LockValidator, lockHooks, READ, WRITE } from '../lockhooks.js';
 export { lockClass, lockClassCount, lockClassName, MAX_CLASSES } from './lockclass.js';
 export {
   formatLockStat,

@@ -11,6 +11,7 @@
  * Invariants: ids are 1..COUNT and never reused; a name appears at most once; registration is
  * serialised by LOCK (a spin word held for a scan of at most MAX_CLASSES names).
  */
+import { setLockClassNamer } from '../cpu/waits.js';
 import { EINVAL, ENOSPC, VmError } from '../errno.js';
 import { sharedGlobal } from '../shm/globals.js';
 
@@ -86,6 +87,9 @@ export function lockClassName(id: number): string {
   byName.set(name, id);
   return name;
 }
+
+// The watchdog's hang report (src/cpu/waits.ts, a layer below this one) names classes through this.
+setLockClassNamer(lockClassName);
 
 /** Number of registered classes (ids 1..count). */
 export function lockClassCount(): number {

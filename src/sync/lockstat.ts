@@ -17,6 +17,7 @@
  * Times are nanoseconds. Histogram bucket 0 counts times < 256 ns, bucket k (1..22) counts
  * [2^(k+7), 2^(k+8)) ns, bucket 23 counts >= 2^30 ns (about 1 s). Only the owning CPU writes a row.
  */
+import { assert } from '../assert.js';
 import { currentCpu, MAX_CPUS } from '../cpu/current.js';
 import { sharedGlobal } from '../shm/globals.js';
 import { lockClassCount, lockClassName, MAX_CLASSES } from './lockclass.js';
@@ -35,7 +36,7 @@ const WAIT_HIST = 10;
 const BUCKETS = 24;
 const HOLD_HIST = WAIT_HIST + BUCKETS;
 const FIELDS = 64;
-if (HOLD_HIST + BUCKETS > FIELDS) throw new Error('lockstat: row layout overflows FIELDS');
+assert(HOLD_HIST + BUCKETS <= FIELDS, 'lockstat: row layout overflows FIELDS');
 
 /** One acquisition in this many (per CPU and class) has its hold time measured. */
 export const HOLD_SAMPLE_EVERY = 64;

@@ -10,8 +10,8 @@
  *   +-------------------------------+-------------+
  */
 import { WAIT_MUTEX } from '../cpu/waits.js';
+import { LOCK_SLEEPS, WRITE } from '../lockhooks.js';
 import { EXCLUSIVE_WORDS, exclusiveLock, exclusiveTryLock, exclusiveUnlock } from './exclusive.js';
-import { LOCK_SLEEPS, WRITE } from './hooks.js';
 import { type LockDescriptor, LockView, ownWords, wordsOf } from './lockview.js';
 import { blockingInReadSection, rcuCpu } from './rcu.js';
 

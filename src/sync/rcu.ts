@@ -35,9 +35,9 @@ import {
   WAIT_SLICE_MS,
   waitTooLong,
 } from '../cpu/waits.js';
+import { LOCK_ATOMIC, LOCK_RECURSIVE_READ, lockHooks, READ } from '../lockhooks.js';
 import type { Arena } from '../shm/arena.js';
 import { sharedGlobal } from '../shm/globals.js';
-import { LOCK_ATOMIC, LOCK_RECURSIVE_READ, lockHooks, READ } from './hooks.js';
 import { lockClass, lockIdAt } from './lockclass.js';
 
 const GP = 0;

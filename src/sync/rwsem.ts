@@ -22,6 +22,7 @@
  * if it was the last reader); WAITERS is set iff HEAD != TAIL, and both change only under
  * WAIT_LOCK; a granted waiter owns its hold before HEAD moves past its ticket.
  */
+import { assert, VmAssertionError } from '../assert.js';
 import { currentCpu, MAX_CPUS } from '../cpu/current.js';
 import {
   beginWait,
@@ -32,8 +33,8 @@ import {
   WAIT_WRITE,
   waitTooLong,
 } from '../cpu/waits.js';
+import { LOCK_SLEEPS, lockHooks, READ, WRITE } from '../lockhooks.js';
 import { hookAcquire, hookAcquired, hookRelease, hookTrylock } from './hookcalls.js';
-import { LOCK_SLEEPS, lockHooks, READ, WRITE } from './hooks.js';
 import { lockClassName } from './lockclass.js';
 import { statAcquired, statContended, statReleased, statTryFailed } from './lockstat.js';
 import { type LockDescriptor, LockView, ownWords, wordsOf } from './lockview.js';
@@ -60,7 +61,7 @@ const OWNER_SUBCLASS_SHIFT = 8;
 /** What the validator sees of a blocking acquisition (trylocks pass the plain side). */
 const READ_MODE = READ | LOCK_SLEEPS;
 const WRITE_MODE = WRITE | LOCK_SLEEPS;
-if (MAX_CPUS !== 64) throw new Error('rwsem: the KINDS words hold exactly 64 queue slots (MAX_CPUS)');
+assert(MAX_CPUS === 64, 'rwsem: the KINDS words hold exactly 64 queue slots (MAX_CPUS)');
 /**
  * Module-local aliases of the per-thread state the fast paths test: V8 loads an imported binding
  * through its module cell on every use but folds a local const (about 1.5 ns per lock round trip).
@@ -245,7 +246,8 @@ function enqueue(words: Int32Array, offset: number, writer: boolean): number {
   const ticket = words[offset + TAIL];
   if (((ticket - words[offset + HEAD]) | 0) >= MAX_CPUS) {
     unlockQueue(words, offset);
-    throw new Error(`rwsem queue overflow: more than ${MAX_CPUS} waiters`);
+    // Each CPU waits in at most one queue slot at a time, so this cannot happen.
+    throw new VmAssertionError(`rwsem queue overflow: more than ${MAX_CPUS} waiters`);
   }
   const slot = ticket & (MAX_CPUS - 1);
   const kinds = offset + (slot < 32 ? KINDS_LO : KINDS_HI);

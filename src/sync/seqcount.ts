@@ -16,8 +16,8 @@
  */
 import { currentCpu } from '../cpu/current.js';
 import { beginWait, endWait, hangError, WAIT_SEQCOUNT, waitTooLong } from '../cpu/waits.js';
+import { LOCK_ATOMIC, LOCK_RECURSIVE_READ, lockHooks, READ, WRITE } from '../lockhooks.js';
 import { hookAcquire, hookAcquired, hookRelease } from './hookcalls.js';
-import { LOCK_ATOMIC, LOCK_RECURSIVE_READ, lockHooks, READ, WRITE } from './hooks.js';
 import { lockClassName } from './lockclass.js';
 import { statAcquired, statReleased } from './lockstat.js';
 import { type LockDescriptor, LockView, ownWords, wordsOf } from './lockview.js';

@@ -8,8 +8,8 @@
  *   +-------------------------------+-------------+
  */
 import { WAIT_SPIN } from '../cpu/waits.js';
+import { LOCK_ATOMIC, WRITE } from '../lockhooks.js';
 import { EXCLUSIVE_WORDS, exclusiveLock, exclusiveTryLock, exclusiveUnlock } from './exclusive.js';
-import { LOCK_ATOMIC, WRITE } from './hooks.js';
 import { type LockDescriptor, LockView, ownWords, wordsOf } from './lockview.js';
 
 /** Polls of a held spinlock before the acquirer sleeps. */

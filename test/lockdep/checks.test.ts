@@ -22,7 +22,7 @@ import {
   lockdepSiteCounts,
   setLockdepMode,
 } from '../../src/lockdep/index.js';
-import { lockHooks } from '../../src/sync/hooks.js';
+import { lockHooks } from '../../src/lockhooks.js';
 import { lockClass } from '../../src/sync/lockclass.js';
 import { RwSem } from '../../src/sync/rwsem.js';
 import { FakeLock, fresh, spinLock } from './util.js';
@@ -227,7 +227,7 @@ describe('lockdep checks', () => {
 
   it('enableLockdepFromEnv follows VMSPACE_LOCKDEP and VMSPACE_LOCKDEP_MMAP', () => {
     const index = new URL('../../src/lockdep/index.js', import.meta.url).href;
-    const hooks = new URL('../../src/sync/hooks.js', import.meta.url).href;
+    const hooks = new URL('../../src/lockhooks.js', import.meta.url).href;
     const probe = [
       `const { enableLockdepFromEnv, lockdepMode } = await import('${index}');`,
       `const { lockHooks } = await import('${hooks}');`,

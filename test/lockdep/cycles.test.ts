@@ -12,7 +12,7 @@ import {
   lockdepReports,
   lockdepShowHeld,
 } from '../../src/lockdep/index.js';
-import { LOCK_ATOMIC, LOCK_RECURSIVE_READ, LOCK_SLEEPS } from '../../src/sync/hooks.js';
+import { LOCK_ATOMIC, LOCK_RECURSIVE_READ, LOCK_SLEEPS } from '../../src/lockhooks.js';
 import { FakeLock, fresh } from './util.js';
 
 function isReport(pattern: RegExp) {

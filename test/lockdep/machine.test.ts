@@ -6,7 +6,6 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { CpuError, Machine } from '../../src/cpu/machine.js';
 import {
   enableLockdep,
   lockdepClassCounts,
@@ -17,6 +16,7 @@ import {
   lockdepSiteCounts,
   setLockdepMode,
 } from '../../src/lockdep/index.js';
+import { CpuError, Machine } from '../../src/machine/machine.js';
 import { Arena } from '../../src/shm/arena.js';
 import { lockClass } from '../../src/sync/lockclass.js';
 import { Mutex } from '../../src/sync/mutex.js';

@@ -3,7 +3,7 @@
  * with classes named per test so tests never share a dependency.
  */
 import { enableLockdep, type LockdepCheck, type LockdepMode, lockdepReset } from '../../src/lockdep/index.js';
-import { LOCK_ATOMIC, LOCK_SLEEPS, lockHooks, READ, WRITE } from '../../src/sync/hooks.js';
+import { LOCK_ATOMIC, LOCK_SLEEPS, lockHooks, READ, WRITE } from '../../src/lockhooks.js';
 import { lockClass, newLockId } from '../../src/sync/lockclass.js';
 
 /** A fresh validator state with the given modes on top of the defaults. */

@@ -5,8 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Machine } from '../../src/cpu/machine.js';
-import { lockHooks } from '../../src/sync/hooks.js';
+import { lockHooks } from '../../src/lockhooks.js';
+import { Machine } from '../../src/machine/machine.js';
 
 const fromEnv = !['', '0', undefined].includes(process.env.VMSPACE_LOCKDEP);
 

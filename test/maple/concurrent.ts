@@ -3,7 +3,7 @@
  * then checks the tree on the main thread and that every node comes back after teardown.
  */
 import assert from 'node:assert/strict';
-import type { Machine } from '../../src/cpu/machine.js';
+import type { Machine } from '../../src/machine/machine.js';
 import { rangeOut } from '../../src/maple/api.js';
 import { MapleTree } from '../../src/maple/tree.js';
 import { rcuBarrier } from '../../src/sync/rcu.js';

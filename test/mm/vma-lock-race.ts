@@ -5,7 +5,7 @@
  * saw, the event counters, and that nothing leaks once the machine stopped.
  */
 import assert from 'node:assert/strict';
-import { Machine } from '../../src/cpu/machine.js';
+import { Machine } from '../../src/machine/machine.js';
 import { MapleTree } from '../../src/maple/tree.js';
 import { AddressSpace } from '../../src/mm/address-space.js';
 import { vmaLockEvents } from '../../src/mm/vma-lock.js';

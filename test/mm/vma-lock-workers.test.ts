@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Machine } from '../../src/cpu/machine.js';
+import { Machine } from '../../src/machine/machine.js';
 import { mmapWriteLock, mmapWriteUnlock, vmaReaders, vmaStartWrite } from '../../src/mm/vma-lock.js';
 import { ABORT, HELD, type HoldArgs, RELEASED } from './tasks/vma-hold.js';
 import { HandMm, P } from './vma-lock-fixture.js';

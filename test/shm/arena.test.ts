@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Machine } from '../../src/cpu/machine.js';
+import { Machine } from '../../src/machine/machine.js';
 import { Arena, FailureInjector, POISON_WORD } from '../../src/shm/arena.js';
 import type { AllocArgs } from './tasks/alloc.js';
 

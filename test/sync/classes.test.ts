@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Machine } from '../../src/cpu/machine.js';
+import { Machine } from '../../src/machine/machine.js';
 import { lockClass, lockClassName } from '../../src/sync/lockclass.js';
 import { SeqCount } from '../../src/sync/seqcount.js';
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { Machine } from '../../src/cpu/machine.js';
+import { Machine } from '../../src/machine/machine.js';
 import { lockStatRows } from '../../src/sync/lockstat.js';
 import { Mutex } from '../../src/sync/mutex.js';
 import { RwSem } from '../../src/sync/rwsem.js';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { lockHooks } from '../../src/sync/hooks.js';
+import { lockHooks } from '../../src/lockhooks.js';
 import { lockClass } from '../../src/sync/lockclass.js';
 import { Mutex } from '../../src/sync/mutex.js';
 import { rcuReadLock, rcuReadUnlock } from '../../src/sync/rcu.js';

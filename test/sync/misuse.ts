@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { type LockdepCheck, LockdepError, lockdepMode, setLockdepMode } from '../../src/lockdep/index.js';
-import { lockHooks } from '../../src/sync/hooks.js';
+import { lockHooks } from '../../src/lockhooks.js';
 
 export function isLockdepReport(check: LockdepCheck) {
   return (e: unknown) => e instanceof LockdepError && e.check === check;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { Machine } from '../../src/cpu/machine.js';
+import { Machine } from '../../src/machine/machine.js';
 import { Arena } from '../../src/shm/arena.js';
 import { Mutex } from '../../src/sync/mutex.js';
 import {

@@ -8,7 +8,7 @@ import {
   type LockValidator,
   lockHooks,
   WRITE,
-} from '../../src/sync/hooks.js';
+} from '../../src/lockhooks.js';
 import {
   formatLockStat,
   HOLD_SAMPLE_EVERY,
@@ -73,6 +73,7 @@ function recorder(events: Event[]): LockValidator {
     mightSleep: (site) => events.push({ op: 'sleep', cls: 0, site }),
     mightAlloc: () => {},
     mightIO: () => {},
+    showHeld: () => '',
   };
 }
 

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Machine } from '../../src/cpu/machine.js';
+import { Machine } from '../../src/machine/machine.js';
 import { Arena } from '../../src/shm/arena.js';
 import { Mutex } from '../../src/sync/mutex.js';
 import { RwSem } from '../../src/sync/rwsem.js';

@@ -1,5 +1,5 @@
 /** Task: whether the lock validator is on on this CPU. */
-import { lockHooks } from '../../../src/sync/hooks.js';
+import { lockHooks } from '../../../src/lockhooks.js';
 
 export default function probe(): boolean {
   return lockHooks.on;

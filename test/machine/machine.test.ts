@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { CpuError, Machine } from '../../src/cpu/machine.js';
 import { cpuWaits, WAIT_NONE } from '../../src/cpu/waits.js';
 import { lockdepCounts, lockdepMode, lockdepShowHeld, setLockdepMode } from '../../src/lockdep/index.js';
-import { lockHooks } from '../../src/sync/hooks.js';
+import { lockHooks } from '../../src/lockhooks.js';
+import { CpuError, Machine } from '../../src/machine/machine.js';
 import { Mutex } from '../../src/sync/mutex.js';
 
 const echo = new URL('./tasks/echo.js', import.meta.url);

@@ -30,11 +30,11 @@ interface RunMessage {
 
 const data = workerData as CpuData;
 attachGlobals(data.globals);
-const { setCurrentCpu } = await import('./current.js');
+const { setCurrentCpu } = await import('../cpu/current.js');
 setCurrentCpu(data.vmspaceCpu);
 const lockdep = await import('../lockdep/index.js');
 lockdep.enableLockdepFromEnv();
-const { setCpuStatus, STATUS_IDLE, STATUS_RUNNING } = await import('./waits.js');
+const { setCpuStatus, STATUS_IDLE, STATUS_RUNNING } = await import('../cpu/waits.js');
 const rcu = await import('../sync/rcu.js');
 const cpu = data.vmspaceCpu;
 const port = parentPort!;

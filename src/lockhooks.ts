@@ -1,10 +1,13 @@
 /**
- * The seam between the locks and the lock validator (src/lockdep).
+ * The seam between the code that takes locks or allocates (src/shm, src/sync, src/mm) and the lock
+ * validator (src/lockdep). It imports nothing, so it sits below every layer that calls it, and the
+ * validator, which sits above them, plugs itself in with `installValidator`.
  *
- * Locks call `lockHooks.acquire/acquired/release` only when `lockHooks.on` is true, so a validator
- * that is compiled in but switched off costs one predictable branch per lock operation. The
- * annotations `mightSleep`, `mightAlloc` and `mightIO` are called by blocking waits, record
+ * Locks call `lockHooks.v.acquire/acquired/release` only when `lockHooks.on` is true, so a
+ * validator that is compiled in but switched off costs one predictable branch per lock operation.
+ * The annotations `mightSleep`, `mightAlloc` and `mightIO` are called by blocking waits, record
  * allocation and the file I/O layer; the validator reports them when the CPU holds `mmap_lock`.
+ * `showHeld` lets the watchdog's hang report (src/cpu/waits.ts) list what every CPU holds.
  *
  * Lock modes: READ for the shared side of an rwsem (and RCU read sections), WRITE for everything
  * exclusive.
@@ -34,6 +37,8 @@ export interface LockValidator {
   mightSleep(site: string): void;
   mightAlloc(site: string): void;
   mightIO(site: string): void;
+  /** Every CPU's held locks, one block per CPU (for a hang report; not on any fast path). */
+  showHeld(): string;
 }
 
 const none: LockValidator = {
@@ -43,6 +48,9 @@ const none: LockValidator = {
   mightSleep() {},
   mightAlloc() {},
   mightIO() {},
+  showHeld() {
+    return '';
+  },
 };
 
 /** The installed validator; `on` is false until one is installed. */

@@ -22,8 +22,8 @@ import '../lockdep/index.js';
 import { describeGlobals } from '../shm/globals.js';
 import '../sync/lockstat.js';
 import '../sync/rcu.js';
-import { MAX_WORKER_CPUS } from './current.js';
-import { STATUS_ABSENT, setCpuStatus, setWaitLimitMs } from './waits.js';
+import { MAX_WORKER_CPUS } from '../cpu/current.js';
+import { STATUS_ABSENT, setCpuStatus, setWaitLimitMs } from '../cpu/waits.js';
 
 export interface MachineOptions {
   cpus: number;

@@ -1,7 +1,7 @@
 /** A CPU whose worker crashes (own file: a Machine's watchdog limit is process-wide). */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { CpuError, Machine } from '../../src/cpu/machine.js';
+import { CpuError, Machine } from '../../src/machine/machine.js';
 
 const echo = new URL('./tasks/echo.js', import.meta.url);
 
