@@ -7,8 +7,8 @@
  *   words (Int32): NEXT_PID (atomic) | PROCESSES (atomic: live Process records)
  */
 import { FileTable } from '../fs/file-table.js';
-import type { ArenaDescriptor, FailureInjector } from '../shm/arena.js';
 import { AnonVmaTable } from '../mm/anon-vma.js';
+import type { ArenaDescriptor, FailureInjector } from '../shm/arena.js';
 
 const NEXT_PID = 0;
 const PROCESSES = 1;
@@ -40,7 +40,11 @@ export class Kernel {
   static create(options: KernelOptions = {}): Kernel {
     const words = new SharedArrayBuffer(16);
     new Int32Array(words)[NEXT_PID] = FIRST_PID;
-    return new Kernel(words, FileTable.create({ injector: options.injector }), AnonVmaTable.create(options.injector));
+    return new Kernel(
+      words,
+      FileTable.create({ injector: options.injector }),
+      AnonVmaTable.create(options.injector),
+    );
   }
 
   static attach(desc: KernelDescriptor): Kernel {

@@ -18,6 +18,7 @@ import { MapleTree } from '../maple/tree.js';
 import { AddressSpace, type AddressSpaceDescriptor } from '../mm/address-space.js';
 import type { MmConfig } from '../mm/config.js';
 import { mapsText, smapsText } from '../mm/proc-maps.js';
+import type { SyscallLog } from '../mm/syscall-log.js';
 import { mmapWriteLock, mmapWriteUnlock } from '../mm/vma-lock.js';
 import { Kernel, type KernelDescriptor } from './kernel.js';
 
@@ -30,6 +31,8 @@ export interface ProcessOptions {
   config?: Partial<MmConfig>;
   /** Free VMA records after an RCU grace period (default; needed once other CPUs look VMAs up). */
   rcuFree?: boolean;
+  /** Record the address space's VMA-changing syscalls in mmap_lock order. */
+  log?: SyscallLog;
 }
 
 export interface ProcessDescriptor {
@@ -57,6 +60,7 @@ export class Process {
       anonVmas: kernel.anonVmas,
       config: options.config,
       rcuFree: options.rcuFree,
+      log: options.log,
     });
     const words = new Int32Array(new SharedArrayBuffer(8));
     words[STATE] = RUNNING;

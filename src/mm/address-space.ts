@@ -43,6 +43,22 @@ import { faultinRange, mmPopulate } from './fault.js';
 import { MmState, type MmStateDescriptor } from './mm-state.js';
 import { HUGE, PmdState, type PmdStateDescriptor, PTE_TABLE } from './pmd-state.js';
 import { type VmaView, vmaViews } from './proc-maps.js';
+import {
+  NR_BRK,
+  NR_DESTROY,
+  NR_MADVISE,
+  NR_MLOCK2,
+  NR_MLOCKALL,
+  NR_MMAP,
+  NR_MPROTECT,
+  NR_MREMAP,
+  NR_MUNLOCK,
+  NR_MUNLOCKALL,
+  NR_MUNMAP,
+  NR_TOUCH,
+  SyscallLog,
+  type SyscallLogDescriptor,
+} from './syscall-log.js';
 import { cint, ulong } from './syscalls/args.js';
 import { brkLocked } from './syscalls/brk.js';
 import { madviseCheck, madviseLocked } from './syscalls/madvise.js';
@@ -86,6 +102,8 @@ export interface AddressSpaceOptions {
   vmaCapacity?: number;
   /** Free VMA records after an RCU grace period (default) or at once (single-threaded tools). */
   rcuFree?: boolean;
+  /** Record every VMA-changing syscall in mmap_lock order (SyscallLog). */
+  log?: SyscallLog;
 }
 
 /** Everything another CPU needs to attach the same address space (structured-cloneable). */
@@ -100,6 +118,7 @@ export interface AddressSpaceDescriptor {
   files: ArenaDescriptor;
   fds: { buffer: SharedArrayBuffer };
   anonVmas: ArenaDescriptor;
+  log: SyscallLogDescriptor | null;
 }
 
 /** A body run under mmap_lock: the context and up to six integer arguments; result or -errno. */
@@ -138,6 +157,8 @@ export class AddressSpace implements MmShared {
   readonly anonVmas: AnonVmaTable;
   /** This CPU's transaction and scratch: what syscall bodies see. */
   readonly ctx: SyscallContext;
+  /** The syscall log, if the address space keeps one. */
+  readonly log: SyscallLog | null;
   private readonly rcuFree: boolean;
   private readonly edges: number[] = [];
 
@@ -153,6 +174,7 @@ export class AddressSpace implements MmShared {
       this.files = FileTable.attach(attached.files);
       this.fds = FdTable.attach(attached.fds, this.files);
       this.anonVmas = AnonVmaTable.attach(attached.anonVmas);
+      this.log = attached.log !== null ? SyscallLog.attach(attached.log) : null;
     } else {
       this.config = defaultConfig(options.config);
       this.rcuFree = options.rcuFree ?? true;
@@ -169,6 +191,7 @@ export class AddressSpace implements MmShared {
       this.files = options.files ?? options.fds?.files ?? FileTable.create({ injector: options.injector });
       this.fds = options.fds ?? FdTable.create(this.files);
       this.anonVmas = options.anonVmas ?? AnonVmaTable.create(options.injector);
+      this.log = options.log ?? null;
     }
     if (this.fds.files.arena.describe().records !== this.files.arena.describe().records) {
       throw new Error('AddressSpace: the descriptor table resolves into another file table');
@@ -203,6 +226,7 @@ export class AddressSpace implements MmShared {
       files: this.files.describe(),
       fds: this.fds.describe(),
       anonVmas: this.anonVmas.describe(),
+      log: this.log !== null ? this.log.describe() : null,
     };
   }
 
@@ -215,7 +239,7 @@ export class AddressSpace implements MmShared {
    * the syscall's check. Returns holding no lock (checked by the validator); if the body throws (an
    * internal error, never an errno) its uncommitted work and mmap_lock are dropped first.
    */
-  private run(name: string, body: LockedBody, a = 0, b = 0, c = 0, d = 0, e = 0, f = 0): number {
+  private run(name: string, nr: number, body: LockedBody, a = 0, b = 0, c = 0, d = 0, e = 0, f = 0): number {
     const ctx = this.ctx;
     let ret: number;
     mmapWriteLock(this.locks);
@@ -226,6 +250,7 @@ export class AddressSpace implements MmShared {
       const r = ctx.commitLocked();
       if (r < 0) ret = r;
       if (DEBUG) checkMmLocked(this);
+      if (this.log !== null) this.log.appendLocked(nr, a, b, c, d, e, f, ret);
     } catch (error) {
       ctx.abandonLocked();
       mmapWriteUnlock(this.locks);
@@ -362,7 +387,7 @@ export class AddressSpace implements MmShared {
    * the VMAs held) to its arena, after the RCU grace period. Other CPUs must have stopped using it.
    */
   destroy(): void {
-    this.run('destroy', (mm) => {
+    this.run('destroy', NR_DESTROY, (mm) => {
       const first = mm.txn.findFrom(0);
       if (first >= 0) mm.layer.unmapRange(first, 0, 2 ** 53);
       return 0;
@@ -386,45 +411,47 @@ export class AddressSpace implements MmShared {
     const file = (flags & MAP_ANONYMOUS) === 0 ? this.fds.fget(fd) : 0;
     try {
       const c = mmapCheck(flags, file, offset);
-      return c !== CHECKED ? c : this.run('syscall mmap', mmapLocked, addr, len, prot, flags, file, offset);
+      return c !== CHECKED
+        ? c
+        : this.run('syscall mmap', NR_MMAP, mmapLocked, addr, len, prot, flags, file, offset);
     } finally {
       if (file !== 0) this.files.put(file);
     }
   }
   sysMunmap(addr: number, len: number): number {
-    return this.run('syscall munmap', munmapLocked, addr, len);
+    return this.run('syscall munmap', NR_MUNMAP, munmapLocked, addr, len);
   }
   sysMprotect(addr: number, len: number, prot: number): number {
     const c = mprotectCheck(addr, len, prot);
-    return c !== CHECKED ? c : this.run('syscall mprotect', mprotectLocked, addr, len, prot);
+    return c !== CHECKED ? c : this.run('syscall mprotect', NR_MPROTECT, mprotectLocked, addr, len, prot);
   }
   sysMremap(oldAddr: number, oldLen: number, newLen: number, flags: number, newAddr: number): number {
     const c = mremapCheck(this.config.taskSize, oldAddr, oldLen, newLen, flags, newAddr);
     if (c !== CHECKED) return c;
-    return this.run('syscall mremap', mremapLocked, oldAddr, oldLen, newLen, flags, newAddr);
+    return this.run('syscall mremap', NR_MREMAP, mremapLocked, oldAddr, oldLen, newLen, flags, newAddr);
   }
   /** brk never fails: a refused request (or a failed commit) returns the old break. */
   sysBrk(addr: number): number {
-    const r = this.run('syscall brk', brkLocked, addr);
+    const r = this.run('syscall brk', NR_BRK, brkLocked, addr);
     return r < 0 ? this.state.brk : r;
   }
   sysMadvise(addr: number, len: number, advice: number): number {
     const c = madviseCheck(addr, len, advice);
-    return c !== CHECKED ? c : this.run('syscall madvise', madviseLocked, addr, len, advice);
+    return c !== CHECKED ? c : this.run('syscall madvise', NR_MADVISE, madviseLocked, addr, len, advice);
   }
   sysMlock2(addr: number, len: number, flags: number): number {
     const c = mlock2Check(this.config, flags);
-    return c !== CHECKED ? c : this.run('syscall mlock2', mlock2Locked, addr, len, flags);
+    return c !== CHECKED ? c : this.run('syscall mlock2', NR_MLOCK2, mlock2Locked, addr, len, flags);
   }
   sysMunlock(addr: number, len: number): number {
-    return this.run('syscall munlock', munlockLocked, addr, len);
+    return this.run('syscall munlock', NR_MUNLOCK, munlockLocked, addr, len);
   }
   sysMlockall(flags: number): number {
     const c = mlockallCheck(this.config, flags);
-    return c !== CHECKED ? c : this.run('syscall mlockall', mlockallLocked, flags);
+    return c !== CHECKED ? c : this.run('syscall mlockall', NR_MLOCKALL, mlockallLocked, flags);
   }
   sysMunlockall(): number {
-    return this.run('syscall munlockall', munlockallBody);
+    return this.run('syscall munlockall', NR_MUNLOCKALL, munlockallBody);
   }
   sysMsync(addr: number, len: number, flags: number): number {
     const c = msyncCheck(addr, len, flags);
@@ -433,7 +460,7 @@ export class AddressSpace implements MmShared {
   /** The traces' fault stand-in: accesses every page of [addr, addr + len) that can be accessed. */
   sysTouch(addr: number, len: number, write: boolean): number {
     const c = touchCheck(this.config.taskSize, addr, len);
-    return c !== CHECKED ? c : this.run('syscall touch', touchBody, addr, len, write ? 1 : 0);
+    return c !== CHECKED ? c : this.run('syscall touch', NR_TOUCH, touchBody, addr, len, write ? 1 : 0);
   }
 
   // ---- public API: throws VmError -------------------------------------------------------------

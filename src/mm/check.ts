@@ -34,7 +34,8 @@ export function checkMmLocked(mm: MmShared): void {
     if (out.first !== start || out.last !== end - 1) {
       fail(`${where}: the tree maps [${out.first.toString(16)}, ${(out.last + 1).toString(16)}) to it`);
     }
-    if (!(start < end) || start % PAGE_SIZE !== 0 || end % PAGE_SIZE !== 0) fail(`${where} is empty or unaligned`);
+    if (!(start < end) || start % PAGE_SIZE !== 0 || end % PAGE_SIZE !== 0)
+      fail(`${where} is empty or unaligned`);
     if (start < prevEnd) fail(`${where} overlaps the VMA before it`);
     prevEnd = end;
     count++;
@@ -43,10 +44,13 @@ export function checkMmLocked(mm: MmShared): void {
     if (a.anon(h) !== 0) anonUses.set(a.anon(h), (anonUses.get(a.anon(h)) ?? 0) + 1);
   }
   if (count !== mm.state.mapCount) fail(`map_count is ${mm.state.mapCount}, the tree holds ${count} VMAs`);
-  if (locked !== mm.state.lockedVm) fail(`locked_vm is ${mm.state.lockedVm} pages, the VM_LOCKED VMAs have ${locked}`);
+  if (locked !== mm.state.lockedVm)
+    fail(`locked_vm is ${mm.state.lockedVm} pages, the VM_LOCKED VMAs have ${locked}`);
   for (const [id, uses] of fileUses) {
     if (!mm.files.isFile(id) || mm.files.refs(id) < uses) {
-      fail(`file ${id} is named by ${uses} VMAs but has ${mm.files.isFile(id) ? mm.files.refs(id) : 'no'} references`);
+      fail(
+        `file ${id} is named by ${uses} VMAs but has ${mm.files.isFile(id) ? mm.files.refs(id) : 'no'} references`,
+      );
     }
   }
   for (const [id, uses] of anonUses) {
