@@ -237,25 +237,33 @@ function diffVmas(expected: TraceVma[], actual: VmaView[], strict: boolean): str
   return lines.join('\n');
 }
 
+/**
+ * Runs one op and compares its result and the VMA list after it with the trace's: '' when they
+ * match, else a readable report of the divergence.
+ */
+export function replayOp(mm: AddressSpace, fds: Map<string, number>, op: TraceOp, strict: boolean): string {
+  const ret = runOp(mm, fds, op);
+  const got = ret < 0 ? errnoName(-ret) : null;
+  const gotRet = ret < 0 ? null : BigInt(ret);
+  const resultOk = op.errno !== null ? got === op.errno : gotRet === op.ret;
+  const diff = diffVmas(op.vmas, mm.vmas(), strict);
+  if (resultOk && diff === '') return '';
+  const lines = [
+    `op ${op.i}: ${op.op} ${JSON.stringify(op.args)}`,
+    `  expected ${resultText(op.ret, op.errno)}, got ${resultText(gotRet, got)}`,
+  ];
+  if (diff !== '') lines.push('  VMAs (- Linux only, + replay only):', diff);
+  return lines.join('\n');
+}
+
 export function replayTrace(trace: Trace, options: ReplayOptions): ReplayResult {
   const { mm, fds } = seedAddressSpace(trace, options.newIndex());
   const initial = diffVmas(trace.layout, mm.vmas(), options.strict);
   if (initial !== '')
     return { ok: false, ops: 0, failedOp: -1, report: `initial layout differs:\n${initial}` };
   for (const op of trace.ops) {
-    const ret = runOp(mm, fds, op);
-    const got = ret < 0 ? errnoName(-ret) : null;
-    const gotRet = ret < 0 ? null : BigInt(ret);
-    const resultOk = op.errno !== null ? got === op.errno : gotRet === op.ret;
-    const diff = diffVmas(op.vmas, mm.vmas(), options.strict);
-    if (!resultOk || diff !== '') {
-      const lines = [
-        `op ${op.i}: ${op.op} ${JSON.stringify(op.args)}`,
-        `  expected ${resultText(op.ret, op.errno)}, got ${resultText(gotRet, got)}`,
-      ];
-      if (diff !== '') lines.push('  VMAs (- Linux only, + replay only):', diff);
-      return { ok: false, ops: op.i, failedOp: op.i, report: lines.join('\n') };
-    }
+    const report = replayOp(mm, fds, op, options.strict);
+    if (report !== '') return { ok: false, ops: op.i, failedOp: op.i, report };
   }
   return { ok: true, ops: trace.ops.length, failedOp: -1, report: '' };
 }
