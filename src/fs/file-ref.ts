@@ -9,7 +9,7 @@
 export const PLACE_GENERIC = 0;
 /** ext4 and other THP-capable file systems: thp_get_unmapped_area (2 MiB alignment). */
 export const PLACE_THP = 1;
-/** shmem/tmpfs with shmem_enabled=never: the plain search. */
+/** shmem/tmpfs: shmem_get_unmapped_area (2 MiB alignment only when the mount uses huge pages). */
 export const PLACE_SHMEM = 2;
 
 export interface FileRef {
