@@ -59,7 +59,13 @@ export class Placement {
    * mount's huge= option, taken as never (only shmem_enabled=force aligns them). A MAP_FIXED
    * address or an honoured hint stays as it is.
    */
-  private shmemGetUnmappedArea(hint: number, len: number, pgoff: number, flags: number, internal: boolean): number {
+  private shmemGetUnmappedArea(
+    hint: number,
+    len: number,
+    pgoff: number,
+    flags: number,
+    internal: boolean,
+  ): number {
     const c = this.config;
     const addr = this.archTopdown(hint, len, flags);
     if (addr < 0 || addr > c.taskSize - len) return addr;
