@@ -1,5 +1,5 @@
 /**
- * Reading linux-mm-trace files (shared/linux-traces/FORMAT.md): gzip-compressed or plain JSON
+ * Reading linux-mm-trace files (test/mm/fixtures/linux/FORMAT.md): gzip-compressed or plain JSON
  * Lines with a header, a layout, one op per line and an end record. A file whose last line is not
  * an `end` record counting exactly its op lines is truncated and rejected. Hex numbers are 64-bit
  * and parsed with BigInt here, at the boundary; the replayer converts them to syscall arguments.
