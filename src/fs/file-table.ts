@@ -27,7 +27,7 @@ import { RWSEM_WORDS, RwSem } from '../sync/rwsem.js';
 export const PLACE_GENERIC = 0;
 /** ext4 and other THP-capable file systems: thp_get_unmapped_area (2 MiB alignment). */
 export const PLACE_THP = 1;
-/** shmem/tmpfs with shmem_enabled=never: the plain search. */
+/** shmem/tmpfs: shmem_get_unmapped_area (2 MiB alignment only when the mount uses huge pages). */
 export const PLACE_SHMEM = 2;
 
 /** Lock classes of every file's locks (docs/locking.md: i_rwsem is outermost, invalidateLock under mmap_lock). */

@@ -19,6 +19,16 @@ export interface MmConfig {
   thpEnabled: string;
   /** Align anonymous mappings whose length is a multiple of 2 MiB (CONFIG_TRANSPARENT_HUGEPAGE). */
   thpAlignAnon: boolean;
+  /**
+   * /sys/kernel/mm/transparent_hugepage/shmem_enabled: 'always' | 'within_size' | 'advise' | 'never'
+   * | 'deny' | 'force'. Decides shmem_get_unmapped_area's 2 MiB alignment of shared anonymous maps.
+   */
+  thpShmemEnabled: string;
+  /**
+   * A read fault on private anonymous memory maps the shared zero page (no page, no anon_vma).
+   * false: it allocates a page and an anon_vma like a write fault (kernels without the zero page).
+   */
+  zeroPage: boolean;
   /** /proc/sys/vm/overcommit_memory (0 heuristic, 1 always, 2 never). */
   overcommitMemory: number;
   /** Pages a single accountable mapping may not exceed under heuristic overcommit (RAM + swap). */
@@ -34,6 +44,8 @@ export interface MmConfig {
 }
 
 export const PAGE = 4096;
+/** The words shmem_enabled accepts. */
+const SHMEM_ENABLED = ['always', 'within_size', 'advise', 'never', 'deny', 'force'];
 export const DEFAULT_TASK_SIZE = 2 ** 47 - PAGE;
 
 /** arch/x86/mm/mmap.c mmap_base() without randomisation. */
@@ -57,6 +69,8 @@ export function defaultConfig(overrides: Partial<MmConfig> = {}): MmConfig {
     stackGuardGap,
     thpEnabled: 'madvise',
     thpAlignAnon: true,
+    thpShmemEnabled: 'never',
+    zeroPage: true,
     overcommitMemory: 0,
     commitLimitPages: Number.POSITIVE_INFINITY,
     privileged: false,
@@ -77,6 +91,7 @@ function checkConfig(c: MmConfig): void {
   if (c.taskSize > 2 ** 52) throw new RangeError('mm config: taskSize above 2^52');
   if (!(c.mmapBase <= c.taskSize)) throw new RangeError('mm config: mmapBase above taskSize');
   if (!['always', 'madvise', 'never'].includes(c.thpEnabled)) throw new RangeError('mm config: thpEnabled');
+  if (!SHMEM_ENABLED.includes(c.thpShmemEnabled)) throw new RangeError('mm config: thpShmemEnabled');
   if (!(Number.isSafeInteger(c.maxMapCount) && c.maxMapCount > 0))
     throw new RangeError('mm config: maxMapCount');
 }

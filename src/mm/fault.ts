@@ -2,15 +2,17 @@
  * What faults do to VMA metadata. Pages belong to the memory layer; here a fault matters for the
  * one piece of VMA state it creates, the anon_vma, and for which 2 MiB regions it gives a page
  * table or a huge page (PmdState), which decides whether a later read maps a huge page. A write fault on a private VMA
- * (anonymous or file, copy-on-write) and a read fault that maps a transparent huge page into an
- * anonymous VMA allocate it (anon_vma_prepare), reusing an adjacent compatible VMA's so that the
- * two can merge again later (find_mergeable_anon_vma). File pages at or past the end of the file
+ * (anonymous or file, copy-on-write), a read fault that maps a transparent huge page into an
+ * anonymous VMA, and (without the zero page, `config.zeroPage` false) any read fault on private
+ * anonymous memory allocate it (anon_vma_prepare), reusing an adjacent compatible VMA's so that the
+ * two can merge again later (find_mergeable_anon_vma). A fault below a VM_GROWSDOWN VMA grows it
+ * first (expand_downwards). File pages at or past the end of the file
  * (and shmem pages past the object's size) fault with SIGBUS, reported as -EFAULT like GUP does.
  *
  * Also the GUP walks built on it: populate_vma_page_range / __mm_populate (mlock, MAP_POPULATE,
  * MAP_LOCKED) and faultin_page_range (MADV_POPULATE_READ/WRITE).
  */
-import { EFAULT, EINVAL, ENOMEM } from '../errno.js';
+import { EFAULT, EINVAL, ENOMEM, EPERM } from '../errno.js';
 import type { SyscallContext } from './context.js';
 import { HUGE, PMD_NONE, PTE_TABLE } from './pmd-state.js';
 import {
@@ -18,8 +20,10 @@ import {
   PMD_SIZE,
   VM_ACCESS_FLAGS,
   VM_EXEC,
+  VM_GROWSDOWN,
   VM_HUGEPAGE,
   VM_IO,
+  VM_LOCKED,
   VM_LOCKONFAULT,
   VM_MAYREAD,
   VM_MAYWRITE,
@@ -76,6 +80,48 @@ export function anonPrepare(mm: SyscallContext, slot: number): number {
   return 0;
 }
 
+/**
+ * expand_downwards (mm/mmap.c): a fault at `addr` below the VM_GROWSDOWN VMA `slot` (the first VMA
+ * above it, lock_mm_and_find_vma) grows the VMA down to addr's page. 0 or -errno, in Linux's order:
+ * below mmap_min_addr -EPERM; within stack_guard_gap of the VMA before it when that one is
+ * accessible and not VM_GROWSDOWN, -ENOMEM with nothing changed; then the anon_vma is prepared,
+ * and only then acct_stack_growth: a grown size above RLIMIT_STACK, RLIMIT_MEMLOCK for a locked
+ * VMA, the overcommit limit (-ENOMEM: the VMA keeps its new anon_vma). vm_start and vm_pgoff move
+ * down together; the grown VMA never merges with the one below.
+ */
+export function expandDownwards(mm: SyscallContext, slot: number, addr: number): number {
+  const t = mm.txn;
+  const c = mm.config;
+  const flags = t.flags[slot];
+  if ((flags & VM_GROWSDOWN) === 0) return -EFAULT;
+  const address = addr - (addr % PAGE_SIZE);
+  if (address < c.mmapMinAddr) return -EPERM;
+  const prev = t.prevOf(slot);
+  if (
+    prev >= 0 &&
+    (t.flags[prev] & VM_GROWSDOWN) === 0 &&
+    (t.flags[prev] & VM_ACCESS_FLAGS) !== 0 &&
+    address - t.end[prev] < c.stackGuardGap
+  ) {
+    return -ENOMEM;
+  }
+  if (anonPrepare(mm, slot) < 0) return -ENOMEM;
+  if (address >= t.start[slot]) return 0;
+  const size = t.end[slot] - address;
+  const grow = (t.start[slot] - address) / PAGE_SIZE;
+  if (grow > t.pgoff[slot] || size > c.rlimitStack) return -ENOMEM;
+  const lockLimit = Math.floor(c.rlimitMemlock / PAGE_SIZE);
+  if ((flags & VM_LOCKED) !== 0 && !c.privileged && mm.lockedPages() + grow > lockLimit) return -ENOMEM;
+  if (c.overcommitMemory !== 1 && grow > c.commitLimitPages) return -ENOMEM;
+  t.setRange(slot, address, t.end[slot], t.pgoff[slot] - grow);
+  return 0;
+}
+
+/** access_error (x86): a write needs VM_WRITE, a read any of VM_READ, VM_WRITE, VM_EXEC. */
+export function accessError(flags: number, write: boolean): boolean {
+  return (flags & (write ? VM_WRITE : VM_ACCESS_FLAGS)) === 0;
+}
+
 /** End of the part of `slot` backed by its file or shmem object (vm_end if anonymous). */
 export function backedEnd(mm: SyscallContext, slot: number): number {
   const t = mm.txn;
@@ -96,7 +142,18 @@ function thpEligible(mm: SyscallContext, slot: number, region: number): boolean 
 }
 
 /**
- * Faults every page of [start, end) (inside `slot`) for read or write (-ENOMEM: no anon_vma). A region whose PMD entry is
+ * A fault on `slot` allocates an anonymous page (and so needs the anon_vma): a write to a private
+ * VMA (copy-on-write), or a read of private anonymous memory on a kernel without the zero page
+ * (do_anonymous_page). Read faults on private file mappings map the page cache either way.
+ */
+function allocatesPage(mm: SyscallContext, slot: number, write: boolean): boolean {
+  if ((mm.txn.flags[slot] & VM_SHARED) !== 0) return false;
+  return write || (!mm.config.zeroPage && isAnonymous(mm, slot));
+}
+
+/**
+ * Faults every page of [start, end) (inside `slot`) for read or write (-ENOMEM: no anon_vma). A
+ * region whose PMD entry is
  * empty gets a huge page if the VMA allows one (creating the anon_vma even on a read), else a page
  * table. Returns the pages done, or -EFAULT when a page lies past the end of the backing object
  * (after the pages before it; a private write fault allocates the anon_vma before it finds out).
@@ -109,8 +166,7 @@ export function faultRange(
   write: boolean,
 ): number {
   if (start >= end) return 0;
-  const t = mm.txn;
-  const cow = write && (t.flags[slot] & VM_SHARED) === 0;
+  const alloc = allocatesPage(mm, slot, write);
   const backed = backedEnd(mm, slot);
   const stop = Math.min(end, backed);
   for (let addr = start; addr < stop; addr = Math.floor(addr / PMD_SIZE) * PMD_SIZE + PMD_SIZE) {
@@ -121,10 +177,10 @@ export function faultRange(
       continue;
     }
     if (mm.pmd.at(region) === PMD_NONE) mm.pmd.set(region, PTE_TABLE);
-    if (cow && anonPrepare(mm, slot) < 0) return -ENOMEM;
+    if (alloc && anonPrepare(mm, slot) < 0) return -ENOMEM;
   }
   if (end > backed) {
-    if (cow && anonPrepare(mm, slot) < 0) return -ENOMEM;
+    if (alloc && anonPrepare(mm, slot) < 0) return -ENOMEM;
     return -EFAULT;
   }
   return (end - start) / PAGE_SIZE;

@@ -8,7 +8,7 @@
  * Runs against the tree as it is (placement always precedes mutation in a syscall).
  */
 import { EINVAL, ENOMEM, EPERM } from '../errno.js';
-import { type FileTable, PLACE_THP } from '../fs/file-table.js';
+import { type FileTable, PLACE_SHMEM, PLACE_THP } from '../fs/file-table.js';
 import { type RangeIndex, rangeOut } from '../maple/api.js';
 import type { MmConfig } from './config.js';
 import { MAP_FIXED, MAP_SHARED, PAGE_SIZE, PMD_SIZE, VM_GROWSDOWN } from './vm-flags.js';
@@ -39,12 +39,13 @@ export class Placement {
     if (len > c.taskSize) return -ENOMEM;
     let res: number;
     if (file !== 0) {
-      res =
-        this.files.placement(file) === PLACE_THP
-          ? this.thpGetUnmappedArea(addr, len, pgoff, flags)
-          : this.archTopdown(addr, len, flags);
+      const placement = this.files.placement(file);
+      if (placement === PLACE_THP) res = this.thpGetUnmappedArea(addr, len, pgoff, flags);
+      else if (placement === PLACE_SHMEM)
+        res = this.shmemGetUnmappedArea(addr, len, pgoff, flags, this.files.shmemIndex(file) >= 0);
+      else res = this.archTopdown(addr, len, flags);
     } else if ((flags & MAP_SHARED) !== 0) {
-      res = this.archTopdown(addr, len, flags);
+      res = this.shmemGetUnmappedArea(addr, len, 0, flags, true);
     } else if (c.thpAlignAnon && addr === 0 && len % PMD_SIZE === 0) {
       res = this.thpGetUnmappedArea(addr, len, 0, flags);
     } else {
@@ -55,6 +56,40 @@ export class Placement {
     if (res % PAGE_SIZE !== 0) return -EINVAL;
     if (res < c.mmapMinAddr && !c.privileged) return -EPERM;
     return res;
+  }
+
+  /**
+   * shmem_get_unmapped_area: the plain search, then, when the object's mount may use huge pages, a
+   * search padded by 2 MiB - 4 KiB whose result is moved up to the offset's 2 MiB alignment. The
+   * internal mount of shared anonymous memory follows shmem_enabled; tmpfs files follow their
+   * mount's huge= option, taken as never (only shmem_enabled=force aligns them). A MAP_FIXED
+   * address or an honoured hint stays as it is.
+   */
+  private shmemGetUnmappedArea(
+    hint: number,
+    len: number,
+    pgoff: number,
+    flags: number,
+    internal: boolean,
+  ): number {
+    const c = this.config;
+    const addr = this.archTopdown(hint, len, flags);
+    if (addr < 0 || addr > c.taskSize - len) return addr;
+    const mode = c.thpShmemEnabled;
+    if (mode === 'deny' || (flags & MAP_FIXED) !== 0 || addr === hint) return addr;
+    if (mode !== 'force' && (!internal || mode === 'never')) return addr;
+    if (len < PMD_SIZE) return addr;
+    const offset = (pgoff % (PMD_SIZE / PAGE_SIZE)) * PAGE_SIZE;
+    if (offset !== 0 && offset + len < 2 * PMD_SIZE) return addr;
+    if (addr % PMD_SIZE === offset) return addr;
+    const inflatedLen = len + PMD_SIZE - PAGE_SIZE;
+    if (inflatedLen > c.taskSize) return addr;
+    let inflated = this.archTopdown(hint, inflatedLen, flags);
+    if (inflated < 0) return addr;
+    const inflatedOffset = inflated % PMD_SIZE;
+    inflated += offset - inflatedOffset;
+    if (inflatedOffset > offset) inflated += PMD_SIZE;
+    return inflated > c.taskSize - len ? addr : inflated;
   }
 
   /** thp_get_unmapped_area_vmflags: 2 MiB-aligned placement when the file range allows it. */

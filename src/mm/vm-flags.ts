@@ -148,6 +148,8 @@ export const PROT_NAMES: ReadonlyArray<readonly [string, number]> = [
   ['PROT_READ', PROT_READ],
   ['PROT_WRITE', PROT_WRITE],
   ['PROT_EXEC', PROT_EXEC],
+  ['PROT_GROWSDOWN', PROT_GROWSDOWN],
+  ['PROT_GROWSUP', PROT_GROWSUP],
 ];
 export const MAP_NAMES: ReadonlyArray<readonly [string, number]> = [
   ['MAP_SHARED', MAP_SHARED],

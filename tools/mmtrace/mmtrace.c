@@ -443,6 +443,26 @@ static int find_vma(u64 a) /* index of the VMA containing a, or -1 */
 
 static int has_offset(int kind) { return kind != K_ANON && kind != K_HEAP && kind != K_SPECIAL; }
 
+/*
+ * The zero-page probe (FORMAT.md 3.1, header `zero_page`): one PROT_READ private anonymous page in
+ * the middle of the (free) arena, read once; smaps shows `Anonymous: 0 kB` if the read mapped the
+ * shared zero page, more if the kernel allocated a page (and an anon_vma). The page is unmapped
+ * again (its page table goes with it: nothing else maps that 2 MiB region) before the layout is
+ * taken. Returns 1 when the kernel has the zero page.
+ */
+static int probe_zero_page(u64 at)
+{
+	long a = sc6(NR_mmap, (long)at, (long)PG, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	if (is_err(a) || (u64)a != at) die("zero-page probe: mmap failed", (u64)a);
+	(void)*(volatile const char *)a;
+	snapshot();
+	int k = find_vma(at);
+	if (k < 0) die("zero-page probe: page not in smaps", at);
+	u64 kb = S[k].anon_kb;
+	if (sc2(NR_munmap, a, PG) < 0) die("zero-page probe: munmap failed", at);
+	return kb == 0;
+}
+
 /* The recorder's own initial VMAs must still cover the same pages, identically. */
 static void verify_initial(void)
 {
@@ -1596,6 +1616,15 @@ int main(int argc, char **argv, char **envp)
 	arena_start = low - ARENA_SIZE, arena_end = low;
 	for (int i = 0; i < ns; i++)
 		if (S[i].start < arena_end && S[i].end > arena_start) die("arena is not free", S[i].start);
+	int nbefore = ns;
+	for (int i = 0; i < ns; i++) INIT[i] = S[i];
+	int zero_page = probe_zero_page(arena_start + ARENA_SIZE / 2);
+	snapshot();
+	if (ns != nbefore) die("the zero-page probe changed the VMA count", (u64)ns);
+	for (int i = 0; i < ns; i++)
+		if (S[i].start != INIT[i].start || S[i].end != INIT[i].end) die("the zero-page probe changed a VMA", S[i].start);
+	for (int i = 0; i < ns; i++)
+		if (S[i].start < arena_end && S[i].end > arena_start) die("arena is not free", S[i].start);
 	for (int i = 0; i < ns; i++) INIT[i] = S[i];
 	ninit = ns;
 	u_add(arena_start, arena_end);
@@ -1616,6 +1645,7 @@ int main(int argc, char **argv, char **envp)
 	okey("stack_guard_gap_pages"), odec((i64)guard_pages);
 	okey("rlimit_stack"), ohex(rl[0]);
 	okey("overcommit_memory"), odec((i64)overcommit);
+	okey("zero_page"), os(zero_page ? "true" : "false");
 	okey("euid"), odec((i64)euid);
 	okey("initial_brk"), ohex(initial_brk);
 	okey("arena"), oc('{'), okey("start"), ohex(arena_start), okey("end"), ohex(arena_end), oc('}');

@@ -24,6 +24,7 @@ import {
   MAP_SYNC,
   MAP_TYPE,
   PAGE_SIZE,
+  PMD_SIZE,
   PROT_WRITE,
   protToVm,
   VM_ACCOUNT,
@@ -45,6 +46,7 @@ import {
 import { NAME_ANON, NAME_FILE } from '../vma-record.js';
 import { pageAlign, U64 } from './args.js';
 import { mlockFutureOk } from './mlock.js';
+import { doMunmap } from './munmap.js';
 
 /** MAX_LFS_FILESIZE on 64-bit, 2^63 - 1, in pages (exactly: its page count is 2^51 - 1/4096). */
 const MAX_LFS_PAGES = 2 ** 51;
@@ -59,8 +61,8 @@ export function mmapCheck(flags: number, file: number, offset: number): number {
     if (file === 0) return -EBADF;
     if ((flags & MAP_HUGETLB) !== 0) return -EINVAL;
   } else if ((flags & MAP_HUGETLB) !== 0) {
-    // No huge pages are reserved (nr_hugepages = 0): the reservation fails.
-    return -ENOMEM;
+    // ksys_mmap_pgoff: the size field must name a huge page size.
+    if (hugePageSize((flags >>> MAP_HUGE_SHIFT) & MAP_HUGE_MASK) === 0) return -EINVAL;
   }
   return CHECKED;
 }
@@ -75,6 +77,12 @@ export function mmapLocked(
   file: number,
   offset: number,
 ): number {
+  if ((flags & (MAP_ANONYMOUS | MAP_HUGETLB)) === (MAP_ANONYMOUS | MAP_HUGETLB)) {
+    // ksys_mmap_pgoff rounds the length up to the huge page size.
+    const huge = hugePageSize((flags >>> MAP_HUGE_SHIFT) & MAP_HUGE_MASK);
+    const hugeLen = len > U64 - huge ? 0 : Math.ceil(len / huge) * huge;
+    return doMmapHugetlb(mm, addr, hugeLen, prot, flags, offset / PAGE_SIZE, huge);
+  }
   return doMmap(mm, (flags & MAP_ANONYMOUS) === 0 ? file : 0, addr, len, prot, flags, offset / PAGE_SIZE);
 }
 
@@ -152,6 +160,75 @@ function doMmap(
     mm.requestPopulate(addr, len, POPULATE_IGNORE);
   }
   return addr;
+}
+
+/** MAP_HUGE_SHIFT / MAP_HUGE_MASK: the log2 of the huge page size in bits 26..31 of the flags. */
+const MAP_HUGE_SHIFT = 26;
+const MAP_HUGE_MASK = 0x3f;
+
+/** hstate_sizelog on x86_64 (2 MiB pages, 1 GiB with GB pages): the size in bytes, 0 if none. */
+function hugePageSize(sizeLog: number): number {
+  if (sizeLog === 0 || sizeLog === 21) return PMD_SIZE;
+  return sizeLog === 30 ? 2 ** 30 : 0;
+}
+
+/**
+ * do_mmap of the hugetlbfs file MAP_HUGETLB|MAP_ANONYMOUS creates (hugetlb_file_setup), with
+ * `len` already rounded to the huge page size `huge`. No huge pages are reserved
+ * (nr_hugepages = 0), so it always fails, after do_mmap's checks in their order: length, hint,
+ * EOVERFLOW, map_count; hugetlb_get_unmapped_area (MAP_FIXED: EINVAL unless huge-page aligned;
+ * an unfixed search only decides whether a later check is reached); EEXIST; the mlock limits; the
+ * file checks (EOVERFLOW, EOPNOTSUPP, EINVAL for a missing type or MAP_GROWSDOWN). mmap_region
+ * then clears a MAP_FIXED range (vms_clean_up_area) before hugetlbfs_file_mmap refuses an
+ * unaligned offset (EINVAL) or fails the reservation (ENOMEM): the range stays unmapped.
+ * MAP_NORESERVE, which would skip the reservation and map hugetlb pages, is not modelled.
+ */
+function doMmapHugetlb(
+  mm: SyscallContext,
+  addr: number,
+  len: number,
+  prot: number,
+  flags: number,
+  pgoff: number,
+  huge: number,
+): number {
+  const c = mm.config;
+  if (len === 0) return -EINVAL;
+  if ((flags & MAP_FIXED_NOREPLACE) !== 0) flags |= MAP_FIXED;
+  const fixed = (flags & MAP_FIXED) !== 0;
+  if (!fixed) addr = roundHintToMin(mm, addr);
+  if (pgoff + len / PAGE_SIZE >= U64) return -EOVERFLOW;
+  if (mm.mapCount > c.maxMapCount) return -ENOMEM;
+  const vmFlags = protToVm(prot) | vmFlagBits(flags) | mm.defFlags;
+  if (len > c.taskSize) return -ENOMEM;
+  if (fixed) {
+    if (addr % huge !== 0) return -EINVAL;
+    if (addr > c.taskSize - len) return -ENOMEM;
+    if (addr < c.mmapMinAddr && !c.privileged) return -EPERM;
+  } else {
+    const hint = addr === 0 ? 0 : Math.ceil(addr / huge) * huge;
+    const p = mm.placement;
+    const hinted = hint !== 0 && hint <= c.taskSize - len && p.archTopdown(hint, len, 0) === hint;
+    if (!hinted && p.archTopdown(0, len + huge - PAGE_SIZE, 0) < 0) return -ENOMEM;
+  }
+  if ((flags & MAP_FIXED_NOREPLACE) !== 0 && mm.txn.intersecting(addr, addr + len) >= 0) return -EEXIST;
+  if ((flags & MAP_LOCKED) !== 0 && !c.privileged && c.rlimitMemlock === 0) return -EPERM;
+  if (!mlockFutureOk(mm, (vmFlags & VM_LOCKED) !== 0, len)) return -EAGAIN;
+  if (len / PAGE_SIZE >= MAX_LFS_PAGES || pgoff > MAX_LFS_PAGES - len / PAGE_SIZE - 1) return -EOVERFLOW;
+  const type = flags & MAP_TYPE;
+  if (type === MAP_SHARED || type === MAP_SHARED_VALIDATE) {
+    const checked = type === MAP_SHARED ? flags & LEGACY_MAP_MASK : flags;
+    if ((checked & ~LEGACY_MAP_MASK) !== 0 || (type === MAP_SHARED_VALIDATE && flags >= 2 ** 32))
+      return -EOPNOTSUPP;
+  } else if (type !== MAP_PRIVATE) {
+    return -EINVAL;
+  }
+  if ((vmFlags & VM_GROWSDOWN) !== 0) return -EINVAL;
+  if (fixed) {
+    const err = doMunmap(mm, addr, addr + len);
+    if (err < 0) return err;
+  }
+  return pgoff % (huge / PAGE_SIZE) !== 0 ? -EINVAL : -ENOMEM;
 }
 
 /** round_hint_to_min: hints are page-rounded down and raised to mmap_min_addr. */

@@ -2,12 +2,17 @@
  * touch: the traces' stand-in for page faults. Accesses one byte of every page of
  * [addr, addr + len) that can be accessed without a fatal fault (mapped, readable or writable as
  * asked, inside the file or shmem object) and skips the others, as the recorder does. A write
- * on a private VMA gives it an anon_vma; so does a read that maps a transparent huge page.
+ * on a private VMA gives it an anon_vma; so does a read that maps a transparent huge page, and any
+ * read of private anonymous memory on a kernel without the zero page.
+ *
+ * A touch may start in the free gap below a VM_GROWSDOWN VMA: its first access grows the VMA down
+ * to addr, then is checked against the VMA's permissions; if either fails, the access raises
+ * SIGSEGV, which the recorder reports as EFAULT (the VMA may have grown all the same).
  */
-import { EINVAL, ENOMEM } from '../../errno.js';
+import { EFAULT, EINVAL, ENOMEM } from '../../errno.js';
 import { CHECKED, type SyscallContext } from '../context.js';
-import { backedEnd, faultRange } from '../fault.js';
-import { PAGE_SIZE, VM_READ, VM_WRITE } from '../vm-flags.js';
+import { accessError, backedEnd, expandDownwards, faultRange } from '../fault.js';
+import { PAGE_SIZE, VM_GROWSDOWN, VM_READ, VM_WRITE } from '../vm-flags.js';
 
 /** touch's checks before mmap_lock: CHECKED or -EINVAL. */
 export function touchCheck(taskSize: number, addr: number, len: number): number {
@@ -19,12 +24,30 @@ export function touchCheck(taskSize: number, addr: number, len: number): number 
 export function touchLocked(mm: SyscallContext, addr: number, len: number, write: boolean): number {
   const t = mm.txn;
   const end = addr + len;
+  const from = len > 0 ? growForAccess(mm, addr, end, write) : addr;
+  if (from < 0) return from;
   const need = write ? VM_WRITE : VM_READ;
-  for (let vma = t.intersecting(addr, end); vma >= 0 && t.start[vma] < end; vma = t.nextOf(vma)) {
+  for (let vma = t.intersecting(from, end); vma >= 0 && t.start[vma] < end; vma = t.nextOf(vma)) {
     if ((t.flags[vma] & need) === 0) continue;
-    const from = Math.max(addr, t.start[vma]);
-    const to = Math.min(end, t.end[vma], backedEnd(mm, vma));
-    if (faultRange(mm, vma, from, to, write) === -ENOMEM) return -ENOMEM;
+    const lo = Math.max(from, t.start[vma]);
+    const hi = Math.min(end, t.end[vma], backedEnd(mm, vma));
+    if (faultRange(mm, vma, lo, hi, write) === -ENOMEM) return -ENOMEM;
   }
   return 0;
+}
+
+/**
+ * The first access, at `addr`, when it lies in no VMA but below a VM_GROWSDOWN one: the fault
+ * path (lock_mm_and_find_vma) grows that VMA, then checks the access (access_error); the
+ * accesses up to the VMA's end then fault in normally. Returns where the ordinary walk goes on
+ * (addr when there is nothing to grow), or -EFAULT for the SIGSEGV.
+ */
+function growForAccess(mm: SyscallContext, addr: number, end: number, write: boolean): number {
+  const t = mm.txn;
+  const vma = t.findFrom(addr);
+  if (vma < 0 || t.start[vma] <= addr || (t.flags[vma] & VM_GROWSDOWN) === 0) return addr;
+  if (expandDownwards(mm, vma, addr) < 0 || accessError(t.flags[vma], write)) return -EFAULT;
+  const grown = Math.min(end, t.end[vma]);
+  if (faultRange(mm, vma, addr, grown, write) === -ENOMEM) return -ENOMEM;
+  return grown;
 }

@@ -1,5 +1,5 @@
 /**
- * Reading linux-mm-trace files (shared/linux-traces/FORMAT.md): gzip-compressed or plain JSON
+ * Reading linux-mm-trace files (test/mm/fixtures/linux/FORMAT.md): gzip-compressed or plain JSON
  * Lines with a header, a layout, one op per line and an end record. A file whose last line is not
  * an `end` record counting exactly its op lines is truncated and rejected. Hex numbers are 64-bit
  * and parsed with BigInt here, at the boundary; the replayer converts them to syscall arguments.
@@ -25,6 +25,8 @@ export interface TraceHeader {
   stackGuardGapPages: number;
   rlimitStack: bigint;
   overcommitMemory: number;
+  /** `zero_page`: false when read faults on private anonymous memory allocate (absent = true). */
+  zeroPage: boolean;
   euid: number;
   initialBrk: bigint;
   files: TraceFile[];
@@ -93,6 +95,13 @@ function vma(raw: unknown, where: string): TraceVma {
   };
 }
 
+/** The header's `zero_page`: added after version 1 was published, so a missing key means true. */
+function zeroPageKey(v: unknown): boolean {
+  if (v === undefined) return true;
+  if (typeof v !== 'boolean') throw new Error(`header: zero_page is not a boolean: ${String(v)}`);
+  return v;
+}
+
 function header(h: Record<string, unknown>): TraceHeader {
   if (h.type !== 'header' || h.format !== 'linux-mm-trace' || h.version !== 1)
     throw new Error('line 1: not a linux-mm-trace v1 header');
@@ -113,6 +122,7 @@ function header(h: Record<string, unknown>): TraceHeader {
     stackGuardGapPages: Number(h.stack_guard_gap_pages),
     rlimitStack: hex(h.rlimit_stack, 'rlimit_stack'),
     overcommitMemory: Number(h.overcommit_memory),
+    zeroPage: zeroPageKey(h.zero_page),
     euid: Number(h.euid),
     initialBrk: hex(h.initial_brk, 'initial_brk'),
     files,

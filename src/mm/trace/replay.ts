@@ -73,6 +73,8 @@ export function seedAddressSpace(
       mmapBase: Number(h.mmapBase),
       mmapMinAddr: Number(h.mmapMinAddr),
       thpEnabled: h.thpEnabled,
+      thpShmemEnabled: h.thpShmemEnabled,
+      zeroPage: h.zeroPage,
       stackGuardGap: h.stackGuardGapPages * PAGE_SIZE,
       rlimitStack: Number(h.rlimitStack),
       overcommitMemory: h.overcommitMemory,
