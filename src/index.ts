@@ -65,6 +65,8 @@ export {
   type LockdepReport,
   lockdepCounts,
   lockdepReports,
+  lockdepReset,
+  setLockdepMode,
 } from './lockdep/index.js';
 
 // ---- maple: the RCU-safe B-tree of ranges that indexes the VMAs (src/maple) --------------------
