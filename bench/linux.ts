@@ -2,11 +2,15 @@
  * The Linux kernel as a baseline: builds bench/linux/mmops.c with the machine's gcc (into a temp
  * dir, never into the repository) and runs it in the same bench run, so vmspace's address-space
  * figures are compared with the real kernel doing the same operations on the same machine.
+ *
+ * Without gcc on PATH there is no baseline: `linuxUnavailable()` says why, bench/main.ts tells
+ * the report to skip the `linux.*` figures, and `measureLinux` returns NaN for each without
+ * running anything (the report drops them; the vmspace figures are printed without a ratio).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { accessSync, constants, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export interface LinuxFigures {
@@ -18,8 +22,42 @@ export interface LinuxFigures {
 
 const source = resolve(dirname(fileURLToPath(import.meta.url)), '../../bench/linux/mmops.c');
 
-/** Nanoseconds per operation measured by the kernel program, `iterations` of each. */
+/** The first executable `name` in the directories of `path` (a PATH value), or null. */
+export function findOnPath(name: string, path = process.env.PATH ?? ''): string | null {
+  for (const dir of path.split(delimiter)) {
+    if (dir === '') continue;
+    const candidate = join(dir, name);
+    try {
+      if (!statSync(candidate).isFile()) continue;
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // not there, or not executable: look further
+    }
+  }
+  return null;
+}
+
+/** Why the kernel baselines cannot be measured on this machine, or null when they can. */
+export function linuxUnavailable(path = process.env.PATH ?? ''): string | null {
+  if (process.platform !== 'linux') return `the kernel baselines need Linux, not ${process.platform}`;
+  if (findOnPath('gcc', path) === null) return 'gcc not found on PATH (it builds bench/linux/mmops.c)';
+  return null;
+}
+
+/**
+ * Nanoseconds per operation measured by the kernel program, `iterations` of each; every figure is
+ * NaN when `linuxUnavailable()` says the program cannot be built here.
+ */
 export function measureLinux(iterations: number): LinuxFigures {
+  if (linuxUnavailable() !== null) {
+    return {
+      mmap_munmap_16k: Number.NaN,
+      mprotect_split_merge: Number.NaN,
+      mremap_move: Number.NaN,
+      anon_write_fault: Number.NaN,
+    };
+  }
   const dir = mkdtempSync(join(tmpdir(), 'vmspace-mmops-'));
   try {
     const binary = join(dir, 'mmops');

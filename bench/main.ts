@@ -1,14 +1,34 @@
 /**
  * `npm run bench [-- --quick] [-- --only NAME] [-- --json FILE]`: runs every suite of SUITES whose
  * module exists (bench/suites/<name>.ts, compiled next to this file), prints one table and, with
- * --json, writes {"results":[{id, value, unit, baseline_id?, ratio?}]}.
+ * --json, writes {"results":[{id, value, unit, baseline_id?, ratio?}]} (bench/harness.ts says
+ * when a figure has a ratio). Without gcc the Linux kernel baselines are skipped (bench/linux.ts).
+ * Arguments follow the CLI's rules (src/cli/args.ts): a bad one is a one-line error plus the usage
+ * line on stderr and exit status 2; --help/-h prints the help.
  */
 import { existsSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { type BenchSuite, Report } from './harness.js';
+import { strictArgs, UsageError, usageFailure } from '../src/cli/args.js';
+import { type BenchSuite, RATIO_RULE, Report } from './harness.js';
+import { linuxUnavailable } from './linux.js';
 
 /** The suites, in run order: add yours here (a missing module is skipped with a note). */
 const SUITES = ['foundation', 'maple', 'lockdep', 'mm'];
+
+const USAGE = 'usage: npm run bench -- [--quick] [--only SUITE] [--json FILE]';
+
+const HELP = `${USAGE}
+   (or: node dist/bench/main.js [options], after a build)
+
+Runs the benchmark suites (${SUITES.join(', ')}) and prints one table of figures, each with
+its baseline measured in the same run where it has one.
+${RATIO_RULE}.
+Without gcc on PATH the Linux kernel baselines (linux.*) are skipped and said so.
+
+  --quick        smaller data and shorter runs (figures only indicative)
+  --only SUITE   run one suite: ${SUITES.join(', ')}
+  --json FILE    also write every figure to FILE as JSON
+  -h, --help     this text`;
 
 interface Args {
   quick: boolean;
@@ -16,26 +36,39 @@ interface Args {
   json: string | null;
 }
 
-function parseArgs(argv: string[]): Args {
-  const args: Args = { quick: false, only: null, json: null };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === '--quick') args.quick = true;
-    else if (a === '--only' || a === '--json') {
-      const value = argv[++i];
-      if (value === undefined) throw new Error(`${a} needs a value`);
-      if (a === '--only') args.only = value;
-      else args.json = value;
-    } else throw new Error(`unknown argument ${a} (use --quick, --only NAME, --json FILE)`);
-  }
-  if (args.only !== null && !SUITES.includes(args.only))
-    throw new Error(`no suite ${args.only}: ${SUITES.join(', ')}`);
-  return args;
+/** The options, or null for --help; throws UsageError. */
+function parseBenchArgs(argv: string[]): Args | null {
+  const { values } = strictArgs(
+    argv,
+    {
+      quick: { type: 'boolean' },
+      only: { type: 'string' },
+      json: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    false,
+  );
+  if (values.help) return null;
+  const only = values.only ?? null;
+  if (only !== null && !SUITES.includes(only))
+    throw new UsageError(`unknown suite '${only}' (one of ${SUITES.join(', ')})`);
+  return { quick: values.quick ?? false, only, json: values.json ?? null };
 }
 
-async function main(): Promise<void> {
-  const args = parseArgs(process.argv.slice(2));
+async function main(argv: string[]): Promise<number> {
+  let args: Args | null;
+  try {
+    args = parseBenchArgs(argv);
+  } catch (error) {
+    return usageFailure('bench', USAGE, error);
+  }
+  if (args === null) {
+    console.log(HELP);
+    return 0;
+  }
   const report = new Report();
+  const noLinux = linuxUnavailable();
+  if (noLinux !== null) report.skip('linux.', noLinux);
   for (const name of SUITES) {
     if (args.only !== null && name !== args.only) continue;
     const url = new URL(`./suites/${name}.js`, import.meta.url);
@@ -49,9 +82,15 @@ async function main(): Promise<void> {
   }
   console.log(report.table());
   if (args.json !== null) writeFileSync(args.json, report.json());
+  return 0;
 }
 
-main().catch((error: unknown) => {
-  console.error(error instanceof Error ? (error.stack ?? error.message) : error);
-  process.exit(1);
-});
+main(process.argv.slice(2)).then(
+  (status) => {
+    process.exitCode = status;
+  },
+  (error: unknown) => {
+    console.error(error instanceof Error ? (error.stack ?? error.message) : error);
+    process.exit(1);
+  },
+);

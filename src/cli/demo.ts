@@ -7,6 +7,7 @@
  * record that readers check and writers replace (the old one freed after a grace period); a spinlock
  * and a seqcount. This module is also the CPUs' task module (its default export).
  */
+import { MAX_WORKER_CPUS } from '../cpu/current.js';
 import { enableLockdep, formatLockStatWithValidator } from '../lockdep/index.js';
 import { Machine } from '../machine/machine.js';
 import { Arena, type ArenaDescriptor, POISON_WORD } from '../shm/arena.js';
@@ -17,6 +18,7 @@ import { rcuDeferFree, rcuReadLock, rcuReadUnlock, rcuStats } from '../sync/rcu.
 import { RwSem } from '../sync/rwsem.js';
 import { SeqCount } from '../sync/seqcount.js';
 import { SpinLock } from '../sync/spinlock.js';
+import { intOption, strictArgs, usageFailure } from './args.js';
 
 const TABLE = 64;
 
@@ -118,10 +120,57 @@ function readClock(seq: SeqCount, d: Int32Array): void {
   if (b !== a * 2) throw new Error('demo: a seqcount reader accepted a torn pair');
 }
 
-/** Runs the demo; returns the exit status. */
+export const DEMO_USAGE = 'usage: vmspace demo [--cpus N] [--ms MS] [--no-lockdep]';
+
+const DEMO_HELP = `${DEMO_USAGE}
+
+Several CPUs (worker threads) do concurrent locked and RCU work over shared memory under the lock
+validator; then the checks that nothing was lost and a table of lock statistics.
+
+  --cpus N       CPUs to run (1..${MAX_WORKER_CPUS}, default 3)
+  --ms MS        how long each CPU works, in milliseconds (0..86400000, default 1500)
+  --no-lockdep   run without the lock validator
+  -h, --help     this text`;
+
+interface DemoOptions {
+  cpus: number;
+  ms: number;
+  validator: boolean;
+}
+
+/** The demo's options, or null for --help; throws UsageError. */
+function parseDemoArgs(argv: string[]): DemoOptions | null {
+  const { values } = strictArgs(
+    argv,
+    {
+      cpus: { type: 'string' },
+      ms: { type: 'string' },
+      'no-lockdep': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    false,
+  );
+  if (values.help) return null;
+  return {
+    cpus: intOption('cpus', values.cpus, 3, 1, MAX_WORKER_CPUS),
+    ms: intOption('ms', values.ms, 1500, 0, 86_400_000),
+    validator: !values['no-lockdep'],
+  };
+}
+
+/** Runs the demo; returns the exit status (2 for a command line it does not accept). */
 export async function runDemo(argv: string[]): Promise<number> {
-  const cpus = Number(option(argv, '--cpus') ?? 3);
-  const ms = Number(option(argv, '--ms') ?? 1500);
+  let options: DemoOptions | null;
+  try {
+    options = parseDemoArgs(argv);
+  } catch (error) {
+    return usageFailure('vmspace demo', DEMO_USAGE, error);
+  }
+  if (options === null) {
+    console.log(DEMO_HELP);
+    return 0;
+  }
+  const { cpus, ms, validator } = options;
   const records = Arena.create({
     name: 'demo.records',
     recordBytes: 16,
@@ -137,7 +186,6 @@ export async function runDemo(argv: string[]): Promise<number> {
   };
   const data = new SharedArrayBuffer(DATA_WORDS * 4);
   // The lock validator watches the run (its counts are the table's last column) unless asked not to.
-  const validator = !argv.includes('--no-lockdep');
   if (validator) enableLockdep();
   resetLockStat();
   console.log(
@@ -175,9 +223,4 @@ export async function runDemo(argv: string[]): Promise<number> {
   console.log(`rcu: newest grace period completed: ${rcu.completed}\n`);
   console.log(formatLockStatWithValidator());
   return checks.every(([, ok]) => ok) ? 0 : 1;
-}
-
-function option(argv: string[], name: string): string | undefined {
-  const i = argv.indexOf(name);
-  return i < 0 ? undefined : argv[i + 1];
 }

@@ -1,17 +1,25 @@
 /**
  * The command-line dispatcher: `vmspace <command> [args]` (`node dist/src/cli/main.js ...`).
- *   demo (default)   several CPUs doing locked and RCU work, then lock statistics
- *   replay ...       replay a trace (src/cli/replay.ts: runReplay(argv) -> exit status)
+ *   demo (default)   several CPUs doing locked and RCU work, then lock statistics (./demo.ts)
+ *   replay ...       replay Linux traces (./replay.ts)
+ * Each command parses its own arguments by the rules of ./args.ts (strict; a usage error is one
+ * line plus the usage line on stderr and exit status 2; --help/-h prints help, exit status 0).
+ * Arguments starting with `-` and no command run the demo with them.
  */
+const USAGE = "usage: vmspace [demo|replay|help] [options]   ('vmspace --help' describes them)";
+
 const HELP = `usage: vmspace [command] [options]
 
 commands:
   demo [--cpus N] [--ms MS] [--no-lockdep]
                               CPUs doing concurrent locked and RCU work under the lock
                               validator, then a lock statistics table with its counts
-  replay ...                  replay a Linux trace (see \`vmspace replay --help\`)
+                              (the default command)
+  replay [--loose] FILE...    replay Linux traces and compare them with the kernel's results
+  help                        this text
+  -h, --help                  this text
 
-  --help                      this text`;
+'vmspace COMMAND --help' describes a command and its options.`;
 
 async function main(argv: string[]): Promise<number> {
   const [command = 'demo', ...rest] = argv;
@@ -19,16 +27,15 @@ async function main(argv: string[]): Promise<number> {
     console.log(HELP);
     return 0;
   }
-  if (command === 'demo' || command.startsWith('--')) {
+  if (command === 'demo' || command.startsWith('-')) {
     const { runDemo } = await import('./demo.js');
     return runDemo(command === 'demo' ? rest : argv);
   }
   if (command === 'replay') {
-    const replay = './replay.js';
-    const { runReplay } = (await import(replay)) as { runReplay(argv: string[]): Promise<number> };
+    const { runReplay } = await import('./replay.js');
     return runReplay(rest);
   }
-  console.error(`vmspace: unknown command ${command}\n\n${HELP}`);
+  console.error(`vmspace: unknown command '${command}'\n${USAGE}`);
   return 2;
 }
 

@@ -10,8 +10,11 @@
  *           VMA write lock  per-VMA (vmaStartWrite), only with mmap_lock held for write
  *             i_mmap        file's reverse map
  *               anon_vma
- *                 page-table lock
+ *                 page-table lock   mm->page_table_lock (mm-state.ts): per-2 MiB state, anon_vma
+ *                                   assignment under mmap_lock held for read
  *
+ *   - file_lock (a descriptor table's spinlock, src/fs/fd-table.ts) and the arena locks are leaves.
+ *   - i_rwsem and invalidate_lock live in each file record (src/fs/file-table.ts).
  *   - The tree's writer lock is mmap_lock itself (held for write); trees with their own lock take
  *     it under mmap_lock.
  *   - RCU read sections nest inside anything; nothing blocks inside one.

@@ -1,7 +1,9 @@
 /**
  * Reading linux-mm-trace files (test/mm/fixtures/linux/FORMAT.md): gzip-compressed or plain JSON
  * Lines with a header, a layout, one op per line and an end record. A file whose last line is not
- * an `end` record counting exactly its op lines is truncated and rejected. Hex numbers are 64-bit
+ * an `end` record counting exactly its op lines is truncated and rejected. Errors name the file
+ * and say which of these it is: not gzip (a .gz name without gzip data), corrupt gzip, not JSON
+ * (with the line), not a trace, or truncated (the gzip stream, or the lines, end early). Hex numbers are 64-bit
  * and parsed with BigInt here, at the boundary; the replayer converts them to syscall arguments.
  */
 import { readFileSync } from 'node:fs';
@@ -70,15 +72,15 @@ export function hex(value: unknown, what: string): bigint {
   return v;
 }
 
-function record(line: string, lineNo: number): Record<string, unknown> {
+function record(line: string, lineNo: number, name: string): Record<string, unknown> {
   let parsed: unknown;
   try {
     parsed = JSON.parse(line);
   } catch {
-    throw new Error(`line ${lineNo}: not JSON`);
+    throw new Error(`${name}: line ${lineNo}: not JSON`);
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
-    throw new Error(`line ${lineNo}: not an object`);
+    throw new Error(`${name}: line ${lineNo}: not a JSON object`);
   return parsed as Record<string, unknown>;
 }
 
@@ -102,9 +104,9 @@ function zeroPageKey(v: unknown): boolean {
   return v;
 }
 
-function header(h: Record<string, unknown>): TraceHeader {
+function header(h: Record<string, unknown>, name: string): TraceHeader {
   if (h.type !== 'header' || h.format !== 'linux-mm-trace' || h.version !== 1)
-    throw new Error('line 1: not a linux-mm-trace v1 header');
+    throw new Error(`${name}: line 1: not a linux-mm-trace v1 header`);
   const files = (h.files as Array<Record<string, unknown>>).map((f) => ({
     id: String(f.id),
     size: hex(f.size, `file ${String(f.id)} size`),
@@ -135,14 +137,16 @@ function header(h: Record<string, unknown>): TraceHeader {
 export function parseTrace(text: string, name: string): Trace {
   const lines = text.split('\n');
   if (lines.length > 0 && lines[lines.length - 1] === '') lines.pop();
+  if (lines.length === 0) throw new Error(`${name}: empty`);
+  // The first line decides whether this is a trace at all; only a trace can be truncated.
+  const head = header(record(lines[0], 1, name), name);
   if (lines.length < 3) throw new Error(`${name}: truncated (${lines.length} lines)`);
-  const head = header(record(lines[0], 1));
-  const layoutRec = record(lines[1], 2);
+  const layoutRec = record(lines[1], 2, name);
   if (layoutRec.type !== 'layout') throw new Error(`${name}: line 2 is not the layout`);
   const layout = (layoutRec.vmas as unknown[]).map((v, k) => vma(v, `layout vma ${k}`));
   const ops: TraceOp[] = [];
   for (let n = 2; n < lines.length - 1; n++) {
-    const r = record(lines[n], n + 1);
+    const r = record(lines[n], n + 1, name);
     if (r.type !== 'op') throw new Error(`${name}: line ${n + 1} is not an op`);
     if (r.i !== ops.length)
       throw new Error(`${name}: line ${n + 1}: op index ${String(r.i)}, expected ${ops.length}`);
@@ -158,21 +162,36 @@ export function parseTrace(text: string, name: string): Trace {
       vmas: (r.vmas as unknown[]).map((v, k) => vma(v, `op ${ops.length} vma ${k}`)),
     });
   }
-  const last = record(lines[lines.length - 1], lines.length);
+  // A last line cut off in the middle (no newline after it) is where a truncated file stops.
+  const cutOff = !text.endsWith('\n') && !isJson(lines[lines.length - 1]);
+  if (cutOff) throw new Error(`${name}: truncated (line ${lines.length} is cut off)`);
+  const last = record(lines[lines.length - 1], lines.length, name);
   if (last.type !== 'end' || last.ops !== ops.length)
     throw new Error(`${name}: truncated (no end record for ${ops.length} ops)`);
   return { name, header: head, layout, ops };
 }
 
-/** Reads a .jsonl.gz or .jsonl trace. */
+function isJson(line: string): boolean {
+  try {
+    JSON.parse(line);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Reads a .jsonl.gz or .jsonl trace (gzip is recognised by its magic bytes, whatever the name). */
 export function readTrace(path: string): Trace {
   const raw = readFileSync(path);
   const gz = raw.length >= 2 && raw[0] === 0x1f && raw[1] === 0x8b;
+  if (!gz && path.endsWith('.gz')) throw new Error(`${path}: not gzip (no gzip magic bytes at its start)`);
   let text: string;
   try {
     text = (gz ? gunzipSync(raw) : raw).toString('utf8');
   } catch (e) {
-    throw new Error(`${path}: truncated or corrupt gzip (${(e as Error).message})`);
+    // zlib says Z_BUF_ERROR ("unexpected end of file") when the stream stops early.
+    const cut = (e as { code?: unknown }).code === 'Z_BUF_ERROR';
+    throw new Error(`${path}: ${cut ? 'truncated gzip' : 'corrupt gzip'} (${(e as Error).message})`);
   }
   return parseTrace(text, path);
 }
