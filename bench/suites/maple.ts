@@ -20,9 +20,9 @@ import { runInNewContext } from 'node:vm';
 import { OrderedMap } from '@js-sdsl/ordered-map';
 import BTreeModule from 'sorted-btree';
 import { Machine } from '../../src/machine/machine.js';
-import { rangeOut } from '../../src/maple/api.js';
+import { rangeBatch, rangeOut } from '../../src/maple/api.js';
 import { rcuReclaimer } from '../../src/maple/reclaim.js';
-import { MapleTree, type MapleTreeDescriptor } from '../../src/maple/tree.js';
+import { MAX_INDEX, MapleTree, type MapleTreeDescriptor } from '../../src/maple/tree.js';
 import type { LockDescriptor } from '../../src/sync/lockview.js';
 import { rcuBarrier, rcuReadLock, rcuReadUnlock } from '../../src/sync/rcu.js';
 import { RwSem } from '../../src/sync/rwsem.js';
@@ -409,36 +409,101 @@ function construction(report: Report, options: BenchOptions, data: Data): void {
   report.add(`maple.copy.${label(n)}.mops`, n / copyMs / 1000, 'Mops/s', id);
 }
 
+/** Entries visited per timed sample of iteration: whole walks of the tree repeated up to this many. */
+const WALK_ENTRIES = 1 << 20;
+/** Entries per `nextBatch` call in the maple walk. */
+const WALK_BATCH = 64;
+
+/**
+ * Forward iteration over every entry, each library reading every entry's range (sorted-btree's
+ * pairs are first -> last; maple's walk also reads the value, checked by a checksum). Every
+ * sample is enough whole walks to visit WALK_ENTRIES entries (at 1k entries a single walk lasts
+ * ~10 µs, too short to time); the libraries take turns within each round, in an order rotated
+ * from round to round, and each figure is a library's median over the rounds. Each walk's sum of
+ * range lengths is checked, so every library provably visits every entry.
+ *
+ * The maple walk is `nextBatch` (WALK_BATCH entries per call, one RCU read section per call, as
+ * /proc/PID/maps would); the cursor (one `find` call per entry) is measured beside it.
+ */
 function iteration(report: Report, options: BenchOptions, data: Data): void {
   const n = data.firsts.length;
-  const reps = options.quick ? 2 : 5;
+  const rounds = options.quick ? 3 : 15;
+  const walks = Math.max(1, Math.round(WALK_ENTRIES / n));
+  let bytes = 0;
+  for (let i = 0; i < n; i++) bytes += data.lasts[i] - data.firsts[i] + 1;
+  const valueSum = (n * (n + 1)) / 2;
   const bt = sortedBTree(data);
-  let sum = 0;
-  const btMs = bestMs(reps, () => {
-    bt.forEachPair((_first, last) => {
-      sum += last & 1;
-    });
-  });
-  bt.clear();
   const map = orderedMap(data);
-  const mapMs = bestMs(reps, () => {
-    map.forEach((pair) => {
-      sum += pair[1] & 1;
-    });
-  });
-  map.clear();
   const tree = bulkTree(data);
+  const batch = rangeBatch(WALK_BATCH);
   const out = rangeOut();
-  const treeMs = bestMs(reps, () => {
-    const cursor = tree.cursor(0);
-    while (cursor.find(Number.MAX_SAFE_INTEGER, out) !== 0) sum += out.last & 1;
-  });
+  let values = 0;
+  const walkers: Array<() => number> = [
+    () => {
+      let sum = 0;
+      bt.forEachPair((first, last) => {
+        sum += last - first + 1;
+      });
+      return sum;
+    },
+    () => {
+      let sum = 0;
+      map.forEach((pair) => {
+        sum += pair[1] - pair[0] + 1;
+      });
+      return sum;
+    },
+    () => {
+      const { firsts, lasts, values: vs } = batch;
+      let sum = 0;
+      let check = 0;
+      for (let at = 0, got = WALK_BATCH; got === WALK_BATCH; at = lasts[got - 1] + 1) {
+        rcuReadLock();
+        got = tree.nextBatch(at, MAX_INDEX, batch);
+        rcuReadUnlock();
+        for (let i = 0; i < got; i++) {
+          sum += lasts[i] - firsts[i] + 1;
+          check += vs[i];
+        }
+      }
+      values = check;
+      return sum;
+    },
+    () => {
+      const cursor = tree.cursor(0);
+      let sum = 0;
+      let check = 0;
+      while (cursor.find(MAX_INDEX, out) !== 0) {
+        sum += out.last - out.first + 1;
+        check += out.value;
+      }
+      values = check;
+      return sum;
+    },
+  ];
+  const ms = walkers.map(() => [] as number[]);
+  for (let round = 0; round < rounds; round++) {
+    for (let j = 0; j < walkers.length; j++) {
+      const w = (round + j) % walkers.length;
+      const walk = walkers[w];
+      values = valueSum;
+      gc();
+      const start = performance.now();
+      let sum = 0;
+      for (let r = 0; r < walks; r++) sum += walk();
+      ms[w].push(performance.now() - start);
+      if (sum !== bytes * walks || values !== valueSum) throw new Error(`bench: iteration ${w} missed entries`);
+    }
+  }
+  bt.clear();
+  map.clear();
   tree.destroy();
-  if (sum === 0) throw new Error('bench: iteration saw nothing');
+  const mops = (w: number) => (n * walks) / median(ms[w]) / 1000;
   const id = `sorted_btree.iterate.${label(n)}.mops`;
-  report.add(id, n / btMs / 1000, 'Mops/s');
-  report.add(`js_sdsl.iterate.${label(n)}.mops`, n / mapMs / 1000, 'Mops/s', id);
-  report.add(`maple.iterate.${label(n)}.mops`, n / treeMs / 1000, 'Mops/s', id);
+  report.add(id, mops(0), 'Mops/s');
+  report.add(`js_sdsl.iterate.${label(n)}.mops`, mops(1), 'Mops/s', id);
+  report.add(`maple.iterate.${label(n)}.mops`, mops(2), 'Mops/s', id);
+  report.add(`maple.iterate_cursor.${label(n)}.mops`, mops(3), 'Mops/s', id);
 }
 
 /**
@@ -639,9 +704,10 @@ function mapleWriter(tree: MapleTree, data: Data, control: Int32Array, dutyMs: n
     }
     for (let i = 0; i < 64; i++) {
       const j = Math.floor(random() * n);
-      if (tree.erase(data.firsts[j]) <= 0) throw new Error('bench: writer erase failed');
-      if (tree.insert(data.firsts[j], data.lasts[j], j + 1) !== 0)
-        throw new Error('bench: writer insert failed');
+      const erased = tree.erase(data.firsts[j]);
+      if (erased <= 0) throw new Error(`bench: writer erase failed: ${erased}`);
+      const inserted = tree.insert(data.firsts[j], data.lasts[j], j + 1);
+      if (inserted !== 0) throw new Error(`bench: writer insert failed: ${inserted}`);
     }
     changes += 128;
   }

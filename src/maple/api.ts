@@ -8,7 +8,7 @@
  * are negative errno values (`-ENOMEM`, `-EEXIST`, `-EBUSY`, and `-EINVAL` for an argument out of
  * range, which changes nothing), never exceptions.
  *
- * Concurrency: read calls (load, next, prev, gap search) may run on any CPU inside an RCU read
+ * Concurrency: read calls (load, next, nextBatch, prev, gap search) may run on any CPU inside an RCU read
  * section while one writer mutates; write calls (store, insert, erase) require the writer lock
  * (the tree's own, or the external lock named at creation, e.g. mmap_lock held for write).
  */
@@ -22,11 +22,38 @@ export function rangeOut(): RangeOut {
   return { first: 0, last: 0, value: 0 };
 }
 
+/**
+ * A caller-owned batch of entries for `nextBatch`: three parallel arrays, entry i being
+ * [firsts[i], lasts[i]] = values[i]. Its capacity is the length of `firsts` (the others must be at
+ * least as long). Reused across calls, so a walk over any number of entries allocates nothing.
+ */
+export interface RangeBatch {
+  readonly firsts: Float64Array;
+  readonly lasts: Float64Array;
+  readonly values: Int32Array;
+}
+
+export function rangeBatch(capacity = 64): RangeBatch {
+  if (!(Number.isInteger(capacity) && capacity >= 1)) throw new RangeError(`EINVAL: batch capacity ${capacity}`);
+  return {
+    firsts: new Float64Array(capacity),
+    lasts: new Float64Array(capacity),
+    values: new Int32Array(capacity),
+  };
+}
+
 export interface RangeIndex {
   /** The value whose range contains `index` (0 if a gap); `out` gets the entry's or the gap's range. */
   load(index: number, out: RangeOut): number;
   /** First entry with `last >= index` and `first <= max`; 0 if none. */
   next(index: number, max: number, out: RangeOut): number;
+  /**
+   * The entries with `last >= index` and `first <= max`, in order, copied into `batch` until it is
+   * full; returns how many (fewer than its capacity only when there are no more). `index` may be
+   * MAX_INDEX + 1 (no entries), so a walk goes on from `batch.lasts[n - 1] + 1` while n is the
+   * capacity. Each entry copied ends after the one before it.
+   */
+  nextBatch(index: number, max: number, batch: RangeBatch): number;
   /** Last entry with `first <= index` and `last >= min`; 0 if none. */
   prev(index: number, min: number, out: RangeOut): number;
   /** Stores `value` over [first, last], overwriting (and splitting) whatever overlaps; value 0 erases. */

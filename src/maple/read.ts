@@ -5,7 +5,7 @@
  * re-walks from the root. Callers run reads inside an RCU read section (or hold the writer lock),
  * which keeps every node they can reach from being reused under them.
  */
-import type { RangeOut } from './api.js';
+import type { RangeBatch, RangeOut } from './api.js';
 import * as headerExports from './header.js';
 import type { NodeViews } from './layout.js';
 import * as layoutExports from './layout.js';
@@ -173,6 +173,153 @@ export function prevEntry(
     }
     if (range[0] === 0) return 0;
     at = range[0] - 1;
+  }
+}
+
+/**
+ * Scratch path of `scanEntries`, levels 1 (the leaves' parents) to the root: node[l] covers up to
+ * max[l] and off[l] is the child taken in it. One per tree object (each CPU has its own).
+ */
+export class ScanPath {
+  readonly node = new Int32Array(MAX_HEIGHT);
+  readonly off = new Int32Array(MAX_HEIGHT);
+  readonly max = new Float64Array(MAX_HEIGHT);
+}
+
+/**
+ * In-order walk for `nextBatch`: the entries with last >= index and first <= max copied into
+ * `batch` (up to `cap`); returns how many. One descent to the leaf holding `index`, then leaf to
+ * leaf: at the end of a leaf it climbs its path to the nearest ancestor with a next child and
+ * descends that child's left edge (O(1) nodes per leaf amortised, no per-entry descent).
+ *
+ * Lock-free like `lookup`: every node entered, and every ancestor climbed through, is checked for
+ * DEAD. A published node's pivots never change (a replaced child covers the same range), so the
+ * ranges read along the path stay right while its nodes are live; a leaf's values may be replaced
+ * in place, one word at a time. On a dead node the walk re-descends from the root at the position
+ * it reached (the start of the slot it was about to read): entries already copied stay (each
+ * existed when read), and the rest come from the current tree. An entry found after such a
+ * re-descent may start before that position (it was stored meanwhile) but always ends after it.
+ */
+export function scanEntries(
+  views: NodeViews,
+  header: Int32Array,
+  index: number,
+  max: number,
+  batch: RangeBatch,
+  cap: number,
+  path: ScanPath,
+): number {
+  const f64 = views.f64;
+  const i32 = views.i32;
+  const firsts = batch.firsts;
+  const lasts = batch.lasts;
+  const values = batch.values;
+  const pathNode = path.node;
+  const pathOff = path.off;
+  const pathMax = path.max;
+  let n = 0;
+  // The start of the next slot to read.
+  let pos = index;
+  restart: for (let restarts = 0; ; restarts++) {
+    if (restarts > RESTART_LIMIT) throw new Error('maple: reader keeps meeting dead nodes');
+    let leaf = Atomics.load(header, ROOT);
+    if (leaf === 0) return n;
+    let meta = i32[leaf * NODE_I32 + META];
+    if ((meta & DEAD) !== 0) continue;
+    const top = (meta & LEVEL_MASK) >> LEVEL_SHIFT;
+    // The leaf's range [lo, hi].
+    let lo = 0;
+    let hi = MAX_INDEX;
+    for (let level = top; level > 0; level--) {
+      const p = leaf * NODE_F64 + PIVOTS;
+      const k = childSlotOf(f64, p, pos);
+      pathNode[level] = leaf;
+      pathOff[level] = k;
+      pathMax[level] = hi;
+      if (k > 0) lo = f64[p + k - 1] + 1;
+      if (k < (meta & COUNT_MASK) - 1) hi = f64[p + k];
+      leaf = i32[leaf * NODE_I32 + childWord(k)];
+      meta = i32[leaf * NODE_I32 + META];
+      if ((meta & DEAD) !== 0) continue restart;
+    }
+    let k = leafSlotOf(f64, leaf * NODE_F64 + PIVOTS, pos);
+    let first = k === 0 ? lo : f64[leaf * NODE_F64 + PIVOTS + k - 1] + 1;
+    for (;;) {
+      // Slots k.. of `leaf`, the last one ending at hi.
+      const p = leaf * NODE_F64 + PIVOTS;
+      const v = leaf * NODE_I32 + VALUES;
+      const end = (meta & COUNT_MASK) - 1;
+      if (hi <= max && end - k < cap - n) {
+        // The rest of the leaf fits in the batch and the window: copy every slot, keep entries.
+        for (; k < end; k++) {
+          const last = f64[p + k];
+          const value = i32[v + k];
+          if (value !== 0) {
+            firsts[n] = first;
+            lasts[n] = last;
+            values[n] = value;
+            n++;
+          }
+          first = last + 1;
+        }
+        const value = i32[v + end];
+        if (value !== 0) {
+          firsts[n] = first;
+          lasts[n] = hi;
+          values[n] = value;
+          if (++n === cap) return n;
+        }
+      } else {
+      for (; k < end; k++) {
+        if (first > max) return n;
+        const last = f64[p + k];
+        const value = i32[v + k];
+        if (value !== 0) {
+          firsts[n] = first;
+          lasts[n] = last;
+          values[n] = value;
+          if (++n === cap) return n;
+        }
+        first = last + 1;
+      }
+      if (first > max) return n;
+      const value = i32[v + end];
+      if (value !== 0) {
+        firsts[n] = first;
+        lasts[n] = hi;
+        values[n] = value;
+        if (++n === cap) return n;
+      }
+      }
+      if (hi === MAX_INDEX || hi >= max) return n;
+      pos = hi + 1;
+      // Climb to the nearest ancestor with a next child (none: the path is stale, re-descend).
+      let level = 1;
+      for (; level <= top; level++) {
+        const m = i32[pathNode[level] * NODE_I32 + META];
+        if ((m & DEAD) !== 0) continue restart;
+        if (pathOff[level] + 1 < (m & COUNT_MASK)) break;
+      }
+      if (level > top) continue restart;
+      pathOff[level]++;
+      // Down its left edge.
+      for (; level > 0; level--) {
+        const parent = pathNode[level];
+        const c = pathOff[level];
+        const count = i32[parent * NODE_I32 + META] & COUNT_MASK;
+        const child = i32[parent * NODE_I32 + childWord(c)];
+        hi = c === count - 1 ? pathMax[level] : f64[parent * NODE_F64 + PIVOTS + c];
+        meta = i32[child * NODE_I32 + META];
+        if ((meta & DEAD) !== 0) continue restart;
+        if (level > 1) {
+          pathNode[level - 1] = child;
+          pathOff[level - 1] = 0;
+          pathMax[level - 1] = hi;
+        } else leaf = child;
+      }
+      k = 0;
+      first = pos;
+    }
   }
 }
 

@@ -8,7 +8,7 @@
  *   values: Int32Array    [v0 v1 v2 ...]   non-zero
  */
 import { EBUSY, EEXIST, ENOMEM } from '../../src/errno.js';
-import type { RangeIndex, RangeOut } from '../../src/maple/api.js';
+import type { RangeBatch, RangeIndex, RangeOut } from '../../src/maple/api.js';
 import type { FailureInjector } from '../../src/shm/arena.js';
 
 const LIMIT = 2 ** 53 - 1;
@@ -58,6 +58,17 @@ export class ArrayRangeIndex implements RangeIndex {
     const i = this.lowerBound(index);
     if (i >= this.n || this.firsts[i] > max) return 0;
     return this.fill(i, out);
+  }
+
+  nextBatch(index: number, max: number, batch: RangeBatch): number {
+    const cap = batch.firsts.length;
+    let k = 0;
+    for (let i = this.lowerBound(index); k < cap && i < this.n && this.firsts[i] <= max; i++, k++) {
+      batch.firsts[k] = this.firsts[i];
+      batch.lasts[k] = this.lasts[i];
+      batch.values[k] = this.values[i];
+    }
+    return k;
   }
 
   prev(index: number, min: number, out: RangeOut): number {
