@@ -3,7 +3,7 @@
  * them) replays identically in strict mode (vmflags compared) over the maple tree and the
  * reference index, and so does every trace recorded here (test/mm/fixtures); plain .jsonl is
  * accepted, truncated traces are rejected, and the CLI prints its closing `N passed, M failed`
- * line and exit status. Traces in ../shared/linux-traces that are not vendored replay too when
+ * line and exit status. Traces in ../shared/linux-traces (an optional extra) that are not vendored replay too when
  * that directory exists (an optional extra: the suite never depends on it).
  */
 import assert from 'node:assert/strict';
@@ -86,7 +86,7 @@ for (const file of files) {
 }
 
 for (const file of extra) {
-  test(`replays ${file} from ../shared/linux-traces identically (strict), over both indexes`, () => {
+  test(`replays ${file} from ../shared/linux-traces (optional extra) identically (strict), over both indexes`, () => {
     replaysIdentically(join(SHARED, file), INDEXES);
   });
 }
