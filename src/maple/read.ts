@@ -270,26 +270,26 @@ export function scanEntries(
           if (++n === cap) return n;
         }
       } else {
-      for (; k < end; k++) {
+        for (; k < end; k++) {
+          if (first > max) return n;
+          const last = f64[p + k];
+          const value = i32[v + k];
+          if (value !== 0) {
+            firsts[n] = first;
+            lasts[n] = last;
+            values[n] = value;
+            if (++n === cap) return n;
+          }
+          first = last + 1;
+        }
         if (first > max) return n;
-        const last = f64[p + k];
-        const value = i32[v + k];
+        const value = i32[v + end];
         if (value !== 0) {
           firsts[n] = first;
-          lasts[n] = last;
+          lasts[n] = hi;
           values[n] = value;
           if (++n === cap) return n;
         }
-        first = last + 1;
-      }
-      if (first > max) return n;
-      const value = i32[v + end];
-      if (value !== 0) {
-        firsts[n] = first;
-        lasts[n] = hi;
-        values[n] = value;
-        if (++n === cap) return n;
-      }
       }
       if (hi === MAX_INDEX || hi >= max) return n;
       pos = hi + 1;
