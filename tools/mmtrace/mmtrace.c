@@ -4,8 +4,8 @@
  *   env -i setarch -R sh -c 'ulimit -s 8192; exec ./mmtrace PROFILE SEED NOPS DIR' > trace.jsonl
  *   ... ./mmtrace script 0 FILE DIR       (the ops listed in FILE, see script_next())
  *
- * Profiles: basic, file, mremap, mixed, stress (FORMAT.md section 6) and the extra edge, lock,
- * thp (tools/mmtrace/README.md). Use tools/mmtrace/record.sh rather than running this directly.
+ * Profiles: basic, file, mremap, mixed, stress, grows (FORMAT.md section 6) and the extra edge,
+ * lock, thp (tools/mmtrace/README.md). Use tools/mmtrace/record.sh rather than running this directly.
  *
  * Creates the test files f0 (rw), f1 (rw, unaligned size), f2 (read-only) in DIR, opens
  * /proc/self/smaps, prints the header and the layout, then runs NOPS seeded random address-space
@@ -15,7 +15,8 @@
  *
  * Safety: every fixed-address operation (MAP_FIXED*, munmap, mprotect, madvise, mlock, munlock,
  * mremap source and MREMAP_FIXED target, touch) covers only the arena and ranges returned by
- * successful mmap/mremap calls; touches only access pages that cannot fault fatally. After every
+ * successful mmap/mremap calls; touches only access pages that cannot fault fatally, except the
+ * first access of a grows touch below a growsdown VMA, whose SIGSEGV is caught (EFAULT). After every
  * operation the recorder checks that its own initial VMAs still cover the same addresses with the
  * same perms, names, offsets and flags; it aborts (exit 2, message on stderr) otherwise.
  */
@@ -41,7 +42,7 @@ enum {
 	NR_read = 0, NR_write = 1, NR_open = 2, NR_close = 3, NR_stat = 4, NR_fstat = 5, NR_lseek = 8,
 	NR_mmap = 9, NR_mprotect = 10, NR_munmap = 11, NR_brk = 12, NR_mremap = 25, NR_madvise = 28,
 	NR_uname = 63, NR_getrlimit = 97, NR_geteuid = 107, NR_personality = 135, NR_fstatfs = 138,
-	NR_munlock = 150, NR_exit_group = 231, NR_mlock2 = 325,
+	NR_munlock = 150, NR_exit_group = 231, NR_mlock2 = 325, NR_rt_sigaction = 13,
 };
 
 static long sc6(long n, long a, long b, long c, long d, long e, long f)
@@ -71,11 +72,20 @@ static int is_err(long r) { return r < 0 && r >= -4095; }
 #define MAP_SHARED_VALIDATE 3
 #define MAP_FIXED 0x10
 #define MAP_ANONYMOUS 0x20
+#define MAP_GROWSDOWN 0x100
 #define MAP_LOCKED 0x2000
 #define MAP_NORESERVE 0x4000
 #define MAP_POPULATE 0x8000
+#define MAP_STACK 0x20000
+#define MAP_HUGETLB 0x40000
 #define MAP_SYNC 0x80000
 #define MAP_FIXED_NOREPLACE 0x100000
+#define MAP_HUGE_SHIFT 26
+#define MAP_HUGE_FIELD (0x3fULL << MAP_HUGE_SHIFT)
+#define MAP_HUGE_2MB (21ULL << MAP_HUGE_SHIFT)
+#define MAP_HUGE_32MB (25ULL << MAP_HUGE_SHIFT) /* a size x86 does not have */
+#define PROT_GROWSDOWN 0x01000000
+#define PROT_GROWSUP 0x02000000
 #define MREMAP_MAYMOVE 1
 #define MREMAP_FIXED 2
 #define MREMAP_DONTUNMAP 4
@@ -87,6 +97,9 @@ static int is_err(long r) { return r < 0 && r >= -4095; }
 #define O_CLOEXEC 02000000
 #define ADDR_NO_RANDOMIZE 0x0040000
 #define RLIMIT_STACK 3
+#define SIGSEGV 11
+#define SA_SIGINFO 4
+#define SA_RESTORER 0x04000000
 
 struct kstat {
 	u64 dev, ino, nlink;
@@ -556,7 +569,13 @@ static void derive(void)
 }
 
 /* ---- profiles ---- */
-enum { G_MMAP_ANON, G_MMAP_FILE, G_MUNMAP, G_MPROTECT, G_MREMAP, G_BRK, G_MADVISE, G_MLOCK, G_MUNLOCK, G_TOUCH, NG };
+enum {
+	G_MMAP_ANON, G_MMAP_FILE, G_MUNMAP, G_MPROTECT, G_MREMAP, G_BRK, G_MADVISE, G_MLOCK, G_MUNLOCK, G_TOUCH,
+	/* grows only (FORMAT.md section 6): MAP_GROWSDOWN mmap, mappings placed next to a growsdown VMA,
+	 * touches starting below one, PROT_GROWSDOWN/UP, munmap/mremap/mprotect of parts of one,
+	 * MAP_STACK / MAP_HUGETLB */
+	G_GD_MMAP, G_NEAR_GD, G_GD_TOUCH, G_GROWS_PROT, G_GD_PART, G_STACK_HUGE, NG
+};
 
 struct profile {
 	const char *name;
@@ -581,6 +600,7 @@ static const struct profile PROFILES[] = {
 	{"edge", {12, 8, 6, 8, 30, 3, 13, 8, 4, 8}, 10, 12, 8192, 1, 1, 1, 30},
 	{"lock", {14, 14, 6, 10, 10, 2, 20, 14, 10, 10}, 10, 10, 8192, 1, 2, 1, 30},
 	{"thp", {20, 4, 10, 14, 16, 0, 16, 4, 2, 14}, 3, 35, 8192, 1, 2, 1, 60},
+	{"grows", {12, 4, 8, 8, 6, 0, 0, 0, 0, 8, 14, 8, 12, 8, 8, 8}, 5, 8, 4096, 0, 0, 0, 0},
 	{"script", {0}, 0, 0, 4096, 0, 0, 0, 0}, /* ops from a file, see script_next() */
 };
 static const struct profile *P;
@@ -594,6 +614,7 @@ static struct {
 	u64 addr, len, prot, flags, off, old_addr, old_len, new_len, new_addr, advice;
 	int fd; /* test file index or -1 */
 	int write;
+	int grows; /* a touch starting in the free gap below a growsdown VMA (its first access may fault) */
 } O;
 
 /* ---- address and length choice ---- */
@@ -1149,14 +1170,242 @@ static int gen_touch(int err)
 	return 0;
 }
 
+/* ---- the grows profile: VM_GROWSDOWN, the stack guard gap, MAP_STACK, MAP_HUGETLB ---- */
+static u64 guard_gap;   /* stack_guard_gap in bytes */
+static u64 rlimit_stack;
+
+static int has_flag(const struct vma *v, const char *code) /* a two-letter VmFlags code */
+{
+	for (const char *p = v->flags; *p; p++)
+		if ((p == v->flags || p[-1] == ' ') && p[0] == code[0] && p[1] == code[1] && (!p[2] || p[2] == ' '))
+			return 1;
+	return 0;
+}
+/* a + k pages for a random k in [-m, m] */
+static u64 pm(u64 a, u64 m) { return a + (rnd(2 * m + 1) * PG) - m * PG; }
+
+/* A random growsdown VMA of the trace (inside the allowed region; never [stack]): its S index. */
+static int pick_gd(void)
+{
+	int found[256], n = 0;
+	for (int k = 0; k < ncand && n < 256; k++) {
+		int i = cand[k];
+		if (S[i].kind == K_ANON && has_flag(&S[i], "gd") && (n == 0 || found[n - 1] != i)) found[n++] = i;
+	}
+	return n ? found[rnd((u64)n)] : -1;
+}
+/* Start of the free gap below S[i] (the end of the VMA before it). */
+static u64 gap_below(int i) { return i > 0 ? S[i - 1].end : 0; }
+
+/* Placement next to a growsdown VMA: abutting it (below or above), inside its guard gap, at the
+ * gap's edge +-2 pages, or a search for about what fits below the gap; as a hint, MAP_FIXED or
+ * MAP_FIXED_NOREPLACE. Without a growsdown VMA, the ordinary placement. */
+static int near_gd_placement(void)
+{
+	int i = pick_gd();
+	if (i < 0 || chance(20)) return mmap_placement();
+	const struct vma *v = &S[i];
+	u64 lo = gap_below(i), edge = v->start > guard_gap ? v->start - guard_gap : 0;
+	u64 len = chance(75) ? rpages(16) : pick_len();
+	u32 r = (u32)rnd(100);
+	if (r < 30) O.addr = v->start - len;
+	else if (r < 50) O.addr = v->start - rpages(guard_gap / PG - 1) - len;
+	else if (r < 80) O.addr = pm(edge, 2) - len;
+	else O.addr = v->end;
+	O.len = len;
+	r = (u32)rnd(100);
+	if (r < 20) { /* a search whose length is about what fits below the guard gap */
+		O.addr = 0;
+		if (edge > lo + 3 * PG) O.len = pm(edge - lo, 2);
+	} else if (r < 40) {
+		if (chance(20)) O.addr += 1 + rnd(PG - 1); /* an unaligned hint */
+	} else if (r < 75) {
+		O.flags |= MAP_FIXED;
+	} else {
+		O.flags |= MAP_FIXED_NOREPLACE;
+	}
+	return 1;
+}
+
+static int gen_gd_mmap(int err)
+{
+	(void)err;
+	O.op = OP_MMAP, O.fd = -1, O.off = 0;
+	O.flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_GROWSDOWN | (chance(25) ? MAP_STACK : 0);
+	O.prot = pick_prot();
+	if (!near_gd_placement()) return 0;
+	if (chance(8)) { /* EINVAL: only private anonymous memory grows down */
+		if (chance(50)) O.flags = (O.flags & ~3ULL) | MAP_SHARED;
+		else O.flags &= ~(u64)MAP_ANONYMOUS, O.fd = (int)rnd(2);
+	}
+	return 1;
+}
+
+static int gen_near_gd(int err)
+{
+	(void)err;
+	O.op = OP_MMAP, O.off = 0;
+	O.prot = pick_prot();
+	if (chance(70)) {
+		O.fd = -1, O.flags = (chance(15) ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS;
+	} else {
+		O.fd = (int)rnd(3);
+		O.flags = chance(40) ? MAP_SHARED : MAP_PRIVATE;
+		if (O.fd == 2 && O.flags == MAP_SHARED) O.prot &= ~(u64)PROT_WRITE;
+	}
+	return near_gd_placement();
+}
+
+/* A touch starting in the free gap below a growsdown VMA and ending at most 4 pages into it. */
+static int gen_gd_touch(int err)
+{
+	(void)err;
+	int i = pick_gd();
+	if (i < 0) return 0;
+	const struct vma *v = &S[i];
+	u64 lo = gap_below(i), a;
+	if (lo >= v->start) return 0;
+	u32 r = (u32)rnd(100);
+	if (r < 30) a = v->start - rpages(4);
+	else if (r < 50) a = pm(lo + guard_gap, 1); /* at the guard-gap distance from the VMA below */
+	else if (r < 60) a = lo;                    /* right on top of the VMA below */
+	else if (r < 75) a = pm(v->end - rlimit_stack, 1); /* a grown size of rlimit_stack +-1 page */
+	else a = v->start - rpages(4096);
+	if (a < lo || a >= v->start) return 0;
+	u64 into = rnd(5) * PG;
+	if (into > v->end - v->start) into = v->end - v->start;
+	O.op = OP_TOUCH, O.addr = a, O.len = v->start - a + into, O.grows = 1;
+	O.write = chance(50);
+	return 1;
+}
+
+/* mprotect with PROT_GROWSDOWN (inside a growsdown VMA, from the gap below it, on a VMA without
+ * gd: EINVAL) or PROT_GROWSUP (EINVAL, also with PROT_GROWSDOWN). */
+static int gen_grows_prot(int err)
+{
+	(void)err;
+	O.op = OP_MPROTECT;
+	O.prot = pick_prot();
+	u32 r = (u32)rnd(100);
+	int i = pick_gd();
+	if (r < 15) {
+		if (!range_or_vma(30)) return 0;
+		O.prot |= PROT_GROWSUP | (chance(40) ? PROT_GROWSDOWN : 0);
+		return 1;
+	}
+	O.prot |= PROT_GROWSDOWN;
+	if (r < 35 || i < 0) return range_or_vma(30);
+	const struct vma *v = &S[i];
+	u64 pages = (v->end - v->start) / PG, lo = gap_below(i);
+	if (r < 70 || lo >= v->start) {
+		O.addr = v->start + rnd(pages) * PG;
+		O.len = rpages((v->end - O.addr) / PG);
+	} else {
+		u64 below = (v->start - lo) / PG;
+		O.addr = v->start - rpages(below < 16 ? below : 16);
+		O.len = v->start - O.addr + rpages(pages);
+	}
+	return 1;
+}
+
+/* munmap, mremap or plain mprotect of all, the bottom, the top or the middle of a growsdown VMA,
+ * sometimes with some of the gap below it. */
+static int gen_gd_part(int err)
+{
+	(void)err;
+	int i = pick_gd();
+	if (i < 0) return 0;
+	const struct vma *v = &S[i];
+	u64 pages = (v->end - v->start) / PG, a, l;
+	u32 r = (u32)rnd(100);
+	if (r < 25 || pages < 3) a = v->start, l = v->end - v->start;
+	else if (r < 45) a = v->start, l = rpages(pages - 1);
+	else if (r < 65) l = rpages(pages - 1), a = v->end - l;
+	else a = v->start + (1 + rnd(pages - 2)) * PG, l = rpages((v->end - a) / PG - 1);
+	if (chance(20) && gap_below(i) + 8 * PG <= a) {
+		u64 g = rpages(8);
+		a -= g, l += g;
+	}
+	r = (u32)rnd(100);
+	if (r < 35) {
+		O.op = OP_MUNMAP, O.addr = a, O.len = l;
+		return 1;
+	}
+	if (r < 60) {
+		O.op = OP_MPROTECT, O.prot = pick_prot(), O.addr = a, O.len = l;
+		return 1;
+	}
+	O.op = OP_MREMAP, O.old_addr = a, O.old_len = l, O.new_addr = 0;
+	r = (u32)rnd(100);
+	if (r < 20) {
+		O.new_len = l > PG ? rpages(l / PG - 1) : l, O.flags = 0; /* shrink */
+	} else if (r < 40) {
+		O.new_len = l + rpages(8), O.flags = chance(50) ? 0 : MREMAP_MAYMOVE; /* grow in place */
+	} else if (r < 60) {
+		O.new_len = l, O.flags = MREMAP_MAYMOVE; /* move where the kernel puts it, or to a hole */
+		if (chance(50) && pick_free(l, &O.new_addr)) O.flags |= MREMAP_FIXED;
+	} else if (r < 85) { /* move next to (another) growsdown VMA */
+		int j = pick_gd();
+		if (j < 0) return 0;
+		O.new_len = l, O.flags = MREMAP_MAYMOVE | MREMAP_FIXED;
+		O.new_addr = chance(60) ? S[j].start - l : S[j].end;
+	} else {
+		O.new_len = l, O.flags = MREMAP_MAYMOVE | MREMAP_DONTUNMAP;
+		if (chance(50) && pick_free(l, &O.new_addr)) O.flags |= MREMAP_FIXED;
+	}
+	return 1;
+}
+
+/* MAP_STACK on anonymous and file mappings; MAP_HUGETLB private or shared, placed by the kernel,
+ * with a hint, or MAP_FIXED* at 2 MiB-aligned or unaligned addresses, with MAP_HUGE_2MB, a size
+ * x86 lacks, or a file. No huge pages are reserved: every MAP_HUGETLB mmap fails. */
+static int gen_stack_huge(int err)
+{
+	(void)err;
+	O.op = OP_MMAP, O.off = 0, O.prot = pick_prot();
+	if (chance(45)) {
+		if (chance(65)) {
+			O.fd = -1, O.flags = (chance(20) ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS | MAP_STACK;
+		} else {
+			O.fd = (int)rnd(3);
+			O.flags = (chance(40) ? MAP_SHARED : MAP_PRIVATE) | MAP_STACK;
+			if (O.fd == 2 && (O.flags & 3) == MAP_SHARED) O.prot &= ~(u64)PROT_WRITE;
+		}
+		return mmap_placement();
+	}
+	O.fd = -1;
+	O.flags = (chance(30) ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS | MAP_HUGETLB;
+	u32 r = (u32)rnd(100);
+	if (r < 30) O.flags |= MAP_HUGE_2MB;
+	else if (r < 38) O.flags |= MAP_HUGE_32MB;
+	else if (r < 45) O.flags &= ~(u64)MAP_ANONYMOUS, O.fd = (int)rnd(2);
+	O.len = chance(60) ? rpages(16) : (1 + rnd(2)) * 2 * MIB;
+	u64 a, l;
+	r = (u32)rnd(100);
+	if (r < 35) {
+		O.addr = 0;
+	} else if (r < 55) {
+		if (!pick_range(&a, &l)) return 0;
+		O.addr = a;
+	} else {
+		if (!pick_range(&a, &l)) return 0;
+		a &= ~(2 * MIB - 1);
+		if (chance(30)) a += rpages(511); /* deliberately unaligned */
+		O.addr = a;
+		O.flags |= chance(60) ? MAP_FIXED : MAP_FIXED_NOREPLACE;
+	}
+	return 1;
+}
+
 typedef int (*gen_fn)(int);
 static const gen_fn GEN[NG] = {gen_mmap_anon, gen_mmap_file, gen_munmap, gen_mprotect, gen_mremap,
-	gen_brk, gen_madvise, gen_mlock, gen_munlock, gen_touch};
+	gen_brk, gen_madvise, gen_mlock, gen_munlock, gen_touch, gen_gd_mmap, gen_near_gd, gen_gd_touch,
+	gen_grows_prot, gen_gd_part, gen_stack_huge};
 
 /* Which generator kinds have deliberate error cases in this profile. */
 static int has_errors(int g)
 {
-	if (g == G_BRK || g == G_TOUCH) return 0;
+	if (g == G_BRK || g == G_TOUCH || g >= G_GD_MMAP) return 0; /* the grows kinds make their own */
 	if (P->errs_all) return 1;
 	if (g == G_MMAP_FILE) return seq(P->name, "file") || seq(P->name, "mremap");
 	if (g == G_MREMAP) return seq(P->name, "mremap");
@@ -1171,8 +1420,25 @@ static int op_safe(void)
 	case OP_MMAP:
 		if (O.len > 512 * MIB) return 0;
 		if ((O.flags & (MAP_POPULATE | MAP_LOCKED)) && O.len > cap) return 0;
+		if ((O.flags & MAP_HUGETLB) && (O.flags & (MAP_FIXED | MAP_FIXED_NOREPLACE))) /* unmaps 2 MiB units */
+			return allowed(O.addr, (O.len + 2 * MIB - 1) & ~(2 * MIB - 1));
 		if (O.flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) return allowed(O.addr, O.len);
 		return 1;
+	case OP_MPROTECT:
+		if (O.prot & PROT_GROWSUP) return 1; /* EINVAL or ENOMEM, nothing changes */
+		if (O.prot & PROT_GROWSDOWN) {       /* the range starts at its first VMA's start */
+			for (int i = 0; i < ns; i++)
+				if (S[i].end > O.addr && S[i].start < O.addr + O.len)
+					return !has_flag(&S[i], "gd") || allowed(S[i].start, O.addr + O.len - S[i].start);
+			return 1;
+		}
+		return allowed(O.addr, O.len);
+	case OP_TOUCH:
+		if (O.grows) { /* the gap below the VMA is free; the part inside it must be the trace's */
+			int k = find_vma(O.addr + O.len - 1);
+			return k >= 0 && S[k].start > O.addr && allowed(S[k].start, O.addr + O.len - S[k].start);
+		}
+		return allowed(O.addr, O.len);
 	case OP_MREMAP:
 		if (O.new_len > 256 * MIB) return 0;
 		if (!allowed(O.old_addr, O.old_len)) return 0;
@@ -1197,23 +1463,71 @@ static void generate(void)
 		int err = has_errors(g) && chance(P->err_pct);
 		O.op = -1, O.addr = O.len = O.prot = O.flags = O.off = O.advice = 0;
 		O.old_addr = O.old_len = O.new_len = O.new_addr = 0;
-		O.fd = -1, O.write = 0;
+		O.fd = -1, O.write = 0, O.grows = 0;
 		if (GEN[g](err) && op_safe()) return;
 	}
 	O.op = OP_MMAP, O.addr = 0, O.len = PG, O.prot = 3, O.flags = MAP_PRIVATE | MAP_ANONYMOUS;
-	O.fd = -1, O.off = 0;
+	O.fd = -1, O.off = 0, O.grows = 0;
 }
 
 /* ---- execution ---- */
-static void do_touch(void)
+/*
+ * The first access of a grows touch may raise SIGSEGV (the VMA could not grow, or the access is
+ * not allowed after it grew): mmt_access returns 1 then, because the handler moves the saved
+ * instruction pointer from the faulting access to mmt_access_fault. Any other SIGSEGV aborts.
+ */
+int mmt_access(volatile void *p, int write);
+void mmt_restorer(void);
+extern char mmt_access_read[], mmt_access_write[], mmt_access_fault[];
+__asm__(".text\n"
+	".globl mmt_access\n.hidden mmt_access\n"
+	"mmt_access:\n\txorl %eax, %eax\n\ttestl %esi, %esi\n\tjnz mmt_access_write\n"
+	".globl mmt_access_read\n.hidden mmt_access_read\n"
+	"mmt_access_read:\n\tmovb (%rdi), %dl\n\tret\n"
+	".globl mmt_access_write\n.hidden mmt_access_write\n"
+	"mmt_access_write:\n\tmovb $0x5a, (%rdi)\n\tret\n"
+	".globl mmt_access_fault\n.hidden mmt_access_fault\n"
+	"mmt_access_fault:\n\tmovl $1, %eax\n\tret\n"
+	".globl mmt_restorer\n.hidden mmt_restorer\n"
+	"mmt_restorer:\n\tmovq $15, %rax\n\tsyscall\n");
+
+struct ksigaction {
+	void (*handler)(int, void *, void *);
+	unsigned long flags;
+	void (*restorer)(void);
+	u64 mask;
+};
+static void on_segv(int sig, void *info, void *uc)
 {
-	int k = find_vma(O.addr);
-	if (k < 0 || O.addr + O.len > backed_end(&S[k]) || !allowed(O.addr, O.len)) die("unsafe touch", O.addr);
-	for (u64 a = O.addr; a < O.addr + O.len; a += PG) {
+	(void)sig, (void)info;
+	u64 *rip = (u64 *)((char *)uc + 40 + 16 * 8); /* ucontext_t.uc_mcontext.gregs[REG_RIP] */
+	if (*rip != (u64)mmt_access_read && *rip != (u64)mmt_access_write) die("SIGSEGV outside a grows touch", *rip);
+	*rip = (u64)mmt_access_fault;
+}
+static void catch_segv(void)
+{
+	static struct ksigaction sa;
+	sa.handler = on_segv, sa.flags = SA_SIGINFO | SA_RESTORER, sa.restorer = mmt_restorer, sa.mask = 0;
+	if (sc6(NR_rt_sigaction, SIGSEGV, (long)&sa, 0, 8, 0, 0) < 0) die("rt_sigaction failed", 0);
+}
+
+static long do_touch(void)
+{
+	u64 start = O.addr;
+	if (O.grows) { /* below a growsdown VMA: the first access grows it, or faults */
+		if (find_vma(O.addr) >= 0 || !allowed(O.addr + O.len - PG, PG)) die("unsafe grows touch", O.addr);
+		if (mmt_access((volatile void *)O.addr, O.write)) return -14; /* EFAULT */
+		start += PG;
+	} else {
+		int k = find_vma(O.addr);
+		if (k < 0 || O.addr + O.len > backed_end(&S[k]) || !allowed(O.addr, O.len)) die("unsafe touch", O.addr);
+	}
+	for (u64 a = start; a < O.addr + O.len; a += PG) {
 		volatile unsigned char *p = (volatile unsigned char *)a;
 		if (O.write) *p = 0x5a;
 		else (void)*p;
 	}
+	return 0;
 }
 
 static long execute(void)
@@ -1231,7 +1545,7 @@ static long execute(void)
 	case OP_MADVISE: return sc3(NR_madvise, O.addr, O.len, O.advice);
 	case OP_MLOCK: return sc3(NR_mlock2, O.addr, O.len, O.flags);
 	case OP_MUNLOCK: return sc2(NR_munlock, O.addr, O.len);
-	default: do_touch(); return 0;
+	default: return do_touch();
 	}
 }
 
@@ -1240,8 +1554,10 @@ struct flagname {
 	const char *name;
 	u64 bit;
 };
-/* A flag set: an optional leading name, the named bits in table order, then unknown bits as hex. */
-static void oflags(u64 v, const struct flagname *t, int n, u64 known, const char *lead)
+/* A flag set: an optional leading name, the named bits in table order, then unknown bits as hex
+ * in ascending order, one string per bit except the bits of `field` (the MAP_HUGETLB page size),
+ * which make one string together. */
+static void oflags_field(u64 v, const struct flagname *t, int n, u64 known, const char *lead, u64 field)
 {
 	oc('[');
 	int first = 1;
@@ -1252,28 +1568,39 @@ static void oflags(u64 v, const struct flagname *t, int n, u64 known, const char
 			ostr(t[i].name), first = 0;
 		}
 	for (int b = 0; b < 64; b++) {
-		u64 bit = 1ULL << b;
-		if ((v & bit) && !(known & bit)) {
+		u64 bit = 1ULL << b, out = bit;
+		if (field & bit) {
+			if (field & (bit - 1)) continue; /* printed with the field's lowest bit */
+			out = v & field & ~known;
+		}
+		if ((v & out) && !(known & bit)) {
 			if (!first) oc(',');
-			ohex(bit), first = 0;
+			ohex(v & out), first = 0;
 		}
 	}
 	oc(']');
 }
-static const struct flagname PROTN[] = {{"PROT_READ", 1}, {"PROT_WRITE", 2}, {"PROT_EXEC", 4}};
+static void oflags(u64 v, const struct flagname *t, int n, u64 known, const char *lead)
+{
+	oflags_field(v, t, n, known, lead, 0);
+}
+static const struct flagname PROTN[] = {{"PROT_READ", 1}, {"PROT_WRITE", 2}, {"PROT_EXEC", 4},
+	{"PROT_GROWSDOWN", PROT_GROWSDOWN}, {"PROT_GROWSUP", PROT_GROWSUP}};
 static const struct flagname MAPN[] = {{"MAP_FIXED", MAP_FIXED}, {"MAP_ANONYMOUS", MAP_ANONYMOUS},
-	{"MAP_LOCKED", MAP_LOCKED}, {"MAP_NORESERVE", MAP_NORESERVE}, {"MAP_POPULATE", MAP_POPULATE},
+	{"MAP_GROWSDOWN", MAP_GROWSDOWN}, {"MAP_LOCKED", MAP_LOCKED}, {"MAP_NORESERVE", MAP_NORESERVE},
+	{"MAP_POPULATE", MAP_POPULATE}, {"MAP_STACK", MAP_STACK}, {"MAP_HUGETLB", MAP_HUGETLB},
 	{"MAP_SYNC", MAP_SYNC}, {"MAP_FIXED_NOREPLACE", MAP_FIXED_NOREPLACE}};
+#define NMAPN ((int)(sizeof MAPN / sizeof MAPN[0]))
 static const struct flagname MREMAPN[] = {{"MREMAP_MAYMOVE", 1}, {"MREMAP_FIXED", 2}, {"MREMAP_DONTUNMAP", 4}};
 static const struct flagname MLOCKN[] = {{"MLOCK_ONFAULT", 1}};
 
-static void oprot(u64 p) { oflags(p, PROTN, 3, 7, 0); }
+static void oprot(u64 p) { oflags(p, PROTN, 5, 7 | PROT_GROWSDOWN | PROT_GROWSUP, 0); }
 static void omapflags(u64 f)
 {
 	static const char *TYPE[] = {0, "MAP_SHARED", "MAP_PRIVATE", "MAP_SHARED_VALIDATE"};
 	u64 known = 3;
-	for (int i = 0; i < 7; i++) known |= MAPN[i].bit;
-	oflags(f & ~3ULL, MAPN, 7, known, TYPE[f & 3]);
+	for (int i = 0; i < NMAPN; i++) known |= MAPN[i].bit;
+	oflags_field(f & ~3ULL, MAPN, NMAPN, known, TYPE[f & 3], MAP_HUGE_FIELD);
 }
 
 static const char *errname(long e)
@@ -1430,7 +1757,7 @@ static void script_next(void)
 	word[n] = 0;
 	O.op = -1, O.addr = O.len = O.prot = O.flags = O.off = O.advice = 0;
 	O.old_addr = O.old_len = O.new_len = O.new_addr = 0;
-	O.fd = -1, O.write = 0;
+	O.fd = -1, O.write = 0, O.grows = 0;
 	u64 fd, w;
 	for (int k = 0; k < 9; k++)
 		if (seq(word, OPNAME[k])) O.op = k;
@@ -1453,6 +1780,7 @@ static void script_next(void)
 		p = script_num(p, &O.addr), p = script_num(p, &O.len), p = script_num(p, &w);
 		O.write = w != 0;
 		if ((O.addr | O.len) & PMASK) die("script: touch needs page-aligned addr and len", O.addr);
+		O.grows = find_vma(O.addr) < 0; /* starts below a growsdown VMA (op_safe checks) */
 		break;
 	case OP_MUNMAP:
 	case OP_MUNLOCK: p = script_num(p, &O.addr), p = script_num(p, &O.len); break;
@@ -1586,6 +1914,14 @@ int main(int argc, char **argv, char **envp)
 			if (starts(p, "stack_guard_gap=")) guard_pages = parse_u64(p + 16);
 	}
 	u64 euid = (u64)sc1(NR_geteuid, 0);
+	guard_gap = guard_pages * PG, rlimit_stack = rl[0];
+	catch_segv();
+	if (seq(P->name, "grows")) { /* every MAP_HUGETLB mmap must fail: no huge pages to be had */
+		read_path("/proc/sys/vm/nr_hugepages", tmp, sizeof tmp);
+		if (parse_u64(tmp)) die("grows needs nr_hugepages = 0", parse_u64(tmp));
+		read_path("/proc/sys/vm/nr_overcommit_hugepages", tmp, sizeof tmp);
+		if (parse_u64(tmp)) die("grows needs nr_overcommit_hugepages = 0", parse_u64(tmp));
+	}
 
 	long sfd = sc3(NR_open, "/proc/self/smaps", O_RDONLY | O_CLOEXEC, 0);
 	if (sfd < 0) die("cannot open /proc/self/smaps", (u64)-sfd);
@@ -1678,7 +2014,7 @@ int main(int argc, char **argv, char **envp)
 		if (script_mode) script_next();
 		else generate();
 		long ret = execute();
-		int failed = O.op != OP_TOUCH && O.op != OP_BRK && is_err(ret);
+		int failed = O.op != OP_BRK && is_err(ret); /* a touch fails only with EFAULT (grows) */
 		if (!failed && O.op == OP_MMAP && (O.flags & 3) && (O.flags & 3) != MAP_PRIVATE && (O.flags & MAP_ANONYMOUS)) {
 			pending_shm_addr = (u64)ret;
 			pending_shm_size = (O.len + PMASK) & ~PMASK;
@@ -1686,6 +2022,8 @@ int main(int argc, char **argv, char **envp)
 		snapshot();
 		verify_initial();
 		if (!failed && O.op == OP_MMAP) u_add((u64)ret, (u64)ret + O.len);
+		if (O.op == OP_TOUCH && O.grows && find_vma(O.addr) >= 0) /* what the VMA grew into */
+			u_add(O.addr, O.addr + O.len);
 		if (!failed && O.op == OP_MREMAP) {
 			u_add((u64)ret, (u64)ret + O.new_len);
 			if ((u64)ret != O.old_addr && O.old_len == O.new_len && O.old_len)
