@@ -2,37 +2,108 @@
  * VMA records: one fixed-size record per VMA in an Arena (shared memory), addressed by handle.
  * The maple tree maps [vm_start, vm_end - 1] to the handle; every CPU reads the same record.
  *
- *   record (64 bytes)                       Float64 slots     Int32 words
- *   +----------+----------+----------+      0 START           6 FLAGS    (VM_* bits)
- *   | START    | END      | PGOFF    |      1 END             7 FILE     (FileTable id, 0 = none)
- *   +------+------+------+------+----+      2 PGOFF           8 ANON     (anon_vma id, 0 = none)
- *   |FLAGS |FILE  |ANON  |NKIND |NID |                        9 NAME_KIND (NAME_*)
- *   +------+------+------+------+----+                        10 NAME_ID (special-name id)
- *   |STATE |LKSEQ |REFCNT|SPARE0|SP1 |                        11 STATE   (DETACHED/ATTACHED)
- *   +------+------+------+------+----+                        12 LOCK_SEQ, 13 REFCNT, 14-15 spare
+ * VMA_FIELDS is the one definition of a VMA's fields: the record layout, the accessors, the
+ * transaction's slots (VmaTxn), the merge state (MergeState), the plain-value form (VmaFields) and
+ * the merge rule of each field are derived from it, so adding a field is one edit here.
+ *
+ *   record (64 bytes): the Float64 fields first, then the Int32 fields, then the lock words
+ *   +----------+----------+----------+      Float64 slots     Int32 words
+ *   | START    | END      | PGOFF    |      0 START           6 FLAGS    (VM_* bits)
+ *   +------+------+------+------+----+      1 END             7 FILE     (FileTable id, 0 = none)
+ *   |FLAGS |FILE  |ANON  |NKIND |NID |      2 PGOFF           8 ANON     (anon_vma id, 0 = none)
+ *   +------+------+------+------+----+                        9 NAME_KIND (NAME_*)
+ *   |STATE |LKSEQ |REFCNT|LKDEP |SP  |                        10 NAME_ID (special-name id)
+ *   +------+------+------+------+----+                        then STATE, LOCK_SEQ, REFCNT, LOCKDEP_ID
  *
  * START/END/PGOFF are page-aligned byte addresses / a page offset (exact in doubles). The lock words
  * (LOCK_SEQ = the mm lock sequence at the last write lock, REFCNT = per-VMA reader count and
- * writer/detached bits) are reserved for the per-VMA lock layer; STATE tells a lockless reader
- * whether the record is still in the tree. Invariants: START < END, both multiples of 4096; a
- * record is ATTACHED exactly while the tree maps its range to it.
+ * writer/detached bits) belong to the per-VMA lock layer; STATE tells a lockless reader whether the
+ * record is still in the tree. Invariants: START < END, both multiples of 4096; a record is ATTACHED
+ * exactly while the tree maps its range to it.
  */
 import { Arena, type ArenaDescriptor, type FailureInjector } from '../shm/arena.js';
 
 export const VMA_RECORD_BYTES = 64;
 
-const START = 0;
-const END = 1;
-const PGOFF = 2;
-const FLAGS = 6;
-const FILE = 7;
-const ANON = 8;
-const NAME_KIND = 9;
-const NAME_ID = 10;
-const STATE = 11;
+/**
+ * How two VMAs' values of a field decide a merge (is_mergeable_vma and friends): `range` (start,
+ * end: must abut), `offset` (pgoff: must be contiguous), `flags` (equal but for VM_IGNORE_MERGE),
+ * `anon` (anon_vma: compatible, one may be unset), `equal` (must be equal).
+ */
+export type MergeRule = 'range' | 'offset' | 'flags' | 'anon' | 'equal';
+
+/** The fields of a VMA, in record order (Float64 fields first). */
+export const VMA_FIELDS = [
+  { name: 'start', type: 'f64', merge: 'range' },
+  { name: 'end', type: 'f64', merge: 'range' },
+  { name: 'pgoff', type: 'f64', merge: 'offset' },
+  { name: 'flags', type: 'i32', merge: 'flags' },
+  { name: 'file', type: 'i32', merge: 'equal' },
+  { name: 'anon', type: 'i32', merge: 'anon' },
+  { name: 'nameKind', type: 'i32', merge: 'equal' },
+  { name: 'nameId', type: 'i32', merge: 'equal' },
+] as const satisfies ReadonlyArray<{ name: string; type: 'f64' | 'i32'; merge: MergeRule }>;
+
+type FieldSpec = (typeof VMA_FIELDS)[number];
+export type VmaFieldName = FieldSpec['name'];
+/** A VMA's fields as plain values (layout seeding, merge proposals, views, tests). */
+export type VmaFields = { [F in FieldSpec as F['name']]: number };
+/** One typed column per field (a transaction's slots). */
+export type VmaColumns = {
+  [F in FieldSpec as F['name']]: F['type'] extends 'f64'
+    ? Float64Array<ArrayBuffer>
+    : Int32Array<ArrayBuffer>;
+};
+
+export const VMA_FIELD_COUNT = VMA_FIELDS.length;
+const F64_COUNT = VMA_FIELDS.filter((f) => f.type === 'f64').length;
+/** Per field: 1 if it is a Float64 field, and its slot (Float64) or word (Int32) in the record. */
+const FIELD_IS_F64 = new Uint8Array(VMA_FIELDS.map((f) => (f.type === 'f64' ? 1 : 0)));
+const FIELD_OFFSET = new Int32Array(
+  VMA_FIELDS.map((f, i) => (f.type === 'f64' ? i : 2 * F64_COUNT + (i - F64_COUNT))),
+);
+if (VMA_FIELDS.some((f, i) => (f.type === 'f64') !== i < F64_COUNT)) {
+  throw new Error('VMA_FIELDS: the Float64 fields must come first');
+}
+/** Field indexes by merge rule `equal` (compared as they are by is_mergeable_vma). */
+export const VMA_EQUAL_FIELDS = new Int32Array(
+  VMA_FIELDS.flatMap((f, i) => (f.merge === 'equal' ? [i] : [])),
+);
+/** Field indexes that are not the range (what a change of a record besides moving it means). */
+export const VMA_NON_RANGE_FIELDS = new Int32Array(
+  VMA_FIELDS.flatMap((f, i) => (f.merge === 'range' ? [] : [i])),
+);
+
+/** A zeroed VmaFields (scratch objects are made once per module, never per call). */
+export function vmaFields(): VmaFields {
+  return Object.fromEntries(VMA_FIELDS.map((f) => [f.name, 0])) as VmaFields;
+}
+
+/** Sets every field of `f` to 0; returns it. */
+export function clearVmaFields(f: VmaFields): VmaFields {
+  for (const field of VMA_FIELDS) f[field.name] = 0;
+  return f;
+}
+
+/** The index of a field in VMA_FIELDS. */
+export function vmaFieldIndex(name: VmaFieldName): number {
+  return VMA_FIELDS.findIndex((f) => f.name === name);
+}
+
+const START = FIELD_OFFSET[vmaFieldIndex('start')];
+const END = FIELD_OFFSET[vmaFieldIndex('end')];
+const PGOFF = FIELD_OFFSET[vmaFieldIndex('pgoff')];
+const FLAGS = FIELD_OFFSET[vmaFieldIndex('flags')];
+const FILE = FIELD_OFFSET[vmaFieldIndex('file')];
+const ANON = FIELD_OFFSET[vmaFieldIndex('anon')];
+const NAME_KIND = FIELD_OFFSET[vmaFieldIndex('nameKind')];
+const NAME_ID = FIELD_OFFSET[vmaFieldIndex('nameId')];
+/** The first word after the fields: STATE, then the per-VMA lock words. */
+const STATE = 2 * F64_COUNT + (VMA_FIELD_COUNT - F64_COUNT);
 /** Word offsets (from the record's first Int32 word) of the per-VMA lock words. */
-export const VMA_LOCK_SEQ_WORD = 12;
-export const VMA_REFCNT_WORD = 13;
+export const VMA_LOCK_SEQ_WORD = STATE + 1;
+export const VMA_REFCNT_WORD = STATE + 2;
+if (VMA_REFCNT_WORD + 1 >= VMA_RECORD_BYTES / 4) throw new Error('VMA_FIELDS: the record is full');
 
 export const VMA_DETACHED = 0;
 export const VMA_ATTACHED = 1;
@@ -61,18 +132,6 @@ export function specialNameId(name: string): number {
   const id = SPECIAL_NAMES.indexOf(name);
   if (id < 0) throw new RangeError(`unknown special mapping name ${name}`);
   return id;
-}
-
-/** A VMA's fields as plain values (used off the hot path: layout seeding, views, tests). */
-export interface VmaFields {
-  start: number;
-  end: number;
-  pgoff: number;
-  flags: number;
-  file: number;
-  anon: number;
-  nameKind: number;
-  nameId: number;
 }
 
 export class VmaArena {
@@ -134,6 +193,16 @@ export class VmaArena {
   nameId(h: number): number {
     return this.i32[h * this.i32Per + NAME_ID];
   }
+  /** Field `i` (an index into VMA_FIELDS) of record h. */
+  field(h: number, i: number): number {
+    return FIELD_IS_F64[i] === 1
+      ? this.f64[h * this.f64Per + FIELD_OFFSET[i]]
+      : this.i32[h * this.i32Per + FIELD_OFFSET[i]];
+  }
+  setField(h: number, i: number, v: number): void {
+    if (FIELD_IS_F64[i] === 1) this.f64[h * this.f64Per + FIELD_OFFSET[i]] = v;
+    else this.i32[h * this.i32Per + FIELD_OFFSET[i]] = v;
+  }
   state(h: number): number {
     return Atomics.load(this.i32, h * this.i32Per + STATE);
   }
@@ -147,16 +216,6 @@ export class VmaArena {
     this.f64[b + START] = start;
     this.f64[b + END] = end;
     this.f64[b + PGOFF] = pgoff;
-  }
-  setFlags(h: number, flags: number): void {
-    this.i32[h * this.i32Per + FLAGS] = flags;
-  }
-  setIdentity(h: number, file: number, anon: number, nameKind: number, nameId: number): void {
-    const b = h * this.i32Per;
-    this.i32[b + FILE] = file;
-    this.i32[b + ANON] = anon;
-    this.i32[b + NAME_KIND] = nameKind;
-    this.i32[b + NAME_ID] = nameId;
   }
   setState(h: number, state: number): void {
     Atomics.store(this.i32, h * this.i32Per + STATE, state);

@@ -20,7 +20,17 @@ import { ENOMEM } from '../errno.js';
 import { type RangeIndex, type RangeOut, rangeOut } from '../maple/api.js';
 import { PAGE_SIZE, VM_LOCKED } from './vm-flags.js';
 import { type MmLocks, vmaMarkAttached, vmaMarkDetached, vmaStartWrite } from './vma-lock.js';
-import { VMA_ATTACHED, VMA_DETACHED, type VmaArena, type VmaFields } from './vma-record.js';
+import {
+  VMA_ATTACHED,
+  VMA_DETACHED,
+  VMA_FIELD_COUNT,
+  VMA_FIELDS,
+  VMA_NON_RANGE_FIELDS,
+  type VmaArena,
+  type VmaColumns,
+  type VmaFields,
+  vmaFieldIndex,
+} from './vma-record.js';
 
 const LIMIT = 2 ** 53 - 1;
 
@@ -33,6 +43,11 @@ export interface IdentityRefs {
   readonly anonVmas: { get(id: number): void; put(id: number): void };
 }
 
+/** A transaction's slots: one typed column per VMA field, named as VMA_FIELDS names them. */
+// biome-ignore lint/suspicious/noUnsafeDeclarationMerging: the columns are created from VMA_FIELDS in growSlots
+export interface VmaTxn extends VmaColumns {}
+
+// biome-ignore lint/suspicious/noUnsafeDeclarationMerging: see the interface above
 export class VmaTxn {
   readonly arena: VmaArena;
   readonly index: RangeIndex;
@@ -40,14 +55,8 @@ export class VmaTxn {
   private readonly out: RangeOut = rangeOut();
 
   private cap = 0;
-  start = new Float64Array(0);
-  end = new Float64Array(0);
-  pgoff = new Float64Array(0);
-  flags = new Int32Array(0);
-  file = new Int32Array(0);
-  anon = new Int32Array(0);
-  nameKind = new Int32Array(0);
-  nameId = new Int32Array(0);
+  /** The columns by field index (the same arrays as the named columns). */
+  private cols: Array<Float64Array<ArrayBuffer> | Int32Array<ArrayBuffer>> = [];
   private origin = new Int32Array(0);
   private live = new Uint8Array(0);
   private nSlots = 0;
@@ -179,14 +188,7 @@ export class VmaTxn {
   /** A new VMA (not yet in the tree); the caller guarantees its range is free. */
   insert(f: VmaFields): number {
     const s = this.newSlot();
-    this.start[s] = f.start;
-    this.end[s] = f.end;
-    this.pgoff[s] = f.pgoff;
-    this.flags[s] = f.flags;
-    this.file[s] = f.file;
-    this.anon[s] = f.anon;
-    this.nameKind[s] = f.nameKind;
-    this.nameId[s] = f.nameId;
+    for (let i = 0; i < VMA_FIELD_COUNT; i++) this.cols[i][s] = f[VMA_FIELDS[i].name];
     this.origin[s] = 0;
     this.orderInsert(s);
     this.mapCountDelta++;
@@ -196,15 +198,19 @@ export class VmaTxn {
   /** A copy of `slot` (same identity, flags and range) not yet in order: callers set its range. */
   private duplicate(slot: number): number {
     const s = this.newSlot();
-    this.start[s] = this.start[slot];
-    this.end[s] = this.end[slot];
-    this.pgoff[s] = this.pgoff[slot];
-    this.flags[s] = this.flags[slot];
-    this.file[s] = this.file[slot];
-    this.anon[s] = this.anon[slot];
-    this.nameKind[s] = this.nameKind[slot];
-    this.nameId[s] = this.nameId[slot];
+    for (let i = 0; i < VMA_FIELD_COUNT; i++) this.cols[i][s] = this.cols[i][slot];
     this.origin[s] = 0;
+    return s;
+  }
+
+  /** copy_vma's new VMA: a copy of `src` (flags, identity) over [start, end) at `pgoff`. */
+  insertCopy(src: number, start: number, end: number, pgoff: number): number {
+    const s = this.duplicate(src);
+    this.start[s] = start;
+    this.end[s] = end;
+    this.pgoff[s] = pgoff;
+    this.orderInsert(s);
+    this.mapCountDelta++;
     return s;
   }
 
@@ -354,7 +360,7 @@ export class VmaTxn {
       }
       if (this.anon[s] === a.anon(h) || a.anon(h) !== 0) continue;
       if (this.refs !== null) this.refs.anonVmas.get(this.anon[s]);
-      a.setIdentity(h, a.file(h), this.anon[s], a.nameKind(h), a.nameId(h));
+      a.setField(h, ANON_FIELD, this.anon[s]);
     }
   }
 
@@ -502,9 +508,7 @@ export class VmaTxn {
       const moved = isNew || this.start[s] !== arena.start(h) || this.end[s] !== arena.end(h);
       if (moved || this.changed(s, h)) {
         if (this.refs !== null) this.swapRefs(isNew ? 0 : arena.file(h), isNew ? 0 : arena.anon(h), s);
-        arena.setRange(h, this.start[s], this.end[s], this.pgoff[s]);
-        arena.setFlags(h, this.flags[s]);
-        arena.setIdentity(h, this.file[s], this.anon[s], this.nameKind[s], this.nameId[s]);
+        for (let i = 0; i < VMA_FIELD_COUNT; i++) arena.setField(h, i, this.cols[i][s]);
       }
       if (store) {
         if (isNew) this.attach(h);
@@ -591,16 +595,13 @@ export class VmaTxn {
     if (ret < 0) throw new Error(`vma txn: index store failed after preallocation (${ret})`);
   }
 
+  /** Whether slot s differs from record h in anything but its range. */
   private changed(s: number, h: number): boolean {
-    const a = this.arena;
-    return (
-      this.pgoff[s] !== a.pgoff(h) ||
-      this.flags[s] !== a.flags(h) ||
-      this.file[s] !== a.file(h) ||
-      this.anon[s] !== a.anon(h) ||
-      this.nameKind[s] !== a.nameKind(h) ||
-      this.nameId[s] !== a.nameId(h)
-    );
+    for (let k = 0; k < VMA_NON_RANGE_FIELDS.length; k++) {
+      const i = VMA_NON_RANGE_FIELDS[k];
+      if (this.cols[i][s] !== this.arena.field(h, i)) return true;
+    }
+    return false;
   }
 
   private checkOrder(): void {
@@ -620,16 +621,8 @@ export class VmaTxn {
   load(h: number): number {
     this.ensureHandle(h);
     if (this.stampOfHandle[h] === this.generation) return this.slotOfHandle[h];
-    const a = this.arena;
     const s = this.newSlot();
-    this.start[s] = a.start(h);
-    this.end[s] = a.end(h);
-    this.pgoff[s] = a.pgoff(h);
-    this.flags[s] = a.flags(h);
-    this.file[s] = a.file(h);
-    this.anon[s] = a.anon(h);
-    this.nameKind[s] = a.nameKind(h);
-    this.nameId[s] = a.nameId(h);
+    for (let i = 0; i < VMA_FIELD_COUNT; i++) this.cols[i][s] = this.arena.field(h, i);
     this.origin[s] = h;
     this.stampOfHandle[h] = this.generation;
     this.slotOfHandle[h] = s;
@@ -696,14 +689,16 @@ export class VmaTxn {
   }
 
   private growSlots(cap: number): void {
-    this.start = grownF64(this.start, cap);
-    this.end = grownF64(this.end, cap);
-    this.pgoff = grownF64(this.pgoff, cap);
-    this.flags = grownI32(this.flags, cap);
-    this.file = grownI32(this.file, cap);
-    this.anon = grownI32(this.anon, cap);
-    this.nameKind = grownI32(this.nameKind, cap);
-    this.nameId = grownI32(this.nameId, cap);
+    const named = this as unknown as Record<string, Float64Array<ArrayBuffer> | Int32Array<ArrayBuffer>>;
+    this.cols = VMA_FIELDS.map((f, i) => {
+      const old = this.cols[i];
+      const col =
+        f.type === 'f64'
+          ? grownF64((old ?? EMPTY_F64) as Float64Array<ArrayBuffer>, cap)
+          : grownI32((old ?? EMPTY_I32) as Int32Array<ArrayBuffer>, cap);
+      named[f.name] = col;
+      return col;
+    });
     this.origin = grownI32(this.origin, cap);
     const live = new Uint8Array(cap);
     live.set(this.live);
@@ -757,6 +752,10 @@ export class VmaTxn {
     this.orderInsert(s);
   }
 }
+
+const EMPTY_F64 = new Float64Array(0);
+const EMPTY_I32 = new Int32Array(0);
+const ANON_FIELD = vmaFieldIndex('anon');
 
 function grownF64(a: Float64Array<ArrayBuffer>, n: number): Float64Array<ArrayBuffer> {
   const b = new Float64Array(n);

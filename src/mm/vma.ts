@@ -11,40 +11,42 @@
  */
 import { ENOMEM } from '../errno.js';
 import { PAGE_SIZE, VM_IGNORE_MERGE, VM_SPECIAL } from './vm-flags.js';
-import type { VmaFields } from './vma-record.js';
+import { VMA_EQUAL_FIELDS, VMA_FIELD_COUNT, VMA_FIELDS, type VmaFields, vmaFields } from './vma-record.js';
 import type { VmaTxn } from './vma-txn.js';
 
-/** The proposed VMA of a merge (struct vma_merge_struct). Reused, never allocated per call. */
+/**
+ * The proposed VMA of a merge (struct vma_merge_struct): every VMA field (VMA_FIELDS, as plain
+ * numbers) plus the neighbours and options of the merge. Reused, never allocated per call.
+ */
+// biome-ignore lint/suspicious/noUnsafeDeclarationMerging: the VMA fields are set from VMA_FIELDS in the constructor
+export interface MergeState extends VmaFields {}
+
+// biome-ignore lint/suspicious/noUnsafeDeclarationMerging: see the interface above
 export class MergeState {
   prev = -1;
   next = -1;
   middle = -1;
-  start = 0;
-  end = 0;
-  pgoff = 0;
-  flags = 0;
-  file = 0;
-  anon = 0;
-  nameKind = 0;
-  nameId = 0;
   /** mremap: the VMA being copied (its anon_vma is inherited by the target). */
   copiedFrom = -1;
   /** brk: only try to expand prev. */
   justExpand = false;
 
-  /** VMG_STATE for a new range. */
+  constructor() {
+    Object.assign(this, vmaFields());
+  }
+
+  /** VMG_STATE for a new range with the fields of `f`. */
   forNew(prev: number, next: number, start: number, end: number, pgoff: number, f: VmaFields): this {
+    for (let i = 0; i < VMA_FIELD_COUNT; i++) {
+      const name = VMA_FIELDS[i].name;
+      this[name] = f[name];
+    }
     this.prev = prev;
     this.next = next;
     this.middle = -1;
     this.start = start;
     this.end = end;
     this.pgoff = pgoff;
-    this.flags = f.flags;
-    this.file = f.file;
-    this.anon = f.anon;
-    this.nameKind = f.nameKind;
-    this.nameId = f.nameId;
     this.copiedFrom = -1;
     this.justExpand = false;
     return this;
@@ -52,17 +54,16 @@ export class MergeState {
 
   /** VMG_VMA_STATE: [start, end) of an existing VMA `vma`, with `prev` before it (or vma). */
   forVma(t: VmaTxn, prev: number, vma: number, start: number, end: number): this {
+    for (let i = 0; i < VMA_FIELD_COUNT; i++) {
+      const name = VMA_FIELDS[i].name;
+      this[name] = t[name][vma];
+    }
     this.prev = prev;
     this.next = -1;
     this.middle = vma;
     this.start = start;
     this.end = end;
     this.pgoff = t.pgoff[vma] + (start - t.start[vma]) / PAGE_SIZE;
-    this.flags = t.flags[vma];
-    this.file = t.file[vma];
-    this.anon = t.anon[vma];
-    this.nameKind = t.nameKind[vma];
-    this.nameId = t.nameId[vma];
     this.copiedFrom = -1;
     this.justExpand = false;
     return this;
@@ -100,14 +101,15 @@ export class VmaLayer {
 
   // ---- compatibility -------------------------------------------------------------------------
 
+  /** is_mergeable_vma: equal flags (but for VM_IGNORE_MERGE) and every `equal` field equal. */
   private isMergeableVma(ms: MergeState, vma: number): boolean {
     const t = this.t;
-    return (
-      ((t.flags[vma] ^ ms.flags) & ~VM_IGNORE_MERGE) === 0 &&
-      t.file[vma] === ms.file &&
-      t.nameKind[vma] === ms.nameKind &&
-      t.nameId[vma] === ms.nameId
-    );
+    if (((t.flags[vma] ^ ms.flags) & ~VM_IGNORE_MERGE) !== 0) return false;
+    for (let k = 0; k < VMA_EQUAL_FIELDS.length; k++) {
+      const name = VMA_FIELDS[VMA_EQUAL_FIELDS[k]].name;
+      if (t[name][vma] !== ms[name]) return false;
+    }
+    return true;
   }
 
   /** can_vma_merge_before: the proposed range can be merged in front of ms.next. */

@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import { ENOMEM } from '../../src/errno.js';
 import { VM_IO, VM_MAYREAD, VM_MAYWRITE, VM_READ, VM_WRITE } from '../../src/mm/vm-flags.js';
 import { MergeState } from '../../src/mm/vma.js';
-import { VmaArena } from '../../src/mm/vma-record.js';
+import { VmaArena, vmaFields } from '../../src/mm/vma-record.js';
 import { VmaTxn } from '../../src/mm/vma-txn.js';
 import { FailureInjector } from '../../src/shm/arena.js';
 import { ArrayRangeIndex } from '../support/array-range-index.js';
@@ -22,14 +22,11 @@ const ms = new MergeState();
 /** Inserts one read-only anonymous VMA of `pages` pages at BASE and commits it. */
 function insertCommitted(txn: VmaTxn, pages: number): void {
   txn.insert({
+    ...vmaFields(),
     start: BASE,
     end: BASE + pages * P,
     pgoff: 0,
     flags: R,
-    file: 0,
-    anon: 0,
-    nameKind: 0,
-    nameId: 0,
   });
   assert.equal(txn.commit(), 0);
 }
@@ -38,7 +35,7 @@ function mergeNew(rig: Rig, s: number, e: number, flags: number, anon = 0): numb
   const t = rig.begin();
   const start = BASE + s * P;
   const end = BASE + e * P;
-  const f = { start, end, pgoff: start / P, flags, file: 0, anon, nameKind: 0, nameId: 0 };
+  const f = { ...vmaFields(), start, end, pgoff: start / P, flags, anon };
   ms.forNew(t.findBefore(start), t.findFrom(end), start, end, start / P, f);
   const target = rig.layer.mergeNewRange(ms);
   if (target < 0) t.insert(f);
@@ -103,14 +100,12 @@ test('anon_vma compatibility: unset merges with set, two different ones refuse; 
   const t = rig.begin();
   const start = BASE + 44 * P;
   const f = {
+    ...vmaFields(),
     start,
     end: start + 4 * P,
     pgoff: start / P,
     flags: RW,
-    file: 0,
     anon: 5,
-    nameKind: 0,
-    nameId: 0,
   };
   ms.forNew(rig.at(40), rig.at(60), start, start + 4 * P, start / P, f);
   ms.copiedFrom = rig.at(60);
@@ -155,14 +150,11 @@ test('expand (brk-style just_expand) and shrink (unmap of a tail)', () => {
   rig.begin();
   const start = BASE + 4 * P;
   const f = {
+    ...vmaFields(),
     start,
     end: start + 4 * P,
     pgoff: start / P,
     flags: RW,
-    file: 0,
-    anon: 0,
-    nameKind: 0,
-    nameId: 0,
   };
   ms.forNew(rig.at(0), rig.at(8), start, start + 4 * P, start / P, f);
   ms.justExpand = true;

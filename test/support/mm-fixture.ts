@@ -8,7 +8,7 @@ import { AddressSpace } from '../../src/mm/address-space.js';
 import type { MmConfig } from '../../src/mm/config.js';
 import { mapsText } from '../../src/mm/proc-maps.js';
 import { VmaLayer } from '../../src/mm/vma.js';
-import { NAME_ANON, VmaArena, type VmaFields } from '../../src/mm/vma-record.js';
+import { VmaArena, type VmaFields, vmaFields } from '../../src/mm/vma-record.js';
 import { VmaTxn } from '../../src/mm/vma-txn.js';
 import { FailureInjector } from '../../src/shm/arena.js';
 import { ArrayRangeIndex } from './array-range-index.js';
@@ -77,14 +77,11 @@ export class Rig {
   add(s: number, e: number, flags: number, extra: Partial<VmaFields> = {}): void {
     this.begin();
     this.txn.insert({
+      ...vmaFields(),
       start: BASE + s * P,
       end: BASE + e * P,
       pgoff: (BASE + s * P) / P,
       flags,
-      file: 0,
-      anon: 0,
-      nameKind: NAME_ANON,
-      nameId: 0,
       ...extra,
     });
     this.commit();

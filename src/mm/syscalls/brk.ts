@@ -8,7 +8,7 @@
  */
 import { POPULATE_IGNORE, type SyscallContext } from '../context.js';
 import { PAGE_SIZE, VM_ACCOUNT, VM_DATA_DEFAULT_FLAGS, VM_GROWSDOWN, VM_LOCKED } from '../vm-flags.js';
-import { NAME_ANON } from '../vma-record.js';
+import { vmaFields } from '../vma-record.js';
 import { pageAlign } from './args.js';
 import { mlockFutureOk } from './mlock.js';
 import { doMunmap } from './munmap.js';
@@ -48,7 +48,7 @@ function vmStartGap(mm: SyscallContext, vma: number): number {
 }
 
 /** The new heap VMA's fields (reused: no allocation per call). */
-const scratch = { start: 0, end: 0, pgoff: 0, flags: 0, file: 0, anon: 0, nameKind: NAME_ANON, nameId: 0 };
+const scratch = vmaFields();
 
 /** do_brk_flags: expands the brk VMA ending at addr, or adds a new anonymous VMA. */
 function doBrkFlags(mm: SyscallContext, vma: number, addr: number, len: number): void {

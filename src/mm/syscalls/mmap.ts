@@ -43,7 +43,7 @@ import {
   VM_WIPEONFORK,
   VM_WRITE,
 } from '../vm-flags.js';
-import { NAME_ANON, NAME_FILE } from '../vma-record.js';
+import { clearVmaFields, NAME_ANON, NAME_FILE, type VmaFields, vmaFields } from '../vma-record.js';
 import { pageAlign, U64 } from './args.js';
 import { mlockFutureOk } from './mlock.js';
 import { doMunmap } from './munmap.js';
@@ -288,16 +288,13 @@ export function mmapRegion(
   return addr;
 }
 
-const scratch = { start: 0, end: 0, pgoff: 0, flags: 0, file: 0, anon: 0, nameKind: NAME_ANON, nameId: 0 };
+/** The new VMA's fields (reused: no allocation per call). */
+const scratch = vmaFields();
 
-function newVmaFields(file: number, flags: number): typeof scratch {
-  scratch.start = 0;
-  scratch.end = 0;
-  scratch.pgoff = 0;
+function newVmaFields(file: number, flags: number): VmaFields {
+  clearVmaFields(scratch);
   scratch.flags = flags;
   scratch.file = file;
-  scratch.anon = 0;
   scratch.nameKind = file !== 0 ? NAME_FILE : NAME_ANON;
-  scratch.nameId = 0;
   return scratch;
 }

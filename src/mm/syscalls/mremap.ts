@@ -270,20 +270,8 @@ function copyVma(mm: SyscallContext, v: Remap): number {
     if (!t.isLive(src) || (srcStart >= t.start[merged] && srcStart < t.end[merged])) v.vma = merged;
     return merged;
   }
-  const f = copyScratch;
-  f.start = addr;
-  f.end = addr + len;
-  f.pgoff = pgoff;
-  f.flags = t.flags[src];
-  f.file = t.file[src];
-  f.anon = t.anon[src];
-  f.nameKind = t.nameKind[src];
-  f.nameId = t.nameId[src];
-  return t.insert(f);
+  return t.insertCopy(src, addr, addr + len, pgoff);
 }
-
-/** The copied VMA's fields (reused: no allocation per call). */
-const copyScratch = { start: 0, end: 0, pgoff: 0, flags: 0, file: 0, anon: 0, nameKind: 0, nameId: 0 };
 
 /** remap_move: MREMAP_FIXED with old_len == new_len moves every VMA of [addr, addr + old_len). */
 function remapMove(mm: SyscallContext, v: Remap): number {
