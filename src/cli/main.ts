@@ -20,8 +20,11 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (command === 'demo' || command.startsWith('--')) {
+    const demoArgs = command === 'demo' ? rest : argv;
+    // mm lab (src/cli/demo-mm.ts): `vmspace demo`; the lock demo stays as `vmspace demo --locks`.
+    if (!demoArgs.includes('--locks')) return (await import('./demo-mm.js')).runMmDemoCli(demoArgs);
     const { runDemo } = await import('./demo.js');
-    return runDemo(command === 'demo' ? rest : argv);
+    return runDemo(demoArgs.filter((a) => a !== '--locks'));
   }
   if (command === 'replay') {
     const replay = './replay.js';
