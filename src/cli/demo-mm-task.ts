@@ -13,10 +13,11 @@
  *
  * A phase starts when every CPU is ready (READY) and lasts `ms` on each CPU. A writer seeds its
  * generator from (seed, writer index) only, so both phases run the same sequence of calls from the
- * same start (the window mapped by one mmap); a reader's addresses are the same in both phases too. Non-fixed mappings a writer gets outside the window go into its ring and are
- * unmapped when the ring is full and at the end of the phase. Counts go to the CPU's row of
- * `results` (Float64); a failed check is counted (ERRORS, and the row's ERR), the first one
- * described in the control words; the reader goes on. The loops allocate nothing.
+ * same start (the window mapped by one mmap); a reader's addresses are the same in both phases
+ * too. Non-fixed mappings a writer gets outside the window go into its ring and are unmapped when
+ * the ring is full and at the end of the phase. Counts go to the CPU's row of `results` (Float64);
+ * a failed check is counted (ERRORS, and the row's ERR), the first one described in the control
+ * words, and the reader goes on. The loops allocate nothing.
  */
 
 import { rangeOut } from '../maple/api.js';
@@ -45,13 +46,6 @@ export const P = 4096;
 export const WINDOW_BASE = 0x100000000;
 export const WINDOW_PAGES = 512;
 const WINDOW_END = WINDOW_BASE + WINDOW_PAGES * P;
-/**
- * The writers' mix, out of 16: mmap MAP_FIXED 5, mmap with a hint 2, munmap 3, mprotect 3, mremap
- * 3. A phase starts with the window mapped, and a call that leaves a hole in it (munmap, a move, a
- * shrink) is followed by an mmap MAP_FIXED of the hole: a program returning memory and taking it
- * back. So lookups land on mapped memory, as faults do (a fault on a hole is a SIGSEGV, and costs
- * the per-VMA path a fallback to mmap_lock); the holes readers still see are the transient ones.
- */
 /** Largest range one call covers, in pages. */
 const MAX_PAGES = 16;
 /** Non-fixed mappings outside the window a writer keeps before it unmaps the oldest. */
@@ -139,6 +133,13 @@ function waitForAll(control: Int32Array, cpus: number): void {
 const PROTS = [PROT_READ, PROT_READ | PROT_WRITE, PROT_NONE];
 const ANON = MAP_PRIVATE | MAP_ANONYMOUS;
 
+/**
+ * The writers' mix, out of 16: mmap MAP_FIXED 5, mmap with a hint 2, munmap 3, mprotect 3, mremap
+ * 3. A phase starts with the window mapped, and a call that leaves a hole in it (munmap, a move, a
+ * shrink) is followed by an mmap MAP_FIXED of the hole: a program returning memory and taking it
+ * back. So lookups land on mapped memory, as faults do (a fault on a hole is a SIGSEGV, and costs
+ * the per-VMA path a fallback to mmap_lock); the holes readers still see are the transient ones.
+ */
 function writerLoop(mm: AddressSpace, rng: Rng, row: Float64Array, end: number): void {
   const ring = new Float64Array(RING * 2);
   let used = 0;
