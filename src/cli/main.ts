@@ -1,6 +1,8 @@
 /**
  * The command-line dispatcher: `vmspace <command> [args]` (`node dist/src/cli/main.js ...`).
- *   demo (default)   several CPUs doing locked and RCU work, then lock statistics (./demo.ts)
+ *   demo (default)   writer CPUs changing one address space while reader CPUs look VMAs up, with
+ *                    per-VMA locks and under one mmap_lock, side by side (./demo-mm.ts);
+ *                    `demo --locks`: CPUs doing locked and RCU work, then lock statistics (./demo.ts)
  *   replay ...       replay Linux traces (./replay.ts)
  * Each command parses its own arguments by the rules of ./args.ts (strict; a usage error is one
  * line plus the usage line on stderr and exit status 2; --help/-h prints help, exit status 0).
@@ -11,10 +13,13 @@ const USAGE = "usage: vmspace [demo|replay|help] [options]   ('vmspace --help' d
 const HELP = `usage: vmspace [command] [options]
 
 commands:
-  demo [--cpus N] [--ms MS] [--no-lockdep]
-                              CPUs doing concurrent locked and RCU work under the lock
-                              validator, then a lock statistics table with its counts
-                              (the default command)
+  demo [--cpus N] [--ms MS] [--seed S] [--no-lockdep]
+                              writer CPUs run mmap/munmap/mprotect/mremap on one shared
+                              address space while reader CPUs look VMAs up as faults do,
+                              with per-VMA locks and under one mmap_lock, side by side,
+                              then lock statistics and the checks (the default command)
+  demo --locks [--cpus N] [--ms MS] [--no-lockdep]
+                              CPUs doing concurrent locked and RCU work, then lock statistics
   replay [--loose] FILE...    replay Linux traces and compare them with the kernel's results
   help                        this text
   -h, --help                  this text
@@ -28,8 +33,11 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (command === 'demo' || command.startsWith('-')) {
+    const demoArgs = command === 'demo' ? rest : argv;
+    // The address-space demo (./demo-mm.ts); the lock demo stays as `vmspace demo --locks`.
+    if (!demoArgs.includes('--locks')) return (await import('./demo-mm.js')).runMmDemoCli(demoArgs);
     const { runDemo } = await import('./demo.js');
-    return runDemo(command === 'demo' ? rest : argv);
+    return runDemo(demoArgs.filter((a) => a !== '--locks'));
   }
   if (command === 'replay') {
     const { runReplay } = await import('./replay.js');

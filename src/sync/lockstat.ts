@@ -134,8 +134,11 @@ export interface LockStatRow {
   holdP99Ns: number;
 }
 
-/** Per-class sums over all CPUs, for the classes that were used. */
-export function lockStatRows(): LockStatRow[] {
+/**
+ * Per-class sums over all CPUs (or over the CPU ids in `cpus`, e.g. one role's CPUs of a run), for
+ * the classes that were used.
+ */
+export function lockStatRows(cpus?: readonly number[]): LockStatRow[] {
   const rows: LockStatRow[] = [];
   const waitHist = new Float64Array(BUCKETS);
   const holdHist = new Float64Array(BUCKETS);
@@ -145,6 +148,7 @@ export function lockStatRows(): LockStatRow[] {
     waitHist.fill(0);
     holdHist.fill(0);
     for (let cpu = 0; cpu < MAX_CPUS; cpu++) {
+      if (cpus !== undefined && !cpus.includes(cpu)) continue;
       const row = (cpu * MAX_CLASSES + cls) * FIELDS;
       for (let f = 0; f < WAIT_HIST; f++) {
         sum[f] =

@@ -42,7 +42,7 @@ function assertUsageError(r: Run, message: string | RegExp, usage: string): void
   assert.ok(lines[1].startsWith(usage), lines[1]);
 }
 
-const DEMO_USAGE = 'usage: vmspace demo [--cpus N] [--ms MS] [--no-lockdep]';
+const DEMO_USAGE = 'usage: vmspace demo [--cpus N] [--ms MS] [--seed S] [--no-lockdep]';
 const REPLAY_USAGE = 'usage: vmspace replay [--loose] FILE...';
 
 test('--help and -h print the usage with status 0, for the program and every command', () => {
@@ -68,12 +68,12 @@ test('an unknown command exits 2 with one line and the usage line', () => {
 
 test('demo rejects unknown options, bad numbers and missing values with status 2', () => {
   const cases: Array<[string[], string]> = [
-    [['--cpus', 'abc'], "invalid --cpus value 'abc' (expected an integer from 1 to 63)"],
-    [['--cpus', '0'], "invalid --cpus value '0' (expected an integer from 1 to 63)"],
-    [['--cpus', '64'], "invalid --cpus value '64' (expected an integer from 1 to 63)"],
-    [['--cpus', '1.5'], "invalid --cpus value '1.5' (expected an integer from 1 to 63)"],
-    [['--cpus', '0x2'], "invalid --cpus value '0x2' (expected an integer from 1 to 63)"],
-    [['--cpus='], "invalid --cpus value '' (expected an integer from 1 to 63)"],
+    [['--cpus', 'abc'], "invalid --cpus value 'abc' (expected an integer from 2 to 63)"],
+    [['--cpus', '1'], "invalid --cpus value '1' (expected an integer from 2 to 63)"],
+    [['--cpus', '64'], "invalid --cpus value '64' (expected an integer from 2 to 63)"],
+    [['--cpus', '1.5'], "invalid --cpus value '1.5' (expected an integer from 2 to 63)"],
+    [['--cpus', '0x2'], "invalid --cpus value '0x2' (expected an integer from 2 to 63)"],
+    [['--cpus='], "invalid --cpus value '' (expected an integer from 2 to 63)"],
     [['--ms', '-5'], "invalid --ms value '-5' (expected an integer from 0 to 86400000)"],
     [['--ms=-5'], "invalid --ms value '-5' (expected an integer from 0 to 86400000)"],
     [['--ms', '1e3'], "invalid --ms value '1e3' (expected an integer from 0 to 86400000)"],
@@ -89,13 +89,13 @@ test('demo rejects unknown options, bad numbers and missing values with status 2
   // Options without a command are the demo's.
   assertUsageError(
     vmspace('--cpus', 'abc'),
-    "vmspace demo: invalid --cpus value 'abc' (expected an integer from 1 to 63)",
+    "vmspace demo: invalid --cpus value 'abc' (expected an integer from 2 to 63)",
     DEMO_USAGE,
   );
 });
 
-test('demo runs with valid numbers', () => {
-  const r = vmspace('demo', '--cpus', '1', '--ms', '0', '--no-lockdep');
+test('the lock demo (demo --locks) runs with valid numbers', () => {
+  const r = vmspace('demo', '--locks', '--cpus', '1', '--ms', '0', '--no-lockdep');
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /^vmspace demo: 1 CPUs for 0 ms .*lock validator off\n/);
   assert.match(r.stdout, /\nok {3}mutex counter/);
