@@ -55,6 +55,7 @@ import {
   NR_MUNLOCK,
   NR_MUNLOCKALL,
   NR_MUNMAP,
+  NR_POPULATE,
   NR_TOUCH,
   SyscallLog,
   type SyscallLogDescriptor,
@@ -104,6 +105,8 @@ export interface AddressSpaceOptions {
   rcuFree?: boolean;
   /** Record every VMA-changing syscall in mmap_lock order (SyscallLog). */
   log?: SyscallLog;
+  /** Replaying a SyscallLog: populate stages run only through populateLogged. */
+  deferPopulate?: boolean;
 }
 
 /** Everything another CPU needs to attach the same address space (structured-cloneable). */
@@ -160,6 +163,7 @@ export class AddressSpace implements MmShared {
   /** The syscall log, if the address space keeps one. */
   readonly log: SyscallLog | null;
   private readonly rcuFree: boolean;
+  private readonly deferPopulate: boolean;
   private readonly edges: number[] = [];
 
   constructor(options: AddressSpaceOptions, attached?: AddressSpaceDescriptor) {
@@ -197,6 +201,7 @@ export class AddressSpace implements MmShared {
       throw new Error('AddressSpace: the descriptor table resolves into another file table');
     }
     this.mmapLock = this.locks.mmapLock;
+    this.deferPopulate = options.deferPopulate ?? false;
     const arena = this.arena;
     const free = this.rcuFree
       ? (h: number) => rcuDeferFree(arena.arena, h)
@@ -258,7 +263,7 @@ export class AddressSpace implements MmShared {
       throw error;
     }
     mmapWriteUnlock(this.locks);
-    if (ctx.populateMode !== POPULATE_NONE) ret = this.populate(ret);
+    if (ctx.populateMode !== POPULATE_NONE && !this.deferPopulate) ret = this.populate(ret);
     lockdepAssertNoneHeld(name);
     return ret;
   }
@@ -284,6 +289,7 @@ export class AddressSpace implements MmShared {
     const mode = ctx.populateMode;
     const start = ctx.populateStart;
     const end = start + ctx.populateLen;
+    const retIn = ret;
     mmapReadLock(this.locks);
     ctx.open();
     this.state.ptl.lock();
@@ -296,6 +302,8 @@ export class AddressSpace implements MmShared {
         ret = faultinRange(ctx, start, end, mode === POPULATE_FAULTIN_WRITE);
       }
       ctx.commitAnonLocked();
+      // Populate stages are serialised by page_table_lock, and with writers by mmap_lock.
+      if (this.log !== null) this.log.appendLocked(NR_POPULATE, start, end - start, mode, retIn, 0, 0, ret);
     } catch (error) {
       ctx.abandonLocked();
       throw error;
@@ -304,6 +312,16 @@ export class AddressSpace implements MmShared {
       mmapReadUnlock(this.locks);
     }
     return ret;
+  }
+
+  /**
+   * Replaying a SyscallLog: with `deferPopulate`, syscalls only ask for their populate stage, and
+   * the replayer runs it where the log recorded it. Returns the stage's result for a syscall that
+   * returned `ret`.
+   */
+  populateLogged(start: number, len: number, mode: number, ret: number): number {
+    this.ctx.requestPopulate(start, len, mode);
+    return this.populate(ret);
   }
 
   /** Unmapping zaps the range and frees the page tables of free_pgtables' gathered groups. */

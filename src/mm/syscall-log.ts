@@ -26,6 +26,11 @@ export const NR_MUNLOCKALL = 152;
 export const NR_TOUCH = -1;
 /** Not a syscall: the teardown of the whole address space. */
 export const NR_DESTROY = -2;
+/**
+ * Not a syscall: a populate stage after its syscall released mmap_lock (a = start, b = length,
+ * c = POPULATE_* mode, d = the syscall's result going in; RET = the result coming out).
+ */
+export const NR_POPULATE = -3;
 
 export interface SyscallLogDescriptor {
   buffer: SharedArrayBuffer;

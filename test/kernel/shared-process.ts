@@ -18,10 +18,15 @@ import { mapsText } from '../../src/mm/proc-maps.js';
 import {
   NR_BRK,
   NR_MADVISE,
+  NR_MLOCK2,
+  NR_MLOCKALL,
   NR_MMAP,
   NR_MPROTECT,
   NR_MREMAP,
+  NR_MUNLOCK,
+  NR_MUNLOCKALL,
   NR_MUNMAP,
+  NR_POPULATE,
   NR_TOUCH,
   SyscallLog,
 } from '../../src/mm/syscall-log.js';
@@ -35,6 +40,7 @@ const CONFIG = { privileged: true, startBrk: 0x0f0000000 };
 
 export interface RaceResult {
   syscalls: number;
+  populates: number;
   lookups: number;
   logged: number;
 }
@@ -78,6 +84,9 @@ export async function raceSharedProcess(seed: number, durationMs: number): Promi
   } finally {
     mmapReadUnlock(other.locks);
   }
+  let populates = 0;
+  for (let i = 0; i < log.count; i++) if (log.entry(i)[0] === NR_POPULATE) populates++;
+  assert.ok(populates > 0, 'populate stages ran (and were logged)');
   const model = replayLog(log);
   assert.equal(mapsText(proc.mm), mapsText(model), 'the model replay of the log ends with the same maps');
   assert.equal(proc.mm.lockedPages(), model.lockedPages());
@@ -91,12 +100,21 @@ export async function raceSharedProcess(seed: number, durationMs: number): Promi
   assert.equal(tree.arena.live, 0, 'tree nodes left after exit');
   assert.equal(proc.mm.pmd.liveLeaves, 0, 'page-table state left after exit');
   assert.deepEqual(kernel.counts(), { processes: 0, files: 0, anonVmas: 0 });
-  return { syscalls, lookups: counts.reduce((x, c) => x + c.lookups, 0), logged: log.count };
+  return { syscalls, populates, lookups: counts.reduce((x, c) => x + c.lookups, 0), logged: log.count };
 }
 
-/** Replays the log on a fresh single-threaded address space; every result must match. */
+/**
+ * Replays the log on a fresh single-threaded address space; every result must match. Populate
+ * stages run where the log has them (they ran after their syscall released mmap_lock, so other
+ * CPUs' calls may come between).
+ */
 function replayLog(log: SyscallLog): AddressSpace {
-  const mm = new AddressSpace({ index: new ArrayRangeIndex(), rcuFree: false, config: CONFIG });
+  const mm = new AddressSpace({
+    index: new ArrayRangeIndex(),
+    rcuFree: false,
+    config: CONFIG,
+    deferPopulate: true,
+  });
   for (let i = 0; i < log.count; i++) {
     const [nr, a, b, c, d, e, f, ret] = log.entry(i);
     let got: number;
@@ -107,6 +125,11 @@ function replayLog(log: SyscallLog): AddressSpace {
     else if (nr === NR_MADVISE) got = mm.sysMadvise(a, b, c);
     else if (nr === NR_BRK) got = mm.sysBrk(a);
     else if (nr === NR_TOUCH) got = mm.sysTouch(a, b, c !== 0);
+    else if (nr === NR_MLOCK2) got = mm.sysMlock2(a, b, c);
+    else if (nr === NR_MUNLOCK) got = mm.sysMunlock(a, b);
+    else if (nr === NR_MLOCKALL) got = mm.sysMlockall(a);
+    else if (nr === NR_MUNLOCKALL) got = mm.sysMunlockall();
+    else if (nr === NR_POPULATE) got = mm.populateLogged(a, b, c, d);
     else throw new Error(`log entry ${i}: unexpected syscall ${nr}`);
     assert.equal(got, ret, `log entry ${i} (syscall ${nr}) returned ${got} in the model, ${ret} live`);
   }

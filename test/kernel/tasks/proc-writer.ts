@@ -1,18 +1,25 @@
 /**
  * Task: a syscall CPU of the shared-process race. Attaches the process, waits for the reader CPUs,
- * runs seeded random mmap (fixed and placed), munmap, mprotect, mremap, madvise, brk and touch
- * calls on the one address space until the deadline, then detaches (its tree reserve and deferred
+ * runs seeded random mmap (fixed and placed, some populated or locked), munmap, mprotect, mremap,
+ * madvise (populate too), brk, mlock, munlock, mlockall, munlockall and touch calls on the one
+ * address space until the deadline, then detaches (its tree reserve and deferred
  * frees go back). The last writer to finish signals WRITER_DONE to the readers.
  */
 import { Process, type ProcessDescriptor } from '../../../src/kernel/process.js';
 import {
   MADV_DONTNEED,
   MADV_NORMAL,
+  MADV_POPULATE_READ,
+  MADV_POPULATE_WRITE,
   MADV_RANDOM,
   MAP_ANONYMOUS,
   MAP_FIXED,
+  MAP_LOCKED,
+  MAP_POPULATE,
   MAP_PRIVATE,
   MAP_SHARED,
+  MCL_CURRENT,
+  MLOCK_ONFAULT,
   MREMAP_FIXED,
   MREMAP_MAYMOVE,
   PROT_READ,
@@ -75,11 +82,14 @@ function randomCall(proc: Process, rng: Rng): void {
   const mm = proc.mm;
   const addr = BASE + rng.below(WINDOW_PAGES - 16) * P;
   const len = (1 + rng.below(16)) * P;
-  switch (rng.below(10)) {
+  switch (rng.below(13)) {
     case 0:
-    case 1:
-      mm.sysMmap(addr, len, PROTS[rng.below(2)], MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+    case 1: {
+      // Now and then populated or locked at once: the populate stage runs after the unlock.
+      const extra = [0, 0, 0, MAP_POPULATE, MAP_LOCKED][rng.below(5)];
+      mm.sysMmap(addr, len, PROTS[rng.below(2)], MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | extra, -1, 0);
       break;
+    }
     case 2: {
       // Placed by the kernel (top-down from mmap_base), or shared anonymous memory in the window.
       const shared = rng.below(4) === 0;
@@ -106,6 +116,18 @@ function randomCall(proc: Process, rng: Rng): void {
       break;
     case 8:
       mm.sysBrk(mm.startBrk + rng.below(64) * P);
+      break;
+    case 9:
+      mm.sysMlock2(addr, len, rng.below(3) === 0 ? MLOCK_ONFAULT : 0);
+      break;
+    case 10:
+      mm.sysMunlock(addr, len);
+      break;
+    case 11:
+      if (rng.below(16) === 0) {
+        if (rng.below(2) === 0) mm.sysMlockall(MCL_CURRENT);
+        else mm.sysMunlockall();
+      } else mm.sysMadvise(addr, len, rng.below(2) === 0 ? MADV_POPULATE_READ : MADV_POPULATE_WRITE);
       break;
     default:
       mm.sysTouch(addr, len, rng.below(2) === 0);
