@@ -492,7 +492,8 @@ function iteration(report: Report, options: BenchOptions, data: Data): void {
       let sum = 0;
       for (let r = 0; r < walks; r++) sum += walk();
       ms[w].push(performance.now() - start);
-      if (sum !== bytes * walks || values !== valueSum) throw new Error(`bench: iteration ${w} missed entries`);
+      if (sum !== bytes * walks || values !== valueSum)
+        throw new Error(`bench: iteration ${w} missed entries`);
     }
   }
   bt.clear();

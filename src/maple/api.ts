@@ -34,7 +34,8 @@ export interface RangeBatch {
 }
 
 export function rangeBatch(capacity = 64): RangeBatch {
-  if (!(Number.isInteger(capacity) && capacity >= 1)) throw new RangeError(`EINVAL: batch capacity ${capacity}`);
+  if (!(Number.isInteger(capacity) && capacity >= 1))
+    throw new RangeError(`EINVAL: batch capacity ${capacity}`);
   return {
     firsts: new Float64Array(capacity),
     lasts: new Float64Array(capacity),
