@@ -20,6 +20,7 @@ import { runInNewContext } from 'node:vm';
 import { OrderedMap } from '@js-sdsl/ordered-map';
 import BTreeModule from 'sorted-btree';
 import { Machine } from '../../src/cpu/machine.js';
+import { ENOMEM } from '../../src/errno.js';
 import { rangeBatch, rangeOut } from '../../src/maple/api.js';
 import { rcuReclaimer } from '../../src/maple/reclaim.js';
 import { MAX_INDEX, MapleTree, type MapleTreeDescriptor } from '../../src/maple/tree.js';
@@ -698,7 +699,10 @@ function rwsemReader(
 }
 
 /**
- * Erases a random range and inserts it back, flat out; counts changes. With dutyMs > 0, every
+ * Erases a random range and inserts it back, flat out; counts changes. A change that finds the
+ * arena full (-ENOMEM: the replaced nodes wait for a grace period, which a reader CPU the host
+ * has descheduled holds up: ~30k spare nodes last the writer some ms) waits for its frees
+ * (rcuBarrier) and is tried again. With dutyMs > 0, every
  * dutyMs it switches between writing and spinning without touching memory (so that the machine
  * stays in the same state), and publishes which in PHASE.
  */
@@ -722,9 +726,17 @@ function mapleWriter(tree: MapleTree, data: Data, control: Int32Array, dutyMs: n
     }
     for (let i = 0; i < 64; i++) {
       const j = Math.floor(random() * n);
-      const erased = tree.erase(data.firsts[j]);
+      let erased = tree.erase(data.firsts[j]);
+      if (erased === -ENOMEM) {
+        rcuBarrier();
+        erased = tree.erase(data.firsts[j]);
+      }
       if (erased <= 0) throw new Error(`bench: writer erase failed: ${erased}`);
-      const inserted = tree.insert(data.firsts[j], data.lasts[j], j + 1);
+      let inserted = tree.insert(data.firsts[j], data.lasts[j], j + 1);
+      if (inserted === -ENOMEM) {
+        rcuBarrier();
+        inserted = tree.insert(data.firsts[j], data.lasts[j], j + 1);
+      }
       if (inserted !== 0) throw new Error(`bench: writer insert failed: ${inserted}`);
     }
     changes += 128;
