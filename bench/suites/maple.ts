@@ -19,6 +19,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { OrderedMap } from '@js-sdsl/ordered-map';
 import BTreeModule from 'sorted-btree';
+import { ENOMEM } from '../../src/errno.js';
 import { Machine } from '../../src/machine/machine.js';
 import { rangeBatch, rangeOut } from '../../src/maple/api.js';
 import { rcuReclaimer } from '../../src/maple/reclaim.js';
@@ -123,6 +124,16 @@ function orderedMap(data: Data): OrderedMap<number, number> {
 
 function label(n: number): string {
   return n >= 1_000_000 ? `${n / 1_000_000}m` : `${n / 1000}k`;
+}
+
+/**
+ * CPU time this process has used, in ms (user + system, all threads: after gc() the JIT and GC
+ * helpers are idle, so it is the main thread's). Unlike wall time it does not count the time the
+ * host gives to other processes.
+ */
+function cpuMs(): number {
+  const usage = process.cpuUsage();
+  return (usage.user + usage.system) / 1000;
 }
 
 /** Fastest of `reps` runs of `run` (each after an untimed `setup`), in ms. */
@@ -419,8 +430,10 @@ const WALK_BATCH = 64;
  * pairs are first -> last; maple's walk also reads the value, checked by a checksum). Every
  * sample is enough whole walks to visit WALK_ENTRIES entries (at 1k entries a single walk lasts
  * ~10 µs, too short to time); the libraries take turns within each round, in an order rotated
- * from round to round, and each figure is a library's median over the rounds. Each walk's sum of
- * range lengths is checked, so every library provably visits every entry.
+ * from round to round, and each figure is a library's median over the rounds. Samples are timed
+ * in CPU time (`cpuMs`): on this shared 2-core host other processes preempt a sample for
+ * milliseconds at a time, which wall time charges to whichever library was running. Each walk's
+ * sum of range lengths is checked, so every library provably visits every entry.
  *
  * The maple walk is `nextBatch` (WALK_BATCH entries per call, one RCU read section per call, as
  * /proc/PID/maps would); the cursor (one `find` call per entry) is measured beside it.
@@ -482,16 +495,21 @@ function iteration(report: Report, options: BenchOptions, data: Data): void {
     },
   ];
   const ms = walkers.map(() => [] as number[]);
+  // One collection before the rounds, not one per sample: the walks allocate next to nothing, and
+  // a collection leaves the GC's helper threads sweeping (charged to the sample's CPU time) and
+  // the caches cold (a walk of 1M entries right after gc() ran 4-5 times slower, for every
+  // library). The untimed walks let the sweeping finish.
+  gc();
+  for (const walk of walkers) walk();
   for (let round = 0; round < rounds; round++) {
     for (let j = 0; j < walkers.length; j++) {
       const w = (round + j) % walkers.length;
       const walk = walkers[w];
       values = valueSum;
-      gc();
-      const start = performance.now();
+      const start = cpuMs();
       let sum = 0;
       for (let r = 0; r < walks; r++) sum += walk();
-      ms[w].push(performance.now() - start);
+      ms[w].push(cpuMs() - start);
       if (sum !== bytes * walks || values !== valueSum)
         throw new Error(`bench: iteration ${w} missed entries`);
     }
@@ -681,7 +699,10 @@ function rwsemReader(
 }
 
 /**
- * Erases a random range and inserts it back, flat out; counts changes. With dutyMs > 0, every
+ * Erases a random range and inserts it back, flat out; counts changes. A change that finds the
+ * arena full (-ENOMEM: the replaced nodes wait for a grace period, which a reader CPU the host
+ * has descheduled holds up: ~30k spare nodes last the writer some ms) waits for its frees
+ * (rcuBarrier) and is tried again. With dutyMs > 0, every
  * dutyMs it switches between writing and spinning without touching memory (so that the machine
  * stays in the same state), and publishes which in PHASE.
  */
@@ -705,9 +726,17 @@ function mapleWriter(tree: MapleTree, data: Data, control: Int32Array, dutyMs: n
     }
     for (let i = 0; i < 64; i++) {
       const j = Math.floor(random() * n);
-      const erased = tree.erase(data.firsts[j]);
+      let erased = tree.erase(data.firsts[j]);
+      if (erased === -ENOMEM) {
+        rcuBarrier();
+        erased = tree.erase(data.firsts[j]);
+      }
       if (erased <= 0) throw new Error(`bench: writer erase failed: ${erased}`);
-      const inserted = tree.insert(data.firsts[j], data.lasts[j], j + 1);
+      let inserted = tree.insert(data.firsts[j], data.lasts[j], j + 1);
+      if (inserted === -ENOMEM) {
+        rcuBarrier();
+        inserted = tree.insert(data.firsts[j], data.lasts[j], j + 1);
+      }
       if (inserted !== 0) throw new Error(`bench: writer insert failed: ${inserted}`);
     }
     changes += 128;

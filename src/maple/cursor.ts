@@ -88,11 +88,9 @@ export class MapleCursor {
     const seq = Atomics.load(this.header, SEQ);
     if (seq === this.seq) {
       if (this.index >= w.first && this.index <= w.last) {
-        w.reload();
-        return;
-      }
-      if (this.index === w.last + 1 && w.step()) return;
-      if (this.index === w.first - 1 && w.stepBack()) return;
+        if (w.reload()) return;
+      } else if (this.index === w.last + 1 && w.step()) return;
+      else if (this.index === w.first - 1 && w.stepBack()) return;
     }
     this.seq = seq;
     w.seek(this.index);

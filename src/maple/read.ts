@@ -27,7 +27,7 @@ const {
   PIVOTS,
   VALUES,
 } = layoutExports;
-const { RESTART_LIMIT, ROOT } = headerExports;
+const { RESTART_LIMIT, ROOT, SEQ } = headerExports;
 
 /**
  * The entry or gap holding `index`: its value (0 for a gap), its range in `out`. The walk keeps
@@ -177,20 +177,31 @@ export function prevEntry(
 }
 
 /**
- * Scratch path of `scanEntries`, levels 1 (the leaves' parents) to the root: node[l] covers up to
- * max[l] and off[l] is the child taken in it. One per tree object (each CPU has its own).
+ * State of `scanEntries` on one tree object (each CPU has its own): the path of the walk, levels
+ * 1 (the leaves' parents) to `top`, node[l] covering up to max[l] with child off[l] taken; and
+ * where the last call stopped, so that the next call from there goes on without a descent.
  */
 export class ScanPath {
   readonly node = new Int32Array(MAX_HEIGHT);
   readonly off = new Int32Array(MAX_HEIGHT);
   readonly max = new Float64Array(MAX_HEIGHT);
+  top = 0;
+  /** The leaf the last call stopped in, the slot it stopped before (may be its count), its range end. */
+  leaf = 0;
+  slot = 0;
+  hi = 0;
+  /** Index that slot starts at (-1: nothing to resume), and SEQ read before the path was checked. */
+  resume = -1;
+  seq = 0;
 }
 
 /**
  * In-order walk for `nextBatch`: the entries with last >= index and first <= max copied into
  * `batch` (up to `cap`); returns how many. One descent to the leaf holding `index`, then leaf to
  * leaf: at the end of a leaf it climbs its path to the nearest ancestor with a next child and
- * descends that child's left edge (O(1) nodes per leaf amortised, no per-entry descent).
+ * descends that child's left edge (O(1) nodes per leaf amortised, no per-entry descent). A call
+ * that fills the batch leaves its position in `path`; the next call from the index after the last
+ * entry resumes there instead of descending, if SEQ has not moved.
  *
  * Lock-free like `lookup`: every node entered, and every ancestor climbed through, is checked for
  * DEAD. A published node's pivots never change (a replaced child covers the same range), so the
@@ -199,6 +210,12 @@ export class ScanPath {
  * it reached (the start of the slot it was about to read): entries already copied stay (each
  * existed when read), and the rest come from the current tree. An entry found after such a
  * re-descent may start before that position (it was stored meanwhile) but always ends after it.
+ *
+ * Resuming across read sections (as the cursor does): every node of the kept path was seen live
+ * in a call that read SEQ = path.seq first. A node is reused only after the write that retired
+ * it bumped SEQ, so if SEQ still reads path.seq none has been reused; one retired meanwhile can be
+ * freed during this call only if this CPU acknowledged the grace period started after it was
+ * marked DEAD, so its mark is visible here, and each kept node is checked for DEAD before use.
  */
 export function scanEntries(
   views: NodeViews,
@@ -217,40 +234,62 @@ export function scanEntries(
   const pathNode = path.node;
   const pathOff = path.off;
   const pathMax = path.max;
+  const seq = Atomics.load(header, SEQ);
+  let resume = path.resume === index && path.seq === seq;
+  path.resume = -1;
   let n = 0;
   // The start of the next slot to read.
   let pos = index;
   restart: for (let restarts = 0; ; restarts++) {
     if (restarts > RESTART_LIMIT) throw new Error('maple: reader keeps meeting dead nodes');
-    let leaf = Atomics.load(header, ROOT);
-    if (leaf === 0) return n;
-    let meta = i32[leaf * NODE_I32 + META];
-    if ((meta & DEAD) !== 0) continue;
-    const top = (meta & LEVEL_MASK) >> LEVEL_SHIFT;
-    // The leaf's range [lo, hi].
-    let lo = 0;
-    let hi = MAX_INDEX;
-    for (let level = top; level > 0; level--) {
-      const p = leaf * NODE_F64 + PIVOTS;
-      const k = childSlotOf(f64, p, pos);
-      pathNode[level] = leaf;
-      pathOff[level] = k;
-      pathMax[level] = hi;
-      if (k > 0) lo = f64[p + k - 1] + 1;
-      if (k < (meta & COUNT_MASK) - 1) hi = f64[p + k];
-      leaf = i32[leaf * NODE_I32 + childWord(k)];
+    let leaf: number;
+    let meta: number;
+    let top: number;
+    let hi: number;
+    let k: number;
+    let first: number;
+    if (resume) {
+      resume = false;
+      leaf = path.leaf;
       meta = i32[leaf * NODE_I32 + META];
-      if ((meta & DEAD) !== 0) continue restart;
+      if ((meta & DEAD) !== 0) continue;
+      top = path.top;
+      hi = path.hi;
+      k = path.slot;
+      first = pos;
+    } else {
+      leaf = Atomics.load(header, ROOT);
+      if (leaf === 0) return n;
+      meta = i32[leaf * NODE_I32 + META];
+      if ((meta & DEAD) !== 0) continue;
+      top = (meta & LEVEL_MASK) >> LEVEL_SHIFT;
+      // The leaf's range [lo, hi].
+      let lo = 0;
+      hi = MAX_INDEX;
+      for (let level = top; level > 0; level--) {
+        const p = leaf * NODE_F64 + PIVOTS;
+        const c = childSlotOf(f64, p, pos);
+        pathNode[level] = leaf;
+        pathOff[level] = c;
+        pathMax[level] = hi;
+        if (c > 0) lo = f64[p + c - 1] + 1;
+        if (c < (meta & COUNT_MASK) - 1) hi = f64[p + c];
+        leaf = i32[leaf * NODE_I32 + childWord(c)];
+        meta = i32[leaf * NODE_I32 + META];
+        if ((meta & DEAD) !== 0) continue restart;
+      }
+      k = leafSlotOf(f64, leaf * NODE_F64 + PIVOTS, pos);
+      first = k === 0 ? lo : f64[leaf * NODE_F64 + PIVOTS + k - 1] + 1;
     }
-    let k = leafSlotOf(f64, leaf * NODE_F64 + PIVOTS, pos);
-    let first = k === 0 ? lo : f64[leaf * NODE_F64 + PIVOTS + k - 1] + 1;
     for (;;) {
       // Slots k.. of `leaf`, the last one ending at hi.
       const p = leaf * NODE_F64 + PIVOTS;
       const v = leaf * NODE_I32 + VALUES;
       const end = (meta & COUNT_MASK) - 1;
-      if (hi <= max && end - k < cap - n) {
-        // The rest of the leaf fits in the batch and the window: copy every slot, keep entries.
+      if (k > end) {
+        // Resumed past the leaf's last slot.
+      } else if (hi <= max && end - k < cap - n) {
+        // The rest of the leaf fits in the batch and the window: no checks per slot.
         for (; k < end; k++) {
           const last = f64[p + k];
           const value = i32[v + k];
@@ -267,28 +306,20 @@ export function scanEntries(
           firsts[n] = first;
           lasts[n] = hi;
           values[n] = value;
-          if (++n === cap) return n;
+          if (++n === cap) return stop(path, top, leaf, end + 1, hi, hi + 1, seq, n);
         }
       } else {
-        for (; k < end; k++) {
+        for (; k <= end; k++) {
           if (first > max) return n;
-          const last = f64[p + k];
+          const last = k === end ? hi : f64[p + k];
           const value = i32[v + k];
           if (value !== 0) {
             firsts[n] = first;
             lasts[n] = last;
             values[n] = value;
-            if (++n === cap) return n;
+            if (++n === cap) return stop(path, top, leaf, k + 1, hi, last + 1, seq, n);
           }
           first = last + 1;
-        }
-        if (first > max) return n;
-        const value = i32[v + end];
-        if (value !== 0) {
-          firsts[n] = first;
-          lasts[n] = hi;
-          values[n] = value;
-          if (++n === cap) return n;
         }
       }
       if (hi === MAX_INDEX || hi >= max) return n;
@@ -321,6 +352,26 @@ export function scanEntries(
       first = pos;
     }
   }
+}
+
+/** A full batch: keeps where the walk stopped in `path` for the next call; returns n. */
+function stop(
+  path: ScanPath,
+  top: number,
+  leaf: number,
+  slot: number,
+  hi: number,
+  resume: number,
+  seq: number,
+  n: number,
+): number {
+  path.top = top;
+  path.leaf = leaf;
+  path.slot = slot;
+  path.hi = hi;
+  path.resume = resume;
+  path.seq = seq;
+  return n;
 }
 
 function found(out: RangeOut, first: number, last: number, value: number): number {
@@ -359,9 +410,16 @@ export class Walker {
     }
   }
 
-  /** Re-reads the current slot (its value may have been replaced in place). */
-  reload(): void {
-    if (this.top >= 0) this.loadSlot();
+  /**
+   * Re-reads the current slot (its value may have been replaced in place); false (nothing read)
+   * when its leaf is DEAD. A caller keeping the walker across read sections checks SEQ first:
+   * the leaf may then have been retired (and freed during this section) but not reused.
+   */
+  reload(): boolean {
+    if (this.top < 0) return true;
+    if ((this.meta(this.node[0]) & DEAD) !== 0) return false;
+    this.loadSlot();
+    return true;
   }
 
   /** Moves to the next slot; false (and no move) at the end of the index space. */

@@ -1,6 +1,6 @@
 /**
  * Long seeded model run: millions of random operations (stores, inserts, erases, loads, next/prev,
- * gap searches with alignment and windows, cursor walks both ways) on trees of thousands of
+ * gap searches with alignment and windows, cursor walks both ways, batch walks) on trees of thousands of
  * entries, against a sorted-array model; validate() and the full contents are compared every few
  * thousand operations. Bounded by time (MAPLE_STRESS_MS, default 12 s); prints the failing seed.
  */
@@ -11,7 +11,7 @@ import { rangeOut } from '../../src/maple/api.js';
 import { MAX_INDEX } from '../../src/maple/layout.js';
 import { immediateReclaimer } from '../../src/maple/reclaim.js';
 import { MapleTree } from '../../src/maple/tree.js';
-import { bulkArgs, prng, randomRanges, treeEntries } from './model.js';
+import { batchEntries, bulkArgs, prng, randomRanges, treeEntries } from './model.js';
 
 /** Disjoint entries in parallel sorted arrays; binary search, splice. */
 class SortedModel {
@@ -176,6 +176,19 @@ function runSeed(seed: number, operations: number, deadline: number): number {
         assert.deepEqual([out.first, out.last, value], [model.first[i], model.last[i], model.value[i]], what);
         i += forward ? 1 : -1;
       }
+      if (forward) {
+        const max = Math.min(MAX_INDEX, f + Math.floor(random() * 3000));
+        const want: number[][] = [];
+        for (let j = model.next(f, max); j >= 0 && j < model.first.length && model.first[j] <= max; j++) {
+          want.push([model.first[j], model.last[j], model.value[j]]);
+        }
+        const got = batchEntries(tree, 1 + Math.floor(random() * 8), f, max);
+        assert.deepEqual(
+          got.map((e) => [e.first, e.last, e.value]),
+          want,
+          `${what}: batches [${f}, ${max}]`,
+        );
+      }
     }
     if (n % 4000 === 3999) check(tree, model, what);
   }
@@ -188,10 +201,16 @@ function runSeed(seed: number, operations: number, deadline: number): number {
 function check(tree: MapleTree, model: SortedModel, what: string): void {
   tree.validate();
   const entries = treeEntries(tree);
+  const want = model.first.map((first, i) => [first, model.last[i], model.value[i]]);
   assert.deepEqual(
     entries.map((e) => [e.first, e.last, e.value]),
-    model.first.map((first, i) => [first, model.last[i], model.value[i]]),
+    want,
     what,
+  );
+  assert.deepEqual(
+    batchEntries(tree, 61).map((e) => [e.first, e.last, e.value]),
+    want,
+    `${what} (nextBatch)`,
   );
 }
 

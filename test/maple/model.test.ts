@@ -1,8 +1,8 @@
 /**
  * Model-based test: fast-check command sequences run against MapleTree and the plain RangeModel,
  * starting from a bulk-loaded tree of random shape, comparing every read (load, next, prev, gap
- * search with alignment and windows, cursor iteration both ways) and checking validate() and the
- * full contents after every write.
+ * search with alignment and windows, cursor iteration both ways, batch iteration) and checking
+ * validate() and the full contents after every write.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -11,7 +11,7 @@ import { rangeOut } from '../../src/maple/api.js';
 import { MAX_INDEX } from '../../src/maple/layout.js';
 import { immediateReclaimer } from '../../src/maple/reclaim.js';
 import { MapleTree } from '../../src/maple/tree.js';
-import { assertSame, bulkArgs, type Entry, prng, RangeModel, randomRanges } from './model.js';
+import { assertSame, batchEntries, bulkArgs, type Entry, prng, RangeModel, randomRanges } from './model.js';
 
 type Cmd = fc.Command<RangeModel, MapleTree>;
 
@@ -185,6 +185,25 @@ class Iterate implements Cmd {
   }
 }
 
+class Batch implements Cmd {
+  constructor(
+    readonly start: number,
+    readonly span: number,
+    readonly capacity: number,
+  ) {}
+  check(): boolean {
+    return true;
+  }
+  run(model: RangeModel, tree: MapleTree): void {
+    const max = Math.min(MAX_INDEX, this.start + this.span);
+    const want = model.entries.filter((e) => e.last >= this.start && e.first <= max);
+    assert.deepEqual(batchEntries(tree, this.capacity, this.start, max), want);
+  }
+  toString(): string {
+    return `batch(${this.start}, +${this.span}, capacity ${this.capacity})`;
+  }
+}
+
 const commands = [
   fc.tuple(index, length, value).map(([f, l, v]) => new Store(f, l, v) as Cmd),
   fc.tuple(index, length).map(([f, l]) => new Store(f, l, 0) as Cmd),
@@ -206,6 +225,9 @@ const commands = [
   fc
     .tuple(index, fc.integer({ min: 0, max: 4000 }), fc.boolean())
     .map(([i, s, r]) => new Iterate(i, s, r) as Cmd),
+  fc
+    .tuple(index, fc.integer({ min: 0, max: 4000 }), fc.integer({ min: 1, max: 40 }))
+    .map(([i, s, c]) => new Batch(i, s, c) as Cmd),
 ];
 
 test('maple tree matches the reference model (fast-check commands)', () => {

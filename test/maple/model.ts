@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { EBUSY, EEXIST } from '../../src/errno.js';
-import { rangeOut } from '../../src/maple/api.js';
+import { type RangeIndex, rangeBatch, rangeOut } from '../../src/maple/api.js';
 import { MAX_INDEX } from '../../src/maple/layout.js';
 import type { MapleTree } from '../../src/maple/tree.js';
 
@@ -125,10 +125,35 @@ export function treeEntries(tree: MapleTree): Entry[] {
   return entries;
 }
 
-/** The tree holds exactly the model's entries, passes validate() and counts right. */
+/**
+ * The entries with last >= index and first <= max read with `nextBatch`, `capacity` at a time,
+ * each call going on from the end of the last entry the one before returned.
+ */
+export function batchEntries(
+  index: RangeIndex,
+  capacity: number,
+  from = 0,
+  max = MAX_INDEX,
+  between: () => void = () => {},
+): Entry[] {
+  const batch = rangeBatch(capacity);
+  const entries: Entry[] = [];
+  for (let at = from, n = capacity; n === capacity; at = batch.lasts[n - 1] + 1) {
+    if (entries.length > 0) between();
+    n = index.nextBatch(at, max, batch);
+    assert.ok(n >= 0 && n <= capacity, `nextBatch returned ${n}`);
+    for (let i = 0; i < n; i++) {
+      entries.push({ first: batch.firsts[i], last: batch.lasts[i], value: batch.values[i] });
+    }
+  }
+  return entries;
+}
+
+/** The tree holds exactly the model's entries (read by cursor and by batches), passes validate() and counts right. */
 export function assertSame(tree: MapleTree, model: RangeModel, what = ''): void {
   tree.validate();
   assert.deepEqual(treeEntries(tree), model.entries, what);
+  assert.deepEqual(batchEntries(tree, 5), model.entries, `${what} (nextBatch)`);
   assert.equal(tree.count(), model.entries.length, what);
 }
 

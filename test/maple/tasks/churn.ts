@@ -11,11 +11,13 @@
  * it into pieces). A reader therefore checks, for everything it sees, that the range is inside
  * the one its value allows (never torn) and holds the index it asked for, and that every stable
  * entry, which exists throughout, is found exactly (never missed) by lookups, by iteration both
- * ways, is never skipped by next/prev and is never overlapped by a gap or by what gap search
- * returns.
+ * ways (cursor) and forwards in batches (nextBatch, leaving and re-entering the read section
+ * between calls, so that a kept position is resumed across grace periods), is never skipped by
+ * next/prev and is never overlapped by a gap or by what gap search returns. The arena poisons
+ * freed nodes, so an entry read from a freed or reused node fails these checks.
  */
 import { EBUSY } from '../../../src/errno.js';
-import { type RangeOut, rangeOut } from '../../../src/maple/api.js';
+import { type RangeBatch, type RangeOut, rangeBatch, rangeOut } from '../../../src/maple/api.js';
 import { immediateReclaimer, rcuReclaimer } from '../../../src/maple/reclaim.js';
 import { MapleTree, type MapleTreeDescriptor } from '../../../src/maple/tree.js';
 import { rcuBarrier, rcuReadLock, rcuReadUnlock } from '../../../src/sync/rcu.js';
@@ -229,6 +231,53 @@ class Reader {
   }
 
   /**
+   * Forward in batches of `batch`'s capacity from `index` over `regions` regions (all regions: to
+   * the end of the tree), leaving the read section between calls: entries in order (each ending
+   * after the one before), each valid, and every stable entry of the window seen once.
+   */
+  iterateBatch(index: number, regions: number, batch: RangeBatch, pauseMs: number): void {
+    const capacity = batch.firsts.length;
+    const limit = Math.min(index + regions * REGION, 2 ** 53 - 1);
+    let previous = -1;
+    let stableSeen = 0;
+    for (let at = index, n = capacity; n === capacity; at = batch.lasts[n - 1] + 1) {
+      if (at !== index) {
+        // Outside the read section for a while: grace periods end, the writer frees and reuses
+        // nodes, and the position kept by the last call must not be trusted unless SEQ is unchanged.
+        rcuReadUnlock();
+        for (const until = performance.now() + pauseMs; performance.now() < until; ) {}
+        rcuReadLock();
+      }
+      n = this.tree.nextBatch(at, limit, batch);
+      if (n < 0) throw new Error(`nextBatch(${at}, ${limit}) returned ${n}`);
+      for (let i = 0; i < n; i++) {
+        const e = this.out;
+        e.first = batch.firsts[i];
+        e.last = batch.lasts[i];
+        e.value = batch.values[i];
+        if (e.last <= previous || e.last < at || e.first > limit)
+          throw new Error(`batch from ${at} went backwards or out of its window: [${e.first}, ${e.last}]`);
+        previous = e.last;
+        this.entry(e.first, e);
+        if (isStable(this.args, Math.floor(e.first / REGION))) stableSeen++;
+      }
+    }
+    let stableThere = 0;
+    for (let r = Math.floor(index / REGION); r <= Math.floor(limit / REGION) && r < this.args.regions; r++) {
+      if (
+        isStable(this.args, r) &&
+        shapeLast(r, STABLE_SHAPE) >= index &&
+        shapeFirst(r, STABLE_SHAPE) <= limit
+      ) {
+        stableThere++;
+      }
+    }
+    if (stableSeen !== stableThere) {
+      throw new Error(`missed: batches from ${index} saw ${stableSeen} of ${stableThere} stable entries`);
+    }
+  }
+
+  /**
    * next (prev) from `index` within `regions` regions: what it returns is a valid entry on the
    * right side of `index`, and it is no further away than the nearest stable entry there, which
    * exists throughout and so can never be skipped.
@@ -278,6 +327,7 @@ class Reader {
 function read(args: ChurnArgs, sync: Int32Array): ChurnResult {
   const tree = MapleTree.attach(args.tree, immediateReclaimer);
   const reader = new Reader(tree, args);
+  const batches = [rangeBatch(1), rangeBatch(7), rangeBatch(64)];
   const random = prng(args.seed ^ 0x5bd1e995);
   const end = args.regions * REGION;
   let n = 0;
@@ -287,7 +337,14 @@ function read(args: ChurnArgs, sync: Int32Array): ChurnResult {
     try {
       for (let i = 0; i < 64; i++) reader.lookup(Math.floor(random() * end));
       const index = Math.floor(random() * end);
-      if (n % 4 === 0) reader.iterate(index, 24, n % 8 === 0);
+      if (n % 12 === 8)
+        reader.iterateBatch(
+          index,
+          n % 120 === 8 ? args.regions : 24,
+          batches[Math.floor(n / 12) % 3],
+          n % 24 === 8 ? 0.05 : 0,
+        );
+      else if (n % 4 === 0) reader.iterate(index, 24, n % 8 === 0);
       else if (n % 4 === 1) reader.neighbour(index, 1 + (n % 5), n % 8 === 1);
       else reader.gapSearch(index, n % 2 === 0, n % 3 === 0 ? 16 : 1);
     } finally {
