@@ -344,7 +344,7 @@ export class AddressSpace implements MmShared {
   private splitHugeAcrossVmasLocked(): void {
     if (this.pmd.hugeCount === 0) return;
     const edges = this.edges;
-    edges.length = 0;
+    if (edges.length !== 0) edges.length = 0;
     this.ctx.txn.changedEdges(edges);
     for (const edge of edges) {
       if (edge % PMD_SIZE !== 0 && this.pmd.at(edge) === HUGE) this.pmd.set(edge, PTE_TABLE);

@@ -153,8 +153,8 @@ export class SyscallContext {
     this.txn.reset();
     this.pmd.begin();
     this.layer.mapCountBase = this.state.mapCount;
-    this.newAnon.length = 0;
-    this.newFiles.length = 0;
+    if (this.newAnon.length !== 0) this.newAnon.length = 0;
+    if (this.newFiles.length !== 0) this.newFiles.length = 0;
     this.savedBrk = this.state.brk;
     this.savedDefFlags = this.state.defFlags;
     this.savedShmem = this.state.shmemCount;
@@ -204,7 +204,7 @@ export class SyscallContext {
   private putCreated(): void {
     for (const id of this.newAnon) this.anonVmas.put(id);
     for (const id of this.newFiles) this.files.put(id);
-    this.newAnon.length = 0;
-    this.newFiles.length = 0;
+    if (this.newAnon.length !== 0) this.newAnon.length = 0;
+    if (this.newFiles.length !== 0) this.newFiles.length = 0;
   }
 }

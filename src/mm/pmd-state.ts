@@ -151,7 +151,21 @@ export class PmdState {
       if (end - 1 > ceiling - 1) end -= PMD_SIZE;
     }
     if (addr > end - 1) return;
-    for (const r of this.regionsIn(addr, end)) this.set(r, PMD_NONE);
+    this.clearRegions(Math.floor(addr / PMD_SIZE), Math.floor((end - 1) / PMD_SIZE));
+  }
+
+  /** Clears the entries of regions first..last (indices), skipping absent leaves, allocating nothing. */
+  private clearRegions(first: number, last: number): void {
+    for (let r = first; r <= last; ) {
+      const d = Math.floor(r / LEAF_REGIONS);
+      if (d >= this.dirEntries) return;
+      const stop = Math.min((d + 1) * LEAF_REGIONS - 1, last);
+      if (this.dir[DIR + d] === 0) {
+        r = stop + 1;
+        continue;
+      }
+      for (; r <= stop; r++) if (this.stateOf(r) !== PMD_NONE) this.set(r * PMD_SIZE, PMD_NONE);
+    }
   }
 
   /** Starts logging this CPU's changes for one syscall. */
@@ -165,7 +179,7 @@ export class PmdState {
       const r = this.undo[i];
       this.put(r, this.stateOf(r), this.undo[i + 1]);
     }
-    this.undo.length = 0;
+    if (this.undo.length !== 0) this.undo.length = 0;
   }
 
   /** Frees every leaf (the address space is gone). */

@@ -23,12 +23,11 @@ import { type MmLocks, vmaMarkAttached, vmaMarkDetached, vmaStartWrite } from '.
 import {
   VMA_ATTACHED,
   VMA_DETACHED,
-  VMA_FIELD_COUNT,
   VMA_FIELDS,
-  VMA_NON_RANGE_FIELDS,
   type VmaArena,
   type VmaColumns,
   type VmaFields,
+  vmaCopy,
   vmaFieldIndex,
 } from './vma-record.js';
 
@@ -188,7 +187,7 @@ export class VmaTxn {
   /** A new VMA (not yet in the tree); the caller guarantees its range is free. */
   insert(f: VmaFields): number {
     const s = this.newSlot();
-    for (let i = 0; i < VMA_FIELD_COUNT; i++) this.cols[i][s] = f[VMA_FIELDS[i].name];
+    vmaCopy.fromFields(this, s, f);
     this.origin[s] = 0;
     this.orderInsert(s);
     this.mapCountDelta++;
@@ -198,7 +197,7 @@ export class VmaTxn {
   /** A copy of `slot` (same identity, flags and range) not yet in order: callers set its range. */
   private duplicate(slot: number): number {
     const s = this.newSlot();
-    for (let i = 0; i < VMA_FIELD_COUNT; i++) this.cols[i][s] = this.cols[i][slot];
+    vmaCopy.fromSlot(this, s, slot);
     this.origin[s] = 0;
     return s;
   }
@@ -508,7 +507,7 @@ export class VmaTxn {
       const moved = isNew || this.start[s] !== arena.start(h) || this.end[s] !== arena.end(h);
       if (moved || this.changed(s, h)) {
         if (this.refs !== null) this.swapRefs(isNew ? 0 : arena.file(h), isNew ? 0 : arena.anon(h), s);
-        for (let i = 0; i < VMA_FIELD_COUNT; i++) arena.setField(h, i, this.cols[i][s]);
+        vmaCopy.toRecord(this, s, arena.views, arena.f64Base(h), arena.i32Base(h));
       }
       if (store) {
         if (isNew) this.attach(h);
@@ -540,8 +539,8 @@ export class VmaTxn {
     const refs = this.refs as IdentityRefs;
     for (const id of this.oldFiles) refs.files.put(id);
     for (const id of this.oldAnons) refs.anonVmas.put(id);
-    this.oldFiles.length = 0;
-    this.oldAnons.length = 0;
+    if (this.oldFiles.length !== 0) this.oldFiles.length = 0;
+    if (this.oldAnons.length !== 0) this.oldAnons.length = 0;
   }
 
   private releaseRemoved(): void {
@@ -558,8 +557,8 @@ export class VmaTxn {
     }
     if (this.refs !== null) this.putOldRefs();
     else {
-      this.oldFiles.length = 0;
-      this.oldAnons.length = 0;
+      if (this.oldFiles.length !== 0) this.oldFiles.length = 0;
+      if (this.oldAnons.length !== 0) this.oldAnons.length = 0;
     }
   }
 
@@ -597,11 +596,8 @@ export class VmaTxn {
 
   /** Whether slot s differs from record h in anything but its range. */
   private changed(s: number, h: number): boolean {
-    for (let k = 0; k < VMA_NON_RANGE_FIELDS.length; k++) {
-      const i = VMA_NON_RANGE_FIELDS[k];
-      if (this.cols[i][s] !== this.arena.field(h, i)) return true;
-    }
-    return false;
+    const a = this.arena;
+    return vmaCopy.differsFromRecord(this, s, a.views, a.f64Base(h), a.i32Base(h));
   }
 
   private checkOrder(): void {
@@ -622,7 +618,8 @@ export class VmaTxn {
     this.ensureHandle(h);
     if (this.stampOfHandle[h] === this.generation) return this.slotOfHandle[h];
     const s = this.newSlot();
-    for (let i = 0; i < VMA_FIELD_COUNT; i++) this.cols[i][s] = this.arena.field(h, i);
+    const a = this.arena;
+    vmaCopy.fromRecord(this, s, a.views, a.f64Base(h), a.i32Base(h));
     this.origin[s] = h;
     this.stampOfHandle[h] = this.generation;
     this.slotOfHandle[h] = s;

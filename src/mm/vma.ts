@@ -11,7 +11,7 @@
  */
 import { ENOMEM } from '../errno.js';
 import { PAGE_SIZE, VM_IGNORE_MERGE, VM_SPECIAL } from './vm-flags.js';
-import { VMA_EQUAL_FIELDS, VMA_FIELD_COUNT, VMA_FIELDS, type VmaFields, vmaFields } from './vma-record.js';
+import { type VmaFields, vmaCopy, vmaFields } from './vma-record.js';
 import type { VmaTxn } from './vma-txn.js';
 
 /**
@@ -37,10 +37,7 @@ export class MergeState {
 
   /** VMG_STATE for a new range with the fields of `f`. */
   forNew(prev: number, next: number, start: number, end: number, pgoff: number, f: VmaFields): this {
-    for (let i = 0; i < VMA_FIELD_COUNT; i++) {
-      const name = VMA_FIELDS[i].name;
-      this[name] = f[name];
-    }
+    vmaCopy.copyFields(this, f);
     this.prev = prev;
     this.next = next;
     this.middle = -1;
@@ -54,10 +51,7 @@ export class MergeState {
 
   /** VMG_VMA_STATE: [start, end) of an existing VMA `vma`, with `prev` before it (or vma). */
   forVma(t: VmaTxn, prev: number, vma: number, start: number, end: number): this {
-    for (let i = 0; i < VMA_FIELD_COUNT; i++) {
-      const name = VMA_FIELDS[i].name;
-      this[name] = t[name][vma];
-    }
+    vmaCopy.toFields(this, t, vma);
     this.prev = prev;
     this.next = -1;
     this.middle = vma;
@@ -104,12 +98,7 @@ export class VmaLayer {
   /** is_mergeable_vma: equal flags (but for VM_IGNORE_MERGE) and every `equal` field equal. */
   private isMergeableVma(ms: MergeState, vma: number): boolean {
     const t = this.t;
-    if (((t.flags[vma] ^ ms.flags) & ~VM_IGNORE_MERGE) !== 0) return false;
-    for (let k = 0; k < VMA_EQUAL_FIELDS.length; k++) {
-      const name = VMA_FIELDS[VMA_EQUAL_FIELDS[k]].name;
-      if (t[name][vma] !== ms[name]) return false;
-    }
-    return true;
+    return ((t.flags[vma] ^ ms.flags) & ~VM_IGNORE_MERGE) === 0 && vmaCopy.equalFieldsMatch(t, vma, ms);
   }
 
   /** can_vma_merge_before: the proposed range can be merged in front of ms.next. */
@@ -289,10 +278,10 @@ export class VmaLayer {
       t.split(vma, start, true);
     }
     let pages = 0;
-    this.removedStarts.length = 0;
-    this.removedEnds.length = 0;
+    if (this.removedStarts.length !== 0) this.removedStarts.length = 0;
+    if (this.removedEnds.length !== 0) this.removedEnds.length = 0;
     const removed = this.removedSlots;
-    removed.length = 0;
+    if (removed.length !== 0) removed.length = 0;
     while (vma >= 0 && t.start[vma] < end) {
       if (t.end[vma] > end) t.split(vma, end, false);
       pages += (t.end[vma] - t.start[vma]) / PAGE_SIZE;
