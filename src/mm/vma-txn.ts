@@ -43,7 +43,6 @@ export interface IdentityRefs {
 }
 
 /** A transaction's slots: one typed column per VMA field, named as VMA_FIELDS names them. */
-// biome-ignore lint/suspicious/noUnsafeDeclarationMerging: the columns are created from VMA_FIELDS in growSlots
 export interface VmaTxn extends VmaColumns {}
 
 // biome-ignore lint/suspicious/noUnsafeDeclarationMerging: see the interface above

@@ -18,7 +18,6 @@ import type { VmaTxn } from './vma-txn.js';
  * The proposed VMA of a merge (struct vma_merge_struct): every VMA field (VMA_FIELDS, as plain
  * numbers) plus the neighbours and options of the merge. Reused, never allocated per call.
  */
-// biome-ignore lint/suspicious/noUnsafeDeclarationMerging: the VMA fields are set from VMA_FIELDS in the constructor
 export interface MergeState extends VmaFields {}
 
 // biome-ignore lint/suspicious/noUnsafeDeclarationMerging: see the interface above
