@@ -6,12 +6,15 @@
  * failed or could not be read, 2 for a command line it does not accept (src/cli/args.ts).
  */
 import { basename } from 'node:path';
+import { MAX_WORKER_CPUS } from '../cpu/current.js';
+import { Machine } from '../machine/machine.js';
 import { MapleTree } from '../maple/tree.js';
 import { readTrace } from '../mm/trace/format.js';
-import { replayTrace } from '../mm/trace/replay.js';
-import { strictArgs, UsageError, usageFailure } from './args.js';
+import { replayTrace, seedAddressSpace } from '../mm/trace/replay.js';
+import { intOption, strictArgs, UsageError, usageFailure } from './args.js';
+import { TURN, type TurnArgs } from './replay-turns.js';
 
-export const REPLAY_USAGE = 'usage: vmspace replay [--loose] FILE...';
+export const REPLAY_USAGE = 'usage: vmspace replay [--loose] [--cpus N] FILE...';
 
 const REPLAY_HELP = `${REPLAY_USAGE}
 
@@ -21,23 +24,54 @@ trace (the first divergence as a diff), then "N passed, M failed". Exit status: 
 passed, 1 otherwise, 2 for a bad command line.
 
   --loose        do not compare vmflags (only ranges, perms, offsets and names)
+  --cpus N       replay on N worker CPUs sharing the address space, taking turns op by op
+                 (1..${MAX_WORKER_CPUS}; default 1: on this thread)
   -h, --help     this text
   --             the arguments after it are files, even if they start with -`;
 
 /** The replay options, or null for --help; throws UsageError. */
-function parseReplayArgs(argv: string[]): { strict: boolean; files: string[] } | null {
+interface ReplayArgs {
+  strict: boolean;
+  cpus: number;
+  files: string[];
+}
+
+function parseReplayArgs(argv: string[]): ReplayArgs | null {
   const { values, positionals } = strictArgs(
     argv,
-    { loose: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    { loose: { type: 'boolean' }, cpus: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
     true,
   );
   if (values.help) return null;
   if (positionals.length === 0) throw new UsageError('no trace file given');
-  return { strict: !values.loose, files: positionals };
+  const cpus = intOption('cpus', values.cpus, 1, 1, MAX_WORKER_CPUS);
+  return { strict: !values.loose, cpus, files: positionals };
+}
+
+/**
+ * Replays one trace on `cpus` CPUs of `machine` sharing one address space, op i on CPU i mod cpus
+ * in order; '' when every op matched the kernel, else the first divergence (with the CPU).
+ */
+export async function replayOnCpus(
+  machine: Machine,
+  file: string,
+  cpus: number,
+  strict: boolean,
+): Promise<string> {
+  const trace = readTrace(file);
+  const { mm, fds } = seedAddressSpace(trace, MapleTree.create({ externalLock: 'mmap_lock' }));
+  const control = new SharedArrayBuffer(8);
+  const args: TurnArgs = { mm: mm.describe(), trace: file, fds: [...fds], control, cpus, strict };
+  const ids = Array.from({ length: cpus }, (_, k) => k);
+  const reports = await machine.run<string>(new URL('./replay-turns.js', import.meta.url), args, ids);
+  const failed = reports.find((r) => r !== '');
+  if (failed !== undefined) return failed;
+  const ran = Atomics.load(new Int32Array(control), TURN);
+  return ran === trace.ops.length ? '' : `only ${ran} of ${trace.ops.length} ops ran`;
 }
 
 export async function runReplay(argv: string[]): Promise<number> {
-  let options: { strict: boolean; files: string[] } | null;
+  let options: ReplayArgs | null;
   try {
     options = parseReplayArgs(argv);
   } catch (error) {
@@ -47,23 +81,26 @@ export async function runReplay(argv: string[]): Promise<number> {
     console.log(REPLAY_HELP);
     return 0;
   }
-  const { strict, files } = options;
+  const { strict, cpus, files } = options;
+  const machine = cpus > 1 ? await Machine.start({ cpus }) : null;
   let passed = 0;
   let failed = 0;
   for (const file of files) {
     const name = basename(file);
     try {
-      const trace = readTrace(file);
-      const result = replayTrace(trace, {
-        strict,
-        newIndex: () => MapleTree.create({ externalLock: 'mmap_lock' }),
-      });
-      if (result.ok) {
+      const report =
+        machine !== null
+          ? await replayOnCpus(machine, file, cpus, strict)
+          : replayTrace(readTrace(file), {
+              strict,
+              newIndex: () => MapleTree.create({ externalLock: 'mmap_lock' }),
+            }).report;
+      if (report === '') {
         passed++;
-        console.log(`PASS ${name} (${result.ops} ops)`);
+        console.log(`PASS ${name}${cpus > 1 ? ` (${cpus} CPUs)` : ''}`);
       } else {
         failed++;
-        console.log(`FAIL ${name}\n${result.report}`);
+        console.log(`FAIL ${name}\n${report}`);
       }
     } catch (e) {
       failed++;
@@ -74,6 +111,7 @@ export async function runReplay(argv: string[]): Promise<number> {
       );
     }
   }
+  await machine?.stop();
   console.log(`${passed} passed, ${failed} failed`);
   return failed === 0 ? 0 : 1;
 }

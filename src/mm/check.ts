@@ -2,6 +2,7 @@
  * The address space's invariant checker: whole-structure checks that debug mode
  * (VMSPACE_DEBUG=1, on in `npm test`) runs after every commit, and that tests call directly.
  *
+ *   - the maple tree's own invariants (node order, pivots, gap hints: MapleTree.validate);
  *   - the tree maps every VMA's [start, end - 1] to its record, in ascending, non-overlapping order,
  *     and every record it names is ATTACHED with page-aligned START < END;
  *   - mm->map_count equals the number of VMAs; mm->locked_vm equals the size of the VM_LOCKED ones;
@@ -11,6 +12,7 @@
  * Throws an Error naming the first broken invariant.
  */
 import { rangeOut } from '../maple/api.js';
+import { MapleTree } from '../maple/tree.js';
 import type { MmShared } from './context.js';
 import { PAGE_SIZE, VM_LOCKED } from './vm-flags.js';
 import { VMA_ATTACHED } from './vma-record.js';
@@ -18,6 +20,7 @@ import { VMA_ATTACHED } from './vma-record.js';
 const LIMIT = 2 ** 53 - 1;
 
 export function checkMmLocked(mm: MmShared): void {
+  if (mm.index instanceof MapleTree) mm.index.validate();
   const a = mm.arena;
   const out = rangeOut();
   const fileUses = new Map<number, number>();

@@ -1,13 +1,13 @@
 /**
- * Task: one of two CPUs replaying a Linux trace on one shared address space, taking turns: this
- * CPU runs the ops whose index has its parity, each after the other CPU's previous op, and checks
- * the result and the whole VMA list after it (from its own facade) against the trace.
+ * Task (`vmspace replay --cpus N`): one of N CPUs replaying a Linux trace on one shared address
+ * space, taking turns: CPU k runs the ops whose index is k modulo N, each after the op before it,
+ * and checks the result and the whole VMA list after it (from its own facade) against the trace.
  *
- *   turn (Int32): the index of the next op to run; FAILED: set by a CPU that saw a divergence
+ *   control (Int32): TURN, the index of the next op to run | FAILED, set by a CPU that diverged
  */
-import { AddressSpace, type AddressSpaceDescriptor } from '../../../src/mm/address-space.js';
-import { readTrace } from '../../../src/mm/trace/format.js';
-import { replayOp } from '../../../src/mm/trace/replay.js';
+import { AddressSpace, type AddressSpaceDescriptor } from '../mm/address-space.js';
+import { readTrace } from '../mm/trace/format.js';
+import { replayOp } from '../mm/trace/replay.js';
 
 export const TURN = 0;
 export const FAILED = 1;
@@ -18,6 +18,8 @@ export interface TurnArgs {
   trace: string;
   fds: Array<[string, number]>;
   control: SharedArrayBuffer;
+  cpus: number;
+  strict: boolean;
 }
 
 export default function replayTurns(cpu: number, args: TurnArgs): string {
@@ -28,13 +30,13 @@ export default function replayTurns(cpu: number, args: TurnArgs): string {
   const giveUp = Date.now() + GIVE_UP_MS;
   let report = '';
   for (const op of trace.ops) {
-    if (op.i % 2 !== cpu % 2) continue;
+    if (op.i % args.cpus !== cpu) continue;
     for (let turn = Atomics.load(control, TURN); turn !== op.i; turn = Atomics.load(control, TURN)) {
       if (Atomics.load(control, FAILED) !== 0) return report;
       if (Date.now() > giveUp) throw new Error(`cpu ${cpu}: op ${op.i} never got its turn`);
       Atomics.wait(control, TURN, turn, 10);
     }
-    report = replayOp(mm, fds, op, true);
+    report = replayOp(mm, fds, op, args.strict);
     if (report !== '') Atomics.store(control, FAILED, 1);
     Atomics.add(control, TURN, 1);
     Atomics.notify(control, TURN);
