@@ -62,7 +62,7 @@ export class Report {
    * them whatever their value (the first time saying so on stderr, in one line), and figures
    * compared with them are recorded without a baseline.
    */
-  skip(prefix: string, reason: string): void {
+  omit(prefix: string, reason: string): void {
     this.skips.push({ prefix, reason, noted: false });
   }
 

@@ -86,7 +86,7 @@ test('a ratio divides only figures of the same unit', () => {
 
 test('skipped figures are left out, noted once, and their comparisons lose the baseline', () => {
   const report = new Report();
-  report.skip('linux.', 'gcc not found on PATH');
+  report.omit('linux.', 'gcc not found on PATH');
   const said = quietly(() => {
     report.add('linux.a.ns', Number.NaN, 'ns');
     report.add('linux.b.ns', Number.NaN, 'ns');
