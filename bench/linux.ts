@@ -18,6 +18,8 @@ export interface LinuxFigures {
   mprotect_split_merge: number;
   mremap_move: number;
   anon_write_fault: number;
+  page_fault1: number;
+  cow_after_fork: number;
 }
 
 const source = resolve(dirname(fileURLToPath(import.meta.url)), '../../bench/linux/mmops.c');
@@ -56,6 +58,8 @@ export function measureLinux(iterations: number): LinuxFigures {
       mprotect_split_merge: Number.NaN,
       mremap_move: Number.NaN,
       anon_write_fault: Number.NaN,
+      page_fault1: Number.NaN,
+      cow_after_fork: Number.NaN,
     };
   }
   const dir = mkdtempSync(join(tmpdir(), 'vmspace-mmops-'));

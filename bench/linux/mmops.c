@@ -7,6 +7,10 @@
  *                        (a split into three, then a merge back into one)
  *   mremap_move          mremap a 4-page VMA to a fixed other place and back (MAYMOVE|FIXED)
  *   anon_write_fault     write one byte to each page of a fresh anonymous mapping (per page)
+ *   page_fault1          will-it-scale page_fault1: map 128 MiB, write one byte per page, unmap
+ *                        (per page, the map and unmap included)
+ *   cow_after_fork       a write fault on a page shared copy-on-write with a child that is still
+ *                        alive (16 MiB written, fork, the parent writes every page; per page)
  *
  * Usage: mmops ITERATIONS
  */
@@ -14,7 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #define PAGE 4096UL
 
@@ -83,6 +89,51 @@ static double anon_write_fault(long n) {
   return total / (double)(rounds * pages);
 }
 
+static double page_fault1(long n) {
+  const long pages = (128UL << 20) / PAGE;
+  long rounds = n / pages + 1;
+  double t0 = now_ns();
+  for (long r = 0; r < rounds; r++) {
+    volatile char *p = must_map(NULL, pages * PAGE, 0);
+    for (long i = 0; i < pages; i++) p[i * PAGE] = 1;
+    munmap((void *)p, pages * PAGE);
+  }
+  return (now_ns() - t0) / (double)(rounds * pages);
+}
+
+static double cow_after_fork(long n) {
+  const long pages = (16UL << 20) / PAGE;
+  long rounds = n / pages + 1;
+  double total = 0;
+  for (long r = 0; r < rounds; r++) {
+    volatile char *p = must_map(NULL, pages * PAGE, 0);
+    for (long i = 0; i < pages; i++) p[i * PAGE] = 1;
+    int ready[2], done[2];
+    if (pipe(ready) != 0 || pipe(done) != 0) exit(5);
+    pid_t child = fork();
+    if (child < 0) exit(5);
+    if (child == 0) {
+      /* Keeps the pages shared until the parent has written all of them. */
+      char c = 0;
+      if (write(ready[1], &c, 1) != 1 || read(done[0], &c, 1) != 1) _exit(1);
+      _exit(0);
+    }
+    char c;
+    if (read(ready[0], &c, 1) != 1) exit(5);
+    double t0 = now_ns();
+    for (long i = 0; i < pages; i++) p[i * PAGE] = 2;
+    total += now_ns() - t0;
+    if (write(done[1], &c, 1) != 1) exit(5);
+    waitpid(child, NULL, 0);
+    close(ready[0]);
+    close(ready[1]);
+    close(done[0]);
+    close(done[1]);
+    munmap((void *)p, pages * PAGE);
+  }
+  return total / (double)(rounds * pages);
+}
+
 int main(int argc, char **argv) {
   long n = argc > 1 ? atol(argv[1]) : 100000;
   if (n <= 0) n = 100000;
@@ -91,6 +142,8 @@ int main(int argc, char **argv) {
   printf("{\"mmap_munmap_16k\":%.1f,", mmap_munmap_16k(n));
   printf("\"mprotect_split_merge\":%.1f,", mprotect_split_merge(n));
   printf("\"mremap_move\":%.1f,", mremap_move(n));
-  printf("\"anon_write_fault\":%.1f}\n", anon_write_fault(n));
+  printf("\"anon_write_fault\":%.1f,", anon_write_fault(n));
+  printf("\"page_fault1\":%.1f,", page_fault1(n));
+  printf("\"cow_after_fork\":%.1f}\n", cow_after_fork(n));
   return 0;
 }

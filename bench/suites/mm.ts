@@ -7,6 +7,9 @@
  *   mremap_move           a 4-page VMA MAYMOVE|FIXED to another place and back (ns per call)
  *   vma_lookup_rcu        lockVmaUnderRcu + vmaEndRead at random addresses of 1000 VMAs (no baseline)
  *
+ * Also the kernel's fault figures (anon_write_fault, page_fault1, cow_after_fork; see mmops.c),
+ * printed alone until vmspace has frames and page tables to compare them with.
+ *
  * The address space is the production one: a MapleTree index, RCU-deferred record frees. The
  * main thread runs RCU-online, as a CPU running a task does.
  */
@@ -58,6 +61,10 @@ export const suite: BenchSuite = {
     report.add('linux.mmap_munmap_16k.ns', linux.mmap_munmap_16k, 'ns');
     report.add('linux.mprotect_split_merge.ns', linux.mprotect_split_merge, 'ns');
     report.add('linux.mremap_move.ns', linux.mremap_move, 'ns');
+    // The fault baselines the memory layer's figures will be compared with (fault.*: issue 10).
+    report.add('linux.anon_write_fault.ns', linux.anon_write_fault, 'ns');
+    report.add('linux.page_fault1.ns', linux.page_fault1, 'ns');
+    report.add('linux.cow_after_fork.ns', linux.cow_after_fork, 'ns');
     rcuOnline();
     try {
       await measureSyscalls(report, options);
