@@ -6,10 +6,20 @@
  */
 import { MAX_CPUS } from '../cpu/current.js';
 import {
-  BUMP,
   describeFrame,
+  FIRST_PFN,
   type FrameViews,
   firstBadByte,
+  KIND_FREE,
+  KIND_NAMES,
+  KIND_ZERO,
+  KINDS,
+  NO_PFN,
+  PG_STALE,
+  ZERO_PFN,
+} from './page.js';
+import {
+  BUMP,
   P_COUNT,
   P_SLOTS,
   PCP_BASE,
@@ -17,28 +27,17 @@ import {
   PCP_SLOTS,
   STACK,
   ZONE_COUNT,
-} from './frames-layout.js';
-import { FIRST_PFN, KIND_FREE, KIND_NAMES, KIND_ZERO, KINDS, NO_PFN, PG_STALE, ZERO_PFN } from './page.js';
+  type Zone,
+} from './zone.js';
 
 export interface CheckedMem extends FrameViews {
   readonly frames: number;
   readonly poison: boolean;
 }
 
-/** The figures of `PhysMem.stats()` the check compares with the descriptors. */
-export interface CheckedStats {
-  usable: number;
-  free: number;
-  anon: number;
-  file: number;
-  pagetable: number;
-  other: number;
-  untouched: number;
-  allocs: number;
-  frees: number;
-}
-
-export function checkFrames(mem: CheckedMem, c: Int32Array, stats: CheckedStats): string | undefined {
+export function checkFrames(mem: CheckedMem, lists: Zone): string | undefined {
+  const c = lists.control;
+  const stats = lists.stats();
   const frames = mem.frames;
   const bump = c[BUMP];
   if (!(bump >= FIRST_PFN && bump <= frames)) return `BUMP ${bump} is outside ${FIRST_PFN}..${frames}`;

@@ -1,83 +1,47 @@
 /**
  * PhysMem: the machine's physical memory. Frames of 4 KiB in one SharedArrayBuffer, a page
- * descriptor per frame (page.ts), and an allocator shaped like Linux's: a zone free list under a
- * spinlock plus per-CPU page lists ("pcp"), so the common allocation and free touch only this
- * CPU's row and no shared lock.
+ * descriptor per frame (page.ts: struct of arrays, one Int32Array per field), and the frame
+ * allocator: the free frames are kept by a Zone (zone.ts: a zone free stack under `zone_lock`,
+ * per-CPU lists in front of it), and PhysMem adds what a frame's life needs on top: zeroing,
+ * descriptor set-up and reset, references and pins, map counts, flags, poisoning.
  *
- *   memory (frames * 4 KiB)          pages (struct of arrays)       control (Int32 + Float64 view)
- *   +--------+--------+--------+--   REFCOUNT [pfn]                 line 0: zone lock, ZONE_COUNT, BUMP
- *   | pfn 0  | pfn 1  | pfn 2  |     MAPCOUNT [pfn]                 line 1: DRAIN_GEN
- *   | (none) | zero   | ...    |     FLAGS    [pfn]                 line 2: configuration
- *   +--------+--------+--------+--   OWNER, INDEX, KIND [pfn]       rows: one per CPU id (1 KiB each)
- *                                                                   zone stack: pfns, ZONE_COUNT used
+ *   memory (frames * 4 KiB)             pages (struct of arrays)      zone.ts (control buffer)
+ *   +--------+--------+--------+--      REFCOUNT [pfn]                zone lock, zone stack, BUMP
+ *   | pfn 0  | pfn 1  | pfn 2  |        MAPCOUNT [pfn]                DRAIN_GEN
+ *   | (none) | zero   | ...    |        FLAGS    [pfn]                one row per CPU id: counters,
+ *   +--------+--------+--------+--      OWNER, INDEX, KIND [pfn]      up to pcpHigh free pfns
  *
- *   allocFrame:  this CPU's row --empty--> refill: zone lock, take pcpBatch from the zone stack,
- *                then from BUMP (never-used frames) --nothing--> 0 (and ask every CPU to drain)
- *   last put:    push on this CPU's row --above pcpHigh--> zone lock, move the pcpBatch oldest back
+ *   allocFrame: injector? -> zone.take (this CPU's row; refill from the zone) -> check the free
+ *               descriptor (and the poison) -> zero the frame if it was used before -> descriptor
+ *               -> REFCOUNT = 1 (an atomic store, after the other fields)
+ *   putPage:    REFCOUNT-- (atomic) -> at 0: not mapped, not locked -> reset the descriptor ->
+ *               poison -> zone.give (this CPU's row; the oldest to the zone above pcpHigh)
  *
- * A per-CPU row is read and written only by its CPU (plain accesses), except by `drainAll` when no
- * CPU runs a task; the zone stack, ZONE_COUNT and BUMP only under the zone lock (class `zone_lock`,
- * a leaf: nothing is taken under it). Frames are zeroed when allocated (a never-used frame is
- * still zero and is not touched); with poisoning on (debug mode) a freed frame is filled with the
- * arenas' poison and allocation checks that nobody wrote to it meanwhile.
+ * Invariants (`check()`, frames-check.ts, when no CPU runs): a frame from FIRST_PFN below BUMP is
+ * either in use (KIND anon/file/pagetable/other, REFCOUNT > 0, MAPCOUNT >= 0) or on exactly one
+ * free list (the zone stack or one row) with a free descriptor; frames from BUMP on were never
+ * used (descriptor and bytes zero); the counts of `stats()` equal the descriptors'; the zero page
+ * (pfn 1) is KIND_ZERO, REFCOUNT >= 1 and all zero; pfn 0 is never used.
  *
- * Memory freed into another CPU's row is not lost but can be stranded there: when allocation finds
- * the zone empty it returns 0 and bumps DRAIN_GEN, and every CPU empties its row into the zone at
- * its next allocation or free (Linux drains remote lists synchronously; here a row has no lock).
- * Rows hold at most pcpHigh frames each, and the default pcpHigh scales with the memory size.
- *
- * Invariants (checked by `check()` when no CPU runs): every frame from FIRST_PFN below BUMP is
- * either in use (KIND not free, REFCOUNT > 0) or on exactly one free list (the zone stack or one
- * row) with a free descriptor; frames from BUMP on are untouched; the per-kind counts of `stats()`
- * equal the descriptors' kinds; the zero page is zero.
+ * Frames are zeroed when allocated: a frame used before (PG_STALE) is filled with zeros; a never
+ * used one is still the zeros the OS gave (not touched, so not committed). With poisoning on
+ * (default in debug mode, `npm test`) a freed frame is filled with the arenas' poison byte, 0x6b,
+ * and allocation checks every byte first, throwing with the pfn and the byte if one changed.
  */
 import { DEBUG, VmAssertionError } from '../assert.js';
-import { currentCpu, MAX_CPUS } from '../cpu/current.js';
-import { cpuWaits, STATUS_RUNNING } from '../cpu/waits.js';
+import { MAX_CPUS } from '../cpu/current.js';
 import { EINVAL, VmError } from '../errno.js';
 import { lockHooks } from '../lockhooks.js';
 import { FailureInjector } from '../shm/arena.js';
-import { lockClass } from '../sync/lockclass.js';
-import { SpinLock } from '../sync/spinlock.js';
 import { checkFrames } from './frames-check.js';
 import {
-  BUMP,
-  DRAIN_GEN,
   describeFrame,
-  F_ALLOCS,
-  F_BASE,
-  F_DRAINS,
-  F_FAILURES,
-  F_FREES,
-  F_KIND,
-  F_REFILLS,
-  FRAMES,
-  firstBadByte,
-  P_COUNT,
-  P_SEEN_GEN,
-  P_SLOTS,
-  PCP_BASE,
-  PCP_BATCH,
-  PCP_HIGH,
-  PCP_ROW,
-  PCP_SLOTS,
-  POISON,
-  POISON_F64,
-  STACK,
-  ZONE_CLASS,
-  ZONE_COUNT,
-  ZONE_LOCK,
-} from './frames-layout.js';
-import {
   F64_PER_PAGE,
   FIRST_PFN,
+  firstBadByte,
   GUP_PIN_COUNTING_BIAS,
   initialFlags,
-  KIND_ANON,
-  KIND_FILE,
   KIND_FREE,
-  KIND_OTHER,
-  KIND_PAGETABLE,
   KIND_ZERO,
   KINDS,
   MAX_FRAMES,
@@ -89,8 +53,13 @@ import {
   PG_UPTODATE,
   PG_WRITEBACK,
   PG_ZERO,
+  POISON_F64,
+  pageAligned,
   ZERO_PFN,
 } from './page.js';
+import { PCP_SLOTS, type PhysMemStats, Zone } from './zone.js';
+
+export type { PhysMemStats } from './zone.js';
 
 export const DEFAULT_FRAMES = 65_536;
 const PCP_HIGH_DEFAULT = 128;
@@ -100,7 +69,10 @@ const REFCOUNT_MAX = 0x7fffffff;
 const hooks = lockHooks;
 
 export interface PhysMemSpec {
-  /** Frames including pfn 0 (none) and pfn 1 (the zero page): FIRST_PFN..frames-1 are allocatable. Default 65536 (256 MiB, committed by the OS as frames are first used). */
+  /**
+   * Frames, pfn 0 (none) and pfn 1 (the zero page) included: FIRST_PFN..frames-1 are allocatable.
+   * Default 65536 (256 MiB, reserved at once, committed by the OS as frames are first used).
+   */
   frames?: number;
   /** Fails the chosen allocation (shared with other allocators of a subsystem). */
   injector?: FailureInjector;
@@ -117,40 +89,6 @@ export interface PhysMemDescriptor {
   pages: SharedArrayBuffer;
   control: SharedArrayBuffer;
   injector: SharedArrayBuffer | null;
-}
-
-/** Frame counts by KIND, and the allocator's figures. Exact when no CPU runs, approximate otherwise. */
-export interface PhysMemStats {
-  /** Allocatable frames (frames - FIRST_PFN). */
-  usable: number;
-  free: number;
-  anon: number;
-  file: number;
-  pagetable: number;
-  zero: number;
-  other: number;
-  /** Free frames: on the zone stack, in CPU rows, never used (free = zone + cached + untouched). */
-  zone: number;
-  cached: number;
-  untouched: number;
-  allocs: number;
-  frees: number;
-  /** Allocations that returned 0 (injected or out of memory). */
-  failures: number;
-  /** Batches moved from the zone to a row, and back. */
-  refills: number;
-  drains: number;
-}
-
-/** Buffers of a size in whole pages are reserved page-aligned this way (see src/shm/arena.ts). */
-function pageAligned(bytes: number): SharedArrayBuffer {
-  const rounded = Math.ceil(bytes / PAGE_SIZE) * PAGE_SIZE;
-  return new SharedArrayBuffer(rounded, { maxByteLength: rounded });
-}
-
-function rowOf(cpu: number): number {
-  if (cpu < 0) throw new Error('this worker is not a vmspace CPU: start it with Machine.start()');
-  return PCP_BASE + cpu * PCP_ROW;
 }
 
 function checkCount(what: string, value: number, min: number, max: number): void {
@@ -179,9 +117,8 @@ export class PhysMem {
   readonly poison: boolean;
   readonly pcpHigh: number;
   readonly pcpBatch: number;
-  private readonly control: Int32Array;
-  private readonly counters: Float64Array;
-  private readonly zoneLock: SpinLock;
+  /** The free frames (zone.ts). */
+  private readonly zone: Zone;
   private readonly desc: PhysMemDescriptor;
 
   static create(spec: PhysMemSpec = {}): PhysMem {
@@ -192,14 +129,8 @@ export class PhysMem {
     checkCount('pcpHigh', high, 0, PCP_SLOTS - 1);
     const batch = spec.pcpBatch ?? Math.max(1, Math.min(PCP_BATCH_DEFAULT, high >> 2));
     checkCount('pcpBatch', batch, 1, Math.max(1, high));
-    const control = pageAligned((STACK + frames) * 4);
-    const c = new Int32Array(control, 0, STACK + frames);
-    c[BUMP] = FIRST_PFN;
-    c[FRAMES] = frames;
-    c[PCP_HIGH] = high;
-    c[PCP_BATCH] = batch;
-    c[POISON] = (spec.poison ?? DEBUG) ? 1 : 0;
-    c[ZONE_CLASS] = lockClass('zone_lock');
+    // Debug mode (VMSPACE_DEBUG=1, set by `npm test`) poisons unless told otherwise.
+    const control = Zone.buffer(frames, high, batch, spec.poison ?? DEBUG);
     const mem = new PhysMem({
       memory: pageAligned(frames * PAGE_SIZE),
       pages: pageAligned(PAGE_FIELDS * fieldStride(frames) * 4),
@@ -219,14 +150,11 @@ export class PhysMem {
 
   private constructor(desc: PhysMemDescriptor) {
     this.desc = desc;
-    this.control = new Int32Array(desc.control, 0, desc.control.byteLength >> 2);
-    this.counters = new Float64Array(desc.control, 0, desc.control.byteLength >> 3);
-    const c = this.control;
-    this.frames = c[FRAMES];
-    this.pcpHigh = c[PCP_HIGH];
-    this.pcpBatch = c[PCP_BATCH];
-    this.poison = c[POISON] !== 0;
-    this.zoneLock = SpinLock.at(c, ZONE_LOCK, c[ZONE_CLASS]);
+    this.zone = new Zone(desc.control);
+    this.frames = this.zone.frames;
+    this.pcpHigh = this.zone.pcpHigh;
+    this.pcpBatch = this.zone.pcpBatch;
+    this.poison = this.zone.poison;
     const bytes = this.frames * PAGE_SIZE;
     this.bytes = new Uint8Array(desc.memory, 0, bytes);
     this.i32 = new Int32Array(desc.memory, 0, bytes >> 2);
@@ -253,35 +181,25 @@ export class PhysMem {
     if (kind <= KIND_FREE || kind >= KINDS || kind === KIND_ZERO || (kind | 0) !== kind) {
       throw new VmError(EINVAL, `allocFrame: kind ${kind} is not anon, file, pagetable or other`);
     }
-    const row = rowOf(currentCpu());
-    const c = this.control;
     if (this.injector?.shouldFail()) {
-      this.counters[(row >> 1) + F_BASE + F_FAILURES]++;
+      this.zone.countFailure();
       return NO_PFN;
     }
-    if (c[row + P_SEEN_GEN] !== c[DRAIN_GEN]) this.answerDrain(row);
-    let count = c[row + P_COUNT];
-    if (count === 0) {
-      count = this.refill(row);
-      if (count === 0) return this.exhausted(row);
-    }
-    count--;
-    const pfn = c[row + P_SLOTS + count];
-    c[row + P_COUNT] = count;
-    this.prepare(pfn, kind, owner, index);
-    const at = (row >> 1) + F_BASE;
-    this.counters[at + F_ALLOCS]++;
-    this.counters[at + F_KIND + kind]++;
+    const pfn = this.zone.take(kind);
+    if (pfn !== NO_PFN) this.prepare(pfn, kind, owner, index);
     return pfn;
   }
 
-  /** Takes a reference (atomic). The caller must already hold one, or a lock that keeps the frame in use. */
+  /** Takes a reference (atomic). The caller holds one already, or a lock that keeps the frame in use. */
   getPage(pfn: number): void {
     const old = Atomics.add(this.refcount, pfn, 1);
     if (old <= 0) this.badRef(pfn, old, 1, 'getPage');
   }
 
-  /** Linux's get_page_unless_zero (atomic): a reference unless the frame is free. Recheck what led you to it. */
+  /**
+   * Linux's get_page_unless_zero (atomic): a reference unless the frame is free, for lockless
+   * lookups. The frame may have been freed and reused meanwhile: recheck what led to it.
+   */
   getPageUnlessZero(pfn: number): boolean {
     const r = this.refcount;
     let seen = Atomics.load(r, pfn);
@@ -375,67 +293,21 @@ export class PhysMem {
     return (Atomics.and(this.flags, pfn, ~flag) & flag) !== 0;
   }
 
-  /** Moves every frame of the calling CPU's row to the zone; returns how many. */
+  /** Gives every frame of the calling CPU's list to the zone; returns how many. */
   drainCpuCache(): number {
-    const row = rowOf(currentCpu());
-    const count = this.control[row + P_COUNT];
-    if (count > 0) this.drainRow(row, count);
-    return count;
+    return this.zone.drainCpu();
   }
 
   /**
-   * Moves every CPU's row to the zone, so a leak check sees every free frame. Only when no other
-   * CPU runs a task (throws otherwise): the rows have no lock. Returns how many frames moved.
+   * Gives every CPU's list to the zone, so that a leak check sees every free frame. Only while no
+   * other CPU runs a task (throws otherwise): the lists have no lock. Returns how many frames.
    */
   drainAll(): number {
-    const me = currentCpu();
-    for (const w of cpuWaits()) {
-      if (w.cpu !== me && w.status === STATUS_RUNNING) {
-        throw new Error(`PhysMem.drainAll: cpu ${w.cpu} is running a task (its frame cache has no lock)`);
-      }
-    }
-    let moved = 0;
-    for (let cpu = 0; cpu < MAX_CPUS; cpu++) {
-      const row = PCP_BASE + cpu * PCP_ROW;
-      const count = this.control[row + P_COUNT];
-      if (count > 0) this.drainRow(row, count);
-      moved += count;
-    }
-    return moved;
+    return this.zone.drainAll();
   }
 
   stats(): PhysMemStats {
-    const c = this.control;
-    const f = this.counters;
-    const sum = new Float64Array(F_KIND + KINDS);
-    let cached = 0;
-    for (let cpu = 0; cpu < MAX_CPUS; cpu++) {
-      const row = PCP_BASE + cpu * PCP_ROW;
-      cached += Atomics.load(c, row + P_COUNT);
-      for (let k = 0; k < F_KIND + KINDS; k++) sum[k] += f[(row >> 1) + F_BASE + k];
-    }
-    const usable = this.frames - FIRST_PFN;
-    const anon = sum[F_KIND + KIND_ANON];
-    const file = sum[F_KIND + KIND_FILE];
-    const pagetable = sum[F_KIND + KIND_PAGETABLE];
-    const other = sum[F_KIND + KIND_OTHER];
-    return {
-      usable,
-      free: usable - anon - file - pagetable - other,
-      anon,
-      file,
-      pagetable,
-      zero: 1,
-      other,
-      zone: Atomics.load(c, ZONE_COUNT),
-      cached,
-      untouched: this.frames - Atomics.load(c, BUMP),
-      allocs: sum[F_ALLOCS],
-      frees: sum[F_FREES],
-      failures: sum[F_FAILURES],
-      refills: sum[F_REFILLS],
-      drains: sum[F_DRAINS],
-    };
+    return this.zone.stats();
   }
 
   /**
@@ -443,7 +315,7 @@ export class PhysMem {
    * the first broken invariant, or undefined. Drain first (`drainAll`) to check the zone alone.
    */
   check(): string | undefined {
-    return checkFrames(this, this.control, this.stats());
+    return checkFrames(this, this.zone);
   }
 
   /** A free frame leaves its free list: its descriptor must be free and its bytes untouched. */
@@ -475,7 +347,7 @@ export class PhysMem {
     Atomics.store(this.refcount, pfn, 1);
   }
 
-  /** REFCOUNT reached 0: the frame goes to this CPU's row, drained above pcpHigh. */
+  /** REFCOUNT reached 0: the frame goes to this CPU's list. */
   private release(pfn: number): void {
     const flags = this.flags[pfn];
     if (this.mapcount[pfn] !== 0 || (flags & (PG_LOCKED | PG_WRITEBACK)) !== 0) {
@@ -487,74 +359,7 @@ export class PhysMem {
     this.index[pfn] = 0;
     this.flags[pfn] = PG_STALE;
     if (this.poison) this.f64.fill(POISON_F64, pfn * F64_PER_PAGE, (pfn + 1) * F64_PER_PAGE);
-    const row = rowOf(currentCpu());
-    const c = this.control;
-    const count = c[row + P_COUNT] + 1;
-    c[row + P_SLOTS + count - 1] = pfn;
-    c[row + P_COUNT] = count;
-    const at = (row >> 1) + F_BASE;
-    this.counters[at + F_FREES]++;
-    this.counters[at + F_KIND + kind]--;
-    if (c[row + P_SEEN_GEN] !== c[DRAIN_GEN]) this.answerDrain(row);
-    else if (count > this.pcpHigh) this.drainRow(row, this.pcpBatch);
-  }
-
-  /** The row is empty: up to pcpBatch frames from the zone stack, then from BUMP. Returns how many. */
-  private refill(row: number): number {
-    const c = this.control;
-    const want = this.pcpBatch;
-    this.zoneLock.lock();
-    const free = c[ZONE_COUNT];
-    const take = Math.min(free, want);
-    if (take > 0) {
-      c.copyWithin(row + P_SLOTS, STACK + free - take, STACK + free);
-      c[ZONE_COUNT] = free - take;
-    }
-    let got = take;
-    const bump = c[BUMP];
-    const frames = this.frames;
-    // Never-used frames go in descending order, so they are handed out in ascending order.
-    const fresh = Math.min(want - got, frames - bump);
-    for (let j = 0; j < fresh; j++) c[row + P_SLOTS + got + j] = bump + fresh - 1 - j;
-    got += fresh;
-    c[BUMP] = bump + fresh;
-    this.zoneLock.unlock();
-    c[row + P_COUNT] = got;
-    if (got > 0) this.counters[(row >> 1) + F_BASE + F_REFILLS]++;
-    return got;
-  }
-
-  /** Moves the `n` oldest frames of a row (the bottom of its stack) to the zone. */
-  private drainRow(row: number, n: number): void {
-    const c = this.control;
-    const count = c[row + P_COUNT];
-    this.zoneLock.lock();
-    const free = c[ZONE_COUNT];
-    if (free + n > this.frames - FIRST_PFN) {
-      this.zoneLock.unlock();
-      throw new VmAssertionError('PhysMem: the zone would hold more frames than exist');
-    }
-    c.copyWithin(STACK + free, row + P_SLOTS, row + P_SLOTS + n);
-    c[ZONE_COUNT] = free + n;
-    this.zoneLock.unlock();
-    if (n < count) c.copyWithin(row + P_SLOTS, row + P_SLOTS + n, row + P_SLOTS + count);
-    c[row + P_COUNT] = count - n;
-    this.counters[(row >> 1) + F_BASE + F_DRAINS]++;
-  }
-
-  /** Another CPU ran out of memory since this row last looked: give the zone everything cached. */
-  private answerDrain(row: number): void {
-    const c = this.control;
-    c[row + P_SEEN_GEN] = Atomics.load(c, DRAIN_GEN);
-    const count = c[row + P_COUNT];
-    if (count > 0) this.drainRow(row, count);
-  }
-
-  private exhausted(row: number): number {
-    const c = this.control;
-    this.counters[(row >> 1) + F_BASE + F_FAILURES]++;
-    c[row + P_SEEN_GEN] = Atomics.add(c, DRAIN_GEN, 1) + 1;
-    return NO_PFN;
+    this.zone.give(pfn, kind);
   }
 
   /** Undoes a reference change `delta` that found REFCOUNT `old`, then throws. */
@@ -569,7 +374,7 @@ export class PhysMem {
     throw new VmAssertionError(`${what} of pfn ${pfn}: ${why}`);
   }
 
-  /** The descriptor of `pfn` in words (error messages). */
+  /** `refcount 1 mapcount 0 flags 0x10 kind anon owner 3 index 0` (error messages). */
   describeFrame(pfn: number): string {
     return describeFrame(this, pfn);
   }

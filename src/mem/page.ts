@@ -12,7 +12,10 @@
  *   KIND       (accounting)     plain: set at allocation, reset at free
  *
  * A free frame's descriptor is all zero except FLAGS, which may hold PG_STALE.
+ *
+ * Also here: the checks of a frame's bytes (poison, zero) and of its descriptor for messages.
  */
+import { POISON_WORD } from '../shm/arena.js';
 
 /** Bytes per frame, and its log2. */
 export const PAGE_SIZE = 4096;
@@ -108,4 +111,78 @@ export function formatFlags(flags: number): string {
   }
   if (rest !== 0) names.push(`0x${(rest >>> 0).toString(16)}`);
   return names.length === 0 ? '0' : names.join('|');
+}
+
+/**
+ * A SharedArrayBuffer of `bytes` rounded up to whole pages, reserved page-aligned: created growable
+ * with no room to grow, as src/shm/arena.ts does (V8 reserves those page-aligned; a plain one comes
+ * from malloc, off a cache line). Views over it must be fixed-length (a length-tracking view of a
+ * growable buffer is an order of magnitude slower to index).
+ */
+export function pageAligned(bytes: number): SharedArrayBuffer {
+  const rounded = Math.ceil(bytes / PAGE_SIZE) * PAGE_SIZE;
+  return new SharedArrayBuffer(rounded, { maxByteLength: rounded });
+}
+
+/** The byte a poisoned frame is filled with (POISON_WORD's bytes). */
+export const POISON_BYTE = POISON_WORD & 0xff;
+/** A Float64 whose 8 bytes are all poison bytes (0x6b): a normal number, so `===` compares bits. */
+export const POISON_F64 = new Float64Array(new Int32Array([POISON_WORD, POISON_WORD]).buffer)[0];
+
+/** The views the byte checks and reports read. */
+export interface FrameViews {
+  readonly bytes: Uint8Array;
+  readonly i32: Int32Array;
+  readonly f64: Float64Array;
+  readonly refcount: Int32Array;
+  readonly mapcount: Int32Array;
+  readonly flags: Int32Array;
+  readonly owner: Int32Array;
+  readonly index: Int32Array;
+  readonly kind: Int32Array;
+}
+
+/**
+ * The first byte of frame `pfn` that is not poison (`stale`) or not zero (a never-used frame), as
+ * an offset into the frame; -1 when the frame is intact. Poison is compared as Float64 (a normal
+ * number: equal values have equal bits), zero as Int32 (-0 would equal 0); the byte is found only
+ * once a word differs.
+ */
+export function firstBadByte(mem: FrameViews, pfn: number, stale: boolean): number {
+  let word = -1;
+  if (stale) {
+    const f = mem.f64;
+    const start = pfn * F64_PER_PAGE;
+    for (let i = start; i < start + F64_PER_PAGE; i++) {
+      if (f[i] !== POISON_F64) {
+        word = i - start;
+        break;
+      }
+    }
+    if (word < 0) return -1;
+    const at = pfn * PAGE_SIZE + word * 8;
+    for (let b = 0; b < 7; b++) if (mem.bytes[at + b] !== POISON_BYTE) return word * 8 + b;
+    return word * 8 + 7;
+  }
+  const w = mem.i32;
+  const start = pfn * I32_PER_PAGE;
+  for (let i = start; i < start + I32_PER_PAGE; i++) {
+    if (w[i] !== 0) {
+      word = i - start;
+      break;
+    }
+  }
+  if (word < 0) return -1;
+  const at = pfn * PAGE_SIZE + word * 4;
+  for (let b = 0; b < 3; b++) if (mem.bytes[at + b] !== 0) return word * 4 + b;
+  return word * 4 + 3;
+}
+
+/** `refcount 1 mapcount 0 flags 0x10 kind anon owner 3 index 0` (error messages). */
+export function describeFrame(mem: FrameViews, pfn: number): string {
+  const kind = mem.kind[pfn];
+  return (
+    `refcount ${mem.refcount[pfn]} mapcount ${mem.mapcount[pfn]} flags 0x${(mem.flags[pfn] >>> 0).toString(16)} ` +
+    `kind ${KIND_NAMES[kind] ?? kind} owner ${mem.owner[pfn]} index ${mem.index[pfn]}`
+  );
 }
