@@ -28,7 +28,7 @@
  * (default in debug mode, `npm test`) a freed frame is filled with the arenas' poison byte, 0x6b,
  * and allocation checks every byte first, throwing with the pfn and the byte if one changed.
  */
-import { DEBUG, VmAssertionError } from '../assert.js';
+import { DEBUG, debugAssert, VmAssertionError } from '../assert.js';
 import { MAX_CPUS } from '../cpu/current.js';
 import { EINVAL, VmError } from '../errno.js';
 import { lockHooks } from '../lockhooks.js';
@@ -301,9 +301,12 @@ export class PhysMem {
   /**
    * Gives every CPU's list to the zone, so that a leak check sees every free frame. Only while no
    * other CPU runs a task (throws otherwise): the lists have no lock. Returns how many frames.
+   * In debug mode the whole structure is checked then (`check()`).
    */
   drainAll(): number {
-    return this.zone.drainAll();
+    const moved = this.zone.drainAll();
+    debugAssert(checkPhysMem, this);
+    return moved;
   }
 
   stats(): PhysMemStats {

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { VmAssertionError } from '../../src/assert.js';
+import { DEBUG, VmAssertionError } from '../../src/assert.js';
 import { enableLockdep, lockdepReset, lockdepSiteCounts } from '../../src/lockdep/index.js';
 import { PhysMem, type PhysMemStats } from '../../src/mem/frames.js';
 import {
@@ -130,7 +130,14 @@ test('poisoning: a write to a free frame is caught when the frame is next alloca
   const pfn = mem.allocFrame(KIND_ANON, 1, 0);
   mem.putPage(pfn);
   mem.bytes[pfn * PAGE_SIZE + 100] = 7;
-  assert.match(mem.check() ?? '', new RegExp(`free pfn ${pfn} was written while free`));
+  assert.match(mem.check() ?? '', new RegExp(`free pfn ${pfn} was written while free \\(byte 100\\)`));
+  if (DEBUG) {
+    assert.throws(
+      () => mem.drainAll(),
+      /checkPhysMem: free pfn \d+ was written while free/,
+      'debug mode checks at drainAll',
+    );
+  }
   assert.throws(
     () => mem.allocFrame(KIND_ANON, 1, 0),
     (e: unknown) =>
