@@ -38,6 +38,9 @@ import {
   PUD_SIZE,
 } from './pte.js';
 
+export type { PageTablesDescriptor, PageTablesOptions, PageTableStats } from './pgtable-core.js';
+export { PTL_CLASS } from './pgtable-core.js';
+
 /** Told of every entry zapRange clears (under its table's PTL: must not block or take a PTL). */
 export type ZapCallback = (pfn: number, entry: number) => void;
 /** Told of every present leaf entry: addr is the page's (or the huge mapping's) start. */
