@@ -14,7 +14,7 @@
  * Linux's callers do; single entries, allocation and lock-free walks may run beside them. A huge
  * entry that a range covers only in part is split first (never allocates: see the deposits).
  */
-import { ENOMEM, EINVAL, VmError } from '../errno.js';
+import { EINVAL, ENOMEM, VmError } from '../errno.js';
 import { PageTableAlloc } from './pgtable-alloc.js';
 import { checkPageTables, countPageTables } from './pgtable-check.js';
 import {
@@ -38,7 +38,7 @@ import {
   PUD_SIZE,
 } from './pte.js';
 
-export type { PageTablesDescriptor, PageTablesOptions, PageTableStats } from './pgtable-core.js';
+export type { PageTableStats, PageTablesDescriptor, PageTablesOptions } from './pgtable-core.js';
 export { PTL_CLASS } from './pgtable-core.js';
 
 /** Told of every entry zapRange clears (under its table's PTL: must not block or take a PTL). */
@@ -72,8 +72,8 @@ export class PageTables extends PageTableAlloc {
     for (let r = this.seekPmd(start, end); r >= 0; r = this.seekPmd(r + PMD_SIZE, end)) {
       const pmd = this.seekTable;
       const i = this.seekIndex;
-      const to = r + PMD_SIZE < end ? r + PMD_SIZE : end;
-      n += this.zapPmdEntry(pmd, i, r, start > r ? start : r, to, onPage);
+      const to = Math.min(r + PMD_SIZE, end);
+      n += this.zapPmdEntry(pmd, i, r, Math.max(start, r), to, onPage);
     }
     return n;
   }
@@ -232,8 +232,8 @@ export class PageTables extends PageTableAlloc {
     let need = 0;
     let count = 0;
     for (let r = this.seekPmd(oldStart, end); r >= 0; r = this.seekPmd(r + PMD_SIZE, end)) {
-      const from = oldStart > r ? oldStart : r;
-      const to = r + PMD_SIZE < end ? r + PMD_SIZE : end;
+      const from = Math.max(oldStart, r);
+      const to = Math.min(r + PMD_SIZE, end);
       const whole =
         from === r && to === r + PMD_SIZE && delta % PMD_SIZE === 0 && this.pmdEntry(r + delta) === 0;
       this.noteRegion(count++, r, whole);
@@ -261,8 +261,8 @@ export class PageTables extends PageTableAlloc {
       this.splitLocked(pmd, i);
       this.unlockTable(pmd);
       const src = Atomics.load(this.entries, (pmd << 9) | i) >>> 12;
-      const from = oldStart > r ? oldStart : r;
-      const to = r + PMD_SIZE < end ? r + PMD_SIZE : end;
+      const from = Math.max(oldStart, r);
+      const to = Math.min(r + PMD_SIZE, end);
       for (let d = from + delta; d < to + delta; ) {
         const dEnd = Math.min(d - (d % PMD_SIZE) + PMD_SIZE, to + delta);
         const dst = this.ensurePath(d, LEVEL_PTE);
@@ -364,8 +364,8 @@ export class PageTables extends PageTableAlloc {
     for (let r = this.seekPmd(start, end); r >= 0; r = this.seekPmd(r + PMD_SIZE, end)) {
       const pmd = this.seekTable;
       const w = (pmd << 9) | this.seekIndex;
-      const from = start > r ? start : r;
-      const to = r + PMD_SIZE < end ? r + PMD_SIZE : end;
+      const from = Math.max(start, r);
+      const to = Math.min(r + PMD_SIZE, end);
       if ((Atomics.load(e, w) & PTE_HUGE) !== 0) {
         this.lockTable(pmd);
         const x = e[w];
@@ -416,8 +416,8 @@ export class PageTables extends PageTableAlloc {
         continue;
       }
       const base = (x >>> 12) << 9;
-      const from = start > r ? start : r;
-      const to = r + PMD_SIZE < end ? r + PMD_SIZE : end;
+      const from = Math.max(start, r);
+      const to = Math.min(r + PMD_SIZE, end);
       for (let a = from; a < to; a += PAGE_SIZE) {
         const y = Atomics.load(e, base + (a - r) / PAGE_SIZE);
         if (y === 0) continue;

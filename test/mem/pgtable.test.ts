@@ -71,7 +71,7 @@ test('set, look up, replace and clear PTEs at every level boundary; counts and t
     PGDIR_SIZE,
     USER_ADDR_LIMIT - PAGE_SIZE,
   ];
-  addrs.forEach((a, k) => map(pt, model, a, 100 + k));
+  for (const [k, a] of addrs.entries()) map(pt, model, a, 100 + k);
   assertAgrees(pt, model, 'after set');
   // PGD 0: a PUD table, PMD tables for 1 GiB regions 0 and 1, PTE tables for 2 MiB regions 0, 1,
   // 511 and 512; PGD 1 and PGD 255: a PUD, a PMD and a PTE table each.
