@@ -8,6 +8,8 @@
 import { Machine } from '../../src/machine/machine.js';
 import { PhysMem } from '../../src/mem/frames.js';
 import { KIND_ANON } from '../../src/mem/page.js';
+import { PageTables } from '../../src/mem/pgtable.js';
+import { makePte, PAGE_SIZE, PTE_USER, PUD_SIZE, pteIndex } from '../../src/mem/pte.js';
 import { Arena } from '../../src/shm/arena.js';
 import { Mutex } from '../../src/sync/mutex.js';
 import { rcuOffline, rcuOnline, rcuReadLock, rcuReadUnlock, synchronizeRcu } from '../../src/sync/rcu.js';
@@ -27,6 +29,7 @@ export const suite: BenchSuite = {
     await measureLocks(report, options);
     await measureArena(report, options);
     await measureFrames(report, options);
+    await measurePageTableWalk(report, options);
     await measureGracePeriods(report, options);
   },
 };
@@ -109,6 +112,45 @@ async function measureFrames(report: Report, options: BenchOptions): Promise<voi
   report.add('mem.frame_alloc_free.ns', await nsPerOp(loop, BATCH, options), 'ns', 'arena.alloc_free.ns');
   mem.drainAll();
   if (mem.stats().anon !== 0 || mem.check() !== undefined) throw new Error('bench frames leaked');
+}
+
+/**
+ * A lock-free page-table walk (PageTables.lookupPte) of a present PTE: 64 MiB mapped with 4 KiB
+ * pages across a 1 GiB boundary (two PMD tables, 32 PTE tables), random addresses in it, BATCH
+ * walks per RCU read section (on an online CPU, as a fault or TLB refill would run).
+ */
+async function measurePageTableWalk(report: Report, options: BenchOptions): Promise<void> {
+  const pt = PageTables.create({ name: 'bench.pgtable', poison: false });
+  const base = 3 * PUD_SIZE - 32 * 2 ** 20;
+  const pages = (64 * 2 ** 20) / PAGE_SIZE;
+  for (let i = 0; i < pages; i++) {
+    const addr = base + i * PAGE_SIZE;
+    pt.setPte(pt.allocPte(addr), pteIndex(addr), makePte(2 + (i % 60_000), PTE_USER));
+  }
+  const addrs = new Float64Array(1 << 14);
+  let seed = 7;
+  for (let i = 0; i < addrs.length; i++) {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    addrs[i] = base + (seed % pages) * PAGE_SIZE + (seed >>> 20);
+  }
+  let at = 0;
+  const loop = () => {
+    let sum = 0;
+    rcuReadLock();
+    for (let i = 0; i < BATCH; i++) sum += pt.lookupPte(addrs[(at + i) & (addrs.length - 1)]);
+    rcuReadUnlock();
+    at = (at + BATCH) & (addrs.length - 1);
+    if (sum === 0) throw new Error('bench: walks found nothing');
+    return sum;
+  };
+  rcuOnline();
+  try {
+    report.add('pgtable.walk.ns', await nsPerOp(loop, BATCH, options), 'ns', BASELINE);
+  } finally {
+    rcuOffline();
+  }
+  pt.zapRange(base, base + pages * PAGE_SIZE, () => {});
+  pt.destroy();
 }
 
 interface GpArgs {

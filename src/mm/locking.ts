@@ -11,7 +11,10 @@
  *             i_mmap        file's reverse map
  *               anon_vma
  *                 page-table lock   mm->page_table_lock (mm-state.ts): per-2 MiB state, anon_vma
- *                                   assignment under mmap_lock held for read
+ *                                   assignment under mmap_lock held for read; and ptl, split per
+ *                                   page-table page (src/mem/pgtable-core.ts, class 'ptl'): the
+ *                                   innermost mm lock, nested inside page_table_lock when both
+ *                                   are held; mremap holds a second one as subclass 1
  *
  *   - file_lock (a descriptor table's spinlock, src/fs/fd-table.ts) and the arena locks are leaves.
  *   - i_rwsem and invalidate_lock live in each file record (src/fs/file-table.ts).
