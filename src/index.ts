@@ -75,6 +75,10 @@ export {
 export type { RangeIndex, RangeOut } from './maple/api.js';
 export { MapleTree, type MapleTreeOptions } from './maple/tree.js';
 
+// ---- mem: physical memory and page tables (src/mem; the fault path joins them next) ----------
+export { PhysMem, type PhysMemDescriptor, type PhysMemSpec } from './mem/frames.js';
+export { PageTables } from './mem/pgtable.js';
+
 // ---- fs: the files an address space maps (src/fs) ----------------------------------------------
 export { type FdTable, MAX_FDS } from './fs/fd-table.js';
 export { type FileSpec, FileTable, NAME_MAX_BYTES } from './fs/file-table.js';

@@ -1,12 +1,14 @@
 /**
- * Kernel: the system-wide tables every process shares (what Linux keeps in globals): the file
- * table (one record per file identity), the anonymous identities (anon_vma records, shared by a
- * parent and its children after fork), and the pid counter. Created once, on the main thread or
+ * Kernel: the system-wide tables every process shares (what Linux keeps in globals): physical
+ * memory (PhysMem: frames and page descriptors), the file table (one record per file identity), the
+ * anonymous identities (anon_vma records, shared by a parent and its children after fork), and the
+ * pid counter. Created once, on the main thread or
  * any CPU; `describe()` / `Kernel.attach(desc)` gives another CPU the same tables.
  *
  *   words (Int32): NEXT_PID (atomic) | PROCESSES (atomic: live Process records)
  */
 import { FileTable } from '../fs/file-table.js';
+import { PhysMem, type PhysMemDescriptor } from '../mem/frames.js';
 import { AnonVmaTable } from '../mm/anon-vma.js';
 import type { ArenaDescriptor, FailureInjector } from '../shm/arena.js';
 
@@ -16,6 +18,7 @@ const FIRST_PID = 1000;
 
 export interface KernelDescriptor {
   words: SharedArrayBuffer;
+  mem: PhysMemDescriptor;
   files: ArenaDescriptor;
   anonVmas: ArenaDescriptor;
 }
@@ -23,16 +26,21 @@ export interface KernelDescriptor {
 export interface KernelOptions {
   /** Fails the k-th allocation of any shared table (tests of ENOMEM paths). */
   injector?: FailureInjector;
+  /** Physical memory in 4 KiB frames (default: PhysMem's, 256 MiB reserved, committed as used). */
+  frames?: number;
 }
 
 /** Live shared records, for leak checks: every count is 0 once every process exited. */
 export interface KernelCounts {
   processes: number;
+  /** Frames in use, the zero page aside (anonymous, file, page-table and other pages). */
+  frames: number;
   files: number;
   anonVmas: number;
 }
 
 export class Kernel {
+  readonly mem: PhysMem;
   readonly files: FileTable;
   readonly anonVmas: AnonVmaTable;
   private readonly words: Int32Array;
@@ -42,17 +50,24 @@ export class Kernel {
     new Int32Array(words)[NEXT_PID] = FIRST_PID;
     return new Kernel(
       words,
+      PhysMem.create({ frames: options.frames, injector: options.injector }),
       FileTable.create({ injector: options.injector }),
       AnonVmaTable.create(options.injector),
     );
   }
 
   static attach(desc: KernelDescriptor): Kernel {
-    return new Kernel(desc.words, FileTable.attach(desc.files), AnonVmaTable.attach(desc.anonVmas));
+    return new Kernel(
+      desc.words,
+      PhysMem.attach(desc.mem),
+      FileTable.attach(desc.files),
+      AnonVmaTable.attach(desc.anonVmas),
+    );
   }
 
-  private constructor(words: SharedArrayBuffer, files: FileTable, anonVmas: AnonVmaTable) {
+  private constructor(words: SharedArrayBuffer, mem: PhysMem, files: FileTable, anonVmas: AnonVmaTable) {
     this.words = new Int32Array(words);
+    this.mem = mem;
     this.files = files;
     this.anonVmas = anonVmas;
   }
@@ -60,6 +75,7 @@ export class Kernel {
   describe(): KernelDescriptor {
     return {
       words: this.words.buffer as SharedArrayBuffer,
+      mem: this.mem.describe(),
       files: this.files.describe(),
       anonVmas: this.anonVmas.describe(),
     };
@@ -78,8 +94,15 @@ export class Kernel {
   counts(): KernelCounts {
     return {
       processes: Atomics.load(this.words, PROCESSES),
+      frames: framesInUse(this.mem),
       files: this.files.live,
       anonVmas: this.anonVmas.live,
     };
   }
+}
+
+/** Frames in use but for the zero page (frames cached in CPU lists count as free). */
+function framesInUse(mem: PhysMem): number {
+  const s = mem.stats();
+  return s.anon + s.file + s.pagetable + s.other;
 }
