@@ -58,6 +58,7 @@ export class Process {
       index: MapleTree.create({ externalLock: 'mmap_lock' }),
       fds,
       anonVmas: kernel.anonVmas,
+      mem: kernel.mem,
       config: options.config,
       rcuFree: options.rcuFree,
       log: options.log,
@@ -146,6 +147,7 @@ export class Process {
     mmapWriteLock(this.mm.locks);
     try {
       tree.destroy();
+      this.mm.pt.destroy();
     } finally {
       mmapWriteUnlock(this.mm.locks);
     }

@@ -23,6 +23,8 @@ import { FileTable } from '../fs/file-table.js';
 import { lockdepAssertNoneHeld } from '../lockdep/index.js';
 import type { RangeIndex } from '../maple/api.js';
 import { MapleTree, type MapleTreeDescriptor } from '../maple/tree.js';
+import { PhysMem, type PhysMemDescriptor } from '../mem/frames.js';
+import { PageTables, type PageTablesDescriptor } from '../mem/pgtable.js';
 import type { ArenaDescriptor, FailureInjector } from '../shm/arena.js';
 import { rcuBarrier, rcuDeferFree } from '../sync/rcu.js';
 import type { RwSem } from '../sync/rwsem.js';
@@ -37,6 +39,8 @@ import {
   POPULATE_IGNORE,
   POPULATE_MLOCK,
   POPULATE_NONE,
+  POPULATE_TOUCH_READ,
+  POPULATE_TOUCH_WRITE,
   SyscallContext,
 } from './context.js';
 import { faultinRange, mmPopulate } from './fault.js';
@@ -76,7 +80,7 @@ import { mprotectCheck, mprotectLocked } from './syscalls/mprotect.js';
 import { mremapCheck, mremapLocked } from './syscalls/mremap.js';
 import { msyncCheck, msyncReadLocked } from './syscalls/msync.js';
 import { munmapLocked } from './syscalls/munmap.js';
-import { touchCheck, touchLocked } from './syscalls/touch.js';
+import { touchCheck, touchFaults, touchLocked } from './syscalls/touch.js';
 import { MAP_ANONYMOUS, PMD_SIZE } from './vm-flags.js';
 import {
   MmLocks,
@@ -98,6 +102,10 @@ export interface AddressSpaceOptions {
   fds?: FdTable;
   /** Anonymous identities (shared between address spaces, for fork; default: a new table). */
   anonVmas?: AnonVmaTable;
+  /** Physical memory (a Kernel's; default: one PhysMem shared by this thread's address spaces). */
+  mem?: PhysMem;
+  /** Most page-table pages (default 4096: 8 GiB of touched address space in 4 KiB pages). */
+  pageTableCapacity?: number;
   /** Shared with the index's node arena so tests can fail the k-th allocation of a syscall. */
   injector?: FailureInjector;
   vmaCapacity?: number;
@@ -121,6 +129,8 @@ export interface AddressSpaceDescriptor {
   files: ArenaDescriptor;
   fds: { buffer: SharedArrayBuffer };
   anonVmas: ArenaDescriptor;
+  mem: PhysMemDescriptor;
+  pt: PageTablesDescriptor;
   log: SyscallLogDescriptor | null;
 }
 
@@ -137,6 +147,13 @@ type LockedBody = (
 
 /** Debug mode (VMSPACE_DEBUG=1, on in `npm test`): the invariant checker runs after every commit. */
 const DEBUG = process.env.VMSPACE_DEBUG === '1';
+
+/** Frames for address spaces made without a Kernel: one PhysMem per thread, made on first use. */
+let threadMem: PhysMem | null = null;
+function defaultPhysMem(): PhysMem {
+  threadMem ??= PhysMem.create({ frames: 1 << 18 });
+  return threadMem;
+}
 
 function touchBody(mm: SyscallContext, addr: number, len: number, write: number): number {
   return touchLocked(mm, addr, len, write !== 0);
@@ -158,6 +175,9 @@ export class AddressSpace implements MmShared {
   readonly files: FileTable;
   readonly fds: FdTable;
   readonly anonVmas: AnonVmaTable;
+  readonly mem: PhysMem;
+  /** This address space's page tables. */
+  readonly pt: PageTables;
   /** This CPU's transaction and scratch: what syscall bodies see. */
   readonly ctx: SyscallContext;
   /** The syscall log, if the address space keeps one. */
@@ -178,6 +198,8 @@ export class AddressSpace implements MmShared {
       this.files = FileTable.attach(attached.files);
       this.fds = FdTable.attach(attached.fds, this.files);
       this.anonVmas = AnonVmaTable.attach(attached.anonVmas);
+      this.mem = PhysMem.attach(attached.mem);
+      this.pt = PageTables.attach(attached.pt);
       this.log = attached.log !== null ? SyscallLog.attach(attached.log) : null;
     } else {
       this.config = defaultConfig(options.config);
@@ -195,6 +217,11 @@ export class AddressSpace implements MmShared {
       this.files = options.files ?? options.fds?.files ?? FileTable.create({ injector: options.injector });
       this.fds = options.fds ?? FdTable.create(this.files);
       this.anonVmas = options.anonVmas ?? AnonVmaTable.create(options.injector);
+      this.mem = options.mem ?? defaultPhysMem();
+      this.pt = PageTables.create({
+        capacity: options.pageTableCapacity ?? 4096,
+        injector: options.injector,
+      });
       this.log = options.log ?? null;
     }
     if (this.fds.files.arena.describe().records !== this.files.arena.describe().records) {
@@ -231,6 +258,8 @@ export class AddressSpace implements MmShared {
       files: this.files.describe(),
       fds: this.fds.describe(),
       anonVmas: this.anonVmas.describe(),
+      mem: this.mem.describe(),
+      pt: this.pt.describe(),
       log: this.log !== null ? this.log.describe() : null,
     };
   }
@@ -292,6 +321,7 @@ export class AddressSpace implements MmShared {
     const retIn = ret;
     mmapReadLock(this.locks);
     ctx.open();
+    ctx.installPtes = true;
     this.state.ptl.lock();
     try {
       if (mode === POPULATE_IGNORE) mmPopulate(ctx, start, end - start, true);
@@ -300,6 +330,9 @@ export class AddressSpace implements MmShared {
         ret = pop === -EFAULT ? -ENOMEM : pop === -ENOMEM ? -EAGAIN : pop < 0 ? pop : ret;
       } else if (mode === POPULATE_FAULTIN_READ || mode === POPULATE_FAULTIN_WRITE) {
         ret = faultinRange(ctx, start, end, mode === POPULATE_FAULTIN_WRITE);
+      } else if (mode === POPULATE_TOUCH_READ || mode === POPULATE_TOUCH_WRITE) {
+        const r = touchFaults(ctx, start, end, mode === POPULATE_TOUCH_WRITE);
+        if (r < 0) ret = r;
       }
       ctx.commitAnonLocked();
       // Populate stages are serialised by page_table_lock, and with writers by mmap_lock.
@@ -327,7 +360,10 @@ export class AddressSpace implements MmShared {
   /** Unmapping zaps the range and frees the page tables of free_pgtables' gathered groups. */
   private unmapPageTables(starts: number[], ends: number[], floor: number, ceiling: number): void {
     const pmd = this.pmd;
-    for (let i = 0; i < starts.length; i++) pmd.zap(starts[i], ends[i]);
+    for (let i = 0; i < starts.length; i++) {
+      pmd.zap(starts[i], ends[i]);
+      this.ctx.ptWork.zap(starts[i], ends[i]);
+    }
     let i = 0;
     while (i < starts.length) {
       let j = i;

@@ -8,12 +8,17 @@
  * One SyscallContext per CPU per address space (its transaction and scratch are CPU-local); the
  * shared parts are the same on every CPU.
  */
+
+import { ENOMEM } from '../errno.js';
 import type { FdTable } from '../fs/fd-table.js';
 import type { FileTable } from '../fs/file-table.js';
 import type { RangeIndex } from '../maple/api.js';
+import type { PhysMem } from '../mem/frames.js';
+import type { PageTables } from '../mem/pgtable.js';
 import type { AnonVmaTable } from './anon-vma.js';
 import type { MmConfig } from './config.js';
 import type { MmState } from './mm-state.js';
+import { PageTableWork } from './pgtable-work.js';
 import { Placement } from './placement.js';
 import type { PmdState } from './pmd-state.js';
 import { MergeState, VmaLayer } from './vma.js';
@@ -36,6 +41,9 @@ export const POPULATE_MLOCK = 2;
 /** MADV_POPULATE_READ / MADV_POPULATE_WRITE: faultin_page_range, its error is the result. */
 export const POPULATE_FAULTIN_READ = 3;
 export const POPULATE_FAULTIN_WRITE = 4;
+/** touch: the traces' accesses, each page that allows them (touchFaults); -ENOMEM is the result. */
+export const POPULATE_TOUCH_READ = 5;
+export const POPULATE_TOUCH_WRITE = 6;
 
 /** The shared parts of one address space (the same objects on every CPU that attached it). */
 export interface MmShared {
@@ -48,6 +56,9 @@ export interface MmShared {
   readonly files: FileTable;
   readonly fds: FdTable;
   readonly anonVmas: AnonVmaTable;
+  /** Physical memory (shared by every address space of a Kernel) and this space's page tables. */
+  readonly mem: PhysMem;
+  readonly pt: PageTables;
 }
 
 export class SyscallContext {
@@ -60,6 +71,12 @@ export class SyscallContext {
   readonly files: FileTable;
   readonly fds: FdTable;
   readonly anonVmas: AnonVmaTable;
+  readonly mem: PhysMem;
+  readonly pt: PageTables;
+  /** The page-table work of this syscall, applied in order once the commit cannot fail. */
+  readonly ptWork: PageTableWork;
+  /** In the populate stage: faults install page-table entries (mmap_lock (R) + page_table_lock). */
+  installPtes = false;
   readonly txn: VmaTxn;
   readonly layer: VmaLayer;
   readonly placement: Placement;
@@ -87,6 +104,9 @@ export class SyscallContext {
     this.files = shared.files;
     this.fds = shared.fds;
     this.anonVmas = shared.anonVmas;
+    this.mem = shared.mem;
+    this.pt = shared.pt;
+    this.ptWork = new PageTableWork(shared.pt, shared.mem, shared.index);
     this.txn = new VmaTxn(this.arena, this.index, freeRecord, this.locks, this);
     this.layer = new VmaLayer(this.txn, this.config.maxMapCount);
     this.placement = new Placement(this.index, this.arena, this.config, this.files);
@@ -151,6 +171,8 @@ export class SyscallContext {
    */
   open(): void {
     this.txn.reset();
+    this.ptWork.reset();
+    this.installPtes = false;
     this.pmd.begin();
     this.layer.mapCountBase = this.state.mapCount;
     if (this.newAnon.length !== 0) this.newAnon.length = 0;
@@ -168,11 +190,13 @@ export class SyscallContext {
   commitLocked(): number {
     const mapDelta = this.txn.mapCountDelta;
     const lockedDelta = this.txn.lockedDelta();
-    const r = this.txn.commit();
-    if (r < 0) {
+    const r = this.txn.prepare();
+    if (r < 0 || this.ptWork.prepare() < 0) {
       this.abandonLocked();
-      return r;
+      return -ENOMEM;
     }
+    this.txn.apply();
+    this.ptWork.apply();
     this.state.mapCount += mapDelta;
     this.state.lockedVm += lockedDelta;
     this.putCreated();
@@ -183,6 +207,8 @@ export class SyscallContext {
   /** Drops the open transaction's work: scalars, page-table state and new identities restored. */
   abandonLocked(): void {
     this.txn.reset();
+    this.ptWork.reset();
+    this.installPtes = false;
     this.pmd.rollback();
     this.state.brk = this.savedBrk;
     this.state.defFlags = this.savedDefFlags;

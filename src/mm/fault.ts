@@ -13,6 +13,7 @@
  * MAP_LOCKED) and faultin_page_range (MADV_POPULATE_READ/WRITE).
  */
 import { EFAULT, EINVAL, ENOMEM, EPERM } from '../errno.js';
+import { faultAnonPages } from './anon-fault.js';
 import type { SyscallContext } from './context.js';
 import { HUGE, PMD_NONE, PTE_TABLE } from './pmd-state.js';
 import {
@@ -178,6 +179,14 @@ export function faultRange(
     }
     if (mm.pmd.at(region) === PMD_NONE) mm.pmd.set(region, PTE_TABLE);
     if (alloc && anonPrepare(mm, slot) < 0) return -ENOMEM;
+  }
+  if (
+    mm.installPtes &&
+    stop > start &&
+    isAnonymous(mm, slot) &&
+    (mm.txn.flags[slot] & VM_ACCESS_FLAGS) !== 0
+  ) {
+    if (faultAnonPages(mm, slot, start, stop, write) < 0) return -ENOMEM;
   }
   if (end > backed) {
     if (alloc && anonPrepare(mm, slot) < 0) return -ENOMEM;

@@ -80,6 +80,8 @@ export class VmaTxn {
   private eraseStart2 = new Float64Array(16);
   private eraseEnd2 = new Float64Array(16);
   private nErase = 0;
+  /** New records prepare() allocated (-1: not prepared). */
+  private prepared = -1;
   /** Identities whose references the commit drops after writing every record. */
   private readonly oldFiles: number[] = [];
   private readonly oldAnons: number[] = [];
@@ -106,6 +108,7 @@ export class VmaTxn {
 
   /** Forgets everything: a fresh, empty transaction. */
   reset(): void {
+    if (this.prepared >= 0) this.unprepare();
     this.nSlots = 0;
     this.nOrder = 0;
     this.nCov = 0;
@@ -275,10 +278,21 @@ export class VmaTxn {
   // ---- commit --------------------------------------------------------------------------------
 
   /**
-   * Writes the transaction to the records and the tree. All allocation (new records, tree
-   * preallocation) happens first; on failure nothing changes and -ENOMEM is returned.
+   * Writes the transaction to the records and the tree: prepare, then apply. On failure nothing
+   * changes and -ENOMEM is returned.
    */
   commit(): number {
+    const r = this.prepare();
+    if (r === 0) this.apply();
+    return r;
+  }
+
+  /**
+   * The half of a commit that can fail: every new record is allocated and the tree preallocated
+   * for the exact number of stores. 0, or -ENOMEM with nothing allocated. After 0, call apply() or
+   * unprepare().
+   */
+  prepare(): number {
     this.checkOrder();
     const arena = this.arena;
     let fresh = 0;
@@ -303,11 +317,24 @@ export class VmaTxn {
       for (let j = 0; j < fresh; j++) arena.arena.free(this.newHandles[j]);
       return -ENOMEM;
     }
+    this.prepared = fresh;
+    return 0;
+  }
+
+  /** Gives back what prepare() allocated (the tree keeps its preallocation for the next writer). */
+  unprepare(): void {
+    for (let j = 0; j < this.prepared; j++) this.arena.arena.free(this.newHandles[j]);
+    this.prepared = -1;
+  }
+
+  /** The half of a commit that cannot fail. Preconditions: prepare() returned 0. */
+  apply(): void {
+    if (this.prepared < 0) throw new Error('vma txn: apply without prepare');
+    this.prepared = -1;
     if (this.locks !== null) this.writeLockChanged(this.locks);
     this.applyErasures();
     this.applyStores();
     this.releaseRemoved();
-    return 0;
   }
 
   /** Appends the start and end of every VMA this transaction creates, moves or resizes. */

@@ -110,6 +110,7 @@ function mprotectFixup(
   }
   const res = mm.layer.modifyFlags(mm.ms, prev, vma, start, end, newFlags);
   if (res < 0) return res;
+  mm.ptWork.protect(start, end, newFlags);
   // A locked private VMA becoming writable is populated to break COW.
   if (
     (newFlags & VM_WRITE) !== 0 &&

@@ -229,6 +229,7 @@ function moveVma(mm: SyscallContext, v: Remap): number {
  * destination regions get page tables.
  */
 function movePageTables(mm: SyscallContext, oldAddr: number, newAddr: number, len: number): void {
+  mm.ptWork.move(oldAddr, newAddr, len);
   const delta = newAddr - oldAddr;
   const end = oldAddr + len;
   for (const r of mm.pmd.regionsIn(oldAddr, end)) {

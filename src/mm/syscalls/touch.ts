@@ -10,7 +10,7 @@
  * SIGSEGV, which the recorder reports as EFAULT (the VMA may have grown all the same).
  */
 import { EFAULT, EINVAL, ENOMEM } from '../../errno.js';
-import { CHECKED, type SyscallContext } from '../context.js';
+import { CHECKED, POPULATE_TOUCH_READ, POPULATE_TOUCH_WRITE, type SyscallContext } from '../context.js';
 import { accessError, backedEnd, expandDownwards, faultRange } from '../fault.js';
 import { PAGE_SIZE, VM_GROWSDOWN, VM_READ, VM_WRITE } from '../vm-flags.js';
 
@@ -20,16 +20,28 @@ export function touchCheck(taskSize: number, addr: number, len: number): number 
   return CHECKED;
 }
 
-/** touch under mmap_lock held for write (the trace stand-in runs its faults in one transaction). */
+/**
+ * touch under mmap_lock held for write: only the growth of a VM_GROWSDOWN VMA needs the write
+ * lock (lock_mm_and_find_vma upgrades for it); the accesses themselves are faults, run by the
+ * populate stage after the unlock (touchFaults).
+ */
 export function touchLocked(mm: SyscallContext, addr: number, len: number, write: boolean): number {
-  const t = mm.txn;
-  const end = addr + len;
-  const from = len > 0 ? growForAccess(mm, addr, end, write) : addr;
+  const from = len > 0 ? growForAccess(mm, addr, addr + len, write) : addr;
   if (from < 0) return from;
+  if (len > 0) mm.requestPopulate(addr, len, write ? POPULATE_TOUCH_WRITE : POPULATE_TOUCH_READ);
+  return 0;
+}
+
+/**
+ * The accesses of a touch: every page of [start, end) in a VMA that allows the access and inside
+ * its backing object faults in. 0 or -ENOMEM. Preconditions: mmap_lock (R) and page_table_lock.
+ */
+export function touchFaults(mm: SyscallContext, start: number, end: number, write: boolean): number {
+  const t = mm.txn;
   const need = write ? VM_WRITE : VM_READ;
-  for (let vma = t.intersecting(from, end); vma >= 0 && t.start[vma] < end; vma = t.nextOf(vma)) {
+  for (let vma = t.intersecting(start, end); vma >= 0 && t.start[vma] < end; vma = t.nextOf(vma)) {
     if ((t.flags[vma] & need) === 0) continue;
-    const lo = Math.max(from, t.start[vma]);
+    const lo = Math.max(start, t.start[vma]);
     const hi = Math.min(end, t.end[vma], backedEnd(mm, vma));
     if (faultRange(mm, vma, lo, hi, write) === -ENOMEM) return -ENOMEM;
   }

@@ -1,0 +1,104 @@
+/**
+ * Faults on private anonymous memory, page by page, into the real page tables and frames
+ * (Linux's do_anonymous_page and do_wp_page for anonymous pages):
+ *
+ *   no entry, read, zero page on    map the shared zero page read-only (no frame, no reference)
+ *   no entry, otherwise             a new zeroed frame, PG_ANON | PG_ANON_EXCLUSIVE, owner = the
+ *                                   VMA's anon_vma; writable if the VMA is
+ *   read-only entry, write          the zero page, or an anonymous page that is not exclusive:
+ *                                   copied into a new exclusive frame; an exclusive one is reused
+ *                                   (the decision is anon-exclusive, never the reference count)
+ *
+ * The frame is allocated before the page-table lock is taken; the entry is installed (or left,
+ * if another CPU installed one meanwhile) under it. The caller has given the VMA its anon_vma
+ * when the fault allocates (faultRange), and holds mmap_lock (R) and the mm's page_table_lock.
+ */
+
+import { ENOMEM } from '../errno.js';
+import type { PhysMem } from '../mem/frames.js';
+import { KIND_ANON, PG_ANON_EXCLUSIVE, ZERO_PFN } from '../mem/page.js';
+import type { PageTables } from '../mem/pgtable.js';
+import {
+  makePte,
+  PTE_ACCESSED,
+  PTE_DIRTY,
+  PTE_PRESENT,
+  PTE_USER,
+  PTE_WRITE,
+  pteIndex,
+  ptePfn,
+} from '../mem/pte.js';
+import type { SyscallContext } from './context.js';
+import { PAGE_SIZE, VM_WRITE } from './vm-flags.js';
+
+/** Faults [start, end) of anonymous VMA `slot` in: 0, or -ENOMEM (a frame or a table). */
+export function faultAnonPages(
+  mm: SyscallContext,
+  slot: number,
+  start: number,
+  end: number,
+  write: boolean,
+): number {
+  const t = mm.txn;
+  const writable = (t.flags[slot] & VM_WRITE) !== 0;
+  const owner = t.anon[slot];
+  for (let addr = start; addr < end; addr += PAGE_SIZE) {
+    const index = t.pgoff[slot] + (addr - t.start[slot]) / PAGE_SIZE;
+    const r = faultAnonPage(mm.pt, mm.mem, addr, write, writable, mm.config.zeroPage, owner, index);
+    if (r < 0) return r;
+  }
+  return 0;
+}
+
+function faultAnonPage(
+  pt: PageTables,
+  mem: PhysMem,
+  addr: number,
+  write: boolean,
+  writable: boolean,
+  zeroPage: boolean,
+  owner: number,
+  index: number,
+): number {
+  const table = pt.allocPte(addr);
+  if (table <= 0) return -ENOMEM;
+  const i = pteIndex(addr);
+  const old = pt.readEntry(table, i);
+  if (old !== 0 && (!write || (old & PTE_WRITE) !== 0)) return 0;
+  const oldPfn = old === 0 ? 0 : ptePfn(old);
+  if (old !== 0 && oldPfn !== ZERO_PFN && mem.testFlag(oldPfn, PG_ANON_EXCLUSIVE)) {
+    // Reuse: the page is this mapping's alone.
+    pt.lockTable(table);
+    if (pt.readEntry(table, i) === old) pt.setPteLocked(table, i, old | PTE_WRITE | PTE_DIRTY | PTE_ACCESSED);
+    pt.unlockTable(table);
+    return 0;
+  }
+  if (old === 0 && !write && zeroPage) {
+    pt.lockTable(table);
+    if (pt.readEntry(table, i) === 0) pt.setPteLocked(table, i, makePte(ZERO_PFN, PTE_PRESENT | PTE_USER));
+    pt.unlockTable(table);
+    return 0;
+  }
+  const pfn = mem.allocFrame(KIND_ANON, owner, index);
+  if (pfn === 0) return -ENOMEM;
+  if (oldPfn !== 0 && oldPfn !== ZERO_PFN)
+    mem.bytes.copyWithin(pfn * PAGE_SIZE, oldPfn * PAGE_SIZE, (oldPfn + 1) * PAGE_SIZE);
+  mem.setFlag(pfn, PG_ANON_EXCLUSIVE);
+  const flags = PTE_PRESENT | PTE_USER | PTE_ACCESSED | (writable ? PTE_WRITE | (write ? PTE_DIRTY : 0) : 0);
+  pt.lockTable(table);
+  if (pt.readEntry(table, i) !== old) {
+    // Another CPU faulted the page in meanwhile: keep its page.
+    pt.unlockTable(table);
+    mem.clearFlag(pfn, PG_ANON_EXCLUSIVE);
+    mem.putPage(pfn);
+    return 0;
+  }
+  mem.incMapcount(pfn);
+  pt.setPteLocked(table, i, makePte(pfn, flags));
+  pt.unlockTable(table);
+  if (oldPfn !== 0 && oldPfn !== ZERO_PFN) {
+    mem.decMapcount(oldPfn);
+    mem.putPage(oldPfn);
+  }
+  return 0;
+}

@@ -1,0 +1,188 @@
+/**
+ * PageTableWork: the page-table changes of one syscall. A body records them in order (zap an
+ * unmapped range, zap pages of MADV_DONTNEED, move entries for mremap, change protections for
+ * mprotect); the entry applies them once the VMA commit can no longer fail, still under mmap_lock
+ * held for write, so a failed syscall never loses a page (docs/mem.md, "Wiring").
+ *
+ *   prepare()   allocates the destination tables of every move (all-or-nothing: -ENOMEM, and the
+ *               syscall changes nothing)
+ *   apply()     runs the work in body order (mremap's "move, then unmap the source" and
+ *               MREMAP_FIXED's "unmap the destination, then move" keep their order; no move can
+ *               fail any more), then frees the tables of the unmapped ranges that no VMA covers
+ *               now, with free_pgtables' floor and ceiling taken from the VMAs around each gap
+ *
+ * Zapped pages lose their mapping and their reference at once (no CPU caches translations yet:
+ * the TLB shootdown will come between the two). Preconditions of every method: mmap_lock held
+ * for write by this CPU.
+ */
+import { ENOMEM } from '../errno.js';
+import type { RangeIndex } from '../maple/api.js';
+import { rangeOut } from '../maple/api.js';
+import type { PhysMem } from '../mem/frames.js';
+import { ZERO_PFN } from '../mem/page.js';
+import type { PageTables } from '../mem/pgtable.js';
+import { PTE_USER, PTE_WRITE, USER_ADDR_LIMIT } from '../mem/pte.js';
+import { PMD_SIZE, VM_ACCESS_FLAGS, VM_WRITE } from './vm-flags.js';
+
+const ZAP = 1;
+const DONTNEED = 2;
+const MOVE = 3;
+const PROTECT = 4;
+const OP_WORDS = 4;
+const LIMIT = 2 ** 53 - 1;
+
+export class PageTableWork {
+  private ops = new Float64Array(OP_WORDS * 16);
+  private n = 0;
+  private readonly out = rangeOut();
+  private readonly onPage: (pfn: number, entry: number) => void;
+  private sawEntry = false;
+  private readonly markSeen = (): void => {
+    this.sawEntry = true;
+  };
+
+  constructor(
+    private readonly pt: PageTables,
+    mem: PhysMem,
+    private readonly index: RangeIndex,
+  ) {
+    this.onPage = (pfn) => {
+      if (pfn === ZERO_PFN) return;
+      mem.decMapcount(pfn);
+      mem.putPage(pfn);
+    };
+  }
+
+  reset(): void {
+    this.n = 0;
+  }
+
+  /** An unmapped range: its pages go, and later its tables where no VMA needs them. */
+  zap(start: number, end: number): void {
+    this.push(ZAP, start, end, 0);
+  }
+  /** MADV_DONTNEED: the pages go, the tables stay (the VMA does). */
+  dontneed(start: number, end: number): void {
+    this.push(DONTNEED, start, end, 0);
+  }
+  /** mremap: the entries of [from, from + len) move to `to`. */
+  move(from: number, to: number, len: number): void {
+    this.push(MOVE, from, to, len);
+  }
+  /** mprotect: the entries of [start, end) follow the VMA's new flags. */
+  protect(start: number, end: number, vmFlags: number): void {
+    this.push(PROTECT, start, end, vmFlags);
+  }
+
+  /** Allocates every table a move needs (see the file comment): 0 or -ENOMEM. */
+  prepare(): number {
+    if (!this.needed()) return 0;
+    const ops = this.ops;
+    for (let k = 0; k < this.n; k++) {
+      const at = k * OP_WORDS;
+      if (ops[at] !== MOVE || !this.hasEntries(ops[at + 1], ops[at + 1] + ops[at + 3])) continue;
+      const to = ops[at + 2];
+      const end = to + ops[at + 3];
+      for (let a = to; a < end; a = Math.floor(a / PMD_SIZE) * PMD_SIZE + PMD_SIZE) {
+        if (this.pt.allocPte(a) === 0) return -ENOMEM;
+      }
+    }
+    return 0;
+  }
+
+  /** Runs the work in order, then frees the tables no VMA needs. Preconditions: prepare() gave 0. */
+  apply(): void {
+    if (!this.needed()) return;
+    const ops = this.ops;
+    const pt = this.pt;
+    for (let k = 0; k < this.n; k++) {
+      const at = k * OP_WORDS;
+      const a = ops[at + 1];
+      const b = ops[at + 2];
+      const c = ops[at + 3];
+      switch (ops[at]) {
+        case ZAP:
+        case DONTNEED:
+          pt.zapRange(a, b, this.onPage);
+          break;
+        case MOVE:
+          if (this.hasEntries(a, a + c) && pt.movePtes(a, b, c) < 0) {
+            throw new Error('page-table work: a move failed after its tables were allocated');
+          }
+          break;
+        case PROTECT:
+          protect(pt, a, b, c);
+          break;
+      }
+    }
+    this.freeUnmappedTables();
+  }
+
+  /** Only the root table exists: no entry anywhere, nothing to do. */
+  private needed(): boolean {
+    return this.n !== 0 && this.pt.live > 1;
+  }
+
+  private hasEntries(start: number, end: number): boolean {
+    this.sawEntry = false;
+    this.pt.forEachPresent(start, end, this.markSeen);
+    return this.sawEntry;
+  }
+
+  /**
+   * free_pgtables, once for every gap between the VMAs as they are now that an unmapped range
+   * meets: the whole gap, with the VMAs around it as floor and ceiling. (Freeing per unmapped range
+   * would let one range's upper-level free reach tables another range still links.)
+   */
+  private freeUnmappedTables(): void {
+    const ops = this.ops;
+    let done = 0;
+    for (;;) {
+      // The lowest unmapped range not yet inside a freed gap.
+      let start = LIMIT;
+      for (let k = 0; k < this.n; k++) {
+        const at = k * OP_WORDS;
+        if (ops[at] !== ZAP || ops[at + 2] <= done) continue;
+        const s = Math.max(ops[at + 1], done);
+        if (s < start) start = s;
+      }
+      if (start >= USER_ADDR_LIMIT) return;
+      done = this.freeGapAt(start);
+    }
+  }
+
+  /** Frees the tables of the gap around `addr` (or, if a VMA covers it, of the gap after that VMA); returns the gap's end. */
+  private freeGapAt(addr: number): number {
+    const out = this.out;
+    if (this.index.next(addr, LIMIT, out) !== 0 && out.first <= addr) return out.last + 1;
+    const ceiling = this.index.next(addr, LIMIT, out) !== 0 ? out.first : 0;
+    const floor = addr > 0 && this.index.prev(addr - 1, 0, out) !== 0 ? out.last + 1 : 0;
+    const end = ceiling === 0 ? USER_ADDR_LIMIT : Math.min(ceiling, USER_ADDR_LIMIT);
+    if (end > floor) this.pt.freePgtables(floor, end, floor, ceiling);
+    return end;
+  }
+
+  private push(kind: number, a: number, b: number, c: number): void {
+    if ((this.n + 1) * OP_WORDS > this.ops.length) {
+      const grown = new Float64Array(this.ops.length * 2);
+      grown.set(this.ops);
+      this.ops = grown;
+    }
+    const at = this.n * OP_WORDS;
+    this.ops[at] = kind;
+    this.ops[at + 1] = a;
+    this.ops[at + 2] = b;
+    this.ops[at + 3] = c;
+    this.n++;
+  }
+}
+
+/**
+ * change_protection for mprotect: no access (PROT_NONE) takes user access away; without VM_WRITE
+ * the entries lose WRITE. Write access is never granted here: a write fault decides it (reusing
+ * an anon-exclusive page, copying a shared one), as Linux does without the mprotect optimisation.
+ */
+function protect(pt: PageTables, start: number, end: number, vmFlags: number): void {
+  if ((vmFlags & VM_ACCESS_FLAGS) === 0) pt.changeProtection(start, end, 0, PTE_USER | PTE_WRITE);
+  else pt.changeProtection(start, end, PTE_USER, (vmFlags & VM_WRITE) === 0 ? PTE_WRITE : 0);
+}
