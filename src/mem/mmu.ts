@@ -1,0 +1,493 @@
+/**
+ * One CPU's view of one address space (docs/mem.md, "TLB and shootdown"): loads, stores, bulk
+ * copies and page views through a direct-mapped software TLB of TLB_ENTRIES slots, refilled from
+ * the page tables by a lock-free walk under RCU, and, when the walk finds no usable entry, by the
+ * miss handler (the mm layer's fault path).
+ *
+ *   slot s = vpn & 511     tags[s] (shared row, see tlb.ts) = floor(addr / 2 MiB) or INVALID_TAG
+ *                          words[s] (local) = pfn * 1024, the frame's index in PhysMem.i32
+ *                          perms[s] (local) = 1 if stores may use it (PTE WRITE and DIRTY), else 0
+ *
+ * Fast path (a hit, aligned, inside one page): a countdown of this object's field, the tag load
+ * and compare, the perms load for stores, and the access: no atomic operation, no shared write, no
+ * allocation. Everything else (misses, unaligned or page-crossing accesses, faults) is the slow path.
+ *
+ * Permissions: every access needs PRESENT | USER; a store needs WRITE, and a TLB entry is
+ * writable only when the PTE is also DIRTY (so the first store to a clean page goes to the miss
+ * handler, which marks it dirty: the software TLB never writes PTEs). The entry format has no NX
+ * bit: an instruction fetch needs what a load needs. ACCESSED is not set by the TLB.
+ *
+ * Values: little-endian (the host's typed arrays; checked at load). load8/load16 are zero-extended,
+ * load32 sign-extended (an int32); load64 returns hi * 2^32 + (lo >>> 0), exact within +-2^53, and
+ * leaves the exact halves in `lo32` / `hi32`; store64 takes the two halves. Addresses are integers:
+ * the fast path does not check them; the slow path faults (SEGV_MAPERR) on any outside [0, 2^47).
+ */
+import { VmAssertionError } from '../assert.js';
+import { currentCpu } from '../cpu/current.js';
+import { rcuQuiescent, rcuReadLock, rcuReadUnlock } from '../sync/rcu.js';
+import type { PhysMem } from './frames.js';
+import type { PageTables } from './pgtable.js';
+import {
+  hugeSubpage,
+  PAGE_SIZE,
+  PMD_SIZE,
+  PTE_DIRTY,
+  PTE_HUGE,
+  PTE_PRESENT,
+  PTE_USER,
+  PTE_WRITE,
+  PUD_SIZE,
+  USER_ADDR_LIMIT,
+} from './pte.js';
+import {
+  type AccessKind,
+  FAULT_SEGV_MAPERR,
+  INVALID_TAG,
+  MemoryFault,
+  QUIESCE_EVERY,
+  TLB_ENTRIES,
+  type TlbDomain,
+} from './tlb.js';
+
+/** The fault path, handed down by the mm layer: 0 = the translation is now present, or a FAULT_* code. */
+export interface MissHandler {
+  onMiss(addr: number, write: boolean, exec: boolean): number;
+}
+
+const NO_HANDLER: MissHandler = { onMiss: () => FAULT_SEGV_MAPERR };
+const MASK = TLB_ENTRIES - 1;
+const OFF = PAGE_SIZE - 1;
+const K_READ = 0;
+const K_WRITE = 1;
+const K_EXEC = 2;
+const KIND_NAMES: readonly AccessKind[] = ['read', 'write', 'exec'];
+/** Walk-and-handle rounds of one miss before it is reported as a livelock. */
+const MAX_MISS_ROUNDS = 64;
+/** Below this many bytes a copy loops instead of making a subarray for TypedArray.set. */
+const SMALL_COPY = 64;
+
+if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1)
+  throw new Error('vmspace needs a little-endian host');
+
+export class Mmu {
+  readonly mem: PhysMem;
+  readonly pt: PageTables;
+  readonly domain: TlbDomain;
+  readonly cpu: number;
+  handler: MissHandler;
+  /** The halves of the last load64. */
+  lo32 = 0;
+  hi32 = 0;
+  /**
+   * Grows each time this CPU acknowledges a shootdown or goes offline: a page view or base taken
+   * at epoch e may be used while `epoch === e` (see pageBase).
+   */
+  epoch = 0;
+  /** Fast-path accesses left before the next look at the shootdown generation. */
+  private budget = QUIESCE_EVERY;
+  private online = false;
+  private ackedGen = 0;
+  private readonly tags: Int32Array;
+  private readonly words = new Int32Array(TLB_ENTRIES);
+  private readonly perms = new Uint8Array(TLB_ENTRIES);
+  private readonly u8: Uint8Array;
+  private readonly u16: Uint16Array;
+  private readonly i32: Int32Array;
+  private readonly f32: Float32Array;
+  private readonly f64: Float64Array;
+  private readonly entries: Uint32Array;
+  /** Scratch for the slow path's values (8 bytes, aligned views). */
+  private readonly sb = new Uint8Array(8);
+  private readonly si32 = new Int32Array(this.sb.buffer);
+  private readonly su16 = new Uint16Array(this.sb.buffer);
+  private readonly sf32 = new Float32Array(this.sb.buffer);
+  private readonly sf64 = new Float64Array(this.sb.buffer);
+
+  /** This CPU's Mmu for the address space (`pt`, `domain`); online at once. One per CPU and domain. */
+  constructor(mem: PhysMem, pt: PageTables, domain: TlbDomain, handler: MissHandler = NO_HANDLER) {
+    this.mem = mem;
+    this.pt = pt;
+    this.domain = domain;
+    this.handler = handler;
+    this.cpu = currentCpu();
+    this.tags = domain.row(this.cpu);
+    this.tags.fill(INVALID_TAG);
+    const buf = mem.bytes.buffer;
+    this.u8 = mem.bytes;
+    this.u16 = new Uint16Array(buf, 0, mem.bytes.length >> 1);
+    this.i32 = mem.i32;
+    this.f32 = new Float32Array(buf, 0, mem.bytes.length >> 2);
+    this.f64 = mem.f64;
+    this.entries = pt.entries;
+    this.goOnline();
+  }
+
+  // ---- fast paths ------------------------------------------------------------------------------
+
+  load8(addr: number): number {
+    if (--this.budget === 0) this.tick();
+    const s = (addr / PAGE_SIZE) & MASK;
+    if (this.tags[s] === Math.floor(addr / PMD_SIZE)) return this.u8[this.words[s] * 4 + (addr & OFF)];
+    this.slowRead(addr, 1, K_READ);
+    return this.sb[0];
+  }
+
+  load16(addr: number): number {
+    if (--this.budget === 0) this.tick();
+    const s = (addr / PAGE_SIZE) & MASK;
+    if (this.tags[s] === Math.floor(addr / PMD_SIZE) && (addr & 1) === 0)
+      return this.u16[this.words[s] * 2 + ((addr & OFF) >> 1)];
+    this.slowRead(addr, 2, K_READ);
+    return this.su16[0];
+  }
+
+  load32(addr: number): number {
+    if (--this.budget === 0) this.tick();
+    const s = (addr / PAGE_SIZE) & MASK;
+    if (this.tags[s] === Math.floor(addr / PMD_SIZE) && (addr & 3) === 0)
+      return this.i32[this.words[s] + ((addr & OFF) >> 2)];
+    this.slowRead(addr, 4, K_READ);
+    return this.si32[0];
+  }
+
+  /** An instruction fetch (faults say 'exec'; it needs the same permissions as a load). */
+  fetch32(addr: number): number {
+    if (--this.budget === 0) this.tick();
+    const s = (addr / PAGE_SIZE) & MASK;
+    if (this.tags[s] === Math.floor(addr / PMD_SIZE) && (addr & 3) === 0)
+      return this.i32[this.words[s] + ((addr & OFF) >> 2)];
+    this.slowRead(addr, 4, K_EXEC);
+    return this.si32[0];
+  }
+
+  load64(addr: number): number {
+    if (--this.budget === 0) this.tick();
+    const s = (addr / PAGE_SIZE) & MASK;
+    if (this.tags[s] === Math.floor(addr / PMD_SIZE) && (addr & 7) === 0) {
+      const w = this.words[s] + ((addr & OFF) >> 2);
+      this.lo32 = this.i32[w];
+      this.hi32 = this.i32[w + 1];
+    } else {
+      this.slowRead(addr, 8, K_READ);
+      this.lo32 = this.si32[0];
+      this.hi32 = this.si32[1];
+    }
+    return this.hi32 * 4294967296 + (this.lo32 >>> 0);
+  }
+
+  loadF32(addr: number): number {
+    if (--this.budget === 0) this.tick();
+    const s = (addr / PAGE_SIZE) & MASK;
+    if (this.tags[s] === Math.floor(addr / PMD_SIZE) && (addr & 3) === 0)
+      return this.f32[this.words[s] + ((addr & OFF) >> 2)];
+    this.slowRead(addr, 4, K_READ);
+    return this.sf32[0];
+  }
+
+  loadF64(addr: number): number {
+    if (--this.budget === 0) this.tick();
+    const s = (addr / PAGE_SIZE) & MASK;
+    if (this.tags[s] === Math.floor(addr / PMD_SIZE) && (addr & 7) === 0)
+      return this.f64[this.words[s] / 2 + ((addr & OFF) >> 3)];
+    this.slowRead(addr, 8, K_READ);
+    return this.sf64[0];
+  }
+
+  store8(addr: number, value: number): void {
+    if (--this.budget === 0) this.tick();
+    const s = (addr / PAGE_SIZE) & MASK;
+    if (this.tags[s] === Math.floor(addr / PMD_SIZE) && this.perms[s] !== 0) {
+      this.u8[this.words[s] * 4 + (addr & OFF)] = value;
+      return;
+    }
+    this.sb[0] = value;
+    this.slowWrite(addr, 1);
+  }
+
+  store16(addr: number, value: number): void {
+    if (--this.budget === 0) this.tick();
+    const s = (addr / PAGE_SIZE) & MASK;
+    if (this.tags[s] === Math.floor(addr / PMD_SIZE) && (addr & 1) === 0 && this.perms[s] !== 0) {
+      this.u16[this.words[s] * 2 + ((addr & OFF) >> 1)] = value;
+      return;
+    }
+    this.su16[0] = value;
+    this.slowWrite(addr, 2);
+  }
+
+  store32(addr: number, value: number): void {
+    if (--this.budget === 0) this.tick();
+    const s = (addr / PAGE_SIZE) & MASK;
+    if (this.tags[s] === Math.floor(addr / PMD_SIZE) && (addr & 3) === 0 && this.perms[s] !== 0) {
+      this.i32[this.words[s] + ((addr & OFF) >> 2)] = value;
+      return;
+    }
+    this.si32[0] = value;
+    this.slowWrite(addr, 4);
+  }
+
+  /** Stores the 64-bit value hi * 2^32 + (lo >>> 0) (two 32-bit halves, little-endian). */
+  store64(addr: number, lo: number, hi: number): void {
+    if (--this.budget === 0) this.tick();
+    const s = (addr / PAGE_SIZE) & MASK;
+    if (this.tags[s] === Math.floor(addr / PMD_SIZE) && (addr & 7) === 0 && this.perms[s] !== 0) {
+      const w = this.words[s] + ((addr & OFF) >> 2);
+      this.i32[w] = lo;
+      this.i32[w + 1] = hi;
+      return;
+    }
+    this.si32[0] = lo;
+    this.si32[1] = hi;
+    this.slowWrite(addr, 8);
+  }
+
+  storeF32(addr: number, value: number): void {
+    if (--this.budget === 0) this.tick();
+    const s = (addr / PAGE_SIZE) & MASK;
+    if (this.tags[s] === Math.floor(addr / PMD_SIZE) && (addr & 3) === 0 && this.perms[s] !== 0) {
+      this.f32[this.words[s] + ((addr & OFF) >> 2)] = value;
+      return;
+    }
+    this.sf32[0] = value;
+    this.slowWrite(addr, 4);
+  }
+
+  storeF64(addr: number, value: number): void {
+    if (--this.budget === 0) this.tick();
+    const s = (addr / PAGE_SIZE) & MASK;
+    if (this.tags[s] === Math.floor(addr / PMD_SIZE) && (addr & 7) === 0 && this.perms[s] !== 0) {
+      this.f64[this.words[s] / 2 + ((addr & OFF) >> 3)] = value;
+      return;
+    }
+    this.sf64[0] = value;
+    this.slowWrite(addr, 8);
+  }
+
+  // ---- bulk copies and page views ---------------------------------------------------------------
+
+  /** copy_to_user: src into user memory at addr; the bytes NOT copied (0 = all), stopping at the first fault. */
+  copyOut(addr: number, src: Uint8Array): number {
+    const n = src.length;
+    let done = 0;
+    while (done < n) {
+      const a = addr + done;
+      const s = this.translate(a, K_WRITE);
+      if (s < 0) break;
+      const off = a & OFF;
+      const chunk = Math.min(PAGE_SIZE - off, n - done);
+      const at = this.words[s] * 4 + off;
+      if (chunk === n) this.u8.set(src, at);
+      else if (chunk < SMALL_COPY) for (let i = 0; i < chunk; i++) this.u8[at + i] = src[done + i];
+      else this.u8.set(src.subarray(done, done + chunk), at);
+      done += chunk;
+    }
+    return n - done;
+  }
+
+  /** copy_from_user: user memory at addr into dst; the bytes NOT copied (0 = all), stopping at the first fault. */
+  copyIn(addr: number, dst: Uint8Array): number {
+    const n = dst.length;
+    let done = 0;
+    while (done < n) {
+      const a = addr + done;
+      const s = this.translate(a, K_READ);
+      if (s < 0) break;
+      const off = a & OFF;
+      const chunk = Math.min(PAGE_SIZE - off, n - done);
+      const at = this.words[s] * 4 + off;
+      if (chunk < SMALL_COPY) for (let i = 0; i < chunk; i++) dst[done + i] = this.u8[at + i];
+      else dst.set(this.u8.subarray(at, at + chunk), done);
+      done += chunk;
+    }
+    return n - done;
+  }
+
+  /**
+   * The byte offset in `mem.bytes` of the frame mapping addr's page, for an emulator's own fast
+   * paths (`mem.i32[base / 4 + k]`); throws MemoryFault. Valid while `epoch` stays what it was
+   * after this call: the epoch moves only when this CPU acknowledges a shootdown (at any later
+   * access, quiesce or offline), after which the frame may belong to someone else.
+   */
+  pageBase(addr: number, write: boolean): number {
+    const s = this.translate(addr, write ? K_WRITE : K_READ);
+    if (s < 0) throw new MemoryFault(s, addr, write ? 'write' : 'read');
+    return this.words[s] * 4;
+  }
+
+  /** pageBase as a 4 KiB Uint8Array view (allocates the view; the same validity rule). */
+  pageView(addr: number, write: boolean): Uint8Array {
+    return new Uint8Array(this.u8.buffer, this.pageBase(addr, write), PAGE_SIZE);
+  }
+
+  // ---- quiescent points -------------------------------------------------------------------------
+
+  /** A quiescent point: acknowledges any shootdown started so far (syscall and fault entry call it). */
+  quiesce(): void {
+    this.budget = QUIESCE_EVERY;
+    if (!this.online) {
+      this.goOnline();
+      return;
+    }
+    const gen = this.domain.generation();
+    if (gen !== this.ackedGen) {
+      this.ackedGen = gen;
+      this.epoch++;
+      this.domain.acknowledge(this.cpu, gen);
+    }
+  }
+
+  /**
+   * Leaves the address space (idle, blocking, switching to another one): shootdowns stop waiting
+   * for this CPU. The next access comes back online by itself.
+   */
+  offline(): void {
+    if (!this.online) return;
+    this.online = false;
+    this.epoch++;
+    this.budget = 1;
+    this.domain.acknowledge(this.cpu, 0);
+  }
+
+  /** Shootdown from this CPU (see TlbDomain.shootdown); this CPU's views are invalid afterwards. */
+  shootdown(startVpn: number, endVpn: number): void {
+    this.domain.shootdown(startVpn, endVpn);
+    this.epoch++;
+  }
+
+  /** Every slot invalid (this CPU's row only; no shootdown). */
+  flushLocal(): void {
+    this.tags.fill(INVALID_TAG);
+  }
+
+  private tick(): void {
+    this.quiesce();
+  }
+
+  /**
+   * Online again: publish an acknowledgement, then load GEN once more. A shootdown that read our
+   * ACK as idle did its clears before its GEN increment, which (seq-cst order) precedes that second
+   * load, so our later tag reads see them.
+   */
+  private goOnline(): void {
+    const g = this.domain.generation();
+    this.domain.acknowledge(this.cpu, g);
+    const g2 = this.domain.generation();
+    if (g2 !== g) this.domain.acknowledge(this.cpu, g2);
+    this.ackedGen = g2;
+    this.online = true;
+    this.epoch++;
+    this.budget = QUIESCE_EVERY;
+  }
+
+  // ---- slow path --------------------------------------------------------------------------------
+
+  /** Reads `size` bytes at addr into the scratch (any alignment, across pages); throws MemoryFault. */
+  private slowRead(addr: number, size: number, kind: number): void {
+    const last = addr + size - 1;
+    for (;;) {
+      const s1 = this.mustTranslate(addr, kind, addr);
+      const s2 = this.mustTranslate(last, kind, Math.max(addr, last - (last & OFF)));
+      // Translating the second page may have passed a quiescent point: re-check the first.
+      if (this.tags[s1] !== Math.floor(addr / PMD_SIZE)) continue;
+      for (let i = 0; i < size; i++) {
+        const a = addr + i;
+        const s = a <= addr + (OFF - (addr & OFF)) ? s1 : s2;
+        this.sb[i] = this.u8[this.words[s] * 4 + (a & OFF)];
+      }
+      return;
+    }
+  }
+
+  /** Writes the scratch's first `size` bytes at addr: both pages are translated first, so a fault writes nothing. */
+  private slowWrite(addr: number, size: number): void {
+    const last = addr + size - 1;
+    for (;;) {
+      const s1 = this.mustTranslate(addr, K_WRITE, addr);
+      const s2 = this.mustTranslate(last, K_WRITE, Math.max(addr, last - (last & OFF)));
+      if (this.tags[s1] !== Math.floor(addr / PMD_SIZE) || this.perms[s1] === 0) continue;
+      for (let i = 0; i < size; i++) {
+        const a = addr + i;
+        const s = a <= addr + (OFF - (addr & OFF)) ? s1 : s2;
+        this.u8[this.words[s] * 4 + (a & OFF)] = this.sb[i];
+      }
+      return;
+    }
+  }
+
+  /** translate, throwing MemoryFault at `report` (the first byte of the access in the faulting page). */
+  private mustTranslate(addr: number, kind: number, report: number): number {
+    const s = this.translate(addr, kind);
+    if (s < 0) throw new MemoryFault(s, report, KIND_NAMES[kind]);
+    return s;
+  }
+
+  /** addr's slot with a usable entry, or a FAULT_* code. */
+  private translate(addr: number, kind: number): number {
+    if (--this.budget === 0) this.tick();
+    const s = (addr / PAGE_SIZE) & MASK;
+    if (this.tags[s] === Math.floor(addr / PMD_SIZE) && (kind !== K_WRITE || this.perms[s] !== 0)) return s;
+    return this.miss(addr, kind);
+  }
+
+  /**
+   * The miss: a quiescent point, then walk (under RCU, every level read atomically); a usable entry
+   * is installed (words and perms, then the tag with Atomics.store) and the walk repeated: if the
+   * entry changed meanwhile the slot is cleared again (the store-then-reload pairs with a
+   * shootdown's PTE-store-then-clear, so a refill racing with a shootdown cannot leave a stale
+   * tag behind). Without a usable entry, the miss handler runs (offline: it may block) and the
+   * walk is retried.
+   */
+  private miss(addr: number, kind: number): number {
+    if (!(addr >= 0 && addr < USER_ADDR_LIMIT && Number.isInteger(addr))) return FAULT_SEGV_MAPERR;
+    const write = kind === K_WRITE;
+    const s = (addr / PAGE_SIZE) & MASK;
+    const tag = Math.floor(addr / PMD_SIZE);
+    for (let round = 0; round < MAX_MISS_ROUNDS; round++) {
+      this.quiesce();
+      rcuReadLock();
+      const e = this.walk(addr);
+      const usable =
+        (e & (PTE_PRESENT | PTE_USER)) === (PTE_PRESENT | PTE_USER) && (!write || (e & PTE_WRITE) !== 0);
+      let stable = false;
+      if (usable) {
+        this.words[s] = (e >>> 12) * 1024;
+        this.perms[s] = (e & (PTE_WRITE | PTE_DIRTY)) === (PTE_WRITE | PTE_DIRTY) ? 1 : 0;
+        Atomics.store(this.tags, s, tag);
+        stable = this.walk(addr) === e;
+        if (!stable) Atomics.store(this.tags, s, INVALID_TAG);
+      }
+      rcuReadUnlock();
+      if (stable && (!write || this.perms[s] !== 0)) return s;
+      if (stable || !usable) {
+        // Missing, not permitted, or a clean writable page: the fault path decides.
+        const r = this.callHandler(addr, write, kind === K_EXEC);
+        if (r < 0) return r;
+      }
+    }
+    throw new VmAssertionError(
+      `Mmu: ${KIND_NAMES[kind]} at 0x${addr.toString(16)} still has no usable translation after ${MAX_MISS_ROUNDS} rounds of the miss handler`,
+    );
+  }
+
+  private callHandler(addr: number, write: boolean, exec: boolean): number {
+    // No translation is held while the fault path runs, and it may block (locks, I/O): offline.
+    this.offline();
+    rcuQuiescent();
+    try {
+      return this.handler.onMiss(addr, write, exec);
+    } finally {
+      this.goOnline();
+    }
+  }
+
+  /** lookupPte with the leaf read atomically too (the refill's re-check needs a seq-cst load). */
+  private walk(addr: number): number {
+    const pmd = this.pt.findPmdTable(addr);
+    if (pmd === 0) return 0;
+    const e = this.entries;
+    const x = Atomics.load(e, (pmd << 9) | ((addr % PUD_SIZE) >>> 21));
+    if (x === 0) return 0;
+    if ((x & PTE_HUGE) !== 0) return hugeSubpage(x, addr);
+    return Atomics.load(e, ((x >>> 12) << 9) | (((addr % PMD_SIZE) >>> 12) & 511));
+  }
+}

@@ -1,0 +1,231 @@
+/**
+ * The software TLB's shared half (docs/mem.md, "TLB and shootdown"): one `TlbDomain` per address
+ * space holds every CPU's tag row and the shootdown handshake; `Mmu` (mmu.ts) is one CPU's user of
+ * it. Only the tags are shared: a CPU fills its own row, any CPU may clear any row.
+ *
+ *   control (Int32, SharedArrayBuffer):   GEN | WAITERS | EVENT | ... | ACK[0] ... ACK[MAX_CPUS-1]
+ *   tags    (Int32, SharedArrayBuffer):   row c = tags[c * TLB_ENTRIES, +TLB_ENTRIES)
+ *
+ *   tag of slot s in a row: INVALID_TAG, or floor(addr / 2 MiB) of the page cached there; the slot
+ *   is vpn & (TLB_ENTRIES - 1), so tag and slot together name the vpn (tag * 512 + slot).
+ *   GEN: shootdowns started (starts at 1, grows by one per shootdown, compared modulo 2^32).
+ *   ACK[c]: ACK_IDLE (0): CPU c is not using this address space (no translation held, never
+ *   waited for); otherwise the newest GEN CPU c has seen at a quiescent point.
+ *
+ * Shootdown (the writer, after changing or clearing the PTEs under their PTL):
+ *   1. in every row, each slot whose tag names a page of [startVpn, endVpn) is cleared with a
+ *      compare-exchange to INVALID_TAG (a slot refilled meanwhile with another page stays);
+ *   2. g = ++GEN;
+ *   3. wait until every ACK[c] is ACK_IDLE or >= g (the writer's own row is quiescent: it acks).
+ * A CPU acknowledges at its quiescent points - a TLB miss, `quiesce()`, every QUIESCE_EVERY
+ * fast-path accesses, going offline - by an Atomics.load of GEN and a store of it into ACK[c].
+ * Why no CPU reads the old frame after step 3: see docs/mem.md.
+ */
+import { currentCpu, MAX_CPUS } from '../cpu/current.js';
+import { beginWait, endWait, hangError, WAIT_SLICE_MS, waitTooLong } from '../cpu/waits.js';
+import { mightSleep, rcuBlockBegin, rcuBlockEnd } from '../sync/rcu.js';
+
+/** Slots per CPU row (direct-mapped by vpn). */
+export const TLB_ENTRIES = 512;
+export const TLB_SHIFT = 9;
+/** A slot holding nothing: no address has this tag (floor(addr / 2 MiB) is it only near -2^52). */
+export const INVALID_TAG = -0x80000000;
+/** Fast-path accesses between two looks at GEN (the countdown's period). */
+export const QUIESCE_EVERY = 1024;
+
+const GEN = 0;
+const WAITERS = 1;
+const EVENT = 2;
+const ACK = 16;
+export const ACK_IDLE = 0;
+/** Polls of the acknowledgements before the writer sleeps. */
+const SPIN_POLLS = 256;
+/** The watchdog's wait kind for a shootdown (shown by describeCpus as a number). */
+const WAIT_SHOOTDOWN = 5;
+
+/** Fault codes a miss handler returns (0 = the translation is now present). */
+export const FAULT_SEGV_MAPERR = -1;
+export const FAULT_SEGV_ACCERR = -2;
+export const FAULT_SIGBUS = -3;
+
+export type AccessKind = 'read' | 'write' | 'exec';
+
+/** A user access that could not be translated: what a signal handler would receive (siginfo). */
+export class MemoryFault extends Error {
+  readonly signal: 'SIGSEGV' | 'SIGBUS';
+  /** 11 or 7 (Linux x86-64). */
+  readonly signo: number;
+  readonly code: 'SEGV_MAPERR' | 'SEGV_ACCERR' | 'BUS_ADRERR';
+  /** si_code: SEGV_MAPERR 1, SEGV_ACCERR 2, BUS_ADRERR 2. */
+  readonly sicode: number;
+  /** The first faulting byte's address (si_addr). */
+  readonly address: number;
+  readonly access: AccessKind;
+
+  constructor(fault: number, address: number, access: AccessKind) {
+    const bus = fault === FAULT_SIGBUS;
+    const code = bus ? 'BUS_ADRERR' : fault === FAULT_SEGV_ACCERR ? 'SEGV_ACCERR' : 'SEGV_MAPERR';
+    super(`${bus ? 'SIGBUS' : 'SIGSEGV'} (${code}): ${access} at 0x${address.toString(16)}`);
+    this.name = 'MemoryFault';
+    this.signal = bus ? 'SIGBUS' : 'SIGSEGV';
+    this.signo = bus ? 7 : 11;
+    this.code = code;
+    this.sicode = code === 'SEGV_MAPERR' ? 1 : 2;
+    this.address = address;
+    this.access = access;
+  }
+}
+
+export interface TlbDomainDescriptor {
+  control: SharedArrayBuffer;
+  tags: SharedArrayBuffer;
+}
+
+export interface ShootdownStats {
+  /** Shootdowns started in this domain. */
+  shootdowns: number;
+  /** CPUs currently using it (ACK not idle). */
+  online: number;
+}
+
+/** The shared TLB state of one address space. */
+export class TlbDomain {
+  readonly control: Int32Array;
+  readonly tags: Int32Array;
+  private readonly desc: TlbDomainDescriptor;
+
+  static create(): TlbDomain {
+    const control = new SharedArrayBuffer((ACK + MAX_CPUS) * 4);
+    const tags = new SharedArrayBuffer(MAX_CPUS * TLB_ENTRIES * 4);
+    new Int32Array(tags).fill(INVALID_TAG);
+    new Int32Array(control)[GEN] = 1;
+    return new TlbDomain({ control, tags });
+  }
+
+  static attach(desc: TlbDomainDescriptor): TlbDomain {
+    return new TlbDomain(desc);
+  }
+
+  private constructor(desc: TlbDomainDescriptor) {
+    this.desc = desc;
+    this.control = new Int32Array(desc.control);
+    this.tags = new Int32Array(desc.tags);
+  }
+
+  describe(): TlbDomainDescriptor {
+    return { ...this.desc };
+  }
+
+  /** CPU `cpu`'s tag row (a view; only that CPU fills it). */
+  row(cpu: number): Int32Array {
+    return new Int32Array(this.desc.tags, cpu * TLB_ENTRIES * 4, TLB_ENTRIES);
+  }
+
+  /** The newest shootdown generation (an Atomics.load: it synchronises with the writer's clears). */
+  generation(): number {
+    return Atomics.load(this.control, GEN);
+  }
+
+  /** CPU `cpu` has passed a quiescent point after seeing generation `gen` (or goes idle: ACK_IDLE). */
+  acknowledge(cpu: number, gen: number): void {
+    Atomics.store(this.control, ACK + cpu, gen);
+    if (Atomics.load(this.control, WAITERS) !== 0) {
+      Atomics.add(this.control, EVENT, 1);
+      Atomics.notify(this.control, EVENT);
+    }
+  }
+
+  /** ACK[cpu] (ACK_IDLE or a generation). */
+  acked(cpu: number): number {
+    return Atomics.load(this.control, ACK + cpu);
+  }
+
+  /**
+   * Invalidates every CPU's cached translations of pages [startVpn, endVpn) and returns once no CPU
+   * can use one any more (every CPU idle or past a quiescent point after the invalidation). The
+   * caller has already changed or cleared the PTEs. Blocks: not inside an RCU read section; the
+   * calling CPU's own Mmu, if any, must not be in the middle of an access (it is acknowledged here).
+   * Throws the watchdog's hang error if a CPU never acknowledges.
+   */
+  shootdown(startVpn: number, endVpn: number): void {
+    mightSleep('tlb_shootdown');
+    if (!(endVpn > startVpn)) return;
+    this.invalidate(startVpn, endVpn);
+    const gen = (Atomics.add(this.control, GEN, 1) + 1) | 0;
+    this.waitAcks(gen);
+  }
+
+  /** Step 1: clears the tags naming pages of [startVpn, endVpn) in every row. */
+  invalidate(startVpn: number, endVpn: number): void {
+    const tags = this.tags;
+    const pages = endVpn - startVpn;
+    for (let cpu = 0; cpu < MAX_CPUS; cpu++) {
+      const row = cpu * TLB_ENTRIES;
+      if (pages >= TLB_ENTRIES) {
+        for (let s = 0; s < TLB_ENTRIES; s++) {
+          const tag = Atomics.load(tags, row + s);
+          if (tag === INVALID_TAG) continue;
+          const vpn = tag * TLB_ENTRIES + s;
+          if (vpn >= startVpn && vpn < endVpn) Atomics.compareExchange(tags, row + s, tag, INVALID_TAG);
+        }
+      } else {
+        for (let vpn = startVpn; vpn < endVpn; vpn++) {
+          const tag = Math.floor(vpn / TLB_ENTRIES);
+          Atomics.compareExchange(tags, row + (vpn % TLB_ENTRIES), tag, INVALID_TAG);
+        }
+      }
+    }
+  }
+
+  /** Step 3: waits for every CPU's acknowledgement of `gen`. */
+  private waitAcks(gen: number): void {
+    const self = currentCpu();
+    for (let i = 0; i < SPIN_POLLS; i++) if (this.lateCpu(gen, self) < 0) return;
+    const wasOnline = rcuBlockBegin();
+    beginWait(self, WAIT_SHOOTDOWN, 0, 0, gen);
+    Atomics.add(this.control, WAITERS, 1);
+    try {
+      for (;;) {
+        const event = Atomics.load(this.control, EVENT);
+        const late = this.lateCpu(gen, self);
+        if (late < 0) return;
+        const r = Atomics.wait(this.control, EVENT, event, WAIT_SLICE_MS);
+        if (r === 'timed-out' && waitTooLong(self, late, gen)) {
+          throw hangError(self, `tlb shootdown ${gen} (cpus not yet quiescent: ${this.lateCpus(gen, self)})`);
+        }
+      }
+    } finally {
+      Atomics.sub(this.control, WAITERS, 1);
+      endWait(self);
+      rcuBlockEnd(wasOnline);
+    }
+  }
+
+  /** A CPU that has not acknowledged `gen`, or -1. The caller's own CPU acknowledges on the way. */
+  private lateCpu(gen: number, self: number): number {
+    const control = this.control;
+    for (let cpu = 0; cpu < MAX_CPUS; cpu++) {
+      const ack = Atomics.load(control, ACK + cpu);
+      if (ack === ACK_IDLE || ((ack - gen) | 0) >= 0) continue;
+      // The waiting writer holds no translation: it is quiescent for every generation.
+      if (cpu === self) this.acknowledge(self, Atomics.load(control, GEN));
+      else return cpu;
+    }
+    return -1;
+  }
+
+  private lateCpus(gen: number, self: number): string {
+    const late: number[] = [];
+    for (let cpu = 0; cpu < MAX_CPUS; cpu++) {
+      const ack = Atomics.load(this.control, ACK + cpu);
+      if (cpu !== self && ack !== ACK_IDLE && ((ack - gen) | 0) < 0) late.push(cpu);
+    }
+    return late.join(', ');
+  }
+
+  stats(): ShootdownStats {
+    let online = 0;
+    for (let cpu = 0; cpu < MAX_CPUS; cpu++) if (Atomics.load(this.control, ACK + cpu) !== ACK_IDLE) online++;
+    return { shootdowns: (Atomics.load(this.control, GEN) - 1) >>> 0, online };
+  }
+}

@@ -1,0 +1,233 @@
+/**
+ * The software TLB on one CPU (src/mem/mmu.ts, src/mem/tlb.ts): hits and misses against a fake
+ * fault path, every width and float type, little-endian layout, page-crossing accesses, partial
+ * copies, fault reports, dirty tracking and a local shootdown.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { VmAssertionError } from '../../src/assert.js';
+import { Mmu } from '../../src/mem/mmu.js';
+import { makePte, PTE_DIRTY, PTE_USER, PTE_WRITE, pteIndex } from '../../src/mem/pte.js';
+import { MemoryFault, QUIESCE_EVERY } from '../../src/mem/tlb.js';
+import { PAGE, setup } from './tlb-fixture.js';
+
+const BASE = 0x7f00_0000_0000; // above 2^32: addresses are not int32s
+
+test('a miss goes to the handler once; later accesses to the page hit', () => {
+  const { mmu, faults } = setup();
+  faults.map(BASE, BASE + 16 * PAGE);
+  mmu.store32(BASE + 8, 42);
+  const misses = faults.misses;
+  assert.equal(misses, 1);
+  for (let i = 0; i < 5000; i++) assert.equal(mmu.load32(BASE + 8), 42);
+  for (let i = 0; i < 5000; i++) mmu.store32(BASE + ((i * 4) % PAGE), i);
+  assert.equal(faults.misses, 1, 'hits do not call the handler');
+  for (let p = 1; p < 16; p++) mmu.load8(BASE + p * PAGE);
+  assert.equal(faults.misses, 16, 'one miss per new page (reads install clean pages)');
+  mmu.store8(BASE + PAGE, 1);
+  assert.equal(faults.misses, 17, 'the first store to a clean page goes to the handler (dirty)');
+  assert.notEqual(mmu.pt.lookupPte(BASE + PAGE) & PTE_DIRTY, 0);
+  mmu.store8(BASE + PAGE + 1, 1);
+  assert.equal(faults.misses, 17);
+});
+
+test('a page already mapped is refilled from the page tables without the handler', () => {
+  const { mmu, faults, pt, mem } = setup();
+  const pfn = mem.allocFrame(1, 0, 0);
+  mem.i32[pfn * 1024 + 3] = 77;
+  const t = pt.allocPte(BASE);
+  pt.setPte(t, pteIndex(BASE), makePte(pfn, PTE_USER | PTE_WRITE | PTE_DIRTY));
+  assert.equal(mmu.load32(BASE + 12), 77);
+  mmu.store32(BASE + 12, 78);
+  assert.equal(mem.i32[pfn * 1024 + 3], 78);
+  assert.equal(faults.misses, 0);
+});
+
+test('every width and float type round-trips, little-endian as a DataView reads it', () => {
+  const { mmu, faults } = setup();
+  faults.map(BASE, BASE + PAGE);
+  mmu.store8(BASE, 0xab);
+  mmu.store16(BASE + 2, 0xbeef);
+  mmu.store32(BASE + 4, 0x12345678);
+  mmu.store64(BASE + 8, 0x9abcdef0 | 0, 0x12345678);
+  mmu.storeF32(BASE + 16, 1.5);
+  mmu.storeF64(BASE + 24, Math.PI);
+  mmu.store32(BASE + 32, -2);
+  mmu.store64(BASE + 40, -1, -1);
+  assert.equal(mmu.load8(BASE), 0xab);
+  assert.equal(mmu.load16(BASE + 2), 0xbeef);
+  assert.equal(mmu.load32(BASE + 4), 0x12345678);
+  assert.equal(mmu.load64(BASE + 8), 0x12345678 * 2 ** 32 + 0x9abcdef0);
+  assert.equal(mmu.lo32 >>> 0, 0x9abcdef0);
+  assert.equal(mmu.hi32, 0x12345678);
+  assert.equal(mmu.loadF32(BASE + 16), 1.5);
+  assert.equal(mmu.loadF64(BASE + 24), Math.PI);
+  assert.equal(mmu.load32(BASE + 32), -2);
+  assert.equal(mmu.load64(BASE + 40), -1);
+  assert.equal(mmu.fetch32(BASE + 4), 0x12345678);
+  const dv = new DataView(mmu.mem.bytes.buffer, mmu.pageBase(BASE, false), PAGE);
+  assert.equal(dv.getUint8(0), 0xab);
+  assert.equal(dv.getUint16(2, true), 0xbeef);
+  assert.equal(dv.getUint8(2), 0xef, 'low byte first');
+  assert.equal(dv.getUint32(4, true), 0x12345678);
+  assert.equal(dv.getBigUint64(8, true), 0x123456789abcdef0n);
+  assert.equal(dv.getFloat32(16, true), 1.5);
+  assert.equal(dv.getFloat64(24, true), Math.PI);
+  assert.equal(dv.getInt32(32, true), -2);
+  // Unaligned accesses inside a page (the slow path) agree with the DataView too.
+  mmu.store32(BASE + 101, 0x0a0b0c0d);
+  mmu.storeF64(BASE + 203, -0.1);
+  mmu.store16(BASE + 301, 0x1234);
+  assert.equal(dv.getUint32(101, true), 0x0a0b0c0d);
+  assert.equal(dv.getFloat64(203, true), -0.1);
+  assert.equal(mmu.load32(BASE + 101), 0x0a0b0c0d);
+  assert.equal(mmu.loadF64(BASE + 203), -0.1);
+  assert.equal(mmu.load16(BASE + 301), 0x1234);
+});
+
+test('accesses crossing a page boundary read and write both frames', () => {
+  const { mmu, faults } = setup();
+  faults.map(BASE, BASE + 2 * PAGE);
+  mmu.load8(BASE + PAGE); // the second page first: its frame is below the first page's
+  for (const size of [2, 4, 8]) {
+    for (let back = 1; back < size; back++) {
+      const a = BASE + PAGE - back;
+      if (size === 2) mmu.store16(a, 0xa1b2);
+      if (size === 4) mmu.store32(a, 0x01020304);
+      if (size === 8) mmu.storeF64(a, 12345.678);
+      if (size === 2) assert.equal(mmu.load16(a), 0xa1b2);
+      if (size === 4) assert.equal(mmu.load32(a), 0x01020304);
+      if (size === 8) assert.equal(mmu.loadF64(a), 12345.678);
+    }
+  }
+  mmu.store32(BASE + PAGE - 2, 0x11223344);
+  const first = new DataView(mmu.mem.bytes.buffer, mmu.pageBase(BASE, false), PAGE);
+  const second = new DataView(mmu.mem.bytes.buffer, mmu.pageBase(BASE + PAGE, false), PAGE);
+  assert.equal(first.getUint16(PAGE - 2, true), 0x3344);
+  assert.equal(second.getUint16(0, true), 0x1122);
+  assert.notEqual(mmu.pageBase(BASE, false) + PAGE, mmu.pageBase(BASE + PAGE, false), 'frames not adjacent');
+});
+
+test('a crossing store whose second page faults writes nothing and reports the second page', () => {
+  const { mmu, faults } = setup();
+  faults.map(BASE, BASE + PAGE);
+  mmu.store32(BASE + PAGE - 4, 0x55555555);
+  const fault = catchFault(() => mmu.store32(BASE + PAGE - 2, 0x7777));
+  assert.equal(fault.address, BASE + PAGE);
+  assert.equal(fault.code, 'SEGV_MAPERR');
+  assert.equal(fault.access, 'write');
+  assert.equal(mmu.load32(BASE + PAGE - 4), 0x55555555, 'the first page is unchanged');
+});
+
+test('copyOut and copyIn copy page by page and return the bytes left at the first unmapped page', () => {
+  const { mmu, faults } = setup();
+  faults.map(BASE, BASE + 3 * PAGE);
+  const src = new Uint8Array(4 * PAGE);
+  for (let i = 0; i < src.length; i++) src[i] = (i * 7 + 3) & 255;
+  const at = BASE + 100;
+  assert.equal(mmu.copyOut(at, src), src.length - (3 * PAGE - 100));
+  const back = new Uint8Array(src.length);
+  assert.equal(mmu.copyIn(at, back), src.length - (3 * PAGE - 100));
+  assert.deepEqual(back.subarray(0, 3 * PAGE - 100), src.subarray(0, 3 * PAGE - 100));
+  assert.equal(back[3 * PAGE - 100], 0, 'nothing past the fault');
+  // Whole copies, small and large, and a copy starting in a hole.
+  assert.equal(mmu.copyOut(BASE + 5, src.subarray(0, 10)), 0);
+  const small = new Uint8Array(10);
+  assert.equal(mmu.copyIn(BASE + 5, small), 0);
+  assert.deepEqual(small, src.subarray(0, 10));
+  assert.equal(mmu.copyIn(BASE + 3 * PAGE, small), 10);
+  assert.equal(mmu.copyOut(BASE - 1, small), 10);
+  // A read-only page stops copyOut but not copyIn.
+  faults.map(BASE + 3 * PAGE, BASE + 4 * PAGE, false);
+  assert.equal(mmu.copyOut(BASE + 3 * PAGE - 8, small), 2);
+  assert.equal(mmu.copyIn(BASE + 3 * PAGE - 8, small), 0);
+});
+
+test('MemoryFault carries signal, code, address and access kind; the Mmu stays usable', () => {
+  const { mmu, faults } = setup();
+  faults.map(BASE, BASE + PAGE, false);
+  faults.map(BASE + PAGE, BASE + 2 * PAGE, true, true);
+  const maperr = catchFault(() => mmu.load32(BASE + 2 * PAGE + 8));
+  assert.equal(maperr.signal, 'SIGSEGV');
+  assert.equal(maperr.signo, 11);
+  assert.equal(maperr.code, 'SEGV_MAPERR');
+  assert.equal(maperr.sicode, 1);
+  assert.equal(maperr.address, BASE + 2 * PAGE + 8);
+  assert.equal(maperr.access, 'read');
+  const accerr = catchFault(() => mmu.store8(BASE + 3, 1));
+  assert.equal(accerr.code, 'SEGV_ACCERR');
+  assert.equal(accerr.sicode, 2);
+  assert.equal(accerr.access, 'write');
+  const bus = catchFault(() => mmu.loadF64(BASE + PAGE));
+  assert.equal(bus.signal, 'SIGBUS');
+  assert.equal(bus.signo, 7);
+  assert.equal(bus.code, 'BUS_ADRERR');
+  const exec = catchFault(() => mmu.fetch32(BASE + 5 * PAGE));
+  assert.equal(exec.access, 'exec');
+  for (const bad of [-4, 2 ** 47, 2 ** 52, 0.5, Number.NaN]) {
+    assert.equal(catchFault(() => mmu.load32(bad)).code, 'SEGV_MAPERR', `address ${bad}`);
+  }
+  assert.equal(mmu.load32(BASE), 0, 'still usable');
+  assert.equal(mmu.fetch32(BASE), 0, 'fetch needs what a load needs');
+});
+
+test('a handler that never installs anything is reported, not looped on forever', () => {
+  const { mmu } = setup();
+  mmu.handler = { onMiss: () => 0 };
+  assert.throws(() => mmu.load8(BASE), VmAssertionError);
+});
+
+test('the TLB keeps a translation until a shootdown; after it the new frame is seen', () => {
+  const { mmu, faults, pt, mem, domain } = setup();
+  faults.map(BASE, BASE + PAGE);
+  mmu.store32(BASE, 1);
+  const pfn2 = mem.allocFrame(1, 0, 0);
+  mem.i32[pfn2 * 1024] = 2;
+  const t = pt.findPteTable(BASE);
+  pt.setPte(t, pteIndex(BASE), makePte(pfn2, PTE_USER | PTE_WRITE | PTE_DIRTY));
+  assert.equal(mmu.load32(BASE), 1, 'stale until the shootdown (as a hardware TLB)');
+  const epoch = mmu.epoch;
+  const vpn = BASE / PAGE;
+  domain.shootdown(vpn + 1, vpn + 100);
+  assert.equal(mmu.load32(BASE), 1, 'another range does not touch it');
+  domain.shootdown(vpn, vpn + 1);
+  assert.equal(mmu.load32(BASE), 2);
+  assert.ok(mmu.epoch > epoch, 'the epoch moved: page views taken before are void');
+  pt.clearPte(t, pteIndex(BASE));
+  domain.shootdown(0, 2 ** 35);
+  assert.equal(mmu.load32(BASE), 0, 'a fresh page from the handler');
+  assert.equal(domain.stats().shootdowns, 3);
+});
+
+test('the fast-path countdown acknowledges shootdowns; offline CPUs are not waited for', () => {
+  const { mmu, faults, domain } = setup();
+  faults.map(BASE, BASE + PAGE);
+  mmu.load32(BASE);
+  const gen = domain.generation();
+  Atomics.add(domain.control, 0, 1); // a shootdown started by "someone"
+  for (let i = 0; i <= QUIESCE_EVERY; i++) mmu.load32(BASE);
+  assert.equal(domain.acked(mmu.cpu), gen + 1);
+  mmu.offline();
+  assert.equal(domain.acked(mmu.cpu), 0);
+  assert.equal(domain.stats().online, 0);
+  mmu.load32(BASE);
+  assert.equal(domain.acked(mmu.cpu), gen + 1, 'the next access comes back online');
+});
+
+test('a second Mmu on the same domain shares the shootdown state', () => {
+  const { mmu, faults, mem, pt, domain } = setup();
+  faults.map(BASE, BASE + PAGE);
+  mmu.store32(BASE, 9);
+  const other = new Mmu(mem, pt, domain, faults);
+  assert.equal(other.load32(BASE), 9);
+});
+
+function catchFault(fn: () => unknown): MemoryFault {
+  try {
+    fn();
+  } catch (error) {
+    assert.ok(error instanceof MemoryFault, `expected a MemoryFault, got ${error}`);
+    return error;
+  }
+  assert.fail('no fault');
+}
