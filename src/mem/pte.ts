@@ -18,8 +18,9 @@
  * and `lo = addr - hi * 2^30` (PMD index lo >>> 21, PTE index (lo >>> 12) & 511).
  */
 
-export const PAGE_SHIFT = 12;
-export const PAGE_SIZE = 4096;
+import { PAGE_SHIFT, PAGE_SIZE } from './page.js';
+
+export { PAGE_SHIFT, PAGE_SIZE } from './page.js';
 /** Entries per table, and the bits of an address each level decodes. */
 export const PTRS_PER_TABLE = 512;
 export const TABLE_SHIFT = 9;

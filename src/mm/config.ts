@@ -2,6 +2,8 @@
  * The knobs of an address space, each with Linux 6.18's x86_64 default (4 KiB pages, 4-level
  * paging, no ASLR). Every value the traces record in their header maps onto one of these.
  */
+import { PAGE_SIZE } from '../mem/page.js';
+
 export interface MmConfig {
   /** TASK_SIZE / DEFAULT_MAP_WINDOW: 2^47 - 4096. */
   taskSize: number;
@@ -43,7 +45,7 @@ export interface MmConfig {
   startBrk: number;
 }
 
-export const PAGE = 4096;
+export const PAGE = PAGE_SIZE;
 /** The words shmem_enabled accepts. */
 const SHMEM_ENABLED = ['always', 'within_size', 'advise', 'never', 'deny', 'force'];
 export const DEFAULT_TASK_SIZE = 2 ** 47 - PAGE;

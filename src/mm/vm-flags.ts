@@ -3,10 +3,12 @@
  * (`VM_*`, include/linux/mm.h), with the two views the kernel prints: the `perms` column of
  * /proc/PID/maps and the `VmFlags:` line of smaps (two-letter codes in bit order).
  */
-export const PAGE_SHIFT = 12;
-export const PAGE_SIZE = 4096;
+import { PAGE_SIZE } from '../mem/page.js';
+
+/** The page size and the PMD span are the memory layer's (one definition: src/mem/page.ts, pte.ts). */
+export { PAGE_SHIFT, PAGE_SIZE } from '../mem/page.js';
+export { PMD_SIZE } from '../mem/pte.js';
 export const PAGE_MASK_LOW = PAGE_SIZE - 1;
-export const PMD_SIZE = 2 * 1024 * 1024;
 
 // VMA flags (vm_flags_t bits 0..31; all fit an Int32).
 export const VM_READ = 0x1;

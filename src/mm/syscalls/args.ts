@@ -8,7 +8,8 @@
  * `int` arguments (advice, flags) keep the low 32 bits, as C's conversion does.
  */
 export const U64 = 2 ** 64;
-const PAGE = 4096;
+
+import { PAGE_SIZE as PAGE } from '../../mem/page.js';
 
 /** The unsigned long `x` stands for, or NaN when it stands for none. */
 export function ulong(x: number): number {
