@@ -46,8 +46,9 @@ import {
   SyscallContext,
 } from './context.js';
 import { faultinRange, mmPopulate } from './fault.js';
+import { lockVmaUnderRcu } from './fault-lookup.js';
 import { MmState, type MmStateDescriptor } from './mm-state.js';
-import { FAULT_GROW, faultPageLocked, MmuFault } from './mmu-fault.js';
+import { FAULT_FALLBACK, FAULT_GROW, faultPageLocked, faultPageVmaLocked, MmuFault } from './mmu-fault.js';
 import { HUGE, PmdState, type PmdStateDescriptor, PTE_TABLE } from './pmd-state.js';
 import { type VmaView, vmaViews } from './proc-maps.js';
 import {
@@ -86,12 +87,15 @@ import { munmapLocked } from './syscalls/munmap.js';
 import { touchCheck, touchFaults, touchLocked } from './syscalls/touch.js';
 import { MAP_ANONYMOUS, PAGE_SIZE, PMD_SIZE } from './vm-flags.js';
 import {
+  countEvent,
+  EV_MMAP_FALLBACK,
   MmLocks,
   type MmLocksDescriptor,
   mmapReadLock,
   mmapReadUnlock,
   mmapWriteLock,
   mmapWriteUnlock,
+  vmaEndRead,
 } from './vma-lock.js';
 import { VmaArena, type VmaFields } from './vma-record.js';
 
@@ -406,6 +410,18 @@ export class AddressSpace implements MmShared {
   private faultPageOnce(page: number, write: boolean, exec: boolean): number {
     const ctx = this.ctx;
     this.mmuOffline();
+    const h = lockVmaUnderRcu(this, page);
+    if (h !== 0) {
+      let r: number;
+      try {
+        r = faultPageVmaLocked(ctx, h, page, write, exec);
+        ctx.ptWork.flushDeferred();
+      } finally {
+        vmaEndRead(this.locks, h);
+      }
+      if (r !== FAULT_FALLBACK) return r;
+    }
+    countEvent(this.locks, EV_MMAP_FALLBACK);
     mmapReadLock(this.locks);
     ctx.open();
     ctx.installPtes = true;

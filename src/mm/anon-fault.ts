@@ -66,6 +66,23 @@ export function faultAnonPages(
   return 0;
 }
 
+/**
+ * One page of a private anonymous VMA given by its fields (the per-VMA-lock fault path, which has
+ * a VMA record, not a transaction slot): 0 or -ENOMEM. Preconditions: the VMA is read-locked (or
+ * mmap_lock held) and has its anon_vma `owner`; a replaced page is left in mm.ptWork's deferred list.
+ */
+export function faultAnonPageOf(
+  mm: SyscallContext,
+  addr: number,
+  write: boolean,
+  vmFlags: number,
+  owner: number,
+  index: number,
+): number {
+  const writable = (vmFlags & VM_WRITE) !== 0;
+  return faultAnonPage(mm.pt, mm.mem, mm.ptWork, addr, write, writable, mm.config.zeroPage, owner, index);
+}
+
 function faultAnonPage(
   pt: PageTables,
   mem: PhysMem,

@@ -17,16 +17,27 @@
  *                                   a table or the anon_vma): FAULT_SIGBUS (VM_FAULT_OOM; there is
  *                                   no OOM killer)
  *
+ * Before all that, the per-VMA-lock fast path (`faultPageVmaLocked`, do_user_addr_fault's
+ * lock_vma_under_rcu): the VMA read-locked without mmap_lock; a private anonymous VMA that already
+ * has its anon_vma, in a 2 MiB region that already has its PmdState, faults the page in under the
+ * page's PTE lock alone; an access error is answered at once; anything else (no VMA, a locked
+ * VMA, no anon_vma yet, a new region, file or shared) falls back to the mmap_lock path.
+ *
  * The Mmu calls the handler offline (it may block on mmap_lock) and walks again on 0.
  */
 import type { MissHandler } from '../mem/mmu.js';
 import { FAULT_SEGV_ACCERR, FAULT_SEGV_MAPERR, FAULT_SIGBUS } from '../mem/tlb.js';
+import { faultAnonPageOf } from './anon-fault.js';
 import type { SyscallContext } from './context.js';
 import { accessError, faultRange, isAnonymous } from './fault.js';
-import { PAGE_SIZE, VM_EXEC, VM_GROWSDOWN, VM_SHARED } from './vm-flags.js';
+import { PMD_NONE } from './pmd-state.js';
+import { PAGE_SIZE, PMD_SIZE, VM_EXEC, VM_GROWSDOWN, VM_SHARED } from './vm-flags.js';
+import { NAME_ANON } from './vma-record.js';
 
 /** faultPageLocked: no VMA contains the address, but a VM_GROWSDOWN one above may grow to it. */
 export const FAULT_GROW = 1;
+/** faultPageVmaLocked: the fast path cannot decide; take mmap_lock. */
+export const FAULT_FALLBACK = 2;
 
 /** What the Mmu's handler needs of the address space (AddressSpace). */
 export interface FaultPageMm {
@@ -59,4 +70,29 @@ export function faultPageLocked(mm: SyscallContext, addr: number, write: boolean
   if ((flags & VM_SHARED) !== 0 || !isAnonymous(mm, vma)) return FAULT_SIGBUS;
   const r = faultRange(mm, vma, page, page + PAGE_SIZE, write);
   return r < 0 ? FAULT_SIGBUS : 0;
+}
+
+/**
+ * The fast path for the page at `page` of the read-locked VMA record `h` (see the file comment):
+ * 0, FAULT_SEGV_ACCERR, or FAULT_FALLBACK. A replaced page is left in mm.ptWork's deferred list
+ * (the caller flushes it). Preconditions: `h` read-locked (lockVmaUnderRcu) and covering `page`;
+ * no spinlock held; this CPU's transaction is not open (only its ptWork list is used).
+ */
+export function faultPageVmaLocked(
+  mm: SyscallContext,
+  h: number,
+  page: number,
+  write: boolean,
+  exec: boolean,
+): number {
+  const a = mm.arena;
+  const flags = a.flags(h);
+  if (exec ? (flags & VM_EXEC) === 0 : accessError(flags, write)) return FAULT_SEGV_ACCERR;
+  const owner = a.anon(h);
+  if (owner === 0 || (flags & VM_SHARED) !== 0 || a.file(h) !== 0 || a.nameKind(h) !== NAME_ANON) {
+    return FAULT_FALLBACK;
+  }
+  if (mm.pmd.at(Math.floor(page / PMD_SIZE) * PMD_SIZE) === PMD_NONE) return FAULT_FALLBACK;
+  const index = a.pgoff(h) + (page - a.start(h)) / PAGE_SIZE;
+  return faultAnonPageOf(mm, page, write, flags, owner, index) < 0 ? FAULT_FALLBACK : 0;
 }

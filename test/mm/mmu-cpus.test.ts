@@ -9,6 +9,7 @@ import { after, before, test } from 'node:test';
 import { Kernel } from '../../src/kernel/kernel.js';
 import { Process } from '../../src/kernel/process.js';
 import { Machine } from '../../src/machine/machine.js';
+import { vmaLockEvents } from '../../src/mm/vma-lock.js';
 import { rcuBarrier } from '../../src/sync/rcu.js';
 import { type MmuRaceArgs, type MmuRaceResult, WINDOW_PAGES } from './tasks/mmu-race.js';
 
@@ -36,13 +37,15 @@ test('CPU A accesses through its Mmu while CPU B remaps the pages: no stale or f
     machine.run<MmuRaceResult>(task, { ...base, role: 'accessor' } satisfies MmuRaceArgs, [0]),
     machine.run<MmuRaceResult>(task, { ...base, role: 'mutator' } satisfies MmuRaceArgs, [1]),
   ]);
-  if (process.env.MMU_VERBOSE) console.log(a, b, proc.mm.tlb.stats());
+  const events = vmaLockEvents(proc.mm.locks);
+  if (process.env.MMU_VERBOSE) console.log(a, b, proc.mm.tlb.stats(), events);
   assert.equal(a.error, '', a.error);
   assert.ok(a.pairs > 500, `only ${a.pairs} store-load pairs`);
   assert.ok(a.faults > 100, `only ${a.faults} faults`);
   assert.ok(b.calls > 100, `only ${b.calls} calls`);
   assert.ok(b.poisonFills > 20, `only ${b.poisonFills} poison fills`);
   assert.ok(proc.mm.tlb.stats().shootdowns > 50);
+  assert.ok(events.success > 0 && events.mmapFallbacks > 0, 'faults took both paths');
   proc.exit();
   proc.detach();
   rcuBarrier();

@@ -25,6 +25,7 @@ import {
   PROT_READ,
   PROT_WRITE,
 } from '../../src/mm/vm-flags.js';
+import { resetVmaLockEvents, vmaLockEvents } from '../../src/mm/vma-lock.js';
 import { rcuBarrier } from '../../src/sync/rcu.js';
 
 const P = 4096;
@@ -153,5 +154,30 @@ test('a store below a VM_GROWSDOWN stack grows it; exit after detach', () => {
   fault(() => mmu.store32(top - 38 * P, 1), 'SEGV_MAPERR', top - 38 * P);
   assert.equal(Number(proc.mm.vmas()[1].start), top - 5 * P, 'the stack did not grow');
   proc.detach();
+  finish(kernel, proc);
+});
+
+test('faults in a VMA with its anon_vma take the per-VMA-lock fast path, without mmap_lock', () => {
+  const { kernel, proc } = setup();
+  const mmu = proc.mm.mmu();
+  proc.mm.mmap(BASE, 8 * P, RW, ANON);
+  mmu.store32(BASE, 1); // the first write fault gives the VMA its anon_vma (mmap_lock path)
+  resetVmaLockEvents(proc.mm.locks);
+  mmu.store32(BASE + P, 2);
+  assert.equal(mmu.load32(BASE + 2 * P), 0);
+  mmu.store32(BASE + 2 * P, 3); // copy-on-write of the zero page, then its shootdown
+  const ev = vmaLockEvents(proc.mm.locks);
+  assert.equal(ev.mmapFallbacks, 0, 'no mmap_lock');
+  assert.equal(ev.success, 3);
+  const e = proc.mm.pt.lookupPte(BASE + 2 * P);
+  assert.equal(e & (PTE_WRITE | PTE_DIRTY), PTE_WRITE | PTE_DIRTY);
+  assert.deepEqual([mmu.load32(BASE), mmu.load32(BASE + P), mmu.load32(BASE + 2 * P)], [1, 2, 3]);
+  proc.mm.mprotect(BASE + 4 * P, P, PROT_READ);
+  fault(() => mmu.store8(BASE + 4 * P, 1), 'SEGV_ACCERR', BASE + 4 * P);
+  assert.equal(
+    vmaLockEvents(proc.mm.locks).mmapFallbacks,
+    0,
+    'the access error is answered on the fast path',
+  );
   finish(kernel, proc);
 });
