@@ -7,8 +7,11 @@
  *   mremap_move           a 4-page VMA MAYMOVE|FIXED to another place and back (ns per call)
  *   vma_lookup_rcu        lockVmaUnderRcu + vmaEndRead at random addresses of 1000 VMAs (no baseline)
  *
- * Also the kernel's fault figures (anon_write_fault, page_fault1, cow_after_fork; see mmops.c),
- * printed alone until vmspace has frames and page tables to compare them with.
+ * Also the kernel's fault figures (anon_write_fault, page_fault1, cow_after_fork; see mmops.c), and
+ *
+ *   fault.anon_write      will-it-scale page_fault1 through this CPU's Mmu: map 128 MiB anonymous,
+ *                         store one byte per page (each store a TLB miss and a write fault), munmap
+ *                         (ns per page, the map and unmap included; baseline linux.page_fault1.ns)
  *
  * The address space is the production one: a MapleTree index, RCU-deferred record frees. The
  * main thread runs RCU-online, as a CPU running a task does.
@@ -69,12 +72,37 @@ export const suite: BenchSuite = {
     try {
       await measureSyscalls(report, options);
       await measureLookup(report, options);
+      measureFaults(report, options);
     } finally {
       rcuOffline();
       rcuBarrier();
     }
   },
 };
+
+const FAULT_PAGES = (128 << 20) / P;
+
+/** page_fault1 through the Mmu: the median round (map, a one-byte store per page, unmap) per page. */
+function measureFaults(report: Report, options: BenchOptions): void {
+  const mm = newSpace();
+  const mmu = mm.mmu();
+  const round = (): number => {
+    const t0 = performance.now();
+    const addr = mm.sysMmap(0, FAULT_PAGES * P, RW, ANON, -1, 0);
+    if (addr < 0) throw new Error(`mmap failed: ${addr}`);
+    for (let i = 0; i < FAULT_PAGES; i++) mmu.store8(addr + i * P, 1);
+    if (mm.sysMunmap(addr, FAULT_PAGES * P) !== 0) throw new Error('munmap failed');
+    rcuQuiescent();
+    return ((performance.now() - t0) * 1e6) / FAULT_PAGES;
+  };
+  for (let i = 0; i < (options.quick ? 1 : 3); i++) round();
+  const times: number[] = [];
+  for (let i = 0; i < (options.quick ? 3 : 11); i++) times.push(round());
+  times.sort((x, y) => x - y);
+  report.add('fault.anon_write.ns', times[times.length >> 1], 'ns', 'linux.page_fault1.ns');
+  mm.destroy();
+  mm.detach();
+}
 
 function newSpace(): AddressSpace {
   return new AddressSpace({ index: MapleTree.create({ name: 'bench.vmas', externalLock: 'mmap_lock' }) });

@@ -110,6 +110,7 @@ export class Mmu {
     this.domain = domain;
     this.handler = handler;
     this.cpu = currentCpu();
+    domain.markUsed(this.cpu);
     this.tags = domain.row(this.cpu);
     this.tags.fill(INVALID_TAG);
     const buf = mem.bytes.buffer;

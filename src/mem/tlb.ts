@@ -36,6 +36,8 @@ export const QUIESCE_EVERY = 1024;
 const GEN = 0;
 const WAITERS = 1;
 const EVENT = 2;
+/** USED, USED + 1: bit c of the 64-bit mask = CPU c has had an Mmu on this domain (its row may hold tags). */
+const USED = 3;
 const ACK = 16;
 export const ACK_IDLE = 0;
 /** Polls of the acknowledgements before the writer sleeps. */
@@ -121,6 +123,19 @@ export class TlbDomain {
     return new Int32Array(this.desc.tags, cpu * TLB_ENTRIES * 4, TLB_ENTRIES);
   }
 
+  /**
+   * CPU `cpu` is about to fill its row (the Mmu's constructor, before any tag): shootdowns examine
+   * only the rows of CPUs marked here, and skip everything while no CPU ever was (`inUse`).
+   */
+  markUsed(cpu: number): void {
+    Atomics.or(this.control, USED + (cpu >>> 5), 1 << (cpu & 31));
+  }
+
+  /** Some CPU has had an Mmu on this domain: page-table changes need shootdowns. */
+  inUse(): boolean {
+    return (Atomics.load(this.control, USED) | Atomics.load(this.control, USED + 1)) !== 0;
+  }
+
   /** The newest shootdown generation (an Atomics.load: it synchronises with the writer's clears). */
   generation(): number {
     return Atomics.load(this.control, GEN);
@@ -160,6 +175,7 @@ export class TlbDomain {
     const tags = this.tags;
     const pages = endVpn - startVpn;
     for (let cpu = 0; cpu < MAX_CPUS; cpu++) {
+      if ((Atomics.load(this.control, USED + (cpu >>> 5)) & (1 << (cpu & 31))) === 0) continue;
       const row = cpu * TLB_ENTRIES;
       if (pages >= TLB_ENTRIES) {
         for (let s = 0; s < TLB_ENTRIES; s++) {

@@ -24,7 +24,9 @@ import { lockdepAssertNoneHeld } from '../lockdep/index.js';
 import type { RangeIndex } from '../maple/api.js';
 import { MapleTree, type MapleTreeDescriptor } from '../maple/tree.js';
 import { PhysMem, type PhysMemDescriptor } from '../mem/frames.js';
+import { Mmu } from '../mem/mmu.js';
 import { PageTables, type PageTablesDescriptor } from '../mem/pgtable.js';
+import { FAULT_SEGV_MAPERR, TlbDomain, type TlbDomainDescriptor } from '../mem/tlb.js';
 import type { ArenaDescriptor, FailureInjector } from '../shm/arena.js';
 import { rcuBarrier, rcuDeferFree } from '../sync/rcu.js';
 import type { RwSem } from '../sync/rwsem.js';
@@ -44,7 +46,9 @@ import {
   SyscallContext,
 } from './context.js';
 import { faultinRange, mmPopulate } from './fault.js';
+import { lockVmaUnderRcu } from './fault-lookup.js';
 import { MmState, type MmStateDescriptor } from './mm-state.js';
+import { FAULT_FALLBACK, FAULT_GROW, faultPageLocked, faultPageVmaLocked, MmuFault } from './mmu-fault.js';
 import { HUGE, PmdState, type PmdStateDescriptor, PTE_TABLE } from './pmd-state.js';
 import { type VmaView, vmaViews } from './proc-maps.js';
 import {
@@ -81,14 +85,17 @@ import { mremapCheck, mremapLocked } from './syscalls/mremap.js';
 import { msyncCheck, msyncReadLocked } from './syscalls/msync.js';
 import { munmapLocked } from './syscalls/munmap.js';
 import { touchCheck, touchFaults, touchLocked } from './syscalls/touch.js';
-import { MAP_ANONYMOUS, PMD_SIZE } from './vm-flags.js';
+import { MAP_ANONYMOUS, PAGE_SIZE, PMD_SIZE } from './vm-flags.js';
 import {
+  countEvent,
+  EV_MMAP_FALLBACK,
   MmLocks,
   type MmLocksDescriptor,
   mmapReadLock,
   mmapReadUnlock,
   mmapWriteLock,
   mmapWriteUnlock,
+  vmaEndRead,
 } from './vma-lock.js';
 import { VmaArena, type VmaFields } from './vma-record.js';
 
@@ -131,6 +138,7 @@ export interface AddressSpaceDescriptor {
   anonVmas: ArenaDescriptor;
   mem: PhysMemDescriptor;
   pt: PageTablesDescriptor;
+  tlb: TlbDomainDescriptor;
   log: SyscallLogDescriptor | null;
 }
 
@@ -178,6 +186,8 @@ export class AddressSpace implements MmShared {
   readonly mem: PhysMem;
   /** This address space's page tables. */
   readonly pt: PageTables;
+  /** The shared half of every CPU's TLB for this address space (shootdowns go through it). */
+  readonly tlb: TlbDomain;
   /** This CPU's transaction and scratch: what syscall bodies see. */
   readonly ctx: SyscallContext;
   /** The syscall log, if the address space keeps one. */
@@ -185,6 +195,8 @@ export class AddressSpace implements MmShared {
   private readonly rcuFree: boolean;
   private readonly deferPopulate: boolean;
   private readonly edges: number[] = [];
+  /** This facade's (CPU's) Mmu, made by the first mmu() call. */
+  private cpuMmu: Mmu | null = null;
 
   constructor(options: AddressSpaceOptions, attached?: AddressSpaceDescriptor) {
     if (attached !== undefined) {
@@ -200,6 +212,7 @@ export class AddressSpace implements MmShared {
       this.anonVmas = AnonVmaTable.attach(attached.anonVmas);
       this.mem = PhysMem.attach(attached.mem);
       this.pt = PageTables.attach(attached.pt);
+      this.tlb = TlbDomain.attach(attached.tlb);
       this.log = attached.log !== null ? SyscallLog.attach(attached.log) : null;
     } else {
       this.config = defaultConfig(options.config);
@@ -222,6 +235,7 @@ export class AddressSpace implements MmShared {
         capacity: options.pageTableCapacity ?? 4096,
         injector: options.injector,
       });
+      this.tlb = TlbDomain.create();
       this.log = options.log ?? null;
     }
     if (this.fds.files.arena.describe().records !== this.files.arena.describe().records) {
@@ -260,6 +274,7 @@ export class AddressSpace implements MmShared {
       anonVmas: this.anonVmas.describe(),
       mem: this.mem.describe(),
       pt: this.pt.describe(),
+      tlb: this.tlb.describe(),
       log: this.log !== null ? this.log.describe() : null,
     };
   }
@@ -276,6 +291,7 @@ export class AddressSpace implements MmShared {
   private run(name: string, nr: number, body: LockedBody, a = 0, b = 0, c = 0, d = 0, e = 0, f = 0): number {
     const ctx = this.ctx;
     let ret: number;
+    this.mmuOffline();
     mmapWriteLock(this.locks);
     try {
       ctx.open();
@@ -299,6 +315,7 @@ export class AddressSpace implements MmShared {
 
   /** Runs a read-only body under mmap_lock held for read. */
   private runRead(name: string, body: LockedBody, a = 0, b = 0, c = 0): number {
+    this.mmuOffline();
     mmapReadLock(this.locks);
     try {
       return body(this.ctx, a, b, c, 0, 0, 0);
@@ -319,10 +336,12 @@ export class AddressSpace implements MmShared {
     const start = ctx.populateStart;
     const end = start + ctx.populateLen;
     const retIn = ret;
+    this.mmuOffline();
     mmapReadLock(this.locks);
     ctx.open();
     ctx.installPtes = true;
     this.state.ptl.lock();
+    let ptlHeld = true;
     try {
       if (mode === POPULATE_IGNORE) mmPopulate(ctx, start, end - start, true);
       else if (mode === POPULATE_MLOCK) {
@@ -337,14 +356,97 @@ export class AddressSpace implements MmShared {
       ctx.commitAnonLocked();
       // Populate stages are serialised by page_table_lock, and with writers by mmap_lock.
       if (this.log !== null) this.log.appendLocked(NR_POPULATE, start, end - start, mode, retIn, 0, 0, ret);
+      this.state.ptl.unlock();
+      ptlHeld = false;
+      // Copy-on-write replaced pages: shoot them down, then put the old frames.
+      ctx.ptWork.flushDeferred();
     } catch (error) {
       ctx.abandonLocked();
       throw error;
     } finally {
-      this.state.ptl.unlock();
+      if (ptlHeld) this.state.ptl.unlock();
       mmapReadUnlock(this.locks);
     }
     return ret;
+  }
+
+  // ---- the MMU: loads and stores of this CPU ------------------------------------------------
+
+  /**
+   * This CPU's Mmu for the address space (made on first use, one per facade: a facade is one
+   * CPU's). Its miss handler is the page-fault path (mmu-fault.ts, faultPage). Deadlock rule: a
+   * CPU must not hold up a shootdown while it blocks, so every syscall entry (run, runRead,
+   * populate) takes this Mmu offline before it may wait for mmap_lock; the next access brings it
+   * back online. A CPU that stops using the space calls detach(), which takes it offline too.
+   */
+  mmu(): Mmu {
+    this.cpuMmu ??= new Mmu(this.mem, this.pt, this.tlb, new MmuFault(this));
+    return this.cpuMmu;
+  }
+
+  private mmuOffline(): void {
+    if (this.cpuMmu !== null) this.cpuMmu.offline();
+  }
+
+  /**
+   * The Mmu's fault path for the page of addr (mmu-fault.ts): 0 once a translation allowing the
+   * access is installed, or FAULT_SEGV_MAPERR / FAULT_SEGV_ACCERR / FAULT_SIGBUS. Runs like a
+   * populate stage of one page (mmap_lock (R), page_table_lock, faultRange with installPtes,
+   * commitAnonLocked, then the copy-on-write shootdown); a fault below a VM_GROWSDOWN VMA grows
+   * it through a write-locked touch of the page (expand_downwards, then the same fault). With a
+   * syscall log, a fault is logged as a one-page touch-populate stage so the log still replays.
+   * Preconditions: this CPU holds no lock and is not in a syscall (its Mmu is offline).
+   */
+  faultPage(addr: number, write: boolean, exec: boolean): number {
+    const page = addr - (addr % PAGE_SIZE);
+    for (let round = 0; round < 2; round++) {
+      const r = this.faultPageOnce(page, write, exec);
+      if (r !== FAULT_GROW) return r;
+      if (round !== 0 || this.sysTouch(page, PAGE_SIZE, write) < 0) return FAULT_SEGV_MAPERR;
+    }
+    return FAULT_SEGV_MAPERR;
+  }
+
+  private faultPageOnce(page: number, write: boolean, exec: boolean): number {
+    const ctx = this.ctx;
+    this.mmuOffline();
+    const h = lockVmaUnderRcu(this, page);
+    if (h !== 0) {
+      let r: number;
+      try {
+        r = faultPageVmaLocked(ctx, h, page, write, exec);
+        ctx.ptWork.flushDeferred();
+      } finally {
+        vmaEndRead(this.locks, h);
+      }
+      if (r !== FAULT_FALLBACK) return r;
+    }
+    countEvent(this.locks, EV_MMAP_FALLBACK);
+    mmapReadLock(this.locks);
+    ctx.open();
+    ctx.installPtes = true;
+    this.state.ptl.lock();
+    let ptlHeld = true;
+    let r: number;
+    try {
+      r = faultPageLocked(ctx, page, write, exec);
+      ctx.commitAnonLocked();
+      if (this.log !== null && r === 0) {
+        const mode = write ? POPULATE_TOUCH_WRITE : POPULATE_TOUCH_READ;
+        this.log.appendLocked(NR_POPULATE, page, PAGE_SIZE, mode, 0, 0, 0, 0);
+      }
+      this.state.ptl.unlock();
+      ptlHeld = false;
+      ctx.ptWork.flushDeferred();
+    } catch (error) {
+      ctx.abandonLocked();
+      throw error;
+    } finally {
+      if (ptlHeld) this.state.ptl.unlock();
+      mmapReadUnlock(this.locks);
+    }
+    lockdepAssertNoneHeld('page fault');
+    return r;
   }
 
   /**
@@ -455,6 +557,7 @@ export class AddressSpace implements MmShared {
    * (call before exit on every CPU that made syscalls, so nothing stays allocated).
    */
   detach(): void {
+    this.mmuOffline();
     if (this.index instanceof MapleTree) this.index.releasePreallocated();
     rcuBarrier();
   }

@@ -9,6 +9,11 @@
  *                                   copied into a new exclusive frame; an exclusive one is reused
  *                                   (the decision is anon-exclusive, never the reference count)
  *
+ *   writable clean entry, write    marked DIRTY (the Mmu writes only through WRITE | DIRTY entries)
+ *
+ * A replaced page (copy-on-write) loses its map count at once; its reference is put only after a
+ * TLB shootdown of the page (ptWork.deferPut; the caller runs ptWork.flushDeferred once it has
+ * dropped the page-table lock, before the fault returns), so no CPU reads the old frame reused.
  * The frame is allocated before the page-table lock is taken; the entry is installed (or left,
  * if another CPU installed one meanwhile) under it. The caller has given the VMA its anon_vma
  * when the fault allocates (faultRange), and holds mmap_lock (R) and the mm's page_table_lock.
@@ -29,6 +34,7 @@ import {
   ptePfn,
 } from '../mem/pte.js';
 import type { SyscallContext } from './context.js';
+import type { PageTableWork } from './pgtable-work.js';
 import { PAGE_SIZE, VM_WRITE } from './vm-flags.js';
 
 /** Faults [start, end) of anonymous VMA `slot` in: 0, or -ENOMEM (a frame or a table). */
@@ -44,15 +50,43 @@ export function faultAnonPages(
   const owner = t.anon[slot];
   for (let addr = start; addr < end; addr += PAGE_SIZE) {
     const index = t.pgoff[slot] + (addr - t.start[slot]) / PAGE_SIZE;
-    const r = faultAnonPage(mm.pt, mm.mem, addr, write, writable, mm.config.zeroPage, owner, index);
+    const r = faultAnonPage(
+      mm.pt,
+      mm.mem,
+      mm.ptWork,
+      addr,
+      write,
+      writable,
+      mm.config.zeroPage,
+      owner,
+      index,
+    );
     if (r < 0) return r;
   }
   return 0;
 }
 
+/**
+ * One page of a private anonymous VMA given by its fields (the per-VMA-lock fault path, which has
+ * a VMA record, not a transaction slot): 0 or -ENOMEM. Preconditions: the VMA is read-locked (or
+ * mmap_lock held) and has its anon_vma `owner`; a replaced page is left in mm.ptWork's deferred list.
+ */
+export function faultAnonPageOf(
+  mm: SyscallContext,
+  addr: number,
+  write: boolean,
+  vmFlags: number,
+  owner: number,
+  index: number,
+): number {
+  const writable = (vmFlags & VM_WRITE) !== 0;
+  return faultAnonPage(mm.pt, mm.mem, mm.ptWork, addr, write, writable, mm.config.zeroPage, owner, index);
+}
+
 function faultAnonPage(
   pt: PageTables,
   mem: PhysMem,
+  work: PageTableWork,
   addr: number,
   write: boolean,
   writable: boolean,
@@ -64,7 +98,15 @@ function faultAnonPage(
   if (table <= 0) return -ENOMEM;
   const i = pteIndex(addr);
   const old = pt.readEntry(table, i);
-  if (old !== 0 && (!write || (old & PTE_WRITE) !== 0)) return 0;
+  if (old !== 0 && !write) return 0;
+  if (old !== 0 && (old & PTE_WRITE) !== 0) {
+    if ((old & PTE_DIRTY) === 0) {
+      pt.lockTable(table);
+      if (pt.readEntry(table, i) === old) pt.setPteLocked(table, i, old | PTE_DIRTY | PTE_ACCESSED);
+      pt.unlockTable(table);
+    }
+    return 0;
+  }
   const oldPfn = old === 0 ? 0 : ptePfn(old);
   if (old !== 0 && oldPfn !== ZERO_PFN && mem.testFlag(oldPfn, PG_ANON_EXCLUSIVE)) {
     // Reuse: the page is this mapping's alone.
@@ -96,9 +138,10 @@ function faultAnonPage(
   mem.incMapcount(pfn);
   pt.setPteLocked(table, i, makePte(pfn, flags));
   pt.unlockTable(table);
-  if (oldPfn !== 0 && oldPfn !== ZERO_PFN) {
-    mem.decMapcount(oldPfn);
-    mem.putPage(oldPfn);
+  if (oldPfn !== 0) {
+    // Other CPUs may still read the old page (the zero page too) through a cached translation.
+    if (oldPfn !== ZERO_PFN) mem.decMapcount(oldPfn);
+    work.deferPut(oldPfn, Math.floor(addr / PAGE_SIZE));
   }
   return 0;
 }

@@ -15,6 +15,7 @@ import type { FileTable } from '../fs/file-table.js';
 import type { RangeIndex } from '../maple/api.js';
 import type { PhysMem } from '../mem/frames.js';
 import type { PageTables } from '../mem/pgtable.js';
+import type { TlbDomain } from '../mem/tlb.js';
 import type { AnonVmaTable } from './anon-vma.js';
 import type { MmConfig } from './config.js';
 import type { MmState } from './mm-state.js';
@@ -59,6 +60,8 @@ export interface MmShared {
   /** Physical memory (shared by every address space of a Kernel) and this space's page tables. */
   readonly mem: PhysMem;
   readonly pt: PageTables;
+  /** The address space's TLB domain (shootdowns after page-table work). */
+  readonly tlb: TlbDomain;
 }
 
 export class SyscallContext {
@@ -106,7 +109,7 @@ export class SyscallContext {
     this.anonVmas = shared.anonVmas;
     this.mem = shared.mem;
     this.pt = shared.pt;
-    this.ptWork = new PageTableWork(shared.pt, shared.mem, shared.index);
+    this.ptWork = new PageTableWork(shared.pt, shared.mem, shared.index, shared.tlb);
     this.txn = new VmaTxn(this.arena, this.index, freeRecord, this.locks, this);
     this.layer = new VmaLayer(this.txn, this.config.maxMapCount);
     this.placement = new Placement(this.index, this.arena, this.config, this.files);

@@ -11,9 +11,14 @@
  *               fail any more), then frees the tables of the unmapped ranges that no VMA covers
  *               now, with free_pgtables' floor and ceiling taken from the VMAs around each gap
  *
- * Zapped pages lose their mapping and their reference at once (no CPU caches translations yet:
- * the TLB shootdown will come between the two). Preconditions of every method: mmap_lock held
- * for write by this CPU.
+ * TLB shootdown: every op that removes or downgrades translations (zap, dontneed, a move's source,
+ * protect) is followed by `tlb.shootdown` over its pages, before the next op and before the
+ * syscall returns. A zapped page loses its mapping (and map count) at once, but its reference is
+ * only dropped once every op's shootdown returned (`zapped`, a reusable list: no CPU can still
+ * reach the frame through a cached translation when it goes back to the allocator). The fault
+ * path's copy-on-write uses the same list (`deferPut` + `flushDeferred`). While no CPU ever had
+ * an Mmu on the address space (`tlb.inUse()` false) there is nothing to shoot down.
+ * Preconditions of every method except deferPut / flushDeferred: mmap_lock held for write.
  */
 import { ENOMEM } from '../errno.js';
 import type { RangeIndex } from '../maple/api.js';
@@ -21,7 +26,8 @@ import { rangeOut } from '../maple/api.js';
 import type { PhysMem } from '../mem/frames.js';
 import { ZERO_PFN } from '../mem/page.js';
 import type { PageTables } from '../mem/pgtable.js';
-import { PTE_USER, PTE_WRITE, USER_ADDR_LIMIT } from '../mem/pte.js';
+import { PAGE_SIZE, PTE_USER, PTE_WRITE, USER_ADDR_LIMIT } from '../mem/pte.js';
+import type { TlbDomain } from '../mem/tlb.js';
 import { PMD_SIZE, VM_ACCESS_FLAGS, VM_WRITE } from './vm-flags.js';
 
 const ZAP = 1;
@@ -36,6 +42,13 @@ export class PageTableWork {
   private n = 0;
   private readonly out = rangeOut();
   private readonly onPage: (pfn: number, entry: number) => void;
+  /** Frames whose reference is put after the shootdown (a reusable list). */
+  private zapped = new Int32Array(256);
+  private nZapped = 0;
+  /** Pages of the deferred puts of the fault path (copy-on-write): [lowVpn, highVpn). */
+  private lowVpn = 0;
+  private highVpn = 0;
+  private deferred = false;
   private sawEntry = false;
   private readonly markSeen = (): void => {
     this.sawEntry = true;
@@ -43,18 +56,67 @@ export class PageTableWork {
 
   constructor(
     private readonly pt: PageTables,
-    mem: PhysMem,
+    private readonly mem: PhysMem,
     private readonly index: RangeIndex,
+    private readonly tlb: TlbDomain,
   ) {
     this.onPage = (pfn) => {
+      this.sawEntry = true;
       if (pfn === ZERO_PFN) return;
-      mem.decMapcount(pfn);
-      mem.putPage(pfn);
+      this.mem.decMapcount(pfn);
+      this.pushZapped(pfn);
     };
+  }
+
+  /**
+   * The fault path replaced the entry of page `vpn` (copy-on-write): it mapped `pfn` (its map
+   * count already dropped; ZERO_PFN: nothing to put). Both the shootdown and the put happen at
+   * flushDeferred. Preconditions: the caller calls flushDeferred before its fault returns (it may
+   * hold a spinlock here, not there).
+   */
+  deferPut(pfn: number, vpn: number): void {
+    if (!this.deferred || vpn < this.lowVpn) this.lowVpn = vpn;
+    if (!this.deferred || vpn + 1 > this.highVpn) this.highVpn = vpn + 1;
+    this.deferred = true;
+    if (pfn !== ZERO_PFN) this.pushZapped(pfn);
+  }
+
+  /** Shoots down the deferred pages and puts their frames. Preconditions: no spinlock held. */
+  flushDeferred(): void {
+    if (!this.deferred) return;
+    this.deferred = false;
+    this.shootdown(this.lowVpn, this.highVpn);
+    this.putZapped();
+  }
+
+  private pushZapped(pfn: number): void {
+    if (this.nZapped === this.zapped.length) {
+      const grown = new Int32Array(this.zapped.length * 2);
+      grown.set(this.zapped);
+      this.zapped = grown;
+    }
+    this.zapped[this.nZapped++] = pfn;
+  }
+
+  private putZapped(): void {
+    const mem = this.mem;
+    for (let i = 0; i < this.nZapped; i++) mem.putPage(this.zapped[i]);
+    this.nZapped = 0;
+  }
+
+  private shootdown(start: number, end: number): void {
+    if (this.tlb.inUse()) this.tlb.shootdown(start, end);
+  }
+
+  /** Shoots down the pages of [start, end) (byte addresses, clamped to user space). */
+  private shootdownRange(start: number, end: number): void {
+    const e = Math.min(end, USER_ADDR_LIMIT);
+    if (e > start) this.shootdown(Math.floor(start / PAGE_SIZE), Math.ceil(e / PAGE_SIZE));
   }
 
   reset(): void {
     this.n = 0;
+    // Frames still listed (only after an internal error) stay listed until the next put.
   }
 
   /** An unmapped range: its pages go, and later its tables where no VMA needs them. */
@@ -103,18 +165,26 @@ export class PageTableWork {
       switch (ops[at]) {
         case ZAP:
         case DONTNEED:
+          this.sawEntry = false;
           pt.zapRange(a, b, this.onPage);
+          if (this.sawEntry) this.shootdownRange(a, b);
           break;
         case MOVE:
-          if (this.hasEntries(a, a + c) && pt.movePtes(a, b, c) < 0) {
-            throw new Error('page-table work: a move failed after its tables were allocated');
+          if (this.hasEntries(a, a + c)) {
+            if (pt.movePtes(a, b, c) < 0) {
+              throw new Error('page-table work: a move failed after its tables were allocated');
+            }
+            this.shootdownRange(a, a + c);
           }
           break;
         case PROTECT:
           protect(pt, a, b, c);
+          this.shootdownRange(a, b);
           break;
       }
     }
+    // Every translation of a zapped page is gone from every TLB: the frames may be reused.
+    this.putZapped();
     this.freeUnmappedTables();
   }
 

@@ -1,0 +1,98 @@
+/**
+ * The page-fault path behind a CPU's Mmu (do_user_addr_fault for one page; docs/mem.md, "Wiring
+ * into the address space"). `AddressSpace.mmu()` gives each facade (CPU) an Mmu whose miss
+ * handler is an MmuFault; a TLB miss without a usable entry calls `onMiss`, which runs
+ * `AddressSpace.faultPage`: mmap_lock (R) + the mm's page_table_lock, a one-page transaction like
+ * the populate stage's, then `faultPageLocked` below:
+ *
+ *   no VMA contains addr            a VM_GROWSDOWN VMA above: grow it (FAULT_GROW: the caller
+ *                                   drops the locks and runs the growth as a write-locked touch
+ *                                   of the page), else FAULT_SEGV_MAPERR
+ *   access_error                    write needs VM_WRITE, read VM_READ | VM_WRITE | VM_EXEC, exec
+ *                                   VM_EXEC: FAULT_SEGV_ACCERR
+ *   file-backed or shared           FAULT_SIGBUS (no page cache yet: issue 11)
+ *   private anonymous               faultRange for the page with installPtes (zero page on a read,
+ *                                   a zeroed frame on a write, copy or reuse on a write to a
+ *                                   read-only entry, DIRTY on a write): 0; out of memory (a frame,
+ *                                   a table or the anon_vma): FAULT_SIGBUS (VM_FAULT_OOM; there is
+ *                                   no OOM killer)
+ *
+ * Before all that, the per-VMA-lock fast path (`faultPageVmaLocked`, do_user_addr_fault's
+ * lock_vma_under_rcu): the VMA read-locked without mmap_lock; a private anonymous VMA that already
+ * has its anon_vma, in a 2 MiB region that already has its PmdState, faults the page in under the
+ * page's PTE lock alone; an access error is answered at once; anything else (no VMA, a locked
+ * VMA, no anon_vma yet, a new region, file or shared) falls back to the mmap_lock path.
+ *
+ * The Mmu calls the handler offline (it may block on mmap_lock) and walks again on 0.
+ */
+import type { MissHandler } from '../mem/mmu.js';
+import { FAULT_SEGV_ACCERR, FAULT_SEGV_MAPERR, FAULT_SIGBUS } from '../mem/tlb.js';
+import { faultAnonPageOf } from './anon-fault.js';
+import type { SyscallContext } from './context.js';
+import { accessError, faultRange, isAnonymous } from './fault.js';
+import { PMD_NONE } from './pmd-state.js';
+import { PAGE_SIZE, PMD_SIZE, VM_EXEC, VM_GROWSDOWN, VM_SHARED } from './vm-flags.js';
+import { NAME_ANON } from './vma-record.js';
+
+/** faultPageLocked: no VMA contains the address, but a VM_GROWSDOWN one above may grow to it. */
+export const FAULT_GROW = 1;
+/** faultPageVmaLocked: the fast path cannot decide; take mmap_lock. */
+export const FAULT_FALLBACK = 2;
+
+/** What the Mmu's handler needs of the address space (AddressSpace). */
+export interface FaultPageMm {
+  faultPage(addr: number, write: boolean, exec: boolean): number;
+}
+
+/** The Mmu's miss handler for one facade of an address space. */
+export class MmuFault implements MissHandler {
+  constructor(private readonly mm: FaultPageMm) {}
+
+  onMiss(addr: number, write: boolean, exec: boolean): number {
+    return this.mm.faultPage(addr, write, exec);
+  }
+}
+
+/**
+ * One page's fault (see the file comment): 0, FAULT_GROW or a FAULT_* code. Preconditions:
+ * mmap_lock (R) and page_table_lock held, the context's transaction open with installPtes.
+ */
+export function faultPageLocked(mm: SyscallContext, addr: number, write: boolean, exec: boolean): number {
+  const t = mm.txn;
+  const page = addr - (addr % PAGE_SIZE);
+  const vma = t.vmaAt(page);
+  if (vma < 0) {
+    const above = t.findFrom(page);
+    return above >= 0 && (t.flags[above] & VM_GROWSDOWN) !== 0 ? FAULT_GROW : FAULT_SEGV_MAPERR;
+  }
+  const flags = t.flags[vma];
+  if (exec ? (flags & VM_EXEC) === 0 : accessError(flags, write)) return FAULT_SEGV_ACCERR;
+  if ((flags & VM_SHARED) !== 0 || !isAnonymous(mm, vma)) return FAULT_SIGBUS;
+  const r = faultRange(mm, vma, page, page + PAGE_SIZE, write);
+  return r < 0 ? FAULT_SIGBUS : 0;
+}
+
+/**
+ * The fast path for the page at `page` of the read-locked VMA record `h` (see the file comment):
+ * 0, FAULT_SEGV_ACCERR, or FAULT_FALLBACK. A replaced page is left in mm.ptWork's deferred list
+ * (the caller flushes it). Preconditions: `h` read-locked (lockVmaUnderRcu) and covering `page`;
+ * no spinlock held; this CPU's transaction is not open (only its ptWork list is used).
+ */
+export function faultPageVmaLocked(
+  mm: SyscallContext,
+  h: number,
+  page: number,
+  write: boolean,
+  exec: boolean,
+): number {
+  const a = mm.arena;
+  const flags = a.flags(h);
+  if (exec ? (flags & VM_EXEC) === 0 : accessError(flags, write)) return FAULT_SEGV_ACCERR;
+  const owner = a.anon(h);
+  if (owner === 0 || (flags & VM_SHARED) !== 0 || a.file(h) !== 0 || a.nameKind(h) !== NAME_ANON) {
+    return FAULT_FALLBACK;
+  }
+  if (mm.pmd.at(Math.floor(page / PMD_SIZE) * PMD_SIZE) === PMD_NONE) return FAULT_FALLBACK;
+  const index = a.pgoff(h) + (page - a.start(h)) / PAGE_SIZE;
+  return faultAnonPageOf(mm, page, write, flags, owner, index) < 0 ? FAULT_FALLBACK : 0;
+}
