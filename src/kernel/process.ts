@@ -17,7 +17,7 @@ import type { FileSpec } from '../fs/file-table.js';
 import { MapleTree } from '../maple/tree.js';
 import { AddressSpace, type AddressSpaceDescriptor } from '../mm/address-space.js';
 import type { MmConfig } from '../mm/config.js';
-import { mapsText, smapsText } from '../mm/proc-maps.js';
+import { mapsText, smapsText, statusText } from '../mm/proc-maps.js';
 import type { SyscallLog } from '../mm/syscall-log.js';
 import { mmapWriteLock, mmapWriteUnlock } from '../mm/vma-lock.js';
 import { Kernel, type KernelDescriptor } from './kernel.js';
@@ -122,9 +122,14 @@ export class Process {
     return mapsText(this.mm);
   }
 
-  /** A short /proc/PID/smaps (size and VmFlags per VMA). */
+  /** A short /proc/PID/smaps (Size, Rss, Anonymous and VmFlags per VMA). */
   smaps(): string {
     return smapsText(this.mm);
+  }
+
+  /** The memory lines of /proc/PID/status (VmSize, VmLck, VmRSS, RssAnon, RssFile, RssShmem). */
+  status(): string {
+    return statusText(this.mm);
   }
 
   /** This CPU stops running in the process (see AddressSpace.detach). */

@@ -71,6 +71,7 @@ import {
 import { cint, ulong } from './syscalls/args.js';
 import { brkLocked } from './syscalls/brk.js';
 import { madviseCheck, madviseLocked } from './syscalls/madvise.js';
+import { mincoreReadLocked } from './syscalls/mincore.js';
 import {
   mlock2Check,
   mlock2Locked,
@@ -614,6 +615,17 @@ export class AddressSpace implements MmShared {
     const c = msyncCheck(addr, len, flags);
     return c !== CHECKED ? c : this.runRead('syscall msync', msyncReadLocked, addr, len, flags);
   }
+  /** mincore: 1 in vec[i] for each resident page of [addr, addr + len); 0 or -errno. */
+  sysMincore(addr: number, len: number, vec: Uint8Array): number {
+    this.mmuOffline();
+    mmapReadLock(this.locks);
+    try {
+      return mincoreReadLocked(this.ctx, addr, len, vec);
+    } finally {
+      mmapReadUnlock(this.locks);
+      lockdepAssertNoneHeld('syscall mincore');
+    }
+  }
   /** The traces' fault stand-in: accesses every page of [addr, addr + len) that can be accessed. */
   sysTouch(addr: number, len: number, write: boolean): number {
     const c = touchCheck(this.config.taskSize, addr, len);
@@ -686,6 +698,15 @@ export class AddressSpace implements MmShared {
     const f = cint(flags);
     check(Number.isNaN(a + l + f) ? -EINVAL : this.sysMsync(a, l, f), 'msync');
   }
+  /** mincore(2): the residency of each page of [addr, addr + len), one byte per page (0 or 1). */
+  mincore(addr: number, len: number): Uint8Array {
+    const a = ulong(addr);
+    const l = ulong(len);
+    if (Number.isNaN(a + l)) check(-EINVAL, 'mincore');
+    const vec = new Uint8Array(Math.ceil(Math.min(l, 2 ** 47) / 4096));
+    check(this.sysMincore(a, l, vec), 'mincore');
+    return vec;
+  }
   touch(addr: number, len: number, write: boolean): void {
     const a = ulong(addr);
     const l = ulong(len);
@@ -694,11 +715,11 @@ export class AddressSpace implements MmShared {
 
   // ---- views ---------------------------------------------------------------------------------
 
-  /** The VMAs in address order, as /proc/PID/maps and smaps show them. */
-  vmas(): VmaView[] {
+  /** The VMAs in address order, as /proc/PID/maps and smaps show them (`resident`: with Rss). */
+  vmas(resident = false): VmaView[] {
     mmapReadLock(this.locks);
     try {
-      return vmaViews(this);
+      return vmaViews(this, resident);
     } finally {
       mmapReadUnlock(this.locks);
     }

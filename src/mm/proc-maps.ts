@@ -6,6 +6,9 @@
  * file's name, [heap] for an anonymous VMA meeting (start_brk, brk), the special mapping's name,
  * or nothing. A view's `name` is the identity the traces use (`anon_shared:N` for shmem).
  */
+import type { PhysMem } from '../mem/frames.js';
+import { PG_ANON, ZERO_PFN } from '../mem/page.js';
+import { ptePfn, USER_ADDR_LIMIT } from '../mem/pte.js';
 import type { MmShared } from './context.js';
 import { PAGE_SIZE, permsText, vmFlagsText } from './vm-flags.js';
 import { NAME_FILE, NAME_SPECIAL, SPECIAL_NAMES } from './vma-record.js';
@@ -24,14 +27,21 @@ export interface VmaView {
   /** The shmem object's number for shared anonymous memory, else -1. */
   shmem: number;
   vmflags: string;
+  /** Resident pages (mapped frames; the zero page is not counted, as Linux's vm_normal_page). */
+  rss: number;
+  /** Resident anonymous pages. */
+  anonymous: number;
 }
 
 /** The [vsyscall] gate page's range (x86_64's fixed legacy vsyscall address). */
 const GATE_START = 0xffffffffff600000n;
 const GATE_END = 0xffffffffff601000n;
 
-/** Every VMA in address order, then the gate page if any. Preconditions: mmap_lock held. */
-export function vmaViews(mm: MmShared): VmaView[] {
+/**
+ * Every VMA in address order, then the gate page if any; with `resident`, their resident pages
+ * are counted from the page tables (else rss and anonymous are 0). Preconditions: mmap_lock held.
+ */
+export function vmaViews(mm: MmShared, resident = false): VmaView[] {
   const views: VmaView[] = [];
   const out = { first: 0, last: 0, value: 0 };
   const a = mm.arena;
@@ -48,6 +58,7 @@ export function vmaViews(mm: MmShared): VmaView[] {
       shmem = mm.files.shmemIndex(a.file(h));
     } else if (kind === NAME_SPECIAL) name = SPECIAL_NAMES[a.nameId(h)];
     else if (start < mm.state.brk && end > mm.state.startBrk) name = '[heap]';
+    countResident(mm, resident ? start : end, end);
     views.push({
       start: BigInt(start),
       end: BigInt(end),
@@ -56,6 +67,8 @@ export function vmaViews(mm: MmShared): VmaView[] {
       name,
       shmem,
       vmflags: vmFlagsText(a.flags(h)),
+      rss: pages.rss,
+      anonymous: pages.anonymous,
     });
     q = out.last + 1;
   }
@@ -69,6 +82,8 @@ export function vmaViews(mm: MmShared): VmaView[] {
       name: '[vsyscall]',
       shmem: -1,
       vmflags: vmFlagsText(gate),
+      rss: 0,
+      anonymous: 0,
     });
   }
   return views;
@@ -79,7 +94,7 @@ function hex(v: bigint, width: number): string {
 }
 
 /** One /proc/PID/maps line. */
-export function mapsLine(v: VmaView): string {
+export function mapsLine(v: Pick<VmaView, 'start' | 'end' | 'perms' | 'offset' | 'name' | 'shmem'>): string {
   const range = `${hex(v.start, 8)}-${hex(v.end, 8)} ${v.perms} ${hex(v.offset, 8)}`;
   if (v.shmem >= 0) return `${`${range} 00:01 ${v.shmem + 1}`.padEnd(NAME_COLUMN)}/dev/zero (deleted)`;
   const head = `${range} 00:00 0 `;
@@ -94,11 +109,53 @@ export function mapsText(mm: { vmas(): VmaView[] }): string {
     .join('');
 }
 
-/** A short /proc/PID/smaps: each maps line, its size and its VmFlags. */
-export function smapsText(mm: { vmas(): VmaView[] }): string {
+/** Resident pages of [start, end), counted by countResident. */
+const pages = { rss: 0, anonymous: 0, mem: null as PhysMem | null };
+const countPage = (_addr: number, entry: number): void => {
+  const pfn = ptePfn(entry);
+  if (pfn === ZERO_PFN) return;
+  pages.rss++;
+  if (pages.mem?.testFlag(pfn, PG_ANON)) pages.anonymous++;
+};
+
+function countResident(mm: MmShared, start: number, end: number): void {
+  pages.rss = 0;
+  pages.anonymous = 0;
+  pages.mem = mm.mem;
+  if (start < end && end <= USER_ADDR_LIMIT) mm.pt.forEachPresent(start, end, countPage);
+}
+
+function kB(pages: number): string {
+  return `${String(pages * 4).padStart(8)} kB`;
+}
+
+/** A short /proc/PID/smaps: each maps line, then Size, Rss, Anonymous and VmFlags. */
+export function smapsText(mm: { vmas(resident?: boolean): VmaView[] }): string {
   let text = '';
-  for (const v of mm.vmas()) {
-    text += `${mapsLine(v)}\nSize:           ${String((v.end - v.start) / 1024n).padStart(8)} kB\nVmFlags: ${v.vmflags}\n`;
+  for (const v of mm.vmas(true)) {
+    const size = `${String((v.end - v.start) / 1024n).padStart(8)} kB`;
+    text += `${mapsLine(v)}\nSize:           ${size}\nRss:            ${kB(v.rss)}\nAnonymous:      ${kB(v.anonymous)}\nVmFlags: ${v.vmflags}\n`;
   }
   return text;
+}
+
+/** The memory lines of /proc/PID/status: VmSize, VmLck, VmRSS, RssAnon, RssFile, RssShmem. */
+export function statusText(mm: { vmas(resident?: boolean): VmaView[]; lockedPages(): number }): string {
+  let size = 0;
+  let rss = 0;
+  let anon = 0;
+  for (const v of mm.vmas(true)) {
+    size += Number(v.end - v.start) / PAGE_SIZE;
+    rss += v.rss;
+    anon += v.anonymous;
+  }
+  const line = (name: string, pages: number) => `${`${name}:`.padEnd(12)}${kB(pages)}\n`;
+  return (
+    line('VmSize', size) +
+    line('VmLck', mm.lockedPages()) +
+    line('VmRSS', rss) +
+    line('RssAnon', anon) +
+    line('RssFile', rss - anon) +
+    line('RssShmem', 0)
+  );
 }

@@ -130,3 +130,21 @@ test('a fault that finds no frame fails with ENOMEM and leaves the pages it coul
   assert.equal(usedFrames(kernel), 0);
   finish(kernel, proc);
 });
+
+test('mincore, smaps Rss/Anonymous and status VmRSS follow the page tables', () => {
+  const { kernel, proc } = setup();
+  proc.mm.mmap(BASE, 8 * P, RW, ANON);
+  proc.mm.touch(BASE, 2 * P, true);
+  proc.mm.touch(BASE + 4 * P, P, false);
+  assert.deepEqual(
+    [...proc.mm.mincore(BASE, 8 * P)],
+    [1, 1, 0, 0, 1, 0, 0, 0],
+    'the zero page counts as resident',
+  );
+  assert.throws(() => proc.mm.mincore(BASE + 1, P), { code: 'EINVAL' });
+  assert.throws(() => proc.mm.mincore(BASE, 16 * P), { code: 'ENOMEM' }, 'a hole');
+  const smaps = proc.smaps();
+  assert.match(smaps, /Rss: +8 kB\nAnonymous: +8 kB/, 'two written pages; the zero page is not counted');
+  assert.match(proc.status(), /VmRSS: +8 kB\nRssAnon: +8 kB/);
+  finish(kernel, proc);
+});

@@ -409,5 +409,5 @@ test('maps and smaps text use the kernel formats', () => {
     `${'7f0000004000-7f0000005000 r--s 00000000 00:01 1'.padEnd(73, ' ')}/dev/zero (deleted)`,
   );
   assert.equal(mm.vmas()[1].name, 'anon_shared:0', 'the view keeps the identity the traces use');
-  assert.match(smapsText(mm), /Size: +8 kB\nVmFlags: rd wr mr mw me ac\n/);
+  assert.match(smapsText(mm), /Size: +8 kB\nRss: +0 kB\nAnonymous: +0 kB\nVmFlags: rd wr mr mw me ac\n/);
 });

@@ -223,7 +223,7 @@ function resultText(ret: bigint | null, errno: string | null): string {
 
 function viewKey(v: VmaView | TraceVma, strict: boolean): string {
   // Compared by the traces' names (anon_shared:N), not by the maps text's /dev/zero.
-  return mapsLine({ ...v, shmem: -1, vmflags: '' }) + (strict ? `  [${v.vmflags}]` : '');
+  return mapsLine({ ...v, shmem: -1 }) + (strict ? `  [${v.vmflags}]` : '');
 }
 
 /** The VMA lists differ? Returns a diff ('-' expected only, '+' replay only), or '' if equal. */
