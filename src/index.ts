@@ -75,9 +75,11 @@ export {
 export type { RangeIndex, RangeOut } from './maple/api.js';
 export { MapleTree, type MapleTreeOptions } from './maple/tree.js';
 
-// ---- mem: physical memory and page tables (src/mem; the fault path joins them next) ----------
+// ---- mem: physical memory, page tables, the TLB and the MMU of each CPU (src/mem) -------------
 export { PhysMem, type PhysMemDescriptor, type PhysMemSpec } from './mem/frames.js';
+export { type MissHandler, Mmu } from './mem/mmu.js';
 export { PageTables } from './mem/pgtable.js';
+export { FAULT_SEGV_ACCERR, FAULT_SEGV_MAPERR, FAULT_SIGBUS, MemoryFault, TlbDomain } from './mem/tlb.js';
 
 // ---- fs: the files an address space maps (src/fs) ----------------------------------------------
 export { type FdTable, MAX_FDS } from './fs/fd-table.js';
@@ -88,7 +90,7 @@ export { AddressSpace, type AddressSpaceDescriptor, type AddressSpaceOptions } f
 export { checkMmLocked } from './mm/check.js';
 export { SyscallLog } from './mm/syscall-log.js';
 export { defaultConfig, type MmConfig } from './mm/config.js';
-export { mapsLine, mapsText, smapsText, type VmaView } from './mm/proc-maps.js';
+export { mapsLine, mapsText, smapsText, statusText, type VmaView } from './mm/proc-maps.js';
 export {
   MADV_COLD,
   MADV_COLLAPSE,
