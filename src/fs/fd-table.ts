@@ -90,6 +90,26 @@ export class FdTable {
     return 0;
   }
 
+  /**
+   * dup_fd: makes this (new, empty) table a copy of `src`, each descriptor taking a reference to
+   * its file. Only `src`'s lock is taken: nobody else sees this table yet.
+   */
+  dupFrom(src: FdTable): void {
+    if (this.count !== 0) throw new Error('FdTable.dupFrom: the table is not empty');
+    src.lock.lock();
+    try {
+      for (let fd = 0; fd < MAX_FDS; fd++) {
+        const file = src.words[FD0 + fd];
+        if (file === 0) continue;
+        this.files.get(file);
+        this.words[FD0 + fd] = file;
+        this.words[COUNT]++;
+      }
+    } finally {
+      src.lock.unlock();
+    }
+  }
+
   /** Closes every descriptor (process exit). */
   closeAll(): void {
     for (let fd = 0; fd < MAX_FDS; fd++) if (Atomics.load(this.words, FD0 + fd) !== 0) this.close(fd);

@@ -117,6 +117,31 @@ export class Process {
     check(this.fds.close(fd), 'close');
   }
 
+  /**
+   * fork(2)'s memory and descriptor half: a child process sharing the Kernel, with a copy of this
+   * address space (dup_mmap, src/mm/fork.ts: VMAs but VM_DONTCOPY ones, locks not inherited,
+   * private anonymous pages shared copy-on-write, possibly pinned pages copied) and of the
+   * descriptor table (each descriptor takes a reference). Throws VmError(ENOMEM) with nothing
+   * allocated (the child torn down), VmError(ESRCH) once this process exited.
+   */
+  fork(): Process {
+    this.assertRunning();
+    const child = Process.create(this.kernel, { config: this.mm.config, rcuFree: this.mm.rcuFree });
+    let r: number;
+    try {
+      r = this.mm.dupMmap(child.mm);
+    } catch (error) {
+      child.exit();
+      throw error;
+    }
+    if (r < 0) {
+      child.exit();
+      check(r, 'fork');
+    }
+    child.fds.dupFrom(this.fds);
+    return child;
+  }
+
   /** /proc/PID/maps. */
   maps(): string {
     return mapsText(this.mm);

@@ -47,6 +47,7 @@ import {
 } from './context.js';
 import { faultinRange, mmPopulate } from './fault.js';
 import { lockVmaUnderRcu } from './fault-lookup.js';
+import { dupMmap } from './fork.js';
 import { MmState, type MmStateDescriptor } from './mm-state.js';
 import { FAULT_FALLBACK, FAULT_GROW, faultPageLocked, faultPageVmaLocked, MmuFault } from './mmu-fault.js';
 import { HUGE, PmdState, type PmdStateDescriptor, PTE_TABLE } from './pmd-state.js';
@@ -193,7 +194,8 @@ export class AddressSpace implements MmShared {
   readonly ctx: SyscallContext;
   /** The syscall log, if the address space keeps one. */
   readonly log: SyscallLog | null;
-  private readonly rcuFree: boolean;
+  /** VMA records are freed after an RCU grace period (false: at once). */
+  readonly rcuFree: boolean;
   private readonly deferPopulate: boolean;
   private readonly edges: number[] = [];
   /** This facade's (CPU's) Mmu, made by the first mmu() call. */
@@ -537,6 +539,18 @@ export class AddressSpace implements MmShared {
     } finally {
       mmapWriteUnlock(this.locks);
     }
+  }
+
+  /**
+   * fork's dup_mmap (src/mm/fork.ts): copies this address space's VMAs and anonymous page tables
+   * into `child`, a new, empty address space nobody else uses. 0, or -ENOMEM with the child
+   * holding part of the copy (the caller destroys it). Preconditions: this CPU holds no lock.
+   */
+  dupMmap(child: AddressSpace): number {
+    this.mmuOffline();
+    const r = dupMmap(this, child);
+    lockdepAssertNoneHeld('fork');
+    return r;
   }
 
   /**

@@ -6,8 +6,10 @@
  *   no entry, otherwise             a new zeroed frame, PG_ANON | PG_ANON_EXCLUSIVE, owner = the
  *                                   VMA's anon_vma; writable if the VMA is
  *   read-only entry, write          the zero page, or an anonymous page that is not exclusive:
- *                                   copied into a new exclusive frame; an exclusive one is reused
- *                                   (the decision is anon-exclusive, never the reference count)
+ *                                   copied into a new exclusive frame; an exclusive one is reused;
+ *                                   a non-exclusive one whose reference count is 1 (its other
+ *                                   sharers after fork went away) is made exclusive and reused
+ *                                   (Linux 5.19+ wp reuse, re-checked under the PTE lock)
  *
  *   writable clean entry, write    marked DIRTY (the Mmu writes only through WRITE | DIRTY entries)
  *
@@ -114,6 +116,20 @@ function faultAnonPage(
     if (pt.readEntry(table, i) === old) pt.setPteLocked(table, i, old | PTE_WRITE | PTE_DIRTY | PTE_ACCESSED);
     pt.unlockTable(table);
     return 0;
+  }
+  if (old !== 0 && oldPfn !== ZERO_PFN && mem.refcountOf(oldPfn) === 1) {
+    // wp reuse of a page whose other sharers went away (do_wp_page's folio_ref_count == 1 path,
+    // Linux 5.19+): our entry holds the only reference, so no other mapping, pin or pending put
+    // can see the page; re-checked under the PTE lock (Linux: the page lock), it becomes
+    // exclusive again and writable in place.
+    pt.lockTable(table);
+    if (pt.readEntry(table, i) === old && mem.refcountOf(oldPfn) === 1) {
+      mem.setFlag(oldPfn, PG_ANON_EXCLUSIVE);
+      pt.setPteLocked(table, i, old | PTE_WRITE | PTE_DIRTY | PTE_ACCESSED);
+      pt.unlockTable(table);
+      return 0;
+    }
+    pt.unlockTable(table);
   }
   if (old === 0 && !write && zeroPage) {
     pt.lockTable(table);
