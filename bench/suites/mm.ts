@@ -12,10 +12,15 @@
  *   fault.anon_write      will-it-scale page_fault1 through this CPU's Mmu: map 128 MiB anonymous,
  *                         store one byte per page (each store a TLB miss and a write fault), munmap
  *                         (ns per page, the map and unmap included; baseline linux.page_fault1.ns)
+ *   fault.cow_after_fork  16 MiB written, Process.fork, then the parent writes every page again
+ *                         while the child still maps them: a copy-on-write fault per page (ns per
+ *                         page, the writes alone; baseline linux.cow_after_fork.ns)
  *
  * The address space is the production one: a MapleTree index, RCU-deferred record frees. The
  * main thread runs RCU-online, as a CPU running a task does.
  */
+import { Kernel } from '../../src/kernel/kernel.js';
+import { Process } from '../../src/kernel/process.js';
 import { MapleTree } from '../../src/maple/tree.js';
 import { AddressSpace } from '../../src/mm/address-space.js';
 import { lockVmaUnderRcu } from '../../src/mm/fault-lookup.js';
@@ -73,6 +78,7 @@ export const suite: BenchSuite = {
       await measureSyscalls(report, options);
       await measureLookup(report, options);
       measureFaults(report, options);
+      measureCowAfterFork(report, options);
     } finally {
       rcuOffline();
       rcuBarrier();
@@ -102,6 +108,36 @@ function measureFaults(report: Report, options: BenchOptions): void {
   report.add('fault.anon_write.ns', times[times.length >> 1], 'ns', 'linux.page_fault1.ns');
   mm.destroy();
   mm.detach();
+}
+
+const COW_PAGES = (16 << 20) / P;
+
+/** A copy-on-write fault per page after fork, through the parent's Mmu: the median round. */
+function measureCowAfterFork(report: Report, options: BenchOptions): void {
+  const kernel = Kernel.create({ frames: 3 * COW_PAGES });
+  const round = (): number => {
+    const parent = Process.create(kernel);
+    const mmu = parent.mm.mmu();
+    const addr = parent.mm.sysMmap(0, COW_PAGES * P, RW, ANON, -1, 0);
+    if (addr < 0) throw new Error(`mmap failed: ${addr}`);
+    for (let i = 0; i < COW_PAGES; i++) mmu.store8(addr + i * P, 1);
+    const child = parent.fork();
+    const t0 = performance.now();
+    for (let i = 0; i < COW_PAGES; i++) mmu.store8(addr + i * P, 2);
+    const ns = ((performance.now() - t0) * 1e6) / COW_PAGES;
+    child.exit();
+    parent.exit();
+    parent.detach();
+    rcuQuiescent();
+    return ns;
+  };
+  for (let i = 0; i < (options.quick ? 1 : 2); i++) round();
+  const times: number[] = [];
+  for (let i = 0; i < (options.quick ? 3 : 9); i++) times.push(round());
+  times.sort((x, y) => x - y);
+  report.add('fault.cow_after_fork.ns', times[times.length >> 1], 'ns', 'linux.cow_after_fork.ns');
+  kernel.mem.drainAll();
+  if (kernel.counts().frames !== 0) throw new Error('bench cow_after_fork leaked frames');
 }
 
 function newSpace(): AddressSpace {
