@@ -165,6 +165,9 @@ function defaultPhysMem(): PhysMem {
   return threadMem;
 }
 
+/** faultStage's mode for the fault of one page (not a POPULATE_* mode). */
+const FAULT_ONE_PAGE = -1;
+
 function touchBody(mm: SyscallContext, addr: number, len: number, write: number): number {
   return touchLocked(mm, addr, len, write !== 0);
 }
@@ -335,9 +338,20 @@ export class AddressSpace implements MmShared {
    */
   private populate(ret: number): number {
     const ctx = this.ctx;
-    const mode = ctx.populateMode;
-    const start = ctx.populateStart;
-    const end = start + ctx.populateLen;
+    return this.faultStage(ctx.populateMode, ctx.populateStart, ctx.populateLen, ret);
+  }
+
+  /**
+   * A fault stage under mmap_lock held for read and the mm's page_table_lock: a populate stage
+   * (`mode` a POPULATE_* mode over [start, start + len), `ret` the syscall's result going in) or,
+   * with mode FAULT_ONE_PAGE, the fault of one page (`ret`: 1 for a write, 2 for an instruction
+   * fetch). Publishes only the anon_vmas the faults create, logs the stage (with a log), then
+   * shoots down and puts the pages copy-on-write replaced, after dropping page_table_lock (a
+   * shootdown may sleep). Returns the syscall's result as the stage decides it, or the fault's.
+   */
+  private faultStage(mode: number, start: number, len: number, ret: number): number {
+    const ctx = this.ctx;
+    const end = start + len;
     const retIn = ret;
     this.mmuOffline();
     mmapReadLock(this.locks);
@@ -346,9 +360,10 @@ export class AddressSpace implements MmShared {
     this.state.ptl.lock();
     let ptlHeld = true;
     try {
-      if (mode === POPULATE_IGNORE) mmPopulate(ctx, start, end - start, true);
+      if (mode === FAULT_ONE_PAGE) ret = faultPageLocked(ctx, start, (ret & 1) !== 0, (ret & 2) !== 0);
+      else if (mode === POPULATE_IGNORE) mmPopulate(ctx, start, len, true);
       else if (mode === POPULATE_MLOCK) {
-        const pop = mmPopulate(ctx, start, end - start, false);
+        const pop = mmPopulate(ctx, start, len, false);
         ret = pop === -EFAULT ? -ENOMEM : pop === -ENOMEM ? -EAGAIN : pop < 0 ? pop : ret;
       } else if (mode === POPULATE_FAULTIN_READ || mode === POPULATE_FAULTIN_WRITE) {
         ret = faultinRange(ctx, start, end, mode === POPULATE_FAULTIN_WRITE);
@@ -357,11 +372,11 @@ export class AddressSpace implements MmShared {
         if (r < 0) ret = r;
       }
       ctx.commitAnonLocked();
-      // Populate stages are serialised by page_table_lock, and with writers by mmap_lock.
-      if (this.log !== null) this.log.appendLocked(NR_POPULATE, start, end - start, mode, retIn, 0, 0, ret);
+      // Fault stages are serialised by page_table_lock, and with writers by mmap_lock. A page
+      // fault is logged as the one-page touch it amounts to (it changes no VMA but its anon_vma).
+      if (this.log !== null) this.logStage(mode, start, len, retIn, ret);
       this.state.ptl.unlock();
       ptlHeld = false;
-      // Copy-on-write replaced pages: shoot them down, then put the old frames.
       ctx.ptWork.flushDeferred();
     } catch (error) {
       ctx.abandonLocked();
@@ -371,6 +386,15 @@ export class AddressSpace implements MmShared {
       mmapReadUnlock(this.locks);
     }
     return ret;
+  }
+
+  private logStage(mode: number, start: number, len: number, retIn: number, ret: number): void {
+    const log = this.log as SyscallLog;
+    if (mode !== FAULT_ONE_PAGE) log.appendLocked(NR_POPULATE, start, len, mode, retIn, 0, 0, ret);
+    else if (ret === 0) {
+      const touch = (retIn & 1) !== 0 ? POPULATE_TOUCH_WRITE : POPULATE_TOUCH_READ;
+      log.appendLocked(NR_POPULATE, start, PAGE_SIZE, touch, 0, 0, 0, 0);
+    }
   }
 
   // ---- the MMU: loads and stores of this CPU ------------------------------------------------
@@ -425,29 +449,7 @@ export class AddressSpace implements MmShared {
       if (r !== FAULT_FALLBACK) return r;
     }
     countEvent(this.locks, EV_MMAP_FALLBACK);
-    mmapReadLock(this.locks);
-    ctx.open();
-    ctx.installPtes = true;
-    this.state.ptl.lock();
-    let ptlHeld = true;
-    let r: number;
-    try {
-      r = faultPageLocked(ctx, page, write, exec);
-      ctx.commitAnonLocked();
-      if (this.log !== null && r === 0) {
-        const mode = write ? POPULATE_TOUCH_WRITE : POPULATE_TOUCH_READ;
-        this.log.appendLocked(NR_POPULATE, page, PAGE_SIZE, mode, 0, 0, 0, 0);
-      }
-      this.state.ptl.unlock();
-      ptlHeld = false;
-      ctx.ptWork.flushDeferred();
-    } catch (error) {
-      ctx.abandonLocked();
-      throw error;
-    } finally {
-      if (ptlHeld) this.state.ptl.unlock();
-      mmapReadUnlock(this.locks);
-    }
+    const r = this.faultStage(FAULT_ONE_PAGE, page, PAGE_SIZE, (write ? 1 : 0) | (exec ? 2 : 0));
     lockdepAssertNoneHeld('page fault');
     return r;
   }
