@@ -12,6 +12,8 @@
  *   fault.anon_write      will-it-scale page_fault1 through this CPU's Mmu: map 128 MiB anonymous,
  *                         store one byte per page (each store a TLB miss and a write fault), munmap
  *                         (ns per page, the map and unmap included; baseline linux.page_fault1.ns)
+ *   fault.scaling_2cpu    two CPUs each faulting its own VMAs of one process (page_fault1 on each),
+ *                         pages per second against one CPU doing the same alone (target >= 1.9)
  *   fault.cow_after_fork  16 MiB written, Process.fork, then the parent writes every page again
  *                         while the child still maps them: a copy-on-write fault per page (ns per
  *                         page, the writes alone; baseline linux.cow_after_fork.ns)
@@ -21,6 +23,7 @@
  */
 import { Kernel } from '../../src/kernel/kernel.js';
 import { Process } from '../../src/kernel/process.js';
+import { Machine } from '../../src/machine/machine.js';
 import { MapleTree } from '../../src/maple/tree.js';
 import { AddressSpace } from '../../src/mm/address-space.js';
 import { lockVmaUnderRcu } from '../../src/mm/fault-lookup.js';
@@ -37,6 +40,7 @@ import { vmaEndRead } from '../../src/mm/vma-lock.js';
 import { rcuBarrier, rcuOffline, rcuOnline, rcuQuiescent } from '../../src/sync/rcu.js';
 import { type BenchOptions, type BenchSuite, nsPerOp, type Report } from '../harness.js';
 import { measureLinux } from '../linux.js';
+import type { FaultTaskArgs } from './mm-fault-task.js';
 
 const P = 4096;
 const RW = PROT_READ | PROT_WRITE;
@@ -79,6 +83,7 @@ export const suite: BenchSuite = {
       await measureLookup(report, options);
       measureFaults(report, options);
       measureCowAfterFork(report, options);
+      await measureFaultScaling(report, options);
     } finally {
       rcuOffline();
       rcuBarrier();
@@ -108,6 +113,51 @@ function measureFaults(report: Report, options: BenchOptions): void {
   report.add('fault.anon_write.ns', times[times.length >> 1], 'ns', 'linux.page_fault1.ns');
   mm.destroy();
   mm.detach();
+}
+
+const SCALING_PAGES = (32 << 20) / P;
+
+/** Pages faulted per second by `cpus` CPUs on disjoint VMAs of one process, the median of rounds. */
+async function faultRate(machine: Machine, cpus: number, rounds: number): Promise<number> {
+  const kernel = Kernel.create({ frames: (cpus + 1) * SCALING_PAGES });
+  const proc = Process.create(kernel);
+  const start = new SharedArrayBuffer(4);
+  const args: FaultTaskArgs = { process: proc.describe(), pages: SCALING_PAGES, rounds, start };
+  const ids = Array.from({ length: cpus }, (_, k) => k);
+  const running = machine.run<number>(new URL('./mm-fault-task.js', import.meta.url), args, ids);
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  Atomics.store(new Int32Array(start), 0, 1);
+  Atomics.notify(new Int32Array(start), 0);
+  const ms = await running;
+  proc.exit();
+  const slowest = Math.max(...ms);
+  return (cpus * rounds * SCALING_PAGES) / (slowest / 1000);
+}
+
+async function measureFaultScaling(report: Report, options: BenchOptions): Promise<void> {
+  // The main thread waits for the CPUs: offline, so their grace periods do not wait for it.
+  rcuOffline();
+  const machine = await Machine.start({ cpus: 2 });
+  try {
+    const rounds = options.quick ? 2 : 6;
+    await faultRate(machine, 2, 1);
+    const one: number[] = [];
+    const two: number[] = [];
+    for (let i = 0; i < (options.quick ? 1 : 3); i++) {
+      one.push(await faultRate(machine, 1, rounds));
+      two.push(await faultRate(machine, 2, rounds));
+    }
+    one.sort((x, y) => x - y);
+    two.sort((x, y) => x - y);
+    const r1 = one[one.length >> 1];
+    const r2 = two[two.length >> 1];
+    report.add('fault.pages_1cpu.mops', r1 / 1e6, 'Mops/s');
+    report.add('fault.pages_2cpu.mops', r2 / 1e6, 'Mops/s', 'fault.pages_1cpu.mops');
+    report.add('fault.scaling_2cpu.ratio', r2 / r1, 'ratio');
+  } finally {
+    await machine.stop();
+    rcuOnline();
+  }
 }
 
 const COW_PAGES = (16 << 20) / P;
