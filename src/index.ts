@@ -87,6 +87,17 @@ export { type FileSpec, FileTable, NAME_MAX_BYTES } from './fs/file-table.js';
 
 // ---- mm: the address space, its views and the constants callers pass (src/mm) ----------------
 export { AddressSpace, type AddressSpaceDescriptor, type AddressSpaceOptions } from './mm/address-space.js';
+export {
+  FOLL_LONGTERM,
+  FOLL_PIN,
+  FOLL_WRITE,
+  type GupOptions,
+  putUserPages,
+  readPage,
+  unpinUserPages,
+  writePage,
+} from './mm/gup.js';
+export { Pipe } from './mm/pipe.js';
 export { checkMmLocked } from './mm/check.js';
 export { SyscallLog } from './mm/syscall-log.js';
 export { defaultConfig, type MmConfig } from './mm/config.js';

@@ -48,6 +48,7 @@ import {
 import { faultinRange, mmPopulate } from './fault.js';
 import { lockVmaUnderRcu } from './fault-lookup.js';
 import { dupMmap } from './fork.js';
+import { FOLL_LONGTERM, FOLL_PIN, FOLL_WRITE, type GupOptions, gupPages } from './gup.js';
 import { MmState, type MmStateDescriptor } from './mm-state.js';
 import { FAULT_FALLBACK, FAULT_GROW, faultPageLocked, faultPageVmaLocked, MmuFault } from './mmu-fault.js';
 import { HUGE, PmdState, type PmdStateDescriptor, PTE_TABLE } from './pmd-state.js';
@@ -432,6 +433,55 @@ export class AddressSpace implements MmShared {
       if (round !== 0 || this.sysTouch(page, PAGE_SIZE, write) < 0) return FAULT_SEGV_MAPERR;
     }
     return FAULT_SEGV_MAPERR;
+  }
+
+  /**
+   * The unshare fault GUP runs before a read-only pin (FAULT_FLAG_UNSHARE, gup.ts): the page of
+   * addr becomes exclusive to this mm (reused or copied), its entry staying read-only. 0 or a
+   * FAULT_* code, like faultPage (a read access is checked). Preconditions as faultPage.
+   */
+  faultPageUnshare(addr: number): number {
+    const ctx = this.ctx;
+    ctx.faultUnshare = true;
+    try {
+      return this.faultPage(addr, true, false);
+    } finally {
+      ctx.faultUnshare = false;
+    }
+  }
+
+  // ---- GUP: page references and pins for devices and pipes (gup.ts) -------------------------
+
+  /**
+   * get_user_pages: a reference (getPage) to each of `pages` pages from the page-aligned addr,
+   * faulting them in (write: made exclusive, writable and dirty). The pfns (a prefix when a later
+   * page fails) or -errno (EFAULT, EINVAL, ENOMEM, EAGAIN). Drop them with putUserPages.
+   * Preconditions: this CPU holds no lock (GUP takes mmap_lock (R) itself).
+   */
+  getUserPages(addr: number, pages: number, opts: GupOptions = {}): number[] | number {
+    this.mmuOffline();
+    const r = gupPages(this, addr, pages, opts.write === true ? FOLL_WRITE : 0);
+    lockdepAssertNoneHeld('getUserPages');
+    return r;
+  }
+
+  /**
+   * pin_user_pages: like getUserPages, but each page is pinned (GUP_PIN_COUNTING_BIAS, so fork
+   * copies it for the child) and a read-only pin of a page shared copy-on-write first unshares it.
+   * Drop them with unpinUserPages.
+   */
+  pinUserPages(addr: number, pages: number, opts: GupOptions = {}): number[] | number {
+    this.mmuOffline();
+    const foll =
+      FOLL_PIN | (opts.write === true ? FOLL_WRITE : 0) | (opts.longterm === true ? FOLL_LONGTERM : 0);
+    const r = gupPages(this, addr, pages, foll);
+    lockdepAssertNoneHeld('pinUserPages');
+    return r;
+  }
+
+  /** pin_user_pages_fast: the same walk as pinUserPages (gup.ts: the lock is cheap here). */
+  pinUserPagesFast(addr: number, pages: number, opts: GupOptions = {}): number[] | number {
+    return this.pinUserPages(addr, pages, opts);
   }
 
   private faultPageOnce(page: number, write: boolean, exec: boolean): number {

@@ -13,6 +13,10 @@
  *
  *   writable clean entry, write    marked DIRTY (the Mmu writes only through WRITE | DIRTY entries)
  *
+ *   unshare (mm.faultUnshare, with write: GUP's FAULT_FLAG_UNSHARE before a read-only pin)
+ *                                   like a write, but an exclusive page is left as it is and a
+ *                                   reused or copied page keeps (gets) a read-only entry
+ *
  * A replaced page (copy-on-write) loses its map count at once; its reference is put only after a
  * TLB shootdown of the page (ptWork.deferPut; the caller runs ptWork.flushDeferred once it has
  * dropped the page-table lock, before the fault returns), so no CPU reads the old frame reused.
@@ -62,6 +66,7 @@ export function faultAnonPages(
       mm.config.zeroPage,
       owner,
       index,
+      mm.faultUnshare,
     );
     if (r < 0) return r;
   }
@@ -82,7 +87,18 @@ export function faultAnonPageOf(
   index: number,
 ): number {
   const writable = (vmFlags & VM_WRITE) !== 0;
-  return faultAnonPage(mm.pt, mm.mem, mm.ptWork, addr, write, writable, mm.config.zeroPage, owner, index);
+  return faultAnonPage(
+    mm.pt,
+    mm.mem,
+    mm.ptWork,
+    addr,
+    write,
+    writable,
+    mm.config.zeroPage,
+    owner,
+    index,
+    mm.faultUnshare,
+  );
 }
 
 function faultAnonPage(
@@ -95,6 +111,7 @@ function faultAnonPage(
   zeroPage: boolean,
   owner: number,
   index: number,
+  unshare: boolean,
 ): number {
   const table = pt.allocPte(addr);
   if (table <= 0) return -ENOMEM;
@@ -102,7 +119,7 @@ function faultAnonPage(
   const old = pt.readEntry(table, i);
   if (old !== 0 && !write) return 0;
   if (old !== 0 && (old & PTE_WRITE) !== 0) {
-    if ((old & PTE_DIRTY) === 0) {
+    if ((old & PTE_DIRTY) === 0 && !unshare) {
       pt.lockTable(table);
       if (pt.readEntry(table, i) === old) pt.setPteLocked(table, i, old | PTE_DIRTY | PTE_ACCESSED);
       pt.unlockTable(table);
@@ -111,7 +128,8 @@ function faultAnonPage(
   }
   const oldPfn = old === 0 ? 0 : ptePfn(old);
   if (old !== 0 && oldPfn !== ZERO_PFN && mem.testFlag(oldPfn, PG_ANON_EXCLUSIVE)) {
-    // Reuse: the page is this mapping's alone.
+    // Reuse: the page is this mapping's alone (an unshare has nothing to do).
+    if (unshare) return 0;
     pt.lockTable(table);
     if (pt.readEntry(table, i) === old) pt.setPteLocked(table, i, old | PTE_WRITE | PTE_DIRTY | PTE_ACCESSED);
     pt.unlockTable(table);
@@ -125,7 +143,7 @@ function faultAnonPage(
     pt.lockTable(table);
     if (pt.readEntry(table, i) === old && mem.refcountOf(oldPfn) === 1) {
       mem.setFlag(oldPfn, PG_ANON_EXCLUSIVE);
-      pt.setPteLocked(table, i, old | PTE_WRITE | PTE_DIRTY | PTE_ACCESSED);
+      if (!unshare) pt.setPteLocked(table, i, old | PTE_WRITE | PTE_DIRTY | PTE_ACCESSED);
       pt.unlockTable(table);
       return 0;
     }
@@ -142,7 +160,9 @@ function faultAnonPage(
   if (oldPfn !== 0 && oldPfn !== ZERO_PFN)
     mem.bytes.copyWithin(pfn * PAGE_SIZE, oldPfn * PAGE_SIZE, (oldPfn + 1) * PAGE_SIZE);
   mem.setFlag(pfn, PG_ANON_EXCLUSIVE);
-  const flags = PTE_PRESENT | PTE_USER | PTE_ACCESSED | (writable ? PTE_WRITE | (write ? PTE_DIRTY : 0) : 0);
+  // An unshare maps the new exclusive page read-only: a later write fault reuses it.
+  const flags =
+    PTE_PRESENT | PTE_USER | PTE_ACCESSED | (writable && !unshare ? PTE_WRITE | (write ? PTE_DIRTY : 0) : 0);
   pt.lockTable(table);
   if (pt.readEntry(table, i) !== old) {
     // Another CPU faulted the page in meanwhile: keep its page.

@@ -80,6 +80,12 @@ export class SyscallContext {
   readonly ptWork: PageTableWork;
   /** In the populate stage: faults install page-table entries (mmap_lock (R) + page_table_lock). */
   installPtes = false;
+  /**
+   * The anonymous fault in progress is an unshare (FAULT_FLAG_UNSHARE, set by GUP around
+   * AddressSpace.faultPageUnshare, not reset by open): a write-like fault that makes the page
+   * exclusive to this mm (reuse or copy) without making the entry writable. Callers pass write.
+   */
+  faultUnshare = false;
   readonly txn: VmaTxn;
   readonly layer: VmaLayer;
   readonly placement: Placement;

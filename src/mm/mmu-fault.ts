@@ -66,7 +66,9 @@ export function faultPageLocked(mm: SyscallContext, addr: number, write: boolean
     return above >= 0 && (t.flags[above] & VM_GROWSDOWN) !== 0 ? FAULT_GROW : FAULT_SEGV_MAPERR;
   }
   const flags = t.flags[vma];
-  if (exec ? (flags & VM_EXEC) === 0 : accessError(flags, write)) return FAULT_SEGV_ACCERR;
+  // An unshare (mm.faultUnshare) is checked as the read it serves.
+  if (exec ? (flags & VM_EXEC) === 0 : accessError(flags, write && !mm.faultUnshare))
+    return FAULT_SEGV_ACCERR;
   if ((flags & VM_SHARED) !== 0 || !isAnonymous(mm, vma)) return FAULT_SIGBUS;
   const r = faultRange(mm, vma, page, page + PAGE_SIZE, write);
   return r < 0 ? FAULT_SIGBUS : 0;
@@ -87,7 +89,8 @@ export function faultPageVmaLocked(
 ): number {
   const a = mm.arena;
   const flags = a.flags(h);
-  if (exec ? (flags & VM_EXEC) === 0 : accessError(flags, write)) return FAULT_SEGV_ACCERR;
+  if (exec ? (flags & VM_EXEC) === 0 : accessError(flags, write && !mm.faultUnshare))
+    return FAULT_SEGV_ACCERR;
   const owner = a.anon(h);
   if (owner === 0 || (flags & VM_SHARED) !== 0 || a.file(h) !== 0 || a.nameKind(h) !== NAME_ANON) {
     return FAULT_FALLBACK;
