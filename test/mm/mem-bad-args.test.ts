@@ -167,3 +167,124 @@ test(`Mmu accesses at ${CASES} random bad addresses fault (SIGSEGV) and change n
   assert.ok((seen.get('SIGSEGV SEGV_MAPERR') ?? 0) > CASES / 4, JSON.stringify([...seen]));
   proc.exit();
 });
+
+test(`mincore with ${CASES} random bad ranges: EINVAL or ENOMEM (as Linux) and nothing changed`, () => {
+  const { kernel, proc } = setup();
+  const r = rng(SEED + 1);
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)];
+  const before = snapshot(kernel, proc);
+  const seen = new Map<string, number>();
+  for (let i = 0; i < CASES; i++) {
+    const kind = Math.floor(r() * 5);
+    let addr: number;
+    let len: number;
+    let expected: string;
+    if (kind === 0) {
+      // Unaligned start: EINVAL whatever the length.
+      addr = BASE + Math.floor(r() * 8) * P + 1 + Math.floor(r() * (P - 1));
+      len = pick([0, 1, P, 100 * P, 2 ** 47, -1]);
+      expected = 'EINVAL';
+    } else if (kind === 1) {
+      // Non-integers (either argument): EINVAL.
+      addr = r() < 0.5 ? pick(NON_INTEGERS) : BASE;
+      len = addr === BASE ? pick([0.5, P + 0.25, Number.NaN, Infinity, -Infinity, 2 ** 64]) : P;
+      expected = 'EINVAL';
+    } else if (kind === 2) {
+      // Huge lengths or starts outside user space: ENOMEM.
+      addr = pick([BASE, 0, 2 ** 47 - P, 2 ** 47, 2 ** 52]);
+      len = pick([2 ** 47, 2 ** 48, 2 ** 53, -P, -1, 2 ** 63]);
+      expected = 'ENOMEM';
+    } else if (kind === 3) {
+      // A range that reaches the hole (pages 4-5) or past the last VMA: ENOMEM.
+      const first = Math.floor(r() * 8);
+      addr = BASE + first * P;
+      const end = first <= 3 ? 5 + Math.floor(r() * 4) : 9 + Math.floor(r() * 8);
+      len = (end - first) * P - Math.floor(r() * (P - 1));
+      expected = first === 4 || first === 5 || first <= 3 || end > 8 ? 'ENOMEM' : 'ok';
+    } else {
+      // Negative starts: ulong makes them huge, outside user space (access_ok fails, even for 0).
+      addr = pick([-P, -(2 ** 47), -(2 ** 52)]);
+      len = pick([P, 0, 2 ** 47]);
+      expected = 'ENOMEM';
+    }
+    const what = `mincore(${addr}, ${len})`;
+    let o: string;
+    try {
+      o = outcome(() => proc.mm.mincore(addr, len));
+    } catch (e) {
+      throw new Error(`case ${i} (${what}): ${(e as Error).stack}`);
+    }
+    assert.equal(o, expected, `case ${i}: ${what}`);
+    seen.set(o, (seen.get(o) ?? 0) + 1);
+    if (i % 97 === 0) assert.equal(snapshot(kernel, proc), before, `case ${i} (${what}) changed the process`);
+  }
+  assert.equal(snapshot(kernel, proc), before);
+  assert.ok(seen.size >= 2, JSON.stringify([...seen]));
+  // The good ranges still answer.
+  assert.deepEqual([...proc.mm.mincore(BASE, 4 * P)], [1, 1, 1, 1]);
+  assert.deepEqual([...proc.mm.mincore(BASE + 6 * P, 2 * P - 5)], [1, 1]);
+  proc.exit();
+});
+
+test('fork of an exited process is ESRCH; open and close with bad arguments are VmErrors; nothing changes', () => {
+  const { kernel, proc } = setup();
+  const r = rng(SEED + 2);
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)];
+  const fd = proc.open({ size: 4 * P, writable: true, name: 'f' });
+  const before = snapshot(kernel, proc);
+  const BAD_FDS = [-1, -(2 ** 31), fd + 1, 1023, 1024, 4096, 2 ** 31, 2 ** 53, 0.5, Number.NaN, Infinity];
+  for (let i = 0; i < CASES / 4; i++) {
+    const bad = pick(BAD_FDS);
+    let o: string;
+    try {
+      o = outcome(() => proc.close(bad));
+    } catch (e) {
+      throw new Error(`case ${i}: close(${bad}): ${(e as Error).stack}`);
+    }
+    assert.equal(o, 'EBADF', `close(${bad})`);
+  }
+  for (const spec of [
+    { size: -P, writable: true, name: 'neg' },
+    { size: Number.NaN, writable: false, name: 'nan' },
+    { size: 0.5, writable: false, name: 'half' },
+    { size: 2 ** 64, writable: false, name: 'huge' },
+  ]) {
+    const o = (() => {
+      try {
+        return outcome(() => {
+          const f = proc.open(spec);
+          proc.close(f);
+        });
+      } catch (e) {
+        throw new Error(`open(${JSON.stringify(spec)}): ${(e as Error).stack}`);
+      }
+    })();
+    assert.ok(o === 'ok' || o === 'EINVAL' || o === 'EFBIG' || o === 'ENOMEM', `open(${spec.name}): ${o}`);
+  }
+  assert.equal(snapshot(kernel, proc), before);
+  proc.close(fd);
+  proc.exit();
+  const after = kernel.counts();
+  for (let i = 0; i < 20; i++) {
+    assert.equal(
+      outcome(() => proc.fork()),
+      'ESRCH',
+    );
+    assert.equal(
+      outcome(() => proc.close(0)),
+      'ESRCH',
+    );
+    assert.equal(
+      outcome(() => proc.open({ size: P, writable: false, name: 'g' })),
+      'ESRCH',
+    );
+    assert.equal(
+      outcome(() => proc.exit()),
+      'ESRCH',
+    );
+  }
+  rcuBarrier();
+  kernel.mem.drainAll();
+  assert.deepEqual(kernel.counts(), after);
+  assert.deepEqual(after, { processes: 0, frames: 0, files: 0, anonVmas: 0 });
+});
