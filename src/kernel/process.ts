@@ -51,7 +51,10 @@ export class Process {
   readonly fds: FdTable;
   private readonly words: Int32Array;
 
-  /** A new process with an empty address space and no descriptors. */
+  /**
+   * A new process with an empty address space and no descriptors. The Kernel's FailureInjector
+   * (shared through its PhysMem) also fails the process's page-table and VMA-record allocations.
+   */
   static create(kernel: Kernel, options: ProcessOptions = {}): Process {
     const fds = FdTable.create(kernel.files);
     const mm = new AddressSpace({
@@ -59,6 +62,7 @@ export class Process {
       fds,
       anonVmas: kernel.anonVmas,
       mem: kernel.mem,
+      injector: kernel.mem.injector ?? undefined,
       config: options.config,
       rcuFree: options.rcuFree,
       log: options.log,

@@ -9,8 +9,9 @@
  *                          perms[s] (local) = 1 if stores may use it (PTE WRITE and DIRTY), else 0
  *
  * Fast path (a hit, aligned, inside one page): a countdown of this object's field, the tag load
- * and compare, the perms load for stores, and the access: no atomic operation, no shared write, no
- * allocation. Everything else (misses, unaligned or page-crossing accesses, faults) is the slow path.
+ * and compare, a sign test, the perms load for stores, and the access: no atomic operation, no
+ * shared write, no allocation. The sign test keeps out the addresses in [-2^52, -2^52 + 2 MiB),
+ * whose tag is INVALID_TAG: without it they would hit an empty slot and reach its stale frame. Everything else (misses, unaligned or page-crossing accesses, faults) is the slow path.
  *
  * Permissions: every access needs PRESENT | USER; a store needs WRITE, and a TLB entry is
  * writable only when the PTE is also DIRTY (so the first store to a clean page goes to the miss
@@ -20,7 +21,8 @@
  * Values: little-endian (the host's typed arrays; checked at load). load8/load16 are zero-extended,
  * load32 sign-extended (an int32); load64 returns hi * 2^32 + (lo >>> 0), exact within +-2^53, and
  * leaves the exact halves in `lo32` / `hi32`; store64 takes the two halves. Addresses are integers:
- * the fast path does not check them; the slow path faults (SEGV_MAPERR) on any outside [0, 2^47).
+ * the fast path does not check them (a non-integer in a page the TLB holds accesses that page) but
+ * for their sign; the slow path faults (SEGV_MAPERR) on any outside [0, 2^47) or not an integer.
  */
 import { VmAssertionError } from '../assert.js';
 import { currentCpu } from '../cpu/current.js';
@@ -128,7 +130,8 @@ export class Mmu {
   load8(addr: number): number {
     if (--this.budget === 0) this.tick();
     const s = (addr / PAGE_SIZE) & MASK;
-    if (this.tags[s] === Math.floor(addr / PMD_SIZE)) return this.u8[this.words[s] * 4 + (addr & OFF)];
+    if (this.tags[s] === Math.floor(addr / PMD_SIZE) && addr >= 0)
+      return this.u8[this.words[s] * 4 + (addr & OFF)];
     this.slowRead(addr, 1, K_READ);
     return this.sb[0];
   }
@@ -136,7 +139,7 @@ export class Mmu {
   load16(addr: number): number {
     if (--this.budget === 0) this.tick();
     const s = (addr / PAGE_SIZE) & MASK;
-    if (this.tags[s] === Math.floor(addr / PMD_SIZE) && (addr & 1) === 0)
+    if (this.tags[s] === Math.floor(addr / PMD_SIZE) && addr >= 0 && (addr & 1) === 0)
       return this.u16[this.words[s] * 2 + ((addr & OFF) >> 1)];
     this.slowRead(addr, 2, K_READ);
     return this.su16[0];
@@ -145,7 +148,7 @@ export class Mmu {
   load32(addr: number): number {
     if (--this.budget === 0) this.tick();
     const s = (addr / PAGE_SIZE) & MASK;
-    if (this.tags[s] === Math.floor(addr / PMD_SIZE) && (addr & 3) === 0)
+    if (this.tags[s] === Math.floor(addr / PMD_SIZE) && addr >= 0 && (addr & 3) === 0)
       return this.i32[this.words[s] + ((addr & OFF) >> 2)];
     this.slowRead(addr, 4, K_READ);
     return this.si32[0];
@@ -155,7 +158,7 @@ export class Mmu {
   fetch32(addr: number): number {
     if (--this.budget === 0) this.tick();
     const s = (addr / PAGE_SIZE) & MASK;
-    if (this.tags[s] === Math.floor(addr / PMD_SIZE) && (addr & 3) === 0)
+    if (this.tags[s] === Math.floor(addr / PMD_SIZE) && addr >= 0 && (addr & 3) === 0)
       return this.i32[this.words[s] + ((addr & OFF) >> 2)];
     this.slowRead(addr, 4, K_EXEC);
     return this.si32[0];
@@ -164,7 +167,7 @@ export class Mmu {
   load64(addr: number): number {
     if (--this.budget === 0) this.tick();
     const s = (addr / PAGE_SIZE) & MASK;
-    if (this.tags[s] === Math.floor(addr / PMD_SIZE) && (addr & 7) === 0) {
+    if (this.tags[s] === Math.floor(addr / PMD_SIZE) && addr >= 0 && (addr & 7) === 0) {
       const w = this.words[s] + ((addr & OFF) >> 2);
       this.lo32 = this.i32[w];
       this.hi32 = this.i32[w + 1];
@@ -179,7 +182,7 @@ export class Mmu {
   loadF32(addr: number): number {
     if (--this.budget === 0) this.tick();
     const s = (addr / PAGE_SIZE) & MASK;
-    if (this.tags[s] === Math.floor(addr / PMD_SIZE) && (addr & 3) === 0)
+    if (this.tags[s] === Math.floor(addr / PMD_SIZE) && addr >= 0 && (addr & 3) === 0)
       return this.f32[this.words[s] + ((addr & OFF) >> 2)];
     this.slowRead(addr, 4, K_READ);
     return this.sf32[0];
@@ -188,7 +191,7 @@ export class Mmu {
   loadF64(addr: number): number {
     if (--this.budget === 0) this.tick();
     const s = (addr / PAGE_SIZE) & MASK;
-    if (this.tags[s] === Math.floor(addr / PMD_SIZE) && (addr & 7) === 0)
+    if (this.tags[s] === Math.floor(addr / PMD_SIZE) && addr >= 0 && (addr & 7) === 0)
       return this.f64[this.words[s] / 2 + ((addr & OFF) >> 3)];
     this.slowRead(addr, 8, K_READ);
     return this.sf64[0];
@@ -197,7 +200,7 @@ export class Mmu {
   store8(addr: number, value: number): void {
     if (--this.budget === 0) this.tick();
     const s = (addr / PAGE_SIZE) & MASK;
-    if (this.tags[s] === Math.floor(addr / PMD_SIZE) && this.perms[s] !== 0) {
+    if (this.tags[s] === Math.floor(addr / PMD_SIZE) && addr >= 0 && this.perms[s] !== 0) {
       this.u8[this.words[s] * 4 + (addr & OFF)] = value;
       return;
     }
@@ -208,7 +211,12 @@ export class Mmu {
   store16(addr: number, value: number): void {
     if (--this.budget === 0) this.tick();
     const s = (addr / PAGE_SIZE) & MASK;
-    if (this.tags[s] === Math.floor(addr / PMD_SIZE) && (addr & 1) === 0 && this.perms[s] !== 0) {
+    if (
+      this.tags[s] === Math.floor(addr / PMD_SIZE) &&
+      addr >= 0 &&
+      (addr & 1) === 0 &&
+      this.perms[s] !== 0
+    ) {
       this.u16[this.words[s] * 2 + ((addr & OFF) >> 1)] = value;
       return;
     }
@@ -219,7 +227,12 @@ export class Mmu {
   store32(addr: number, value: number): void {
     if (--this.budget === 0) this.tick();
     const s = (addr / PAGE_SIZE) & MASK;
-    if (this.tags[s] === Math.floor(addr / PMD_SIZE) && (addr & 3) === 0 && this.perms[s] !== 0) {
+    if (
+      this.tags[s] === Math.floor(addr / PMD_SIZE) &&
+      addr >= 0 &&
+      (addr & 3) === 0 &&
+      this.perms[s] !== 0
+    ) {
       this.i32[this.words[s] + ((addr & OFF) >> 2)] = value;
       return;
     }
@@ -231,7 +244,12 @@ export class Mmu {
   store64(addr: number, lo: number, hi: number): void {
     if (--this.budget === 0) this.tick();
     const s = (addr / PAGE_SIZE) & MASK;
-    if (this.tags[s] === Math.floor(addr / PMD_SIZE) && (addr & 7) === 0 && this.perms[s] !== 0) {
+    if (
+      this.tags[s] === Math.floor(addr / PMD_SIZE) &&
+      addr >= 0 &&
+      (addr & 7) === 0 &&
+      this.perms[s] !== 0
+    ) {
       const w = this.words[s] + ((addr & OFF) >> 2);
       this.i32[w] = lo;
       this.i32[w + 1] = hi;
@@ -245,7 +263,12 @@ export class Mmu {
   storeF32(addr: number, value: number): void {
     if (--this.budget === 0) this.tick();
     const s = (addr / PAGE_SIZE) & MASK;
-    if (this.tags[s] === Math.floor(addr / PMD_SIZE) && (addr & 3) === 0 && this.perms[s] !== 0) {
+    if (
+      this.tags[s] === Math.floor(addr / PMD_SIZE) &&
+      addr >= 0 &&
+      (addr & 3) === 0 &&
+      this.perms[s] !== 0
+    ) {
       this.f32[this.words[s] + ((addr & OFF) >> 2)] = value;
       return;
     }
@@ -256,7 +279,12 @@ export class Mmu {
   storeF64(addr: number, value: number): void {
     if (--this.budget === 0) this.tick();
     const s = (addr / PAGE_SIZE) & MASK;
-    if (this.tags[s] === Math.floor(addr / PMD_SIZE) && (addr & 7) === 0 && this.perms[s] !== 0) {
+    if (
+      this.tags[s] === Math.floor(addr / PMD_SIZE) &&
+      addr >= 0 &&
+      (addr & 7) === 0 &&
+      this.perms[s] !== 0
+    ) {
       this.f64[this.words[s] / 2 + ((addr & OFF) >> 3)] = value;
       return;
     }
@@ -426,7 +454,12 @@ export class Mmu {
   private translate(addr: number, kind: number): number {
     if (--this.budget === 0) this.tick();
     const s = (addr / PAGE_SIZE) & MASK;
-    if (this.tags[s] === Math.floor(addr / PMD_SIZE) && (kind !== K_WRITE || this.perms[s] !== 0)) return s;
+    if (
+      this.tags[s] === Math.floor(addr / PMD_SIZE) &&
+      addr >= 0 &&
+      (kind !== K_WRITE || this.perms[s] !== 0)
+    )
+      return s;
     return this.miss(addr, kind);
   }
 

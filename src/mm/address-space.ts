@@ -177,6 +177,9 @@ function munlockallBody(mm: SyscallContext): number {
   return munlockallLocked(mm);
 }
 
+/** mincore's probe of the range before its vector is made. */
+const EMPTY_VEC = new Uint8Array(0);
+
 export class AddressSpace implements MmShared {
   readonly config: MmConfig;
   readonly arena: VmaArena;
@@ -769,9 +772,21 @@ export class AddressSpace implements MmShared {
     const a = ulong(addr);
     const l = ulong(len);
     if (Number.isNaN(a + l)) check(-EINVAL, 'mincore');
-    const vec = new Uint8Array(Math.ceil(Math.min(l, 2 ** 47) / 4096));
-    check(this.sysMincore(a, l, vec), 'mincore');
-    return vec;
+    // The range is checked before the vector is made: a huge length must be ENOMEM (outside user
+    // space, or a hole), not a RangeError from a vector too large to allocate.
+    const probe = this.sysMincore(a, l, EMPTY_VEC);
+    if (probe !== -EFAULT) {
+      check(probe, 'mincore');
+      return EMPTY_VEC.slice();
+    }
+    let vec: Uint8Array | null = null;
+    try {
+      vec = new Uint8Array(Math.ceil(l / PAGE_SIZE));
+    } catch {
+      // Too large a vector for this host: ENOMEM, as a failed allocation in the kernel.
+    }
+    check(vec === null ? -ENOMEM : this.sysMincore(a, l, vec), 'mincore');
+    return vec as Uint8Array;
   }
   touch(addr: number, len: number, write: boolean): void {
     const a = ulong(addr);

@@ -64,9 +64,13 @@ function recordsBuffer(bytes: number): SharedArrayBuffer {
 /** Shared countdown: `failAfter(n)` lets n allocations succeed, then fails the next one, once. */
 export class FailureInjector {
   readonly words: Int32Array;
-  constructor(buffer: SharedArrayBuffer = new SharedArrayBuffer(8)) {
-    this.words = new Int32Array(buffer);
-    if (buffer.byteLength === 8 && this.words[0] === 0 && this.words[1] === 0) this.words[0] = -1;
+  /**
+   * A new, disarmed injector, or (given its buffer) another view of an existing one, left as it
+   * is: an injector armed with `failAfter(0)` must stay armed when an arena attaches to it.
+   */
+  constructor(buffer?: SharedArrayBuffer) {
+    this.words = new Int32Array(buffer ?? new SharedArrayBuffer(8));
+    if (buffer === undefined) this.words[0] = -1;
   }
   failAfter(successes: number): void {
     Atomics.store(this.words, 1, 0);
