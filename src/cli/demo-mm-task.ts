@@ -36,6 +36,7 @@ import {
 } from '../mm/vm-flags.js';
 import { mmapReadLock, mmapReadUnlock, vmaEndRead } from '../mm/vma-lock.js';
 import { VMA_ATTACHED, type VmaArena } from '../mm/vma-record.js';
+import { Rng } from '../rng.js';
 import { rcuQuiescent } from '../sync/rcu.js';
 
 export const PHASE_VMA_LOCKS = 0;
@@ -317,21 +318,4 @@ function mix(seed: number, stream: number): number {
   x = Math.imul(x ^ (x >>> 13), 0xc2b2ae35);
   x ^= x >>> 16;
   return x === 0 ? 0x6d2b79f5 : x;
-}
-
-/** xorshift32: deterministic per seed, allocation-free. */
-class Rng {
-  private s: number;
-  constructor(seed: number) {
-    this.s = seed | 0 || 0x9e3779b9;
-  }
-  /** 0..n-1 (n <= 2^32). */
-  below(n: number): number {
-    let x = this.s;
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    this.s = x;
-    return (x >>> 0) % n;
-  }
 }

@@ -17,6 +17,7 @@
  * methods throw VmError instead. A failed call leaves the space unchanged except where Linux
  * documents partial effects (see docs/mm.md).
  */
+import { DEBUG } from '../assert.js';
 import { check, EAGAIN, EFAULT, EINVAL, ENOMEM } from '../errno.js';
 import { FdTable } from '../fs/fd-table.js';
 import { FileTable } from '../fs/file-table.js';
@@ -155,9 +156,6 @@ type LockedBody = (
   e: number,
   f: number,
 ) => number;
-
-/** Debug mode (VMSPACE_DEBUG=1, on in `npm test`): the invariant checker runs after every commit. */
-const DEBUG = process.env.VMSPACE_DEBUG === '1';
 
 /** Frames for address spaces made without a Kernel: one PhysMem per thread, made on first use. */
 let threadMem: PhysMem | null = null;

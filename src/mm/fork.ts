@@ -24,6 +24,7 @@
  * down (its exit puts every reference taken so far); the parent keeps its write-protected entries,
  * which its next write fault reuses (the page's reference count is back to 1).
  */
+import { DEBUG } from '../assert.js';
 import { ENOMEM } from '../errno.js';
 import { rangeOut } from '../maple/api.js';
 import { KIND_ANON, PAGE_SIZE, PG_ANON_EXCLUSIVE, ZERO_PFN } from '../mem/page.js';
@@ -49,7 +50,6 @@ import { vmaFields } from './vma-record.js';
 const LIMIT = 2 ** 53 - 1;
 /** mmap_write_lock_nested(mm, SINGLE_DEPTH_NESTING): the child's lock under the parent's. */
 const SINGLE_DEPTH_NESTING = 1;
-const DEBUG = process.env.VMSPACE_DEBUG === '1';
 
 /** An address space as fork sees it (an AddressSpace: its shared parts and this CPU's context). */
 export interface ForkSpace extends MmShared {

@@ -29,22 +29,5 @@ export interface RaceArgs {
   readers: number;
 }
 
-/** xorshift32: deterministic per seed, allocation-free. */
-export class Rng {
-  private s: number;
-  constructor(seed: number) {
-    this.s = seed | 0 || 0x9e3779b9;
-  }
-  next(): number {
-    let x = this.s;
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    this.s = x;
-    return x >>> 0;
-  }
-  /** 0..n-1 */
-  below(n: number): number {
-    return this.next() % n;
-  }
-}
+/** The seeded generator of the race's workloads. */
+export { Rng } from '../../../src/rng.js';
