@@ -126,6 +126,10 @@ export class Mmu {
   }
 
   // ---- fast paths ------------------------------------------------------------------------------
+  //
+  // Each access spells the hit test out (countdown, slot, tag, sign, alignment, and for stores the
+  // write permission) instead of calling a shared helper: measured, a helper returning the frame's
+  // word (readHit/writeHit) cost 5% per load (6.98-7.00 ns against 6.61-6.64 for a TLB hit).
 
   load8(addr: number): number {
     if (--this.budget === 0) this.tick();
