@@ -17,6 +17,8 @@
  *                                   are held; mremap holds a second one as subclass 1
  *
  *   - file_lock (a descriptor table's spinlock, src/fs/fd-table.ts) and the arena locks are leaves.
+ *   - fork takes the parent's mmap_lock (W), then the child's (W, subclass 1), and allocates frames
+ *     and tables under them (dup_mmap): the one allocation under mmap_lock (W), as in Linux.
  *   - i_rwsem and invalidate_lock live in each file record (src/fs/file-table.ts).
  *   - The tree's writer lock is mmap_lock itself (held for write); trees with their own lock take
  *     it under mmap_lock.
