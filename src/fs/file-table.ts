@@ -3,15 +3,21 @@
  * (an inode, in Linux's terms), usable from every CPU. A file id is the record's arena handle
  * (0 = no file); VMA records store it. Shared anonymous memory gets a shmem object here too.
  *
- *   file record (256 bytes)
- *   +--------+-------+-----------+-------------+--------+---------+------------------------+
- *   | SIZE   | FLAGS | PLACEMENT | SHMEM_INDEX | REFCNT | NAMELEN | (spare)                |  words 0-7
- *   +--------+-------+-----------+-------------+--------+---------+------------------------+
- *   | I_RWSEM (8 words)                  | INVALIDATE_LOCK (8 words)                        |  words 8-23
- *   +------------------------------------+--------------------------------------------------+
- *   | NAME: UTF-8, at most NAME_MAX_BYTES                                                   |  words 24-63
- *   +---------------------------------------------------------------------------------------+
+ *   file record (512 bytes; words are Int32 unless named F64)
+ *   +--------+-------+-----------+-------------+--------+---------+---------+---------+
+ *   | SIZE (F64)     | FLAGS     | PLACEMENT   | SHMEM_INDEX      | REFCNT  | NAMELEN |  words 0-7
+ *   +--------+-------+-----------+-------------+--------+---------+---------+---------+
+ *   | BACKING | HOST_FD | CACHE_ROOT | CACHE_HEIGHT | NRPAGES | WB_ERR | I_PAGES (2)   |  words 8-15
+ *   +------------------------------------+--------------------------------------------+
+ *   | I_RWSEM (8 words) | INVALIDATE_LOCK (8 words) | I_MMAP (8 words) | (8 spare)      |  words 16-47
+ *   +------------------------------------------------------------------------------------+
+ *   | INJECT: per operation (INJECT_OPS of them) LATENCY_US, FAIL_NEXT                    |  words 48-63
+ *   +------------------------------------------------------------------------------------+
+ *   | NAME: UTF-8, at most NAME_MAX_BYTES                                                 |  words 64-127
+ *   +------------------------------------------------------------------------------------+
  *
+ * The page-cache words (BACKING ... I_PAGES, I_MMAP, INJECT) belong to src/fs's page cache,
+ * backing and injection (docs/fs.md); their guards are stated where they are used.
  * Guards: SIZE, FLAGS, PLACEMENT, SHMEM_INDEX and NAME are written once, before the id is handed
  * out (so any holder of a reference reads them without a lock); SIZE will be guarded by I_RWSEM
  * when files can be truncated (the page cache). REFCNT is atomic: one reference per VMA record
@@ -33,17 +39,31 @@ export const PLACE_SHMEM = 2;
 /** Lock classes of every file's locks (docs/locking.md: i_rwsem is outermost, invalidateLock under mmap_lock). */
 export const iRwsemClass = lockClass('i_rwsem');
 export const invalidateLockClass = lockClass('invalidate_lock');
+export const iMmapClass = lockClass('i_mmap');
 
-const RECORD_BYTES = 256;
+const RECORD_BYTES = 512;
 const SIZE_F64 = 0;
 const FLAGS = 2;
 const PLACEMENT = 3;
 const SHMEM_INDEX = 4;
 const REFCNT = 5;
 const NAME_LEN = 6;
-const I_RWSEM = 8;
+/** Word offsets of the page-cache fields in a record (docs/fs.md; users: src/fs). */
+export const FILE_BACKING = 8;
+export const FILE_HOST_FD = 9;
+export const FILE_CACHE_ROOT = 10;
+export const FILE_CACHE_HEIGHT = 11;
+export const FILE_NRPAGES = 12;
+export const FILE_WB_ERR = 13;
+/** The i_pages spinlock (xa_lock): 2 words. */
+export const FILE_I_PAGES = 14;
+const I_RWSEM = 16;
 const INVALIDATE_LOCK = I_RWSEM + RWSEM_WORDS;
-const NAME_WORD = INVALIDATE_LOCK + RWSEM_WORDS;
+const I_MMAP = INVALIDATE_LOCK + RWSEM_WORDS;
+/** Injection words: INJECT_OPS pairs (latency in microseconds, count of next calls that fail). */
+export const FILE_INJECT = 48;
+export const INJECT_OPS = 8;
+const NAME_WORD = 64;
 /** Longest name a file may have (bytes of UTF-8). */
 export const NAME_MAX_BYTES = RECORD_BYTES - NAME_WORD * 4;
 
@@ -196,6 +216,19 @@ export class FileTable {
   /** The file's invalidate lock (mapping->invalidate_lock). */
   invalidateLock(id: number): RwSem {
     return RwSem.at(this.i32, id * this.i32Per + INVALIDATE_LOCK, invalidateLockClass);
+  }
+
+  /** The file's i_mmap lock (mapping->i_mmap_rwsem): guards its reverse-map entries. */
+  iMmap(id: number): RwSem {
+    return RwSem.at(this.i32, id * this.i32Per + I_MMAP, iMmapClass);
+  }
+  /** Word index of record `id`'s word `word` in `i32` (the page-cache fields above). */
+  word(id: number, word: number): number {
+    return id * this.i32Per + word;
+  }
+  /** The records' Int32 words (for src/fs's page cache, backing and injection; see docs/fs.md). */
+  get words(): Int32Array {
+    return this.i32;
   }
 
   /** Live file records (0 once every reference was put). */
