@@ -19,7 +19,7 @@
  */
 import { DEBUG } from '../assert.js';
 import { check, EAGAIN, EFAULT, EINVAL, ENOMEM } from '../errno.js';
-import { FdTable } from '../fs/fd-table.js';
+import { FdTable, type FdTableDescriptor } from '../fs/fd-table.js';
 import { FileTable } from '../fs/file-table.js';
 import { lockdepAssertNoneHeld } from '../lockdep/index.js';
 import type { RangeIndex } from '../maple/api.js';
@@ -138,7 +138,7 @@ export interface AddressSpaceDescriptor {
   state: MmStateDescriptor;
   pmd: PmdStateDescriptor;
   files: ArenaDescriptor;
-  fds: { buffer: SharedArrayBuffer };
+  fds: FdTableDescriptor;
   anonVmas: ArenaDescriptor;
   mem: PhysMemDescriptor;
   pt: PageTablesDescriptor;
