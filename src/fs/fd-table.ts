@@ -6,6 +6,7 @@
  *
  *   Int32 words: FILE_LOCK (spinlock, 2 words) | COUNT | (pad) | FD[0] ... FD[MAX_FDS - 1] |
  *                CLOEXEC bitmap (MAX_FDS bits)
+ *   FD[n]: 0 free | RESERVED (an open in progress holds the number) | an open file description id
  *
  * Guards: every FD[n], CLOEXEC bit and COUNT are written under FILE_LOCK (Linux's files->file_lock);
  * `fget` takes the lock too, so a descriptor closed on one CPU is never resolved after its
@@ -25,6 +26,8 @@ const LOCK = 0;
 const COUNT = 2;
 const FD0 = 4;
 const CLOEXEC0 = FD0 + MAX_FDS;
+/** FD[n] of a number get_unused_fd gave out whose description is not installed yet. */
+const RESERVED = -1;
 const WORDS = CLOEXEC0 + MAX_FDS / 32;
 
 const fileLockClass = lockClass('file_lock');
@@ -93,15 +96,54 @@ export class FdTable {
 
   /** Preconditions: FILE_LOCK held; a reference to `of`. */
   private installLocked(of: number, cloexec: boolean): number {
-    for (let fd = 0; fd < MAX_FDS; fd++) {
-      if (this.words[FD0 + fd] !== 0) continue;
-      this.opens.get(of);
-      this.words[FD0 + fd] = of;
-      this.setCloexecLocked(fd, cloexec);
-      this.words[COUNT]++;
-      return fd;
-    }
+    const fd = this.freeFdLocked();
+    if (fd >= 0) this.fillLocked(fd, of, cloexec);
+    return fd;
+  }
+
+  /** The lowest free descriptor, or -EMFILE. Preconditions: FILE_LOCK held. */
+  private freeFdLocked(): number {
+    for (let fd = 0; fd < MAX_FDS; fd++) if (this.words[FD0 + fd] === 0) return fd;
     return -EMFILE;
+  }
+
+  /** Preconditions: FILE_LOCK held; slot `fd` free or reserved; a reference to `of`. */
+  private fillLocked(fd: number, of: number, cloexec: boolean): void {
+    this.opens.get(of);
+    this.words[FD0 + fd] = of;
+    this.setCloexecLocked(fd, cloexec);
+    this.words[COUNT]++;
+  }
+
+  /**
+   * get_unused_fd: reserves the lowest free descriptor for an open in progress (so EMFILE comes
+   * before the file is touched): the descriptor, or -EMFILE. Finish with `installReserved` or
+   * `unreserve`; until then the number resolves to nothing (EBADF) and is not handed out again.
+   */
+  reserve(): number {
+    this.lock.lock();
+    const fd = this.freeFdLocked();
+    if (fd >= 0) this.words[FD0 + fd] = RESERVED;
+    this.lock.unlock();
+    return fd;
+  }
+
+  /** fd_install at a reserved descriptor: takes a reference to `of`. */
+  installReserved(fd: number, of: number, cloexec: boolean): void {
+    this.lock.lock();
+    const slot = this.words[FD0 + fd];
+    if (slot === RESERVED) this.fillLocked(fd, of, cloexec);
+    this.lock.unlock();
+    if (slot !== RESERVED) throw new Error(`FdTable.installReserved: descriptor ${fd} is not reserved`);
+  }
+
+  /** put_unused_fd: gives a reserved descriptor back. */
+  unreserve(fd: number): void {
+    this.lock.lock();
+    const slot = this.words[FD0 + fd];
+    if (slot === RESERVED) this.words[FD0 + fd] = 0;
+    this.lock.unlock();
+    if (slot !== RESERVED) throw new Error(`FdTable.unreserve: descriptor ${fd} is not reserved`);
   }
 
   /** Preconditions: FILE_LOCK held. */
@@ -116,7 +158,7 @@ export class FdTable {
     if (!validFd(fd)) return 0;
     this.lock.lock();
     const of = this.words[FD0 + fd];
-    const file = of !== 0 ? this.opens.file(of) : 0;
+    const file = of > 0 ? this.opens.file(of) : 0;
     if (file !== 0) this.files.get(file);
     this.lock.unlock();
     return file;
@@ -126,7 +168,7 @@ export class FdTable {
   fgetOpen(fd: number): number {
     if (!validFd(fd)) return 0;
     this.lock.lock();
-    const of = this.words[FD0 + fd];
+    const of = Math.max(this.words[FD0 + fd], 0);
     if (of !== 0) this.opens.get(of);
     this.lock.unlock();
     return of;
@@ -137,13 +179,13 @@ export class FdTable {
     if (!validFd(fd)) return -EBADF;
     this.lock.lock();
     const of = this.words[FD0 + fd];
-    if (of !== 0) {
+    if (of > 0) {
       this.words[FD0 + fd] = 0;
       this.setCloexecLocked(fd, false);
       this.words[COUNT]--;
     }
     this.lock.unlock();
-    if (of === 0) return -EBADF;
+    if (of <= 0) return -EBADF;
     this.opens.put(of);
     return 0;
   }
@@ -156,7 +198,7 @@ export class FdTable {
     if (!validFd(fd)) return -EBADF;
     this.lock.lock();
     const of = this.words[FD0 + fd];
-    const r = of === 0 ? -EBADF : this.installLocked(of, false);
+    const r = of <= 0 ? -EBADF : this.installLocked(of, false);
     this.lock.unlock();
     return r;
   }
@@ -165,7 +207,7 @@ export class FdTable {
   cloexec(fd: number): number {
     if (!validFd(fd)) return -EBADF;
     this.lock.lock();
-    const r = this.words[FD0 + fd] === 0 ? -EBADF : (this.words[CLOEXEC0 + (fd >> 5)] >>> (fd & 31)) & 1;
+    const r = this.words[FD0 + fd] <= 0 ? -EBADF : (this.words[CLOEXEC0 + (fd >> 5)] >>> (fd & 31)) & 1;
     this.lock.unlock();
     return r;
   }
@@ -173,7 +215,7 @@ export class FdTable {
   /**
    * dup_fd (fork): makes this (new, empty) table a copy of `src` whose descriptors share `src`'s
    * descriptions (a reference each) and keep their FD_CLOEXEC. Only `src`'s lock is taken: nobody
-   * else sees this table yet.
+   * else sees this table yet (fillLocked's precondition holds for it).
    */
   dupFrom(src: FdTable): void {
     if (this.count !== 0) throw new Error('FdTable.dupFrom: the table is not empty');
@@ -183,12 +225,9 @@ export class FdTable {
     try {
       for (let fd = 0; fd < MAX_FDS; fd++) {
         const of = src.words[FD0 + fd];
-        if (of === 0) continue;
-        this.opens.get(of);
-        this.words[FD0 + fd] = of;
-        this.words[COUNT]++;
+        // A reserved number (an open in progress in the parent) stays free in the child.
+        if (of > 0) this.fillLocked(fd, of, ((src.words[CLOEXEC0 + (fd >> 5)] >>> (fd & 31)) & 1) !== 0);
       }
-      for (let i = CLOEXEC0; i < WORDS; i++) this.words[i] = src.words[i];
     } finally {
       src.lock.unlock();
     }
@@ -196,7 +235,7 @@ export class FdTable {
 
   /** Closes every descriptor (process exit). */
   closeAll(): void {
-    for (let fd = 0; fd < MAX_FDS; fd++) if (Atomics.load(this.words, FD0 + fd) !== 0) this.close(fd);
+    for (let fd = 0; fd < MAX_FDS; fd++) if (Atomics.load(this.words, FD0 + fd) > 0) this.close(fd);
   }
 
   /** Open descriptors. */

@@ -68,7 +68,14 @@ function utf8Length(s: string): number {
   return Buffer.byteLength(s, 'utf8');
 }
 
-/** The checks of open(2) that need no file system: 0, or -errno. */
+/**
+ * The checks of open(2) that need no file system (and come before EMFILE, as in Linux): 0, or
+ * -errno.
+ */
+export function openHostCheck(path: unknown, flagsArg: unknown, modeArg: unknown): number {
+  return openCheck(path, intArg(flagsArg), intArg(modeArg));
+}
+
 function openCheck(path: unknown, flags: number | null, mode: number | null): number {
   if (typeof path !== 'string') return -EFAULT;
   if (flags === null || mode === null) return -EINVAL;
@@ -155,7 +162,11 @@ function openHostFd(path: string, flags: number, mode: number): { fd: number; si
   return { fd: -errno, size: 0 };
 }
 
-/** The checks of memfd_create(2): 0, or -errno. */
+/** The checks of memfd_create(2) (they come before EMFILE, as in Linux): 0, or -errno. */
+export function memfdCreateCheck(name: unknown, flagsArg: unknown): number {
+  return memfdCheck(name, intArg(flagsArg));
+}
+
 function memfdCheck(name: unknown, flags: number | null): number {
   if (typeof name !== 'string') return -EFAULT;
   if (flags === null || (flags & ~MFD_KNOWN) !== 0) return -EINVAL;

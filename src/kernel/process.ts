@@ -22,7 +22,7 @@ import { mapsText, smapsText, statusText } from '../mm/proc-maps.js';
 import type { SyscallLog } from '../mm/syscall-log.js';
 import { mmapWriteLock, mmapWriteUnlock } from '../mm/vma-lock.js';
 import { Kernel, type KernelDescriptor } from './kernel.js';
-import { MFD_CLOEXEC, memfdCreate, openHost } from './open.js';
+import { MFD_CLOEXEC, memfdCreate, memfdCreateCheck, openHost, openHostCheck } from './open.js';
 
 const STATE = 0;
 const RUNNING = 1;
@@ -116,11 +116,10 @@ export class Process {
   open(what: FileSpec | string, flags: number = O_RDONLY, mode = 0o666): number {
     this.assertRunning();
     if (typeof what !== 'string') return this.openSpec(what);
-    return this.installOpened(
-      openHost(this.kernel.files, this.kernel.opens, what, flags, mode),
-      (flags & O_CLOEXEC) !== 0,
-      'open',
-    );
+    check(openHostCheck(what, flags, mode), `open ${what}`);
+    const fd = check(this.fds.reserve(), 'open');
+    const of = openHost(this.kernel.files, this.kernel.opens, what, flags, mode);
+    return this.installOpened(fd, of, (flags & O_CLOEXEC) !== 0, `open ${what}`);
   }
 
   private openSpec(spec: FileSpec): number {
@@ -132,14 +131,18 @@ export class Process {
     }
   }
 
-  /** Installs a new description (`of`, or -errno) at a descriptor and drops the opener's reference. */
-  private installOpened(of: number, cloexec: boolean, what: string): number {
-    check(of, what);
-    try {
-      return check(this.fds.installOpen(of, cloexec), what);
-    } finally {
-      this.kernel.opens.put(of);
+  /**
+   * Installs a new description (`of`, or -errno) at reserved descriptor `fd` and drops the
+   * opener's reference; a failed open gives the descriptor back and throws.
+   */
+  private installOpened(fd: number, of: number, cloexec: boolean, what: string): number {
+    if (of < 0) {
+      this.fds.unreserve(fd);
+      check(of, what);
     }
+    this.fds.installReserved(fd, of, cloexec);
+    this.kernel.opens.put(of);
+    return fd;
   }
 
   /**
@@ -148,8 +151,10 @@ export class Process {
    */
   memfdCreate(name: string, flags = 0): number {
     this.assertRunning();
+    check(memfdCreateCheck(name, flags), 'memfd_create');
+    const fd = check(this.fds.reserve(), 'memfd_create');
     const of = memfdCreate(this.kernel.files, this.kernel.opens, name, flags);
-    return this.installOpened(of, of >= 0 && (flags & MFD_CLOEXEC) !== 0, 'memfd_create');
+    return this.installOpened(fd, of, (flags & MFD_CLOEXEC) !== 0, 'memfd_create');
   }
 
   /** dup(2): the lowest free descriptor sharing `fd`'s open file description. Throws EBADF, EMFILE. */
