@@ -87,8 +87,10 @@ function openCheck(path: unknown, flags: number | null, mode: number | null): nu
   return 0;
 }
 
+/** Host flags: O_NONBLOCK always, so opening a FIFO or a device cannot hang (they are ENXIO then). */
 function hostFlags(flags: number): number {
-  let host = (flags & O_ACCMODE) === O_RDONLY ? constants.O_RDONLY : constants.O_RDWR;
+  let host =
+    ((flags & O_ACCMODE) === O_RDONLY ? constants.O_RDONLY : constants.O_RDWR) | constants.O_NONBLOCK;
   for (const [linux, h] of PASSED) if ((flags & linux) !== 0) host |= h;
   return host;
 }

@@ -115,7 +115,8 @@ export class Process {
   open(path: string, flags?: number, mode?: number): number;
   open(what: FileSpec | string, flags: number = O_RDONLY, mode = 0o666): number {
     this.assertRunning();
-    if (typeof what !== 'string') return this.openSpec(what);
+    // A FileSpec is an object with a size; anything else is a path (not a string: EFAULT).
+    if (typeof what === 'object' && what !== null && 'size' in what) return this.openSpec(what);
     check(openHostCheck(what, flags, mode), `open ${what}`);
     const fd = check(this.fds.reserve(), 'open');
     const of = openHost(this.kernel.files, this.kernel.opens, what, flags, mode);
