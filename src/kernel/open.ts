@@ -9,8 +9,10 @@
  *
  * Host descriptors are opened without O_APPEND (the write path appends at i_size itself, and a
  * positioned write to an O_APPEND host descriptor would append anyway) and without O_SYNC,
- * O_DSYNC and O_DIRECT (the page cache decides when bytes reach the host file). An O_WRONLY open
- * opens the host file O_RDWR: the page cache reads the pages a write only partly covers.
+ * O_DSYNC and O_DIRECT (the page cache decides when bytes reach the host file), and with
+ * O_NONBLOCK (a FIFO or device cannot hang the open; only regular files are accepted). An O_WRONLY
+ * open opens the host file O_RDWR: the page cache reads the pages a write only partly covers.
+ * Each open makes its own record: inodes are not looked up by (device, inode number) yet.
  */
 import { closeSync, constants, fstatSync, openSync } from 'node:fs';
 import { basename } from 'node:path';
