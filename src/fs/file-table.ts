@@ -97,8 +97,31 @@ const releases: (BackingRelease | undefined)[] = [];
 
 /** Registers the release of backing kind `kind` (called once per thread, when the module loads). */
 export function setBackingRelease(kind: number, release: BackingRelease): void {
-  assert(Number.isInteger(kind) && kind > BACKING_NONE && kind < 16, `setBackingRelease: bad kind ${kind}`);
+  assert(Number.isInteger(kind) && kind >= BACKING_NONE && kind < 16, `setBackingRelease: bad kind ${kind}`);
   releases[kind] = release;
+}
+
+/**
+ * Linux's delayed fput, per thread: inside a deferral section (the mm syscall entry, which puts
+ * the files of removed VMAs under mmap_lock held for write), a last put queues the file; the
+ * section's end releases the queue holding no lock, so a release's I/O (closing a host
+ * descriptor, writing back cached pages) never runs under mmap_lock. Sections nest.
+ */
+const deferral = { depth: 0, tables: [] as FileTable[], ids: [] as number[] };
+
+/** Enters a deferral section. */
+export function fileReleaseDefer(): void {
+  deferral.depth++;
+}
+
+/** Leaves a deferral section; leaving the outermost releases what was queued. Preconditions: no lock held then. */
+export function fileReleaseFlush(): void {
+  assert(deferral.depth > 0, 'fileReleaseFlush without fileReleaseDefer');
+  if (--deferral.depth !== 0) return;
+  // Bounded by the queue, which only this thread fills (a release queues nothing: depth is 0).
+  for (let i = 0; i < deferral.ids.length; i++) deferral.tables[i].releaseNow(deferral.ids[i]);
+  deferral.tables.length = 0;
+  deferral.ids.length = 0;
 }
 
 export interface FileTableOptions {
@@ -210,24 +233,31 @@ export class FileTable {
     if (old <= 0) throw new Error(`file ${id}: get of a file with no reference (${old})`);
   }
 
-  /** fput: drops a reference; the last one releases the backing's state and frees the record. */
+  /**
+   * fput: drops a reference; the last one releases the backing's state and frees the record, at
+   * once or (inside a deferral section) when the section ends.
+   */
   put(id: number): void {
     const old = Atomics.sub(this.i32, id * this.i32Per + REFCNT, 1);
-    if (old === 1) this.release(id);
-    else if (old <= 0) throw new Error(`file ${id}: put of a file with no reference (${old})`);
+    if (old === 1) {
+      if (deferral.depth === 0) this.releaseNow(id);
+      else {
+        deferral.tables.push(this);
+        deferral.ids.push(id);
+      }
+    } else if (old <= 0) throw new Error(`file ${id}: put of a file with no reference (${old})`);
   }
 
-  /** Preconditions: the last reference to `id` was just put (nobody else can reach the record). */
-  private release(id: number): void {
+  /**
+   * Runs the backing's release and frees the record. Preconditions: the last reference to `id`
+   * was put (nobody else can reach the record); no lock held (the release may do I/O).
+   */
+  releaseNow(id: number): void {
     const kind = this.i32[id * this.i32Per + FILE_BACKING];
-    if (kind !== BACKING_NONE) {
-      const release = releases[kind];
-      if (release === undefined)
-        throw new VmAssertionError(
-          `file ${id}: backing ${kind} has no release on this CPU (load its module)`,
-        );
-      release(this, id);
-    }
+    const release = releases[kind];
+    if (release !== undefined) release(this, id);
+    else if (kind !== BACKING_NONE)
+      throw new VmAssertionError(`file ${id}: backing ${kind} has no release on this CPU (load its module)`);
     this.arena.free(id);
   }
 

@@ -150,6 +150,7 @@ export const hostBacking: Backing = { readPage, writePage, setSize, punch, sync 
 function releaseHost(files: FileTable, id: number): void {
   const fd = files.hostFd(id);
   if (fd < 0) return; // an open that failed before its host descriptor was set
+  fsMightIO('fs.host.release');
   try {
     closeSync(fd);
   } catch {

@@ -51,6 +51,8 @@ import {
   MFD_NOEXEC_SEAL,
 } from '../../src/kernel/open.js';
 import { Process } from '../../src/kernel/process.js';
+import { lockdepCounts, lockdepSiteCounts } from '../../src/lockdep/index.js';
+import { lockHooks } from '../../src/lockhooks.js';
 import { Machine } from '../../src/machine/machine.js';
 import { MAP_SHARED, PROT_READ, PROT_WRITE } from '../../src/mm/vm-flags.js';
 import { Rng } from '../../src/rng.js';
@@ -532,4 +534,29 @@ test('exit closes every descriptor of every kind: host descriptors closed, every
   assert.equal(kernel.counts().openFiles, 60);
   finish(kernel, child);
   for (const h of hostFds) assert.throws(() => fstatSync(h), { code: 'EBADF' });
+});
+
+test('a host file whose last reference was its mapping is released after munmap drops mmap_lock (delayed fput)', () => {
+  assert.ok(lockHooks.on, 'the suite runs with the validator on');
+  const { kernel, proc } = setup();
+  const path = join(dir, 'last-map.bin');
+  writeFileSync(path, new Uint8Array(2 * P));
+  const mmapIo = () => lockdepCounts().mmap_io;
+  const releaseSite = () => lockdepSiteCounts().find((s) => s.site === 'fs.host.release')?.io ?? 0;
+  const before = mmapIo();
+  for (const unmap of ['munmap', 'exit'] as const) {
+    const p = unmap === 'exit' ? Process.create(kernel, { rcuFree: false }) : proc;
+    const fd = p.open(path, O_RDWR);
+    const addr = p.mm.mmap(0, 2 * P, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    const hostFd = kernel.files.hostFd(fileOf(p, fd));
+    p.close(fd);
+    assert.equal(fstatSync(hostFd).size, 2 * P, 'the mapping keeps the file open');
+    if (unmap === 'munmap') p.mm.munmap(addr, 2 * P);
+    else p.exit();
+    assert.throws(() => fstatSync(hostFd), { code: 'EBADF' }, `${unmap}: the host descriptor is closed`);
+    assert.equal(kernel.counts().files, 0);
+  }
+  assert.equal(mmapIo(), before, 'no I/O under mmap_lock');
+  assert.equal(releaseSite(), 0);
+  finish(kernel, proc);
 });
