@@ -18,12 +18,14 @@
  *
  * The page-cache words (BACKING ... I_PAGES, I_MMAP, INJECT) belong to src/fs's page cache,
  * backing and injection (docs/fs.md); their guards are stated where they are used.
- * Guards: SIZE, FLAGS, PLACEMENT, SHMEM_INDEX and NAME are written once, before the id is handed
- * out (so any holder of a reference reads them without a lock); SIZE will be guarded by I_RWSEM
- * when files can be truncated (the page cache). REFCNT is atomic: one reference per VMA record
- * naming the file, per descriptor installed in a descriptor table, and one for whoever created it
- * until they put it. The record is freed when REFCNT reaches 0.
+ * Guards: SIZE, FLAGS, PLACEMENT, SHMEM_INDEX, NAME, BACKING and HOST_FD are written once, before
+ * the id is handed out (so any holder of a reference reads them without a lock); SIZE will be
+ * guarded by I_RWSEM when files can be truncated (the page cache). REFCNT is atomic: one reference
+ * per VMA record naming the file, per open file description (src/fs/open-file.ts), and one for
+ * whoever created it until they put it. When REFCNT reaches 0 the release of the file's backing
+ * kind runs (`setBackingRelease`: a host file closes its host descriptor), then the record is freed.
  */
+import { assert, VmAssertionError } from '../assert.js';
 import { EINVAL, ENAMETOOLONG, ENOMEM, VmError } from '../errno.js';
 import { Arena, type ArenaDescriptor, type FailureInjector } from '../shm/arena.js';
 import { lockClass } from '../sync/lockclass.js';
@@ -81,6 +83,47 @@ export interface FileSpec {
   syncUnsupported?: boolean;
 }
 
+/**
+ * What a backing kind does when its file's last reference goes (src/fs registers one per kind that
+ * holds something outside the record: src/fs/host-backing.ts closes the host descriptor). Runs on
+ * the CPU that put the last reference, with no lock held; the record is freed after it returns.
+ */
+export type BackingRelease = (files: FileTable, id: number) => void;
+
+/** FILE_BACKING value of files that hold nothing outside the record (memory; src/fs/backing.ts). */
+const BACKING_NONE = 0;
+/** Per-thread: every module that registers is loaded on every CPU that can put the last reference. */
+const releases: (BackingRelease | undefined)[] = [];
+
+/** Registers the release of backing kind `kind` (called once per thread, when the module loads). */
+export function setBackingRelease(kind: number, release: BackingRelease): void {
+  assert(Number.isInteger(kind) && kind >= BACKING_NONE && kind < 16, `setBackingRelease: bad kind ${kind}`);
+  releases[kind] = release;
+}
+
+/**
+ * Linux's delayed fput, per thread: inside a deferral section (the mm syscall entry, which puts
+ * the files of removed VMAs under mmap_lock held for write), a last put queues the file; the
+ * section's end releases the queue holding no lock, so a release's I/O (closing a host
+ * descriptor, writing back cached pages) never runs under mmap_lock. Sections nest.
+ */
+const deferral = { depth: 0, tables: [] as FileTable[], ids: [] as number[] };
+
+/** Enters a deferral section. */
+export function fileReleaseDefer(): void {
+  deferral.depth++;
+}
+
+/** Leaves a deferral section; leaving the outermost releases what was queued. Preconditions: no lock held then. */
+export function fileReleaseFlush(): void {
+  assert(deferral.depth > 0, 'fileReleaseFlush without fileReleaseDefer');
+  if (--deferral.depth !== 0) return;
+  // Bounded by the queue, which only this thread fills (a release queues nothing: depth is 0).
+  for (let i = 0; i < deferral.ids.length; i++) deferral.tables[i].releaseNow(deferral.ids[i]);
+  deferral.tables.length = 0;
+  deferral.ids.length = 0;
+}
+
 export interface FileTableOptions {
   capacity?: number;
   maxCapacity?: number;
@@ -126,8 +169,12 @@ export class FileTable {
     return this.arena.describe();
   }
 
-  /** Registers a file; returns its id holding one reference (the caller's). Throws ENOMEM when full. */
-  add(spec: FileSpec): number {
+  /**
+   * Registers a file; returns its id holding one reference (the caller's). Throws ENOMEM when full.
+   * `backing` (FILE_BACKING, src/fs/backing.ts) and `hostFd` are for src/fs's open paths: a host
+   * file's record owns `hostFd` from here on (its release closes it).
+   */
+  add(spec: FileSpec, backing = BACKING_NONE, hostFd = -1): number {
     if (!(Number.isSafeInteger(spec.size) && spec.size >= 0))
       throw new VmError(EINVAL, `file ${spec.name}: bad size`);
     const name = new TextEncoder().encode(spec.name);
@@ -140,7 +187,24 @@ export class FileTable {
     this.init(id, spec.size, flags, spec.placement ?? PLACE_GENERIC, -1);
     this.u8.set(name, (id * this.i32Per + NAME_WORD) * 4);
     this.i32[id * this.i32Per + NAME_LEN] = name.length;
+    this.i32[id * this.i32Per + FILE_BACKING] = backing;
+    this.i32[id * this.i32Per + FILE_HOST_FD] = hostFd;
     return id;
+  }
+
+  /**
+   * Completes a host file's record once its host descriptor is open: HOST_FD and SIZE. The record
+   * then owns `hostFd`. Preconditions: the caller made `id` with `add(spec, backing)` (HOST_FD -1)
+   * and has not handed it out yet (nobody else can read the words).
+   */
+  setHost(id: number, hostFd: number, size: number): void {
+    assert(this.i32[id * this.i32Per + FILE_HOST_FD] === -1, 'setHost: the record has a host descriptor');
+    assert(
+      Number.isSafeInteger(size) && size >= 0 && Number.isInteger(hostFd) && hostFd >= 0,
+      'setHost: bad values',
+    );
+    this.i32[id * this.i32Per + FILE_HOST_FD] = hostFd;
+    this.f64[id * this.f64Per + SIZE_F64] = size;
   }
 
   /**
@@ -169,11 +233,32 @@ export class FileTable {
     if (old <= 0) throw new Error(`file ${id}: get of a file with no reference (${old})`);
   }
 
-  /** fput: drops a reference; the last one frees the record. */
+  /**
+   * fput: drops a reference; the last one releases the backing's state and frees the record, at
+   * once or (inside a deferral section) when the section ends.
+   */
   put(id: number): void {
     const old = Atomics.sub(this.i32, id * this.i32Per + REFCNT, 1);
-    if (old === 1) this.arena.free(id);
-    else if (old <= 0) throw new Error(`file ${id}: put of a file with no reference (${old})`);
+    if (old === 1) {
+      if (deferral.depth === 0) this.releaseNow(id);
+      else {
+        deferral.tables.push(this);
+        deferral.ids.push(id);
+      }
+    } else if (old <= 0) throw new Error(`file ${id}: put of a file with no reference (${old})`);
+  }
+
+  /**
+   * Runs the backing's release and frees the record. Preconditions: the last reference to `id`
+   * was put (nobody else can reach the record); no lock held (the release may do I/O).
+   */
+  releaseNow(id: number): void {
+    const kind = this.i32[id * this.i32Per + FILE_BACKING];
+    const release = releases[kind];
+    if (release !== undefined) release(this, id);
+    else if (kind !== BACKING_NONE)
+      throw new VmAssertionError(`file ${id}: backing ${kind} has no release on this CPU (load its module)`);
+    this.arena.free(id);
   }
 
   /** Whether `id` names a live file. */
@@ -208,6 +293,14 @@ export class FileTable {
     const at = (id * this.i32Per + NAME_WORD) * 4;
     // Copied out: TextDecoder does not read shared memory.
     return new TextDecoder().decode(this.u8.slice(at, at + this.i32[id * this.i32Per + NAME_LEN]));
+  }
+  /** FILE_BACKING: where the bytes live (BACKING_* of src/fs/backing.ts). */
+  backing(id: number): number {
+    return this.i32[id * this.i32Per + FILE_BACKING];
+  }
+  /** A host file's host descriptor (node:fs), valid until the record is released. */
+  hostFd(id: number): number {
+    return this.i32[id * this.i32Per + FILE_HOST_FD];
   }
   /** The file's i_rwsem (outermost lock of the read/write path). */
   iRwsem(id: number): RwSem {

@@ -19,8 +19,8 @@
  */
 import { DEBUG } from '../assert.js';
 import { check, EAGAIN, EFAULT, EINVAL, ENOMEM } from '../errno.js';
-import { FdTable } from '../fs/fd-table.js';
-import { FileTable } from '../fs/file-table.js';
+import { FdTable, type FdTableDescriptor } from '../fs/fd-table.js';
+import { FileTable, fileReleaseDefer, fileReleaseFlush } from '../fs/file-table.js';
 import { lockdepAssertNoneHeld } from '../lockdep/index.js';
 import type { RangeIndex } from '../maple/api.js';
 import { MapleTree, type MapleTreeDescriptor } from '../maple/tree.js';
@@ -138,7 +138,7 @@ export interface AddressSpaceDescriptor {
   state: MmStateDescriptor;
   pmd: PmdStateDescriptor;
   files: ArenaDescriptor;
-  fds: { buffer: SharedArrayBuffer };
+  fds: FdTableDescriptor;
   anonVmas: ArenaDescriptor;
   mem: PhysMemDescriptor;
   pt: PageTablesDescriptor;
@@ -300,6 +300,7 @@ export class AddressSpace implements MmShared {
     const ctx = this.ctx;
     let ret: number;
     this.mmuOffline();
+    fileReleaseDefer(); // a file whose last VMA goes is released after mmap_lock (delayed fput)
     mmapWriteLock(this.locks);
     try {
       ctx.open();
@@ -312,10 +313,12 @@ export class AddressSpace implements MmShared {
     } catch (error) {
       ctx.abandonLocked();
       mmapWriteUnlock(this.locks);
+      fileReleaseFlush();
       lockdepAssertNoneHeld(name);
       throw error;
     }
     mmapWriteUnlock(this.locks);
+    fileReleaseFlush();
     if (ctx.populateMode !== POPULATE_NONE && !this.deferPopulate) ret = this.populate(ret);
     lockdepAssertNoneHeld(name);
     return ret;

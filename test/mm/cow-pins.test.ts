@@ -33,7 +33,7 @@ function exitAll(kernel: Kernel, ...procs: Process[]): void {
   for (const p of procs) p.exit();
   rcuBarrier();
   kernel.mem.drainAll();
-  assert.deepEqual(kernel.counts(), { processes: 0, frames: 0, files: 0, anonVmas: 0 });
+  assert.deepEqual(kernel.counts(), { processes: 0, frames: 0, files: 0, openFiles: 0, anonVmas: 0 });
 }
 
 /** Fills page 0 of BASE with words derived from `seed` through the process's Mmu. */

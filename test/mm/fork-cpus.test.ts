@@ -79,5 +79,5 @@ test('basic COW on two CPUs: the parent writes on CPU A while its child reads on
   child.exit();
   rcuBarrier();
   kernel.mem.drainAll();
-  assert.deepEqual(kernel.counts(), { processes: 0, frames: 0, files: 0, anonVmas: 0 });
+  assert.deepEqual(kernel.counts(), { processes: 0, frames: 0, files: 0, openFiles: 0, anonVmas: 0 });
 });

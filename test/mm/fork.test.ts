@@ -44,7 +44,7 @@ function exitAll(kernel: Kernel, ...procs: Process[]): void {
   rcuBarrier();
   kernel.mem.drainAll();
   for (const p of procs) assert.equal(p.mm.pt.live, 0, 'page tables left');
-  assert.deepEqual(kernel.counts(), { processes: 0, frames: 0, files: 0, anonVmas: 0 });
+  assert.deepEqual(kernel.counts(), { processes: 0, frames: 0, files: 0, openFiles: 0, anonVmas: 0 });
 }
 
 /** Fills page `i` of BASE with words derived from `seed`. */

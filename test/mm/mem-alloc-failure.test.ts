@@ -71,7 +71,7 @@ function expectFilled(proc: Process, addr: number, pages: number, seed: number, 
 /** Exits every process and checks that every count is back to zero. */
 function exitAll(kernel: Kernel, ...procs: Process[]): void {
   for (const p of procs) p.exit();
-  assert.deepEqual(drained(kernel), { processes: 0, frames: 0, files: 0, anonVmas: 0 });
+  assert.deepEqual(drained(kernel), { processes: 0, frames: 0, files: 0, openFiles: 0, anonVmas: 0 });
 }
 
 /**

@@ -286,5 +286,5 @@ test('fork of an exited process is ESRCH; open and close with bad arguments are 
   rcuBarrier();
   kernel.mem.drainAll();
   assert.deepEqual(kernel.counts(), after);
-  assert.deepEqual(after, { processes: 0, frames: 0, files: 0, anonVmas: 0 });
+  assert.deepEqual(after, { processes: 0, frames: 0, files: 0, openFiles: 0, anonVmas: 0 });
 });

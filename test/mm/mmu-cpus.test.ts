@@ -50,5 +50,5 @@ test('CPU A accesses through its Mmu while CPU B remaps the pages: no stale or f
   proc.detach();
   rcuBarrier();
   kernel.mem.drainAll();
-  assert.deepEqual(kernel.counts(), { processes: 0, frames: 0, files: 0, anonVmas: 0 });
+  assert.deepEqual(kernel.counts(), { processes: 0, frames: 0, files: 0, openFiles: 0, anonVmas: 0 });
 });

@@ -43,7 +43,7 @@ function finish(kernel: Kernel, proc: Process): void {
   rcuBarrier();
   kernel.mem.drainAll();
   assert.equal(proc.mm.pt.live, 0, 'page tables left');
-  assert.deepEqual(kernel.counts(), { processes: 0, frames: 0, files: 0, anonVmas: 0 });
+  assert.deepEqual(kernel.counts(), { processes: 0, frames: 0, files: 0, openFiles: 0, anonVmas: 0 });
 }
 
 function fault(fn: () => unknown, code: string, address: number, access?: string): void {

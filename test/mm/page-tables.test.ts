@@ -52,7 +52,7 @@ function finish(kernel: Kernel, proc: Process): void {
   assert.equal(proc.mm.pt.live, 0, 'page tables left');
   assert.deepEqual(
     { ...kernel.counts(), frames: usedFrames(kernel) },
-    { processes: 0, frames: 0, files: 0, anonVmas: 0 },
+    { processes: 0, frames: 0, files: 0, openFiles: 0, anonVmas: 0 },
   );
 }
 
