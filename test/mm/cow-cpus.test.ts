@@ -10,15 +10,19 @@
  * process on CPU 0 writes a secret and exits; its frames are freed, poisoned in debug mode (0x6b,
  * checked on reuse) and still holding the secret without poisoning; a process on CPU 1 then gets
  * every one of those frames back and sees zeros only.
+ *
+ * Last, a vmsplice on a CPU whose Mmu is online while another CPU of the same process munmaps
+ * (tasks/splice-race.ts): the splice must not wait for mmap_lock with its Mmu online.
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { DEBUG } from '../../src/assert.js';
 import { Kernel } from '../../src/kernel/kernel.js';
+import { Process } from '../../src/kernel/process.js';
 import { Machine } from '../../src/machine/machine.js';
 import { POISON_BYTE } from '../../src/mem/page.js';
 import { rcuBarrier } from '../../src/sync/rcu.js';
-import { P, wordOf } from './cow-fixture.js';
+import { ANON, BASE, fillPage, P, RW, wordOf } from './cow-fixture.js';
 import {
   COW_CASES,
   type CowCpusArgs,
@@ -29,6 +33,7 @@ import {
   stepsOn,
 } from './tasks/cow-cpus.js';
 import { EXTRA, type FrameReuseArgs, PAGES, SECRET } from './tasks/frame-reuse.js';
+import { SEED, SPLICES, type SpliceRaceArgs, UNMAPS } from './tasks/splice-race.js';
 
 let machine: Machine;
 
@@ -117,4 +122,23 @@ for (const poison of [true, false]) {
 
 test('debug mode (npm test) poisons freed frames by default', () => {
   assert.equal(Kernel.create({ frames: 16 }).mem.poison, DEBUG);
+});
+
+test('vmsplice on a CPU whose Mmu is online while another CPU of the process munmaps: no deadlock', async () => {
+  const kernel = Kernel.create({ frames: 1024 });
+  const proc = Process.create(kernel);
+  proc.mm.mmap(BASE, P, RW, ANON);
+  fillPage(proc.mm.mmu(), BASE, SEED);
+  proc.detach();
+  const sync = new SharedArrayBuffer(12);
+  const task = new URL('./tasks/splice-race.js', import.meta.url);
+  const args = (role: SpliceRaceArgs['role']): SpliceRaceArgs => ({ role, process: proc.describe(), sync });
+  const [[splices], [unmaps]] = await Promise.all([
+    machine.run<number>(task, args('splicer'), [0]),
+    machine.run<number>(task, args('unmapper'), [1]),
+  ]);
+  assert.ok(splices >= SPLICES, `only ${splices} splices`);
+  assert.ok(unmaps >= UNMAPS, `only ${unmaps} munmaps`);
+  proc.exit();
+  expectNothingLeft(kernel);
 });
