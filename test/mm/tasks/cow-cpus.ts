@@ -276,7 +276,7 @@ function pinReadOnly(fast: boolean, expect: 'copy' | 'same'): Step {
   };
 }
 
-/** memset(mem, 0xff) through the R/O entry: the write fault must reuse the pinned page. */
+/** memset(mem, 0xff) through the mapping: a write fault on the R/O entry must reuse the pinned page. */
 const parentWritesPinned: Step = {
   by: 'parent',
   what: 'the parent writes through its mapping',
@@ -539,7 +539,7 @@ export default function run(cpu: number, args: CowCpusArgs): CowCpusResult {
         continue;
       }
       waitFor(s, STEP, i);
-      step.run(s);
+      runStep(step, i, s);
       if (step.fork) handOff(s, channel);
       ran++;
       Atomics.store(sync, STEP, i + 1);
@@ -556,6 +556,15 @@ export default function run(cpu: number, args: CowCpusArgs): CowCpusResult {
     throw error;
   } finally {
     channel.close();
+  }
+}
+
+function runStep(step: Step, i: number, s: Side): void {
+  try {
+    step.run(s);
+  } catch (error) {
+    if (error instanceof Error) error.message = `step ${i} (${step.by}: ${step.what}): ${error.message}`;
+    throw error;
   }
 }
 
