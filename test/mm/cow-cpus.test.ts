@@ -1,6 +1,6 @@
 /**
  * Linux's tools/testing/selftests/mm/cow.c, the anonymous base-page cases, on two worker CPUs
- * (tasks/cow-cpus.ts has the scripts): CPU 0 plays the parent, CPU 1 the child (or, in the cases
+ * (cow-cases.ts has the scripts, tasks/cow-cpus.ts plays one): CPU 0 plays the parent, CPU 1 the child (or, in the cases
  * without one, the device behind the pin). Each test is named after its cow.c case and checks what
  * cow.c checks (the child's page against its backup, the pipe against the page as spliced, the
  * pin against the mapping), that each CPU ran its steps, and that every process, frame and
@@ -22,16 +22,9 @@ import { Process } from '../../src/kernel/process.js';
 import { Machine } from '../../src/machine/machine.js';
 import { POISON_BYTE } from '../../src/mem/page.js';
 import { rcuBarrier } from '../../src/sync/rcu.js';
+import { COW_CASES, cpuOf, STEP, SYNC_WORDS, stepsOn } from './cow-cases.js';
 import { ANON, BASE, fillPage, P, RW, wordOf } from './cow-fixture.js';
-import {
-  COW_CASES,
-  type CowCpusArgs,
-  type CowCpusResult,
-  cpuOf,
-  STEP,
-  SYNC_WORDS,
-  stepsOn,
-} from './tasks/cow-cpus.js';
+import type { CowCpusArgs, CowCpusResult } from './tasks/cow-cpus.js';
 import { EXTRA, type FrameReuseArgs, PAGES, SECRET } from './tasks/frame-reuse.js';
 import { SEED, SPLICES, type SpliceRaceArgs, UNMAPS } from './tasks/splice-race.js';
 
