@@ -40,6 +40,8 @@ export interface KernelOptions {
   injector?: FailureInjector;
   /** Physical memory in 4 KiB frames (default: PhysMem's, 256 MiB reserved, committed as used). */
   frames?: number;
+  /** Poison freed frames and check the poison on reuse (default: on in debug mode; PhysMem's). */
+  poison?: boolean;
 }
 
 /** Live shared records, for leak checks: every count is 0 once every process exited. */
@@ -67,7 +69,7 @@ export class Kernel {
     const files = FileTable.create({ injector: options.injector });
     return new Kernel(
       words,
-      PhysMem.create({ frames: options.frames, injector: options.injector }),
+      PhysMem.create({ frames: options.frames, injector: options.injector, poison: options.poison }),
       files,
       OpenFileTable.create(files, { injector: options.injector }),
       AnonVmaTable.create(options.injector),

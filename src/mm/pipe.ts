@@ -9,7 +9,17 @@
 import { EINVAL } from '../errno.js';
 import type { PhysMem } from '../mem/frames.js';
 import { PAGE_SIZE } from '../mem/page.js';
-import { type GupSpace, gupPages } from './gup.js';
+import type { GupOptions } from './gup.js';
+
+/**
+ * Where a pipe splices from: an address space's GUP entry (AddressSpace.getUserPages), which
+ * takes this CPU's Mmu offline before GUP may block on mmap_lock. (Calling gupPages directly with
+ * the Mmu online deadlocks against a munmap on another CPU of the process: it holds mmap_lock (W)
+ * and waits in its shootdown for this CPU, which waits for mmap_lock.)
+ */
+export interface SpliceSource {
+  getUserPages(addr: number, pages: number, opts?: GupOptions): number[] | number;
+}
 
 export class Pipe {
   private readonly pfns: number[] = [];
@@ -32,13 +42,13 @@ export class Pipe {
    * Returns the bytes queued (fewer when a later page could not be had), or -errno (EFAULT: the
    * first page could not be had; EINVAL: a bad range or a closed pipe). The caller holds no lock.
    */
-  spliceFrom(mm: GupSpace, addr: number, len: number): number {
+  spliceFrom(mm: SpliceSource, addr: number, len: number): number {
     if (this.closed || !Number.isSafeInteger(addr) || !Number.isSafeInteger(len) || addr < 0 || len < 0)
       return -EINVAL;
     if (len === 0) return 0;
     const first = addr - (addr % PAGE_SIZE);
     const pages = Math.ceil((addr + len - first) / PAGE_SIZE);
-    const got = gupPages(mm, first, pages, 0);
+    const got = mm.getUserPages(first, pages);
     if (typeof got === 'number') return got;
     let queued = 0;
     for (let i = 0; i < got.length; i++) {
