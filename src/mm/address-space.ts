@@ -502,7 +502,8 @@ export class AddressSpace implements MmShared {
     const out = into ?? [];
     if (out.length !== 0) out.length = 0;
     let r = foll;
-    if (foll >= 0) r = fast ? gupPagesFast(this, addr, pages, foll, out) : gupPages(this, addr, pages, foll, out);
+    if (foll >= 0)
+      r = fast ? gupPagesFast(this, addr, pages, foll, out) : gupPages(this, addr, pages, foll, out);
     lockdepAssertNoneHeld(name);
     return r < 0 ? r : out;
   }

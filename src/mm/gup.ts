@@ -164,13 +164,7 @@ export function gupPages(mm: GupSpace, addr: number, pages: number, foll: number
  * get/pin_user_pages_fast: as gupPages, the pages GUP-fast can have taken without a lock, the rest
  * by the slow path. A range ending above the user address limit is -EFAULT (Linux's access_ok).
  */
-export function gupPagesFast(
-  mm: GupSpace,
-  addr: number,
-  pages: number,
-  foll: number,
-  out: number[],
-): number {
+export function gupPagesFast(mm: GupSpace, addr: number, pages: number, foll: number, out: number[]): number {
   const bad = checkArgs(addr, pages, foll);
   if (bad < 0) return bad;
   if (addr + pages * PAGE_SIZE > USER_ADDR_LIMIT) return -EFAULT;
@@ -342,7 +336,14 @@ export function gupFast(mm: GupFastSpace, addr: number, pages: number, foll: num
 }
 
 /** The lockless walk: pages had, appended to out. Preconditions: inside an RCU read section. */
-function walkRcu(pt: PageTables, mem: PhysMem, addr: number, pages: number, foll: number, out: number[]): number {
+function walkRcu(
+  pt: PageTables,
+  mem: PhysMem,
+  addr: number,
+  pages: number,
+  foll: number,
+  out: number[],
+): number {
   const entries = pt.entries;
   let pmdSlot = 0;
   let pmd = 0;

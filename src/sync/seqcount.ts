@@ -62,10 +62,11 @@ export class SeqCount extends LockView {
 
   /**
    * Linux's raw_seqcount_try_begin: the sequence as it is, without waiting. Odd means a write is in
-   * progress: a reader that cannot wait (GUP-fast) gives up; even is for `readRetry`.
+   * progress: a reader that cannot wait (GUP-fast) gives up; even is for `readRetry`. The validator
+   * does not see it (as Linux's raw_ reads): a reader that never waits cannot deadlock, even on the
+   * CPU holding the write side.
    */
   tryReadBegin(): number {
-    if (hooks.on) this.readerHooks();
     return Atomics.load(this.words, this.offset);
   }
 
