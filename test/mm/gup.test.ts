@@ -21,9 +21,10 @@ import {
   PG_ANON_EXCLUSIVE,
   ZERO_PFN,
 } from '../../src/mem/page.js';
-import { PTE_WRITE, ptePfn } from '../../src/mem/pte.js';
+import { PTE_WRITE, pmdIndex, pteIndex, ptePfn } from '../../src/mem/pte.js';
 import {
   FOLL_PIN,
+  FOLL_WRITE,
   gupFast,
   longtermNeedsDirtyTracking,
   putUserPages,
@@ -384,5 +385,105 @@ test('FOLL_LONGTERM: a writable longterm pin of a shared file mapping that needs
   const [pfn] = pfns(mm.pinUserPagesFast(BASE + 10 * P, 1, { write: true, longterm: true }));
   unpinUserPages(kernel.mem, [pfn]);
   for (const fd of [disk, tmpfs, readOnly]) proc.close(fd);
+  finish(kernel, proc);
+});
+
+test("a GUP-fast pin landing between fork's maybeDmaPinned check and its write-protect gives up (write_protect_seq), so it is never lost to copy-on-write", () => {
+  const { kernel, proc } = setup();
+  const mm = proc.mm;
+  const mem = kernel.mem;
+  mm.mmap(BASE, 4 * P, RW, ANON);
+  write(proc, BASE, 4, 40);
+  const addrOf = new Map<number, number>();
+  for (let i = 0; i < 4; i++) addrOf.set(ptePfn(mm.pt.lookupPte(BASE + i * P)), BASE + i * P);
+  // The interleaving, made on one CPU: fork's check runs, then (before fork shares the page) a
+  // GUP-fast pin of that page, for read and for write.
+  const original = mem.maybeDmaPinned;
+  const had: number[] = [];
+  mem.maybeDmaPinned = (pfn: number): boolean => {
+    const pinned = original.call(mem, pfn);
+    const addr = addrOf.get(pfn);
+    if (addr !== undefined) {
+      for (const foll of [FOLL_PIN, FOLL_PIN | FOLL_WRITE]) {
+        const out: number[] = [];
+        had.push(gupFast(mm, addr, 1, foll, out));
+        unpinUserPages(mem, out);
+      }
+    }
+    return pinned;
+  };
+  let child: Process;
+  try {
+    child = proc.fork();
+  } finally {
+    mem.maybeDmaPinned = original;
+  }
+  assert.deepEqual(had, [0, 0, 0, 0, 0, 0, 0, 0], 'every pin inside fork gave up');
+  // After fork: the pages are shared read-only, and a pin now unshares (a copy) through the slow path.
+  const [pfn] = pfns(mm.pinUserPagesFast(BASE, 1, { write: true }));
+  assert.equal(addrOf.has(pfn), false, 'a new exclusive copy');
+  assert.equal(mem.testFlag(pfn, PG_ANON_EXCLUSIVE), true);
+  unpinUserPages(mem, [pfn]);
+  finish(kernel, proc, child);
+});
+
+test('GUP-fast re-checks the PTE and the PMD entry after its speculative reference: a change drops it (nothing kept)', () => {
+  const { kernel, proc } = setup();
+  const mm = proc.mm;
+  const mem = kernel.mem;
+  const pt = mm.pt;
+  mm.mmap(BASE, 2 * P, RW, ANON);
+  write(proc, BASE, 1, 3);
+  const pfn = ptePfn(pt.lookupPte(BASE));
+  const pte = pt.findPteTable(BASE);
+  const pmdSlot = (pt.findPmdTable(BASE) << 9) | pmdIndex(BASE);
+  // Between the reference and the re-check (made on one CPU by hooking both speculative grabs),
+  // another CPU's work: the PTE cleared (a zap), or the PMD entry changed (mremap moving the table).
+  const changes: [string, () => () => void][] = [
+    [
+      'PTE',
+      () => {
+        const old = pt.clearPte(pte, pteIndex(BASE));
+        return () => pt.setPte(pte, pteIndex(BASE), old);
+      },
+    ],
+    [
+      'PMD',
+      () => {
+        const old = Atomics.load(pt.entries, pmdSlot);
+        Atomics.store(pt.entries, pmdSlot, 0);
+        return () => Atomics.store(pt.entries, pmdSlot, old);
+      },
+    ],
+  ];
+  const { tryPinPage, getPageUnlessZero } = mem;
+  for (const [what, change] of changes) {
+    for (const foll of [0, FOLL_PIN, FOLL_PIN | FOLL_WRITE]) {
+      let undo: (() => void) | null = null;
+      const hook = (grab: (pfn: number) => boolean) => (p: number) => {
+        const ok = grab.call(mem, p);
+        undo ??= change();
+        return ok;
+      };
+      mem.tryPinPage = hook(tryPinPage);
+      mem.getPageUnlessZero = hook(getPageUnlessZero);
+      const out: number[] = [];
+      let had: number;
+      try {
+        had = gupFast(mm, BASE, 1, foll, out);
+      } finally {
+        mem.tryPinPage = tryPinPage;
+        mem.getPageUnlessZero = getPageUnlessZero;
+        (undo as (() => void) | null)?.();
+      }
+      assert.equal(had, 0, `${what} changed, foll ${foll}`);
+      assert.deepEqual(out, []);
+      assert.equal(mem.refcountOf(pfn), 1, `${what}, foll ${foll}: the reference was dropped`);
+    }
+  }
+  // Unchanged, the same walk has the page.
+  const out: number[] = [];
+  assert.equal(gupFast(mm, BASE, 1, FOLL_PIN | FOLL_WRITE, out), 1);
+  unpinUserPages(mem, out);
   finish(kernel, proc);
 });
