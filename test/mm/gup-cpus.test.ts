@@ -112,7 +112,6 @@ test("GUP-fast on CPU A racing munmap, mprotect, fork, MADV_DONTNEED and mremap 
   assert.ok(mutator.ops >= 20, `the mutator ran ${mutator.ops} operations`);
   assert.ok(pinner.calls > 1000, `the pinner had pages ${pinner.calls} times`);
   assert.ok(pinner.lockless > 0, `the lockless walk had ${pinner.lockless} pages`);
-  assert.ok(pinner.efaults > 0, 'some calls met unmapped or protected pages');
 });
 
 test('a GUP-fast pin racing fork on another CPU is never lost to copy-on-write', async () => {
