@@ -500,11 +500,13 @@ export class AddressSpace implements MmShared {
     into: number[] | undefined,
   ): number[] | number {
     const out = into ?? [];
-    if (out.length !== 0) out.length = 0;
     let r = foll;
     if (foll >= 0)
       r = fast ? gupPagesFast(this, addr, pages, foll, out) : gupPages(this, addr, pages, foll, out);
     lockdepAssertNoneHeld(name);
+    // Trimmed only when the count differs: a reused `into` of the right length allocates nothing.
+    const n = Math.max(r, 0);
+    if (out.length !== n) out.length = n;
     return r < 0 ? r : out;
   }
 

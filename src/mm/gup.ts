@@ -93,7 +93,7 @@ import {
   PTE_PRESENT,
   PTE_USER,
   PTE_WRITE,
-  pmdIndex,
+  PUD_SIZE,
   pteIndex,
   ptePfn,
   USER_ADDR_LIMIT,
@@ -150,14 +150,16 @@ export function gupFlags(opts: GupOptions, pin: boolean): number {
 }
 
 /**
- * get/pin_user_pages: `pages` pages from the page-aligned `addr`, appended to `out` (their pfns);
- * returns how many (at least one, or 0 for pages = 0) or -errno: -EINVAL for a bad address, count
- * or flags, else the first page's error. Preconditions: the calling CPU holds no lock.
+ * get/pin_user_pages: `pages` pages from the page-aligned `addr`, their pfns written to out[0..n)
+ * (out's length is left to the caller: entries from n on are stale, and out grows only as written,
+ * so a reused array costs no allocation); returns n (at least one, or 0 for pages = 0) or -errno:
+ * -EINVAL for a bad address, count or flags, else the first page's error. Preconditions: the
+ * calling CPU holds no lock.
  */
 export function gupPages(mm: GupSpace, addr: number, pages: number, foll: number, out: number[]): number {
   const bad = checkArgs(addr, pages, foll);
   if (bad < 0) return bad;
-  return pages === 0 ? 0 : gupSlow(mm, addr, pages, foll, out);
+  return pages === 0 ? 0 : gupSlow(mm, addr, pages, foll, out, 0);
 }
 
 /**
@@ -169,14 +171,16 @@ export function gupPagesFast(mm: GupSpace, addr: number, pages: number, foll: nu
   if (bad < 0) return bad;
   if (addr + pages * PAGE_SIZE > USER_ADDR_LIMIT) return -EFAULT;
   mm.mmuOffline();
-  const n = gupFast(mm, addr, pages, foll, out);
+  const n = gupFast(mm, addr, pages, foll, out, 0);
   if (n === pages) return n;
-  const r = gupSlow(mm, addr + n * PAGE_SIZE, pages - n, foll, out);
+  const r = gupSlow(mm, addr + n * PAGE_SIZE, pages - n, foll, out, n);
   return r < 0 ? (n > 0 ? n : r) : n + r;
 }
 
 function checkArgs(addr: number, pages: number, foll: number): number {
-  if (!Number.isSafeInteger(addr) || addr < 0 || addr % PAGE_SIZE !== 0) return -EINVAL;
+  if (!Number.isSafeInteger(addr) || addr < 0 || Math.floor(addr / PAGE_SIZE) * PAGE_SIZE !== addr) {
+    return -EINVAL;
+  }
   if (!Number.isSafeInteger(pages) || pages < 0) return -EINVAL;
   if (foll < 0 || ((foll & FOLL_LONGTERM) !== 0 && (foll & FOLL_PIN) === 0)) return -EINVAL;
   return 0;
@@ -187,8 +191,8 @@ function checkArgs(addr: number, pages: number, foll: number): number {
 /** Per CPU (each CPU is one thread): the VMA lookup's result. */
 const found = rangeOut();
 
-/** __get_user_pages (see the file comment): pages appended to out, or -errno when none. */
-function gupSlow(mm: GupSpace, addr: number, pages: number, foll: number, out: number[]): number {
+/** __get_user_pages (see the file comment): pfns written to out[at..), their count, or -errno when none. */
+function gupSlow(mm: GupSpace, addr: number, pages: number, foll: number, out: number[], at: number): number {
   mm.mmuOffline();
   const arena = mm.arena;
   let locked = false;
@@ -222,7 +226,7 @@ function gupSlow(mm: GupSpace, addr: number, pages: number, foll: number, out: n
         if (r < 0) break;
       }
       if (r < 0) return done > 0 ? done : r;
-      out.push(r);
+      out[at + done] = r;
     }
   } finally {
     if (locked) mmapReadUnlock(mm.locks);
@@ -307,10 +311,17 @@ export interface GupFastSpace {
 
 /**
  * gup_fast (see the file comment): the pfns of the first pages of the range that can be had
- * without a lock, appended to out; returns how many (0 .. pages). Never blocks, never faults.
- * Preconditions: addr page-aligned, foll valid.
+ * without a lock, written to out[at..at + n); returns n (0 .. pages). Never blocks, never faults.
+ * Preconditions: addr page-aligned, foll valid, at <= out.length.
  */
-export function gupFast(mm: GupFastSpace, addr: number, pages: number, foll: number, out: number[]): number {
+export function gupFast(
+  mm: GupFastSpace,
+  addr: number,
+  pages: number,
+  foll: number,
+  out: number[],
+  at = 0,
+): number {
   const pin = (foll & FOLL_PIN) !== 0;
   const wpSeq = mm.state.writeProtectSeq;
   let seq = 0;
@@ -318,24 +329,26 @@ export function gupFast(mm: GupFastSpace, addr: number, pages: number, foll: num
     seq = wpSeq.tryReadBegin();
     if ((seq & 1) !== 0) return 0;
   }
-  const first = out.length;
   let n = 0;
   rcuReadLock();
   try {
-    n = walkRcu(mm.pt, mm.mem, addr, pages, foll, out);
+    n = walkRcu(mm.pt, mm.mem, addr, pages, foll, out, at);
   } finally {
     rcuReadUnlock();
   }
   if (pin && n > 0 && wpSeq.readRetry(seq)) {
     // fork ran meanwhile: a pin may be on a page it shared. Drop them all; the slow path waits.
-    for (let i = first; i < out.length; i++) mm.mem.unpinPage(out[i]);
-    out.length = first;
+    for (let i = at; i < at + n; i++) mm.mem.unpinPage(out[i]);
     return 0;
   }
   return n;
 }
 
-/** The lockless walk: pages had, appended to out. Preconditions: inside an RCU read section. */
+/**
+ * The lockless walk: pfns written to out[at..), their count. Address arithmetic stays in small
+ * integers (a modulo of an address above 2^31 is a floating-point remainder, ~20 ns each).
+ * Preconditions: inside an RCU read section.
+ */
 function walkRcu(
   pt: PageTables,
   mem: PhysMem,
@@ -343,6 +356,7 @@ function walkRcu(
   pages: number,
   foll: number,
   out: number[],
+  at: number,
 ): number {
   const entries = pt.entries;
   let pmdSlot = 0;
@@ -350,17 +364,18 @@ function walkRcu(
   let regionEnd = 0;
   for (let i = 0; i < pages; i++) {
     const a = addr + i * PAGE_SIZE;
+    const lo = a - Math.floor(a / PUD_SIZE) * PUD_SIZE; // offset in its 1 GiB: below 2^30
     if (a >= regionEnd) {
       const table = pt.findPmdTable(a);
       if (table === 0) return i;
-      pmdSlot = (table << 9) | pmdIndex(a);
+      pmdSlot = (table << 9) | (lo >>> 21);
       pmd = Atomics.load(entries, pmdSlot);
       if (pmd === 0 || (pmd & PTE_HUGE) !== 0) return i;
-      regionEnd = a - (a % PMD_SIZE) + PMD_SIZE;
+      regionEnd = a - (lo & (PMD_SIZE - 1)) + PMD_SIZE;
     }
-    const pfn = grabFast(entries, mem, pmdSlot, pmd, (ptePfn(pmd) << 9) | pteIndex(a), foll);
+    const pfn = grabFast(entries, mem, pmdSlot, pmd, (ptePfn(pmd) << 9) | ((lo >>> 12) & 511), foll);
     if (pfn === 0) return i;
-    out.push(pfn);
+    out[at + i] = pfn;
   }
   return pages;
 }

@@ -163,6 +163,7 @@ function pinner(proc: Process, args: GupRaceArgs, sync: Int32Array): GupRaceResu
     if (m === MODES.length) {
       out.length = 0;
       const had = gupFast(mm, addr, n, FOLL_PIN, out);
+      out.length = had;
       res.lockless += had;
       r = out;
     } else {
