@@ -6,8 +6,8 @@
  * GUP (src/mm/gup.ts): `mem.gup_fast_pin_1page.ns`, pinUserPagesFast of one present, writable page
  * of a process plus its unpin (the lockless walk: RCU, a compare-exchange, two re-checks), against
  * `mem.gup_pin_1page.ns`, the same through pinUserPages (mmap_lock (R), the VMA lookup, the PTE
- * lock). 64 pages in turn, no allocation per call (`into` reused), the main thread RCU-online as a
- * CPU running a task is.
+ * lock). 64 pages in turn, `into` reused, the main thread RCU-online as a CPU running a task is;
+ * three alternating rounds, the best p50 of each path.
  *
  * This module is also the task module of the shootdown figure (its default export: the reader).
  */
@@ -72,13 +72,16 @@ async function measureGup(report: Report, options: BenchOptions): Promise<void> 
     const fast = loop(true);
     slow();
     fast();
-    report.add('mem.gup_pin_1page.ns', await nsPerOp(slow, GUP_PAGES, options), 'ns');
-    report.add(
-      'mem.gup_fast_pin_1page.ns',
-      await nsPerOp(fast, GUP_PAGES, options),
-      'ns',
-      'mem.gup_pin_1page.ns',
-    );
+    // Alternating rounds, the best p50 of each: on this shared 2-core machine one round of either
+    // path can come out 2-3x slower (the slow path's p50 is bimodal), whichever runs first.
+    let slowNs = Number.POSITIVE_INFINITY;
+    let fastNs = Number.POSITIVE_INFINITY;
+    for (let round = 0; round < (options.quick ? 1 : 3); round++) {
+      fastNs = Math.min(fastNs, await nsPerOp(fast, GUP_PAGES, options));
+      slowNs = Math.min(slowNs, await nsPerOp(slow, GUP_PAGES, options));
+    }
+    report.add('mem.gup_pin_1page.ns', slowNs, 'ns');
+    report.add('mem.gup_fast_pin_1page.ns', fastNs, 'ns', 'mem.gup_pin_1page.ns');
   } finally {
     rcuOffline();
   }

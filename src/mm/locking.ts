@@ -19,6 +19,9 @@
  *   - file_lock (a descriptor table's spinlock, src/fs/fd-table.ts) and the arena locks are leaves.
  *   - fork takes the parent's mmap_lock (W), then the child's (W, subclass 1), and allocates frames
  *     and tables under them (dup_mmap): the one allocation under mmap_lock (W), as in Linux.
+ *     Its page-table copy is a write section of the parent's write_protect_seq (mm-state.ts),
+ *     under both mmap_locks, with the PTLs inside; GUP-fast only probes it (never waits), so it
+ *     orders nothing.
  *   - i_rwsem and invalidate_lock live in each file record (src/fs/file-table.ts).
  *   - The tree's writer lock is mmap_lock itself (held for write); trees with their own lock take
  *     it under mmap_lock.
