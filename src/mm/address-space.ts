@@ -49,7 +49,7 @@ import {
 import { faultinRange, mmPopulate } from './fault.js';
 import { lockVmaUnderRcu } from './fault-lookup.js';
 import { dupMmap } from './fork.js';
-import { FOLL_LONGTERM, FOLL_PIN, FOLL_WRITE, type GupOptions, gupPages } from './gup.js';
+import { type GupOptions, gupFlags, gupPages, gupPagesFast } from './gup.js';
 import { MmState, type MmStateDescriptor } from './mm-state.js';
 import { FAULT_FALLBACK, FAULT_GROW, faultPageLocked, faultPageVmaLocked, MmuFault } from './mmu-fault.js';
 import { HUGE, PmdState, type PmdStateDescriptor, PTE_TABLE } from './pmd-state.js';
@@ -174,6 +174,9 @@ function touchBody(mm: SyscallContext, addr: number, len: number, write: number)
 function munlockallBody(mm: SyscallContext): number {
   return munlockallLocked(mm);
 }
+
+/** GUP's options when none are given (no object per call). */
+const NO_GUP_OPTIONS: GupOptions = Object.freeze({});
 
 /** mincore's probe of the range before its vector is made. */
 const EMPTY_VEC = new Uint8Array(0);
@@ -416,13 +419,15 @@ export class AddressSpace implements MmShared {
     return this.cpuMmu;
   }
 
-  private mmuOffline(): void {
+  /** This CPU's Mmu goes offline (before anything that may block: the deadlock rule above). */
+  mmuOffline(): void {
     if (this.cpuMmu !== null) this.cpuMmu.offline();
   }
 
   /**
    * The Mmu's fault path for the page of addr (mmu-fault.ts): 0 once a translation allowing the
-   * access is installed, or FAULT_SEGV_MAPERR / FAULT_SEGV_ACCERR / FAULT_SIGBUS. Runs like a
+   * access is installed, or FAULT_SEGV_MAPERR / FAULT_SEGV_ACCERR / FAULT_SIGBUS / FAULT_OOM (out
+   * of memory: the Mmu's handler delivers it as FAULT_SIGBUS). Runs like a
    * populate stage of one page (mmap_lock (R), page_table_lock, faultRange with installPtes,
    * commitAnonLocked, then the copy-on-write shootdown); a fault below a VM_GROWSDOWN VMA grows
    * it through a write-locked touch of the page (expand_downwards, then the same fault). With a
@@ -440,15 +445,18 @@ export class AddressSpace implements MmShared {
   }
 
   /**
-   * The unshare fault GUP runs before a read-only pin (FAULT_FLAG_UNSHARE, gup.ts): the page of
-   * addr becomes exclusive to this mm (reused or copied), its entry staying read-only. 0 or a
-   * FAULT_* code, like faultPage (a read access is checked). Preconditions as faultPage.
+   * GUP's fault of one page (faultin_page, gup.ts): `write` a write fault, `unshare` the unshare
+   * fault before a read-only pin (FAULT_FLAG_UNSHARE: the page becomes exclusive to this mm, reused
+   * or copied, its entry staying read-only; checked as a read). 0, a FAULT_* code or FAULT_OOM;
+   * unlike faultPage it never grows a stack (Linux's GUP does not since 6.5). Preconditions as
+   * faultPage.
    */
-  faultPageUnshare(addr: number): number {
+  faultForGup(addr: number, write: boolean, unshare: boolean): number {
     const ctx = this.ctx;
-    ctx.faultUnshare = true;
+    ctx.faultUnshare = unshare;
     try {
-      return this.faultPage(addr, true, false);
+      const r = this.faultPageOnce(addr - (addr % PAGE_SIZE), write || unshare, false);
+      return r === FAULT_GROW ? FAULT_SEGV_MAPERR : r;
     } finally {
       ctx.faultUnshare = false;
     }
@@ -459,33 +467,50 @@ export class AddressSpace implements MmShared {
   /**
    * get_user_pages: a reference (getPage) to each of `pages` pages from the page-aligned addr,
    * faulting them in (write: made exclusive, writable and dirty). The pfns (a prefix when a later
-   * page fails) or -errno (EFAULT, EINVAL, ENOMEM, EAGAIN). Drop them with putUserPages.
-   * Preconditions: this CPU holds no lock (GUP takes mmap_lock (R) itself).
+   * page fails; in `into` when given, emptied first) or -errno (EFAULT, EINVAL, ENOMEM, EAGAIN).
+   * Drop them with putUserPages. Preconditions: this CPU holds no lock (GUP takes mmap_lock (R)).
    */
-  getUserPages(addr: number, pages: number, opts: GupOptions = {}): number[] | number {
-    this.mmuOffline();
-    const r = gupPages(this, addr, pages, opts.write === true ? FOLL_WRITE : 0);
-    lockdepAssertNoneHeld('getUserPages');
-    return r;
+  getUserPages(addr: number, pages: number, opts = NO_GUP_OPTIONS, into?: number[]): number[] | number {
+    return this.gup('getUserPages', addr, pages, gupFlags(opts, false), false, into);
+  }
+
+  /** get_user_pages_fast: getUserPages, lockless for the pages that allow it (gup.ts). */
+  getUserPagesFast(addr: number, pages: number, opts = NO_GUP_OPTIONS, into?: number[]): number[] | number {
+    return this.gup('getUserPagesFast', addr, pages, gupFlags(opts, false), true, into);
   }
 
   /**
    * pin_user_pages: like getUserPages, but each page is pinned (GUP_PIN_COUNTING_BIAS, so fork
    * copies it for the child) and a read-only pin of a page shared copy-on-write first unshares it.
-   * Drop them with unpinUserPages.
+   * `longterm`: see gup.ts. Drop them with unpinUserPages.
    */
-  pinUserPages(addr: number, pages: number, opts: GupOptions = {}): number[] | number {
-    this.mmuOffline();
-    const foll =
-      FOLL_PIN | (opts.write === true ? FOLL_WRITE : 0) | (opts.longterm === true ? FOLL_LONGTERM : 0);
-    const r = gupPages(this, addr, pages, foll);
-    lockdepAssertNoneHeld('pinUserPages');
-    return r;
+  pinUserPages(addr: number, pages: number, opts = NO_GUP_OPTIONS, into?: number[]): number[] | number {
+    return this.gup('pinUserPages', addr, pages, gupFlags(opts, true), false, into);
   }
 
-  /** pin_user_pages_fast: the same walk as pinUserPages (gup.ts: the lock is cheap here). */
-  pinUserPagesFast(addr: number, pages: number, opts: GupOptions = {}): number[] | number {
-    return this.pinUserPages(addr, pages, opts);
+  /** pin_user_pages_fast: pinUserPages, lockless for the pages that allow it (gup.ts). */
+  pinUserPagesFast(addr: number, pages: number, opts = NO_GUP_OPTIONS, into?: number[]): number[] | number {
+    return this.gup('pinUserPagesFast', addr, pages, gupFlags(opts, true), true, into);
+  }
+
+  /** The four GUP entries: `foll` from gupFlags (or -EINVAL), `fast` GUP-fast first. */
+  private gup(
+    name: string,
+    addr: number,
+    pages: number,
+    foll: number,
+    fast: boolean,
+    into: number[] | undefined,
+  ): number[] | number {
+    const out = into ?? [];
+    let r = foll;
+    if (foll >= 0)
+      r = fast ? gupPagesFast(this, addr, pages, foll, out) : gupPages(this, addr, pages, foll, out);
+    lockdepAssertNoneHeld(name);
+    // Trimmed only when the count differs: a reused `into` of the right length allocates nothing.
+    const n = Math.max(r, 0);
+    if (out.length !== n) out.length = n;
+    return r < 0 ? r : out;
   }
 
   private faultPageOnce(page: number, write: boolean, exec: boolean): number {

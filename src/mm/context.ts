@@ -82,7 +82,7 @@ export class SyscallContext {
   installPtes = false;
   /**
    * The anonymous fault in progress is an unshare (FAULT_FLAG_UNSHARE, set by GUP around
-   * AddressSpace.faultPageUnshare, not reset by open): a write-like fault that makes the page
+   * AddressSpace.faultForGup, not reset by open): a write-like fault that makes the page
    * exclusive to this mm (reuse or copy) without making the entry writable. Callers pass write.
    */
   faultUnshare = false;

@@ -195,9 +195,17 @@ export function faultRange(
   return (end - start) / PAGE_SIZE;
 }
 
-/** check_vma_flags for GUP: 0 or -EFAULT. */
+/** check_vma_flags for the populate walks: 0 or -EFAULT. */
 function checkVmaFlags(mm: SyscallContext, slot: number, write: boolean, force: boolean): number {
-  const flags = mm.txn.flags[slot];
+  return vmaFlagsError(mm.txn.flags[slot], write, force);
+}
+
+/**
+ * The access half of GUP's check_vma_flags on a VMA's flags (the populate walks, gup.ts): 0, or
+ * -EFAULT for VM_IO / VM_PFNMAP, a write without VM_WRITE, a read without VM_READ (FOLL_FORCE:
+ * a private VM_MAYWRITE mapping may be written, a VM_MAYREAD one read).
+ */
+export function vmaFlagsError(flags: number, write: boolean, force: boolean): number {
   if ((flags & (VM_IO | VM_PFNMAP)) !== 0) return -EFAULT;
   if (write) {
     if ((flags & VM_WRITE) === 0) {

@@ -19,7 +19,12 @@
  *   otherwise           shared: PG_ANON_EXCLUSIVE cleared, getPage + incMapcount for the child,
  *                       WRITE cleared in the parent's entry (under its PTL) and the child's
  * The parent's TLBs may hold writable translations: the write-protected range is shot down before
- * mmap_lock is released (flush_tlb_mm in dup_mmap). Other VMAs (shared, file, wipe-on-fork) have
+ * mmap_lock is released (flush_tlb_mm in dup_mmap).
+ *
+ * GUP-fast pins (gup.ts) take no mmap_lock, so they can slip in between maybeDmaPinned saying "not
+ * pinned" and the page being shared: the whole page-table copy is a write section of the parent's
+ * write_protect_seq (Linux's copy_page_range), and a GUP-fast pin that saw the sequence odd, or
+ * moved, drops what it pinned and takes the slow path (mmap_lock (R): after this fork). Other VMAs (shared, file, wipe-on-fork) have
  * nothing to copy. A frame or table allocation failure returns -ENOMEM: the caller tears the child
  * down (its exit puts every reference taken so far); the parent keeps its write-protected entries,
  * which its next write fault reuses (the page's reference count is back to 1).
@@ -105,23 +110,30 @@ export function dupMmap(parent: ForkSpace, child: ForkSpace): number {
       cs.gateFlags = ps.gateFlags;
       if (DEBUG) checkMmLocked(child);
 
-      // The page tables, VMA by VMA of the child (its records are the copies).
+      // The page tables, VMA by VMA of the child (its records are the copies), inside the
+      // parent's write_protect_seq write section: a GUP-fast pin that overlaps it gives up.
       const ca = child.arena;
       const out = rangeOut();
-      for (let q = 0; r === 0 && child.index.next(q, LIMIT, out) !== 0; q = out.last + 1) {
-        const h = out.value;
-        const flags = ca.flags(h);
-        const anon = ca.anon(h);
-        if (anon === 0 || (flags & (VM_SHARED | VM_WIPEONFORK)) !== 0) continue;
-        const start = ca.start(h);
-        const end = ca.end(h);
-        copyPmdState(parent, child, start, end);
-        const c = copyPteRange(parent, child, start, end, ca.pgoff(h), flags, anon);
-        r = c.result;
-        if (c.wpHigh > c.wpLow) {
-          wpLow = Math.min(wpLow, c.wpLow);
-          wpHigh = Math.max(wpHigh, c.wpHigh);
+      const seq = ps.writeProtectSeq;
+      seq.writeBegin();
+      try {
+        for (let q = 0; r === 0 && child.index.next(q, LIMIT, out) !== 0; q = out.last + 1) {
+          const h = out.value;
+          const flags = ca.flags(h);
+          const anon = ca.anon(h);
+          if (anon === 0 || (flags & (VM_SHARED | VM_WIPEONFORK)) !== 0) continue;
+          const start = ca.start(h);
+          const end = ca.end(h);
+          copyPmdState(parent, child, start, end);
+          const c = copyPteRange(parent, child, start, end, ca.pgoff(h), flags, anon);
+          r = c.result;
+          if (c.wpHigh > c.wpLow) {
+            wpLow = Math.min(wpLow, c.wpLow);
+            wpHigh = Math.max(wpHigh, c.wpHigh);
+          }
         }
+      } finally {
+        seq.writeEnd();
       }
     } finally {
       mmapWriteUnlock(child.locks);

@@ -20,6 +20,9 @@
  *   - file_lock (a descriptor table's spinlock, src/fs/fd-table.ts) and the arena locks are leaves.
  *   - fork takes the parent's mmap_lock (W), then the child's (W, subclass 1), and allocates frames
  *     and tables under them (dup_mmap): the one allocation under mmap_lock (W), as in Linux.
+ *     Its page-table copy is a write section of the parent's write_protect_seq (mm-state.ts),
+ *     under both mmap_locks, with the PTLs inside; GUP-fast only probes it (never waits), so it
+ *     orders nothing.
  *   - i_rwsem and invalidate_lock live in each file record (src/fs/file-table.ts); f_pos_lock (a
  *     mutex) in each open file description, taken before i_rwsem, as Linux's fdget_pos.
  *   - Backings (src/fs/host-backing.ts) and injected latency do I/O: never under mmap_lock, a

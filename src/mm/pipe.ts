@@ -1,6 +1,6 @@
 /**
  * A pipe holding page references (the vmsplice(2) analogue, CVE-2020-29374's vehicle):
- * spliceFrom takes a reference (getUserPages, read) to each page of a user range and queues the
+ * spliceFrom takes a reference (get_user_pages_fast, read) to each page of a user range and queues the
  * bytes as (pfn, offset, length) segments; read copies out of the referenced frames (what the
  * frames hold at read time) and puts a page once all its bytes are read; close puts the rest.
  * A spliced page stays in the pipe after the process unmaps, writes (copy-on-write gives the
@@ -9,17 +9,7 @@
 import { EINVAL } from '../errno.js';
 import type { PhysMem } from '../mem/frames.js';
 import { PAGE_SIZE } from '../mem/page.js';
-import type { GupOptions } from './gup.js';
-
-/**
- * Where a pipe splices from: an address space's GUP entry (AddressSpace.getUserPages), which
- * takes this CPU's Mmu offline before GUP may block on mmap_lock. (Calling gupPages directly with
- * the Mmu online deadlocks against a munmap on another CPU of the process: it holds mmap_lock (W)
- * and waits in its shootdown for this CPU, which waits for mmap_lock.)
- */
-export interface SpliceSource {
-  getUserPages(addr: number, pages: number, opts?: GupOptions): number[] | number;
-}
+import { type GupSpace, gupPagesFast } from './gup.js';
 
 export class Pipe {
   private readonly pfns: number[] = [];
@@ -42,16 +32,17 @@ export class Pipe {
    * Returns the bytes queued (fewer when a later page could not be had), or -errno (EFAULT: the
    * first page could not be had; EINVAL: a bad range or a closed pipe). The caller holds no lock.
    */
-  spliceFrom(mm: SpliceSource, addr: number, len: number): number {
+  spliceFrom(mm: GupSpace, addr: number, len: number): number {
     if (this.closed || !Number.isSafeInteger(addr) || !Number.isSafeInteger(len) || addr < 0 || len < 0)
       return -EINVAL;
     if (len === 0) return 0;
     const first = addr - (addr % PAGE_SIZE);
     const pages = Math.ceil((addr + len - first) / PAGE_SIZE);
-    const got = mm.getUserPages(first, pages);
-    if (typeof got === 'number') return got;
+    const got: number[] = [];
+    const n = gupPagesFast(mm, first, pages, 0, got);
+    if (n < 0) return n;
     let queued = 0;
-    for (let i = 0; i < got.length; i++) {
+    for (let i = 0; i < n; i++) {
       const pageStart = first + i * PAGE_SIZE;
       const from = Math.max(addr, pageStart);
       const to = Math.min(addr + len, pageStart + PAGE_SIZE);
