@@ -27,6 +27,7 @@ import { O_RDONLY, O_RDWR } from '../../src/fs/open-file.js';
 import { Kernel } from '../../src/kernel/kernel.js';
 import { KIND_FILE } from '../../src/mem/page.js';
 import { Rng } from '../../src/rng.js';
+import { KERNEL_EMPTY } from '../support/leaks.js';
 
 const P = 4096;
 let dir = '';
@@ -61,7 +62,7 @@ function finish(kernel: Kernel, of: number, pfn: number): void {
   kernel.mem.putPage(pfn);
   kernel.opens.put(of);
   kernel.mem.drainAll();
-  assert.deepEqual(kernel.counts(), { processes: 0, frames: 0, files: 0, openFiles: 0, anonVmas: 0 });
+  assert.deepEqual(kernel.counts(), KERNEL_EMPTY);
 }
 
 test('readPage reads into a frame of shared memory; the part past end of file is zeroed', () => {
@@ -191,5 +192,5 @@ test("the file's last put closes its host descriptor, not an earlier one", () =>
   assert.equal(fstatSync(fd).size, 100, 'still open: the file has a reference');
   kernel.files.put(file);
   assert.throws(() => fstatSync(fd), { code: 'EBADF' });
-  assert.deepEqual(kernel.counts(), { processes: 0, frames: 0, files: 0, openFiles: 0, anonVmas: 0 });
+  assert.deepEqual(kernel.counts(), KERNEL_EMPTY);
 });

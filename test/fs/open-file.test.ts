@@ -58,10 +58,11 @@ import { MAP_SHARED, PROT_READ, PROT_WRITE } from '../../src/mm/vm-flags.js';
 import { Rng } from '../../src/rng.js';
 import { FailureInjector } from '../../src/shm/arena.js';
 import { rcuBarrier } from '../../src/sync/rcu.js';
+import { KERNEL_EMPTY } from '../support/leaks.js';
 import type { FsCpuArgs, FsCpuResult } from './tasks/fs-cpus.js';
 
 const P = 4096;
-const ZERO = { processes: 0, frames: 0, files: 0, openFiles: 0, anonVmas: 0 };
+const ZERO = KERNEL_EMPTY;
 const isRoot = process.getuid?.() === 0;
 let dir = '';
 let machine: Machine;

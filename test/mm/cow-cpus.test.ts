@@ -22,6 +22,7 @@ import { Process } from '../../src/kernel/process.js';
 import { Machine } from '../../src/machine/machine.js';
 import { POISON_BYTE } from '../../src/mem/page.js';
 import { rcuBarrier } from '../../src/sync/rcu.js';
+import { KERNEL_EMPTY } from '../support/leaks.js';
 import { COW_CASES, cpuOf, STEP, SYNC_WORDS, stepsOn } from './cow-cases.js';
 import { ANON, BASE, fillPage, P, RW, wordOf } from './cow-fixture.js';
 import type { CowCpusArgs, CowCpusResult } from './tasks/cow-cpus.js';
@@ -40,7 +41,7 @@ after(async () => {
 function expectNothingLeft(kernel: Kernel): void {
   rcuBarrier();
   kernel.mem.drainAll();
-  assert.deepEqual(kernel.counts(), { processes: 0, frames: 0, files: 0, anonVmas: 0 });
+  assert.deepEqual(kernel.counts(), KERNEL_EMPTY);
 }
 
 /** The first failure of the two CPUs, preferring the one that failed over the one it stopped. */

@@ -14,6 +14,7 @@ import { putUserPages, unpinUserPages } from '../../src/mm/gup.js';
 import { Pipe } from '../../src/mm/pipe.js';
 import { PROT_READ } from '../../src/mm/vm-flags.js';
 import { rcuBarrier } from '../../src/sync/rcu.js';
+import { KERNEL_EMPTY } from '../support/leaks.js';
 import { ANON, BASE, fillPage, P, RW, wordOf } from './cow-fixture.js';
 
 const SEED = 100;
@@ -30,7 +31,7 @@ function exitAll(kernel: Kernel, ...procs: Process[]): void {
   for (const p of procs) p.exit();
   rcuBarrier();
   kernel.mem.drainAll();
-  assert.deepEqual(kernel.counts(), { processes: 0, frames: 0, files: 0, openFiles: 0, anonVmas: 0 });
+  assert.deepEqual(kernel.counts(), KERNEL_EMPTY);
 }
 
 function pins(result: number[] | number): number[] {

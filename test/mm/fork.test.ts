@@ -28,6 +28,7 @@ import {
 } from '../../src/mm/vm-flags.js';
 import { FailureInjector } from '../../src/shm/arena.js';
 import { rcuBarrier } from '../../src/sync/rcu.js';
+import { KERNEL_EMPTY } from '../support/leaks.js';
 
 const P = PAGE_SIZE;
 const BASE = 0x100000000;
@@ -44,7 +45,7 @@ function exitAll(kernel: Kernel, ...procs: Process[]): void {
   rcuBarrier();
   kernel.mem.drainAll();
   for (const p of procs) assert.equal(p.mm.pt.live, 0, 'page tables left');
-  assert.deepEqual(kernel.counts(), { processes: 0, frames: 0, files: 0, openFiles: 0, anonVmas: 0 });
+  assert.deepEqual(kernel.counts(), KERNEL_EMPTY);
 }
 
 /** Fills page `i` of BASE with words derived from `seed`. */

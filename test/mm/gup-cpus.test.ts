@@ -19,6 +19,7 @@ import { ptePfn } from '../../src/mem/pte.js';
 import { putUserPages, unpinUserPages } from '../../src/mm/gup.js';
 import { MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '../../src/mm/vm-flags.js';
 import { rcuBarrier } from '../../src/sync/rcu.js';
+import { KERNEL_EMPTY } from '../support/leaks.js';
 import {
   type GupRaceArgs,
   type GupRaceResult,
@@ -54,7 +55,7 @@ function finish(kernel: Kernel, proc: Process): void {
   rcuBarrier();
   kernel.mem.drainAll();
   assert.equal(kernel.mem.check(), undefined);
-  assert.deepEqual(kernel.counts(), { processes: 0, frames: 0, files: 0, anonVmas: 0 });
+  assert.deepEqual(kernel.counts(), KERNEL_EMPTY);
 }
 
 async function race(

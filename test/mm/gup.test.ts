@@ -51,6 +51,7 @@ import { vmaLockEvents } from '../../src/mm/vma-lock.js';
 import { FailureInjector } from '../../src/shm/arena.js';
 import { lockStatRows } from '../../src/sync/lockstat.js';
 import { rcuBarrier } from '../../src/sync/rcu.js';
+import { KERNEL_EMPTY } from '../support/leaks.js';
 
 const P = PAGE_SIZE;
 const BASE = 0x100000000;
@@ -66,7 +67,7 @@ function finish(kernel: Kernel, ...procs: Process[]): void {
   for (const p of procs) p.exit();
   rcuBarrier();
   kernel.mem.drainAll();
-  assert.deepEqual(kernel.counts(), { processes: 0, frames: 0, files: 0, anonVmas: 0 });
+  assert.deepEqual(kernel.counts(), KERNEL_EMPTY);
 }
 
 function pfns(result: number[] | number): number[] {
