@@ -7,7 +7,7 @@
  *
  *   words (Int32): NEXT_PID (atomic) | PROCESSES (atomic: live Process records)
  */
-import { FileTable } from '../fs/file-table.js';
+import { FileTable, type FileTableDescriptor } from '../fs/file-table.js';
 import { PhysMem, type PhysMemDescriptor } from '../mem/frames.js';
 import { AnonVmaTable } from '../mm/anon-vma.js';
 import type { ArenaDescriptor, FailureInjector } from '../shm/arena.js';
@@ -19,7 +19,7 @@ const FIRST_PID = 1000;
 export interface KernelDescriptor {
   words: SharedArrayBuffer;
   mem: PhysMemDescriptor;
-  files: ArenaDescriptor;
+  files: FileTableDescriptor;
   anonVmas: ArenaDescriptor;
 }
 
@@ -48,21 +48,18 @@ export class Kernel {
   static create(options: KernelOptions = {}): Kernel {
     const words = new SharedArrayBuffer(16);
     new Int32Array(words)[NEXT_PID] = FIRST_PID;
+    const mem = PhysMem.create({ frames: options.frames, injector: options.injector });
     return new Kernel(
       words,
-      PhysMem.create({ frames: options.frames, injector: options.injector }),
-      FileTable.create({ injector: options.injector }),
+      mem,
+      FileTable.create({ injector: options.injector, mem }),
       AnonVmaTable.create(options.injector),
     );
   }
 
   static attach(desc: KernelDescriptor): Kernel {
-    return new Kernel(
-      desc.words,
-      PhysMem.attach(desc.mem),
-      FileTable.attach(desc.files),
-      AnonVmaTable.attach(desc.anonVmas),
-    );
+    const mem = PhysMem.attach(desc.mem);
+    return new Kernel(desc.words, mem, FileTable.attach(desc.files, mem), AnonVmaTable.attach(desc.anonVmas));
   }
 
   private constructor(words: SharedArrayBuffer, mem: PhysMem, files: FileTable, anonVmas: AnonVmaTable) {
