@@ -60,7 +60,8 @@ const I_PAGES_MODE = WRITE | LOCK_ATOMIC;
 
 // Per-thread scratch (each CPU is one thread): nodes allocated before an insert changes anything,
 // and the path of an erase. No allocation per operation.
-const fresh = new Int32Array(MAX_LEVELS + 1);
+// An insert needs at most 2 * (MAX_LEVELS - 1) nodes: growth to the top and a new path from it.
+const fresh = new Int32Array(2 * MAX_LEVELS);
 const pathNode = new Int32Array(MAX_LEVELS + 1);
 const pathDigit = new Int32Array(MAX_LEVELS + 1);
 /** First key under each node of a gang lookup's path (up to 2^32: Float64). */
@@ -193,6 +194,7 @@ function nodesNeeded(files: FileTable, id: number, index: number): number {
 
 /** Allocates `n` zeroed nodes into `fresh`; all or none. */
 function allocNodes(files: FileTable, n: number): boolean {
+  assert(n <= fresh.length, 'pageIndexInsert: more nodes than a path can need');
   const arena = files.cacheNodes;
   for (let k = 0; k < n; k++) {
     const h = arena.alloc();
