@@ -17,19 +17,30 @@
  *   +------------------------------------------------------------------------------------+
  *
  * The page-cache words (BACKING ... I_PAGES, I_MMAP, INJECT) belong to src/fs's page cache,
- * backing and injection (docs/fs.md); their guards are stated where they are used.
+ * backing and injection (docs/fs.md); their guards are stated where they are used. BACKING is
+ * written once, before the id is handed out.
+ *
+ * The table also owns what every file's page cache shares (docs/fs.md): the kernel-wide arena of
+ * page-index nodes (`cacheNodes`, src/fs/page-index.ts) and the PhysMem its pages come from
+ * (`mem`, absent for a table made without one: such files cannot cache pages). Both travel in the
+ * descriptor, so whichever CPU puts a file's last reference can free its cache: before the record
+ * is freed, `put` calls the release hook src/fs/page-cache.ts registers when it loads
+ * (`setFileReleaseHook`; a record that still caches pages with no hook registered is a bug).
  * Guards: SIZE, FLAGS, PLACEMENT, SHMEM_INDEX, NAME, BACKING and HOST_FD are written once, before
  * the id is handed out (so any holder of a reference reads them without a lock); SIZE will be
  * guarded by I_RWSEM when files can be truncated (the page cache). REFCNT is atomic: one reference
  * per VMA record naming the file, per open file description (src/fs/open-file.ts), and one for
  * whoever created it until they put it. When REFCNT reaches 0 the release of the file's backing
- * kind runs (`setBackingRelease`: a host file closes its host descriptor), then the record is freed.
+ * kind runs after the page cache's (`setBackingRelease`: a host file closes its host descriptor), then
+ * the record is freed.
  */
+
 import { assert, VmAssertionError } from '../assert.js';
 import { EINVAL, ENAMETOOLONG, ENOMEM, VmError } from '../errno.js';
-import { Arena, type ArenaDescriptor, type FailureInjector } from '../shm/arena.js';
+import { PhysMem, type PhysMemDescriptor } from '../mem/frames.js';
+import { Arena, type ArenaDescriptor, type FailureInjector, POISON_WORD } from '../shm/arena.js';
 import { lockClass } from '../sync/lockclass.js';
-import { RWSEM_WORDS, RwSem } from '../sync/rwsem.js';
+import { RWSEM_WORDS, RwSem, rwsemDownRead, rwsemUpRead } from '../sync/rwsem.js';
 
 /** How get_unmapped_area places a mapping of the file (fs->f_op->get_unmapped_area). */
 export const PLACE_GENERIC = 0;
@@ -69,6 +80,23 @@ const NAME_WORD = 64;
 /** Longest name a file may have (bytes of UTF-8). */
 export const NAME_MAX_BYTES = RECORD_BYTES - NAME_WORD * 4;
 
+/** A page-index node (src/fs/page-index.ts): 64 slots and a header, rounded to whole cache lines. */
+export const CACHE_NODE_BYTES = 320;
+/** Most page-index nodes of one table (reserved, committed as used): 2^17 nodes, 40 MiB. */
+const CACHE_NODES_MAX = 1 << 17;
+
+/**
+ * What `put` calls for a record whose last reference is gone, before the record is freed (the
+ * page cache's release: src/fs/page-cache.ts registers it when it loads).
+ */
+export type FileReleaseHook = (files: FileTable, id: number) => void;
+let releaseHook: FileReleaseHook | null = null;
+
+/** Registers the release hook (once per thread, by src/fs/page-cache.ts at load). */
+export function setFileReleaseHook(hook: FileReleaseHook): void {
+  releaseHook = hook;
+}
+
 const F_WRITABLE = 1;
 const F_SYNC_UNSUPPORTED = 2;
 
@@ -91,6 +119,7 @@ export interface FileSpec {
 export type BackingRelease = (files: FileTable, id: number) => void;
 
 /** FILE_BACKING value of files that hold nothing outside the record (memory; src/fs/backing.ts). */
+/** FILE_BACKING 0: BACKING_MEM of backing.ts (it imports this file), which has no release. */
 const BACKING_NONE = 0;
 /** Per-thread: every module that registers is loaded on every CPU that can put the last reference. */
 const releases: (BackingRelease | undefined)[] = [];
@@ -127,11 +156,24 @@ export function fileReleaseFlush(): void {
 export interface FileTableOptions {
   capacity?: number;
   maxCapacity?: number;
+  /** Fails the chosen record or page-index node allocation. */
   injector?: FailureInjector;
+  /** Where cached pages come from; without it the table's files cannot cache pages. */
+  mem?: PhysMem;
+}
+
+export interface FileTableDescriptor {
+  records: ArenaDescriptor;
+  cacheNodes: ArenaDescriptor;
+  mem: PhysMemDescriptor | null;
 }
 
 export class FileTable {
   readonly arena: Arena;
+  /** The page-index nodes of every file of the table (src/fs/page-index.ts). */
+  readonly cacheNodes: Arena;
+  /** The frames cached pages live in (null: this table's files cannot cache pages). */
+  readonly mem: PhysMem | null;
   private readonly i32: Int32Array;
   private readonly f64: Float64Array;
   private readonly u8: Uint8Array;
@@ -140,24 +182,36 @@ export class FileTable {
 
   static create(options: FileTableOptions = {}): FileTable {
     const capacity = options.capacity ?? 64;
-    return new FileTable(
-      Arena.create({
-        name: 'file',
-        recordBytes: RECORD_BYTES,
-        capacity,
-        maxCapacity: options.maxCapacity ?? Math.max(capacity, 1 << 16),
-        injector: options.injector,
-      }),
-    );
+    const records = Arena.create({
+      name: 'file',
+      recordBytes: RECORD_BYTES,
+      capacity,
+      maxCapacity: options.maxCapacity ?? Math.max(capacity, 1 << 16),
+      injector: options.injector,
+    });
+    const nodes = Arena.create({
+      name: 'cache_node',
+      recordBytes: CACHE_NODE_BYTES,
+      capacity: 64,
+      maxCapacity: CACHE_NODES_MAX,
+      injector: options.injector,
+    });
+    return new FileTable(records, nodes, options.mem ?? null);
   }
 
-  static attach(desc: ArenaDescriptor): FileTable {
-    return new FileTable(Arena.attach(desc));
+  /** The same table on this CPU; `mem`, if it views the descriptor's PhysMem, is used as it is. */
+  static attach(desc: FileTableDescriptor, mem?: PhysMem): FileTable {
+    const same = mem !== undefined && desc.mem !== null && mem.describe().memory === desc.mem.memory;
+    const phys = desc.mem === null ? null : same ? (mem as PhysMem) : PhysMem.attach(desc.mem);
+    return new FileTable(Arena.attach(desc.records), Arena.attach(desc.cacheNodes), phys);
   }
 
-  private constructor(arena: Arena) {
+  private constructor(arena: Arena, cacheNodes: Arena, mem: PhysMem | null) {
     if (arena.recordBytes !== RECORD_BYTES) throw new Error('file table: wrong record size');
+    if (cacheNodes.recordBytes !== CACHE_NODE_BYTES) throw new Error('file table: wrong cache node size');
     this.arena = arena;
+    this.cacheNodes = cacheNodes;
+    this.mem = mem;
     this.i32 = arena.i32;
     this.f64 = arena.f64;
     this.u8 = new Uint8Array(arena.i32.buffer, arena.i32.byteOffset, arena.i32.byteLength);
@@ -165,8 +219,12 @@ export class FileTable {
     this.f64Per = arena.f64PerRecord;
   }
 
-  describe(): ArenaDescriptor {
-    return this.arena.describe();
+  describe(): FileTableDescriptor {
+    return {
+      records: this.arena.describe(),
+      cacheNodes: this.cacheNodes.describe(),
+      mem: this.mem === null ? null : this.mem.describe(),
+    };
   }
 
   /**
@@ -234,6 +292,23 @@ export class FileTable {
   }
 
   /**
+   * A reference to `id` if it names a live file, for a scan that holds none (reclaim): false when
+   * the record is free or being freed. Safe against a record freed meanwhile: a free record's
+   * REFCNT is 0 (left by the last put) or poison, never a count this could raise.
+   */
+  tryGet(id: number): boolean {
+    if (!this.arena.isLive(id)) return false;
+    const at = id * this.i32Per + REFCNT;
+    let seen = Atomics.load(this.i32, at);
+    while (seen > 0 && seen !== POISON_WORD) {
+      const was = Atomics.compareExchange(this.i32, at, seen, seen + 1);
+      if (was === seen) return true;
+      seen = was;
+    }
+    return false;
+  }
+
+  /**
    * fput: drops a reference; the last one releases the backing's state and frees the record, at
    * once or (inside a deferral section) when the section ends.
    */
@@ -249,10 +324,17 @@ export class FileTable {
   }
 
   /**
-   * Runs the backing's release and frees the record. Preconditions: the last reference to `id`
+   * Releases the file's page cache (writing back dirty pages of a stored file), then its backing's
+   * state, and frees the record. Preconditions: the last reference to `id`
    * was put (nobody else can reach the record); no lock held (the release may do I/O).
    */
   releaseNow(id: number): void {
+    const b = id * this.i32Per;
+    if (releaseHook !== null) releaseHook(this, id);
+    assert(
+      Atomics.load(this.i32, b + FILE_CACHE_ROOT) === 0 && Atomics.load(this.i32, b + FILE_NRPAGES) === 0,
+      'file put: its page cache was not released (src/fs/page-cache.ts not loaded on this CPU?)',
+    );
     const kind = this.i32[id * this.i32Per + FILE_BACKING];
     const release = releases[kind];
     if (release !== undefined) release(this, id);
@@ -309,6 +391,17 @@ export class FileTable {
   /** The file's invalidate lock (mapping->invalidate_lock). */
   invalidateLock(id: number): RwSem {
     return RwSem.at(this.i32, id * this.i32Per + INVALIDATE_LOCK, invalidateLockClass);
+  }
+  /** filemap_invalidate_lock_shared without a lock object (the page cache's miss path). */
+  invalidateLockShared(id: number): void {
+    rwsemDownRead(this.i32, id * this.i32Per + INVALIDATE_LOCK, invalidateLockClass);
+  }
+  invalidateUnlockShared(id: number): void {
+    rwsemUpRead(this.i32, id * this.i32Per + INVALIDATE_LOCK, invalidateLockClass);
+  }
+  /** Pages in the file's cache (FILE_NRPAGES; a statistic unless i_pages is held). */
+  nrpages(id: number): number {
+    return Atomics.load(this.i32, id * this.i32Per + FILE_NRPAGES);
   }
 
   /** The file's i_mmap lock (mapping->i_mmap_rwsem): guards its reverse-map entries. */

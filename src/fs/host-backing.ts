@@ -19,7 +19,7 @@
 import { closeSync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, readSync, writeSync } from 'node:fs';
 import { assert } from '../assert.js';
 import { EIO, errnoValue } from '../errno.js';
-import { BACKING_HOST, type Backing } from './backing.js';
+import { BACKING_HOST, type Backing, registerBacking } from './backing.js';
 import { type FileTable, setBackingRelease } from './file-table.js';
 import {
   fsMightIO,
@@ -159,3 +159,4 @@ function releaseHost(files: FileTable, id: number): void {
 }
 
 setBackingRelease(BACKING_HOST, releaseHost);
+registerBacking(BACKING_HOST, hostBacking);

@@ -8,7 +8,7 @@
  *   words (Int32): NEXT_PID (atomic) | PROCESSES (atomic: live Process records)
  */
 import { check } from '../errno.js';
-import { FileTable } from '../fs/file-table.js';
+import { FileTable, type FileTableDescriptor } from '../fs/file-table.js';
 import { O_RDONLY, OpenFileTable } from '../fs/open-file.js';
 import { PhysMem, type PhysMemDescriptor } from '../mem/frames.js';
 import { AnonVmaTable } from '../mm/anon-vma.js';
@@ -22,7 +22,7 @@ const FIRST_PID = 1000;
 export interface KernelDescriptor {
   words: SharedArrayBuffer;
   mem: PhysMemDescriptor;
-  files: ArenaDescriptor;
+  files: FileTableDescriptor;
   opens: ArenaDescriptor;
   anonVmas: ArenaDescriptor;
 }
@@ -66,10 +66,15 @@ export class Kernel {
   static create(options: KernelOptions = {}): Kernel {
     const words = new SharedArrayBuffer(16);
     new Int32Array(words)[NEXT_PID] = FIRST_PID;
-    const files = FileTable.create({ injector: options.injector });
+    const mem = PhysMem.create({
+      frames: options.frames,
+      injector: options.injector,
+      poison: options.poison,
+    });
+    const files = FileTable.create({ injector: options.injector, mem });
     return new Kernel(
       words,
-      PhysMem.create({ frames: options.frames, injector: options.injector, poison: options.poison }),
+      mem,
       files,
       OpenFileTable.create(files, { injector: options.injector }),
       AnonVmaTable.create(options.injector),
@@ -77,10 +82,11 @@ export class Kernel {
   }
 
   static attach(desc: KernelDescriptor): Kernel {
-    const files = FileTable.attach(desc.files);
+    const mem = PhysMem.attach(desc.mem);
+    const files = FileTable.attach(desc.files, mem);
     return new Kernel(
       desc.words,
-      PhysMem.attach(desc.mem),
+      mem,
       files,
       OpenFileTable.attach(desc.opens, files),
       AnonVmaTable.attach(desc.anonVmas),

@@ -20,7 +20,7 @@
 import { DEBUG } from '../assert.js';
 import { check, EAGAIN, EFAULT, EINVAL, ENOMEM } from '../errno.js';
 import { FdTable, type FdTableDescriptor } from '../fs/fd-table.js';
-import { FileTable, fileReleaseDefer, fileReleaseFlush } from '../fs/file-table.js';
+import { FileTable, type FileTableDescriptor, fileReleaseDefer, fileReleaseFlush } from '../fs/file-table.js';
 import { lockdepAssertNoneHeld } from '../lockdep/index.js';
 import type { RangeIndex } from '../maple/api.js';
 import { MapleTree, type MapleTreeDescriptor } from '../maple/tree.js';
@@ -137,7 +137,7 @@ export interface AddressSpaceDescriptor {
   locks: MmLocksDescriptor;
   state: MmStateDescriptor;
   pmd: PmdStateDescriptor;
-  files: ArenaDescriptor;
+  files: FileTableDescriptor;
   fds: FdTableDescriptor;
   anonVmas: ArenaDescriptor;
   mem: PhysMemDescriptor;
@@ -218,10 +218,10 @@ export class AddressSpace implements MmShared {
       this.locks = MmLocks.attach(attached.locks, this.arena);
       this.state = MmState.attach(attached.state);
       this.pmd = PmdState.attach(attached.pmd);
-      this.files = FileTable.attach(attached.files);
+      this.mem = PhysMem.attach(attached.mem);
+      this.files = FileTable.attach(attached.files, this.mem);
       this.fds = FdTable.attach(attached.fds, this.files);
       this.anonVmas = AnonVmaTable.attach(attached.anonVmas);
-      this.mem = PhysMem.attach(attached.mem);
       this.pt = PageTables.attach(attached.pt);
       this.tlb = TlbDomain.attach(attached.tlb);
       this.log = attached.log !== null ? SyscallLog.attach(attached.log) : null;
@@ -238,10 +238,13 @@ export class AddressSpace implements MmShared {
       this.locks = MmLocks.create(this.arena);
       this.state = MmState.create(this.config.startBrk);
       this.pmd = PmdState.create(this.config.taskSize);
-      this.files = options.files ?? options.fds?.files ?? FileTable.create({ injector: options.injector });
+      this.mem = options.mem ?? defaultPhysMem();
+      this.files =
+        options.files ??
+        options.fds?.files ??
+        FileTable.create({ injector: options.injector, mem: this.mem });
       this.fds = options.fds ?? FdTable.create(this.files);
       this.anonVmas = options.anonVmas ?? AnonVmaTable.create(options.injector);
-      this.mem = options.mem ?? defaultPhysMem();
       this.pt = PageTables.create({
         capacity: options.pageTableCapacity ?? 4096,
         injector: options.injector,

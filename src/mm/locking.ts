@@ -16,6 +16,8 @@
  *                                   page-table page (src/mem/pgtable-core.ts, class 'ptl'): the
  *                                   innermost mm lock, nested inside page_table_lock when both
  *                                   are held; mremap holds a second one as subclass 1
+ *                   i_pages file; spinlock over its page index (src/fs/page-index.ts): inserts
+ *                           and erases only, nothing but arena locks under it
  *
  *   - file_lock (a descriptor table's spinlock, src/fs/fd-table.ts) and the arena locks are leaves.
  *   - fork takes the parent's mmap_lock (W), then the child's (W, subclass 1), and allocates frames
@@ -28,6 +30,8 @@
  *   - Backings (src/fs/host-backing.ts) and injected latency do I/O: never under mmap_lock, a
  *     spinlock or RCU (fsMightIO reports it); a file's last put may close a host descriptor, so
  *     no file or description reference is put under file_lock.
+ *   - page lock (class page_lock, src/fs/page-lock.ts): PG_LOCKED of a page, a sleeping lock; one
+ *     held at a time. Reclaim takes it by trylock only, so it may run under invalidate_lock.
  *   - The tree's writer lock is mmap_lock itself (held for write); trees with their own lock take
  *     it under mmap_lock.
  *   - RCU read sections nest inside anything; nothing blocks inside one.
