@@ -106,6 +106,8 @@ class Accessor {
   private readonly rng: Rng;
   private readonly a: number;
   private readonly lanes: number;
+  /** Words in this accessor's lane. */
+  private readonly laneWords: number;
   private seq = 0;
   private paused = 0;
 
@@ -118,6 +120,7 @@ class Accessor {
     this.rng = new Rng(args.seed * 7919 + args.lane + 1);
     this.a = args.lane;
     this.lanes = m.accessors;
+    this.laneWords = Math.floor((WORDS - 1 - this.a) / this.lanes) + 1;
   }
 
   loop(): void {
@@ -127,8 +130,9 @@ class Accessor {
       if (pause !== 0 && pause !== this.paused) this.pause(pause);
       const p = this.rng.below(SLOTS);
       const k = this.rng.next();
-      if ((k & 1) === 0) this.store(p, this.a + this.lanes * ((k >>> 8) % (WORDS / this.lanes)));
-      else if ((k & 6) !== 0) this.load(p, this.a + this.lanes * ((k >>> 8) % (WORDS / this.lanes)));
+      const own = this.a + this.lanes * ((k >>> 8) % this.laneWords);
+      if ((k & 1) === 0) this.store(p, own);
+      else if ((k & 6) !== 0) this.load(p, own);
       else this.load(p, (k >>> 8) % WORDS);
       Atomics.add(ctl, C_OPS + this.a, 1);
       if ((n & 255) === 0) rcuQuiescent();
