@@ -72,7 +72,7 @@ import { refillScratch } from './tasks/mmu-race.js';
 
 const ANON = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED;
 const RW = PROT_READ | PROT_WRITE;
-const PROTS = [RW, RW, PROT_READ, PROT_NONE];
+const PROTS = [RW, RW, RW, RW, PROT_READ, PROT_NONE];
 
 export interface MutatorCounts {
   /** Calls by name (mremap and madvise by kind). */
@@ -144,7 +144,7 @@ export class Mutator {
     const p = rng.below(SLOTS);
     const n = 1 + rng.below(Math.min(8, SLOTS - p));
     const r = rng.below(100);
-    if (r < 10) this.munmap(p, n);
+    if (r < 8) this.munmap(p, n);
     else if (r < 24) this.mmap(p, n, PROTS[rng.below(PROTS.length)], rng.below(4) === 0);
     else if (r < 36) this.mprotect(p, n, PROTS[rng.below(PROTS.length)]);
     else if (r < 46) this.madvise(p, n, MADV_DONTNEED);
@@ -157,6 +157,10 @@ export class Mutator {
     else if (r < 84) this.grow(p, n);
     else if (r < 87) this.fork();
     else this.mmap(p, n, RW, false);
+    // A live child writes now and then too: its copy-on-write faults race the accessors' on the
+    // frames the two processes still share.
+    if (this.children.length !== 0 && rng.below(4) === 0)
+      this.scribble(this.children[rng.below(this.children.length)], 4);
   }
 
   /** The starting layout: the whole window mapped read-write (before the accessors start). */
@@ -295,10 +299,16 @@ export class Mutator {
     const child = { proc, image, tag: this.counts.forks };
     const mmu = proc.mm.mmu();
     image.check(mmu, `child ${child.tag} at fork`, this.counts.pages);
-    this.counts.childStores += image.scribble(mmu, child.tag, 16, (k) => this.rng.below(k));
+    this.scribble(child, 16);
     this.counts.childChecks++;
     this.children.push(child);
     this.time('fork check', t0);
+  }
+
+  /** `count` stores of the child's own into its writable slots (ChildImage.scribble). */
+  private scribble(child: LiveChild, count: number): void {
+    const mmu = child.proc.mm.mmu();
+    this.counts.childStores += child.image.scribble(mmu, child.tag, count, (k) => this.rng.below(k));
   }
 
   /** A child checked once more (the parent has run on since the fork), then exits. */

@@ -98,6 +98,8 @@ export class ChildImage {
   readonly lazy = new Uint8Array(SLOTS);
   readonly data = new Int32Array(SLOTS * WORDS);
   private readonly sseq = new Int32Array(MAX_ACCESSORS * SLOTS);
+  /** The child's own stores so far (the low bits of its values). */
+  private stores = 0;
 
   /** Before the fork (the accessors' in-flight operations finished; see the file comment). */
   constructor(private readonly m: MemoryModel) {
@@ -148,7 +150,8 @@ export class ChildImage {
       const p = pick(SLOTS);
       if (this.mapped[p] === 0 || (this.prot[p] & PROT_WRITE) === 0) continue;
       const w = pick(WORDS);
-      const v = 0x40000000 | ((tag & 0x3fff) << 16) | (k + 1);
+      this.stores = this.stores === 0xffff ? 1 : this.stores + 1;
+      const v = 0x40000000 | ((tag & 0x3fff) << 16) | this.stores;
       mmu.store32(WINDOW + p * P + w * 4, v);
       this.data[p * WORDS + w] = v;
       made++;
