@@ -15,8 +15,9 @@
  *   - the per-2 MiB state (PmdState) knows every region that holds entries.
  * Huge (PMD) entries are checked for place and permissions only (faults do not install them yet).
  *
- * `checkFrameMaps(mem, mapped)` then compares the map counts summed over every address space of a
- * PhysMem (checkPtesLocked adds each mapped frame at mapped[pfn]) with the page descriptors.
+ * `checkFrameMaps(mem, mapped, refs)` then compares the map counts summed over every address space
+ * of a PhysMem (checkPtesLocked adds each mapped frame at mapped[pfn]), and the references known to
+ * be held besides (pins), with the page descriptors.
  *
  * Preconditions: mmap_lock held and no CPU changing the page tables (no fault running: the
  * per-VMA-lock fault path runs beside mmap_lock (R)), or no other CPU running. Each throws an
@@ -63,6 +64,7 @@ export function checkPtesLocked(mm: MmShared, mapped?: Int32Array): void {
     anonymous: false,
     mapped,
   };
+  const onEntry = (addr: number, entry: number): void => checkEntry(scope, addr, entry);
   let gapStart = 0;
   for (let q = 0; q < USER_ADDR_LIMIT && mm.index.next(q, USER_ADDR_LIMIT - 1, out) !== 0; q = out.last + 1) {
     const h = out.value;
@@ -75,17 +77,18 @@ export function checkPtesLocked(mm: MmShared, mapped?: Int32Array): void {
     scope.flags = a.flags(h);
     scope.anon = a.anon(h);
     scope.anonymous = a.file(h) === 0 && (scope.flags & VM_SHARED) === 0;
-    mm.pt.forEachPresent(start, end, (addr, entry) => checkEntry(scope, addr, entry));
+    mm.pt.forEachPresent(start, end, onEntry);
     gapStart = end;
   }
   noEntries(mm, gapStart, USER_ADDR_LIMIT);
 }
 
 function noEntries(mm: MmShared, start: number, end: number): void {
-  if (start >= end) return;
-  mm.pt.forEachPresent(start, end, (addr, entry) => {
-    fail(`entry 0x${(entry >>> 0).toString(16)} at ${hex(addr)} lies in a gap between VMAs`);
-  });
+  if (start < end) mm.pt.forEachPresent(start, end, inGap);
+}
+
+function inGap(addr: number, entry: number): void {
+  fail(`entry 0x${(entry >>> 0).toString(16)} at ${hex(addr)} lies in a gap between VMAs`);
 }
 
 function checkEntry(s: VmaScope, addr: number, entry: number): void {
@@ -125,23 +128,29 @@ function checkEntry(s: VmaScope, addr: number, entry: number): void {
 /**
  * The map counts against the page tables of every address space on `mem` (`mapped`, summed by
  * checkPtesLocked): every frame in use but the zero page is anonymous and has exactly as many
- * mappings as its map count; with `exactRefs` (nothing else holds references: no GUP, pipe or
- * deferred put), its reference count equals its map count, so an anonymous frame nobody maps is a
- * leak. Preconditions: as checkPtesLocked, for every address space on `mem` at once.
+ * mappings as its map count. With `refs` (the references held besides the mappings, by pfn:
+ * GUP_PIN_COUNTING_BIAS per pin, 1 per get; zero when nothing but page tables holds frames), each
+ * frame's reference count is exactly its map count plus refs[pfn], so a frame nobody maps or
+ * holds is a leak. Preconditions: as checkPtesLocked, for every address space on `mem` at once,
+ * and no deferred put pending (no syscall or fault running).
  */
-export function checkFrameMaps(mem: PhysMem, mapped: Int32Array, exactRefs: boolean): void {
+export function checkFrameMaps(mem: PhysMem, mapped: Int32Array, refs?: Int32Array): void {
   for (let pfn = FIRST_PFN; pfn < mem.frames; pfn++) {
     const kind = mem.kind[pfn];
+    const held = refs === undefined ? 0 : refs[pfn];
     if (kind === KIND_FREE) {
-      if (mapped[pfn] !== 0) fail(`pfn ${pfn} is free but mapped ${mapped[pfn]} times`);
+      if (mapped[pfn] !== 0 || held !== 0)
+        fail(`pfn ${pfn} is free but mapped ${mapped[pfn]} times, held ${held}`);
       continue;
     }
     if (kind !== KIND_ANON) fail(`pfn ${pfn} is in use but not anonymous (${describe(mem, pfn)})`);
     if (mem.mapcount[pfn] !== mapped[pfn]) {
       fail(`pfn ${pfn} is mapped ${mapped[pfn]} times, its map count says ${mem.mapcount[pfn]}`);
     }
-    if (exactRefs && mem.refcount[pfn] !== mem.mapcount[pfn]) {
-      fail(`pfn ${pfn} holds ${mem.refcount[pfn]} references for ${mem.mapcount[pfn]} mappings (a leak)`);
+    if (refs !== undefined && mem.refcount[pfn] !== mem.mapcount[pfn] + held) {
+      fail(
+        `pfn ${pfn} holds ${mem.refcount[pfn]} references for ${mem.mapcount[pfn]} mappings and ${held} held (a leak)`,
+      );
     }
   }
 }

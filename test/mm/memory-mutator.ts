@@ -20,6 +20,9 @@
  *                               VMA's prot and flags, or ENOMEM when the space after is taken
  *   fork                        see memory-pages.ts (ChildImage); at most two children live, each
  *                               checked at the fork and again before it exits
+ *   pin                         a write, longterm GUP pin of a writable slot (at most four live):
+ *                               no slot changes; the slot keeps mapping the pinned frame while
+ *                               its incarnation lives (checked at checkpoints)
  * and, every few calls, the scratch range remapped and poisoned through this CPU's Mmu (mmu-race's
  * refillScratch), so that a frame freed from the window is soon reused and poisoned.
  *
@@ -30,6 +33,7 @@
 import { EFAULT, ENOMEM } from '../../src/errno.js';
 import type { Process } from '../../src/kernel/process.js';
 import { rangeOut } from '../../src/maple/api.js';
+import { unpinUserPages } from '../../src/mm/gup.js';
 import {
   MADV_DOFORK,
   MADV_DONTFORK,
@@ -73,6 +77,7 @@ import { refillScratch } from './tasks/mmu-race.js';
 const ANON = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED;
 const RW = PROT_READ | PROT_WRITE;
 const PROTS = [RW, RW, RW, RW, PROT_READ, PROT_NONE];
+const MAX_PINS = 4;
 
 export interface MutatorCounts {
   /** Calls by name (mremap and madvise by kind). */
@@ -92,6 +97,12 @@ export interface MutatorCounts {
   poisonFills: number;
   incarnations: number;
   pages: PageCounts;
+}
+
+/** A write, longterm pin of one page taken through GUP, and the incarnation it was taken on. */
+export interface Pin {
+  rec: number;
+  pfn: number;
 }
 
 interface LiveChild {
@@ -115,6 +126,8 @@ export class Mutator {
     pages: { pages: 0, unstableLanes: 0 },
   };
   readonly children: LiveChild[] = [];
+  /** At most MAX_PINS live pins (the oldest is dropped for a new one). */
+  readonly pins: Pin[] = [];
   private readonly rng: Rng;
   private readonly out = rangeOut();
   // Records: free, and ended ones waiting for every accessor to finish an operation.
@@ -156,6 +169,7 @@ export class Mutator {
     else if (r < 78) this.shrink(p, n);
     else if (r < 84) this.grow(p, n);
     else if (r < 87) this.fork();
+    else if (r < 90) this.pin(p);
     else this.mmap(p, n, RW, false);
     // A live child writes now and then too: its copy-on-write faults race the accessors' on the
     // frames the two processes still share.
@@ -280,6 +294,30 @@ export class Mutator {
     this.call('mremap grow', free ? WINDOW + p * P : -ENOMEM, () =>
       this.proc.mm.sysMremap(WINDOW + p * P, (end - p) * P, (end - p + by) * P, 0, 0),
     );
+  }
+
+  /**
+   * pin_user_pages(FOLL_WRITE | FOLL_LONGTERM) of a writable slot, as a device would: GUP faults
+   * the page in for writing (copying it if a child still shares it) and the content stays; no
+   * seqlock bump, so the accessors' racing accesses are checked exactly. While the incarnation
+   * lives, its slot must keep mapping the pinned frame (checked at every checkpoint): across
+   * mprotect, fork (the child gets a copy) and mremap, as cow.c's R/W longterm pin cases say.
+   */
+  private pin(p: number): void {
+    const m = this.m;
+    if (m.rec[p] === 0 || m.prot[p] !== RW) return;
+    if (this.pins.length >= MAX_PINS) this.unpin(this.pins.shift() as Pin);
+    const t0 = performance.now();
+    const got = this.proc.mm.pinUserPages(WINDOW + p * P, 1, { write: true, longterm: true });
+    this.time('pin', t0);
+    this.count('pin');
+    if (!Array.isArray(got) || got.length !== 1) throw new Error(`pin of slot ${p}: ${String(got)}`);
+    this.pins.push({ rec: m.rec[p], pfn: got[0] });
+  }
+
+  unpin(pin: Pin): void {
+    unpinUserPages(this.proc.kernel.mem, [pin.pfn]);
+    this.count('unpin');
   }
 
   /** fork, the child checked against its image, a few stores of its own; the oldest of three exits. */

@@ -28,7 +28,8 @@
  *   - At checkpoints (accessors paused, every second) and at the end: every word of the window
  *     against the model, the VMA invariants (checkMmLocked) and page tables against VMAs
  *     (checkPtesLocked) of the parent and each live child, map counts and reference counts of
- *     every frame against the page tables of all of them (checkFrameMaps), PhysMem.check().
+ *     every frame against the page tables of all of them and the live pins (checkFrameMaps),
+ *     each pin still mapped where its incarnation lives, PhysMem.check().
  *   - After every process exited: kernel.counts() all zero, every VMA record, tree node, page
  *     table and PMD leaf returned, PhysMem.check() clean after drainAll.
  */
@@ -36,15 +37,28 @@ import assert from 'node:assert/strict';
 import { Kernel } from '../../src/kernel/kernel.js';
 import { Process } from '../../src/kernel/process.js';
 import { Machine } from '../../src/machine/machine.js';
+import { GUP_PIN_COUNTING_BIAS } from '../../src/mem/page.js';
+import { ptePfn } from '../../src/mem/pte.js';
 import type { AddressSpace } from '../../src/mm/address-space.js';
 import { checkMmLocked } from '../../src/mm/check.js';
 import { checkFrameMaps, checkPtesLocked } from '../../src/mm/check-ptes.js';
 import { mmapReadLock, mmapReadUnlock } from '../../src/mm/vma-lock.js';
 import { rcuBarrier } from '../../src/sync/rcu.js';
-import { Mutator, type MutatorCounts } from './memory-mutator.js';
+import { Mutator, type MutatorCounts, type Pin } from './memory-mutator.js';
 import { checkParent } from './memory-pages.js';
 import type { AccessorArgs, AccessorResult } from './tasks/memory-accessor.js';
-import { C_DONE, C_ERRORS, C_PAUSE, C_PAUSED, C_READY, C_STOP, MemoryModel } from './tasks/memory-model.js';
+import {
+  C_DONE,
+  C_ERRORS,
+  C_PAUSE,
+  C_PAUSED,
+  C_READY,
+  C_STOP,
+  MemoryModel,
+  P,
+  SLOTS,
+  WINDOW,
+} from './tasks/memory-model.js';
 
 export interface MemoryRaceOptions {
   seed: number;
@@ -118,6 +132,7 @@ export async function raceMemory(options: MemoryRaceOptions): Promise<MemoryRace
   checkpoint(kernel, proc, m, mutator);
   const shootdowns = proc.mm.tlb.stats().shootdowns;
   for (const child of mutator.children.splice(0)) mutator.retire(child);
+  for (const pin of mutator.pins.splice(0)) mutator.unpin(pin);
   const arenas = [proc.mm.arena.arena, (proc.mm.index as unknown as { arena: { live: number } }).arena];
   proc.detach();
   proc.exit();
@@ -194,10 +209,16 @@ function pause(m: MemoryModel, k: number, giveUpMs: number): void {
  * Leaves this CPU's Mmu on the parent offline.
  */
 function checkpoint(kernel: Kernel, proc: Process, m: MemoryModel, mutator: Mutator): void {
-  const mapped = new Int32Array(kernel.mem.frames);
+  const mem = kernel.mem;
+  const mapped = new Int32Array(mem.frames);
   checkSpace(proc.mm, mapped);
   for (const child of mutator.children) checkSpace(child.proc.mm, mapped);
-  checkFrameMaps(kernel.mem, mapped, true);
+  const refs = new Int32Array(mem.frames);
+  for (const pin of mutator.pins) {
+    refs[pin.pfn] += GUP_PIN_COUNTING_BIAS;
+    checkPinned(proc, m, pin);
+  }
+  checkFrameMaps(mem, mapped, refs);
   assert.equal(kernel.mem.check(), undefined);
   const mmu = proc.mm.mmu();
   try {
@@ -207,6 +228,17 @@ function checkpoint(kernel: Kernel, proc: Process, m: MemoryModel, mutator: Muta
   }
   for (const child of mutator.children) {
     child.image.check(child.proc.mm.mmu(), `child ${child.tag} at a checkpoint`, mutator.counts.pages);
+  }
+}
+
+/** A pin stays reliable: while its incarnation lives, the incarnation's slot maps the pinned frame. */
+function checkPinned(proc: Process, m: MemoryModel, pin: Pin): void {
+  for (let p = 0; p < SLOTS; p++) {
+    if (m.rec[p] !== pin.rec) continue;
+    const pfn = ptePfn(proc.mm.pt.lookupPte(WINDOW + p * P));
+    if (pfn !== pin.pfn)
+      throw new Error(`slot ${p} maps pfn ${pfn}, not the frame pinned on its incarnation (${pin.pfn})`);
+    return;
   }
 }
 

@@ -3,8 +3,8 @@
  * through their Mmus while this thread runs random munmap/mmap/mprotect/mremap/madvise/fork on the
  * same pages with predicted outcomes, checking every fork child, with a full checkpoint (page
  * contents, page tables against VMAs, map counts of every frame) every second and at the end.
- * Under load it runs on (up to a minute more) until 2000 calls and 50 forks were made. VMSPACE_SEED
- * replays a seed (the seed is printed first).
+ * Under load it runs on (up to a minute more) until 2000 calls and 50 forks were made. The seed is
+ * printed first; VMSPACE_SEED=n replays its sequence of calls (not the accessors' interleaving).
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
