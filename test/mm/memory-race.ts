@@ -103,6 +103,7 @@ export async function raceMemory(options: MemoryRaceOptions): Promise<MemoryRace
         lane: a,
         seed: options.seed,
         giveUpMs,
+        limitMs: options.durationMs + 3 * giveUpMs,
       };
       return machine.run<AccessorResult>(task, args, [a]).then((r) => r[0]);
     });

@@ -50,6 +50,8 @@ export interface AccessorArgs {
   seed: number;
   /** Bound on a pause (ms). */
   giveUpMs: number;
+  /** Bound on the whole run (ms): the mutator stops the accessors long before. */
+  limitMs: number;
 }
 
 export interface AccessorResult {
@@ -125,6 +127,7 @@ class Accessor {
 
   loop(): void {
     const ctl = this.m.control;
+    const limit = Date.now() + this.args.limitMs;
     for (let n = 0; Atomics.load(ctl, C_STOP) === 0 && this.res.error === ''; n++) {
       const pause = Atomics.load(ctl, C_PAUSE);
       if (pause !== 0 && pause !== this.paused) this.pause(pause);
@@ -135,7 +138,10 @@ class Accessor {
       else if ((k & 6) !== 0) this.load(p, own);
       else this.load(p, (k >>> 8) % WORDS);
       Atomics.add(ctl, C_OPS + this.a, 1);
-      if ((n & 255) === 0) rcuQuiescent();
+      if ((n & 255) === 0) {
+        rcuQuiescent();
+        if (Date.now() > limit) throw new Error(`not stopped within ${this.args.limitMs} ms`);
+      }
     }
   }
 
