@@ -101,7 +101,8 @@ export interface MutatorCounts {
 
 /** A write, longterm pin of one page taken through GUP, and the incarnation it was taken on. */
 export interface Pin {
-  rec: number;
+  /** The incarnation's serial (its record is reused once it ends). */
+  serial: number;
   pfn: number;
 }
 
@@ -312,7 +313,7 @@ export class Mutator {
     this.time('pin', t0);
     this.count('pin');
     if (!Array.isArray(got) || got.length !== 1) throw new Error(`pin of slot ${p}: ${String(got)}`);
-    this.pins.push({ rec: m.rec[p], pfn: got[0] });
+    this.pins.push({ serial: m.serial[m.rec[p]], pfn: got[0] });
   }
 
   unpin(pin: Pin): void {

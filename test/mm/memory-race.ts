@@ -235,7 +235,7 @@ function checkpoint(kernel: Kernel, proc: Process, m: MemoryModel, mutator: Muta
 /** A pin stays reliable: while its incarnation lives, the incarnation's slot maps the pinned frame. */
 function checkPinned(proc: Process, m: MemoryModel, pin: Pin): void {
   for (let p = 0; p < SLOTS; p++) {
-    if (m.rec[p] !== pin.rec) continue;
+    if (m.rec[p] === 0 || m.serial[m.rec[p]] !== pin.serial) continue;
     const pfn = ptePfn(proc.mm.pt.lookupPte(WINDOW + p * P));
     if (pfn !== pin.pfn)
       throw new Error(`slot ${p} maps pfn ${pfn}, not the frame pinned on its incarnation (${pin.pfn})`);
