@@ -20,7 +20,7 @@
  *                               VMA's prot and flags, or ENOMEM when the space after is taken
  *   fork                        see memory-pages.ts (ChildImage); at most two children live, each
  *                               checked at the fork and again before it exits
- *   pin                         a write, longterm GUP pin of a writable slot (at most four live):
+ *   pin                         a longterm GUP pin, write or read-only (at most four live):
  *                               no slot changes; the slot keeps mapping the pinned frame while
  *                               its incarnation lives (checked at checkpoints)
  * and, every few calls, the scratch range remapped and poisoned through this CPU's Mmu (mmu-race's
@@ -170,7 +170,7 @@ export class Mutator {
     else if (r < 78) this.shrink(p, n);
     else if (r < 84) this.grow(p, n);
     else if (r < 87) this.fork();
-    else if (r < 90) this.pin(p);
+    else if (r < 90) this.pin(p, rng.below(2) === 0);
     else this.mmap(p, n, RW, false);
     // A live child writes now and then too: its copy-on-write faults race the accessors' on the
     // frames the two processes still share.
@@ -298,20 +298,23 @@ export class Mutator {
   }
 
   /**
-   * pin_user_pages(FOLL_WRITE | FOLL_LONGTERM) of a writable slot, as a device would: GUP faults
-   * the page in for writing (copying it if a child still shares it) and the content stays; no
-   * seqlock bump, so the accessors' racing accesses are checked exactly. While the incarnation
-   * lives, its slot must keep mapping the pinned frame (checked at every checkpoint): across
-   * mprotect, fork (the child gets a copy) and mremap, as cow.c's R/W longterm pin cases say.
+   * pin_user_pages(FOLL_LONGTERM, with FOLL_WRITE on a writable slot or without on a readable
+   * one), as a device would: GUP faults the page in for writing, or unshares it (a copy when a
+   * child or the zero page shares it), and the content stays; no seqlock bump, so the accessors'
+   * racing accesses are checked exactly. While the incarnation lives, its slot must keep mapping
+   * the pinned frame (checked at every checkpoint): across mprotect, fork (the child gets a
+   * copy), mremap and later writes, as cow.c's R/W and R/O longterm pin cases say.
    */
-  private pin(p: number): void {
+  private pin(p: number, write: boolean): void {
     const m = this.m;
-    if (m.rec[p] === 0 || m.prot[p] !== RW) return;
+    const prot = m.prot[p];
+    if (m.rec[p] === 0 || (write ? prot !== RW : prot === PROT_NONE)) return;
     if (this.pins.length >= MAX_PINS) this.unpin(this.pins.shift() as Pin);
     const t0 = performance.now();
-    const got = this.proc.mm.pinUserPages(WINDOW + p * P, 1, { write: true, longterm: true });
-    this.time('pin', t0);
-    this.count('pin');
+    const got = this.proc.mm.pinUserPages(WINDOW + p * P, 1, { write, longterm: true });
+    const name = write ? 'pin' : 'pin read-only';
+    this.time(name, t0);
+    this.count(name);
     if (!Array.isArray(got) || got.length !== 1) throw new Error(`pin of slot ${p}: ${String(got)}`);
     this.pins.push({ serial: m.serial[m.rec[p]], pfn: got[0] });
   }
