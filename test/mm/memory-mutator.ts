@@ -19,7 +19,8 @@
  *   mremap shrink               the tail unmapped; grow in place (no MAYMOVE): fresh tail with the
  *                               VMA's prot and flags, or ENOMEM when the space after is taken
  *   fork                        see memory-pages.ts (ChildImage); at most two children live, each
- *                               checked at the fork and again before it exits
+ *                               checked at the fork and again before it exits; a third of the
+ *                               forks are a live child's (a grandchild sharing pages three ways)
  *   pin                         a longterm GUP pin, write or read-only (at most four live):
  *                               no slot changes; the slot keeps mapping the pinned frame while
  *                               its incarnation lives (checked at checkpoints)
@@ -327,10 +328,14 @@ export class Mutator {
   /** fork, the child checked against its image, a few stores of its own; the oldest of three exits. */
   fork(): void {
     if (this.children.length >= 2) this.retire(this.children.shift() as LiveChild);
+    if (this.children.length !== 0 && this.rng.below(3) === 0) {
+      this.forkChild(this.children[this.rng.below(this.children.length)]);
+      return;
+    }
     let t0 = performance.now();
     this.waitForAccessors();
     this.time('fork wait', t0);
-    const image = new ChildImage(this.m);
+    const image = ChildImage.ofParent(this.m);
     t0 = performance.now();
     const proc = this.proc.fork();
     this.time('fork', t0);
@@ -345,6 +350,24 @@ export class Mutator {
     this.counts.childChecks++;
     this.children.push(child);
     this.time('fork check', t0);
+  }
+
+  /**
+   * A live child forks in turn: the grandchild must hold the child's image exactly (pages now
+   * shared three ways while the parent's accessors keep faulting), checked like any child.
+   */
+  private forkChild(parent: LiveChild): void {
+    const image = parent.image.forkOf();
+    const t0 = performance.now();
+    const proc = parent.proc.fork();
+    this.time('fork of a child', t0);
+    this.count('fork of a child');
+    this.counts.forks++;
+    const child = { proc, image, tag: this.counts.forks };
+    image.check(proc.mm.mmu(), `child ${child.tag} (of child ${parent.tag}) at fork`, this.counts.pages);
+    this.scribble(child, 16);
+    this.counts.childChecks++;
+    this.children.push(child);
   }
 
   /** `count` stores of the child's own into its writable slots (ChildImage.scribble). */

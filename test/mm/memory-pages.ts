@@ -12,7 +12,8 @@
  *     shared page before fork write-protected it (the child sees it) or after (it does not): its
  *     words become WILD in the image. Every other word must read in the child exactly as copied:
  *     the child's data is the parent's at the fork, whatever the parent does afterwards.
- * MADV_DONTFORK slots are unmapped in the child, MADV_WIPEONFORK slots zero-filled.
+ * MADV_DONTFORK slots are unmapped in the child, MADV_WIPEONFORK slots zero-filled. A child's own
+ * fork (a grandchild) copies the child's image exactly: nobody but the mutator runs in a child.
  */
 import type { Mmu } from '../../src/mem/mmu.js';
 import { MemoryFault } from '../../src/mem/tlb.js';
@@ -96,29 +97,58 @@ export class ChildImage {
   readonly mapped = new Uint8Array(SLOTS);
   readonly prot = new Int32Array(SLOTS);
   readonly lazy = new Uint8Array(SLOTS);
+  /** MADV_WIPEONFORK, which a child's VMA keeps: the slot is zero in the child's own children. */
+  readonly wipe = new Uint8Array(SLOTS);
   readonly data = new Int32Array(SLOTS * WORDS);
+  /** The parent's model and its SSEQ before the fork (null for the image of a child's child). */
+  private m: MemoryModel | null = null;
   private readonly sseq = new Int32Array(MAX_ACCESSORS * SLOTS);
   /** The child's own stores so far (the low bits of its values). */
   private stores = 0;
 
-  /** Before the fork (the accessors' in-flight operations finished; see the file comment). */
-  constructor(private readonly m: MemoryModel) {
-    for (let i = 0; i < m.accessors * SLOTS; i++) this.sseq[i] = Atomics.load(m.sseq, i);
+  /** Before the parent's fork (the accessors' in-flight operations finished; see the file comment). */
+  static ofParent(m: MemoryModel): ChildImage {
+    const c = new ChildImage();
+    c.m = m;
+    for (let i = 0; i < m.accessors * SLOTS; i++) c.sseq[i] = Atomics.load(m.sseq, i);
     for (let p = 0; p < SLOTS; p++) {
       const rec = m.rec[p];
       const flags = m.flags[p];
       if (rec === 0 || (flags & FL_DONTFORK) !== 0) continue;
-      this.mapped[p] = 1;
-      this.prot[p] = m.prot[p];
-      if ((flags & FL_WIPE) !== 0) continue;
-      this.lazy[p] = m.lazy[rec];
-      this.data.set(m.model.subarray(rec * WORDS, (rec + 1) * WORDS), p * WORDS);
+      c.mapped[p] = 1;
+      c.prot[p] = m.prot[p];
+      if ((flags & FL_WIPE) !== 0) {
+        c.wipe[p] = 1;
+        continue;
+      }
+      c.lazy[p] = m.lazy[rec];
+      c.data.set(m.model.subarray(rec * WORDS, (rec + 1) * WORDS), p * WORDS);
     }
+    return c;
+  }
+
+  /**
+   * The image of a fork of this child (only this CPU uses the child, so the copy is exact): its
+   * slots as they are, zero where MADV_WIPEONFORK is in force (MADV_DONTFORK slots never reached
+   * the child).
+   */
+  forkOf(): ChildImage {
+    const c = new ChildImage();
+    c.mapped.set(this.mapped);
+    c.prot.set(this.prot);
+    c.wipe.set(this.wipe);
+    for (let p = 0; p < SLOTS; p++) {
+      if (this.mapped[p] === 0 || this.wipe[p] !== 0) continue;
+      c.lazy[p] = this.lazy[p];
+      c.data.set(this.data.subarray(p * WORDS, (p + 1) * WORDS), p * WORDS);
+    }
+    return c;
   }
 
   /** After the fork: lanes stored into meanwhile become WILD. Returns how many. */
   settle(): number {
     const m = this.m;
+    if (m === null) return 0;
     let unstable = 0;
     for (let a = 0; a < m.accessors; a++) {
       for (let p = 0; p < SLOTS; p++) {
