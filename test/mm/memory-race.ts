@@ -16,6 +16,8 @@
  *     when that state says (SEGV_MAPERR unmapped, SEGV_ACCERR by protection) and, in its own lane,
  *     read exactly the value the model holds: the last pattern this CPU stored into that
  *     incarnation, or 0 if none (0 is also legal for a MADV_FREE'd incarnation).
+ *     Calls that must not change what a page holds or how it may be accessed (fork, GUP pins,
+ *     MADV_POPULATE_*) leave the generation alone: accesses racing them are checked exactly.
  *   - An access racing a syscall on its slot may see the old or the new state: it may fault, and a
  *     load may return any well-formed value (an accessor's pattern, or 0). A racing store that did
  *     not fault makes its word WILD (any well-formed value) in every incarnation the slot held
