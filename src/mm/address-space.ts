@@ -414,8 +414,9 @@ export class AddressSpace implements MmShared {
    * This CPU's Mmu for the address space (made on first use, one per facade: a facade is one
    * CPU's). Its miss handler is the page-fault path (mmu-fault.ts, faultPage). Deadlock rule: a
    * CPU must not hold up a shootdown while it blocks, so every syscall entry (run, runRead,
-   * populate) takes this Mmu offline before it may wait for mmap_lock; the next access brings it
-   * back online. A CPU that stops using the space calls detach(), which takes it offline too.
+   * populate) and every view (vmas: maps, smaps, status) takes this Mmu offline before it may
+   * wait for mmap_lock; the next access brings it back online. A CPU that stops using the space
+   * calls detach(), which takes it offline too.
    */
   mmu(): Mmu {
     this.cpuMmu ??= new Mmu(this.mem, this.pt, this.tlb, new MmuFault(this));
@@ -607,6 +608,7 @@ export class AddressSpace implements MmShared {
    */
   insertVma(f: VmaFields, withAnon = false): void {
     const ctx = this.ctx;
+    this.mmuOffline();
     mmapWriteLock(this.locks);
     try {
       ctx.open();
@@ -827,6 +829,7 @@ export class AddressSpace implements MmShared {
 
   /** The VMAs in address order, as /proc/PID/maps and smaps show them (`resident`: with Rss). */
   vmas(resident = false): VmaView[] {
+    this.mmuOffline();
     mmapReadLock(this.locks);
     try {
       return vmaViews(this, resident);

@@ -14,8 +14,9 @@
  *
  * Page tables, for private VMAs with an anon_vma and without VM_WIPEONFORK (copy_pte_range):
  *   zero page           copied as it is (no reference, no map count)
- *   maybeDmaPinned      copied into a new exclusive frame for the child (copy_present_page): the
- *                       parent keeps its page, exclusive and writable, so a pin sees its writes
+ *   maybeDmaPinned      copied into a new exclusive frame for the child (copy_present_page), its
+ *                       entry with the VMA's protection (none under PROT_NONE): the parent keeps
+ *                       its page, exclusive and writable, so a pin sees its writes
  *   otherwise           shared: PG_ANON_EXCLUSIVE cleared, getPage + incMapcount for the child,
  *                       WRITE cleared in the parent's entry (under its PTL) and the child's
  * The parent's TLBs may hold writable translations: the write-protected range is shot down before
@@ -48,7 +49,14 @@ import {
 import { checkMmLocked } from './check.js';
 import type { MmShared, SyscallContext } from './context.js';
 import { PMD_NONE } from './pmd-state.js';
-import { VM_DONTCOPY, VM_LOCKED_MASK, VM_SHARED, VM_WIPEONFORK, VM_WRITE } from './vm-flags.js';
+import {
+  VM_ACCESS_FLAGS,
+  VM_DONTCOPY,
+  VM_LOCKED_MASK,
+  VM_SHARED,
+  VM_WIPEONFORK,
+  VM_WRITE,
+} from './vm-flags.js';
 import { mmapWriteLock, mmapWriteUnlock, vmaStartWrite } from './vma-lock.js';
 import { vmaFields } from './vma-record.js';
 
@@ -202,8 +210,10 @@ function copyPteRange(
       mem.bytes.copyWithin(np * PAGE_SIZE, pfn * PAGE_SIZE, (pfn + 1) * PAGE_SIZE);
       mem.setFlag(np, PG_ANON_EXCLUSIVE);
       mem.incMapcount(np);
+      // The copy takes the VMA's protection (vm_page_prot): no user access under PROT_NONE.
+      const user = (vmFlags & VM_ACCESS_FLAGS) !== 0 ? PTE_USER : 0;
       const w = (vmFlags & VM_WRITE) !== 0 ? PTE_WRITE | PTE_DIRTY : 0;
-      cpt.setPte(ct, ci, makePte(np, PTE_PRESENT | PTE_USER | PTE_ACCESSED | w));
+      cpt.setPte(ct, ci, makePte(np, PTE_PRESENT | user | PTE_ACCESSED | w));
       return;
     }
     // Shared copy-on-write: both entries read-only, the page no longer exclusive.
