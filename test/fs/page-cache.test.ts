@@ -30,8 +30,8 @@ import { PhysMem } from '../../src/mem/frames.js';
 import { FIRST_PFN, I32_PER_PAGE, PAGE_SIZE, PG_DIRTY, PG_UPTODATE } from '../../src/mem/page.js';
 import { FailureInjector } from '../../src/shm/arena.js';
 import { rcuBarrier } from '../../src/sync/rcu.js';
-import { fakeFile, store } from './fake-backing.js';
 import { KERNEL_EMPTY } from '../support/leaks.js';
+import { fakeFile, store } from './fake-backing.js';
 
 function setup(frames = 512, injector?: FailureInjector): { mem: PhysMem; files: FileTable } {
   const mem = PhysMem.create({ frames, injector, pcpHigh: 0 });

@@ -21,6 +21,7 @@ import {
   PROT_WRITE,
 } from '../../src/mm/vm-flags.js';
 import { rcuBarrier } from '../../src/sync/rcu.js';
+import { KERNEL_EMPTY } from '../support/leaks.js';
 
 const P = PAGE_SIZE;
 const BASE = 0x100000000;
@@ -54,7 +55,7 @@ function tearDown(kernel: Kernel, spaces: Process[]): void {
   }
   rcuBarrier();
   kernel.mem.drainAll();
-  assert.deepEqual(kernel.counts(), { processes: 0, frames: 0, files: 0, anonVmas: 0 });
+  assert.deepEqual(kernel.counts(), KERNEL_EMPTY);
 }
 
 test('a parent and its fork child pass; the counts cover both', () => {

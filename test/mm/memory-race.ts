@@ -46,6 +46,7 @@ import { checkMmLocked } from '../../src/mm/check.js';
 import { checkFrameMaps, checkPtesLocked } from '../../src/mm/check-ptes.js';
 import { mmapReadLock, mmapReadUnlock } from '../../src/mm/vma-lock.js';
 import { rcuBarrier } from '../../src/sync/rcu.js';
+import { KERNEL_EMPTY } from '../support/leaks.js';
 import { Mutator, type MutatorCounts, type Pin } from './memory-mutator.js';
 import { checkParent } from './memory-pages.js';
 import type { AccessorArgs, AccessorResult } from './tasks/memory-accessor.js';
@@ -144,7 +145,7 @@ export async function raceMemory(options: MemoryRaceOptions): Promise<MemoryRace
   assert.equal(proc.mm.pt.live, 0, 'page tables left after exit');
   assert.equal(proc.mm.pmd.liveLeaves, 0, 'PMD state left after exit');
   kernel.mem.drainAll();
-  assert.deepEqual(kernel.counts(), { processes: 0, frames: 0, files: 0, anonVmas: 0 });
+  assert.deepEqual(kernel.counts(), KERNEL_EMPTY);
   assert.equal(kernel.mem.check(), undefined);
   return {
     accessors: results,
