@@ -164,6 +164,8 @@ function defaultPhysMem(): PhysMem {
   return threadMem;
 }
 
+const SHADOW = process.env.THP_SHADOW === '1';
+
 /** faultStage's mode for the fault of one page (not a POPULATE_* mode). */
 const FAULT_ONE_PAGE = -1;
 
@@ -318,7 +320,38 @@ export class AddressSpace implements MmShared {
     mmapWriteUnlock(this.locks);
     if (ctx.populateMode !== POPULATE_NONE && !this.deferPopulate) ret = this.populate(ret);
     lockdepAssertNoneHeld(name);
+    if (SHADOW) this.shadowCheck(name);
     return ret;
+  }
+
+  /** TEMPORARY: PmdState against the real page tables. */
+  shadowCheck(what: string): void {
+    const real = new Map<number, number>();
+    const pt = this.pt;
+    const e = pt.entries;
+    const root = pt.rootTable;
+    if (root === 0) return;
+    for (let g = 0; g < 512; g++) {
+      const x = e[(root << 9) | g];
+      if (x === 0) continue;
+      for (let u = 0; u < 512; u++) {
+        const y = e[((x >>> 12) << 9) | u];
+        if (y === 0) continue;
+        for (let m = 0; m < 512; m++) {
+          const z = e[((y >>> 12) << 9) | m];
+          if (z === 0) continue;
+          real.set((g * 512 + u) * 2 ** 30 + m * PMD_SIZE, (z & 0x480) !== 0 ? HUGE : PTE_TABLE);
+        }
+      }
+    }
+    const model = new Map<number, number>();
+    for (const r of this.pmd.regionsIn(0, 2 ** 47)) model.set(r, this.pmd.at(r));
+    const keys = new Set([...real.keys(), ...model.keys()]);
+    for (const k of keys) {
+      if (real.get(k) !== model.get(k)) {
+        throw new Error(`SHADOW ${what}: region ${k.toString(16)} real ${real.get(k)} model ${model.get(k)}`);
+      }
+    }
   }
 
   /** Runs a read-only body under mmap_lock held for read. */
@@ -502,6 +535,7 @@ export class AddressSpace implements MmShared {
     countEvent(this.locks, EV_MMAP_FALLBACK);
     const r = this.faultStage(FAULT_ONE_PAGE, page, PAGE_SIZE, (write ? 1 : 0) | (exec ? 2 : 0));
     lockdepAssertNoneHeld('page fault');
+    if (SHADOW) this.shadowCheck('fault');
     return r;
   }
 
@@ -512,21 +546,30 @@ export class AddressSpace implements MmShared {
    */
   populateLogged(start: number, len: number, mode: number, ret: number): number {
     this.ctx.requestPopulate(start, len, mode);
-    return this.populate(ret);
+    const r = this.populate(ret);
+    if (SHADOW) this.shadowCheck('populateLogged');
+    return r;
   }
 
-  /** Unmapping zaps the range and frees the page tables of free_pgtables' gathered groups. */
+  /**
+   * unmap_region for the unmapped VMAs [starts[i], ends[i]) (ascending) between floor and ceiling:
+   * the ranges are zapped, then free_pgtables frees the tables of the groups of VMAs less than
+   * 2 MiB apart, each with the next group's start as its ceiling.
+   */
   private unmapPageTables(starts: number[], ends: number[], floor: number, ceiling: number): void {
     const pmd = this.pmd;
+    const work = this.ctx.ptWork;
     for (let i = 0; i < starts.length; i++) {
       pmd.zap(starts[i], ends[i]);
-      this.ctx.ptWork.zap(starts[i], ends[i]);
+      work.zap(starts[i], ends[i]);
     }
     let i = 0;
     while (i < starts.length) {
       let j = i;
       while (j + 1 < starts.length && starts[j + 1] <= ends[j] + PMD_SIZE) j++;
-      pmd.freeRange(starts[i], ends[j], floor, j + 1 < starts.length ? starts[j + 1] : ceiling);
+      const groupCeiling = j + 1 < starts.length ? starts[j + 1] : ceiling;
+      pmd.freeRange(starts[i], ends[j], floor, groupCeiling);
+      work.freeTables(starts[i], ends[j], floor, groupCeiling);
       i = j + 1;
     }
   }
@@ -536,12 +579,13 @@ export class AddressSpace implements MmShared {
    * mapped huge splits the mapping into a table. Preconditions: mmap_lock held for write.
    */
   private splitHugeAcrossVmasLocked(): void {
-    if (this.pmd.hugeCount === 0) return;
+    if (this.pmd.hugeCount === 0 && this.pt.thpRegions === 0) return;
     const edges = this.edges;
     if (edges.length !== 0) edges.length = 0;
     this.ctx.txn.changedEdges(edges);
     for (const edge of edges) {
       if (edge % PMD_SIZE !== 0 && this.pmd.at(edge) === HUGE) this.pmd.set(edge, PTE_TABLE);
+      if (edge % PMD_SIZE !== 0) this.ctx.ptWork.split(edge - (edge % PAGE_SIZE));
     }
   }
 
@@ -603,6 +647,10 @@ export class AddressSpace implements MmShared {
     this.mmuOffline();
     const r = dupMmap(this, child);
     lockdepAssertNoneHeld('fork');
+    if (SHADOW && r === 0) {
+      this.shadowCheck('fork parent');
+      child.shadowCheck('fork child');
+    }
     return r;
   }
 

@@ -115,7 +115,7 @@ export class SyscallContext {
     this.anonVmas = shared.anonVmas;
     this.mem = shared.mem;
     this.pt = shared.pt;
-    this.ptWork = new PageTableWork(shared.pt, shared.mem, shared.index, shared.tlb);
+    this.ptWork = new PageTableWork(shared.pt, shared.mem, shared.index, shared.tlb, shared.locks);
     this.txn = new VmaTxn(this.arena, this.index, freeRecord, this.locks, this);
     this.layer = new VmaLayer(this.txn, this.config.maxMapCount);
     this.placement = new Placement(this.index, this.arena, this.config, this.files);

@@ -50,7 +50,7 @@ test('a new PageTables has a PGD only; walks of empty and out-of-range addresses
   const pt = PageTables.create();
   assert.equal(pt.countTables(), 1);
   assert.equal(pt.live, 1);
-  assert.deepEqual(pt.stats(), { tables: 1, pud: 0, pmd: 0, pte: 0, huge: 0, deposited: 0, live: 1 });
+  assert.deepEqual(pt.stats(), { tables: 1, pud: 0, pmd: 0, pte: 0, huge: 0, deposited: 0, thp: 0, live: 1 });
   for (const a of [0, 4096, 2 ** 40, USER_ADDR_LIMIT - 1, USER_ADDR_LIMIT, -1, 2 ** 60]) {
     assert.equal(pt.lookupPte(a), 0);
   }
@@ -82,6 +82,7 @@ test('set, look up, replace and clear PTEs at every level boundary; counts and t
     pte: 6,
     huge: 0,
     deposited: 0,
+    thp: 0,
     live: 14,
   });
   const t = pt.findPteTable(PMD_SIZE);

@@ -135,6 +135,7 @@ function markRecorderPageTables(mm: AddressSpace, layout: TraceVma[]): void {
     const end = Number(v.end);
     for (let r = Math.floor(Number(v.start) / PMD_SIZE) * PMD_SIZE; r < end; r += PMD_SIZE) {
       if (mm.pmd.at(r) === PMD_NONE) mm.pmd.set(r, PTE_TABLE);
+      if (mm.pt.allocPte(r) <= 0) throw new Error('replay: no memory for the recorder\'s page tables');
     }
   }
   mm.pmd.begin();
