@@ -52,7 +52,6 @@ import { dupMmap } from './fork.js';
 import { FOLL_LONGTERM, FOLL_PIN, FOLL_WRITE, type GupOptions, gupPages } from './gup.js';
 import { MmState, type MmStateDescriptor } from './mm-state.js';
 import { FAULT_FALLBACK, FAULT_GROW, faultPageLocked, faultPageVmaLocked, MmuFault } from './mmu-fault.js';
-import { HUGE, PmdState, type PmdStateDescriptor, PTE_TABLE } from './pmd-state.js';
 import { type VmaView, vmaViews } from './proc-maps.js';
 import {
   NR_BRK,
@@ -136,7 +135,6 @@ export interface AddressSpaceDescriptor {
   index: MapleTreeDescriptor;
   locks: MmLocksDescriptor;
   state: MmStateDescriptor;
-  pmd: PmdStateDescriptor;
   files: ArenaDescriptor;
   fds: { buffer: SharedArrayBuffer };
   anonVmas: ArenaDescriptor;
@@ -164,8 +162,6 @@ function defaultPhysMem(): PhysMem {
   return threadMem;
 }
 
-const SHADOW = process.env.THP_SHADOW === '1';
-
 /** faultStage's mode for the fault of one page (not a POPULATE_* mode). */
 const FAULT_ONE_PAGE = -1;
 
@@ -188,7 +184,6 @@ export class AddressSpace implements MmShared {
   /** mmap_lock: syscalls that change VMAs hold it for write; it is the tree's external lock. */
   readonly mmapLock: RwSem;
   readonly state: MmState;
-  readonly pmd: PmdState;
   readonly files: FileTable;
   readonly fds: FdTable;
   readonly anonVmas: AnonVmaTable;
@@ -216,7 +211,6 @@ export class AddressSpace implements MmShared {
       this.index = options.index;
       this.locks = MmLocks.attach(attached.locks, this.arena);
       this.state = MmState.attach(attached.state);
-      this.pmd = PmdState.attach(attached.pmd);
       this.files = FileTable.attach(attached.files);
       this.fds = FdTable.attach(attached.fds, this.files);
       this.anonVmas = AnonVmaTable.attach(attached.anonVmas);
@@ -236,7 +230,6 @@ export class AddressSpace implements MmShared {
       this.index = options.index;
       this.locks = MmLocks.create(this.arena);
       this.state = MmState.create(this.config.startBrk);
-      this.pmd = PmdState.create(this.config.taskSize);
       this.files = options.files ?? options.fds?.files ?? FileTable.create({ injector: options.injector });
       this.fds = options.fds ?? FdTable.create(this.files);
       this.anonVmas = options.anonVmas ?? AnonVmaTable.create(options.injector);
@@ -278,7 +271,6 @@ export class AddressSpace implements MmShared {
       index: this.index.describe(),
       locks: this.locks.describe(),
       state: this.state.describe(),
-      pmd: this.pmd.describe(),
       files: this.files.describe(),
       fds: this.fds.describe(),
       anonVmas: this.anonVmas.describe(),
@@ -320,38 +312,7 @@ export class AddressSpace implements MmShared {
     mmapWriteUnlock(this.locks);
     if (ctx.populateMode !== POPULATE_NONE && !this.deferPopulate) ret = this.populate(ret);
     lockdepAssertNoneHeld(name);
-    if (SHADOW) this.shadowCheck(name);
     return ret;
-  }
-
-  /** TEMPORARY: PmdState against the real page tables. */
-  shadowCheck(what: string): void {
-    const real = new Map<number, number>();
-    const pt = this.pt;
-    const e = pt.entries;
-    const root = pt.rootTable;
-    if (root === 0) return;
-    for (let g = 0; g < 512; g++) {
-      const x = e[(root << 9) | g];
-      if (x === 0) continue;
-      for (let u = 0; u < 512; u++) {
-        const y = e[((x >>> 12) << 9) | u];
-        if (y === 0) continue;
-        for (let m = 0; m < 512; m++) {
-          const z = e[((y >>> 12) << 9) | m];
-          if (z === 0) continue;
-          real.set((g * 512 + u) * 2 ** 30 + m * PMD_SIZE, (z & 0x480) !== 0 ? HUGE : PTE_TABLE);
-        }
-      }
-    }
-    const model = new Map<number, number>();
-    for (const r of this.pmd.regionsIn(0, 2 ** 47)) model.set(r, this.pmd.at(r));
-    const keys = new Set([...real.keys(), ...model.keys()]);
-    for (const k of keys) {
-      if (real.get(k) !== model.get(k)) {
-        throw new Error(`SHADOW ${what}: region ${k.toString(16)} real ${real.get(k)} model ${model.get(k)}`);
-      }
-    }
   }
 
   /** Runs a read-only body under mmap_lock held for read. */
@@ -535,7 +496,6 @@ export class AddressSpace implements MmShared {
     countEvent(this.locks, EV_MMAP_FALLBACK);
     const r = this.faultStage(FAULT_ONE_PAGE, page, PAGE_SIZE, (write ? 1 : 0) | (exec ? 2 : 0));
     lockdepAssertNoneHeld('page fault');
-    if (SHADOW) this.shadowCheck('fault');
     return r;
   }
 
@@ -546,9 +506,7 @@ export class AddressSpace implements MmShared {
    */
   populateLogged(start: number, len: number, mode: number, ret: number): number {
     this.ctx.requestPopulate(start, len, mode);
-    const r = this.populate(ret);
-    if (SHADOW) this.shadowCheck('populateLogged');
-    return r;
+    return this.populate(ret);
   }
 
   /**
@@ -557,18 +515,13 @@ export class AddressSpace implements MmShared {
    * 2 MiB apart, each with the next group's start as its ceiling.
    */
   private unmapPageTables(starts: number[], ends: number[], floor: number, ceiling: number): void {
-    const pmd = this.pmd;
     const work = this.ctx.ptWork;
-    for (let i = 0; i < starts.length; i++) {
-      pmd.zap(starts[i], ends[i]);
-      work.zap(starts[i], ends[i]);
-    }
+    for (let i = 0; i < starts.length; i++) work.zap(starts[i], ends[i]);
     let i = 0;
     while (i < starts.length) {
       let j = i;
       while (j + 1 < starts.length && starts[j + 1] <= ends[j] + PMD_SIZE) j++;
       const groupCeiling = j + 1 < starts.length ? starts[j + 1] : ceiling;
-      pmd.freeRange(starts[i], ends[j], floor, groupCeiling);
       work.freeTables(starts[i], ends[j], floor, groupCeiling);
       i = j + 1;
     }
@@ -579,14 +532,11 @@ export class AddressSpace implements MmShared {
    * mapped huge splits the mapping into a table. Preconditions: mmap_lock held for write.
    */
   private splitHugeAcrossVmasLocked(): void {
-    if (this.pmd.hugeCount === 0 && this.pt.thpRegions === 0) return;
+    if (this.pt.thpRegions === 0) return;
     const edges = this.edges;
     if (edges.length !== 0) edges.length = 0;
     this.ctx.txn.changedEdges(edges);
-    for (const edge of edges) {
-      if (edge % PMD_SIZE !== 0 && this.pmd.at(edge) === HUGE) this.pmd.set(edge, PTE_TABLE);
-      if (edge % PMD_SIZE !== 0) this.ctx.ptWork.split(edge - (edge % PAGE_SIZE));
-    }
+    for (const edge of edges) if (edge % PMD_SIZE !== 0) this.ctx.ptWork.split(edge);
   }
 
   /** mm->map_count. */
@@ -647,10 +597,6 @@ export class AddressSpace implements MmShared {
     this.mmuOffline();
     const r = dupMmap(this, child);
     lockdepAssertNoneHeld('fork');
-    if (SHADOW && r === 0) {
-      this.shadowCheck('fork parent');
-      child.shadowCheck('fork child');
-    }
     return r;
   }
 
@@ -664,7 +610,6 @@ export class AddressSpace implements MmShared {
       if (first >= 0) mm.layer.unmapRange(first, 0, 2 ** 53);
       return 0;
     });
-    this.pmd.destroy();
     rcuBarrier();
   }
 

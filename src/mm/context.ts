@@ -21,7 +21,6 @@ import type { MmConfig } from './config.js';
 import type { MmState } from './mm-state.js';
 import { PageTableWork } from './pgtable-work.js';
 import { Placement } from './placement.js';
-import type { PmdState } from './pmd-state.js';
 import { MergeState, VmaLayer } from './vma.js';
 import type { MmLocks } from './vma-lock.js';
 import type { VmaArena } from './vma-record.js';
@@ -53,7 +52,6 @@ export interface MmShared {
   readonly index: RangeIndex;
   readonly locks: MmLocks;
   readonly state: MmState;
-  readonly pmd: PmdState;
   readonly files: FileTable;
   readonly fds: FdTable;
   readonly anonVmas: AnonVmaTable;
@@ -70,7 +68,6 @@ export class SyscallContext {
   readonly index: RangeIndex;
   readonly locks: MmLocks;
   readonly state: MmState;
-  readonly pmd: PmdState;
   readonly files: FileTable;
   readonly fds: FdTable;
   readonly anonVmas: AnonVmaTable;
@@ -109,7 +106,6 @@ export class SyscallContext {
     this.index = shared.index;
     this.locks = shared.locks;
     this.state = shared.state;
-    this.pmd = shared.pmd;
     this.files = shared.files;
     this.fds = shared.fds;
     this.anonVmas = shared.anonVmas;
@@ -182,7 +178,6 @@ export class SyscallContext {
     this.txn.reset();
     this.ptWork.reset();
     this.installPtes = false;
-    this.pmd.begin();
     this.layer.mapCountBase = this.state.mapCount;
     if (this.newAnon.length !== 0) this.newAnon.length = 0;
     if (this.newFiles.length !== 0) this.newFiles.length = 0;
@@ -218,7 +213,6 @@ export class SyscallContext {
     this.txn.reset();
     this.ptWork.reset();
     this.installPtes = false;
-    this.pmd.rollback();
     this.state.brk = this.savedBrk;
     this.state.defFlags = this.savedDefFlags;
     this.state.shmemCount = this.savedShmem;

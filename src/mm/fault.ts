@@ -15,7 +15,6 @@
 import { EFAULT, EINVAL, ENOMEM, EPERM } from '../errno.js';
 import { faultAnonPages } from './anon-fault.js';
 import type { SyscallContext } from './context.js';
-import { HUGE, PMD_NONE, PTE_TABLE } from './pmd-state.js';
 import {
   PAGE_SIZE,
   PMD_SIZE,
@@ -198,13 +197,11 @@ export function faultRange(
       // allows one (do_huge_pmd_anonymous_page), else a plain one (pte_alloc).
       const thp = thpEligible(mm, slot, region);
       if (fillPmd(mm, region, thp) < 0) return -ENOMEM;
-      if (mm.pmd.at(region) === PMD_NONE) mm.pmd.set(region, thp ? HUGE : PTE_TABLE);
       if (thp) {
         if (anonPrepare(mm, slot) < 0) return -ENOMEM;
         continue;
       }
     }
-    if (mm.pmd.at(region) === PMD_NONE) mm.pmd.set(region, PTE_TABLE);
     if (alloc && anonPrepare(mm, slot) < 0) return -ENOMEM;
   }
   if (

@@ -43,7 +43,6 @@ import {
 } from '../mem/pte.js';
 import { checkMmLocked } from './check.js';
 import type { MmShared, SyscallContext } from './context.js';
-import { PMD_NONE } from './pmd-state.js';
 import { VM_DONTCOPY, VM_LOCKED_MASK, VM_SHARED, VM_WIPEONFORK, VM_WRITE } from './vm-flags.js';
 import { mmapWriteLock, mmapWriteUnlock, vmaStartWrite } from './vma-lock.js';
 import { vmaFields } from './vma-record.js';
@@ -116,7 +115,6 @@ export function dupMmap(parent: ForkSpace, child: ForkSpace): number {
         if (anon === 0 || (flags & (VM_SHARED | VM_WIPEONFORK)) !== 0) continue;
         const start = ca.start(h);
         const end = ca.end(h);
-        copyPmdState(parent, child, start, end);
         r = copyPmdEntries(parent, child, start, end);
         if (r < 0) break;
         const c = copyPteRange(parent, child, start, end, ca.pgoff(h), flags, anon);
@@ -151,14 +149,6 @@ function copyPmdEntries(parent: ForkSpace, child: ForkSpace, start: number, end:
     if (t <= 0) return -ENOMEM;
   }
   return 0;
-}
-
-/** The model of which 2 MiB regions have a PMD entry follows the copied page tables. */
-function copyPmdState(parent: ForkSpace, child: ForkSpace, start: number, end: number): void {
-  for (let r = start - (start % PMD_SIZE); r < end; r += PMD_SIZE) {
-    const s = parent.pmd.at(r);
-    if (s !== PMD_NONE && child.pmd.at(r) === PMD_NONE) child.pmd.set(r, s);
-  }
 }
 
 interface CopyResult {
