@@ -9,6 +9,7 @@
  *   movePtes(oldStart, newStart, len)             mremap: move entries, all-or-nothing
  *   changeProtection(start, end, set, clear)      mprotect, fork (writeProtectRange)
  *   forEachPresent(start, end, fn)                every leaf entry (checks)
+ *   forEachPmd(start, end, fn), hasPmdEntries     the PMD entries (checks, mremap)
  *
  * Callers serialise range operations on overlapping ranges (mmap_lock, or the VMA detached), as
  * Linux's callers do; single entries, allocation and lock-free walks may run beside them. A huge
@@ -268,6 +269,20 @@ export class PageTables extends PageTableMove {
         n++;
       }
       this.unlockTable(t);
+    }
+    return n;
+  }
+
+  /**
+   * fn(region, entry) for every 2 MiB region meeting [start, end) with a PMD entry (a table entry,
+   * possibly PMD_THP_TABLE, or a huge entry), ascending. Lock-free (atomic loads); returns how many.
+   */
+  forEachPmd(start: number, end: number, fn: PresentCallback): number {
+    this.checkRange(start, end);
+    let n = 0;
+    for (let r = this.seekPmd(start, end); r >= 0; r = this.seekPmd(r + PMD_SIZE, end)) {
+      fn(r, Atomics.load(this.entries, (this.seekTable << 9) | this.seekIndex));
+      n++;
     }
     return n;
   }

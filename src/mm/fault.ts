@@ -193,14 +193,13 @@ export function faultRange(
   for (let addr = start; addr < stop; addr = Math.floor(addr / PMD_SIZE) * PMD_SIZE + PMD_SIZE) {
     const region = Math.floor(addr / PMD_SIZE) * PMD_SIZE;
     if (pmdNone(mm, region)) {
-      // The fault fills the PMD entry, with a PTE table marked as mapping a THP when the VMA
-      // allows one (do_huge_pmd_anonymous_page), else a plain one (pte_alloc).
+      // The fault fills the PMD entry: with a PTE table marked as mapping a THP when the VMA
+      // allows one (do_huge_pmd_anonymous_page: the anon_vma first, even for a read), else with a
+      // plain one (pte_alloc).
       const thp = thpEligible(mm, slot, region);
+      if (thp && anonPrepare(mm, slot) < 0) return -ENOMEM;
       if (fillPmd(mm, region, thp) < 0) return -ENOMEM;
-      if (thp) {
-        if (anonPrepare(mm, slot) < 0) return -ENOMEM;
-        continue;
-      }
+      if (thp) continue;
     }
     if (alloc && anonPrepare(mm, slot) < 0) return -ENOMEM;
   }

@@ -196,7 +196,8 @@ class Run {
     if (armed && this.failed(t, 0, before, `allocThpPte(${r})`)) return;
     this.injector.disarm();
     assert.ok(t > 0, `allocThpPte(${r}) = ${t}`);
-    if (had !== PMD_NONE) assert.equal(this.pt.live, before, 'allocThpPte of a present table allocates nothing');
+    if (had !== PMD_NONE)
+      assert.equal(this.pt.live, before, 'allocThpPte of a present table allocates nothing');
     this.model.thpTable(r);
     for (let k = this.int(4); k > 0; k--) {
       const addr = r + this.int(512) * PAGE_SIZE;
@@ -209,7 +210,10 @@ class Run {
 
   split(): void {
     const picture = this.model.pmdPicture();
-    const huges = [...this.model.huges.keys(), ...[...picture.keys()].filter((r) => picture.get(r) === THP_TABLE)];
+    const huges = [
+      ...this.model.huges.keys(),
+      ...[...picture.keys()].filter((r) => picture.get(r) === THP_TABLE),
+    ];
     if (huges.length === 0) return;
     const r = this.pick(huges);
     assert.equal(this.pt.splitHugePmd(r + this.int(512) * PAGE_SIZE), true);
@@ -240,7 +244,9 @@ class Run {
     const a = this.int(pages);
     let start = v.start + a * PAGE_SIZE;
     let end = this.random() < 0.5 ? v.end : start + (1 + this.int(pages - a)) * PAGE_SIZE;
-    const thp = this.model.pmd.regionsIn(0, USER_ADDR_LIMIT).filter((r) => this.model.pmd.at(r) === THP_TABLE);
+    const thp = this.model.pmd
+      .regionsIn(0, USER_ADDR_LIMIT)
+      .filter((r) => this.model.pmd.at(r) === THP_TABLE);
     if (thp.length > 0 && this.random() < 0.5) {
       // Often exactly a THP region, or a range cutting one.
       const r = this.pick(thp);

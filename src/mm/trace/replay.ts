@@ -133,7 +133,7 @@ function markRecorderPageTables(mm: AddressSpace, layout: TraceVma[]): void {
     if (v.end > LIMIT) continue;
     const end = Number(v.end);
     for (let r = Math.floor(Number(v.start) / PMD_SIZE) * PMD_SIZE; r < end; r += PMD_SIZE) {
-      if (mm.pt.allocPte(r) <= 0) throw new Error('replay: no memory for the recorder\'s page tables');
+      if (mm.pt.allocPte(r) <= 0) throw new Error("replay: no memory for the recorder's page tables");
     }
   }
 }
