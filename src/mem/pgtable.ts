@@ -132,8 +132,7 @@ export class PageTables extends PageTableMove {
 
   /**
    * free_pgd_range(start, end, floor, ceiling): frees the tables under [start, end) that no
-   * address outside [floor, ceiling) can need (ceiling 0: no ceiling). The rules of Linux (and of
-   * PmdState.freeRange at the PMD level): start rounds down to 2 MiB, up again if that is below
+   * address outside [floor, ceiling) can need (ceiling 0: no ceiling). The rules of Linux: start rounds down to 2 MiB, up again if that is below
    * floor; ceiling rounds down to 2 MiB and end drops by 2 MiB if it is past that; the PTE tables
    * of the regions left are freed; a PMD (PUD) table is freed after its entries when its 1 GiB
    * (512 GiB) span starts at or above floor and the part visited ends at or below ceiling rounded

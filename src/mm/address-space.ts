@@ -2,8 +2,8 @@
  * AddressSpace: one process's virtual address space (struct mm_struct) as seen from one CPU.
  * Everything two CPUs must agree on is shared memory: the VMA records (an Arena), the RangeIndex
  * of VMAs keyed by [vm_start, vm_end - 1] with mmap_lock as its external writer lock, the locks,
- * the per-mm scalars (MmState), the per-2 MiB page-table state, and the shared tables of files,
- * descriptors and anonymous identities. The CPU-local part is a SyscallContext: this CPU's
+ * the per-mm scalars (MmState), the page tables (PageTables: also the per-2 MiB THP state), the
+ * TLB domain, and the shared tables of files, descriptors and anonymous identities. The CPU-local part is a SyscallContext: this CPU's
  * transaction and scratch. `describe()` on one CPU and `AddressSpace.attach(desc)` on another give
  * two facades over one address space; any CPU runs any syscall, serialised only by mmap_lock.
  *

@@ -2,7 +2,7 @@
  * SyscallContext: what a syscall body may use, and nothing of the AddressSpace facade. A body runs
  * under mmap_lock held for write, on this CPU's transaction (`txn`, `layer`, `ms`), reading the
  * shared per-mm state (`state`) and the shared tables (files, descriptors, anonymous identities,
- * per-2 MiB page-table state). It never takes or drops mmap_lock: the syscall entry
+ * page tables). It never takes or drops mmap_lock: the syscall entry
  * (src/mm/address-space.ts) does, and runs the work a body asks for after the unlock (populate).
  *
  * One SyscallContext per CPU per address space (its transaction and scratch are CPU-local); the
@@ -208,7 +208,7 @@ export class SyscallContext {
     return 0;
   }
 
-  /** Drops the open transaction's work: scalars, page-table state and new identities restored. */
+  /** Drops the open transaction's work: scalars and new identities restored, page-table work dropped. */
   abandonLocked(): void {
     this.txn.reset();
     this.ptWork.reset();

@@ -1,7 +1,8 @@
 /**
  * What faults do to VMA metadata. Pages belong to the memory layer; here a fault matters for the
- * one piece of VMA state it creates, the anon_vma, and for which 2 MiB regions it gives a page
- * table or a huge page (PmdState), which decides whether a later read maps a huge page. A write fault on a private VMA
+ * one piece of VMA state it creates, the anon_vma, and for the PMD entry it gives an empty 2 MiB
+ * region in the page tables (a PTE table, marked PMD_THP_TABLE when the fault maps a transparent
+ * huge page), which decides whether a later read there maps a huge page. A write fault on a private VMA
  * (anonymous or file, copy-on-write), a read fault that maps a transparent huge page into an
  * anonymous VMA, and (without the zero page, `config.zeroPage` false) any read fault on private
  * anonymous memory allocate it (anon_vma_prepare), reusing an adjacent compatible VMA's so that the

@@ -10,7 +10,7 @@
  *   3  GATE_FLAGS   [vsyscall] VM_* or 0 set at creation
  *   5  USERS        mm_users: attached Process handles (atomic)
  *   8  PAGE_TABLE_LOCK (spinlock, 2 words): mm->page_table_lock; taken under mmap_lock (R) to
- *      change the per-2 MiB page-table state and to give a VMA its anon_vma (anon_vma_prepare)
+ *      fill empty PMD entries (a fault's page tables) and to give a VMA its anon_vma (anon_vma_prepare)
  *
  * LOCKED_VM is a running counter: every commit adds the change of the VM_LOCKED VMAs' size (see
  * VmaTxn.lockedDelta), and the invariant checker compares it with a recount.

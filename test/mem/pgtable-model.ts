@@ -160,7 +160,7 @@ export class PgtModel {
     return n;
   }
 
-  /** free_pgd_range at the PMD level (PmdState) and, as a filter, for PMD and PUD tables. */
+  /** free_pgd_range at the PMD level (PmdPicture) and, as a filter, for PMD and PUD tables. */
   freePgtables(start: number, end: number, floor: number, ceiling: number): void {
     this.pmd.freeRange(start, end, floor, ceiling);
     let a = start - (start % PMD_SIZE);

@@ -167,7 +167,7 @@ test('zapRange clears [start, end) only, hands every page to onPage, splits a hu
   finish(pt);
 });
 
-test('freePgtables follows free_pgd_range: floor and ceiling keep shared tables at every level, as PmdState.freeRange does', () => {
+test('freePgtables follows free_pgd_range: floor and ceiling keep shared tables at every level, as Linux free_pgd_range does', () => {
   const cases: { maps: number[]; free: [number, number, number, number]; freed: number }[] = [
     // alone in its 2 MiB, 1 GiB and 512 GiB: everything but the PGD goes
     { maps: [PMD_SIZE + PAGE_SIZE], free: [PMD_SIZE, PMD_SIZE + 2 * PAGE_SIZE, 0, 0], freed: 3 },
