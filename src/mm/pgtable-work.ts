@@ -216,10 +216,10 @@ export class PageTableWork {
       switch (ops[at]) {
         case DONTNEED:
           this.excludeFastFaults(a, b);
-          this.zap1(a, b);
+          this.zapOp(a, b);
           break;
         case ZAP:
-          this.zap1(a, b);
+          this.zapOp(a, b);
           break;
         case MOVE:
           // Empty PTE tables move too: the destination regions get their PMD entries (Linux).
@@ -250,7 +250,7 @@ export class PageTableWork {
   }
 
   /** One zap: the entries of [start, end) go, then their translations. */
-  private zap1(start: number, end: number): void {
+  private zapOp(start: number, end: number): void {
     this.sawEntry = false;
     this.pt.zapRange(start, end, this.onPage);
     if (this.sawEntry) this.shootdownRange(start, end);
