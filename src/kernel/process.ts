@@ -8,7 +8,7 @@
  *   words (Int32): STATE (RUNNING | EXITED, atomic)
  *
  * Exit unmaps everything (the VMAs put their files and anon_vmas), closes every descriptor, and
- * frees the VMA tree's nodes and the page-table state: after every process exited, the kernel's
+ * frees the VMA tree's nodes and the page tables: after every process exited, the kernel's
  * counts are back to zero. Preconditions of exit: no other CPU still runs in the process.
  */
 import { check, EINVAL, ESRCH, VmError } from '../errno.js';

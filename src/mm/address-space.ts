@@ -2,8 +2,8 @@
  * AddressSpace: one process's virtual address space (struct mm_struct) as seen from one CPU.
  * Everything two CPUs must agree on is shared memory: the VMA records (an Arena), the RangeIndex
  * of VMAs keyed by [vm_start, vm_end - 1] with mmap_lock as its external writer lock, the locks,
- * the per-mm scalars (MmState), the per-2 MiB page-table state, and the shared tables of files,
- * descriptors and anonymous identities. The CPU-local part is a SyscallContext: this CPU's
+ * the per-mm scalars (MmState), the page tables (PageTables: also the per-2 MiB THP state), the
+ * TLB domain, and the shared tables of files, descriptors and anonymous identities. The CPU-local part is a SyscallContext: this CPU's
  * transaction and scratch. `describe()` on one CPU and `AddressSpace.attach(desc)` on another give
  * two facades over one address space; any CPU runs any syscall, serialised only by mmap_lock.
  *
@@ -52,7 +52,6 @@ import { dupMmap } from './fork.js';
 import { type GupOptions, gupFlags, gupPages, gupPagesFast } from './gup.js';
 import { MmState, type MmStateDescriptor } from './mm-state.js';
 import { FAULT_FALLBACK, FAULT_GROW, faultPageLocked, faultPageVmaLocked, MmuFault } from './mmu-fault.js';
-import { HUGE, PmdState, type PmdStateDescriptor, PTE_TABLE } from './pmd-state.js';
 import { type VmaView, vmaViews } from './proc-maps.js';
 import {
   NR_BRK,
@@ -136,7 +135,6 @@ export interface AddressSpaceDescriptor {
   index: MapleTreeDescriptor;
   locks: MmLocksDescriptor;
   state: MmStateDescriptor;
-  pmd: PmdStateDescriptor;
   files: FileTableDescriptor;
   fds: FdTableDescriptor;
   anonVmas: ArenaDescriptor;
@@ -189,7 +187,6 @@ export class AddressSpace implements MmShared {
   /** mmap_lock: syscalls that change VMAs hold it for write; it is the tree's external lock. */
   readonly mmapLock: RwSem;
   readonly state: MmState;
-  readonly pmd: PmdState;
   readonly files: FileTable;
   readonly fds: FdTable;
   readonly anonVmas: AnonVmaTable;
@@ -217,7 +214,6 @@ export class AddressSpace implements MmShared {
       this.index = options.index;
       this.locks = MmLocks.attach(attached.locks, this.arena);
       this.state = MmState.attach(attached.state);
-      this.pmd = PmdState.attach(attached.pmd);
       this.mem = PhysMem.attach(attached.mem);
       this.files = FileTable.attach(attached.files, this.mem);
       this.fds = FdTable.attach(attached.fds, this.files);
@@ -237,7 +233,6 @@ export class AddressSpace implements MmShared {
       this.index = options.index;
       this.locks = MmLocks.create(this.arena);
       this.state = MmState.create(this.config.startBrk);
-      this.pmd = PmdState.create(this.config.taskSize);
       this.mem = options.mem ?? defaultPhysMem();
       this.files =
         options.files ??
@@ -282,7 +277,6 @@ export class AddressSpace implements MmShared {
       index: this.index.describe(),
       locks: this.locks.describe(),
       state: this.state.describe(),
-      pmd: this.pmd.describe(),
       files: this.files.describe(),
       fds: this.fds.describe(),
       anonVmas: this.anonVmas.describe(),
@@ -547,18 +541,20 @@ export class AddressSpace implements MmShared {
     return this.populate(ret);
   }
 
-  /** Unmapping zaps the range and frees the page tables of free_pgtables' gathered groups. */
+  /**
+   * unmap_region for the unmapped VMAs [starts[i], ends[i]) (ascending) between floor and ceiling:
+   * the ranges are zapped, then free_pgtables frees the tables of the groups of VMAs less than
+   * 2 MiB apart, each with the next group's start as its ceiling.
+   */
   private unmapPageTables(starts: number[], ends: number[], floor: number, ceiling: number): void {
-    const pmd = this.pmd;
-    for (let i = 0; i < starts.length; i++) {
-      pmd.zap(starts[i], ends[i]);
-      this.ctx.ptWork.zap(starts[i], ends[i]);
-    }
+    const work = this.ctx.ptWork;
+    for (let i = 0; i < starts.length; i++) work.zap(starts[i], ends[i]);
     let i = 0;
     while (i < starts.length) {
       let j = i;
       while (j + 1 < starts.length && starts[j + 1] <= ends[j] + PMD_SIZE) j++;
-      pmd.freeRange(starts[i], ends[j], floor, j + 1 < starts.length ? starts[j + 1] : ceiling);
+      const groupCeiling = j + 1 < starts.length ? starts[j + 1] : ceiling;
+      work.freeTables(starts[i], ends[j], floor, groupCeiling);
       i = j + 1;
     }
   }
@@ -568,13 +564,11 @@ export class AddressSpace implements MmShared {
    * mapped huge splits the mapping into a table. Preconditions: mmap_lock held for write.
    */
   private splitHugeAcrossVmasLocked(): void {
-    if (this.pmd.hugeCount === 0) return;
+    if (this.pt.thpRegions === 0) return;
     const edges = this.edges;
     if (edges.length !== 0) edges.length = 0;
     this.ctx.txn.changedEdges(edges);
-    for (const edge of edges) {
-      if (edge % PMD_SIZE !== 0 && this.pmd.at(edge) === HUGE) this.pmd.set(edge, PTE_TABLE);
-    }
+    for (const edge of edges) if (edge % PMD_SIZE !== 0) this.ctx.ptWork.split(edge);
   }
 
   /** mm->map_count. */
@@ -649,7 +643,6 @@ export class AddressSpace implements MmShared {
       if (first >= 0) mm.layer.unmapRange(first, 0, 2 ** 53);
       return 0;
     });
-    this.pmd.destroy();
     rcuBarrier();
   }
 

@@ -29,8 +29,7 @@ import type { PhysMem } from '../mem/frames.js';
 import { FIRST_PFN, KIND_ANON, KIND_FREE, PG_ANON_EXCLUSIVE, ZERO_PFN } from '../mem/page.js';
 import { PTE_HUGE, PTE_USER, PTE_WRITE, ptePfn, USER_ADDR_LIMIT } from '../mem/pte.js';
 import type { MmShared } from './context.js';
-import { PMD_NONE } from './pmd-state.js';
-import { PAGE_SIZE, PMD_SIZE, VM_ACCESS_FLAGS, VM_SHARED, VM_WRITE } from './vm-flags.js';
+import { PAGE_SIZE, VM_ACCESS_FLAGS, VM_SHARED, VM_WRITE } from './vm-flags.js';
 
 /** What one VMA allows its entries (filled per VMA; one object per check, not per entry). */
 interface VmaScope {
@@ -97,8 +96,6 @@ function checkEntry(s: VmaScope, addr: number, entry: number): void {
   if ((entry & PTE_USER) !== 0 && (s.flags & VM_ACCESS_FLAGS) === 0) fail(`${at}: user access to PROT_NONE`);
   const write = (entry & PTE_WRITE) !== 0;
   if (write && (s.flags & VM_WRITE) === 0) fail(`${at}: writable, but the VMA is not`);
-  const region = addr - (addr % PMD_SIZE);
-  if (s.mm.pmd.at(region) === PMD_NONE) fail(`${at}: the PMD state of region ${hex(region)} is none`);
   if ((entry & PTE_HUGE) !== 0) return;
   const pfn = ptePfn(entry);
   if (pfn === ZERO_PFN) {

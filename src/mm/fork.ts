@@ -37,6 +37,7 @@ import { KIND_ANON, PAGE_SIZE, PG_ANON_EXCLUSIVE, ZERO_PFN } from '../mem/page.j
 import {
   makePte,
   PMD_SIZE,
+  PMD_THP_TABLE,
   PTE_ACCESSED,
   PTE_DIRTY,
   PTE_HUGE,
@@ -48,7 +49,6 @@ import {
 } from '../mem/pte.js';
 import { checkMmLocked } from './check.js';
 import type { MmShared, SyscallContext } from './context.js';
-import { PMD_NONE } from './pmd-state.js';
 import {
   VM_ACCESS_FLAGS,
   VM_DONTCOPY,
@@ -132,7 +132,8 @@ export function dupMmap(parent: ForkSpace, child: ForkSpace): number {
           if (anon === 0 || (flags & (VM_SHARED | VM_WIPEONFORK)) !== 0) continue;
           const start = ca.start(h);
           const end = ca.end(h);
-          copyPmdState(parent, child, start, end);
+          r = copyPmdEntries(parent, child, start, end);
+          if (r < 0) break;
           const c = copyPteRange(parent, child, start, end, ca.pgoff(h), flags, anon);
           r = c.result;
           if (c.wpHigh > c.wpLow) {
@@ -154,12 +155,20 @@ export function dupMmap(parent: ForkSpace, child: ForkSpace): number {
   return r;
 }
 
-/** The model of which 2 MiB regions have a PMD entry follows the copied page tables. */
-function copyPmdState(parent: ForkSpace, child: ForkSpace, start: number, end: number): void {
+/**
+ * copy_pmd_range's tables: each 2 MiB region of [start, end) with a PMD entry in the parent gets
+ * one in the child (copy_pte_range allocates the child's PTE table before it looks at the
+ * entries), marked PMD_THP_TABLE where the parent's is: the child's THP decisions follow the
+ * parent's. 0 or -ENOMEM. Preconditions: both mmap_locks held for write; no PTL held.
+ */
+function copyPmdEntries(parent: ForkSpace, child: ForkSpace, start: number, end: number): number {
   for (let r = start - (start % PMD_SIZE); r < end; r += PMD_SIZE) {
-    const s = parent.pmd.at(r);
-    if (s !== PMD_NONE && child.pmd.at(r) === PMD_NONE) child.pmd.set(r, s);
+    const x = parent.pt.pmdEntry(r);
+    if (x === 0 || child.pt.pmdEntry(r) !== 0) continue;
+    const t = (x & (PMD_THP_TABLE | PTE_HUGE)) !== 0 ? child.pt.allocThpPte(r) : child.pt.allocPte(r);
+    if (t <= 0) return -ENOMEM;
   }
+  return 0;
 }
 
 interface CopyResult {

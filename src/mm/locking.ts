@@ -11,7 +11,7 @@
  *           VMA write lock  per-VMA (vmaStartWrite), only with mmap_lock held for write
  *             i_mmap        file's reverse map
  *               anon_vma
- *                 page-table lock   mm->page_table_lock (mm-state.ts): per-2 MiB state, anon_vma
+ *                 page-table lock   mm->page_table_lock (mm-state.ts): empty PMD entries, anon_vma
  *                                   assignment under mmap_lock held for read; and ptl, split per
  *                                   page-table page (src/mem/pgtable-core.ts, class 'ptl'): the
  *                                   innermost mm lock, nested inside page_table_lock when both

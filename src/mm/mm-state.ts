@@ -10,7 +10,7 @@
  *   3  GATE_FLAGS   [vsyscall] VM_* or 0 set at creation
  *   5  USERS        mm_users: attached Process handles (atomic)
  *   8  PAGE_TABLE_LOCK (spinlock, 2 words): mm->page_table_lock; taken under mmap_lock (R) to
- *      change the per-2 MiB page-table state and to give a VMA its anon_vma (anon_vma_prepare)
+ *      fill empty PMD entries (a fault's page tables) and to give a VMA its anon_vma (anon_vma_prepare)
  *  10  WRITE_PROTECT_SEQ (seqcount, 2 words): mm->write_protect_seq; written by fork (dup_mmap)
  *      under mmap_lock (W) around its copy of the page tables; read without any lock by GUP-fast
  *      pins, which give up while it is odd or when it moved (gup.ts)

@@ -20,8 +20,8 @@
  *
  * Before all that, the per-VMA-lock fast path (`faultPageVmaLocked`, do_user_addr_fault's
  * lock_vma_under_rcu): the VMA read-locked without mmap_lock; a private anonymous VMA that already
- * has its anon_vma, in a 2 MiB region that already has its PmdState, faults the page in under the
- * page's PTE lock alone; an access error is answered at once; anything else (no VMA, a locked
+ * has its anon_vma, in a 2 MiB region that already has its PMD entry (a PTE table), faults the page
+ * in under the page's PTE lock alone; an access error is answered at once; anything else (no VMA, a locked
  * VMA, no anon_vma yet, a new region, file or shared) falls back to the mmap_lock path.
  *
  * The Mmu calls the handler offline (it may block on mmap_lock) and walks again on 0.
@@ -32,8 +32,7 @@ import { FAULT_SEGV_ACCERR, FAULT_SEGV_MAPERR, FAULT_SIGBUS } from '../mem/tlb.j
 import { faultAnonPageOf } from './anon-fault.js';
 import type { SyscallContext } from './context.js';
 import { accessError, faultRange, isAnonymous } from './fault.js';
-import { PMD_NONE } from './pmd-state.js';
-import { PAGE_SIZE, PMD_SIZE, VM_EXEC, VM_GROWSDOWN, VM_SHARED } from './vm-flags.js';
+import { PAGE_SIZE, VM_EXEC, VM_GROWSDOWN, VM_SHARED } from './vm-flags.js';
 import { NAME_ANON } from './vma-record.js';
 
 /** faultPageLocked: no VMA contains the address, but a VM_GROWSDOWN one above may grow to it. */
@@ -103,7 +102,8 @@ export function faultPageVmaLocked(
   if (owner === 0 || (flags & VM_SHARED) !== 0 || a.file(h) !== 0 || a.nameKind(h) !== NAME_ANON) {
     return FAULT_FALLBACK;
   }
-  if (mm.pmd.at(Math.floor(page / PMD_SIZE) * PMD_SIZE) === PMD_NONE) return FAULT_FALLBACK;
+  // pmd_none: the THP decision (and the table) are taken under mmap_lock.
+  if (mm.pt.pmdEntry(page) === 0) return FAULT_FALLBACK;
   const index = a.pgoff(h) + (page - a.start(h)) / PAGE_SIZE;
   return faultAnonPageOf(mm, page, write, flags, owner, index) < 0 ? FAULT_FALLBACK : 0;
 }

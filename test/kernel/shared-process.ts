@@ -99,7 +99,7 @@ export async function raceSharedProcess(seed: number, durationMs: number): Promi
   proc.detach();
   assert.equal(vmaArena.live, 0, 'VMA records left after exit');
   assert.equal(tree.arena.live, 0, 'tree nodes left after exit');
-  assert.equal(proc.mm.pmd.liveLeaves, 0, 'page-table state left after exit');
+  assert.equal(proc.mm.pt.live, 0, 'page tables left after exit');
   assert.deepEqual(kernel.counts(), KERNEL_EMPTY);
   return { syscalls, populates, lookups: counts.reduce((x, c) => x + c.lookups, 0), logged: log.count };
 }
