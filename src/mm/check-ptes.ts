@@ -12,7 +12,6 @@
  *   - every mapped frame but the zero page is an anonymous page in use (map count >= 1, reference
  *     count >= map count) whose owner is its VMA's anon_vma and whose index is the VMA's linear
  *     page index (vm_pgoff + the page's offset in the VMA);
- *   - the per-2 MiB state (PmdState) knows every region that holds entries.
  * Huge (PMD) entries are checked for place and permissions only (faults do not install them yet).
  *
  * `checkFrameMaps(mem, mapped, refs)` then compares the map counts summed over every address space
