@@ -33,6 +33,7 @@ import {
 import { vmaLockEvents } from '../../src/mm/vma-lock.js';
 import { FailureInjector } from '../../src/shm/arena.js';
 import { rcuBarrier } from '../../src/sync/rcu.js';
+import { KERNEL_EMPTY } from '../support/leaks.js';
 import { REGIONS, type ThpRaceArgs, type ThpRaceResult, WINDOW } from './tasks/thp-race.js';
 
 const P = 4096;
@@ -76,7 +77,7 @@ function finish(kernel: Kernel, proc: Process): void {
   rcuBarrier();
   kernel.mem.drainAll();
   assert.equal(proc.mm.pt.live, 0, 'page tables left');
-  assert.deepEqual(kernel.counts(), { processes: 0, frames: 0, files: 0, anonVmas: 0 });
+  assert.deepEqual(kernel.counts(), KERNEL_EMPTY);
 }
 
 test('a fault that maps a THP marks the PTE table; later faults fill it; without MADV_HUGEPAGE it is a plain table', () => {
@@ -296,5 +297,5 @@ test('two CPUs: MADV_DONTNEED of whole THP regions races per-VMA-lock faults in 
   proc.detach();
   rcuBarrier();
   kernel.mem.drainAll();
-  assert.deepEqual(kernel.counts(), { processes: 0, frames: 0, files: 0, anonVmas: 0 });
+  assert.deepEqual(kernel.counts(), KERNEL_EMPTY);
 });
