@@ -99,16 +99,10 @@ export default function labTask(_cpu: number, args: LabTaskArgs): LabTaskResult 
 
 function run(args: LabTaskArgs, proc: Process, probe: CpuProbe, out: WorkloadOutcome): void {
   const mm = proc.mm;
-  switch (args.workload) {
-    case 'page_fault1':
-      return pageFault1(mm, probe, args.regionPages, out);
-    case 'mmap1':
-      return mmapLoop(mm, probe, false, out);
-    case 'mmap2':
-      return mmapLoop(mm, probe, true, out);
-    case 'thread-launch':
-      return threadLaunch(mm, probe, out);
-    case 'cow':
-      return cowCases(Kernel.attach(args.process.kernel), args.design, args.seed, probe, out);
-  }
+  const w = args.workload;
+  if (w === 'page_fault1') pageFault1(mm, probe, args.regionPages, out);
+  else if (w === 'mmap1' || w === 'mmap2') mmapLoop(mm, probe, w === 'mmap2', out);
+  else if (w === 'thread-launch') threadLaunch(mm, probe, out);
+  else if (w === 'cow') cowCases(Kernel.attach(args.process.kernel), args.design, args.seed, probe, out);
+  else throw new RangeError(`lab: no workload '${String(w)}'`);
 }
