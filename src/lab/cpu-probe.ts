@@ -7,7 +7,9 @@
  *
  * Time: every CPU starts at one shared origin (an epoch time, performance.timeOrigin based, that
  * the last CPU to arrive at the start barrier publishes); deadlines and the window are offsets
- * from it, so all CPUs measure the same interval and their timelines share one axis.
+ * from it, so all CPUs measure the same interval and their timelines share one axis. The window
+ * opens at the first operation ending after its start (a CPU descheduled across the start still
+ * records one) and closes windowMs later or when the ring is full; windowMs 0: no window.
  */
 import { KIND_USER, type TraceRing, traceBegin, traceEnd, traceEvent, tracing } from '../sync/locktrace.js';
 import { rcuQuiescent } from '../sync/rcu.js';
@@ -48,8 +50,9 @@ export class CpuProbe {
   over = false;
   private readonly deadline: number;
   private readonly windowOpen: number;
-  private readonly windowClose: number;
-  private windowDone = false;
+  /** Set when the window opens: it lasts windowMs from the first operation inside it. */
+  private windowClose = 0;
+  private windowDone: boolean;
 
   constructor(
     private readonly row: number,
@@ -59,7 +62,7 @@ export class CpuProbe {
   ) {
     this.deadline = timing.startMs + timing.durationMs;
     this.windowOpen = timing.startMs + timing.windowStartMs;
-    this.windowClose = this.windowOpen + timing.windowMs;
+    this.windowDone = timing.windowMs <= 0;
   }
 
   now(): number {
@@ -88,8 +91,10 @@ export class CpuProbe {
     if ((this.ops & (QS_EVERY - 1)) === 0) rcuQuiescent();
     if (t >= this.deadline) this.over = true;
     if (this.windowDone) return;
-    if (!tracing() && t >= this.windowOpen && t < this.windowClose) {
+    if (!tracing()) {
+      if (t < this.windowOpen) return;
       traceBegin(this.ring, this.timing.originEpochMs, this.timing.traceClasses);
+      this.windowClose = t + this.timing.windowMs;
     } else if (t >= this.windowClose || this.ring.count >= this.ring.capacity) this.stopTrace();
   }
 
