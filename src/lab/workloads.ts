@@ -9,7 +9,7 @@
  *                  munmap of 128 MiB MAP_SHARED | MAP_ANONYMOUS (a new shmem object each time)
  *   thread-launch  a thread start: map a stack (MAP_GROWSDOWN | MAP_STACK), touch its top pages
  *                  as the new thread would, unmap it (one operation)
- *   cow            the cow.c scenarios (cow-cases.ts), each case run is one operation
+ *   cow            the cow.c scenarios (cow-cases.ts), in whole rounds; each case run is one operation
  *
  * A workload returns what it could not do as a failure text (an errno where a call failed, a case
  * whose outcome was wrong); the first failure stops a loop.
@@ -133,12 +133,15 @@ export function cowCases(
   out.cowPass = new Array<number>(COW_CASES.length).fill(0);
   out.cowFail = new Array<number>(COW_CASES.length).fill(0);
   const run: CowRun = { kernel, design, seed, faults: out.cowFaults };
-  for (let i = 0; !probe.over; i = (i + 1) % COW_CASES.length) {
-    run.seed = (seed + probe.ops * 0x10000) | 0;
-    const t0 = probe.now();
-    const ok = runCowCase(run, i);
-    probe.op(t0, KIND_CASE);
-    if (ok) out.cowPass[i]++;
-    else out.cowFail[i]++;
+  // Whole rounds: every case runs at least once, however short the phase.
+  while (!probe.over) {
+    for (let i = 0; i < COW_CASES.length; i++) {
+      run.seed = (seed + probe.ops * 0x10000) | 0;
+      const t0 = probe.now();
+      const ok = runCowCase(run, i);
+      probe.op(t0, KIND_CASE);
+      if (ok) out.cowPass[i]++;
+      else out.cowFail[i]++;
+    }
   }
 }
