@@ -6,12 +6,10 @@
  */
 import { MAX_WORKER_CPUS } from '../cpu/current.js';
 import { EXPERIMENTS, type ExperimentName } from '../lab/experiments.js';
-import { chartCount, writeReport } from '../lab/report.js';
 import { type LabRun, type LabSettings, writeRunJson } from '../lab/results.js';
 import { planPhases, runLab } from '../lab/runner.js';
 import { FAULT_DESIGNS, type FaultDesign, isFaultDesign } from '../mm/fault-design.js';
 import { decimalOption, intOption, strictArgs, UsageError, usageFailure } from './args.js';
-import { progress } from './progress.js';
 
 const USAGE =
   'usage: vmspace lab [EXPERIMENT...] [--designs LIST] [--cpus N] [--seconds S] [--seed S] [--out DIR] [--no-lockdep]';
@@ -114,6 +112,27 @@ export function summaryText(run: LabRun): string {
     .join('\n');
 }
 
+/**
+ * The report (vega, vega-lite: a second to load, so only once there is a run to draw) and the
+ * progress bar (cli-progress). They are development dependencies of vmspace (it has none at run
+ * time): null, having said which is missing, when this copy lacks them.
+ */
+async function loadDrawing(): Promise<{
+  report: typeof import('../lab/report.js');
+  progress: typeof import('./progress.js').progress;
+} | null> {
+  try {
+    return { report: await import('../lab/report.js'), progress: (await import('./progress.js')).progress };
+  } catch (error) {
+    if ((error as { code?: unknown }).code !== 'ERR_MODULE_NOT_FOUND') throw error;
+    console.error(
+      `vmspace lab: ${(error as Error).message.split('\n')[0]}\n` +
+        'the lab needs vega, vega-lite and cli-progress (development dependencies of vmspace): npm install them',
+    );
+    return null;
+  }
+}
+
 /** Runs the lab; returns the exit status (1 when a phase leaked, a workload failed or a cow case did not hold). */
 export async function runLabCli(argv: string[]): Promise<number> {
   let opts: LabCliOptions | null;
@@ -127,7 +146,10 @@ export async function runLabCli(argv: string[]): Promise<number> {
     return 0;
   }
   const { out, ...settings } = opts;
-  const bar = progress('lab', planPhases(settings).length);
+  const drawing = await loadDrawing();
+  if (drawing === null) return 1;
+  const { chartCount, writeReport } = drawing.report;
+  const bar = drawing.progress('lab', planPhases(settings).length);
   let run: LabRun;
   try {
     run = await runLab(settings, (_done, _total, p) =>

@@ -43,32 +43,16 @@ async function main(argv: string[]): Promise<number> {
     const { runDemo } = await import('./demo.js');
     return runDemo(demoArgs.filter((a) => a !== '--locks'));
   }
-  if (command === 'lab') return runLab(rest);
+  if (command === 'lab') {
+    const { runLabCli } = await import('./lab.js');
+    return runLabCli(rest);
+  }
   if (command === 'replay') {
     const { runReplay } = await import('./replay.js');
     return runReplay(rest);
   }
   console.error(`vmspace: unknown command '${command}'\n${USAGE}`);
   return 2;
-}
-
-/**
- * `vmspace lab`: its chart and progress-bar packages are development dependencies (vmspace has no
- * runtime dependency), so an installed copy may lack them: say which, rather than a stack trace.
- */
-async function runLab(args: string[]): Promise<number> {
-  let lab: typeof import('./lab.js');
-  try {
-    lab = await import('./lab.js');
-  } catch (error) {
-    if ((error as { code?: unknown }).code !== 'ERR_MODULE_NOT_FOUND') throw error;
-    console.error(
-      `vmspace lab: ${(error as Error).message.split('\n')[0]}\n` +
-        'the lab needs vega, vega-lite and cli-progress (development dependencies of vmspace): npm install them',
-    );
-    return 1;
-  }
-  return lab.runLabCli(args);
 }
 
 main(process.argv.slice(2)).then(
