@@ -32,6 +32,12 @@ export interface ProbeTiming {
   /** This CPU's performance.now() at the shared origin. */
   startMs: number;
   durationMs: number;
+  /**
+   * A warm-up's floor of operations: it ends once both durationMs passed and this many operations
+   * ran (so that each CPU's JIT has compiled the paths, however busy the host), or at maxMs.
+   */
+  minOps: number;
+  maxMs: number;
   /** The timeline window, from the origin. */
   windowStartMs: number;
   windowMs: number;
@@ -49,6 +55,7 @@ export class CpuProbe {
   /** Set once the deadline passed: the workload stops at its next check. */
   over = false;
   private readonly deadline: number;
+  private readonly hardDeadline: number;
   private readonly windowOpen: number;
   /** Set when the window opens: it lasts windowMs from the first operation inside it. */
   private windowClose = 0;
@@ -61,6 +68,7 @@ export class CpuProbe {
     private readonly timing: ProbeTiming,
   ) {
     this.deadline = timing.startMs + timing.durationMs;
+    this.hardDeadline = timing.startMs + Math.max(timing.durationMs, timing.maxMs);
     this.windowOpen = timing.startMs + timing.windowStartMs;
     this.windowDone = timing.windowMs <= 0;
   }
@@ -89,7 +97,7 @@ export class CpuProbe {
   /** Deadline, window and RCU bookkeeping at time `t` (performance.now()). */
   private tick(t: number): void {
     if ((this.ops & (QS_EVERY - 1)) === 0) rcuQuiescent();
-    if (t >= this.deadline) this.over = true;
+    if (t >= this.deadline && (this.ops >= this.timing.minOps || t >= this.hardDeadline)) this.over = true;
     if (this.windowDone) return;
     if (!tracing()) {
       if (t < this.windowOpen) return;

@@ -38,6 +38,9 @@ export interface LabTaskArgs {
   /** CPUs that meet at the barrier. */
   cpus: number;
   durationMs: number;
+  /** Warm-up only: the operations it runs at least, and the longest it may take (CpuProbe). */
+  minOps: number;
+  maxMs: number;
   seed: number;
   /** page_fault1's region in pages. */
   regionPages: number;
@@ -82,6 +85,8 @@ export default function labTask(_cpu: number, args: LabTaskArgs): LabTaskResult 
   const probe = new CpuProbe(args.row, hist, ring, {
     startMs: originEpochMs - performance.timeOrigin,
     durationMs: args.durationMs,
+    minOps: args.minOps,
+    maxMs: args.maxMs,
     windowStartMs: args.windowStartMs,
     windowMs: args.windowMs,
     originEpochMs,

@@ -1,6 +1,6 @@
 /**
  * The lab's runner: every experiment under every design, phase by phase, on one Machine of worker
- * CPUs. A phase runs in a fresh Kernel and Process made under the design; its CPUs first run their
+ * CPUs, in one Kernel. A phase runs in a new Process made under the design; its CPUs first run their
  * workloads unmeasured (the warm-up: each CPU's JIT compiles the paths this design takes), then,
  * with the counters and lock statistics reset, for the same interval from a shared origin
  * (cpu-task.ts); then the runner gathers
@@ -11,7 +11,7 @@
  * Preconditions: nothing else runs on the Machine; the main thread holds no lock (lock statistics
  * are reset per phase).
  */
-import { Kernel } from '../kernel/kernel.js';
+import { Kernel, type KernelCounts } from '../kernel/kernel.js';
 import { Process } from '../kernel/process.js';
 import {
   enableLockdep,
@@ -68,8 +68,13 @@ const RING_EVENTS = 1024;
 const WINDOW_MS = 20;
 /** Frames beyond page_fault1's regions: page tables, cow's processes. */
 const SPARE_FRAMES = 8192;
-/** The unmeasured warm-up before each phase: at most this, and half the phase. */
+/**
+ * The unmeasured warm-up before each phase: min(WARMUP_MS, half the phase) and at least
+ * WARMUP_OPS operations per CPU (in proportion for phases shorter than a second), within the
+ * phase's length: a CPU on a busy host must still have its JIT compile the design's paths.
+ */
 const WARMUP_MS = 300;
+const WARMUP_OPS = 20_000;
 
 /** Told after each phase: phases done, phases in all, and the phase's result. */
 export type PhaseListener = (done: number, total: number, phase: PhaseResult) => void;
@@ -100,10 +105,14 @@ export async function runLab(settings: LabSettings, onPhase?: PhaseListener): Pr
   const plans = planPhases(settings);
   if (settings.lockdep && !lockHooks.on) enableLockdep();
   const machine = await Machine.start({ cpus: settings.cpus });
+  // One kernel for the whole run (fresh memory per phase made the first phases slower); each
+  // phase's process must give every record back before the next one starts.
+  const kernel = Kernel.create({ frames: settings.cpus * REGION_PAGES + SPARE_FRAMES });
   const phases: PhaseResult[] = [];
   try {
+    await warmPass(machine, kernel, plans, settings);
     for (const plan of plans) {
-      const result = await runPhase(machine, plan, settings);
+      const result = await runPhase(machine, kernel, plan, settings);
       phases.push(result);
       onPhase?.(phases.length, plans.length, result);
     }
@@ -165,6 +174,8 @@ function taskArgs(
     row,
     cpus: plan.phase.roles.length,
     durationMs,
+    minOps: 0,
+    maxMs: durationMs,
     seed: (settings.seed * 1000 + row) | 0,
     regionPages: REGION_PAGES,
     hist: shared.hist.describe(),
@@ -182,31 +193,84 @@ interface PhaseShared {
   control: SharedArrayBuffer;
 }
 
-async function runPhase(machine: Machine, plan: PhasePlan, settings: LabSettings): Promise<PhaseResult> {
+/** A phase's process in the run's kernel, made under the phase's design. */
+function phaseProcess(kernel: Kernel, plan: PhasePlan): { proc: Process; cpus: number[] } {
+  const proc = Process.create(kernel, { config: { design: plan.design } });
+  return { proc, cpus: Array.from({ length: plan.phase.roles.length }, (_, i) => i) };
+}
+
+/** The unmeasured warm-up of a phase on its process. */
+async function warmUp(
+  machine: Machine,
+  plan: PhasePlan,
+  settings: LabSettings,
+  proc: Process,
+): Promise<void> {
   const n = plan.phase.roles.length;
   const cpus = Array.from({ length: n }, (_, i) => i);
-  const kernel = Kernel.create({ frames: n * REGION_PAGES + SPARE_FRAMES });
-  const proc = Process.create(kernel, { config: { design: plan.design } });
-  const shared: PhaseShared = {
-    hist: LatencyHistograms.create(n),
-    rings: cpus.map(() => TraceRing.create(RING_EVENTS)),
-    control: new SharedArrayBuffer(CONTROL_BYTES),
-  };
   const durationMs = settings.seconds * 1000;
-  const warm = {
+  const warm: PhaseShared = {
     hist: LatencyHistograms.create(n),
     rings: cpus.map(() => TraceRing.create(1)),
     control: new SharedArrayBuffer(CONTROL_BYTES),
   };
   await runCpus(machine, plan, cpus, (i) => ({
     ...taskArgs(plan, settings, proc, i, warm, Math.min(WARMUP_MS, durationMs / 2)),
+    minOps: Math.ceil(WARMUP_OPS * Math.min(1, durationMs / 1000)),
+    maxMs: durationMs,
     windowMs: 0,
   }));
+}
+
+/** The process exits; returns what is left of the kernel's records once everything drained. */
+function teardown(kernel: Kernel, proc: Process): KernelCounts {
+  proc.exit();
+  rcuBarrier();
+  kernel.mem.drainAll();
+  return kernel.counts();
+}
+
+/**
+ * The pass before any measurement: every phase's warm-up once, so that no design's figures pay
+ * for the CPUs' first compilation of paths another design's phase would have compiled already
+ * (the first phase of a run was measured several times slower than the same phase later).
+ */
+async function warmPass(
+  machine: Machine,
+  kernel: Kernel,
+  plans: PhasePlan[],
+  settings: LabSettings,
+): Promise<void> {
+  for (const plan of plans) {
+    const { proc } = phaseProcess(kernel, plan);
+    await warmUp(machine, plan, settings, proc);
+    const left = teardown(kernel, proc);
+    if (Object.values(left).some((v) => v !== 0)) {
+      throw new Error(
+        `lab: the warm-up of ${plan.experiment.name} under ${plan.design} leaked ${JSON.stringify(left)}`,
+      );
+    }
+  }
+}
+
+async function runPhase(
+  machine: Machine,
+  kernel: Kernel,
+  plan: PhasePlan,
+  settings: LabSettings,
+): Promise<PhaseResult> {
+  const { proc, cpus } = phaseProcess(kernel, plan);
+  const shared: PhaseShared = {
+    hist: LatencyHistograms.create(cpus.length),
+    rings: cpus.map(() => TraceRing.create(RING_EVENTS)),
+    control: new SharedArrayBuffer(CONTROL_BYTES),
+  };
+  await warmUp(machine, plan, settings, proc);
   resetMmVmstat(proc.mm.locks);
   resetLockStat();
   const before = validatorSnapshot();
   const results = await runCpus(machine, plan, cpus, (i) =>
-    taskArgs(plan, settings, proc, i, shared, durationMs),
+    taskArgs(plan, settings, proc, i, shared, settings.seconds * 1000),
   );
   const vmstat = proc.mm.vmstat();
   for (const r of results) {
@@ -218,7 +282,7 @@ async function runPhase(machine: Machine, plan: PhasePlan, settings: LabSettings
   const phase: PhaseResult = {
     experiment: plan.experiment.name as ExperimentName,
     design: plan.design,
-    cpus: n,
+    cpus: cpus.length,
     seed: settings.seed,
     durationMs: Math.max(...results.map((r) => r.elapsedMs)),
     roles: roleResults(plan.phase.roles, results, shared.hist),
@@ -231,10 +295,7 @@ async function runPhase(machine: Machine, plan: PhasePlan, settings: LabSettings
     leaked: { processes: 0, frames: 0, files: 0, anonVmas: 0 },
     failures: results.map((r) => r.failure).filter((f) => f !== ''),
   };
-  proc.exit();
-  rcuBarrier();
-  kernel.mem.drainAll();
-  phase.leaked = kernel.counts();
+  phase.leaked = teardown(kernel, proc);
   return phase;
 }
 
