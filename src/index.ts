@@ -142,6 +142,8 @@ export { Pipe } from './mm/pipe.js';
 export { checkMmLocked } from './mm/check.js';
 export { SyscallLog } from './mm/syscall-log.js';
 export { defaultConfig, type MmConfig } from './mm/config.js';
+export { FAULT_DESIGNS, type FaultDesign } from './mm/fault-design.js';
+export type { MmVmstat } from './mm/vmstat.js';
 export { mapsLine, mapsText, smapsText, statusText, type VmaView } from './mm/proc-maps.js';
 export {
   MADV_COLD,

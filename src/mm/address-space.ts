@@ -47,6 +47,7 @@ import {
   SyscallContext,
 } from './context.js';
 import { faultinRange, mmPopulate } from './fault.js';
+import { faultDesignCode, faultTriesVmaLock } from './fault-design.js';
 import { lockVmaUnderRcu } from './fault-lookup.js';
 import { dupMmap } from './fork.js';
 import { type GupOptions, gupFlags, gupPages, gupPagesFast } from './gup.js';
@@ -91,6 +92,8 @@ import { touchCheck, touchFaults, touchLocked } from './syscalls/touch.js';
 import { MAP_ANONYMOUS, PAGE_SIZE, PMD_SIZE } from './vm-flags.js';
 import {
   countEvent,
+  EV_FAULT_MMAP,
+  EV_FAULT_VMA,
   EV_MMAP_FALLBACK,
   MmLocks,
   type MmLocksDescriptor,
@@ -101,6 +104,7 @@ import {
   vmaEndRead,
 } from './vma-lock.js';
 import { VmaArena, type VmaFields } from './vma-record.js';
+import { type MmVmstat, mmVmstat } from './vmstat.js';
 
 export interface AddressSpaceOptions {
   config?: Partial<MmConfig>;
@@ -201,6 +205,8 @@ export class AddressSpace implements MmShared {
   readonly log: SyscallLog | null;
   /** VMA records are freed after an RCU grace period (false: at once). */
   readonly rcuFree: boolean;
+  /** config.design as its code (fault-design.ts: DESIGN_*), for the fault path. */
+  readonly faultDesign: number;
   private readonly deferPopulate: boolean;
   private readonly edges: number[] = [];
   /** This facade's (CPU's) Mmu, made by the first mmu() call. */
@@ -251,6 +257,7 @@ export class AddressSpace implements MmShared {
       throw new Error('AddressSpace: the descriptor table resolves into another file table');
     }
     this.mmapLock = this.locks.mmapLock;
+    this.faultDesign = faultDesignCode(this.config.design);
     this.deferPopulate = options.deferPopulate ?? false;
     const arena = this.arena;
     const free = this.rcuFree
@@ -511,24 +518,41 @@ export class AddressSpace implements MmShared {
     return r < 0 ? r : out;
   }
 
+  /**
+   * One try at the fault of `page`: under the vma-lock design the per-VMA-lock fast path first,
+   * then (global, retry, or a fallback) the mmap_lock path. Counts the fault by the path that
+   * finished it (vmstat.ts); a FAULT_GROW is not counted, faultPage runs the fault again.
+   */
   private faultPageOnce(page: number, write: boolean, exec: boolean): number {
     const ctx = this.ctx;
+    const locks = this.locks;
     this.mmuOffline();
-    const h = lockVmaUnderRcu(this, page);
-    if (h !== 0) {
-      let r: number;
-      try {
-        r = faultPageVmaLocked(ctx, h, page, write, exec);
-        ctx.ptWork.flushDeferred();
-      } finally {
-        vmaEndRead(this.locks, h);
+    if (faultTriesVmaLock(this.faultDesign)) {
+      const h = lockVmaUnderRcu(this, page);
+      if (h !== 0) {
+        let r: number;
+        try {
+          r = faultPageVmaLocked(ctx, h, page, write, exec);
+          ctx.ptWork.flushDeferred();
+        } finally {
+          vmaEndRead(locks, h);
+        }
+        if (r !== FAULT_FALLBACK) {
+          countEvent(locks, EV_FAULT_VMA);
+          return r;
+        }
       }
-      if (r !== FAULT_FALLBACK) return r;
+      countEvent(locks, EV_MMAP_FALLBACK);
     }
-    countEvent(this.locks, EV_MMAP_FALLBACK);
     const r = this.faultStage(FAULT_ONE_PAGE, page, PAGE_SIZE, (write ? 1 : 0) | (exec ? 2 : 0));
+    if (r !== FAULT_GROW) countEvent(locks, EV_FAULT_MMAP);
     lockdepAssertNoneHeld('page fault');
     return r;
+  }
+
+  /** The fault counters of this address space, like /proc/vmstat (vmstat.ts). */
+  vmstat(): MmVmstat {
+    return mmVmstat(this.locks, this.faultDesign);
   }
 
   /**
