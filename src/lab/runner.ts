@@ -292,10 +292,10 @@ async function runPhase(
     validator: validatorSince(before),
     timeline: timelines(plan.phase.roles, shared.rings),
     cow: cowOutcomes(results),
-    leaked: { processes: 0, frames: 0, files: 0, openFiles: 0, anonVmas: 0 },
     failures: results.map((r) => r.failure).filter((f) => f !== ''),
+    // Last: everything above is read before the process is torn down.
+    leaked: teardown(kernel, proc),
   };
-  phase.leaked = teardown(kernel, proc);
   return phase;
 }
 

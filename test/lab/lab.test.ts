@@ -21,6 +21,7 @@ import { type LabRun, type LabSettings, RESULTS_FORMAT, writeRunJson } from '../
 import { planPhases, runLab } from '../../src/lab/runner.js';
 import { lockHooks } from '../../src/lockhooks.js';
 import { FAULT_DESIGNS } from '../../src/mm/fault-design.js';
+import { KERNEL_EMPTY } from '../support/leaks.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const SETTINGS: LabSettings = {
@@ -68,7 +69,7 @@ test('the JSON: one file per run, every experiment under every design, each phas
   for (const p of r.phases) {
     const what = `${p.experiment} ${p.design} ${p.cpus}`;
     assert.deepEqual(p.failures, [], what);
-    assert.deepEqual(p.leaked, { processes: 0, frames: 0, files: 0, anonVmas: 0 }, `${what}: leaked`);
+    assert.deepEqual(p.leaked, KERNEL_EMPTY, `${what}: leaked`);
     assert.ok(p.durationMs >= SETTINGS.seconds * 1000, `${what}: ran ${p.durationMs} ms`);
     assert.equal(
       p.roles.reduce((n, role) => n + role.cpus.length, 0),

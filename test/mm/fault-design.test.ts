@@ -26,6 +26,7 @@ import {
 import { MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '../../src/mm/vm-flags.js';
 import { Rng } from '../../src/rng.js';
 import { rcuBarrier } from '../../src/sync/rcu.js';
+import { KERNEL_EMPTY } from '../support/leaks.js';
 import type { FaultPagesArgs, FaultPagesResult } from './tasks/fault-pages.js';
 
 const P = 4096;
@@ -40,7 +41,7 @@ function finish(kernel: Kernel, ...procs: Process[]): void {
   for (const p of procs) p.detach();
   rcuBarrier();
   kernel.mem.drainAll();
-  assert.deepEqual(kernel.counts(), { processes: 0, frames: 0, files: 0, anonVmas: 0 });
+  assert.deepEqual(kernel.counts(), KERNEL_EMPTY);
 }
 
 /** Writes seeded words into PAGES pages, forks, writes again (copy-on-write), reads everything. */
@@ -112,7 +113,7 @@ test('a bad design is a RangeError and creates nothing', () => {
     );
   }
   assert.throws(() => faultDesignCode('vma_lock'), RangeError);
-  assert.deepEqual(kernel.counts(), { processes: 0, frames: 0, files: 0, anonVmas: 0 });
+  assert.deepEqual(kernel.counts(), KERNEL_EMPTY);
 });
 
 for (const design of FAULT_DESIGNS) {
