@@ -176,9 +176,12 @@ type LockedBody = (
   f: number,
 ) => number;
 
-/** Frames for address spaces made without a Kernel: one PhysMem per thread, made on first use. */
+/**
+ * Frames for address spaces made without a Kernel: one PhysMem per thread, made on first use (the
+ * replayer's file table caches its pages there too).
+ */
 let threadMem: PhysMem | null = null;
-function defaultPhysMem(): PhysMem {
+export function defaultPhysMem(): PhysMem {
   threadMem ??= PhysMem.create({ frames: 1 << 18 });
   return threadMem;
 }
@@ -187,7 +190,7 @@ function defaultPhysMem(): PhysMem {
 const FAULT_ONE_PAGE = -1;
 /** Tries of one page fault (each FAULT_RETRY ran the I/O it waited for: the next finds the page). */
 const MAX_FAULT_TRIES = 64;
-/** Rounds of a fault stage beyond one per page (each round after the first follows a file I/O). */
+/** Rounds of a fault stage beyond three per page (each round after the first follows a file I/O). */
 const STAGE_SLACK_ROUNDS = 64;
 
 function touchBody(mm: SyscallContext, addr: number, len: number, write: number): number {
@@ -387,7 +390,8 @@ export class AddressSpace implements MmShared {
    */
   private faultStage(mode: number, start: number, len: number, ret: number): number {
     const end = start + len;
-    const maxRounds = Math.ceil(len / PAGE_SIZE) + STAGE_SLACK_ROUNDS;
+    // A page waits at most three times: its read, its lock, its page_mkwrite.
+    const maxRounds = 3 * Math.ceil(len / PAGE_SIZE) + STAGE_SLACK_ROUNDS;
     let from = start;
     try {
       for (let round = 0; round < maxRounds; round++) {
