@@ -102,7 +102,14 @@ import {
 import { mmapCheck, mmapLocked } from './syscalls/mmap.js';
 import { mprotectCheck, mprotectLocked } from './syscalls/mprotect.js';
 import { mremapCheck, mremapLocked } from './syscalls/mremap.js';
-import { msyncCheck, msyncReadLocked } from './syscalls/msync.js';
+import {
+  MSYNC_FSYNC,
+  msyncBegin,
+  msyncCheck,
+  msyncFsync,
+  msyncReadLocked,
+  msyncState,
+} from './syscalls/msync.js';
 import { munmapLocked } from './syscalls/munmap.js';
 import { touchCheck, touchFaults, touchLocked } from './syscalls/touch.js';
 import { MAP_ANONYMOUS, PAGE_SIZE, PMD_SIZE } from './vm-flags.js';
@@ -817,9 +824,21 @@ export class AddressSpace implements MmShared {
   sysMunlockall(): number {
     return this.run('syscall munlockall', NR_MUNLOCKALL, munlockallBody);
   }
+  /** msync: the walk under mmap_lock (R); MS_SYNC's write-back of each range with it dropped. */
   sysMsync(addr: number, len: number, flags: number): number {
     const c = msyncCheck(addr, len, flags);
-    return c !== CHECKED ? c : this.runRead('syscall msync', msyncReadLocked, addr, len, flags);
+    if (c !== CHECKED) return c;
+    msyncBegin(addr);
+    // Bounded: each round passes at least one VMA.
+    for (let round = 0; round <= this.config.maxMapCount + 1; round++) {
+      const r = this.runRead('syscall msync', msyncReadLocked, addr, len, flags);
+      if (r !== MSYNC_FSYNC) return r;
+      const err = msyncFsync(this.files);
+      lockdepAssertNoneHeld('syscall msync');
+      if (err < 0) return err;
+      if (msyncState.start >= addr + len) return msyncState.unmapped;
+    }
+    return msyncState.unmapped;
   }
   /** mincore: 1 in vec[i] for each resident page of [addr, addr + len); 0 or -errno. */
   sysMincore(addr: number, len: number, vec: Uint8Array): number {
