@@ -406,7 +406,8 @@ export class AddressSpace implements MmShared {
         if (!this.stageIo) return r;
         countEvent(this.locks, EV_FAULT_RETRY);
         const err = this.stageIoErr;
-        if (mode === FAULT_ONE_PAGE) return err === 0 ? FAULT_RETRY : err === -ENOMEM ? FAULT_OOM : FAULT_SIGBUS;
+        if (mode === FAULT_ONE_PAGE)
+          return err === 0 ? FAULT_RETRY : err === -ENOMEM ? FAULT_OOM : FAULT_SIGBUS;
         // FOLL_UNLOCKABLE: the walk goes on from the page that waited, the VMAs looked up again
         // under the retaken mmap_lock; a failed I/O answers that page with its error once.
         from = fileFaultPendingAddr();

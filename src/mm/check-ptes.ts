@@ -28,7 +28,15 @@
 
 import { rangeOut } from '../maple/api.js';
 import type { PhysMem } from '../mem/frames.js';
-import { FIRST_PFN, KIND_ANON, KIND_FILE, KIND_FREE, PG_ANON_EXCLUSIVE, PG_DIRTY, ZERO_PFN } from '../mem/page.js';
+import {
+  FIRST_PFN,
+  KIND_ANON,
+  KIND_FILE,
+  KIND_FREE,
+  PG_ANON_EXCLUSIVE,
+  PG_DIRTY,
+  ZERO_PFN,
+} from '../mem/page.js';
 import { PTE_HUGE, PTE_USER, PTE_WRITE, ptePfn, USER_ADDR_LIMIT } from '../mem/pte.js';
 import type { MmShared } from './context.js';
 import { PAGE_SIZE, VM_ACCESS_FLAGS, VM_SHARED, VM_WRITE } from './vm-flags.js';

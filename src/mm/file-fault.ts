@@ -55,10 +55,10 @@ import {
   pteIndex,
   ptePfn,
 } from '../mem/pte.js';
+import { FAULT_SIGBUS } from '../mem/tlb.js';
 import { faultAnonPageOf } from './anon-fault.js';
 import type { SyscallContext } from './context.js';
 import { FAULT_FALLBACK, FAULT_OOM, FAULT_RETRY } from './fault-codes.js';
-import { FAULT_SIGBUS } from '../mem/tlb.js';
 import { PAGE_SIZE, VM_SHARED } from './vm-flags.js';
 
 /**
@@ -115,7 +115,14 @@ export function fileFaultClearPoison(): void {
  * Records the work for fileFaultIo, taking a file reference; `pfn` (0 or a page the caller holds
  * a reference to) passes its reference on. Returns FILE_NEED_IO.
  */
-function needIo(files: FileTable, op: number, file: number, index: number, pfn: number, addr: number): number {
+function needIo(
+  files: FileTable,
+  op: number,
+  file: number,
+  index: number,
+  pfn: number,
+  addr: number,
+): number {
   assert(pending.op === IO_NONE, 'file fault: work already pending on this CPU');
   files.get(file);
   pending.op = op;
@@ -279,7 +286,8 @@ export function faultFilePage(
     return needIo(files, IO_READ, file, index, 0, addr);
   }
   let r: number;
-  if (index >= pagesOf(files, file)) r = -EFAULT; // truncated meanwhile
+  if (index >= pagesOf(files, file))
+    r = -EFAULT; // truncated meanwhile
   else if (!write) r = mapFilePageLocked(mm, table, i, old, addr, pfn, RO);
   else if (!shared) r = cowFilePageLocked(mm, table, i, old, addr, pfn, anon, index);
   else if (inline || (Atomics.load(mem.flags, pfn) & PG_DIRTY) !== 0) {

@@ -40,7 +40,7 @@ function finish(kernel: Kernel, ...procs: Process[]): void {
   assert.deepEqual(kernel.counts(), KERNEL_EMPTY);
 }
 
-test('a store through one process\'s shared file mapping is seen at once by another process on another CPU', async () => {
+test("a store through one process's shared file mapping is seen at once by another process on another CPU", async () => {
   const kernel = Kernel.create({ frames: 4096 });
   const a = Process.create(kernel);
   const fd = a.open({ size: 16 * P, writable: true, name: 'shared.bin' });
@@ -50,8 +50,16 @@ test('a store through one process\'s shared file mapping is seen at once by anot
   const sync = new SharedArrayBuffer(16);
   const base = { pages: 16, rounds: 2000, durationMs: 0, sync };
   const [[w], [r]] = await Promise.all([
-    machine.run<FileFaultCpuResult>(task, { ...base, role: 'writer', process: a.describe(), base: BASE } satisfies FileFaultCpuArgs, [0]),
-    machine.run<FileFaultCpuResult>(task, { ...base, role: 'reader', process: b.describe(), base: BASE + 64 * P } satisfies FileFaultCpuArgs, [1]),
+    machine.run<FileFaultCpuResult>(
+      task,
+      { ...base, role: 'writer', process: a.describe(), base: BASE } satisfies FileFaultCpuArgs,
+      [0],
+    ),
+    machine.run<FileFaultCpuResult>(
+      task,
+      { ...base, role: 'reader', process: b.describe(), base: BASE + 64 * P } satisfies FileFaultCpuArgs,
+      [1],
+    ),
   ]);
   assert.equal(w.count, 2000);
   assert.equal(r.count, 2000);
@@ -62,7 +70,9 @@ test('a store through one process\'s shared file mapping is seen at once by anot
 });
 
 /** Faults slowed pages on CPU 0 while CPU 1 maps and unmaps: the mapper's iterations. */
-async function slowFaultVersusMmap(design: FaultDesign): Promise<{ faults: number; maps: number; io: number }> {
+async function slowFaultVersusMmap(
+  design: FaultDesign,
+): Promise<{ faults: number; maps: number; io: number }> {
   const kernel = Kernel.create({ frames: 16384 });
   const proc = Process.create(kernel, { config: { design } });
   const fd = proc.open({ size: 4096 * P, writable: true, name: 'slow.bin' });

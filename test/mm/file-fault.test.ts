@@ -13,9 +13,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { ENOMEM } from '../../src/errno.js';
-import { findGetPage } from '../../src/fs/page-cache.js';
 import { INJECT_FAULT, INJECT_MKWRITE, setInjection } from '../../src/fs/inject.js';
 import { O_RDWR } from '../../src/fs/open-file.js';
+import { findGetPage } from '../../src/fs/page-cache.js';
 import { Kernel } from '../../src/kernel/kernel.js';
 import { Process } from '../../src/kernel/process.js';
 import { lockdepCounts, lockdepSiteCounts } from '../../src/lockdep/index.js';
@@ -245,7 +245,7 @@ test('msync(MS_SYNC) over the shared mapping: the bytes are in the host file; pr
     proc.mm.msync(BASE, 4 * P, MS_SYNC);
     const bytes = readFileSync(path);
     assert.equal(bytes[P + 7], 0x22, 'MS_SYNC wrote the page');
-    assert.equal(bytes[0], 0x11, 'the private write is not the file\'s');
+    assert.equal(bytes[0], 0x11, "the private write is not the file's");
     assert.equal(lockdepCounts().mmap_io, before, 'the write-back ran without mmap_lock');
     // (A store after the write-back reaches the file at the next msync only once writeback
     // write-protects the entries: the rmap seam's mkcleanPage, built beside this.)

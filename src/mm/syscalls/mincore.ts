@@ -35,7 +35,8 @@ export function mincoreReadLocked(mm: SyscallContext, start: number, len: number
     const first = a.pgoff(h) - a.start(h) / PAGE_SIZE;
     for (; addr < stop; addr += PAGE_SIZE) {
       const mapped = mm.pt.lookupPte(addr) !== 0;
-      vec[(addr - start) / PAGE_SIZE] = mapped || (file !== 0 && cached(mm, file, first + addr / PAGE_SIZE)) ? 1 : 0;
+      vec[(addr - start) / PAGE_SIZE] =
+        mapped || (file !== 0 && cached(mm, file, first + addr / PAGE_SIZE)) ? 1 : 0;
     }
   }
   return 0;
