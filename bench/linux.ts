@@ -20,6 +20,9 @@ export interface LinuxFigures {
   anon_write_fault: number;
   page_fault1: number;
   cow_after_fork: number;
+  page_fault2: number;
+  page_fault3: number;
+  mmap2: number;
 }
 
 const source = resolve(dirname(fileURLToPath(import.meta.url)), '../../bench/linux/mmops.c');
@@ -60,6 +63,9 @@ export function measureLinux(iterations: number): LinuxFigures {
       anon_write_fault: Number.NaN,
       page_fault1: Number.NaN,
       cow_after_fork: Number.NaN,
+      page_fault2: Number.NaN,
+      page_fault3: Number.NaN,
+      mmap2: Number.NaN,
     };
   }
   const dir = mkdtempSync(join(tmpdir(), 'vmspace-mmops-'));

@@ -209,7 +209,8 @@ function copyPteRange(
       cpt.setPte(ct, ci, entry);
       return;
     }
-    if (mem.maybeDmaPinned(pfn)) {
+    // A pinned anonymous page is copied; a file page (a private file mapping's) is shared as is.
+    if (mem.kind[pfn] === KIND_ANON && mem.maybeDmaPinned(pfn)) {
       // copy_present_page: the child gets its own copy; the parent's page stays exclusive.
       const np = mem.allocFrame(KIND_ANON, anon, pgoff + (addr - start) / PAGE_SIZE);
       if (np === 0) {
