@@ -48,9 +48,11 @@ import {
 } from './context.js';
 import { faultinRange, mmPopulate } from './fault.js';
 import { faultDesignCode, faultTriesVmaLock } from './fault-design.js';
+import { installFileRmap } from './file-rmap.js';
 import { lockVmaUnderRcu } from './fault-lookup.js';
 import { dupMmap } from './fork.js';
 import { type GupOptions, gupFlags, gupPages, gupPagesFast } from './gup.js';
+import { allocMmId, mmForget } from './mm-registry.js';
 import { MmState, type MmStateDescriptor } from './mm-state.js';
 import { FAULT_FALLBACK, FAULT_GROW, faultPageLocked, faultPageVmaLocked, MmuFault } from './mmu-fault.js';
 import { type VmaView, vmaViews } from './proc-maps.js';
@@ -238,7 +240,7 @@ export class AddressSpace implements MmShared {
       );
       this.index = options.index;
       this.locks = MmLocks.create(this.arena);
-      this.state = MmState.create(this.config.startBrk);
+      this.state = MmState.create(this.config.startBrk, allocMmId());
       this.mem = options.mem ?? defaultPhysMem();
       this.files =
         options.files ??
@@ -257,6 +259,7 @@ export class AddressSpace implements MmShared {
       throw new Error('AddressSpace: the descriptor table resolves into another file table');
     }
     this.mmapLock = this.locks.mmapLock;
+    installFileRmap();
     this.faultDesign = faultDesignCode(this.config.design);
     this.deferPopulate = options.deferPopulate ?? false;
     const arena = this.arena;
@@ -667,6 +670,7 @@ export class AddressSpace implements MmShared {
       if (first >= 0) mm.layer.unmapRange(first, 0, 2 ** 53);
       return 0;
     });
+    mmForget(this.state);
     rcuBarrier();
   }
 
