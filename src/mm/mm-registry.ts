@@ -7,7 +7,9 @@
  *   announce the first commit that links an i_mmap entry of an address space posts its reference
  *            {id, vmas, pt, tlb} (descriptors: SharedArrayBuffers) on one BroadcastChannel
  *   receive  each thread drains its channel synchronously (receiveMessageOnPort) when it looks
- *            up an id it does not know, and attaches the reference on first use (cached per CPU)
+ *            up an id it does not know, and attaches the reference on first use (cached per CPU);
+ *            what arrives while the thread's event loop runs comes through the channel's listener
+ *            (Node hands queued messages to the listener then, and drops them if there is none)
  *   forget   the address space's destroy posts {id, null}; receivers drop their copy
  *
  * Only address spaces that map files are announced (anonymous-only ones never post: most tests
@@ -63,6 +65,9 @@ const ids = new Int32Array(sharedGlobal('mm.registry', 8));
 const channel = new BroadcastChannel('vmspace.mm-registry');
 // Node accepts a BroadcastChannel where it takes a port (its types name only MessagePort).
 const port = channel as unknown as MessagePort;
+// Whenever this thread's event loop runs, Node dispatches what arrived to the listener (and drops
+// it without one: measured, Node 20), so both paths apply messages, in queue order.
+channel.onmessage = (event: unknown) => apply((event as { data: RegistryMessage }).data);
 channel.unref();
 
 /** This CPU's references and attached views, by id. */
@@ -136,12 +141,15 @@ function drain(): void {
   for (;;) {
     const got = receiveMessageOnPort(port);
     if (got === undefined) return;
-    const m = got.message as RegistryMessage;
-    if (m.ref !== null) refs.set(m.id, m.ref);
-    else {
-      refs.delete(m.id);
-      views.delete(m.id);
-    }
+    apply(got.message as RegistryMessage);
+  }
+}
+
+function apply(m: RegistryMessage): void {
+  if (m.ref !== null) refs.set(m.id, m.ref);
+  else {
+    refs.delete(m.id);
+    views.delete(m.id);
   }
 }
 
