@@ -53,8 +53,6 @@ export interface KernelCounts {
   /** Open file descriptions (struct file). */
   openFiles: number;
   anonVmas: number;
-  /** Reverse-map entries (src/fs/i-mmap.ts): one per file-backed VMA. */
-  iMmapEntries: number;
 }
 
 export class Kernel {
@@ -148,7 +146,6 @@ export class Kernel {
       files: this.files.live,
       openFiles: this.opens.live,
       anonVmas: this.anonVmas.live,
-      iMmapEntries: this.files.iMmapEntries.live,
     };
   }
 }

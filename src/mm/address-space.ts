@@ -48,8 +48,8 @@ import {
 } from './context.js';
 import { faultinRange, mmPopulate } from './fault.js';
 import { faultDesignCode, faultTriesVmaLock } from './fault-design.js';
-import { installFileRmap } from './file-rmap.js';
 import { lockVmaUnderRcu } from './fault-lookup.js';
+import { installFileRmap } from './file-rmap.js';
 import { dupMmap } from './fork.js';
 import { type GupOptions, gupFlags, gupPages, gupPagesFast } from './gup.js';
 import { allocMmId, mmForget } from './mm-registry.js';

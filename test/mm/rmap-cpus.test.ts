@@ -57,4 +57,5 @@ test('a zap on one CPU against splits, merges, mremap moves and remaps on anothe
   rcuBarrier();
   kernel.mem.drainAll();
   assert.deepEqual(kernel.counts(), KERNEL_EMPTY);
+  assert.equal(kernel.files.iMmapEntries.live, 0, 'every i_mmap entry freed');
 });

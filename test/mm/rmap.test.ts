@@ -47,6 +47,7 @@ function finish(kernel: Kernel, ...ps: Process[]): void {
   rcuBarrier();
   kernel.mem.drainAll();
   assert.deepEqual(kernel.counts(), KERNEL_EMPTY);
+  assert.equal(kernel.files.iMmapEntries.live, 0, 'every i_mmap entry freed');
 }
 
 test('i_mmap bookkeeping: one entry per file VMA through mmap, splits, merges, munmap, mremap, fork and exit', () => {
