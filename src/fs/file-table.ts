@@ -9,7 +9,7 @@
  *   +--------+-------+-----------+-------------+--------+---------+---------+---------+
  *   | BACKING | HOST_FD | CACHE_ROOT | CACHE_HEIGHT | NRPAGES | WB_ERR | I_PAGES (2)   |  words 8-15
  *   +------------------------------------+--------------------------------------------+
- *   | I_RWSEM (8 words) | INVALIDATE_LOCK (8 words) | I_MMAP (8 words) | (8 spare)      |  words 16-47
+ *   | I_RWSEM (8 words) | INVALIDATE_LOCK (8 words) | I_MMAP (8 words) | reverse map (8)  |  words 16-47
  *   +------------------------------------------------------------------------------------+
  *   | INJECT: per operation (INJECT_OPS of them) LATENCY_US, FAIL_NEXT                    |  words 48-63
  *   +------------------------------------------------------------------------------------+
@@ -21,7 +21,8 @@
  * written once, before the id is handed out.
  *
  * The table also owns what every file's page cache shares (docs/fs.md): the kernel-wide arena of
- * page-index nodes (`cacheNodes`, src/fs/page-index.ts) and the PhysMem its pages come from
+ * page-index nodes (`cacheNodes`, src/fs/page-index.ts), the arena of reverse-map entries
+ * (`iMmapEntries`, src/fs/i-mmap.ts: its words 40-44 of each record) and the PhysMem its pages come from
  * (`mem`, absent for a table made without one: such files cannot cache pages). Both travel in the
  * descriptor, so whichever CPU puts a file's last reference can free its cache: before the record
  * is freed, `put` calls the release hook src/fs/page-cache.ts registers when it loads
@@ -73,6 +74,14 @@ export const FILE_I_PAGES = 14;
 const I_RWSEM = 16;
 const INVALIDATE_LOCK = I_RWSEM + RWSEM_WORDS;
 const I_MMAP = INVALIDATE_LOCK + RWSEM_WORDS;
+/** The i_mmap rwsem's first word (src/fs/i-mmap.ts takes it without a lock object). */
+export const I_MMAP_LOCK_WORD = I_MMAP;
+/** The reverse map's words (src/fs/i-mmap.ts): list head and tail, entries, commit windows, their waiters. */
+export const FILE_I_MMAP_HEAD = 40;
+export const FILE_I_MMAP_TAIL = 41;
+export const FILE_I_MMAP_COUNT = 42;
+export const FILE_I_MMAP_COMMITS = 43;
+export const FILE_I_MMAP_WAITERS = 44;
 /** Injection words: INJECT_OPS pairs (latency in microseconds, count of next calls that fail). */
 export const FILE_INJECT = 48;
 export const INJECT_OPS = 8;
@@ -84,6 +93,9 @@ export const NAME_MAX_BYTES = RECORD_BYTES - NAME_WORD * 4;
 export const CACHE_NODE_BYTES = 320;
 /** Most page-index nodes of one table (reserved, committed as used): 2^17 nodes, 40 MiB. */
 const CACHE_NODES_MAX = 1 << 17;
+/** A reverse-map entry (src/fs/i-mmap.ts), and the most of them: one per file-backed VMA. */
+export const I_MMAP_ENTRY_BYTES = 16;
+const I_MMAP_ENTRIES_MAX = 1 << 20;
 
 /**
  * What `put` calls for a record whose last reference is gone, before the record is freed (the
@@ -165,6 +177,7 @@ export interface FileTableOptions {
 export interface FileTableDescriptor {
   records: ArenaDescriptor;
   cacheNodes: ArenaDescriptor;
+  iMmapEntries: ArenaDescriptor;
   mem: PhysMemDescriptor | null;
 }
 
@@ -172,6 +185,8 @@ export class FileTable {
   readonly arena: Arena;
   /** The page-index nodes of every file of the table (src/fs/page-index.ts). */
   readonly cacheNodes: Arena;
+  /** The reverse-map entries of every file of the table (src/fs/i-mmap.ts). */
+  readonly iMmapEntries: Arena;
   /** The frames cached pages live in (null: this table's files cannot cache pages). */
   readonly mem: PhysMem | null;
   private readonly i32: Int32Array;
@@ -196,21 +211,34 @@ export class FileTable {
       maxCapacity: CACHE_NODES_MAX,
       injector: options.injector,
     });
-    return new FileTable(records, nodes, options.mem ?? null);
+    const entries = Arena.create({
+      name: 'i_mmap_entry',
+      recordBytes: I_MMAP_ENTRY_BYTES,
+      capacity: 64,
+      maxCapacity: I_MMAP_ENTRIES_MAX,
+      injector: options.injector,
+    });
+    return new FileTable(records, nodes, entries, options.mem ?? null);
   }
 
   /** The same table on this CPU; `mem`, if it views the descriptor's PhysMem, is used as it is. */
   static attach(desc: FileTableDescriptor, mem?: PhysMem): FileTable {
     const same = mem !== undefined && desc.mem !== null && mem.describe().memory === desc.mem.memory;
     const phys = desc.mem === null ? null : same ? (mem as PhysMem) : PhysMem.attach(desc.mem);
-    return new FileTable(Arena.attach(desc.records), Arena.attach(desc.cacheNodes), phys);
+    return new FileTable(
+      Arena.attach(desc.records),
+      Arena.attach(desc.cacheNodes),
+      Arena.attach(desc.iMmapEntries),
+      phys,
+    );
   }
 
-  private constructor(arena: Arena, cacheNodes: Arena, mem: PhysMem | null) {
+  private constructor(arena: Arena, cacheNodes: Arena, iMmapEntries: Arena, mem: PhysMem | null) {
     if (arena.recordBytes !== RECORD_BYTES) throw new Error('file table: wrong record size');
     if (cacheNodes.recordBytes !== CACHE_NODE_BYTES) throw new Error('file table: wrong cache node size');
     this.arena = arena;
     this.cacheNodes = cacheNodes;
+    this.iMmapEntries = iMmapEntries;
     this.mem = mem;
     this.i32 = arena.i32;
     this.f64 = arena.f64;
@@ -223,6 +251,7 @@ export class FileTable {
     return {
       records: this.arena.describe(),
       cacheNodes: this.cacheNodes.describe(),
+      iMmapEntries: this.iMmapEntries.describe(),
       mem: this.mem === null ? null : this.mem.describe(),
     };
   }
@@ -335,6 +364,8 @@ export class FileTable {
       Atomics.load(this.i32, b + FILE_CACHE_ROOT) === 0 && Atomics.load(this.i32, b + FILE_NRPAGES) === 0,
       'file put: its page cache was not released (src/fs/page-cache.ts not loaded on this CPU?)',
     );
+    // Every VMA naming the file holds a reference: none is left, so neither is a reverse-map entry.
+    assert(this.i32[b + FILE_I_MMAP_COUNT] === 0, 'file put: reverse-map entries left');
     const kind = this.i32[id * this.i32Per + FILE_BACKING];
     const release = releases[kind];
     if (release !== undefined) release(this, id);

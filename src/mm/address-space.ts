@@ -57,8 +57,10 @@ import {
   fileFaultPendingAddr,
   fileFaultPoison,
 } from './file-fault.js';
+import { installFileRmap } from './file-rmap.js';
 import { dupMmap } from './fork.js';
 import { type GupOptions, gupFlags, gupPages, gupPagesFast } from './gup.js';
+import { allocMmId, mmForget } from './mm-registry.js';
 import { MmState, type MmStateDescriptor } from './mm-state.js';
 import {
   FAULT_FALLBACK,
@@ -272,7 +274,7 @@ export class AddressSpace implements MmShared {
       );
       this.index = options.index;
       this.locks = MmLocks.create(this.arena);
-      this.state = MmState.create(this.config.startBrk);
+      this.state = MmState.create(this.config.startBrk, allocMmId());
       this.mem = options.mem ?? defaultPhysMem();
       this.files =
         options.files ??
@@ -291,6 +293,7 @@ export class AddressSpace implements MmShared {
       throw new Error('AddressSpace: the descriptor table resolves into another file table');
     }
     this.mmapLock = this.locks.mmapLock;
+    installFileRmap();
     this.faultDesign = faultDesignCode(this.config.design);
     this.deferPopulate = options.deferPopulate ?? false;
     const arena = this.arena;
@@ -764,6 +767,7 @@ export class AddressSpace implements MmShared {
       if (first >= 0) mm.layer.unmapRange(first, 0, 2 ** 53);
       return 0;
     });
+    mmForget(this.state);
     rcuBarrier();
   }
 

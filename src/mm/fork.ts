@@ -104,7 +104,9 @@ export function dupMmap(parent: ForkSpace, child: ForkSpace): number {
           f.nameId = a.nameId(h);
           ctx.txn.insert(f);
         }
-        r = ctx.commitLocked();
+        // The child's i_mmap windows stay open over the page-table copy: a reverse-map walker sees
+        // the child's file VMAs with their copied PTEs, or neither.
+        r = ctx.commitLocked(true);
       } catch (error) {
         ctx.abandonLocked();
         throw error;
@@ -145,6 +147,7 @@ export function dupMmap(parent: ForkSpace, child: ForkSpace): number {
         seq.writeEnd();
       }
     } finally {
+      child.ctx.closeRmapWindowsLocked();
       mmapWriteUnlock(child.locks);
     }
     // The parent's CPUs may cache writable translations of the pages now shared read-only.
