@@ -247,8 +247,11 @@ test('msync(MS_SYNC) over the shared mapping: the bytes are in the host file; pr
     assert.equal(bytes[P + 7], 0x22, 'MS_SYNC wrote the page');
     assert.equal(bytes[0], 0x11, "the private write is not the file's");
     assert.equal(lockdepCounts().mmap_io, before, 'the write-back ran without mmap_lock');
-    // (A store after the write-back reaches the file at the next msync only once writeback
-    // write-protects the entries: the rmap seam's mkcleanPage, built beside this.)
+    // Writeback write-protected the entry (the rmap seam's mkcleanPage): a later store faults
+    // again, page_mkwrite dirties the page, and the next msync writes it.
+    mmu.store8(BASE + P + 8, 0x44);
+    proc.mm.msync(BASE, 2 * P, MS_SYNC);
+    assert.equal(readFileSync(path)[P + 8], 0x44, 'a store after the write-back reached the file');
     proc.close(fd);
     finish(kernel, proc);
   } finally {
