@@ -36,6 +36,7 @@ import type { FileTable } from '../fs/file-table.js';
 import { addFilledPage, findGetPage, markPageDirty, readCachePage } from '../fs/page-cache.js';
 import { MAX_PAGE_INDEX } from '../fs/page-index.js';
 import { lockPage, unlockPage } from '../fs/page-lock.js';
+import { lockdepUserCopyBegin, lockdepUserCopyEnd } from '../lockdep/index.js';
 import type { PhysMem } from '../mem/frames.js';
 import type { Mmu } from '../mem/mmu.js';
 import { KIND_FILE, PAGE_SIZE, PG_UPTODATE } from '../mem/page.js';
@@ -65,6 +66,7 @@ export function fileRead(mm: AddressSpace, of: number, pos: number, addr: number
   const raAt = opens.raAt(of);
   mm.mmuOffline();
   files.iRwsemLock(id, false);
+  const copyBase = lockdepUserCopyBegin();
   let done = 0;
   let err = 0;
   try {
@@ -90,6 +92,7 @@ export function fileRead(mm: AddressSpace, of: number, pos: number, addr: number
       }
     }
   } finally {
+    lockdepUserCopyEnd(copyBase);
     files.iRwsemUnlock(id, false);
   }
   return done > 0 ? done : err;
@@ -118,6 +121,7 @@ export function fileWrite(
   const id = opens.file(of);
   mm.mmuOffline();
   files.iRwsemLock(id, true);
+  const copyBase = lockdepUserCopyBegin();
   try {
     const start = append ? files.size(id) : pos;
     if (start >= MAX_FILE_BYTES) return -EFBIG;
@@ -125,6 +129,7 @@ export function fileWrite(
     if (setPos && n > 0) opens.setPos(of, start + n);
     return n;
   } finally {
+    lockdepUserCopyEnd(copyBase);
     files.iRwsemUnlock(id, true);
   }
 }

@@ -62,8 +62,12 @@ const FALLOC_FL_MODE_MASK =
 
 const LOFF_MAX = 2 ** 63;
 
-/** loff_t of an unsigned long argument (already through `ulong`): values from 2^63 are negative. */
+/**
+ * The loff_t `x` stands for (a JS number: values from 2^63 wrap to negative, as C's conversion
+ * of a 64-bit value), or NaN when it stands for none (not an integer, outside [-2^63, 2^64)).
+ */
 export function loff(x: number): number {
+  if (!Number.isInteger(x) || x < -LOFF_MAX || x >= U64) return Number.NaN;
   return x >= LOFF_MAX ? x - U64 : x;
 }
 

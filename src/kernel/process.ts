@@ -235,8 +235,8 @@ export class Process {
     const d = cint(fd);
     const a = ulong(addr);
     const l = ulong(len);
-    const o = ulong(offset);
-    return check(Number.isNaN(d + a + l + o) ? -EINVAL : sysPread(this.mm, d, a, l, loff(o)), 'pread');
+    const o = loff(offset);
+    return check(Number.isNaN(d + a + l + o) ? -EINVAL : sysPread(this.mm, d, a, l, o), 'pread');
   }
 
   /** pwrite64(2): write at byte `offset`, the file position unchanged. */
@@ -245,25 +245,25 @@ export class Process {
     const d = cint(fd);
     const a = ulong(addr);
     const l = ulong(len);
-    const o = ulong(offset);
-    return check(Number.isNaN(d + a + l + o) ? -EINVAL : sysPwrite(this.mm, d, a, l, loff(o)), 'pwrite');
+    const o = loff(offset);
+    return check(Number.isNaN(d + a + l + o) ? -EINVAL : sysPwrite(this.mm, d, a, l, o), 'pwrite');
   }
 
   /** lseek(2): the new file position (whence SEEK_SET, SEEK_CUR, SEEK_END, SEEK_DATA, SEEK_HOLE). */
   lseek(fd: number, offset: number, whence: number): number {
     this.assertRunning();
     const d = cint(fd);
-    const o = ulong(offset);
+    const o = loff(offset);
     const w = cint(whence);
-    return check(Number.isNaN(d + o + w) ? -EINVAL : sysLseek(this.mm, d, loff(o), w), 'lseek');
+    return check(Number.isNaN(d + o + w) ? -EINVAL : sysLseek(this.mm, d, o, w), 'lseek');
   }
 
   /** ftruncate(2). */
   ftruncate(fd: number, len: number): void {
     this.assertRunning();
     const d = cint(fd);
-    const l = ulong(len);
-    check(Number.isNaN(d + l) ? -EINVAL : sysFtruncate(this.mm, d, loff(l)), 'ftruncate');
+    const l = loff(len);
+    check(Number.isNaN(d + l) ? -EINVAL : sysFtruncate(this.mm, d, l), 'ftruncate');
   }
 
   /** fallocate(2): FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE only (others: EOPNOTSUPP). */
@@ -271,10 +271,10 @@ export class Process {
     this.assertRunning();
     const d = cint(fd);
     const m = cint(mode);
-    const o = ulong(offset);
-    const l = ulong(len);
+    const o = loff(offset);
+    const l = loff(len);
     const bad = Number.isNaN(d + m + o + l);
-    check(bad ? -EINVAL : sysFallocate(this.mm, d, m, loff(o), loff(l)), 'fallocate');
+    check(bad ? -EINVAL : sysFallocate(this.mm, d, m, o, l), 'fallocate');
   }
 
   /** fsync(2): dirty pages written to the backing, then the backing synced. */
