@@ -32,7 +32,12 @@ export const suite: BenchSuite = {
           ? runLinuxProgram('fileread', [path, options.quick ? '200' : '2000']).read_cached_1m_gbps
           : Number.NaN;
       report.add('linux.read_cached_1m.gbps', linux, 'GB/s');
-      report.add('fs.read_cached_1m.gbps', await readCached(path, options), 'GB/s', 'linux.read_cached_1m.gbps');
+      report.add(
+        'fs.read_cached_1m.gbps',
+        await readCached(path, options),
+        'GB/s',
+        'linux.read_cached_1m.gbps',
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
