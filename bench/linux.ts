@@ -78,3 +78,18 @@ export function measureLinux(iterations: number): LinuxFigures {
     rmSync(dir, { recursive: true, force: true });
   }
 }
+
+/**
+ * Builds bench/linux/NAME.c with gcc (into a temp dir) and runs it with `args`: its stdout parsed
+ * as JSON. Callers check `linuxUnavailable()` first.
+ */
+export function runLinuxProgram(name: string, args: string[]): Record<string, number> {
+  const dir = mkdtempSync(join(tmpdir(), `vmspace-${name}-`));
+  try {
+    const binary = join(dir, name);
+    execFileSync('gcc', ['-O2', '-o', binary, resolve(dirname(source), `${name}.c`)], { stdio: 'inherit' });
+    return JSON.parse(execFileSync(binary, args, { encoding: 'utf8' })) as Record<string, number>;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
