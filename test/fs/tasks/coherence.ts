@@ -11,7 +11,7 @@
  *     its own bytes, whatever the file holds.
  *
  * Every `syncEvery` rounds the writer also makes the bytes durable — msync(MS_SYNC) over its shared
- * mapping or fsync(), alternately — and the checker reads the word from the host file with node:fs
+ * mapping or fsync(), seeded — and the checker reads the word from the host file with node:fs
  * (its own host descriptor, outside vmspace).
  *
  * Returns { rounds checked, mismatches (shared, private, host), by-method counts, error }.
@@ -127,7 +127,7 @@ function rounds(cpu: number, args: CoherenceArgs, proc: Process, host: number, o
     const byStore = rng.below(2) === 0;
     const byLoad = rng.below(2) === 0;
     const durable = r % args.syncEvery === 0;
-    const viaMsync = (r / args.syncEvery) % 2 === 0;
+    const viaMsync = rng.below(2) === 0;
     const value = roundValue(r);
     if (r % 2 === cpu) {
       waitFor(mmu, sync, CHECKED, r - 1);
