@@ -21,13 +21,7 @@ import { rcuBarrier } from '../../src/sync/rcu.js';
 import { KERNEL_EMPTY } from '../support/leaks.js';
 import { reopen } from './file-syscalls-util.js';
 import { quietValidator, validatorCounts } from './quiet-validator.js';
-import {
-  type InversionArgs,
-  type InversionResult,
-  PAGES,
-  SRC,
-  sourceWord,
-} from './tasks/inversion.js';
+import { type InversionArgs, type InversionResult, PAGES, SRC, sourceWord } from './tasks/inversion.js';
 
 const P = 4096;
 const RW = PROT_READ | PROT_WRITE;
@@ -85,7 +79,11 @@ test('write() from a mapping of the same file and of another, against faults, mr
   ];
   const results = await Promise.all(
     roles.map(async ([role, writer], cpu) => {
-      const [r] = await machine.run<InversionResult>(task, { ...base, role, writer } satisfies InversionArgs, [cpu]);
+      const [r] = await machine.run<InversionResult>(
+        task,
+        { ...base, role, writer } satisfies InversionArgs,
+        [cpu],
+      );
       return r;
     }),
   );
@@ -103,7 +101,10 @@ test('write() from a mapping of the same file and of another, against faults, mr
   assert.ok(w0.writes[2] + w1.writes[2] > 0, 'some writes met a window being moved (EFAULT)');
   assert.equal(faulter.loads[2], 0, `source words: ${faulter.firstBad}`);
   assert.ok(faulter.loads[0] >= 1000, `loads: ${faulter.loads}`);
-  assert.ok(mapper.maps.every((n) => n > 0), `mapper: ${mapper.maps}`);
+  assert.ok(
+    mapper.maps.every((n) => n > 0),
+    `mapper: ${mapper.maps}`,
+  );
   // The host files after fsync: the source regions untouched, each destination page what a pread
   // through vmspace gives.
   for (const f of [0, 1]) {

@@ -20,7 +20,10 @@ test('punch, rewrite and truncate against faults and reads on other CPUs: zero s
   const [punches, pwrites, stores, shrinks, grows] = s.ops;
   assert.ok(punches >= 50 && pwrites >= 50 && stores >= 10, `ops: ${s.ops}`);
   assert.ok(shrinks >= 5 && grows >= 5, `ops: ${s.ops}`);
-  assert.ok(s.reads.every((n) => n >= 1000), `reads: ${s.reads}`);
+  assert.ok(
+    s.reads.every((n) => n >= 1000),
+    `reads: ${s.reads}`,
+  );
   assert.ok(s.sigbus > 0 && s.short > 0 && s.zeros > 0, 'truncated pages and holes were met');
   assert.ok(s.unjudged * 100 < s.reads[0] + s.reads[1] + s.reads[2], `unjudged: ${s.unjudged}`);
 });

@@ -26,8 +26,8 @@ import {
   type PunchRaceArgs,
   type PunchRaceResult,
   SIZE_BLOCKS,
-  startedAt,
   stamp,
+  startedAt,
   WRITE,
 } from './tasks/punch-race.js';
 

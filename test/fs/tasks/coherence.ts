@@ -17,8 +17,8 @@
  * Returns { rounds checked, mismatches (shared, private, host), by-method counts, error }.
  */
 import { closeSync, openSync, readSync } from 'node:fs';
-import type { Mmu } from '../../../src/mem/mmu.js';
 import { Process, type ProcessDescriptor } from '../../../src/kernel/process.js';
+import type { Mmu } from '../../../src/mem/mmu.js';
 import { MAP_ANONYMOUS, MAP_PRIVATE, MS_SYNC, PROT_READ, PROT_WRITE } from '../../../src/mm/vm-flags.js';
 import { Rng } from '../../../src/rng.js';
 

@@ -20,8 +20,8 @@
  * All run for `durationMs`; a deadlock ends in the watchdog's bounded waits (an error here).
  */
 import { EFAULT } from '../../../src/errno.js';
-import { Process, type ProcessDescriptor } from '../../../src/kernel/process.js';
 import { SEEK_SET, sysPwrite, sysWrite } from '../../../src/kernel/file-syscalls.js';
+import { Process, type ProcessDescriptor } from '../../../src/kernel/process.js';
 import type { Mmu } from '../../../src/mem/mmu.js';
 import { MemoryFault } from '../../../src/mem/tlb.js';
 import {
@@ -160,7 +160,8 @@ function writer(proc: Process, args: InversionArgs, rng: Rng, end: number, out: 
     for (let w = 0; w < WORDS; w++) {
       if (page[w] !== model[y][k][w]) {
         out.bad++;
-        if (out.firstBad === '') out.firstBad = `file ${y} page ${ownPage(args, k)} word ${w}: ${page[w]}, not ${model[y][k][w]}`;
+        if (out.firstBad === '')
+          out.firstBad = `file ${y} page ${ownPage(args, k)} word ${w}: ${page[w]}, not ${model[y][k][w]}`;
         model[y][k].set(page);
         break;
       }

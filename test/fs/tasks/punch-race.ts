@@ -23,8 +23,9 @@
  *            punch, a rewrite or a truncate that had returned), anything not a state of the block
  *            in that window is **foreign**. A window wider than the ring is not judged (counted).
  */
-import { Process, type ProcessDescriptor } from '../../../src/kernel/process.js';
+
 import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE } from '../../../src/kernel/file-syscalls.js';
+import { Process, type ProcessDescriptor } from '../../../src/kernel/process.js';
 import { MemoryFault } from '../../../src/mem/tlb.js';
 import { MAP_ANONYMOUS, MAP_PRIVATE, MS_SYNC, PROT_READ, PROT_WRITE } from '../../../src/mm/vm-flags.js';
 import { Rng } from '../../../src/rng.js';
@@ -233,7 +234,8 @@ function read(proc: Process, args: PunchRaceArgs, o: Int32Array, rng: Rng, out: 
         // pread and pwrite exclude each other (i_rwsem), but stores through a mapping do not:
         // every word on its own must be a state of the window; judge each run of equal words.
         judge(args, o, b, lo, words[0] >>> 0, out);
-        for (let w = 1; w < WORDS; w++) if (words[w] !== words[w - 1]) judge(args, o, b, lo, words[w] >>> 0, out);
+        for (let w = 1; w < WORDS; w++)
+          if (words[w] !== words[w - 1]) judge(args, o, b, lo, words[w] >>> 0, out);
       } else if (n === 0) judge(args, o, b, lo, OBS_SHORT, out);
       else throw new Error(`pread of block ${b}: ${n} bytes`);
     }
@@ -255,7 +257,14 @@ function gives(k: number, s: number, b: number, seen: number): boolean {
   return k === WRITE && seen === stamp(s, b);
 }
 
-function judge(args: PunchRaceArgs, o: Int32Array, b: number, lo: number, seen: number, out: PunchRaceResult): void {
+function judge(
+  args: PunchRaceArgs,
+  o: Int32Array,
+  b: number,
+  lo: number,
+  seen: number,
+  out: PunchRaceResult,
+): void {
   const hi = Atomics.load(o, started(b));
   if (seen === OBS_SIGBUS) out.sigbus++;
   else if (seen === OBS_SHORT) out.short++;
@@ -272,12 +281,19 @@ function judge(args: PunchRaceArgs, o: Int32Array, b: number, lo: number, seen: 
     return;
   }
   if (ok) return;
-  const what = seen > 0 && (seen & 0xff) === b && seen >>> 8 < lo ? 'stale' : staleOther(args, o, b, lo, seen);
+  const what =
+    seen > 0 && (seen & 0xff) === b && seen >>> 8 < lo ? 'stale' : staleOther(args, o, b, lo, seen);
   recordBad(out, what, `block ${b}: saw ${seen} with states ${lo}..${hi}`);
 }
 
 /** A zero, SIGBUS or short read that an older state (still in the ring) explains is stale too. */
-function staleOther(args: PunchRaceArgs, o: Int32Array, b: number, lo: number, seen: number): 'stale' | 'foreign' {
+function staleOther(
+  args: PunchRaceArgs,
+  o: Int32Array,
+  b: number,
+  lo: number,
+  seen: number,
+): 'stale' | 'foreign' {
   if (seen > 0) return 'foreign';
   const oldest = Math.max(1, Atomics.load(o, started(b)) - RING + 1);
   for (let s = lo - 1; s >= oldest; s--)
