@@ -38,10 +38,15 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-test('two processes on two CPUs: shared mappings, pread/pwrite and private mappings agree at once; msync/fsync reach the host file', async () => {
+/**
+ * One run of tasks/coherence.ts: `rounds` rounds, every `syncEvery`-th made durable; at the end the
+ * host file is compared with the model after an fsync (`teardown` false) or after both processes
+ * exited without one (the file's last put writes the dirty pages back).
+ */
+async function coherence(rounds: number, syncEvery: number, teardown: boolean): Promise<void> {
   const counts = validatorCounts();
   const PAGES = 16;
-  const path = join(dir, 'coherent.bin');
+  const path = join(dir, `coherent-${rounds}.bin`);
   const initial = new Int32Array((PAGES * P) >> 2);
   for (let w = 0; w < initial.length; w++) initial[w] = 1_000_000 + w;
   writeFileSync(path, new Uint8Array(initial.buffer));
@@ -55,14 +60,14 @@ test('two processes on two CPUs: shared mappings, pread/pwrite and private mappi
   }));
   const model = new SharedArrayBuffer(initial.byteLength);
   new Int32Array(model).set(initial);
-  const ROUNDS = 3000;
+  const ROUNDS = rounds;
   const base = {
     fd,
     path,
     pages: PAGES,
     privatePages: 4,
     rounds: ROUNDS,
-    syncEvery: 25,
+    syncEvery,
     seed: Number(process.env.VMSPACE_SEED ?? 20_261_208),
     sync: new SharedArrayBuffer(16),
     model,
@@ -102,17 +107,21 @@ test('two processes on two CPUs: shared mappings, pread/pwrite and private mappi
   );
   assert.equal(
     sum((r) => r.hostChecks),
-    ROUNDS / base.syncEvery,
+    Math.floor(ROUNDS / base.syncEvery),
   );
   for (const r of results) {
-    assert.ok(r.hostChecks > 0, 'each CPU checked the host file after the other made it durable');
+    if (ROUNDS >= 2 * syncEvery)
+      assert.ok(r.hostChecks > 0, 'each CPU checked the host file after the other made it durable');
     assert.ok(r.writes[0] > 0 && r.writes[1] > 0, `stores and pwrites: ${r.writes}`);
     assert.ok(r.reads[0] > 0 && r.reads[1] > 0, `loads and preads: ${r.reads}`);
   }
-  // The whole host file after one more fsync: the model, never a private mapping's bytes.
-  a.fsync(fd);
-  const host = new Int32Array(new Uint8Array(readFileSync(path)).buffer);
-  assert.deepEqual(host, new Int32Array(model));
+  // The whole host file after one more fsync, or after teardown: the model, never a private
+  // mapping's bytes.
+  const hostWords = () => new Int32Array(new Uint8Array(readFileSync(path)).buffer);
+  if (!teardown) {
+    a.fsync(fd);
+    assert.deepEqual(hostWords(), new Int32Array(model));
+  } else assert.notDeepEqual(hostWords(), new Int32Array(model), 'dirty pages are left for teardown');
   a.close(fd);
   b.close(fd);
   for (const p of [b, a]) p.exit();
@@ -120,5 +129,14 @@ test('two processes on two CPUs: shared mappings, pread/pwrite and private mappi
   rcuBarrier();
   kernel.mem.drainAll();
   assert.deepEqual(kernel.counts(), KERNEL_EMPTY);
+  if (teardown) assert.deepEqual(hostWords(), new Int32Array(model), 'the last put wrote the dirty pages');
   quietValidator(counts);
+}
+
+test('two processes on two CPUs: shared mappings, pread/pwrite and private mappings agree at once; msync/fsync reach the host file', async () => {
+  await coherence(3000, 25, false);
+});
+
+test('teardown without msync or fsync: the exits write every dirty page back and free every cached page, node and i_mmap entry', async () => {
+  await coherence(600, 1_000_000, true);
 });
