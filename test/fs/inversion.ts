@@ -17,7 +17,14 @@ import { MAP_FIXED, MAP_SHARED, PROT_READ, PROT_WRITE } from '../../src/mm/vm-fl
 import { rcuBarrier } from '../../src/sync/rcu.js';
 import { KERNEL_EMPTY } from '../support/leaks.js';
 import { reopen } from './file-syscalls-util.js';
-import { type InversionArgs, type InversionResult, PAGES, SRC, sourceWord } from './tasks/inversion.js';
+import {
+  type InversionArgs,
+  type InversionResult,
+  MIN_WRITES,
+  PAGES,
+  SRC,
+  sourceWord,
+} from './tasks/inversion.js';
 
 const P = 4096;
 const RW = PROT_READ | PROT_WRITE;
@@ -79,7 +86,7 @@ async function inversion(
     seed,
     durationMs,
     cpus: 4,
-    sync: new SharedArrayBuffer(4),
+    sync: new SharedArrayBuffer(8),
   };
   const roles: [InversionArgs['role'], number][] = [
     ['writer', 0],
@@ -104,12 +111,12 @@ async function inversion(
   const [w0, w1, faulter, mapper] = results;
   for (const w of [w0, w1]) {
     assert.equal(w.bad, 0, `a page read back wrong: ${w.firstBad}`);
-    assert.ok(w.writes[0] >= 100, `full writes: ${w.writes}`);
+    assert.ok(w.writes[0] + w.writes[1] + w.writes[2] >= MIN_WRITES, `writes: ${w.writes}`);
     assert.ok(w.writes[3] > 0 && w.writes[4] > 0, `same-page and cross-file writes: ${w.writes}`);
   }
   assert.ok(w0.writes[2] + w1.writes[2] > 0, 'some writes met a window being moved (EFAULT)');
   assert.equal(faulter.loads[2], 0, `source words: ${faulter.firstBad}`);
-  assert.ok(faulter.loads[0] >= 1000, `loads: ${faulter.loads}`);
+  assert.ok(faulter.loads[0] >= 200, `loads: ${faulter.loads}`);
   assert.ok(
     mapper.maps.every((n) => n > 0),
     `mapper: ${mapper.maps}`,

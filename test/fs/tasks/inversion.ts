@@ -17,7 +17,9 @@
  *            (munmap + mmap MAP_FIXED), zaps the stable mappings (MADV_DONTNEED), and writes back
  *            (fsync, msync MS_SYNC), so the others keep faulting.
  *
- * All run for `durationMs`; a deadlock ends in the watchdog's bounded waits (an error here).
+ * Writers and the mapper run for `durationMs` and at least MIN_WRITES writes / MIN_MAPS changes (a
+ * loaded machine runs fewer; at most GRACE_MS more); the faulter until they are all done. A
+ * deadlock ends in the watchdog's bounded waits (an error here).
  */
 import { EFAULT } from '../../../src/errno.js';
 import { SEEK_SET, sysPwrite, sysWrite } from '../../../src/kernel/file-syscalls.js';
@@ -44,6 +46,12 @@ export const PAGES = 16;
 export const SRC = 8;
 /** Destination pages per writer in each file. */
 export const OWN = 4;
+export const MIN_WRITES = 200;
+export const MIN_MAPS = 100;
+const GRACE_MS = 15_000;
+/** sync words: [0] CPUs arrived, [1] writers and mapper done. */
+const ARRIVED = 0;
+const DONE = 1;
 
 /** Word w of source page k of file f (never changes). */
 export function sourceWord(f: number, k: number, w: number): number {
@@ -92,18 +100,19 @@ export default function run(cpu: number, args: InversionArgs): InversionResult {
   const proc = Process.attach(args.process);
   const sync = new Int32Array(args.sync);
   try {
-    Atomics.add(sync, 0, 1);
-    for (let spin = 0; Atomics.load(sync, 0) < args.cpus; spin++) {
+    Atomics.add(sync, ARRIVED, 1);
+    for (let spin = 0; Atomics.load(sync, ARRIVED) < args.cpus; spin++) {
       if (spin > 1e9) throw new Error('the other CPUs never arrived');
     }
     const rng = new Rng(args.seed * 8 + cpu);
     const end = performance.now() + args.durationMs;
     if (args.role === 'writer') writer(proc, args, rng, end, out);
-    else if (args.role === 'faulter') faulter(proc.mm.mmu(), args, rng, end, out);
+    else if (args.role === 'faulter') faulter(proc.mm.mmu(), args, sync, rng, end, out);
     else mapper(proc, args, rng, end, out);
   } catch (error) {
     out.error = String((error as Error).stack ?? error);
   } finally {
+    if (args.role !== 'faulter') Atomics.add(sync, DONE, 1);
     proc.detach();
   }
   return out;
@@ -121,7 +130,7 @@ function writer(proc: Process, args: InversionArgs, rng: Rng, end: number, out: 
   // The model of this writer's pages: [file][k] -> words (what the main thread wrote: zeros).
   const model = [0, 1].map(() => Array.from({ length: OWN }, () => new Int32Array(WORDS)));
   const source = new Int32Array(WORDS);
-  for (let i = 0; i < 1e7 && performance.now() < end; i++) {
+  for (let i = 0; i < 1e7 && goOn(end, i, MIN_WRITES); i++) {
     const y = rng.below(2);
     const k = rng.below(OWN);
     const x = rng.below(2);
@@ -170,9 +179,24 @@ function writer(proc: Process, args: InversionArgs, rng: Rng, end: number, out: 
   proc.mm.munmap(buf, P);
 }
 
-function faulter(mmu: Mmu, args: InversionArgs, rng: Rng, end: number, out: InversionResult): void {
-  for (let i = 0; i < 1e8; i++) {
-    if ((i & 255) === 0 && performance.now() >= end) break;
+/** Past the duration only until `least` rounds were made, and GRACE_MS at most. */
+function goOn(end: number, round: number, least: number): boolean {
+  const now = performance.now();
+  return now < end || (round < least && now < end + GRACE_MS);
+}
+
+function faulter(
+  mmu: Mmu,
+  args: InversionArgs,
+  sync: Int32Array,
+  rng: Rng,
+  end: number,
+  out: InversionResult,
+): void {
+  // Until the writers and the mapper are done (they stop by GRACE_MS past the end at the latest).
+  for (let i = 0; i < 1e9; i++) {
+    if ((i & 255) === 0 && Atomics.load(sync, DONE) === args.cpus - 1) break;
+    if ((i & 255) === 0 && performance.now() >= end + 2 * GRACE_MS) break;
     const f = rng.below(2);
     const where = rng.below(3);
     const base = where === 0 ? args.stable[f] : where === 1 ? args.windowA[f] : args.windowB[f];
@@ -197,7 +221,7 @@ function faulter(mmu: Mmu, args: InversionArgs, rng: Rng, end: number, out: Inve
 function mapper(proc: Process, args: InversionArgs, rng: Rng, end: number, out: InversionResult): void {
   const RW = PROT_READ | PROT_WRITE;
   const len = SRC * P;
-  for (let i = 0; i < 1e7 && performance.now() < end; i++) {
+  for (let i = 0; i < 1e7 && goOn(end, i, MIN_MAPS); i++) {
     const f = rng.below(2);
     const op = rng.below(10);
     if (op < 4) {

@@ -13,8 +13,8 @@
  * Roles:
  *   mutator  seeded ops over block ranges inside the file: fallocate(PUNCH_HOLE|KEEP_SIZE),
  *            pwrite of new stamps, stores of new stamps through its MAP_SHARED mapping, ftruncate
- *            to a new size (shrinking and growing), fsync and msync(MS_SYNC); for `durationMs`,
- *            then STOP. With `lie` it publishes DONE before the call (the control: stale reads).
+ *            to a new size (shrinking and growing), fsync and msync(MS_SYNC); for `durationMs`
+ *            and at least MIN_OPS ops (a loaded machine runs fewer; at most GRACE_MS more), then STOP. With `lie` it publishes DONE before the call (the control: stale reads).
  *   reader   until STOP, seeded accesses to random blocks: a load through its process's shared
  *            mapping, a load through its private read-only mapping, or a pread of the whole block.
  *            A pread is judged word by word (a store through a mapping may be half done).
@@ -40,6 +40,9 @@ export const PUNCH = 2;
 export const TAIL = 3;
 export const PAGE = 4;
 const PUNCH_MODE = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
+/** The mutator's least op count, and how long past its duration it may run to make it. */
+export const MIN_OPS = 400;
+const GRACE_MS = 15_000;
 
 /** Oracle layout (Int32 words) for `blocks` blocks. */
 export function oracleWords(blocks: number): number {
@@ -148,8 +151,10 @@ function mutate(proc: Process, args: PunchRaceArgs, o: Int32Array, out: PunchRac
   let size = args.blocks;
   Atomics.store(o, SIZE_BLOCKS, size);
   const end = performance.now() + args.durationMs;
-  // Bounded by time, and by a count in case the clock misbehaves.
-  for (let op = 0; op < 1e7 && performance.now() < end; op++) {
+  // Bounded by time (GRACE_MS past the duration at most), and by a count.
+  for (let op = 0; op < 1e7; op++) {
+    const now = performance.now();
+    if (now >= end && (op >= MIN_OPS || now >= end + GRACE_MS)) break;
     const pick = rng.below(100);
     const a = rng.below(size);
     const n = Math.min(1 + rng.below(8), size - a);
