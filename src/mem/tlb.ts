@@ -3,7 +3,9 @@
  * space holds every CPU's tag row and the shootdown handshake; `Mmu` (mmu.ts) is one CPU's user of
  * it. Only the tags are shared: a CPU fills its own row, any CPU may clear any row.
  *
- *   control (Int32, SharedArrayBuffer):   GEN | WAITERS | EVENT | ... | ACK[0] ... ACK[MAX_CPUS-1]
+ *   control (Int32, page-aligned SharedArrayBuffer, one 64-byte line per row below):
+ *     line 0        GEN | WAITERS | EVENT | USED (2 words)     written by shootdowns (and Mmu creation)
+ *     line 1 + c    ACK[c]                                      written by CPU c alone
  *   tags    (Int32, SharedArrayBuffer):   row c = tags[c * TLB_ENTRIES, +TLB_ENTRIES)
  *
  *   tag of slot s in a row: INVALID_TAG, or floor(addr / 2 MiB) of the page cached there; the slot
@@ -20,10 +22,15 @@
  * A CPU acknowledges at its quiescent points - a TLB miss, `quiesce()`, every QUIESCE_EVERY
  * fast-path accesses, going offline - by an Atomics.load of GEN and a store of it into ACK[c].
  * Why no CPU reads the old frame after step 3: see docs/mem.md.
+ *
+ * Each ACK[c] has its own cache line: a CPU stores its ACK twice per page fault (offline for the
+ * miss handler, online again), and with the ACKs of all CPUs in one line every fault on one CPU
+ * took that line away from the others (measured on fault.scaling_2cpu).
  */
 import { currentCpu, MAX_CPUS } from '../cpu/current.js';
 import { beginWait, endWait, hangError, WAIT_SLICE_MS, waitTooLong } from '../cpu/waits.js';
 import { mightSleep, rcuBlockBegin, rcuBlockEnd } from '../sync/rcu.js';
+import { pageAligned } from './page.js';
 
 /** Slots per CPU row (direct-mapped by vpn). */
 export const TLB_ENTRIES = 512;
@@ -38,7 +45,10 @@ const WAITERS = 1;
 const EVENT = 2;
 /** USED, USED + 1: bit c of the 64-bit mask = CPU c has had an Mmu on this domain (its row may hold tags). */
 const USED = 3;
+/** ACK[c] is control[ACK + c * ACK_STRIDE]: one 64-byte line per CPU. */
 const ACK = 16;
+const ACK_STRIDE = 16;
+const CONTROL_WORDS = ACK + MAX_CPUS * ACK_STRIDE;
 export const ACK_IDLE = 0;
 /** Polls of the acknowledgements before the writer sleeps. */
 const SPIN_POLLS = 256;
@@ -97,7 +107,7 @@ export class TlbDomain {
   private readonly desc: TlbDomainDescriptor;
 
   static create(): TlbDomain {
-    const control = new SharedArrayBuffer((ACK + MAX_CPUS) * 4);
+    const control = pageAligned(CONTROL_WORDS * 4);
     const tags = new SharedArrayBuffer(MAX_CPUS * TLB_ENTRIES * 4);
     new Int32Array(tags).fill(INVALID_TAG);
     new Int32Array(control)[GEN] = 1;
@@ -110,7 +120,8 @@ export class TlbDomain {
 
   private constructor(desc: TlbDomainDescriptor) {
     this.desc = desc;
-    this.control = new Int32Array(desc.control);
+    // An explicit length: a view that tracks a growable buffer's length is slower to access.
+    this.control = new Int32Array(desc.control, 0, desc.control.byteLength >> 2);
     this.tags = new Int32Array(desc.tags);
   }
 
@@ -143,7 +154,7 @@ export class TlbDomain {
 
   /** CPU `cpu` has passed a quiescent point after seeing generation `gen` (or goes idle: ACK_IDLE). */
   acknowledge(cpu: number, gen: number): void {
-    Atomics.store(this.control, ACK + cpu, gen);
+    Atomics.store(this.control, ACK + cpu * ACK_STRIDE, gen);
     if (Atomics.load(this.control, WAITERS) !== 0) {
       Atomics.add(this.control, EVENT, 1);
       Atomics.notify(this.control, EVENT);
@@ -152,7 +163,7 @@ export class TlbDomain {
 
   /** ACK[cpu] (ACK_IDLE or a generation). */
   acked(cpu: number): number {
-    return Atomics.load(this.control, ACK + cpu);
+    return Atomics.load(this.control, ACK + cpu * ACK_STRIDE);
   }
 
   /**
@@ -220,8 +231,12 @@ export class TlbDomain {
   /** A CPU that has not acknowledged `gen`, or -1. The caller's own CPU acknowledges on the way. */
   private lateCpu(gen: number, self: number): number {
     const control = this.control;
+    const lo = Atomics.load(control, USED);
+    const hi = Atomics.load(control, USED + 1);
     for (let cpu = 0; cpu < MAX_CPUS; cpu++) {
-      const ack = Atomics.load(control, ACK + cpu);
+      // Only a CPU that had an Mmu here ever acknowledges (markUsed comes first): skip the rest.
+      if ((((cpu < 32 ? lo : hi) >>> (cpu & 31)) & 1) === 0) continue;
+      const ack = Atomics.load(control, ACK + cpu * ACK_STRIDE);
       if (ack === ACK_IDLE || ((ack - gen) | 0) >= 0) continue;
       // The waiting writer holds no translation: it is quiescent for every generation.
       if (cpu === self) this.acknowledge(self, Atomics.load(control, GEN));
@@ -233,7 +248,7 @@ export class TlbDomain {
   private lateCpus(gen: number, self: number): string {
     const late: number[] = [];
     for (let cpu = 0; cpu < MAX_CPUS; cpu++) {
-      const ack = Atomics.load(this.control, ACK + cpu);
+      const ack = this.acked(cpu);
       if (cpu !== self && ack !== ACK_IDLE && ((ack - gen) | 0) < 0) late.push(cpu);
     }
     return late.join(', ');
@@ -241,7 +256,7 @@ export class TlbDomain {
 
   stats(): ShootdownStats {
     let online = 0;
-    for (let cpu = 0; cpu < MAX_CPUS; cpu++) if (Atomics.load(this.control, ACK + cpu) !== ACK_IDLE) online++;
+    for (let cpu = 0; cpu < MAX_CPUS; cpu++) if (this.acked(cpu) !== ACK_IDLE) online++;
     return { shootdowns: (Atomics.load(this.control, GEN) - 1) >>> 0, online };
   }
 }
