@@ -6,7 +6,7 @@
  *   control (Int32, page-aligned SharedArrayBuffer, one 64-byte line per row below):
  *     line 0        GEN | WAITERS | EVENT | USED (2 words)     written by shootdowns (and Mmu creation)
  *     line 1 + c    ACK[c]                                      written by CPU c alone
- *   tags    (Int32, SharedArrayBuffer):   row c = tags[c * TLB_ENTRIES, +TLB_ENTRIES)
+ *   tags    (Int32, page-aligned SharedArrayBuffer):   row c = tags[c * TLB_ENTRIES, +TLB_ENTRIES)
  *
  *   tag of slot s in a row: INVALID_TAG, or floor(addr / 2 MiB) of the page cached there; the slot
  *   is vpn & (TLB_ENTRIES - 1), so tag and slot together name the vpn (tag * 512 + slot).
@@ -108,7 +108,7 @@ export class TlbDomain {
 
   static create(): TlbDomain {
     const control = pageAligned(CONTROL_WORDS * 4);
-    const tags = new SharedArrayBuffer(MAX_CPUS * TLB_ENTRIES * 4);
+    const tags = pageAligned(MAX_CPUS * TLB_ENTRIES * 4);
     new Int32Array(tags).fill(INVALID_TAG);
     new Int32Array(control)[GEN] = 1;
     return new TlbDomain({ control, tags });
@@ -122,7 +122,7 @@ export class TlbDomain {
     this.desc = desc;
     // An explicit length: a view that tracks a growable buffer's length is slower to access.
     this.control = new Int32Array(desc.control, 0, desc.control.byteLength >> 2);
-    this.tags = new Int32Array(desc.tags);
+    this.tags = new Int32Array(desc.tags, 0, desc.tags.byteLength >> 2);
   }
 
   describe(): TlbDomainDescriptor {
@@ -181,25 +181,31 @@ export class TlbDomain {
     this.waitAcks(gen);
   }
 
-  /** Step 1: clears the tags naming pages of [startVpn, endVpn) in every row. */
+  /** Step 1: clears the tags naming pages of [startVpn, endVpn) in every row that may hold tags. */
   invalidate(startVpn: number, endVpn: number): void {
-    const tags = this.tags;
-    const pages = endVpn - startVpn;
+    // The mask is read once: a CPU marked used after this read fills its row from walks that come
+    // after it, so they see the entries the caller changed before calling.
+    const lo = Atomics.load(this.control, USED);
+    const hi = Atomics.load(this.control, USED + 1);
     for (let cpu = 0; cpu < MAX_CPUS; cpu++) {
-      if ((Atomics.load(this.control, USED + (cpu >>> 5)) & (1 << (cpu & 31))) === 0) continue;
-      const row = cpu * TLB_ENTRIES;
-      if (pages >= TLB_ENTRIES) {
-        for (let s = 0; s < TLB_ENTRIES; s++) {
-          const tag = Atomics.load(tags, row + s);
-          if (tag === INVALID_TAG) continue;
-          const vpn = tag * TLB_ENTRIES + s;
-          if (vpn >= startVpn && vpn < endVpn) Atomics.compareExchange(tags, row + s, tag, INVALID_TAG);
-        }
-      } else {
-        for (let vpn = startVpn; vpn < endVpn; vpn++) {
-          const tag = Math.floor(vpn / TLB_ENTRIES);
-          Atomics.compareExchange(tags, row + (vpn % TLB_ENTRIES), tag, INVALID_TAG);
-        }
+      if ((((cpu < 32 ? lo : hi) >>> (cpu & 31)) & 1) !== 0) this.invalidateRow(cpu, startVpn, endVpn);
+    }
+  }
+
+  private invalidateRow(cpu: number, startVpn: number, endVpn: number): void {
+    const tags = this.tags;
+    const row = cpu * TLB_ENTRIES;
+    if (endVpn - startVpn >= TLB_ENTRIES) {
+      for (let s = 0; s < TLB_ENTRIES; s++) {
+        const tag = Atomics.load(tags, row + s);
+        if (tag === INVALID_TAG) continue;
+        const vpn = tag * TLB_ENTRIES + s;
+        if (vpn >= startVpn && vpn < endVpn) Atomics.compareExchange(tags, row + s, tag, INVALID_TAG);
+      }
+    } else {
+      for (let vpn = startVpn; vpn < endVpn; vpn++) {
+        const tag = Math.floor(vpn / TLB_ENTRIES);
+        Atomics.compareExchange(tags, row + (vpn % TLB_ENTRIES), tag, INVALID_TAG);
       }
     }
   }

@@ -182,12 +182,11 @@ function copyPteRange(
     }
     if (mem.maybeDmaPinned(pfn)) {
       // copy_present_page: the child gets its own copy; the parent's page stays exclusive.
-      const np = mem.allocFrame(KIND_ANON, anon, pgoff + (addr - start) / PAGE_SIZE);
+      const np = mem.allocFrameCopy(KIND_ANON, anon, pgoff + (addr - start) / PAGE_SIZE, pfn);
       if (np === 0) {
         res.result = -ENOMEM;
         return;
       }
-      mem.bytes.copyWithin(np * PAGE_SIZE, pfn * PAGE_SIZE, (pfn + 1) * PAGE_SIZE);
       mem.setFlag(np, PG_ANON_EXCLUSIVE);
       mem.incMapcount(np);
       const w = (vmFlags & VM_WRITE) !== 0 ? PTE_WRITE | PTE_DIRTY : 0;

@@ -125,6 +125,45 @@ test('a reused frame is zeroed on allocation, with and without poisoning', () =>
   }
 });
 
+test('allocFrameCopy: a fresh descriptor with the source frame\'s bytes; poison still checked; bad sources EINVAL', () => {
+  for (const poison of [false, true]) {
+    const mem = PhysMem.create({ frames: 8, poison, pcpHigh: 2, pcpBatch: 1 });
+    const src = mem.allocFrame(KIND_ANON, 1, 0);
+    const words = frameWords(mem, src);
+    for (let k = 0; k < words.length; k++) words[k] = (k * 2654435761) | 0;
+    const stale = mem.allocFrame(KIND_ANON, 1, 1);
+    mem.bytes.fill(0xa5, stale * PAGE_SIZE, (stale + 1) * PAGE_SIZE);
+    mem.putPage(stale);
+    const copy = mem.allocFrameCopy(KIND_ANON, 7, 9, src);
+    assert.equal(copy, stale, 'the reused (stale) frame');
+    assert.deepEqual(frameWords(mem, copy), frameWords(mem, src), `poison ${poison}: every byte copied`);
+    assert.equal(mem.refcountOf(copy), 1);
+    assert.equal(mem.owner[copy], 7);
+    assert.equal(mem.index[copy], 9);
+    assert.equal(mem.flags[copy], PG_ANON, 'PG_STALE gone');
+    assert.equal(mem.refcountOf(src), 1, 'the source keeps its reference');
+    const zeroCopy = mem.allocFrameCopy(KIND_OTHER, 0, 0, ZERO_PFN);
+    assert.ok(frameWords(mem, zeroCopy).every((w) => w === 0), 'a copy of the zero page is zero');
+    for (const bad of [0, -1, mem.frames, 2.5, Number.NaN]) {
+      const before = mem.stats();
+      assert.throws(() => mem.allocFrameCopy(KIND_ANON, 0, 0, bad), /EINVAL: allocFrameCopy: source pfn/);
+      assert.deepEqual(mem.stats(), before, 'nothing taken');
+    }
+    for (const pfn of [src, copy, zeroCopy]) mem.putPage(pfn);
+    assertClean(mem);
+  }
+  // A write to the free frame is caught before the copy hides it.
+  const mem = PhysMem.create({ frames: 8, poison: true, pcpHigh: 2, pcpBatch: 1 });
+  const src = mem.allocFrame(KIND_ANON, 1, 0);
+  const freed = mem.allocFrame(KIND_ANON, 1, 1);
+  mem.putPage(freed);
+  mem.bytes[freed * PAGE_SIZE + 40] = 1;
+  assert.throws(
+    () => mem.allocFrameCopy(KIND_ANON, 1, 0, src),
+    new RegExp(`pfn ${freed} was written while free \\(byte 40 `),
+  );
+});
+
 test('poisoning: a write to a free frame is caught when the frame is next allocated, naming it', () => {
   const mem = PhysMem.create({ frames: 8, poison: true, pcpHigh: 2, pcpBatch: 1 });
   const pfn = mem.allocFrame(KIND_ANON, 1, 0);
