@@ -125,7 +125,7 @@ test('a reused frame is zeroed on allocation, with and without poisoning', () =>
   }
 });
 
-test('allocFrameCopy: a fresh descriptor with the source frame\'s bytes; poison still checked; bad sources EINVAL', () => {
+test("allocFrameCopy: a fresh descriptor with the source frame's bytes; poison still checked; bad sources EINVAL", () => {
   for (const poison of [false, true]) {
     const mem = PhysMem.create({ frames: 8, poison, pcpHigh: 2, pcpBatch: 1 });
     const src = mem.allocFrame(KIND_ANON, 1, 0);
@@ -143,7 +143,10 @@ test('allocFrameCopy: a fresh descriptor with the source frame\'s bytes; poison 
     assert.equal(mem.flags[copy], PG_ANON, 'PG_STALE gone');
     assert.equal(mem.refcountOf(src), 1, 'the source keeps its reference');
     const zeroCopy = mem.allocFrameCopy(KIND_OTHER, 0, 0, ZERO_PFN);
-    assert.ok(frameWords(mem, zeroCopy).every((w) => w === 0), 'a copy of the zero page is zero');
+    assert.ok(
+      frameWords(mem, zeroCopy).every((w) => w === 0),
+      'a copy of the zero page is zero',
+    );
     for (const bad of [0, -1, mem.frames, 2.5, Number.NaN]) {
       const before = mem.stats();
       assert.throws(() => mem.allocFrameCopy(KIND_ANON, 0, 0, bad), /EINVAL: allocFrameCopy: source pfn/);
