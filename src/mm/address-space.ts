@@ -98,6 +98,7 @@ import {
   mmapReadLock,
   mmapReadUnlock,
   mmapWriteLock,
+  mmapWriteDowngrade,
   mmapWriteUnlock,
   vmaEndRead,
 } from './vma-lock.js';
@@ -315,10 +316,29 @@ export class AddressSpace implements MmShared {
       lockdepAssertNoneHeld(name);
       throw error;
     }
-    mmapWriteUnlock(this.locks);
+    if (ctx.zapAfterDowngrade) this.zapDowngraded();
+    else mmapWriteUnlock(this.locks);
     if (ctx.populateMode !== POPULATE_NONE && !this.deferPopulate) ret = this.populate(ret);
     lockdepAssertNoneHeld(name);
     return ret;
+  }
+
+  /**
+   * munmap's page-table work (zaps, their shootdowns and puts, free_pgtables of the gaps) after
+   * downgrading mmap_lock to read, then the unlock. Safe under the read lock: the committed VMAs no
+   * longer cover the zapped ranges, so no fault or GUP can reach them, and a table is freed only
+   * where free_pgtables' floor and ceiling (the VMAs around the gap, which cannot change while
+   * mmap_lock is held) say no VMA shares it. Preconditions: mmap_lock held for write, committed.
+   */
+  private zapDowngraded(): void {
+    const ptWork = this.ctx.ptWork;
+    mmapWriteDowngrade(this.locks);
+    try {
+      if (!ptWork.onlyZaps()) throw new Error('zapAfterDowngrade: page-table work other than zaps');
+      ptWork.apply();
+    } finally {
+      mmapReadUnlock(this.locks);
+    }
   }
 
   /** Runs a read-only body under mmap_lock held for read. */

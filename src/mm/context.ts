@@ -86,6 +86,13 @@ export class SyscallContext {
    * exclusive to this mm (reuse or copy) without making the entry writable. Callers pass write.
    */
   faultUnshare = false;
+  /**
+   * Set by the munmap body (open resets it): the commit leaves the page-table work, which is then
+   * only zaps of ranges no VMA covers any more, to the syscall entry, which runs it after
+   * downgrading mmap_lock to read (Linux's do_vmi_align_munmap with `unlock`): faults and populate
+   * stages of other CPUs need not wait for the zap, its shootdown and the frees.
+   */
+  zapAfterDowngrade = false;
   readonly txn: VmaTxn;
   readonly layer: VmaLayer;
   readonly placement: Placement;
@@ -182,6 +189,7 @@ export class SyscallContext {
     this.txn.reset();
     this.ptWork.reset();
     this.installPtes = false;
+    this.zapAfterDowngrade = false;
     this.pmd.begin();
     this.layer.mapCountBase = this.state.mapCount;
     if (this.newAnon.length !== 0) this.newAnon.length = 0;
@@ -194,6 +202,7 @@ export class SyscallContext {
 
   /**
    * Commits the transaction: 0, or -ENOMEM with the address space exactly as before open().
+   * The page-table work is applied too, unless zapAfterDowngrade asks the entry to do it.
    * Preconditions: mmap_lock held for write by this CPU, open() called.
    */
   commitLocked(): number {
@@ -205,7 +214,7 @@ export class SyscallContext {
       return -ENOMEM;
     }
     this.txn.apply();
-    this.ptWork.apply();
+    if (!this.zapAfterDowngrade) this.ptWork.apply();
     this.state.mapCount += mapDelta;
     this.state.lockedVm += lockedDelta;
     this.putCreated();

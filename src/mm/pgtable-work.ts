@@ -18,7 +18,8 @@
  * reach the frame through a cached translation when it goes back to the allocator). The fault
  * path's copy-on-write uses the same list (`deferPut` + `flushDeferred`). While no CPU ever had
  * an Mmu on the address space (`tlb.inUse()` false) there is nothing to shoot down.
- * Preconditions of every method except deferPut / flushDeferred: mmap_lock held for write.
+ * Preconditions of every method except deferPut / flushDeferred: mmap_lock held for write; apply
+ * of zaps alone (onlyZaps) may run after a downgrade to read, once the VMA commit is done.
  */
 import { ENOMEM } from '../errno.js';
 import type { RangeIndex } from '../maple/api.js';
@@ -186,6 +187,12 @@ export class PageTableWork {
     // Every translation of a zapped page is gone from every TLB: the frames may be reused.
     this.putZapped();
     this.freeUnmappedTables();
+  }
+
+  /** Every op recorded is a zap (munmap's work, which may run under mmap_lock (R)). */
+  onlyZaps(): boolean {
+    for (let k = 0; k < this.n; k++) if (this.ops[k * OP_WORDS] !== ZAP) return false;
+    return true;
   }
 
   /** Only the root table exists: no entry anywhere, nothing to do. */
