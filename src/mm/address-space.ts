@@ -97,8 +97,8 @@ import {
   type MmLocksDescriptor,
   mmapReadLock,
   mmapReadUnlock,
-  mmapWriteLock,
   mmapWriteDowngrade,
+  mmapWriteLock,
   mmapWriteUnlock,
   vmaEndRead,
 } from './vma-lock.js';
