@@ -1,12 +1,12 @@
 /**
  * PhysMem: the machine's physical memory. Frames of 4 KiB in one SharedArrayBuffer, a page
  * descriptor per frame (page.ts: struct of arrays, one Int32Array per field), and the frame
- * allocator: the free frames are kept by a Zone (zone.ts: a zone free stack under `zone_lock`,
+ * allocator: the free frames are kept by a Zone (zone.ts: home lists per CPU under `zone_lock`,
  * per-CPU lists in front of it), and PhysMem adds what a frame's life needs on top: zeroing,
  * descriptor set-up and reset, references and pins, map counts, flags, poisoning.
  *
  *   memory (frames * 4 KiB)             pages (struct of arrays)      zone.ts (control buffer)
- *   +--------+--------+--------+--      REFCOUNT [pfn]                zone lock, zone stack, BUMP
+ *   +--------+--------+--------+--      REFCOUNT [pfn]                zone lock, home lists, BUMP
  *   | pfn 0  | pfn 1  | pfn 2  |        MAPCOUNT [pfn]                DRAIN_GEN
  *   | (none) | zero   | ...    |        FLAGS    [pfn]                one row per CPU id: counters,
  *   +--------+--------+--------+--      OWNER, INDEX, KIND [pfn]      up to pcpHigh free pfns
@@ -19,7 +19,7 @@
  *
  * Invariants (`check()`, frames-check.ts, when no CPU runs): a frame from FIRST_PFN below BUMP is
  * either in use (KIND anon/file/pagetable/other, REFCOUNT > 0, MAPCOUNT >= 0) or on exactly one
- * free list (the zone stack or one row) with a free descriptor; frames from BUMP on were never
+ * free list (a home list or one row) with a free descriptor; frames from BUMP on were never
  * used (descriptor and bytes zero); the counts of `stats()` equal the descriptors'; the zero page
  * (pfn 1) is KIND_ZERO, REFCOUNT >= 1 and all zero; pfn 0 is never used.
  *

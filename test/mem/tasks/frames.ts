@@ -32,6 +32,8 @@ export interface StepArgs {
   mem: PhysMemDescriptor;
   /** [count, pfns...]: what `hold` kept, for `put`. */
   held: SharedArrayBuffer;
+  /** `hold` stops after this many frames (default: until memory is exhausted). */
+  limit?: number;
 }
 
 export interface ChurnResult {
@@ -53,13 +55,9 @@ export default function task(cpu: number, args: ChurnArgs | StepArgs): ChurnResu
   if (args.op === 'churn') return churn(cpu, mem, args);
   const held = new Int32Array(args.held);
   if (args.op === 'hold') {
+    const limit = args.limit ?? Number.POSITIVE_INFINITY;
     let n = 0;
-    for (
-      let pfn = mem.allocFrame(KIND_ANON, cpu + 1, 0);
-      pfn !== 0;
-      pfn = mem.allocFrame(KIND_ANON, cpu + 1, 0)
-    )
-      held[1 + n++] = pfn;
+    for (let pfn = 0; n < limit && (pfn = mem.allocFrame(KIND_ANON, cpu + 1, 0)) !== 0; ) held[1 + n++] = pfn;
     held[0] = n;
     return n;
   }
