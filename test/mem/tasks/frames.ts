@@ -57,7 +57,11 @@ export default function task(cpu: number, args: ChurnArgs | StepArgs): ChurnResu
   if (args.op === 'hold') {
     const limit = args.limit ?? Number.POSITIVE_INFINITY;
     let n = 0;
-    for (let pfn = 0; n < limit && (pfn = mem.allocFrame(KIND_ANON, cpu + 1, 0)) !== 0; ) held[1 + n++] = pfn;
+    while (n < limit) {
+      const pfn = mem.allocFrame(KIND_ANON, cpu + 1, 0);
+      if (pfn === 0) break;
+      held[1 + n++] = pfn;
+    }
     held[0] = n;
     return n;
   }
