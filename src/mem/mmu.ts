@@ -57,8 +57,15 @@ export interface MissHandler {
 }
 
 const NO_HANDLER: MissHandler = { onMiss: () => FAULT_SEGV_MAPERR };
+/**
+ * Module-local copies of the sizes the fast paths divide by: V8 folds a module's own const into
+ * the code (a division by a power of two becomes a multiplication), but loads an imported binding
+ * through its module cell at every use, and divides by what it loaded (measured below, at load32).
+ */
+const PAGE = PAGE_SIZE;
+const REGION = PMD_SIZE;
 const MASK = TLB_ENTRIES - 1;
-const OFF = PAGE_SIZE - 1;
+const OFF = PAGE - 1;
 const K_READ = 0;
 const K_WRITE = 1;
 const K_EXEC = 2;
@@ -133,8 +140,8 @@ export class Mmu {
 
   load8(addr: number): number {
     if (--this.budget === 0) this.tick();
-    const s = (addr / PAGE_SIZE) & MASK;
-    if (this.tags[s] === Math.floor(addr / PMD_SIZE) && addr >= 0)
+    const s = (addr / PAGE) & MASK;
+    if (this.tags[s] === Math.floor(addr / REGION) && addr >= 0)
       return this.u8[this.words[s] * 4 + (addr & OFF)];
     this.slowRead(addr, 1, K_READ);
     return this.sb[0];
@@ -142,8 +149,8 @@ export class Mmu {
 
   load16(addr: number): number {
     if (--this.budget === 0) this.tick();
-    const s = (addr / PAGE_SIZE) & MASK;
-    if (this.tags[s] === Math.floor(addr / PMD_SIZE) && addr >= 0 && (addr & 1) === 0)
+    const s = (addr / PAGE) & MASK;
+    if (this.tags[s] === Math.floor(addr / REGION) && addr >= 0 && (addr & 1) === 0)
       return this.u16[this.words[s] * 2 + ((addr & OFF) >> 1)];
     this.slowRead(addr, 2, K_READ);
     return this.su16[0];
@@ -151,8 +158,8 @@ export class Mmu {
 
   load32(addr: number): number {
     if (--this.budget === 0) this.tick();
-    const s = (addr / PAGE_SIZE) & MASK;
-    if (this.tags[s] === Math.floor(addr / PMD_SIZE) && addr >= 0 && (addr & 3) === 0)
+    const s = (addr / PAGE) & MASK;
+    if (this.tags[s] === Math.floor(addr / REGION) && addr >= 0 && (addr & 3) === 0)
       return this.i32[this.words[s] + ((addr & OFF) >> 2)];
     this.slowRead(addr, 4, K_READ);
     return this.si32[0];
@@ -161,8 +168,8 @@ export class Mmu {
   /** An instruction fetch (faults say 'exec'; it needs the same permissions as a load). */
   fetch32(addr: number): number {
     if (--this.budget === 0) this.tick();
-    const s = (addr / PAGE_SIZE) & MASK;
-    if (this.tags[s] === Math.floor(addr / PMD_SIZE) && addr >= 0 && (addr & 3) === 0)
+    const s = (addr / PAGE) & MASK;
+    if (this.tags[s] === Math.floor(addr / REGION) && addr >= 0 && (addr & 3) === 0)
       return this.i32[this.words[s] + ((addr & OFF) >> 2)];
     this.slowRead(addr, 4, K_EXEC);
     return this.si32[0];
@@ -170,8 +177,8 @@ export class Mmu {
 
   load64(addr: number): number {
     if (--this.budget === 0) this.tick();
-    const s = (addr / PAGE_SIZE) & MASK;
-    if (this.tags[s] === Math.floor(addr / PMD_SIZE) && addr >= 0 && (addr & 7) === 0) {
+    const s = (addr / PAGE) & MASK;
+    if (this.tags[s] === Math.floor(addr / REGION) && addr >= 0 && (addr & 7) === 0) {
       const w = this.words[s] + ((addr & OFF) >> 2);
       this.lo32 = this.i32[w];
       this.hi32 = this.i32[w + 1];
@@ -185,8 +192,8 @@ export class Mmu {
 
   loadF32(addr: number): number {
     if (--this.budget === 0) this.tick();
-    const s = (addr / PAGE_SIZE) & MASK;
-    if (this.tags[s] === Math.floor(addr / PMD_SIZE) && addr >= 0 && (addr & 3) === 0)
+    const s = (addr / PAGE) & MASK;
+    if (this.tags[s] === Math.floor(addr / REGION) && addr >= 0 && (addr & 3) === 0)
       return this.f32[this.words[s] + ((addr & OFF) >> 2)];
     this.slowRead(addr, 4, K_READ);
     return this.sf32[0];
@@ -194,8 +201,8 @@ export class Mmu {
 
   loadF64(addr: number): number {
     if (--this.budget === 0) this.tick();
-    const s = (addr / PAGE_SIZE) & MASK;
-    if (this.tags[s] === Math.floor(addr / PMD_SIZE) && addr >= 0 && (addr & 7) === 0)
+    const s = (addr / PAGE) & MASK;
+    if (this.tags[s] === Math.floor(addr / REGION) && addr >= 0 && (addr & 7) === 0)
       return this.f64[this.words[s] / 2 + ((addr & OFF) >> 3)];
     this.slowRead(addr, 8, K_READ);
     return this.sf64[0];
@@ -203,8 +210,8 @@ export class Mmu {
 
   store8(addr: number, value: number): void {
     if (--this.budget === 0) this.tick();
-    const s = (addr / PAGE_SIZE) & MASK;
-    if (this.tags[s] === Math.floor(addr / PMD_SIZE) && addr >= 0 && this.perms[s] !== 0) {
+    const s = (addr / PAGE) & MASK;
+    if (this.tags[s] === Math.floor(addr / REGION) && addr >= 0 && this.perms[s] !== 0) {
       this.u8[this.words[s] * 4 + (addr & OFF)] = value;
       return;
     }
@@ -214,9 +221,9 @@ export class Mmu {
 
   store16(addr: number, value: number): void {
     if (--this.budget === 0) this.tick();
-    const s = (addr / PAGE_SIZE) & MASK;
+    const s = (addr / PAGE) & MASK;
     if (
-      this.tags[s] === Math.floor(addr / PMD_SIZE) &&
+      this.tags[s] === Math.floor(addr / REGION) &&
       addr >= 0 &&
       (addr & 1) === 0 &&
       this.perms[s] !== 0
@@ -230,9 +237,9 @@ export class Mmu {
 
   store32(addr: number, value: number): void {
     if (--this.budget === 0) this.tick();
-    const s = (addr / PAGE_SIZE) & MASK;
+    const s = (addr / PAGE) & MASK;
     if (
-      this.tags[s] === Math.floor(addr / PMD_SIZE) &&
+      this.tags[s] === Math.floor(addr / REGION) &&
       addr >= 0 &&
       (addr & 3) === 0 &&
       this.perms[s] !== 0
@@ -247,9 +254,9 @@ export class Mmu {
   /** Stores the 64-bit value hi * 2^32 + (lo >>> 0) (two 32-bit halves, little-endian). */
   store64(addr: number, lo: number, hi: number): void {
     if (--this.budget === 0) this.tick();
-    const s = (addr / PAGE_SIZE) & MASK;
+    const s = (addr / PAGE) & MASK;
     if (
-      this.tags[s] === Math.floor(addr / PMD_SIZE) &&
+      this.tags[s] === Math.floor(addr / REGION) &&
       addr >= 0 &&
       (addr & 7) === 0 &&
       this.perms[s] !== 0
@@ -266,9 +273,9 @@ export class Mmu {
 
   storeF32(addr: number, value: number): void {
     if (--this.budget === 0) this.tick();
-    const s = (addr / PAGE_SIZE) & MASK;
+    const s = (addr / PAGE) & MASK;
     if (
-      this.tags[s] === Math.floor(addr / PMD_SIZE) &&
+      this.tags[s] === Math.floor(addr / REGION) &&
       addr >= 0 &&
       (addr & 3) === 0 &&
       this.perms[s] !== 0
@@ -282,9 +289,9 @@ export class Mmu {
 
   storeF64(addr: number, value: number): void {
     if (--this.budget === 0) this.tick();
-    const s = (addr / PAGE_SIZE) & MASK;
+    const s = (addr / PAGE) & MASK;
     if (
-      this.tags[s] === Math.floor(addr / PMD_SIZE) &&
+      this.tags[s] === Math.floor(addr / REGION) &&
       addr >= 0 &&
       (addr & 7) === 0 &&
       this.perms[s] !== 0
@@ -307,7 +314,7 @@ export class Mmu {
       const s = this.translate(a, K_WRITE);
       if (s < 0) break;
       const off = a & OFF;
-      const chunk = Math.min(PAGE_SIZE - off, n - done);
+      const chunk = Math.min(PAGE - off, n - done);
       const at = this.words[s] * 4 + off;
       if (chunk === n) this.u8.set(src, at);
       else if (chunk < SMALL_COPY) for (let i = 0; i < chunk; i++) this.u8[at + i] = src[done + i];
@@ -326,7 +333,7 @@ export class Mmu {
       const s = this.translate(a, K_READ);
       if (s < 0) break;
       const off = a & OFF;
-      const chunk = Math.min(PAGE_SIZE - off, n - done);
+      const chunk = Math.min(PAGE - off, n - done);
       const at = this.words[s] * 4 + off;
       if (chunk < SMALL_COPY) for (let i = 0; i < chunk; i++) dst[done + i] = this.u8[at + i];
       else dst.set(this.u8.subarray(at, at + chunk), done);
@@ -349,7 +356,7 @@ export class Mmu {
 
   /** pageBase as a 4 KiB Uint8Array view (allocates the view; the same validity rule). */
   pageView(addr: number, write: boolean): Uint8Array {
-    return new Uint8Array(this.u8.buffer, this.pageBase(addr, write), PAGE_SIZE);
+    return new Uint8Array(this.u8.buffer, this.pageBase(addr, write), PAGE);
   }
 
   // ---- quiescent points -------------------------------------------------------------------------
@@ -421,7 +428,7 @@ export class Mmu {
       const s1 = this.mustTranslate(addr, kind, addr);
       const s2 = this.mustTranslate(last, kind, Math.max(addr, last - (last & OFF)));
       // Translating the second page may have passed a quiescent point: re-check the first.
-      if (this.tags[s1] !== Math.floor(addr / PMD_SIZE)) continue;
+      if (this.tags[s1] !== Math.floor(addr / REGION)) continue;
       for (let i = 0; i < size; i++) {
         const a = addr + i;
         const s = a <= addr + (OFF - (addr & OFF)) ? s1 : s2;
@@ -437,7 +444,7 @@ export class Mmu {
     for (;;) {
       const s1 = this.mustTranslate(addr, K_WRITE, addr);
       const s2 = this.mustTranslate(last, K_WRITE, Math.max(addr, last - (last & OFF)));
-      if (this.tags[s1] !== Math.floor(addr / PMD_SIZE) || this.perms[s1] === 0) continue;
+      if (this.tags[s1] !== Math.floor(addr / REGION) || this.perms[s1] === 0) continue;
       for (let i = 0; i < size; i++) {
         const a = addr + i;
         const s = a <= addr + (OFF - (addr & OFF)) ? s1 : s2;
@@ -457,9 +464,9 @@ export class Mmu {
   /** addr's slot with a usable entry, or a FAULT_* code. */
   private translate(addr: number, kind: number): number {
     if (--this.budget === 0) this.tick();
-    const s = (addr / PAGE_SIZE) & MASK;
+    const s = (addr / PAGE) & MASK;
     if (
-      this.tags[s] === Math.floor(addr / PMD_SIZE) &&
+      this.tags[s] === Math.floor(addr / REGION) &&
       addr >= 0 &&
       (kind !== K_WRITE || this.perms[s] !== 0)
     )
@@ -478,8 +485,8 @@ export class Mmu {
   private miss(addr: number, kind: number): number {
     if (!(addr >= 0 && addr < USER_ADDR_LIMIT && Number.isInteger(addr))) return FAULT_SEGV_MAPERR;
     const write = kind === K_WRITE;
-    const s = (addr / PAGE_SIZE) & MASK;
-    const tag = Math.floor(addr / PMD_SIZE);
+    const s = (addr / PAGE) & MASK;
+    const tag = Math.floor(addr / REGION);
     for (let round = 0; round < MAX_MISS_ROUNDS; round++) {
       this.quiesce();
       rcuReadLock();
@@ -526,6 +533,6 @@ export class Mmu {
     const x = Atomics.load(e, (pmd << 9) | ((addr % PUD_SIZE) >>> 21));
     if (x === 0) return 0;
     if ((x & PTE_HUGE) !== 0) return hugeSubpage(x, addr);
-    return Atomics.load(e, ((x >>> 12) << 9) | (((addr % PMD_SIZE) >>> 12) & 511));
+    return Atomics.load(e, ((x >>> 12) << 9) | (((addr % REGION) >>> 12) & 511));
   }
 }
