@@ -79,11 +79,14 @@ if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1)
   throw new Error('vmspace needs a little-endian host');
 
 export class Mmu {
-  readonly mem: PhysMem;
-  readonly pt: PageTables;
-  readonly domain: TlbDomain;
-  readonly cpu: number;
-  handler: MissHandler;
+  // The fields the constructor assigns are `declare`d: an ES2022 class field is first defined as
+  // undefined, and V8 then widens the field's type when the typed array is stored, so every fast-
+  // path access checked the array's map again (seen in the optimised code of a load loop).
+  declare readonly mem: PhysMem;
+  declare readonly pt: PageTables;
+  declare readonly domain: TlbDomain;
+  declare readonly cpu: number;
+  declare handler: MissHandler;
   /** The halves of the last load64. */
   lo32 = 0;
   hi32 = 0;
@@ -96,15 +99,15 @@ export class Mmu {
   private budget = QUIESCE_EVERY;
   private online = false;
   private ackedGen = 0;
-  private readonly tags: Int32Array;
+  private declare readonly tags: Int32Array;
   private readonly words = new Int32Array(TLB_ENTRIES);
   private readonly perms = new Uint8Array(TLB_ENTRIES);
-  private readonly u8: Uint8Array;
-  private readonly u16: Uint16Array;
-  private readonly i32: Int32Array;
-  private readonly f32: Float32Array;
-  private readonly f64: Float64Array;
-  private readonly entries: Uint32Array;
+  private declare readonly u8: Uint8Array;
+  private declare readonly u16: Uint16Array;
+  private declare readonly i32: Int32Array;
+  private declare readonly f32: Float32Array;
+  private declare readonly f64: Float64Array;
+  private declare readonly entries: Uint32Array;
   /** Scratch for the slow path's values (8 bytes, aligned views). */
   private readonly sb = new Uint8Array(8);
   private readonly si32 = new Int32Array(this.sb.buffer);
