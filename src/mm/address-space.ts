@@ -444,7 +444,8 @@ export class AddressSpace implements MmShared {
    * commitAnonLocked, then the copy-on-write shootdown); a fault below a VM_GROWSDOWN VMA grows
    * it through a write-locked touch of the page (expand_downwards, then the same fault). With a
    * syscall log, a fault is logged as a one-page touch-populate stage so the log still replays.
-   * Preconditions: this CPU holds no lock and is not in a syscall (its Mmu is offline).
+   * Preconditions: this CPU holds no lock and is not in a syscall (its Mmu may be online, with no
+   * translation in use: the Mmu's miss handler).
    */
   faultPage(addr: number, write: boolean, exec: boolean): number {
     const page = addr - (addr % PAGE_SIZE);
@@ -505,9 +506,13 @@ export class AddressSpace implements MmShared {
     return this.pinUserPages(addr, pages, opts);
   }
 
+  /**
+   * The per-VMA-lock fast path runs with this CPU's Mmu online (it waits only for PTE locks and
+   * zone_lock, whose holders never wait for a shootdown, and for its own shootdown, where it
+   * counts as acknowledged); faultStage takes the Mmu offline before it may wait for mmap_lock.
+   */
   private faultPageOnce(page: number, write: boolean, exec: boolean): number {
     const ctx = this.ctx;
-    this.mmuOffline();
     const h = lockVmaUnderRcu(this, page);
     if (h !== 0) {
       let r: number;
