@@ -172,11 +172,26 @@ export class TlbDomain {
    * caller has already changed or cleared the PTEs. Blocks: not inside an RCU read section; the
    * calling CPU's own Mmu, if any, must not be in the middle of an access (it is acknowledged here).
    * Throws the watchdog's hang error if a CPU never acknowledges.
+   *
+   * When no CPU but the caller ever had an Mmu here, only the caller's row is cleared and nobody
+   * is waited for (Linux flushes only the local TLB when mm_cpumask holds only this CPU): no other
+   * row holds a tag, and a CPU that marks itself used after the mask was read fills its row by
+   * walks that come after the caller's PTE changes. GEN still moves, so the caller's Mmu moves its
+   * epoch at its next quiescent point, as after any shootdown.
    */
   shootdown(startVpn: number, endVpn: number): void {
     mightSleep('tlb_shootdown');
     if (!(endVpn > startVpn)) return;
-    this.invalidate(startVpn, endVpn);
+    const self = currentCpu();
+    const lo = Atomics.load(this.control, USED);
+    const hi = Atomics.load(this.control, USED + 1);
+    const others = self < 32 ? (lo & ~(1 << self)) | hi : lo | (hi & ~(1 << (self & 31)));
+    if (others === 0) {
+      if (lo !== 0 || hi !== 0) this.invalidateRow(self, startVpn, endVpn);
+      Atomics.add(this.control, GEN, 1);
+      return;
+    }
+    this.invalidateUsed(lo, hi, startVpn, endVpn);
     const gen = (Atomics.add(this.control, GEN, 1) + 1) | 0;
     this.waitAcks(gen);
   }
@@ -185,11 +200,18 @@ export class TlbDomain {
   invalidate(startVpn: number, endVpn: number): void {
     // The mask is read once: a CPU marked used after this read fills its row from walks that come
     // after it, so they see the entries the caller changed before calling.
-    const lo = Atomics.load(this.control, USED);
-    const hi = Atomics.load(this.control, USED + 1);
-    for (let cpu = 0; cpu < MAX_CPUS; cpu++) {
-      if ((((cpu < 32 ? lo : hi) >>> (cpu & 31)) & 1) !== 0) this.invalidateRow(cpu, startVpn, endVpn);
-    }
+    this.invalidateUsed(
+      Atomics.load(this.control, USED),
+      Atomics.load(this.control, USED + 1),
+      startVpn,
+      endVpn,
+    );
+  }
+
+  /** The rows of the CPUs whose bits are set in the mask (lo: CPUs 0-31, hi: 32-63). */
+  private invalidateUsed(lo: number, hi: number, startVpn: number, endVpn: number): void {
+    for (let m = lo; m !== 0; m &= m - 1) this.invalidateRow(31 - Math.clz32(m & -m), startVpn, endVpn);
+    for (let m = hi; m !== 0; m &= m - 1) this.invalidateRow(63 - Math.clz32(m & -m), startVpn, endVpn);
   }
 
   private invalidateRow(cpu: number, startVpn: number, endVpn: number): void {
@@ -237,16 +259,16 @@ export class TlbDomain {
   /** A CPU that has not acknowledged `gen`, or -1. The caller's own CPU acknowledges on the way. */
   private lateCpu(gen: number, self: number): number {
     const control = this.control;
-    const lo = Atomics.load(control, USED);
-    const hi = Atomics.load(control, USED + 1);
-    for (let cpu = 0; cpu < MAX_CPUS; cpu++) {
-      // Only a CPU that had an Mmu here ever acknowledges (markUsed comes first): skip the rest.
-      if ((((cpu < 32 ? lo : hi) >>> (cpu & 31)) & 1) === 0) continue;
-      const ack = Atomics.load(control, ACK + cpu * ACK_STRIDE);
-      if (ack === ACK_IDLE || ((ack - gen) | 0) >= 0) continue;
-      // The waiting writer holds no translation: it is quiescent for every generation.
-      if (cpu === self) this.acknowledge(self, Atomics.load(control, GEN));
-      else return cpu;
+    // Only a CPU that had an Mmu here ever acknowledges (markUsed comes first): the others are skipped.
+    for (let half = 0; half < 2; half++) {
+      for (let m = Atomics.load(control, USED + half); m !== 0; m &= m - 1) {
+        const cpu = half * 32 + 31 - Math.clz32(m & -m);
+        const ack = Atomics.load(control, ACK + cpu * ACK_STRIDE);
+        if (ack === ACK_IDLE || ((ack - gen) | 0) >= 0) continue;
+        // The waiting writer holds no translation: it is quiescent for every generation.
+        if (cpu === self) this.acknowledge(self, Atomics.load(control, GEN));
+        else return cpu;
+      }
     }
     return -1;
   }
