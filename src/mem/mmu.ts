@@ -105,15 +105,15 @@ export class Mmu {
   private budget = QUIESCE_EVERY;
   private online = false;
   private ackedGen = 0;
-  private declare readonly tags: Int32Array;
+  declare private readonly tags: Int32Array;
   private readonly words = new Int32Array(TLB_ENTRIES);
   private readonly perms = new Uint8Array(TLB_ENTRIES);
-  private declare readonly u8: Uint8Array;
-  private declare readonly u16: Uint16Array;
-  private declare readonly i32: Int32Array;
-  private declare readonly f32: Float32Array;
-  private declare readonly f64: Float64Array;
-  private declare readonly entries: Uint32Array;
+  declare private readonly u8: Uint8Array;
+  declare private readonly u16: Uint16Array;
+  declare private readonly i32: Int32Array;
+  declare private readonly f32: Float32Array;
+  declare private readonly f64: Float64Array;
+  declare private readonly entries: Uint32Array;
   /** Scratch for the slow path's values (8 bytes, aligned views). */
   private readonly sb = new Uint8Array(8);
   private readonly si32 = new Int32Array(this.sb.buffer);
@@ -231,12 +231,7 @@ export class Mmu {
   store16(addr: number, value: number): void {
     if (--this.budget === 0) this.tick();
     const s = (addr / PAGE) & MASK;
-    if (
-      this.tags[s] === Math.floor(addr / REGION) &&
-      addr >= 0 &&
-      (addr & 1) === 0 &&
-      this.perms[s] !== 0
-    ) {
+    if (this.tags[s] === Math.floor(addr / REGION) && addr >= 0 && (addr & 1) === 0 && this.perms[s] !== 0) {
       this.u16[this.words[s] * 2 + ((addr & OFF) >> 1)] = value;
       return;
     }
@@ -247,12 +242,7 @@ export class Mmu {
   store32(addr: number, value: number): void {
     if (--this.budget === 0) this.tick();
     const s = (addr / PAGE) & MASK;
-    if (
-      this.tags[s] === Math.floor(addr / REGION) &&
-      addr >= 0 &&
-      (addr & 3) === 0 &&
-      this.perms[s] !== 0
-    ) {
+    if (this.tags[s] === Math.floor(addr / REGION) && addr >= 0 && (addr & 3) === 0 && this.perms[s] !== 0) {
       this.i32[this.words[s] + ((addr & OFF) >> 2)] = value;
       return;
     }
@@ -264,12 +254,7 @@ export class Mmu {
   store64(addr: number, lo: number, hi: number): void {
     if (--this.budget === 0) this.tick();
     const s = (addr / PAGE) & MASK;
-    if (
-      this.tags[s] === Math.floor(addr / REGION) &&
-      addr >= 0 &&
-      (addr & 7) === 0 &&
-      this.perms[s] !== 0
-    ) {
+    if (this.tags[s] === Math.floor(addr / REGION) && addr >= 0 && (addr & 7) === 0 && this.perms[s] !== 0) {
       const w = this.words[s] + ((addr & OFF) >> 2);
       this.i32[w] = lo;
       this.i32[w + 1] = hi;
@@ -283,12 +268,7 @@ export class Mmu {
   storeF32(addr: number, value: number): void {
     if (--this.budget === 0) this.tick();
     const s = (addr / PAGE) & MASK;
-    if (
-      this.tags[s] === Math.floor(addr / REGION) &&
-      addr >= 0 &&
-      (addr & 3) === 0 &&
-      this.perms[s] !== 0
-    ) {
+    if (this.tags[s] === Math.floor(addr / REGION) && addr >= 0 && (addr & 3) === 0 && this.perms[s] !== 0) {
       this.f32[this.words[s] + ((addr & OFF) >> 2)] = value;
       return;
     }
@@ -299,12 +279,7 @@ export class Mmu {
   storeF64(addr: number, value: number): void {
     if (--this.budget === 0) this.tick();
     const s = (addr / PAGE) & MASK;
-    if (
-      this.tags[s] === Math.floor(addr / REGION) &&
-      addr >= 0 &&
-      (addr & 7) === 0 &&
-      this.perms[s] !== 0
-    ) {
+    if (this.tags[s] === Math.floor(addr / REGION) && addr >= 0 && (addr & 7) === 0 && this.perms[s] !== 0) {
       this.f64[this.words[s] / 2 + ((addr & OFF) >> 3)] = value;
       return;
     }
@@ -474,11 +449,7 @@ export class Mmu {
   private translate(addr: number, kind: number): number {
     if (--this.budget === 0) this.tick();
     const s = (addr / PAGE) & MASK;
-    if (
-      this.tags[s] === Math.floor(addr / REGION) &&
-      addr >= 0 &&
-      (kind !== K_WRITE || this.perms[s] !== 0)
-    )
+    if (this.tags[s] === Math.floor(addr / REGION) && addr >= 0 && (kind !== K_WRITE || this.perms[s] !== 0))
       return s;
     return this.miss(addr, kind);
   }
