@@ -14,7 +14,8 @@
  *                         (ns per page, the map and unmap included; baseline linux.page_fault1.ns)
  *   fault.scaling_2cpu    two CPUs each faulting its own VMAs of one process (page_fault1 on each),
  *                         pages per second against one CPU doing the same alone (target >= 1.9);
- *                         every run on one kernel whose frames a warm-up already touched
+ *                         every run on one kernel whose frames a warm-up already touched; each
+ *                         CPU maps at its own hint, so the VMAs do not merge (mm-fault-task.ts)
  *   fault.cow_after_fork  16 MiB written, Process.fork, then the parent writes every page again
  *                         while the child still maps them: a copy-on-write fault per page (ns per
  *                         page, the writes alone; baseline linux.cow_after_fork.ns)
