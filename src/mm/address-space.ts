@@ -324,8 +324,8 @@ export class AddressSpace implements MmShared {
   }
 
   /**
-   * munmap's page-table work (zaps, their shootdowns and puts, free_pgtables of the gaps) after
-   * downgrading mmap_lock to read, then the unlock. Safe under the read lock: the committed VMAs no
+   * munmap's page-table work (zaps, their shootdowns, free_pgtables of the gaps) after
+   * downgrading mmap_lock to read, then the unlock and the frames' puts. Safe under the read lock: the committed VMAs no
    * longer cover the zapped ranges, so no fault or GUP can reach them, and a table is freed only
    * where free_pgtables' floor and ceiling (the VMAs around the gap, which cannot change while
    * mmap_lock is held) say no VMA shares it. Preconditions: mmap_lock held for write, committed.
@@ -335,10 +335,12 @@ export class AddressSpace implements MmShared {
     mmapWriteDowngrade(this.locks);
     try {
       if (!ptWork.onlyZaps()) throw new Error('zapAfterDowngrade: page-table work other than zaps');
-      ptWork.apply();
+      ptWork.applyOps();
     } finally {
       mmapReadUnlock(this.locks);
     }
+    // The frames are unreachable (zapped and shot down): their puts need no lock.
+    ptWork.putZapped();
   }
 
   /** Runs a read-only body under mmap_lock held for read. */

@@ -99,7 +99,8 @@ export class PageTableWork {
     this.zapped[this.nZapped++] = pfn;
   }
 
-  private putZapped(): void {
+  /** Puts the frames the ops zapped (their shootdowns are done). Needs no lock. */
+  putZapped(): void {
     const mem = this.mem;
     for (let i = 0; i < this.nZapped; i++) mem.putPage(this.zapped[i]);
     this.nZapped = 0;
@@ -153,8 +154,17 @@ export class PageTableWork {
     return 0;
   }
 
-  /** Runs the work in order, then frees the tables no VMA needs. Preconditions: prepare() gave 0. */
+  /** Runs the work in order, frees the tables no VMA needs, then puts the zapped frames. Preconditions: prepare() gave 0. */
   apply(): void {
+    this.applyOps();
+    this.putZapped();
+  }
+
+  /**
+   * apply without the puts: the zapped frames stay listed for putZapped, which the caller runs
+   * once it has dropped mmap_lock (munmap: the read lock after its downgrade).
+   */
+  applyOps(): void {
     if (!this.needed()) return;
     const ops = this.ops;
     const pt = this.pt;
@@ -184,8 +194,7 @@ export class PageTableWork {
           break;
       }
     }
-    // Every translation of a zapped page is gone from every TLB: the frames may be reused.
-    this.putZapped();
+    // Every translation of a zapped page is gone from every TLB: the frames may be reused (putZapped).
     this.freeUnmappedTables();
   }
 
