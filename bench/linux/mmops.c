@@ -11,10 +11,14 @@
  *                        (per page, the map and unmap included)
  *   cow_after_fork       a write fault on a page shared copy-on-write with a child that is still
  *                        alive (16 MiB written, fork, the parent writes every page; per page)
+ *   scaling_2cpu         two threads each running page_fault1 on 32 MiB of its own (mapped at its
+ *                        own hint, 4 GiB apart: disjoint VMAs), pages per second against one
+ *                        thread alone (a ratio, not nanoseconds; the median of three)
  *
  * Usage: mmops ITERATIONS
  */
 #define _GNU_SOURCE
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -134,6 +138,57 @@ static double cow_after_fork(long n) {
   return total / (double)(rounds * pages);
 }
 
+#define SCALING_PAGES ((32UL << 20) / PAGE)
+#define SCALING_ROUNDS 6
+
+/* One thread of scaling_2cpu: page_fault1 rounds at its own hint; returns its nanoseconds. */
+static void *scaling_thread(void *arg) {
+  long id = (long)arg;
+  char *hint = (char *)((unsigned long)(id + 1) << 32);
+  double t0 = now_ns();
+  for (int r = 0; r < SCALING_ROUNDS; r++) {
+    volatile char *p = must_map(hint, SCALING_PAGES * PAGE, 0);
+    for (unsigned long i = 0; i < SCALING_PAGES; i++) p[i * PAGE] = 1;
+    munmap((void *)p, SCALING_PAGES * PAGE);
+  }
+  double *ns = malloc(sizeof(double));
+  if (ns == NULL) exit(6);
+  *ns = now_ns() - t0;
+  return ns;
+}
+
+/* Pages per second of `threads` threads (1 or 2), timed by the slowest. */
+static double scaling_rate(int threads) {
+  pthread_t t[2];
+  double slowest = 0;
+  for (long i = 0; i < threads; i++)
+    if (pthread_create(&t[i], NULL, scaling_thread, (void *)i) != 0) exit(6);
+  for (int i = 0; i < threads; i++) {
+    double *ns;
+    if (pthread_join(t[i], (void **)&ns) != 0) exit(6);
+    if (*ns > slowest) slowest = *ns;
+    free(ns);
+  }
+  return threads * SCALING_ROUNDS * SCALING_PAGES / (slowest / 1e9);
+}
+
+static int by_value(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static double scaling_2cpu(void) {
+  double one[3], two[3];
+  scaling_rate(2);
+  for (int i = 0; i < 3; i++) {
+    one[i] = scaling_rate(1);
+    two[i] = scaling_rate(2);
+  }
+  qsort(one, 3, sizeof(double), by_value);
+  qsort(two, 3, sizeof(double), by_value);
+  return two[1] / one[1];
+}
+
 int main(int argc, char **argv) {
   long n = argc > 1 ? atol(argv[1]) : 100000;
   if (n <= 0) n = 100000;
@@ -144,6 +199,7 @@ int main(int argc, char **argv) {
   printf("\"mremap_move\":%.1f,", mremap_move(n));
   printf("\"anon_write_fault\":%.1f,", anon_write_fault(n));
   printf("\"page_fault1\":%.1f,", page_fault1(n));
-  printf("\"cow_after_fork\":%.1f}\n", cow_after_fork(n));
+  printf("\"cow_after_fork\":%.1f,", cow_after_fork(n));
+  printf("\"scaling_2cpu\":%.3f}\n", scaling_2cpu());
   return 0;
 }
