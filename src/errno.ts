@@ -10,6 +10,7 @@ export const ENOENT = 2;
 export const ESRCH = 3;
 export const EINTR = 4;
 export const EIO = 5;
+export const ENXIO = 6;
 export const EBADF = 9;
 export const EAGAIN = 11;
 export const ENOMEM = 12;
@@ -18,17 +19,22 @@ export const EFAULT = 14;
 export const EBUSY = 16;
 export const EEXIST = 17;
 export const ENODEV = 19;
+export const ENOTDIR = 20;
+export const EISDIR = 21;
 export const EINVAL = 22;
 export const ENFILE = 23;
 export const EMFILE = 24;
 export const ETXTBSY = 26;
 export const EFBIG = 27;
 export const ENOSPC = 28;
+export const EROFS = 30;
 export const EDEADLK = 35;
 export const ENAMETOOLONG = 36;
+export const ELOOP = 40;
 export const EOVERFLOW = 75;
 export const EOPNOTSUPP = 95;
 export const ETIMEDOUT = 110;
+export const EDQUOT = 122;
 
 const NAMES: Record<number, string> = {
   [EPERM]: 'EPERM',
@@ -36,6 +42,7 @@ const NAMES: Record<number, string> = {
   [ESRCH]: 'ESRCH',
   [EINTR]: 'EINTR',
   [EIO]: 'EIO',
+  [ENXIO]: 'ENXIO',
   [EBADF]: 'EBADF',
   [EAGAIN]: 'EAGAIN',
   [ENOMEM]: 'ENOMEM',
@@ -44,17 +51,22 @@ const NAMES: Record<number, string> = {
   [EBUSY]: 'EBUSY',
   [EEXIST]: 'EEXIST',
   [ENODEV]: 'ENODEV',
+  [ENOTDIR]: 'ENOTDIR',
+  [EISDIR]: 'EISDIR',
   [EINVAL]: 'EINVAL',
   [ENFILE]: 'ENFILE',
   [EMFILE]: 'EMFILE',
   [ETXTBSY]: 'ETXTBSY',
   [EFBIG]: 'EFBIG',
   [ENOSPC]: 'ENOSPC',
+  [EROFS]: 'EROFS',
   [EDEADLK]: 'EDEADLK',
   [ENAMETOOLONG]: 'ENAMETOOLONG',
+  [ELOOP]: 'ELOOP',
   [EOVERFLOW]: 'EOVERFLOW',
   [EOPNOTSUPP]: 'EOPNOTSUPP',
   [ETIMEDOUT]: 'ETIMEDOUT',
+  [EDQUOT]: 'EDQUOT',
 };
 
 /** Symbolic name of a positive errno value, `E<decimal>` for one without a name. */

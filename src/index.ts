@@ -17,12 +17,15 @@ export {
   EBADF,
   EBUSY,
   EDEADLK,
+  EDQUOT,
   EEXIST,
   EFAULT,
   EFBIG,
   EINTR,
   EINVAL,
   EIO,
+  EISDIR,
+  ELOOP,
   EMFILE,
   ENAMETOOLONG,
   ENFILE,
@@ -30,9 +33,12 @@ export {
   ENOENT,
   ENOMEM,
   ENOSPC,
+  ENOTDIR,
+  ENXIO,
   EOPNOTSUPP,
   EOVERFLOW,
   EPERM,
+  EROFS,
   ESRCH,
   ETIMEDOUT,
   ETXTBSY,
@@ -84,6 +90,41 @@ export { FAULT_SEGV_ACCERR, FAULT_SEGV_MAPERR, FAULT_SIGBUS, MemoryFault, TlbDom
 // ---- fs: the files an address space maps (src/fs) ----------------------------------------------
 export { type FdTable, MAX_FDS } from './fs/fd-table.js';
 export { type FileSpec, FileTable, NAME_MAX_BYTES } from './fs/file-table.js';
+export {
+  getInjection,
+  INJECT_FAULT,
+  INJECT_MKWRITE,
+  INJECT_READ_PAGE,
+  INJECT_SYNC,
+  INJECT_TRUNCATE,
+  INJECT_WRITE_PAGE,
+  type Injection,
+  MAX_INJECT_LATENCY_US,
+  setInjection,
+} from './fs/inject.js';
+export {
+  O_ACCMODE,
+  O_APPEND,
+  O_CLOEXEC,
+  O_CREAT,
+  O_DIRECT,
+  O_DIRECTORY,
+  O_DSYNC,
+  O_EXCL,
+  O_LARGEFILE,
+  O_NOATIME,
+  O_NOCTTY,
+  O_NOFOLLOW,
+  O_NONBLOCK,
+  O_PATH,
+  O_RDONLY,
+  O_RDWR,
+  O_SYNC,
+  O_TMPFILE,
+  O_TRUNC,
+  O_WRONLY,
+  type OpenFileTable,
+} from './fs/open-file.js';
 
 // ---- mm: the address space, its views and the constants callers pass (src/mm) ----------------
 export { AddressSpace, type AddressSpaceDescriptor, type AddressSpaceOptions } from './mm/address-space.js';
@@ -101,6 +142,8 @@ export { Pipe } from './mm/pipe.js';
 export { checkMmLocked } from './mm/check.js';
 export { SyscallLog } from './mm/syscall-log.js';
 export { defaultConfig, type MmConfig } from './mm/config.js';
+export { FAULT_DESIGNS, type FaultDesign } from './mm/fault-design.js';
+export type { MmVmstat } from './mm/vmstat.js';
 export { mapsLine, mapsText, smapsText, statusText, type VmaView } from './mm/proc-maps.js';
 export {
   MADV_COLD,
@@ -205,7 +248,16 @@ export {
 export { type ReplayOptions, type ReplayResult, replayTrace, seedAddressSpace } from './mm/trace/replay.js';
 
 // ---- kernel: processes and the tables they share (src/kernel) ----------------------------------
-export { Kernel, type KernelCounts, type KernelDescriptor } from './kernel/kernel.js';
+export { Kernel, type KernelCounts, type KernelDescriptor, type OpenHostOptions } from './kernel/kernel.js';
+export {
+  MFD_ALLOW_SEALING,
+  MFD_CLOEXEC,
+  MFD_EXEC,
+  MFD_HUGETLB,
+  MFD_NAME_MAX,
+  MFD_NOEXEC_SEAL,
+  PATH_MAX,
+} from './kernel/open.js';
 export { Process, type ProcessDescriptor, type ProcessOptions } from './kernel/process.js';
 
 // ---- machine: worker threads acting as CPUs with stable ids (src/machine) ----------------------

@@ -116,3 +116,24 @@ export function usageFailure(prog: string, usage: string, error: unknown): numbe
   console.error(`${prog}: ${error.message}\n${usage}`);
   return 2;
 }
+
+/**
+ * A decimal option's value: `fallback` when absent, else a plain decimal number (`0.5`, `2`) in
+ * (min, max]; anything else is a usage error.
+ */
+export function decimalOption(
+  name: string,
+  value: string | undefined,
+  fallback: number,
+  min: number,
+  max: number,
+): number {
+  if (value === undefined) return fallback;
+  const n = /^\d+(\.\d+)?$/.test(value) ? Number(value) : Number.NaN;
+  if (!(n > min && n <= max)) {
+    throw new UsageError(
+      `invalid --${name} value '${value}' (expected a number above ${min}, at most ${max})`,
+    );
+  }
+  return n;
+}

@@ -348,7 +348,7 @@ function liveCounts(mm: AddressSpace, tree: MapleTree): Record<string, number> {
     'VMA records': mm.arena.arena.live,
     'tree nodes': tree.arena.live,
     anon_vmas: mm.anonVmas.live,
-    'page-table leaves': mm.pmd.liveLeaves,
+    'page tables': mm.pt.live,
     files: mm.files.arena.live,
   };
 }

@@ -4,11 +4,12 @@
  *                    per-VMA locks and under one mmap_lock, side by side (./demo-mm.ts);
  *                    `demo --locks`: CPUs doing locked and RCU work, then lock statistics (./demo.ts)
  *   replay ...       replay Linux traces (./replay.ts)
+ *   lab ...          the fault-locking designs side by side: experiments, JSON, HTML report (./lab.ts)
  * Each command parses its own arguments by the rules of ./args.ts (strict; a usage error is one
  * line plus the usage line on stderr and exit status 2; --help/-h prints help, exit status 0).
  * Arguments starting with `-` and no command run the demo with them.
  */
-const USAGE = "usage: vmspace [demo|replay|help] [options]   ('vmspace --help' describes them)";
+const USAGE = "usage: vmspace [demo|replay|lab|help] [options]   ('vmspace --help' describes them)";
 
 const HELP = `usage: vmspace [command] [options]
 
@@ -21,6 +22,9 @@ commands:
   demo --locks [--cpus N] [--ms MS] [--no-lockdep]
                               CPUs doing concurrent locked and RCU work, then lock statistics
   replay [--loose] FILE...    replay Linux traces and compare them with the kernel's results
+  lab [EXPERIMENT...] [--designs LIST] [--cpus N] [--seconds S] [--out DIR]
+                              the experiments under each fault-locking design (global,
+                              retry, vma-lock): JSON results and one HTML report
   help                        this text
   -h, --help                  this text
 
@@ -38,6 +42,10 @@ async function main(argv: string[]): Promise<number> {
     if (!demoArgs.includes('--locks')) return (await import('./demo-mm.js')).runMmDemoCli(demoArgs);
     const { runDemo } = await import('./demo.js');
     return runDemo(demoArgs.filter((a) => a !== '--locks'));
+  }
+  if (command === 'lab') {
+    const { runLabCli } = await import('./lab.js');
+    return runLabCli(rest);
   }
   if (command === 'replay') {
     const { runReplay } = await import('./replay.js');

@@ -35,8 +35,22 @@ export const WAIT_READ = 3;
 export const WAIT_WRITE = 4;
 export const WAIT_GRACE_PERIOD = 5;
 export const WAIT_SEQCOUNT = 6;
+/** A page's PG_LOCKED bit (src/fs/page-lock.ts); DETAIL is the pfn. */
+export const WAIT_PAGE_LOCK = 7;
+/** A page's PG_WRITEBACK bit; DETAIL is the pfn. */
+export const WAIT_WRITEBACK = 8;
 
-const KIND_NAMES = ['none', 'spinlock', 'mutex', 'rwsem read', 'rwsem write', 'rcu grace period', 'seqcount'];
+const KIND_NAMES = [
+  'none',
+  'spinlock',
+  'mutex',
+  'rwsem read',
+  'rwsem write',
+  'rcu grace period',
+  'seqcount',
+  'page lock',
+  'page writeback',
+];
 
 const LIMIT = 0;
 const HEADER = 8;
@@ -144,7 +158,8 @@ export function describeCpus(): string {
     const owner =
       w.owner === 0 ? '' : `, held by ${w.owner - 1 === MAIN_CPU ? 'main' : `cpu ${w.owner - 1}`}`;
     const readers = w.kind === WAIT_WRITE && w.detail > 0 ? `, ${w.detail} reader(s) inside` : '';
-    return `${who}: waits ${Math.round(w.waitedMs)} ms on ${what} (${KIND_NAMES[w.kind]})${owner}${readers}`;
+    const page = w.kind === WAIT_PAGE_LOCK || w.kind === WAIT_WRITEBACK ? ` of pfn ${w.detail}` : '';
+    return `${who}: waits ${Math.round(w.waitedMs)} ms on ${what}${page} (${KIND_NAMES[w.kind]})${owner}${readers}`;
   });
   return lines.join('\n');
 }

@@ -3,25 +3,44 @@
  * (an inode, in Linux's terms), usable from every CPU. A file id is the record's arena handle
  * (0 = no file); VMA records store it. Shared anonymous memory gets a shmem object here too.
  *
- *   file record (256 bytes)
- *   +--------+-------+-----------+-------------+--------+---------+------------------------+
- *   | SIZE   | FLAGS | PLACEMENT | SHMEM_INDEX | REFCNT | NAMELEN | (spare)                |  words 0-7
- *   +--------+-------+-----------+-------------+--------+---------+------------------------+
- *   | I_RWSEM (8 words)                  | INVALIDATE_LOCK (8 words)                        |  words 8-23
- *   +------------------------------------+--------------------------------------------------+
- *   | NAME: UTF-8, at most NAME_MAX_BYTES                                                   |  words 24-63
- *   +---------------------------------------------------------------------------------------+
+ *   file record (512 bytes; words are Int32 unless named F64)
+ *   +--------+-------+-----------+-------------+--------+---------+---------+---------+
+ *   | SIZE (F64)     | FLAGS     | PLACEMENT   | SHMEM_INDEX      | REFCNT  | NAMELEN |  words 0-7
+ *   +--------+-------+-----------+-------------+--------+---------+---------+---------+
+ *   | BACKING | HOST_FD | CACHE_ROOT | CACHE_HEIGHT | NRPAGES | WB_ERR | I_PAGES (2)   |  words 8-15
+ *   +------------------------------------+--------------------------------------------+
+ *   | I_RWSEM (8 words) | INVALIDATE_LOCK (8 words) | I_MMAP (8 words) | (8 spare)      |  words 16-47
+ *   +------------------------------------------------------------------------------------+
+ *   | INJECT: per operation (INJECT_OPS of them) LATENCY_US, FAIL_NEXT                    |  words 48-63
+ *   +------------------------------------------------------------------------------------+
+ *   | NAME: UTF-8, at most NAME_MAX_BYTES                                                 |  words 64-127
+ *   +------------------------------------------------------------------------------------+
  *
- * Guards: SIZE, FLAGS, PLACEMENT, SHMEM_INDEX and NAME are written once, before the id is handed
- * out (so any holder of a reference reads them without a lock); SIZE will be guarded by I_RWSEM
- * when files can be truncated (the page cache). REFCNT is atomic: one reference per VMA record
- * naming the file, per descriptor installed in a descriptor table, and one for whoever created it
- * until they put it. The record is freed when REFCNT reaches 0.
+ * The page-cache words (BACKING ... I_PAGES, I_MMAP, INJECT) belong to src/fs's page cache,
+ * backing and injection (docs/fs.md); their guards are stated where they are used. BACKING is
+ * written once, before the id is handed out.
+ *
+ * The table also owns what every file's page cache shares (docs/fs.md): the kernel-wide arena of
+ * page-index nodes (`cacheNodes`, src/fs/page-index.ts) and the PhysMem its pages come from
+ * (`mem`, absent for a table made without one: such files cannot cache pages). Both travel in the
+ * descriptor, so whichever CPU puts a file's last reference can free its cache: before the record
+ * is freed, `put` calls the release hook src/fs/page-cache.ts registers when it loads
+ * (`setFileReleaseHook`; a record that still caches pages with no hook registered is a bug).
+ * Guards: SIZE, FLAGS, PLACEMENT, SHMEM_INDEX, NAME, BACKING and HOST_FD are written once, before
+ * the id is handed out (so any holder of a reference reads them without a lock); SIZE will be
+ * guarded by I_RWSEM when files can be truncated (the page cache). REFCNT is atomic: one reference
+ * per VMA record naming the file, per open file description (src/fs/open-file.ts), and one for
+ * whoever created it until they put it. When REFCNT reaches 0 the release of the file's backing
+ * kind runs after the page cache's (`setBackingRelease`: a host file closes its host descriptor), then
+ * the record is freed.
  */
+
+import { assert, VmAssertionError } from '../assert.js';
 import { EINVAL, ENAMETOOLONG, ENOMEM, VmError } from '../errno.js';
-import { Arena, type ArenaDescriptor, type FailureInjector } from '../shm/arena.js';
+import { PhysMem, type PhysMemDescriptor } from '../mem/frames.js';
+import { Arena, type ArenaDescriptor, type FailureInjector, POISON_WORD } from '../shm/arena.js';
 import { lockClass } from '../sync/lockclass.js';
-import { RWSEM_WORDS, RwSem } from '../sync/rwsem.js';
+import { RWSEM_WORDS, RwSem, rwsemDownRead, rwsemUpRead } from '../sync/rwsem.js';
 
 /** How get_unmapped_area places a mapping of the file (fs->f_op->get_unmapped_area). */
 export const PLACE_GENERIC = 0;
@@ -33,19 +52,50 @@ export const PLACE_SHMEM = 2;
 /** Lock classes of every file's locks (docs/locking.md: i_rwsem is outermost, invalidateLock under mmap_lock). */
 export const iRwsemClass = lockClass('i_rwsem');
 export const invalidateLockClass = lockClass('invalidate_lock');
+export const iMmapClass = lockClass('i_mmap');
 
-const RECORD_BYTES = 256;
+const RECORD_BYTES = 512;
 const SIZE_F64 = 0;
 const FLAGS = 2;
 const PLACEMENT = 3;
 const SHMEM_INDEX = 4;
 const REFCNT = 5;
 const NAME_LEN = 6;
-const I_RWSEM = 8;
+/** Word offsets of the page-cache fields in a record (docs/fs.md; users: src/fs). */
+export const FILE_BACKING = 8;
+export const FILE_HOST_FD = 9;
+export const FILE_CACHE_ROOT = 10;
+export const FILE_CACHE_HEIGHT = 11;
+export const FILE_NRPAGES = 12;
+export const FILE_WB_ERR = 13;
+/** The i_pages spinlock (xa_lock): 2 words. */
+export const FILE_I_PAGES = 14;
+const I_RWSEM = 16;
 const INVALIDATE_LOCK = I_RWSEM + RWSEM_WORDS;
-const NAME_WORD = INVALIDATE_LOCK + RWSEM_WORDS;
+const I_MMAP = INVALIDATE_LOCK + RWSEM_WORDS;
+/** Injection words: INJECT_OPS pairs (latency in microseconds, count of next calls that fail). */
+export const FILE_INJECT = 48;
+export const INJECT_OPS = 8;
+const NAME_WORD = 64;
 /** Longest name a file may have (bytes of UTF-8). */
 export const NAME_MAX_BYTES = RECORD_BYTES - NAME_WORD * 4;
+
+/** A page-index node (src/fs/page-index.ts): 64 slots and a header, rounded to whole cache lines. */
+export const CACHE_NODE_BYTES = 320;
+/** Most page-index nodes of one table (reserved, committed as used): 2^17 nodes, 40 MiB. */
+const CACHE_NODES_MAX = 1 << 17;
+
+/**
+ * What `put` calls for a record whose last reference is gone, before the record is freed (the
+ * page cache's release: src/fs/page-cache.ts registers it when it loads).
+ */
+export type FileReleaseHook = (files: FileTable, id: number) => void;
+let releaseHook: FileReleaseHook | null = null;
+
+/** Registers the release hook (once per thread, by src/fs/page-cache.ts at load). */
+export function setFileReleaseHook(hook: FileReleaseHook): void {
+  releaseHook = hook;
+}
 
 const F_WRITABLE = 1;
 const F_SYNC_UNSUPPORTED = 2;
@@ -61,14 +111,69 @@ export interface FileSpec {
   syncUnsupported?: boolean;
 }
 
+/**
+ * What a backing kind does when its file's last reference goes (src/fs registers one per kind that
+ * holds something outside the record: src/fs/host-backing.ts closes the host descriptor). Runs on
+ * the CPU that put the last reference, with no lock held; the record is freed after it returns.
+ */
+export type BackingRelease = (files: FileTable, id: number) => void;
+
+/** FILE_BACKING value of files that hold nothing outside the record (memory; src/fs/backing.ts). */
+/** FILE_BACKING 0: BACKING_MEM of backing.ts (it imports this file), which has no release. */
+const BACKING_NONE = 0;
+/** Per-thread: every module that registers is loaded on every CPU that can put the last reference. */
+const releases: (BackingRelease | undefined)[] = [];
+
+/** Registers the release of backing kind `kind` (called once per thread, when the module loads). */
+export function setBackingRelease(kind: number, release: BackingRelease): void {
+  assert(Number.isInteger(kind) && kind >= BACKING_NONE && kind < 16, `setBackingRelease: bad kind ${kind}`);
+  releases[kind] = release;
+}
+
+/**
+ * Linux's delayed fput, per thread: inside a deferral section (the mm syscall entry, which puts
+ * the files of removed VMAs under mmap_lock held for write), a last put queues the file; the
+ * section's end releases the queue holding no lock, so a release's I/O (closing a host
+ * descriptor, writing back cached pages) never runs under mmap_lock. Sections nest.
+ */
+const deferral = { depth: 0, tables: [] as FileTable[], ids: [] as number[] };
+
+/** Enters a deferral section. */
+export function fileReleaseDefer(): void {
+  deferral.depth++;
+}
+
+/** Leaves a deferral section; leaving the outermost releases what was queued. Preconditions: no lock held then. */
+export function fileReleaseFlush(): void {
+  assert(deferral.depth > 0, 'fileReleaseFlush without fileReleaseDefer');
+  if (--deferral.depth !== 0) return;
+  // Bounded by the queue, which only this thread fills (a release queues nothing: depth is 0).
+  for (let i = 0; i < deferral.ids.length; i++) deferral.tables[i].releaseNow(deferral.ids[i]);
+  deferral.tables.length = 0;
+  deferral.ids.length = 0;
+}
+
 export interface FileTableOptions {
   capacity?: number;
   maxCapacity?: number;
+  /** Fails the chosen record or page-index node allocation. */
   injector?: FailureInjector;
+  /** Where cached pages come from; without it the table's files cannot cache pages. */
+  mem?: PhysMem;
+}
+
+export interface FileTableDescriptor {
+  records: ArenaDescriptor;
+  cacheNodes: ArenaDescriptor;
+  mem: PhysMemDescriptor | null;
 }
 
 export class FileTable {
   readonly arena: Arena;
+  /** The page-index nodes of every file of the table (src/fs/page-index.ts). */
+  readonly cacheNodes: Arena;
+  /** The frames cached pages live in (null: this table's files cannot cache pages). */
+  readonly mem: PhysMem | null;
   private readonly i32: Int32Array;
   private readonly f64: Float64Array;
   private readonly u8: Uint8Array;
@@ -77,24 +182,36 @@ export class FileTable {
 
   static create(options: FileTableOptions = {}): FileTable {
     const capacity = options.capacity ?? 64;
-    return new FileTable(
-      Arena.create({
-        name: 'file',
-        recordBytes: RECORD_BYTES,
-        capacity,
-        maxCapacity: options.maxCapacity ?? Math.max(capacity, 1 << 16),
-        injector: options.injector,
-      }),
-    );
+    const records = Arena.create({
+      name: 'file',
+      recordBytes: RECORD_BYTES,
+      capacity,
+      maxCapacity: options.maxCapacity ?? Math.max(capacity, 1 << 16),
+      injector: options.injector,
+    });
+    const nodes = Arena.create({
+      name: 'cache_node',
+      recordBytes: CACHE_NODE_BYTES,
+      capacity: 64,
+      maxCapacity: CACHE_NODES_MAX,
+      injector: options.injector,
+    });
+    return new FileTable(records, nodes, options.mem ?? null);
   }
 
-  static attach(desc: ArenaDescriptor): FileTable {
-    return new FileTable(Arena.attach(desc));
+  /** The same table on this CPU; `mem`, if it views the descriptor's PhysMem, is used as it is. */
+  static attach(desc: FileTableDescriptor, mem?: PhysMem): FileTable {
+    const same = mem !== undefined && desc.mem !== null && mem.describe().memory === desc.mem.memory;
+    const phys = desc.mem === null ? null : same ? (mem as PhysMem) : PhysMem.attach(desc.mem);
+    return new FileTable(Arena.attach(desc.records), Arena.attach(desc.cacheNodes), phys);
   }
 
-  private constructor(arena: Arena) {
+  private constructor(arena: Arena, cacheNodes: Arena, mem: PhysMem | null) {
     if (arena.recordBytes !== RECORD_BYTES) throw new Error('file table: wrong record size');
+    if (cacheNodes.recordBytes !== CACHE_NODE_BYTES) throw new Error('file table: wrong cache node size');
     this.arena = arena;
+    this.cacheNodes = cacheNodes;
+    this.mem = mem;
     this.i32 = arena.i32;
     this.f64 = arena.f64;
     this.u8 = new Uint8Array(arena.i32.buffer, arena.i32.byteOffset, arena.i32.byteLength);
@@ -102,12 +219,20 @@ export class FileTable {
     this.f64Per = arena.f64PerRecord;
   }
 
-  describe(): ArenaDescriptor {
-    return this.arena.describe();
+  describe(): FileTableDescriptor {
+    return {
+      records: this.arena.describe(),
+      cacheNodes: this.cacheNodes.describe(),
+      mem: this.mem === null ? null : this.mem.describe(),
+    };
   }
 
-  /** Registers a file; returns its id holding one reference (the caller's). Throws ENOMEM when full. */
-  add(spec: FileSpec): number {
+  /**
+   * Registers a file; returns its id holding one reference (the caller's). Throws ENOMEM when full.
+   * `backing` (FILE_BACKING, src/fs/backing.ts) and `hostFd` are for src/fs's open paths: a host
+   * file's record owns `hostFd` from here on (its release closes it).
+   */
+  add(spec: FileSpec, backing = BACKING_NONE, hostFd = -1): number {
     if (!(Number.isSafeInteger(spec.size) && spec.size >= 0))
       throw new VmError(EINVAL, `file ${spec.name}: bad size`);
     const name = new TextEncoder().encode(spec.name);
@@ -120,7 +245,24 @@ export class FileTable {
     this.init(id, spec.size, flags, spec.placement ?? PLACE_GENERIC, -1);
     this.u8.set(name, (id * this.i32Per + NAME_WORD) * 4);
     this.i32[id * this.i32Per + NAME_LEN] = name.length;
+    this.i32[id * this.i32Per + FILE_BACKING] = backing;
+    this.i32[id * this.i32Per + FILE_HOST_FD] = hostFd;
     return id;
+  }
+
+  /**
+   * Completes a host file's record once its host descriptor is open: HOST_FD and SIZE. The record
+   * then owns `hostFd`. Preconditions: the caller made `id` with `add(spec, backing)` (HOST_FD -1)
+   * and has not handed it out yet (nobody else can read the words).
+   */
+  setHost(id: number, hostFd: number, size: number): void {
+    assert(this.i32[id * this.i32Per + FILE_HOST_FD] === -1, 'setHost: the record has a host descriptor');
+    assert(
+      Number.isSafeInteger(size) && size >= 0 && Number.isInteger(hostFd) && hostFd >= 0,
+      'setHost: bad values',
+    );
+    this.i32[id * this.i32Per + FILE_HOST_FD] = hostFd;
+    this.f64[id * this.f64Per + SIZE_F64] = size;
   }
 
   /**
@@ -149,11 +291,56 @@ export class FileTable {
     if (old <= 0) throw new Error(`file ${id}: get of a file with no reference (${old})`);
   }
 
-  /** fput: drops a reference; the last one frees the record. */
+  /**
+   * A reference to `id` if it names a live file, for a scan that holds none (reclaim): false when
+   * the record is free or being freed. Safe against a record freed meanwhile: a free record's
+   * REFCNT is 0 (left by the last put) or poison, never a count this could raise.
+   */
+  tryGet(id: number): boolean {
+    if (!this.arena.isLive(id)) return false;
+    const at = id * this.i32Per + REFCNT;
+    let seen = Atomics.load(this.i32, at);
+    while (seen > 0 && seen !== POISON_WORD) {
+      const was = Atomics.compareExchange(this.i32, at, seen, seen + 1);
+      if (was === seen) return true;
+      seen = was;
+    }
+    return false;
+  }
+
+  /**
+   * fput: drops a reference; the last one releases the backing's state and frees the record, at
+   * once or (inside a deferral section) when the section ends.
+   */
   put(id: number): void {
     const old = Atomics.sub(this.i32, id * this.i32Per + REFCNT, 1);
-    if (old === 1) this.arena.free(id);
-    else if (old <= 0) throw new Error(`file ${id}: put of a file with no reference (${old})`);
+    if (old === 1) {
+      if (deferral.depth === 0) this.releaseNow(id);
+      else {
+        deferral.tables.push(this);
+        deferral.ids.push(id);
+      }
+    } else if (old <= 0) throw new Error(`file ${id}: put of a file with no reference (${old})`);
+  }
+
+  /**
+   * Releases the file's page cache (writing back dirty pages of a stored file), then its backing's
+   * state, and frees the record. Preconditions: the last reference to `id`
+   * was put (nobody else can reach the record); no lock held (the release may do I/O).
+   */
+  releaseNow(id: number): void {
+    const b = id * this.i32Per;
+    if (releaseHook !== null) releaseHook(this, id);
+    assert(
+      Atomics.load(this.i32, b + FILE_CACHE_ROOT) === 0 && Atomics.load(this.i32, b + FILE_NRPAGES) === 0,
+      'file put: its page cache was not released (src/fs/page-cache.ts not loaded on this CPU?)',
+    );
+    const kind = this.i32[id * this.i32Per + FILE_BACKING];
+    const release = releases[kind];
+    if (release !== undefined) release(this, id);
+    else if (kind !== BACKING_NONE)
+      throw new VmAssertionError(`file ${id}: backing ${kind} has no release on this CPU (load its module)`);
+    this.arena.free(id);
   }
 
   /** Whether `id` names a live file. */
@@ -189,6 +376,14 @@ export class FileTable {
     // Copied out: TextDecoder does not read shared memory.
     return new TextDecoder().decode(this.u8.slice(at, at + this.i32[id * this.i32Per + NAME_LEN]));
   }
+  /** FILE_BACKING: where the bytes live (BACKING_* of src/fs/backing.ts). */
+  backing(id: number): number {
+    return this.i32[id * this.i32Per + FILE_BACKING];
+  }
+  /** A host file's host descriptor (node:fs), valid until the record is released. */
+  hostFd(id: number): number {
+    return this.i32[id * this.i32Per + FILE_HOST_FD];
+  }
   /** The file's i_rwsem (outermost lock of the read/write path). */
   iRwsem(id: number): RwSem {
     return RwSem.at(this.i32, id * this.i32Per + I_RWSEM, iRwsemClass);
@@ -196,6 +391,30 @@ export class FileTable {
   /** The file's invalidate lock (mapping->invalidate_lock). */
   invalidateLock(id: number): RwSem {
     return RwSem.at(this.i32, id * this.i32Per + INVALIDATE_LOCK, invalidateLockClass);
+  }
+  /** filemap_invalidate_lock_shared without a lock object (the page cache's miss path). */
+  invalidateLockShared(id: number): void {
+    rwsemDownRead(this.i32, id * this.i32Per + INVALIDATE_LOCK, invalidateLockClass);
+  }
+  invalidateUnlockShared(id: number): void {
+    rwsemUpRead(this.i32, id * this.i32Per + INVALIDATE_LOCK, invalidateLockClass);
+  }
+  /** Pages in the file's cache (FILE_NRPAGES; a statistic unless i_pages is held). */
+  nrpages(id: number): number {
+    return Atomics.load(this.i32, id * this.i32Per + FILE_NRPAGES);
+  }
+
+  /** The file's i_mmap lock (mapping->i_mmap_rwsem): guards its reverse-map entries. */
+  iMmap(id: number): RwSem {
+    return RwSem.at(this.i32, id * this.i32Per + I_MMAP, iMmapClass);
+  }
+  /** Word index of record `id`'s word `word` in `i32` (the page-cache fields above). */
+  word(id: number, word: number): number {
+    return id * this.i32Per + word;
+  }
+  /** The records' Int32 words (for src/fs's page cache, backing and injection; see docs/fs.md). */
+  get words(): Int32Array {
+    return this.i32;
   }
 
   /** Live file records (0 once every reference was put). */

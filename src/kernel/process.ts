@@ -8,12 +8,13 @@
  *   words (Int32): STATE (RUNNING | EXITED, atomic)
  *
  * Exit unmaps everything (the VMAs put their files and anon_vmas), closes every descriptor, and
- * frees the VMA tree's nodes and the page-table state: after every process exited, the kernel's
+ * frees the VMA tree's nodes and the page tables: after every process exited, the kernel's
  * counts are back to zero. Preconditions of exit: no other CPU still runs in the process.
  */
 import { check, EINVAL, ESRCH, VmError } from '../errno.js';
 import { FdTable, type FdTableDescriptor } from '../fs/fd-table.js';
 import type { FileSpec } from '../fs/file-table.js';
+import { O_CLOEXEC, O_RDONLY } from '../fs/open-file.js';
 import { MapleTree } from '../maple/tree.js';
 import { AddressSpace, type AddressSpaceDescriptor } from '../mm/address-space.js';
 import type { MmConfig } from '../mm/config.js';
@@ -21,6 +22,7 @@ import { mapsText, smapsText, statusText } from '../mm/proc-maps.js';
 import type { SyscallLog } from '../mm/syscall-log.js';
 import { mmapWriteLock, mmapWriteUnlock } from '../mm/vma-lock.js';
 import { Kernel, type KernelDescriptor } from './kernel.js';
+import { MFD_CLOEXEC, memfdCreate, memfdCreateCheck, openHost, openHostCheck } from './open.js';
 
 const STATE = 0;
 const RUNNING = 1;
@@ -56,7 +58,7 @@ export class Process {
    * (shared through its PhysMem) also fails the process's page-table and VMA-record allocations.
    */
   static create(kernel: Kernel, options: ProcessOptions = {}): Process {
-    const fds = FdTable.create(kernel.files);
+    const fds = FdTable.create(kernel.files, kernel.opens);
     const mm = new AddressSpace({
       index: MapleTree.create({ externalLock: 'mmap_lock' }),
       fds,
@@ -102,17 +104,64 @@ export class Process {
   }
 
   /**
-   * Registers a file (its size, access mode and name; the page cache will give it contents) and
-   * opens it: returns the descriptor to pass to mmap. Throws VmError (ENOMEM, EMFILE, ...).
+   * open(2) of a host file: `open(path, flags, mode)` opens `path` with node:fs (Kernel.openHost;
+   * O_CLOEXEC sets the descriptor's FD_CLOEXEC) and returns the lowest free descriptor.
+   * `open(spec)` registers a synthetic file instead (its size, access mode and name, as traces
+   * describe files; its bytes are memory) and opens it O_RDWR when writable, else O_RDONLY.
+   * Throws VmError (EFAULT, EINVAL, ENOENT, EACCES, EEXIST, EISDIR, ENOMEM, EMFILE, ...) with
+   * nothing changed.
    */
-  open(spec: FileSpec): number {
+  open(spec: FileSpec): number;
+  open(path: string, flags?: number, mode?: number): number;
+  open(what: FileSpec | string, flags: number = O_RDONLY, mode = 0o666): number {
     this.assertRunning();
+    // A FileSpec is an object with a size; anything else is a path (not a string: EFAULT).
+    if (typeof what === 'object' && what !== null && 'size' in what) return this.openSpec(what);
+    check(openHostCheck(what, flags, mode), `open ${what}`);
+    const fd = check(this.fds.reserve(), 'open');
+    const of = openHost(this.kernel.files, this.kernel.opens, what, flags, mode);
+    return this.installOpened(fd, of, (flags & O_CLOEXEC) !== 0, `open ${what}`);
+  }
+
+  private openSpec(spec: FileSpec): number {
     const id = this.kernel.files.add(spec);
     try {
       return check(this.fds.install(id), 'open');
     } finally {
       this.kernel.files.put(id);
     }
+  }
+
+  /**
+   * Installs a new description (`of`, or -errno) at reserved descriptor `fd` and drops the
+   * opener's reference; a failed open gives the descriptor back and throws.
+   */
+  private installOpened(fd: number, of: number, cloexec: boolean, what: string): number {
+    if (of < 0) {
+      this.fds.unreserve(fd);
+      check(of, what);
+    }
+    this.fds.installReserved(fd, of, cloexec);
+    this.kernel.opens.put(of);
+    return fd;
+  }
+
+  /**
+   * memfd_create(2): a descriptor of a new empty memory file named memfd:NAME, open O_RDWR
+   * (MFD_CLOEXEC sets FD_CLOEXEC). Throws VmError (EFAULT, EINVAL, ENOMEM, EMFILE).
+   */
+  memfdCreate(name: string, flags = 0): number {
+    this.assertRunning();
+    check(memfdCreateCheck(name, flags), 'memfd_create');
+    const fd = check(this.fds.reserve(), 'memfd_create');
+    const of = memfdCreate(this.kernel.files, this.kernel.opens, name, flags);
+    return this.installOpened(fd, of, (flags & MFD_CLOEXEC) !== 0, 'memfd_create');
+  }
+
+  /** dup(2): the lowest free descriptor sharing `fd`'s open file description. Throws EBADF, EMFILE. */
+  dup(fd: number): number {
+    this.assertRunning();
+    return check(this.fds.dup(fd), 'dup');
   }
 
   /** close(2). Throws VmError(EBADF) for a descriptor that is not open. */
@@ -125,7 +174,8 @@ export class Process {
    * fork(2)'s memory and descriptor half: a child process sharing the Kernel, with a copy of this
    * address space (dup_mmap, src/mm/fork.ts: VMAs but VM_DONTCOPY ones, locks not inherited,
    * private anonymous pages shared copy-on-write, possibly pinned pages copied) and of the
-   * descriptor table (each descriptor takes a reference). Throws VmError(ENOMEM) with nothing
+   * descriptor table (each descriptor shares the parent's open file description: one file position
+   * for both). Throws VmError(ENOMEM) with nothing
    * allocated (the child torn down), VmError(ESRCH) once this process exited.
    */
   fork(): Process {

@@ -248,6 +248,22 @@ export class PhysMem {
     return false;
   }
 
+  /**
+   * A pin unless the frame is free (Linux's try_grab_folio for FOLL_PIN, a compare-exchange loop),
+   * for lockless lookups (GUP-fast): false on a free frame or when the count would overflow. Like
+   * getPageUnlessZero, the frame may have been freed and reused meanwhile: recheck what led to it.
+   */
+  tryPinPage(pfn: number): boolean {
+    const r = this.refcount;
+    let seen = Atomics.load(r, pfn);
+    while (seen > 0 && seen <= REFCOUNT_MAX - GUP_PIN_COUNTING_BIAS) {
+      const was = Atomics.compareExchange(r, pfn, seen, seen + GUP_PIN_COUNTING_BIAS);
+      if (was === seen) return true;
+      seen = was;
+    }
+    return false;
+  }
+
   /** Drops a pin (atomic); like putPage, the last reference frees the frame. */
   unpinPage(pfn: number): void {
     const old = Atomics.sub(this.refcount, pfn, GUP_PIN_COUNTING_BIAS);

@@ -65,6 +65,8 @@ export const PG_PAGETABLE = 1 << 6;
 export const PG_ZERO = 1 << 7;
 export const PG_MLOCKED = 1 << 8;
 export const PG_WRITEBACK = 1 << 9;
+/** A page-cache page whose access starts the next readahead window (src/fs/page-cache.ts). */
+export const PG_READAHEAD = 1 << 10;
 /**
  * Allocator-internal, on free frames only: the frame was handed out before, so its bytes are stale
  * (poison when poisoning is on) and allocation must zero them. A never-used frame lacks it: its
@@ -82,6 +84,7 @@ const FLAG_BITS: readonly [number, string][] = [
   [PG_ZERO, 'zero'],
   [PG_MLOCKED, 'mlocked'],
   [PG_WRITEBACK, 'writeback'],
+  [PG_READAHEAD, 'readahead'],
   [PG_STALE, 'stale'],
 ];
 

@@ -22,6 +22,7 @@ import {
   N_HUGE,
   N_PTE,
   N_PUD,
+  N_THP,
   PageTableCore,
   PTL_STATE,
   ROOT,
@@ -31,6 +32,7 @@ import {
   LEVEL_PTE,
   LEVEL_PUD,
   PMD_SIZE,
+  PMD_THP_TABLE,
   PTE_FLAGS_MASK,
   PTE_HUGE,
   PTE_PRESENT,
@@ -43,6 +45,8 @@ export class PageTableAlloc extends PageTableCore {
   /** This CPU's tables reserved for the running operation (never published until taken). */
   private pool = new Int32Array(8);
   private poolCount = 0;
+  /** reserveTables holds the pool for later operations: releasePool keeps it until releaseTables. */
+  private held = false;
   /** Keys of tables a plan pass counted as to be created, per level (PUD, PMD, PTE). */
   private readonly planned = new Float64Array(3);
 
@@ -58,7 +62,19 @@ export class PageTableAlloc extends PageTableCore {
     const t = this.findPteTable(addr);
     if (t !== 0) return t;
     this.checkAddr(addr);
-    return this.allocPath(addr, LEVEL_PTE);
+    return this.allocPath(addr, LEVEL_PTE, 0);
+  }
+
+  /**
+   * allocPte for a fault that maps a transparent huge page in addr's region as 4 KiB entries: a PTE
+   * table created now is linked with PMD_THP_TABLE (the region counts as mapped huge); one that
+   * exists already is returned as it is. The same results as allocPte.
+   */
+  allocThpPte(addr: number): number {
+    const t = this.findPteTable(addr);
+    if (t !== 0) return t;
+    this.checkAddr(addr);
+    return this.allocPath(addr, LEVEL_PTE, PMD_THP_TABLE);
   }
 
   /** The PMD table for addr, allocating missing PUD and PMD tables; 0 on ENOMEM (nothing added). */
@@ -66,15 +82,16 @@ export class PageTableAlloc extends PageTableCore {
     const t = this.findPmdTable(addr);
     if (t !== 0) return t;
     this.checkAddr(addr);
-    return this.allocPath(addr, LEVEL_PMD);
+    return this.allocPath(addr, LEVEL_PMD, 0);
   }
 
-  private allocPath(addr: number, level: number): number {
+  /** allocPte / allocPmd; `pmdBits` go into the PMD entry of a PTE table created. */
+  private allocPath(addr: number, level: number, pmdBits: number): number {
     this.planReset();
     const need = this.planPath(addr, level);
     if (need < 0) return -EAGAIN;
     if (!this.reserve(need)) return 0;
-    const t = this.ensurePath(addr, level);
+    const t = this.ensurePath(addr, level, pmdBits);
     this.releasePool();
     return t === -1 ? -EAGAIN : t;
   }
@@ -124,18 +141,19 @@ export class PageTableAlloc extends PageTableCore {
 
   /**
    * The table at `level` (LEVEL_PMD or LEVEL_PTE) for addr, creating missing ones from the pool
-   * (or, past it, the arena); 0 when a table cannot be had, -1 when addr is mapped huge.
+   * (or, past it, the arena); 0 when a table cannot be had, -1 when addr is mapped huge. A PTE
+   * table created gets `pmdBits` (0 or PMD_THP_TABLE) in its PMD entry.
    */
-  protected ensurePath(addr: number, level: number): number {
+  protected ensurePath(addr: number, level: number, pmdBits = 0): number {
     const hi = Math.floor(addr / PUD_SIZE);
-    let t = this.ensureChild(this.root, hi >>> 9, LEVEL_PUD);
-    if (t > 0) t = this.ensureChild(t, hi & 511, LEVEL_PMD);
-    if (t > 0 && level === LEVEL_PTE) t = this.ensureChild(t, (addr % PUD_SIZE) >>> 21, LEVEL_PTE);
+    let t = this.ensureChild(this.root, hi >>> 9, LEVEL_PUD, 0);
+    if (t > 0) t = this.ensureChild(t, hi & 511, LEVEL_PMD, 0);
+    if (t > 0 && level === LEVEL_PTE) t = this.ensureChild(t, (addr % PUD_SIZE) >>> 21, LEVEL_PTE, pmdBits);
     return t;
   }
 
-  /** Entry `index` of `parent` as a table (created if none), 0 without memory, -1 if huge. */
-  private ensureChild(parent: number, index: number, childLevel: number): number {
+  /** Entry `index` of `parent` as a table (created with `bits` if none), 0 without memory, -1 if huge. */
+  private ensureChild(parent: number, index: number, childLevel: number, bits: number): number {
     const e = this.entries;
     const w = (parent << 9) | index;
     let x = Atomics.load(e, w);
@@ -145,10 +163,11 @@ export class PageTableAlloc extends PageTableCore {
       this.lockTable(parent);
       x = e[w];
       if (x === 0) {
-        Atomics.store(e, w, tableEntry(h));
+        Atomics.store(e, w, (tableEntry(h) | bits) >>> 0);
         this.meta[parent * META_WORDS + COUNT]++;
         this.unlockTable(parent);
         Atomics.add(this.header, N_PUD + childLevel - LEVEL_PUD, 1);
+        if (bits !== 0) Atomics.add(this.header, N_THP, 1);
         return h;
       }
       // Another CPU installed one meanwhile: use it, keep ours for later or for releasePool.
@@ -158,10 +177,13 @@ export class PageTableAlloc extends PageTableCore {
     return (x & PTE_HUGE) !== 0 ? -1 : x >>> 12;
   }
 
-  /** Allocates n zeroed tables into this CPU's pool; false (pool emptied) when one cannot be had. */
+  /**
+   * Fills this CPU's pool up to n zeroed tables (a pool held by reserveTables may have them
+   * already); false (the pool emptied, unless held) when one cannot be had.
+   */
   protected reserve(n: number): boolean {
-    if (this.poolCount + n > this.pool.length) this.growPool(this.poolCount + n);
-    for (let k = 0; k < n; k++) {
+    if (n > this.pool.length) this.growPool(n);
+    while (this.poolCount < n) {
       const h = this.arena.alloc();
       if (h === 0) {
         this.releasePool();
@@ -170,6 +192,25 @@ export class PageTableAlloc extends PageTableCore {
       this.pool[this.poolCount++] = h;
     }
     return true;
+  }
+
+  /**
+   * Allocates n tables into this CPU's pool and holds them there for the operations that follow
+   * (PageTableWork: the moves of one syscall, which must not fail once they start): they take
+   * their tables from the pool first. 0, or -ENOMEM with nothing held. Preconditions: no tables
+   * held already (releaseTables ends the hold).
+   */
+  reserveTables(n: number): number {
+    assert(!this.held && this.poolCount === 0, 'pgtable: reserveTables while tables are held');
+    if (!this.reserve(n)) return -ENOMEM;
+    this.held = true;
+    return 0;
+  }
+
+  /** Ends reserveTables' hold: the tables not used go back to the arena (never published). */
+  releaseTables(): void {
+    this.held = false;
+    this.releasePool();
   }
 
   /** A table from the pool (or a fresh one), its meta reset; 0 without memory. */
@@ -195,8 +236,9 @@ export class PageTableAlloc extends PageTableCore {
     this.pool = grown;
   }
 
-  /** Frees what the pool still holds: tables never published, so no grace period is needed. */
+  /** Frees what the pool still holds (unless held): tables never published, no grace period needed. */
   protected releasePool(): void {
+    if (this.held) return;
     while (this.poolCount > 0) this.arena.free(this.pool[--this.poolCount]);
   }
 
@@ -254,7 +296,8 @@ export class PageTableAlloc extends PageTableCore {
 
   /**
    * Splits addr's huge PMD entry into a PTE table of 512 entries (__split_huge_pmd) from its
-   * deposit: never allocates. False when the region is not mapped huge.
+   * deposit, or drops PMD_THP_TABLE from a marked one: never allocates. False when the region is
+   * not mapped huge.
    */
   splitHugePmd(addr: number): boolean {
     const pmd = this.findPmdTable(addr);
@@ -273,11 +316,19 @@ export class PageTableAlloc extends PageTableCore {
     return this.withdrawTable(pmd);
   }
 
-  /** Under pmd's PTL: splits entry i if it is huge. The new table is filled, then published. */
+  /**
+   * Under pmd's PTL: splits entry i if it is huge (the new table is filled, then published) or
+   * marked PMD_THP_TABLE (the mark goes; the table and its entries stay). False if neither.
+   */
   protected splitLocked(pmd: number, i: number): boolean {
     const e = this.entries;
     const w = (pmd << 9) | i;
     const x = e[w];
+    if ((x & PMD_THP_TABLE) !== 0) {
+      Atomics.store(e, w, (x & ~PMD_THP_TABLE) >>> 0);
+      Atomics.sub(this.header, N_THP, 1);
+      return true;
+    }
     if ((x & PTE_HUGE) === 0) return false;
     const t = this.withdrawTable(pmd);
     const pfn = x >>> 12;
@@ -321,10 +372,13 @@ export class PageTableAlloc extends PageTableCore {
       );
     }
     this.lockTable(parent);
+    const x = this.entries[(parent << 9) | i];
+    assert(x >>> 12 === child && (x & PTE_HUGE) === 0, 'pgtable: detaching a table its parent does not name');
     Atomics.store(this.entries, (parent << 9) | i, 0);
     this.meta[parent * META_WORDS + COUNT]--;
     this.unlockTable(parent);
     Atomics.sub(this.header, N_PUD + level - LEVEL_PUD, 1);
+    if ((x & PMD_THP_TABLE) !== 0) Atomics.sub(this.header, N_THP, 1);
     rcuDeferFree(this.arena, child);
   }
 
@@ -344,7 +398,7 @@ export class PageTableAlloc extends PageTableCore {
       Atomics.store(this.entries, (root << 9) | i, 0);
       this.freeBelow(x >>> 12, LEVEL_PUD);
     }
-    for (let w = N_PUD; w <= N_DEPOSITED; w++) Atomics.store(this.header, w, 0);
+    for (let w = N_PUD; w <= N_THP; w++) Atomics.store(this.header, w, 0);
     rcuDeferFree(this.arena, root);
   }
 

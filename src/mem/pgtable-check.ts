@@ -3,7 +3,15 @@
  * call them while nothing changes the tree.
  */
 import { COUNT, LINK, META_WORDS, type PageTableCore, PTL_STATE } from './pgtable-core.js';
-import { LEVEL_PMD, LEVEL_PTE, PTE_HUGE, PTE_PRESENT, PTRS_PER_TABLE } from './pte.js';
+import {
+  LEVEL_PMD,
+  LEVEL_PTE,
+  PMD_THP_TABLE,
+  PTE_HUGE,
+  PTE_PRESENT,
+  PTRS_PER_TABLE,
+  TABLE_FLAGS,
+} from './pte.js';
 
 /** Tables reachable from the root, the root included. */
 export function countPageTables(pt: PageTableCore): number {
@@ -26,18 +34,21 @@ interface Found {
   levels: number[];
   huge: number;
   deposited: number;
+  thp: number;
 }
 
 /**
  * Every invariant of the tree: each reachable table is live and reached once, unlocked, its COUNT
- * matches its entries; entries are 0 or present; huge entries only at the PMD level with aligned
- * frames, one deposited table each (live, empty, reached once); the header's counters match.
+ * matches its entries; entries are 0 or present; an upper entry naming a table has exactly
+ * TABLE_FLAGS (and, at the PMD level only, possibly PMD_THP_TABLE); huge entries only at the PMD
+ * level with aligned frames, one deposited table each (live, empty, reached once); the header's
+ * counters match.
  * Returns a description of the first problem, or undefined (debugAssert-shaped).
  */
 export function checkPageTables(pt: PageTableCore): string | undefined {
   const s = pt.stats();
   if (pt.rootTable === 0) return s.tables === 0 ? undefined : 'destroyed, but counters left';
-  const found: Found = { seen: new Set(), levels: [0, 0, 0, 0], huge: 0, deposited: 0 };
+  const found: Found = { seen: new Set(), levels: [0, 0, 0, 0], huge: 0, deposited: 0, thp: 0 };
   const problem = checkTable(pt, pt.rootTable, 0, found);
   if (problem !== undefined) return problem;
   const [, pud, pmd, pte] = found.levels;
@@ -47,6 +58,7 @@ export function checkPageTables(pt: PageTableCore): string | undefined {
   if (s.huge !== found.huge || s.deposited !== found.deposited) {
     return `counters huge/deposited ${s.huge}/${s.deposited}, the tree has ${found.huge}/${found.deposited}`;
   }
+  if (s.thp !== found.thp) return `counter thp ${s.thp}, the tree has ${found.thp} marked PMD entries`;
   return undefined;
 }
 
@@ -72,6 +84,11 @@ function checkTable(pt: PageTableCore, t: number, level: number, found: Found): 
       continue;
     }
     if (level === LEVEL_PTE) continue;
+    const bits = x & 0xfff & ~PMD_THP_TABLE;
+    if (bits !== TABLE_FLAGS || ((x & PMD_THP_TABLE) !== 0 && level !== LEVEL_PMD)) {
+      return `table ${t} (level ${level}) entry ${i} = ${x} is not a table entry`;
+    }
+    if ((x & PMD_THP_TABLE) !== 0) found.thp++;
     const problem = checkTable(pt, x >>> 12, level + 1, found);
     if (problem !== undefined) return problem;
   }

@@ -4,7 +4,7 @@
  * freeing; pgtable.ts (`PageTables`) the range operations; docs/mem.md has the picture, the
  * invariants and the lock and RCU protocol.
  *
- *   header (Int32, shared)      ROOT  N_PUD  N_PMD  N_PTE  N_HUGE  N_DEPOSITED
+ *   header (Int32, shared)      ROOT  N_PUD  N_PMD  N_PTE  N_HUGE  N_DEPOSITED  N_THP
  *   tables (an Arena of 2 KiB records = 512 Uint32 entries, viewed whole as `entries`):
  *     entry i of table t is entries[t << 9 | i]; PGD (the root, allocated at creation) ->
  *     PUD -> PMD -> PTE tables; an upper entry is tableEntry(child), a PMD entry may be huge
@@ -66,6 +66,8 @@ export const N_PMD = 2;
 export const N_PTE = 3;
 export const N_HUGE = 4;
 export const N_DEPOSITED = 5;
+/** PMD entries pointing to a PTE table with PMD_THP_TABLE (THP regions mapped by 4 KiB entries). */
+export const N_THP = 6;
 const HEADER_WORDS = 8;
 
 /** Default most tables of one address space (a 128 MiB reservation, committed as touched). */
@@ -97,6 +99,8 @@ export interface PageTableStats {
   /** Huge PMD entries, and the PTE tables deposited for them (one each). */
   huge: number;
   deposited: number;
+  /** PMD entries marked PMD_THP_TABLE (transparent huge pages mapped by a PTE table). */
+  thp: number;
   /** Records of the table arena (tables + deposited + those waiting for a grace period). */
   live: number;
 }
@@ -349,8 +353,14 @@ export class PageTableCore {
       pte,
       huge: Atomics.load(h, N_HUGE),
       deposited: Atomics.load(h, N_DEPOSITED),
+      thp: Atomics.load(h, N_THP),
       live: this.arena.live,
     };
+  }
+
+  /** Huge PMD entries plus PMD entries marked PMD_THP_TABLE: 0 when no region maps a THP. */
+  get thpRegions(): number {
+    return Atomics.load(this.header, N_HUGE) + Atomics.load(this.header, N_THP);
   }
 
   /** Records of the table arena in use (0 after destroy and rcuBarrier). */

@@ -16,11 +16,12 @@ export class PageTableMove extends PageTableAlloc {
   /**
    * move_page_tables for mremap: moves the entries of [oldStart, oldStart + len) to newStart
    * without touching frames. The ranges must not overlap and [newStart, ...) must be empty. Like
-   * PmdState (mremap.ts) and Linux's move_normal_pmd / move_huge_pmd: a 2 MiB region moved whole
-   * to a 2 MiB-aligned place whose PMD entry is empty takes its PMD entry along (PTE table or huge
-   * entry with its deposit); otherwise a huge entry is split and every destination region the
-   * moved part meets gets a PTE table. All-or-nothing: the tables needed are counted and
-   * allocated before anything moves. Returns 0, or -ENOMEM with nothing changed.
+   * Linux's move_normal_pmd / move_huge_pmd: a 2 MiB region with a PMD entry moved whole to a
+   * 2 MiB-aligned place whose PMD entry is empty takes its PMD entry along (a PTE table, empty or
+   * not and with its PMD_THP_TABLE mark, or a huge entry with its deposit); otherwise a huge entry
+   * is split (a mark dropped) and every destination region the moved part meets gets a PTE table.
+   * All-or-nothing: the tables needed are counted and allocated (or taken from the tables
+   * reserveTables holds) before anything moves. Returns 0, or -ENOMEM with nothing changed.
    */
   movePtes(oldStart: number, newStart: number, len: number): number {
     this.checkRange(oldStart, oldStart + len);
@@ -83,6 +84,29 @@ export class PageTableMove extends PageTableAlloc {
     }
     this.releasePool();
     return 0;
+  }
+
+  /**
+   * The most tables movePtes(oldStart, newStart, len) can allocate, even after other operations
+   * that only clear entries or add tables ran first (a syscall's earlier zaps and moves:
+   * PageTableWork reserves this many before any runs): for each source region with a PMD entry, a
+   * PTE table in each destination region it meets, and the PUD and PMD tables missing now on
+   * their paths.
+   */
+  moveTablesBound(oldStart: number, newStart: number, len: number): number {
+    this.checkRange(oldStart, oldStart + len);
+    this.checkRange(newStart, newStart + len);
+    const end = oldStart + len;
+    const delta = newStart - oldStart;
+    this.planReset();
+    let need = 0;
+    for (let r = this.seekPmd(oldStart, end); r >= 0; r = this.seekPmd(r + PMD_SIZE, end)) {
+      const to = Math.min(r + PMD_SIZE, end) + delta;
+      for (let d = Math.max(oldStart, r) + delta; d < to; d = d - (d % PMD_SIZE) + PMD_SIZE) {
+        need += 1 + this.planPath(d, LEVEL_PMD);
+      }
+    }
+    return need;
   }
 
   /** Records the k-th region of a move: its start, its PMD table (seekTable), whether it moves whole. */

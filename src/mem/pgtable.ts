@@ -9,6 +9,7 @@
  *   movePtes(oldStart, newStart, len)             mremap: move entries, all-or-nothing
  *   changeProtection(start, end, set, clear)      mprotect, fork (writeProtectRange)
  *   forEachPresent(start, end, fn)                every leaf entry (checks)
+ *   forEachPmd(start, end, fn), hasPmdEntries     the PMD entries (checks, mremap)
  *
  * Callers serialise range operations on overlapping ranges (mmap_lock, or the VMA detached), as
  * Linux's callers do; single entries, allocation and lock-free walks may run beside them. A huge
@@ -25,6 +26,7 @@ import {
   PAGE_SIZE,
   PGDIR_SIZE,
   PMD_SIZE,
+  PMD_THP_TABLE,
   PTE_FLAGS_MASK,
   PTE_HUGE,
   PTE_PRESENT,
@@ -53,7 +55,11 @@ export class PageTables extends PageTableMove {
   /**
    * Clears every entry in [start, end) under its table's PTL and calls onPage(pfn, entry) for each
    * (a huge entry covered whole once, with PTE_HUGE set; one covered in part is split first).
-   * Tables stay (freePgtables frees them). Returns the number of entries cleared.
+   * Tables stay (freePgtables frees them), but for a PTE table marked PMD_THP_TABLE covered whole:
+   * like a huge entry, it leaves with its PMD entry (after a grace period), and the region's PMD
+   * entry is empty again; one covered in part loses the mark. Preconditions: no fault can install
+   * an entry in a region covered whole meanwhile (the mm layer write-locks its VMAs). Returns the
+   * number of entries cleared.
    */
   zapRange(start: number, end: number, onPage: ZapCallback): number {
     this.checkRange(start, end);
@@ -77,10 +83,16 @@ export class PageTables extends PageTableMove {
   ): number {
     const e = this.entries;
     const w = (pmd << 9) | i;
-    if ((Atomics.load(e, w) & PTE_HUGE) !== 0) {
+    const whole = from === r && to === r + PMD_SIZE;
+    const mark = Atomics.load(e, w) & (PTE_HUGE | PMD_THP_TABLE);
+    if (mark === PMD_THP_TABLE && !whole) {
+      this.lockTable(pmd);
+      this.splitLocked(pmd, i);
+      this.unlockTable(pmd);
+    } else if (mark === PTE_HUGE) {
       this.lockTable(pmd);
       const x = e[w];
-      if ((x & PTE_HUGE) !== 0 && from === r && to === r + PMD_SIZE) {
+      if ((x & PTE_HUGE) !== 0 && whole) {
         const deposit = this.clearHugeLocked(pmd, i);
         try {
           onPage(x >>> 12, x);
@@ -113,13 +125,14 @@ export class PageTables extends PageTableMove {
     } finally {
       this.unlockTable(t);
     }
+    // A THP region zapped whole: its PMD entry goes, as zap_huge_pmd's does.
+    if (whole && (Atomics.load(e, w) & PMD_THP_TABLE) !== 0) this.detachTable(pmd, i, t, LEVEL_PTE);
     return n;
   }
 
   /**
    * free_pgd_range(start, end, floor, ceiling): frees the tables under [start, end) that no
-   * address outside [floor, ceiling) can need (ceiling 0: no ceiling). The rules of Linux (and of
-   * PmdState.freeRange at the PMD level): start rounds down to 2 MiB, up again if that is below
+   * address outside [floor, ceiling) can need (ceiling 0: no ceiling). The rules of Linux: start rounds down to 2 MiB, up again if that is below
    * floor; ceiling rounds down to 2 MiB and end drops by 2 MiB if it is past that; the PTE tables
    * of the regions left are freed; a PMD (PUD) table is freed after its entries when its 1 GiB
    * (512 GiB) span starts at or above floor and the part visited ends at or below ceiling rounded
@@ -206,7 +219,7 @@ export class PageTables extends PageTableMove {
   /**
    * Sets `setBits` and clears `clearBits` (flag bits other than PRESENT and HUGE) on every entry
    * in [start, end); a huge entry covered whole changes as one, one covered in part is split
-   * first. Returns how many entries changed.
+   * first (a PMD_THP_TABLE region covered in part loses its mark). Returns how many entries changed.
    */
   changeProtection(start: number, end: number, setBits: number, clearBits: number): number {
     this.checkRange(start, end);
@@ -221,7 +234,12 @@ export class PageTables extends PageTableMove {
       const w = (pmd << 9) | this.seekIndex;
       const from = Math.max(start, r);
       const to = Math.min(r + PMD_SIZE, end);
-      if ((Atomics.load(e, w) & PTE_HUGE) !== 0) {
+      const mark = Atomics.load(e, w) & (PTE_HUGE | PMD_THP_TABLE);
+      if (mark === PMD_THP_TABLE && !(from === r && to === r + PMD_SIZE)) {
+        this.lockTable(pmd);
+        this.splitLocked(pmd, this.seekIndex);
+        this.unlockTable(pmd);
+      } else if (mark === PTE_HUGE) {
         this.lockTable(pmd);
         const x = e[w];
         if ((x & PTE_HUGE) !== 0 && from === r && to === r + PMD_SIZE) {
@@ -252,6 +270,26 @@ export class PageTables extends PageTableMove {
       this.unlockTable(t);
     }
     return n;
+  }
+
+  /**
+   * fn(region, entry) for every 2 MiB region meeting [start, end) with a PMD entry (a table entry,
+   * possibly PMD_THP_TABLE, or a huge entry), ascending. Lock-free (atomic loads); returns how many.
+   */
+  forEachPmd(start: number, end: number, fn: PresentCallback): number {
+    this.checkRange(start, end);
+    let n = 0;
+    for (let r = this.seekPmd(start, end); r >= 0; r = this.seekPmd(r + PMD_SIZE, end)) {
+      fn(r, Atomics.load(this.entries, (this.seekTable << 9) | this.seekIndex));
+      n++;
+    }
+    return n;
+  }
+
+  /** Whether any 2 MiB region meeting [start, end) has a PMD entry (a PTE table, empty or not, or huge). */
+  hasPmdEntries(start: number, end: number): boolean {
+    this.checkRange(start, end);
+    return start < end && this.seekPmd(start, end) >= 0;
   }
 
   /**

@@ -10,8 +10,8 @@
  *
  * An entry is 0 (none) or has PTE_PRESENT set: a non-zero entry without PRESENT (Linux's swap and
  * migration entries) does not exist yet. An upper-level entry that points to a table is
- * `tableEntry(handle)`; a PMD-level entry with PTE_HUGE maps 2 MiB (512 frames from a pfn that is
- * a multiple of 512).
+ * `tableEntry(handle)` (at the PMD level possibly with PMD_THP_TABLE); a PMD-level entry with
+ * PTE_HUGE maps 2 MiB (512 frames from a pfn that is a multiple of 512).
  *
  * Addresses are plain numbers below 2^47 (more than 32 bits, so no shifts on whole addresses):
  * the walkers split one into `hi = floor(addr / 2^30)` (PGD index hi >>> 9, PUD index hi & 511)
@@ -41,6 +41,14 @@ export const PTE_DIRTY = 0x40;
 /** At the PMD level only: the entry maps 2 MiB instead of pointing to a PTE table. */
 export const PTE_HUGE = 0x80;
 export const PTE_SOFT_DIRTY = 0x200;
+/**
+ * At the PMD level only, on an entry pointing to a PTE table: a transparent huge page is mapped in
+ * this 2 MiB region, by that table's 4 KiB entries (no 2 MiB frame block is allocated: docs/mem.md,
+ * "THP regions"). Range operations treat such a region as they treat a huge entry: zapped whole,
+ * its PMD entry goes with the table; covered in part, the bit goes (a split); moved whole, the
+ * entry moves with it. A software bit: walkers ignore it.
+ */
+export const PMD_THP_TABLE = 0x400;
 export const PTE_FLAGS_MASK = 0xfff;
 /** Flags of an upper-level entry pointing to a table (Linux's _PAGE_TABLE). */
 export const TABLE_FLAGS = PTE_PRESENT | PTE_WRITE | PTE_USER | PTE_ACCESSED | PTE_DIRTY;

@@ -2,8 +2,8 @@
  * AddressSpace: one process's virtual address space (struct mm_struct) as seen from one CPU.
  * Everything two CPUs must agree on is shared memory: the VMA records (an Arena), the RangeIndex
  * of VMAs keyed by [vm_start, vm_end - 1] with mmap_lock as its external writer lock, the locks,
- * the per-mm scalars (MmState), the per-2 MiB page-table state, and the shared tables of files,
- * descriptors and anonymous identities. The CPU-local part is a SyscallContext: this CPU's
+ * the per-mm scalars (MmState), the page tables (PageTables: also the per-2 MiB THP state), the
+ * TLB domain, and the shared tables of files, descriptors and anonymous identities. The CPU-local part is a SyscallContext: this CPU's
  * transaction and scratch. `describe()` on one CPU and `AddressSpace.attach(desc)` on another give
  * two facades over one address space; any CPU runs any syscall, serialised only by mmap_lock.
  *
@@ -19,8 +19,8 @@
  */
 import { DEBUG } from '../assert.js';
 import { check, EAGAIN, EFAULT, EINVAL, ENOMEM } from '../errno.js';
-import { FdTable } from '../fs/fd-table.js';
-import { FileTable } from '../fs/file-table.js';
+import { FdTable, type FdTableDescriptor } from '../fs/fd-table.js';
+import { FileTable, type FileTableDescriptor, fileReleaseDefer, fileReleaseFlush } from '../fs/file-table.js';
 import { lockdepAssertNoneHeld } from '../lockdep/index.js';
 import type { RangeIndex } from '../maple/api.js';
 import { MapleTree, type MapleTreeDescriptor } from '../maple/tree.js';
@@ -47,12 +47,12 @@ import {
   SyscallContext,
 } from './context.js';
 import { faultinRange, mmPopulate } from './fault.js';
+import { faultDesignCode, faultTriesVmaLock } from './fault-design.js';
 import { lockVmaUnderRcu } from './fault-lookup.js';
 import { dupMmap } from './fork.js';
-import { FOLL_LONGTERM, FOLL_PIN, FOLL_WRITE, type GupOptions, gupPages } from './gup.js';
+import { type GupOptions, gupFlags, gupPages, gupPagesFast } from './gup.js';
 import { MmState, type MmStateDescriptor } from './mm-state.js';
 import { FAULT_FALLBACK, FAULT_GROW, faultPageLocked, faultPageVmaLocked, MmuFault } from './mmu-fault.js';
-import { HUGE, PmdState, type PmdStateDescriptor, PTE_TABLE } from './pmd-state.js';
 import { type VmaView, vmaViews } from './proc-maps.js';
 import {
   NR_BRK,
@@ -92,6 +92,8 @@ import { touchCheck, touchFaults, touchLocked } from './syscalls/touch.js';
 import { MAP_ANONYMOUS, PAGE_SIZE, PMD_SIZE } from './vm-flags.js';
 import {
   countEvent,
+  EV_FAULT_MMAP,
+  EV_FAULT_VMA,
   EV_MMAP_FALLBACK,
   MmLocks,
   type MmLocksDescriptor,
@@ -103,6 +105,7 @@ import {
   vmaEndRead,
 } from './vma-lock.js';
 import { VmaArena, type VmaFields } from './vma-record.js';
+import { type MmVmstat, mmVmstat } from './vmstat.js';
 
 export interface AddressSpaceOptions {
   config?: Partial<MmConfig>;
@@ -137,9 +140,8 @@ export interface AddressSpaceDescriptor {
   index: MapleTreeDescriptor;
   locks: MmLocksDescriptor;
   state: MmStateDescriptor;
-  pmd: PmdStateDescriptor;
-  files: ArenaDescriptor;
-  fds: { buffer: SharedArrayBuffer };
+  files: FileTableDescriptor;
+  fds: FdTableDescriptor;
   anonVmas: ArenaDescriptor;
   mem: PhysMemDescriptor;
   pt: PageTablesDescriptor;
@@ -176,6 +178,9 @@ function munlockallBody(mm: SyscallContext): number {
   return munlockallLocked(mm);
 }
 
+/** GUP's options when none are given (no object per call). */
+const NO_GUP_OPTIONS: GupOptions = Object.freeze({});
+
 /** mincore's probe of the range before its vector is made. */
 const EMPTY_VEC = new Uint8Array(0);
 
@@ -187,7 +192,6 @@ export class AddressSpace implements MmShared {
   /** mmap_lock: syscalls that change VMAs hold it for write; it is the tree's external lock. */
   readonly mmapLock: RwSem;
   readonly state: MmState;
-  readonly pmd: PmdState;
   readonly files: FileTable;
   readonly fds: FdTable;
   readonly anonVmas: AnonVmaTable;
@@ -202,6 +206,8 @@ export class AddressSpace implements MmShared {
   readonly log: SyscallLog | null;
   /** VMA records are freed after an RCU grace period (false: at once). */
   readonly rcuFree: boolean;
+  /** config.design as its code (fault-design.ts: DESIGN_*), for the fault path. */
+  readonly faultDesign: number;
   private readonly deferPopulate: boolean;
   private readonly edges: number[] = [];
   /** This facade's (CPU's) Mmu, made by the first mmu() call. */
@@ -215,11 +221,10 @@ export class AddressSpace implements MmShared {
       this.index = options.index;
       this.locks = MmLocks.attach(attached.locks, this.arena);
       this.state = MmState.attach(attached.state);
-      this.pmd = PmdState.attach(attached.pmd);
-      this.files = FileTable.attach(attached.files);
+      this.mem = PhysMem.attach(attached.mem);
+      this.files = FileTable.attach(attached.files, this.mem);
       this.fds = FdTable.attach(attached.fds, this.files);
       this.anonVmas = AnonVmaTable.attach(attached.anonVmas);
-      this.mem = PhysMem.attach(attached.mem);
       this.pt = PageTables.attach(attached.pt);
       this.tlb = TlbDomain.attach(attached.tlb);
       this.log = attached.log !== null ? SyscallLog.attach(attached.log) : null;
@@ -235,11 +240,13 @@ export class AddressSpace implements MmShared {
       this.index = options.index;
       this.locks = MmLocks.create(this.arena);
       this.state = MmState.create(this.config.startBrk);
-      this.pmd = PmdState.create(this.config.taskSize);
-      this.files = options.files ?? options.fds?.files ?? FileTable.create({ injector: options.injector });
+      this.mem = options.mem ?? defaultPhysMem();
+      this.files =
+        options.files ??
+        options.fds?.files ??
+        FileTable.create({ injector: options.injector, mem: this.mem });
       this.fds = options.fds ?? FdTable.create(this.files);
       this.anonVmas = options.anonVmas ?? AnonVmaTable.create(options.injector);
-      this.mem = options.mem ?? defaultPhysMem();
       this.pt = PageTables.create({
         capacity: options.pageTableCapacity ?? 4096,
         injector: options.injector,
@@ -251,6 +258,7 @@ export class AddressSpace implements MmShared {
       throw new Error('AddressSpace: the descriptor table resolves into another file table');
     }
     this.mmapLock = this.locks.mmapLock;
+    this.faultDesign = faultDesignCode(this.config.design);
     this.deferPopulate = options.deferPopulate ?? false;
     const arena = this.arena;
     const free = this.rcuFree
@@ -277,7 +285,6 @@ export class AddressSpace implements MmShared {
       index: this.index.describe(),
       locks: this.locks.describe(),
       state: this.state.describe(),
-      pmd: this.pmd.describe(),
       files: this.files.describe(),
       fds: this.fds.describe(),
       anonVmas: this.anonVmas.describe(),
@@ -301,6 +308,7 @@ export class AddressSpace implements MmShared {
     const ctx = this.ctx;
     let ret: number;
     this.mmuOffline();
+    fileReleaseDefer(); // a file whose last VMA goes is released after mmap_lock (delayed fput)
     mmapWriteLock(this.locks);
     try {
       ctx.open();
@@ -308,16 +316,19 @@ export class AddressSpace implements MmShared {
       this.splitHugeAcrossVmasLocked();
       const r = ctx.commitLocked();
       if (r < 0) ret = r;
-      if (DEBUG) checkMmLocked(this);
+      // munmap's check comes after its page-table work (zapDowngraded): the tables are checked too.
+      if (DEBUG && !ctx.zapAfterDowngrade) checkMmLocked(this);
       if (this.log !== null) this.log.appendLocked(nr, a, b, c, d, e, f, ret);
     } catch (error) {
       ctx.abandonLocked();
       mmapWriteUnlock(this.locks);
+      fileReleaseFlush();
       lockdepAssertNoneHeld(name);
       throw error;
     }
     if (ctx.zapAfterDowngrade) this.zapDowngraded();
     else mmapWriteUnlock(this.locks);
+    fileReleaseFlush();
     if (ctx.populateMode !== POPULATE_NONE && !this.deferPopulate) ret = this.populate(ret);
     lockdepAssertNoneHeld(name);
     return ret;
@@ -332,10 +343,20 @@ export class AddressSpace implements MmShared {
    */
   private zapDowngraded(): void {
     const ptWork = this.ctx.ptWork;
+    if (!ptWork.onlyZapsAndFrees()) {
+      // A THP region split at a new VMA edge: the work runs under the write lock, as for others.
+      try {
+        ptWork.apply();
+        if (DEBUG) checkMmLocked(this);
+      } finally {
+        mmapWriteUnlock(this.locks);
+      }
+      return;
+    }
     mmapWriteDowngrade(this.locks);
     try {
-      if (!ptWork.onlyZaps()) throw new Error('zapAfterDowngrade: page-table work other than zaps');
       ptWork.applyOps();
+      if (DEBUG) checkMmLocked(this);
     } finally {
       mmapReadUnlock(this.locks);
     }
@@ -427,21 +448,24 @@ export class AddressSpace implements MmShared {
    * This CPU's Mmu for the address space (made on first use, one per facade: a facade is one
    * CPU's). Its miss handler is the page-fault path (mmu-fault.ts, faultPage). Deadlock rule: a
    * CPU must not hold up a shootdown while it blocks, so every syscall entry (run, runRead,
-   * populate) takes this Mmu offline before it may wait for mmap_lock; the next access brings it
-   * back online. A CPU that stops using the space calls detach(), which takes it offline too.
+   * populate) and every view (vmas: maps, smaps, status) takes this Mmu offline before it may
+   * wait for mmap_lock; the next access brings it back online. A CPU that stops using the space
+   * calls detach(), which takes it offline too.
    */
   mmu(): Mmu {
     this.cpuMmu ??= new Mmu(this.mem, this.pt, this.tlb, new MmuFault(this));
     return this.cpuMmu;
   }
 
-  private mmuOffline(): void {
+  /** This CPU's Mmu goes offline (before anything that may block: the deadlock rule above). */
+  mmuOffline(): void {
     if (this.cpuMmu !== null) this.cpuMmu.offline();
   }
 
   /**
    * The Mmu's fault path for the page of addr (mmu-fault.ts): 0 once a translation allowing the
-   * access is installed, or FAULT_SEGV_MAPERR / FAULT_SEGV_ACCERR / FAULT_SIGBUS. Runs like a
+   * access is installed, or FAULT_SEGV_MAPERR / FAULT_SEGV_ACCERR / FAULT_SIGBUS / FAULT_OOM (out
+   * of memory: the Mmu's handler delivers it as FAULT_SIGBUS). Runs like a
    * populate stage of one page (mmap_lock (R), page_table_lock, faultRange with installPtes,
    * commitAnonLocked, then the copy-on-write shootdown); a fault below a VM_GROWSDOWN VMA grows
    * it through a write-locked touch of the page (expand_downwards, then the same fault). With a
@@ -460,15 +484,18 @@ export class AddressSpace implements MmShared {
   }
 
   /**
-   * The unshare fault GUP runs before a read-only pin (FAULT_FLAG_UNSHARE, gup.ts): the page of
-   * addr becomes exclusive to this mm (reused or copied), its entry staying read-only. 0 or a
-   * FAULT_* code, like faultPage (a read access is checked). Preconditions as faultPage.
+   * GUP's fault of one page (faultin_page, gup.ts): `write` a write fault, `unshare` the unshare
+   * fault before a read-only pin (FAULT_FLAG_UNSHARE: the page becomes exclusive to this mm, reused
+   * or copied, its entry staying read-only; checked as a read). 0, a FAULT_* code or FAULT_OOM;
+   * unlike faultPage it never grows a stack (Linux's GUP does not since 6.5). Preconditions as
+   * faultPage.
    */
-  faultPageUnshare(addr: number): number {
+  faultForGup(addr: number, write: boolean, unshare: boolean): number {
     const ctx = this.ctx;
-    ctx.faultUnshare = true;
+    ctx.faultUnshare = unshare;
     try {
-      return this.faultPage(addr, true, false);
+      const r = this.faultPageOnce(addr - (addr % PAGE_SIZE), write || unshare, false);
+      return r === FAULT_GROW ? FAULT_SEGV_MAPERR : r;
     } finally {
       ctx.faultUnshare = false;
     }
@@ -479,57 +506,89 @@ export class AddressSpace implements MmShared {
   /**
    * get_user_pages: a reference (getPage) to each of `pages` pages from the page-aligned addr,
    * faulting them in (write: made exclusive, writable and dirty). The pfns (a prefix when a later
-   * page fails) or -errno (EFAULT, EINVAL, ENOMEM, EAGAIN). Drop them with putUserPages.
-   * Preconditions: this CPU holds no lock (GUP takes mmap_lock (R) itself).
+   * page fails; in `into` when given, emptied first) or -errno (EFAULT, EINVAL, ENOMEM, EAGAIN).
+   * Drop them with putUserPages. Preconditions: this CPU holds no lock (GUP takes mmap_lock (R)).
    */
-  getUserPages(addr: number, pages: number, opts: GupOptions = {}): number[] | number {
-    this.mmuOffline();
-    const r = gupPages(this, addr, pages, opts.write === true ? FOLL_WRITE : 0);
-    lockdepAssertNoneHeld('getUserPages');
-    return r;
+  getUserPages(addr: number, pages: number, opts = NO_GUP_OPTIONS, into?: number[]): number[] | number {
+    return this.gup('getUserPages', addr, pages, gupFlags(opts, false), false, into);
+  }
+
+  /** get_user_pages_fast: getUserPages, lockless for the pages that allow it (gup.ts). */
+  getUserPagesFast(addr: number, pages: number, opts = NO_GUP_OPTIONS, into?: number[]): number[] | number {
+    return this.gup('getUserPagesFast', addr, pages, gupFlags(opts, false), true, into);
   }
 
   /**
    * pin_user_pages: like getUserPages, but each page is pinned (GUP_PIN_COUNTING_BIAS, so fork
    * copies it for the child) and a read-only pin of a page shared copy-on-write first unshares it.
-   * Drop them with unpinUserPages.
+   * `longterm`: see gup.ts. Drop them with unpinUserPages.
    */
-  pinUserPages(addr: number, pages: number, opts: GupOptions = {}): number[] | number {
-    this.mmuOffline();
-    const foll =
-      FOLL_PIN | (opts.write === true ? FOLL_WRITE : 0) | (opts.longterm === true ? FOLL_LONGTERM : 0);
-    const r = gupPages(this, addr, pages, foll);
-    lockdepAssertNoneHeld('pinUserPages');
-    return r;
+  pinUserPages(addr: number, pages: number, opts = NO_GUP_OPTIONS, into?: number[]): number[] | number {
+    return this.gup('pinUserPages', addr, pages, gupFlags(opts, true), false, into);
   }
 
-  /** pin_user_pages_fast: the same walk as pinUserPages (gup.ts: the lock is cheap here). */
-  pinUserPagesFast(addr: number, pages: number, opts: GupOptions = {}): number[] | number {
-    return this.pinUserPages(addr, pages, opts);
+  /** pin_user_pages_fast: pinUserPages, lockless for the pages that allow it (gup.ts). */
+  pinUserPagesFast(addr: number, pages: number, opts = NO_GUP_OPTIONS, into?: number[]): number[] | number {
+    return this.gup('pinUserPagesFast', addr, pages, gupFlags(opts, true), true, into);
+  }
+
+  /** The four GUP entries: `foll` from gupFlags (or -EINVAL), `fast` GUP-fast first. */
+  private gup(
+    name: string,
+    addr: number,
+    pages: number,
+    foll: number,
+    fast: boolean,
+    into: number[] | undefined,
+  ): number[] | number {
+    const out = into ?? [];
+    let r = foll;
+    if (foll >= 0)
+      r = fast ? gupPagesFast(this, addr, pages, foll, out) : gupPages(this, addr, pages, foll, out);
+    lockdepAssertNoneHeld(name);
+    // Trimmed only when the count differs: a reused `into` of the right length allocates nothing.
+    const n = Math.max(r, 0);
+    if (out.length !== n) out.length = n;
+    return r < 0 ? r : out;
   }
 
   /**
-   * The per-VMA-lock fast path runs with this CPU's Mmu online (it waits only for PTE locks and
-   * zone_lock, whose holders never wait for a shootdown, and for its own shootdown, where it
-   * counts as acknowledged); faultStage takes the Mmu offline before it may wait for mmap_lock.
+   * One try at the fault of `page`: under the vma-lock design the per-VMA-lock fast path first,
+   * then (global, retry, or a fallback) the mmap_lock path. Counts the fault by the path that
+   * finished it (vmstat.ts); a FAULT_GROW is not counted, faultPage runs the fault again. The fast
+   * path runs with this CPU's Mmu online (it waits only for PTE locks and zone_lock, whose holders
+   * never wait for a shootdown, and for its own shootdown, where it counts as acknowledged);
+   * faultStage takes the Mmu offline before it may wait for mmap_lock.
    */
   private faultPageOnce(page: number, write: boolean, exec: boolean): number {
     const ctx = this.ctx;
-    const h = lockVmaUnderRcu(this, page);
-    if (h !== 0) {
-      let r: number;
-      try {
-        r = faultPageVmaLocked(ctx, h, page, write, exec);
-        ctx.ptWork.flushDeferred();
-      } finally {
-        vmaEndRead(this.locks, h);
+    const locks = this.locks;
+    if (faultTriesVmaLock(this.faultDesign)) {
+      const h = lockVmaUnderRcu(this, page);
+      if (h !== 0) {
+        let r: number;
+        try {
+          r = faultPageVmaLocked(ctx, h, page, write, exec);
+          ctx.ptWork.flushDeferred();
+        } finally {
+          vmaEndRead(locks, h);
+        }
+        if (r !== FAULT_FALLBACK) {
+          countEvent(locks, EV_FAULT_VMA);
+          return r;
+        }
       }
-      if (r !== FAULT_FALLBACK) return r;
+      countEvent(locks, EV_MMAP_FALLBACK);
     }
-    countEvent(this.locks, EV_MMAP_FALLBACK);
     const r = this.faultStage(FAULT_ONE_PAGE, page, PAGE_SIZE, (write ? 1 : 0) | (exec ? 2 : 0));
+    if (r !== FAULT_GROW) countEvent(locks, EV_FAULT_MMAP);
     lockdepAssertNoneHeld('page fault');
     return r;
+  }
+
+  /** The fault counters of this address space, like /proc/vmstat (vmstat.ts). */
+  vmstat(): MmVmstat {
+    return mmVmstat(this.locks, this.faultDesign);
   }
 
   /**
@@ -542,18 +601,20 @@ export class AddressSpace implements MmShared {
     return this.populate(ret);
   }
 
-  /** Unmapping zaps the range and frees the page tables of free_pgtables' gathered groups. */
+  /**
+   * unmap_region for the unmapped VMAs [starts[i], ends[i]) (ascending) between floor and ceiling:
+   * the ranges are zapped, then free_pgtables frees the tables of the groups of VMAs less than
+   * 2 MiB apart, each with the next group's start as its ceiling.
+   */
   private unmapPageTables(starts: number[], ends: number[], floor: number, ceiling: number): void {
-    const pmd = this.pmd;
-    for (let i = 0; i < starts.length; i++) {
-      pmd.zap(starts[i], ends[i]);
-      this.ctx.ptWork.zap(starts[i], ends[i]);
-    }
+    const work = this.ctx.ptWork;
+    for (let i = 0; i < starts.length; i++) work.zap(starts[i], ends[i]);
     let i = 0;
     while (i < starts.length) {
       let j = i;
       while (j + 1 < starts.length && starts[j + 1] <= ends[j] + PMD_SIZE) j++;
-      pmd.freeRange(starts[i], ends[j], floor, j + 1 < starts.length ? starts[j + 1] : ceiling);
+      const groupCeiling = j + 1 < starts.length ? starts[j + 1] : ceiling;
+      work.freeTables(starts[i], ends[j], floor, groupCeiling);
       i = j + 1;
     }
   }
@@ -563,13 +624,11 @@ export class AddressSpace implements MmShared {
    * mapped huge splits the mapping into a table. Preconditions: mmap_lock held for write.
    */
   private splitHugeAcrossVmasLocked(): void {
-    if (this.pmd.hugeCount === 0) return;
+    if (this.pt.thpRegions === 0) return;
     const edges = this.edges;
     if (edges.length !== 0) edges.length = 0;
     this.ctx.txn.changedEdges(edges);
-    for (const edge of edges) {
-      if (edge % PMD_SIZE !== 0 && this.pmd.at(edge) === HUGE) this.pmd.set(edge, PTE_TABLE);
-    }
+    for (const edge of edges) if (edge % PMD_SIZE !== 0) this.ctx.ptWork.split(edge);
   }
 
   /** mm->map_count. */
@@ -603,6 +662,7 @@ export class AddressSpace implements MmShared {
    */
   insertVma(f: VmaFields, withAnon = false): void {
     const ctx = this.ctx;
+    this.mmuOffline();
     mmapWriteLock(this.locks);
     try {
       ctx.open();
@@ -643,7 +703,6 @@ export class AddressSpace implements MmShared {
       if (first >= 0) mm.layer.unmapRange(first, 0, 2 ** 53);
       return 0;
     });
-    this.pmd.destroy();
     rcuBarrier();
   }
 
@@ -823,6 +882,7 @@ export class AddressSpace implements MmShared {
 
   /** The VMAs in address order, as /proc/PID/maps and smaps show them (`resident`: with Rss). */
   vmas(resident = false): VmaView[] {
+    this.mmuOffline();
     mmapReadLock(this.locks);
     try {
       return vmaViews(this, resident);

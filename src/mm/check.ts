@@ -6,16 +6,21 @@
  *   - the tree maps every VMA's [start, end - 1] to its record, in ascending, non-overlapping order,
  *     and every record it names is ATTACHED with page-aligned START < END;
  *   - mm->map_count equals the number of VMAs; mm->locked_vm equals the size of the VM_LOCKED ones;
- *   - every file and anon_vma a VMA names is live and holds at least one reference per such VMA.
+ *   - every file and anon_vma a VMA names is live and holds at least one reference per such VMA;
+ *   - the per-2 MiB state agrees with the VMAs (the page tables hold it: docs/mem.md, "THP
+ *     regions"): every region with a PMD entry meets a VMA (free_pgtables freed the others), and a
+ *     region mapping a THP (PMD_THP_TABLE or a huge entry) lies whole inside one private
+ *     anonymous VMA (a VMA edge inside it split it; an unmap zapped it).
  *
  * Preconditions: mmap_lock held (read or write) by the caller, or no other CPU running.
  * Throws an Error naming the first broken invariant.
  */
 import { rangeOut } from '../maple/api.js';
 import { MapleTree } from '../maple/tree.js';
+import { PMD_THP_TABLE, PTE_HUGE, USER_ADDR_LIMIT } from '../mem/pte.js';
 import type { MmShared } from './context.js';
-import { PAGE_SIZE, VM_LOCKED } from './vm-flags.js';
-import { VMA_ATTACHED } from './vma-record.js';
+import { PAGE_SIZE, PMD_SIZE, VM_LOCKED, VM_SHARED } from './vm-flags.js';
+import { NAME_ANON, NAME_SPECIAL, SPECIAL_STACK, VMA_ATTACHED } from './vma-record.js';
 
 const LIMIT = 2 ** 53 - 1;
 
@@ -61,6 +66,25 @@ export function checkMmLocked(mm: MmShared): void {
       fail(`anon_vma ${id} is named by ${uses} VMAs but holds ${mm.anonVmas.refs(id)} references`);
     }
   }
+  checkPmdEntries(mm);
+}
+
+/** The PMD entries against the VMAs (see the file comment). */
+function checkPmdEntries(mm: MmShared): void {
+  const a = mm.arena;
+  const out = rangeOut();
+  mm.pt.forEachPmd(0, USER_ADDR_LIMIT, (r, x) => {
+    const where = `2 MiB region ${r.toString(16)} (PMD entry ${x.toString(16)})`;
+    if (mm.index.next(r, r + PMD_SIZE - 1, out) === 0) fail(`${where} has page tables but meets no VMA`);
+    if ((x & (PMD_THP_TABLE | PTE_HUGE)) === 0) return;
+    const h = out.value;
+    if (a.start(h) > r || a.end(h) < r + PMD_SIZE) fail(`${where} maps a THP across VMA edges`);
+    const kind = a.nameKind(h);
+    const anon = kind === NAME_ANON || (kind === NAME_SPECIAL && a.nameId(h) === SPECIAL_STACK);
+    if (a.file(h) !== 0 || (a.flags(h) & VM_SHARED) !== 0 || !anon) {
+      fail(`${where} maps a THP in a VMA that is not private anonymous`);
+    }
+  });
 }
 
 function fail(message: string): never {

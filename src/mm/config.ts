@@ -3,6 +3,7 @@
  * paging, no ASLR). Every value the traces record in their header maps onto one of these.
  */
 import { PAGE_SIZE } from '../mem/page.js';
+import { DEFAULT_FAULT_DESIGN, type FaultDesign, isFaultDesign } from './fault-design.js';
 
 export interface MmConfig {
   /** TASK_SIZE / DEFAULT_MAP_WINDOW: 2^47 - 4096. */
@@ -43,6 +44,11 @@ export interface MmConfig {
   rlimitStack: number;
   /** mm->start_brk (= the initial break). */
   startBrk: number;
+  /**
+   * The fault-locking design (fault-design.ts): 'global', 'retry' or 'vma-lock' (the default).
+   * Not a Linux knob: the lab compares the designs; a fork's child inherits it.
+   */
+  design: FaultDesign;
 }
 
 export const PAGE = PAGE_SIZE;
@@ -79,6 +85,7 @@ export function defaultConfig(overrides: Partial<MmConfig> = {}): MmConfig {
     rlimitMemlock: 8 * 1024 * 1024,
     rlimitStack,
     startBrk: 0x555555560000,
+    design: DEFAULT_FAULT_DESIGN,
     ...overrides,
   };
   checkConfig(config);
@@ -96,4 +103,5 @@ function checkConfig(c: MmConfig): void {
   if (!SHMEM_ENABLED.includes(c.thpShmemEnabled)) throw new RangeError('mm config: thpShmemEnabled');
   if (!(Number.isSafeInteger(c.maxMapCount) && c.maxMapCount > 0))
     throw new RangeError('mm config: maxMapCount');
+  if (!isFaultDesign(c.design)) throw new RangeError(`mm config: design '${String(c.design)}'`);
 }

@@ -2,7 +2,7 @@
  * SyscallContext: what a syscall body may use, and nothing of the AddressSpace facade. A body runs
  * under mmap_lock held for write, on this CPU's transaction (`txn`, `layer`, `ms`), reading the
  * shared per-mm state (`state`) and the shared tables (files, descriptors, anonymous identities,
- * per-2 MiB page-table state). It never takes or drops mmap_lock: the syscall entry
+ * page tables). It never takes or drops mmap_lock: the syscall entry
  * (src/mm/address-space.ts) does, and runs the work a body asks for after the unlock (populate).
  *
  * One SyscallContext per CPU per address space (its transaction and scratch are CPU-local); the
@@ -21,7 +21,6 @@ import type { MmConfig } from './config.js';
 import type { MmState } from './mm-state.js';
 import { PageTableWork } from './pgtable-work.js';
 import { Placement } from './placement.js';
-import type { PmdState } from './pmd-state.js';
 import { MergeState, VmaLayer } from './vma.js';
 import type { MmLocks } from './vma-lock.js';
 import type { VmaArena } from './vma-record.js';
@@ -53,7 +52,6 @@ export interface MmShared {
   readonly index: RangeIndex;
   readonly locks: MmLocks;
   readonly state: MmState;
-  readonly pmd: PmdState;
   readonly files: FileTable;
   readonly fds: FdTable;
   readonly anonVmas: AnonVmaTable;
@@ -70,7 +68,6 @@ export class SyscallContext {
   readonly index: RangeIndex;
   readonly locks: MmLocks;
   readonly state: MmState;
-  readonly pmd: PmdState;
   readonly files: FileTable;
   readonly fds: FdTable;
   readonly anonVmas: AnonVmaTable;
@@ -82,7 +79,7 @@ export class SyscallContext {
   installPtes = false;
   /**
    * The anonymous fault in progress is an unshare (FAULT_FLAG_UNSHARE, set by GUP around
-   * AddressSpace.faultPageUnshare, not reset by open): a write-like fault that makes the page
+   * AddressSpace.faultForGup, not reset by open): a write-like fault that makes the page
    * exclusive to this mm (reuse or copy) without making the entry writable. Callers pass write.
    */
   faultUnshare = false;
@@ -116,13 +113,12 @@ export class SyscallContext {
     this.index = shared.index;
     this.locks = shared.locks;
     this.state = shared.state;
-    this.pmd = shared.pmd;
     this.files = shared.files;
     this.fds = shared.fds;
     this.anonVmas = shared.anonVmas;
     this.mem = shared.mem;
     this.pt = shared.pt;
-    this.ptWork = new PageTableWork(shared.pt, shared.mem, shared.index, shared.tlb);
+    this.ptWork = new PageTableWork(shared.pt, shared.mem, shared.index, shared.tlb, shared.locks);
     this.txn = new VmaTxn(this.arena, this.index, freeRecord, this.locks, this);
     this.layer = new VmaLayer(this.txn, this.config.maxMapCount);
     this.placement = new Placement(this.index, this.arena, this.config, this.files);
@@ -190,7 +186,6 @@ export class SyscallContext {
     this.ptWork.reset();
     this.installPtes = false;
     this.zapAfterDowngrade = false;
-    this.pmd.begin();
     this.layer.mapCountBase = this.state.mapCount;
     if (this.newAnon.length !== 0) this.newAnon.length = 0;
     if (this.newFiles.length !== 0) this.newFiles.length = 0;
@@ -222,12 +217,11 @@ export class SyscallContext {
     return 0;
   }
 
-  /** Drops the open transaction's work: scalars, page-table state and new identities restored. */
+  /** Drops the open transaction's work: scalars and new identities restored, page-table work dropped. */
   abandonLocked(): void {
     this.txn.reset();
     this.ptWork.reset();
     this.installPtes = false;
-    this.pmd.rollback();
     this.state.brk = this.savedBrk;
     this.state.defFlags = this.savedDefFlags;
     this.state.shmemCount = this.savedShmem;

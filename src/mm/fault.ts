@@ -1,7 +1,8 @@
 /**
  * What faults do to VMA metadata. Pages belong to the memory layer; here a fault matters for the
- * one piece of VMA state it creates, the anon_vma, and for which 2 MiB regions it gives a page
- * table or a huge page (PmdState), which decides whether a later read maps a huge page. A write fault on a private VMA
+ * one piece of VMA state it creates, the anon_vma, and for the PMD entry it gives an empty 2 MiB
+ * region in the page tables (a PTE table, marked PMD_THP_TABLE when the fault maps a transparent
+ * huge page), which decides whether a later read there maps a huge page. A write fault on a private VMA
  * (anonymous or file, copy-on-write), a read fault that maps a transparent huge page into an
  * anonymous VMA, and (without the zero page, `config.zeroPage` false) any read fault on private
  * anonymous memory allocate it (anon_vma_prepare), reusing an adjacent compatible VMA's so that the
@@ -15,7 +16,6 @@
 import { EFAULT, EINVAL, ENOMEM, EPERM } from '../errno.js';
 import { faultAnonPages } from './anon-fault.js';
 import type { SyscallContext } from './context.js';
-import { HUGE, PMD_NONE, PTE_TABLE } from './pmd-state.js';
 import {
   PAGE_SIZE,
   PMD_SIZE,
@@ -143,6 +143,27 @@ function thpEligible(mm: SyscallContext, slot: number, region: number): boolean 
 }
 
 /**
+ * pmd_none for a fault: the region has no PMD entry in the page tables, nor one that this
+ * syscall's page-table work adds after the commit (a fault under mmap_lock (W): see fillPmd).
+ */
+function pmdNone(mm: SyscallContext, region: number): boolean {
+  return mm.pt.pmdEntry(region) === 0 && (mm.installPtes || !mm.ptWork.fills(region));
+}
+
+/**
+ * A fault fills the empty PMD entry of `region` (thp: marked PMD_THP_TABLE): at once in a fault
+ * stage (mmap_lock (R) + page_table_lock), else, under mmap_lock (W), as page-table work run
+ * after the commit (nothing to undo if the commit fails). 0 or -ENOMEM (no table).
+ */
+function fillPmd(mm: SyscallContext, region: number, thp: boolean): number {
+  if (!mm.installPtes) {
+    mm.ptWork.fill(region, thp);
+    return 0;
+  }
+  return (thp ? mm.pt.allocThpPte(region) : mm.pt.allocPte(region)) > 0 ? 0 : -ENOMEM;
+}
+
+/**
  * A fault on `slot` allocates an anonymous page (and so needs the anon_vma): a write to a private
  * VMA (copy-on-write), or a read of private anonymous memory on a kernel without the zero page
  * (do_anonymous_page). Read faults on private file mappings map the page cache either way.
@@ -172,12 +193,15 @@ export function faultRange(
   const stop = Math.min(end, backed);
   for (let addr = start; addr < stop; addr = Math.floor(addr / PMD_SIZE) * PMD_SIZE + PMD_SIZE) {
     const region = Math.floor(addr / PMD_SIZE) * PMD_SIZE;
-    if (mm.pmd.at(region) === PMD_NONE && thpEligible(mm, slot, region)) {
-      mm.pmd.set(region, HUGE);
-      if (anonPrepare(mm, slot) < 0) return -ENOMEM;
-      continue;
+    if (pmdNone(mm, region)) {
+      // The fault fills the PMD entry: with a PTE table marked as mapping a THP when the VMA
+      // allows one (do_huge_pmd_anonymous_page: the anon_vma first, even for a read), else with a
+      // plain one (pte_alloc).
+      const thp = thpEligible(mm, slot, region);
+      if (thp && anonPrepare(mm, slot) < 0) return -ENOMEM;
+      if (fillPmd(mm, region, thp) < 0) return -ENOMEM;
+      if (thp) continue;
     }
-    if (mm.pmd.at(region) === PMD_NONE) mm.pmd.set(region, PTE_TABLE);
     if (alloc && anonPrepare(mm, slot) < 0) return -ENOMEM;
   }
   if (
@@ -195,9 +219,17 @@ export function faultRange(
   return (end - start) / PAGE_SIZE;
 }
 
-/** check_vma_flags for GUP: 0 or -EFAULT. */
+/** check_vma_flags for the populate walks: 0 or -EFAULT. */
 function checkVmaFlags(mm: SyscallContext, slot: number, write: boolean, force: boolean): number {
-  const flags = mm.txn.flags[slot];
+  return vmaFlagsError(mm.txn.flags[slot], write, force);
+}
+
+/**
+ * The access half of GUP's check_vma_flags on a VMA's flags (the populate walks, gup.ts): 0, or
+ * -EFAULT for VM_IO / VM_PFNMAP, a write without VM_WRITE, a read without VM_READ (FOLL_FORCE:
+ * a private VM_MAYWRITE mapping may be written, a VM_MAYREAD one read).
+ */
+export function vmaFlagsError(flags: number, write: boolean, force: boolean): number {
   if ((flags & (VM_IO | VM_PFNMAP)) !== 0) return -EFAULT;
   if (write) {
     if ((flags & VM_WRITE) === 0) {

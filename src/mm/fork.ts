@@ -14,12 +14,18 @@
  *
  * Page tables, for private VMAs with an anon_vma and without VM_WIPEONFORK (copy_pte_range):
  *   zero page           copied as it is (no reference, no map count)
- *   maybeDmaPinned      copied into a new exclusive frame for the child (copy_present_page): the
- *                       parent keeps its page, exclusive and writable, so a pin sees its writes
+ *   maybeDmaPinned      copied into a new exclusive frame for the child (copy_present_page), its
+ *                       entry with the VMA's protection (none under PROT_NONE): the parent keeps
+ *                       its page, exclusive and writable, so a pin sees its writes
  *   otherwise           shared: PG_ANON_EXCLUSIVE cleared, getPage + incMapcount for the child,
  *                       WRITE cleared in the parent's entry (under its PTL) and the child's
  * The parent's TLBs may hold writable translations: the write-protected range is shot down before
- * mmap_lock is released (flush_tlb_mm in dup_mmap). Other VMAs (shared, file, wipe-on-fork) have
+ * mmap_lock is released (flush_tlb_mm in dup_mmap).
+ *
+ * GUP-fast pins (gup.ts) take no mmap_lock, so they can slip in between maybeDmaPinned saying "not
+ * pinned" and the page being shared: the whole page-table copy is a write section of the parent's
+ * write_protect_seq (Linux's copy_page_range), and a GUP-fast pin that saw the sequence odd, or
+ * moved, drops what it pinned and takes the slow path (mmap_lock (R): after this fork). Other VMAs (shared, file, wipe-on-fork) have
  * nothing to copy. A frame or table allocation failure returns -ENOMEM: the caller tears the child
  * down (its exit puts every reference taken so far); the parent keeps its write-protected entries,
  * which its next write fault reuses (the page's reference count is back to 1).
@@ -31,6 +37,7 @@ import { KIND_ANON, PAGE_SIZE, PG_ANON_EXCLUSIVE, ZERO_PFN } from '../mem/page.j
 import {
   makePte,
   PMD_SIZE,
+  PMD_THP_TABLE,
   PTE_ACCESSED,
   PTE_DIRTY,
   PTE_HUGE,
@@ -42,8 +49,14 @@ import {
 } from '../mem/pte.js';
 import { checkMmLocked } from './check.js';
 import type { MmShared, SyscallContext } from './context.js';
-import { PMD_NONE } from './pmd-state.js';
-import { VM_DONTCOPY, VM_LOCKED_MASK, VM_SHARED, VM_WIPEONFORK, VM_WRITE } from './vm-flags.js';
+import {
+  VM_ACCESS_FLAGS,
+  VM_DONTCOPY,
+  VM_LOCKED_MASK,
+  VM_SHARED,
+  VM_WIPEONFORK,
+  VM_WRITE,
+} from './vm-flags.js';
 import { mmapWriteLock, mmapWriteUnlock, vmaStartWrite } from './vma-lock.js';
 import { vmaFields } from './vma-record.js';
 
@@ -105,23 +118,31 @@ export function dupMmap(parent: ForkSpace, child: ForkSpace): number {
       cs.gateFlags = ps.gateFlags;
       if (DEBUG) checkMmLocked(child);
 
-      // The page tables, VMA by VMA of the child (its records are the copies).
+      // The page tables, VMA by VMA of the child (its records are the copies), inside the
+      // parent's write_protect_seq write section: a GUP-fast pin that overlaps it gives up.
       const ca = child.arena;
       const out = rangeOut();
-      for (let q = 0; r === 0 && child.index.next(q, LIMIT, out) !== 0; q = out.last + 1) {
-        const h = out.value;
-        const flags = ca.flags(h);
-        const anon = ca.anon(h);
-        if (anon === 0 || (flags & (VM_SHARED | VM_WIPEONFORK)) !== 0) continue;
-        const start = ca.start(h);
-        const end = ca.end(h);
-        copyPmdState(parent, child, start, end);
-        const c = copyPteRange(parent, child, start, end, ca.pgoff(h), flags, anon);
-        r = c.result;
-        if (c.wpHigh > c.wpLow) {
-          wpLow = Math.min(wpLow, c.wpLow);
-          wpHigh = Math.max(wpHigh, c.wpHigh);
+      const seq = ps.writeProtectSeq;
+      seq.writeBegin();
+      try {
+        for (let q = 0; r === 0 && child.index.next(q, LIMIT, out) !== 0; q = out.last + 1) {
+          const h = out.value;
+          const flags = ca.flags(h);
+          const anon = ca.anon(h);
+          if (anon === 0 || (flags & (VM_SHARED | VM_WIPEONFORK)) !== 0) continue;
+          const start = ca.start(h);
+          const end = ca.end(h);
+          r = copyPmdEntries(parent, child, start, end);
+          if (r < 0) break;
+          const c = copyPteRange(parent, child, start, end, ca.pgoff(h), flags, anon);
+          r = c.result;
+          if (c.wpHigh > c.wpLow) {
+            wpLow = Math.min(wpLow, c.wpLow);
+            wpHigh = Math.max(wpHigh, c.wpHigh);
+          }
         }
+      } finally {
+        seq.writeEnd();
       }
     } finally {
       mmapWriteUnlock(child.locks);
@@ -134,12 +155,20 @@ export function dupMmap(parent: ForkSpace, child: ForkSpace): number {
   return r;
 }
 
-/** The model of which 2 MiB regions have a PMD entry follows the copied page tables. */
-function copyPmdState(parent: ForkSpace, child: ForkSpace, start: number, end: number): void {
+/**
+ * copy_pmd_range's tables: each 2 MiB region of [start, end) with a PMD entry in the parent gets
+ * one in the child (copy_pte_range allocates the child's PTE table before it looks at the
+ * entries), marked PMD_THP_TABLE where the parent's is: the child's THP decisions follow the
+ * parent's. 0 or -ENOMEM. Preconditions: both mmap_locks held for write; no PTL held.
+ */
+function copyPmdEntries(parent: ForkSpace, child: ForkSpace, start: number, end: number): number {
   for (let r = start - (start % PMD_SIZE); r < end; r += PMD_SIZE) {
-    const s = parent.pmd.at(r);
-    if (s !== PMD_NONE && child.pmd.at(r) === PMD_NONE) child.pmd.set(r, s);
+    const x = parent.pt.pmdEntry(r);
+    if (x === 0 || child.pt.pmdEntry(r) !== 0) continue;
+    const t = (x & (PMD_THP_TABLE | PTE_HUGE)) !== 0 ? child.pt.allocThpPte(r) : child.pt.allocPte(r);
+    if (t <= 0) return -ENOMEM;
   }
+  return 0;
 }
 
 interface CopyResult {
@@ -189,8 +218,10 @@ function copyPteRange(
       }
       mem.setFlag(np, PG_ANON_EXCLUSIVE);
       mem.incMapcount(np);
+      // The copy takes the VMA's protection (vm_page_prot): no user access under PROT_NONE.
+      const user = (vmFlags & VM_ACCESS_FLAGS) !== 0 ? PTE_USER : 0;
       const w = (vmFlags & VM_WRITE) !== 0 ? PTE_WRITE | PTE_DIRTY : 0;
-      cpt.setPte(ct, ci, makePte(np, PTE_PRESENT | PTE_USER | PTE_ACCESSED | w));
+      cpt.setPte(ct, ci, makePte(np, PTE_PRESENT | user | PTE_ACCESSED | w));
       return;
     }
     // Shared copy-on-write: both entries read-only, the page no longer exclusive.

@@ -10,12 +10,16 @@
  *   3  GATE_FLAGS   [vsyscall] VM_* or 0 set at creation
  *   5  USERS        mm_users: attached Process handles (atomic)
  *   8  PAGE_TABLE_LOCK (spinlock, 2 words): mm->page_table_lock; taken under mmap_lock (R) to
- *      change the per-2 MiB page-table state and to give a VMA its anon_vma (anon_vma_prepare)
+ *      fill empty PMD entries (a fault's page tables) and to give a VMA its anon_vma (anon_vma_prepare)
+ *  10  WRITE_PROTECT_SEQ (seqcount, 2 words): mm->write_protect_seq; written by fork (dup_mmap)
+ *      under mmap_lock (W) around its copy of the page tables; read without any lock by GUP-fast
+ *      pins, which give up while it is odd or when it moved (gup.ts)
  *
  * LOCKED_VM is a running counter: every commit adds the change of the VM_LOCKED VMAs' size (see
  * VmaTxn.lockedDelta), and the invariant checker compares it with a recount.
  */
 import { lockClass } from '../sync/lockclass.js';
+import { SeqCount } from '../sync/seqcount.js';
 import { SpinLock } from '../sync/spinlock.js';
 
 const MAP_COUNT = 0;
@@ -24,6 +28,7 @@ const SHMEM_COUNT = 2;
 const GATE_FLAGS = 3;
 const USERS = 5;
 const PTL = 8;
+const WRITE_PROTECT_SEQ = 10;
 const F64_BYTE = 64;
 const BRK = 0;
 const START_BRK = 1;
@@ -31,6 +36,7 @@ const LOCKED_VM = 2;
 const BYTES = F64_BYTE + 8 * 8;
 
 export const pageTableLockClass = lockClass('page_table_lock');
+export const writeProtectSeqClass = lockClass('write_protect_seq');
 
 export interface MmStateDescriptor {
   buffer: SharedArrayBuffer;
@@ -41,6 +47,8 @@ export class MmState {
   private readonly f64: Float64Array;
   /** mm->page_table_lock. */
   readonly ptl: SpinLock;
+  /** mm->write_protect_seq: fork's page-table copy against GUP-fast pins (see the file comment). */
+  readonly writeProtectSeq: SeqCount;
 
   static create(startBrk: number): MmState {
     const s = new MmState({ buffer: new SharedArrayBuffer(BYTES) });
@@ -57,6 +65,7 @@ export class MmState {
     this.i32 = new Int32Array(desc.buffer, 0, F64_BYTE >> 2);
     this.f64 = new Float64Array(desc.buffer, F64_BYTE, 8);
     this.ptl = SpinLock.at(this.i32, PTL, pageTableLockClass);
+    this.writeProtectSeq = SeqCount.at(this.i32, WRITE_PROTECT_SEQ, writeProtectSeqClass);
   }
 
   describe(): MmStateDescriptor {

@@ -14,30 +14,36 @@
  *   private anonymous               faultRange for the page with installPtes (zero page on a read,
  *                                   a zeroed frame on a write, copy or reuse on a write to a
  *                                   read-only entry, DIRTY on a write): 0; out of memory (a frame,
- *                                   a table or the anon_vma): FAULT_SIGBUS (VM_FAULT_OOM; there is
- *                                   no OOM killer)
+ *                                   a table or the anon_vma): FAULT_OOM (VM_FAULT_OOM), which the
+ *                                   Mmu's handler delivers as FAULT_SIGBUS (there is no OOM
+ *                                   killer) and GUP as ENOMEM
  *
  * Before all that, the per-VMA-lock fast path (`faultPageVmaLocked`, do_user_addr_fault's
  * lock_vma_under_rcu): the VMA read-locked without mmap_lock; a private anonymous VMA that already
- * has its anon_vma, in a 2 MiB region that already has its PmdState, faults the page in under the
- * page's PTE lock alone; an access error is answered at once; anything else (no VMA, a locked
+ * has its anon_vma, in a 2 MiB region that already has its PMD entry (a PTE table), faults the page
+ * in under the page's PTE lock alone; an access error is answered at once; anything else (no VMA, a locked
  * VMA, no anon_vma yet, a new region, file or shared) falls back to the mmap_lock path.
  *
  * The Mmu calls the handler offline (it may block on mmap_lock) and walks again on 0.
  */
+import { ENOMEM } from '../errno.js';
 import type { MissHandler } from '../mem/mmu.js';
 import { FAULT_SEGV_ACCERR, FAULT_SEGV_MAPERR, FAULT_SIGBUS } from '../mem/tlb.js';
 import { faultAnonPageOf } from './anon-fault.js';
 import type { SyscallContext } from './context.js';
 import { accessError, faultRange, isAnonymous } from './fault.js';
-import { PMD_NONE } from './pmd-state.js';
-import { PAGE_SIZE, PMD_SIZE, VM_EXEC, VM_GROWSDOWN, VM_SHARED } from './vm-flags.js';
+import { PAGE_SIZE, VM_EXEC, VM_GROWSDOWN, VM_SHARED } from './vm-flags.js';
 import { NAME_ANON } from './vma-record.js';
 
 /** faultPageLocked: no VMA contains the address, but a VM_GROWSDOWN one above may grow to it. */
 export const FAULT_GROW = 1;
 /** faultPageVmaLocked: the fast path cannot decide; take mmap_lock. */
 export const FAULT_FALLBACK = 2;
+/**
+ * VM_FAULT_OOM: a frame, a page table or an anon_vma could not be allocated. Not an Mmu code (the
+ * Mmu's FAULT_* are -1..-3): MmuFault turns it into FAULT_SIGBUS, GUP into -ENOMEM.
+ */
+export const FAULT_OOM = -4;
 
 /** What the Mmu's handler needs of the address space (AddressSpace). */
 export interface FaultPageMm {
@@ -49,12 +55,13 @@ export class MmuFault implements MissHandler {
   constructor(private readonly mm: FaultPageMm) {}
 
   onMiss(addr: number, write: boolean, exec: boolean): number {
-    return this.mm.faultPage(addr, write, exec);
+    const r = this.mm.faultPage(addr, write, exec);
+    return r === FAULT_OOM ? FAULT_SIGBUS : r;
   }
 }
 
 /**
- * One page's fault (see the file comment): 0, FAULT_GROW or a FAULT_* code. Preconditions:
+ * One page's fault (see the file comment): 0, FAULT_GROW, FAULT_OOM or a FAULT_* code. Preconditions:
  * mmap_lock (R) and page_table_lock held, the context's transaction open with installPtes.
  */
 export function faultPageLocked(mm: SyscallContext, addr: number, write: boolean, exec: boolean): number {
@@ -71,7 +78,7 @@ export function faultPageLocked(mm: SyscallContext, addr: number, write: boolean
     return FAULT_SEGV_ACCERR;
   if ((flags & VM_SHARED) !== 0 || !isAnonymous(mm, vma)) return FAULT_SIGBUS;
   const r = faultRange(mm, vma, page, page + PAGE_SIZE, write);
-  return r < 0 ? FAULT_SIGBUS : 0;
+  return r === -ENOMEM ? FAULT_OOM : r < 0 ? FAULT_SIGBUS : 0;
 }
 
 /**
@@ -95,7 +102,8 @@ export function faultPageVmaLocked(
   if (owner === 0 || (flags & VM_SHARED) !== 0 || a.file(h) !== 0 || a.nameKind(h) !== NAME_ANON) {
     return FAULT_FALLBACK;
   }
-  if (mm.pmd.at(Math.floor(page / PMD_SIZE) * PMD_SIZE) === PMD_NONE) return FAULT_FALLBACK;
+  // pmd_none: the THP decision (and the table) are taken under mmap_lock.
+  if (mm.pt.pmdEntry(page) === 0) return FAULT_FALLBACK;
   const index = a.pgoff(h) + (page - a.start(h)) / PAGE_SIZE;
   return faultAnonPageOf(mm, page, write, flags, owner, index) < 0 ? FAULT_FALLBACK : 0;
 }

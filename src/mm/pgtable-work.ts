@@ -1,15 +1,19 @@
 /**
  * PageTableWork: the page-table changes of one syscall. A body records them in order (zap an
  * unmapped range, zap pages of MADV_DONTNEED, move entries for mremap, change protections for
- * mprotect); the entry applies them once the VMA commit can no longer fail, still under mmap_lock
- * held for write, so a failed syscall never loses a page (docs/mem.md, "Wiring").
+ * mprotect), and the entry adds the splits of THP regions that a new VMA edge cuts; the entry
+ * applies them once the VMA commit can no longer fail, still under mmap_lock held for write, so a
+ * failed syscall never loses a page (docs/mem.md, "Wiring"). The page tables are the one record of
+ * which 2 MiB regions have a PMD entry and which map a transparent huge page (docs/mem.md, "THP
+ * regions"), so this work is also what changes that state.
  *
- *   prepare()   allocates the destination tables of every move (all-or-nothing: -ENOMEM, and the
- *               syscall changes nothing)
+ *   prepare()   reserves the most tables the moves can need (PageTables.moveTablesBound; all-or-
+ *               nothing: -ENOMEM, and the syscall changes nothing)
  *   apply()     runs the work in body order (mremap's "move, then unmap the source" and
- *               MREMAP_FIXED's "unmap the destination, then move" keep their order; no move can
- *               fail any more), then frees the tables of the unmapped ranges that no VMA covers
- *               now, with free_pgtables' floor and ceiling taken from the VMAs around each gap
+ *               MREMAP_FIXED's "unmap the destination, then move" keep their order; a move takes
+ *               its tables from the reserve and cannot fail any more), then frees the tables of the
+ *               unmapped ranges that no VMA covers now, with free_pgtables' floor and ceiling
+ *               taken from the VMAs around each gap
  *
  * TLB shootdown: every op that removes or downgrades translations (zap, dontneed, a move's source,
  * protect) is followed by `tlb.shootdown` over its pages, before the next op and before the
@@ -18,10 +22,10 @@
  * reach the frame through a cached translation when it goes back to the allocator). The fault
  * path's copy-on-write uses the same list (`deferPut` + `flushDeferred`). While no CPU ever had
  * an Mmu on the address space (`tlb.inUse()` false) there is nothing to shoot down.
- * Preconditions of every method except deferPut / flushDeferred: mmap_lock held for write; apply
- * of zaps alone (onlyZaps) may run after a downgrade to read, once the VMA commit is done.
+ * Preconditions of every method except deferPut / flushDeferred: mmap_lock held for write; the
+ * ops of a munmap (zaps and free_pgtables alone: onlyZapsAndFrees) may run after a downgrade to
+ * read, once the VMA commit is done (applyOps), and the frames are put after the unlock.
  */
-import { ENOMEM } from '../errno.js';
 import type { RangeIndex } from '../maple/api.js';
 import { rangeOut } from '../maple/api.js';
 import type { PhysMem } from '../mem/frames.js';
@@ -30,13 +34,18 @@ import type { PageTables } from '../mem/pgtable.js';
 import { PAGE_SIZE, PTE_USER, PTE_WRITE, USER_ADDR_LIMIT } from '../mem/pte.js';
 import type { TlbDomain } from '../mem/tlb.js';
 import { PMD_SIZE, VM_ACCESS_FLAGS, VM_WRITE } from './vm-flags.js';
+import { type MmLocks, vmaStartWrite } from './vma-lock.js';
 
 const ZAP = 1;
 const DONTNEED = 2;
 const MOVE = 3;
 const PROTECT = 4;
-const OP_WORDS = 4;
-const LIMIT = 2 ** 53 - 1;
+const SPLIT = 5;
+const FREE = 6;
+const FILL = 7;
+/** Tables one FILL may create: PUD, PMD and PTE. */
+const FILL_TABLES = 3;
+const OP_WORDS = 5;
 
 export class PageTableWork {
   private ops = new Float64Array(OP_WORDS * 16);
@@ -51,15 +60,15 @@ export class PageTableWork {
   private highVpn = 0;
   private deferred = false;
   private sawEntry = false;
-  private readonly markSeen = (): void => {
-    this.sawEntry = true;
-  };
+  /** FILL ops recorded since reset. */
+  private nFills = 0;
 
   constructor(
     private readonly pt: PageTables,
     private readonly mem: PhysMem,
     private readonly index: RangeIndex,
     private readonly tlb: TlbDomain,
+    private readonly locks: MmLocks,
   ) {
     this.onPage = (pfn) => {
       this.sawEntry = true;
@@ -118,12 +127,21 @@ export class PageTableWork {
 
   reset(): void {
     this.n = 0;
+    this.nFills = 0;
     // Frames still listed (only after an internal error) stay listed until the next put.
   }
 
-  /** An unmapped range: its pages go, and later its tables where no VMA needs them. */
+  /** An unmapped range: its pages go (its tables go with free_pgtables, `freeTables`). */
   zap(start: number, end: number): void {
     this.push(ZAP, start, end, 0);
+  }
+  /**
+   * free_pgd_range(start, end, floor, ceiling) after the zaps of an unmap, with the floor and
+   * ceiling the body saw (the VMAs around the unmapped ones at that point of the syscall): run in
+   * body order, it sees the tables as Linux's unmap does at that point.
+   */
+  freeTables(start: number, end: number, floor: number, ceiling: number): void {
+    this.push(FREE, start, end, floor, ceiling);
   }
   /** MADV_DONTNEED: the pages go, the tables stay (the VMA does). */
   dontneed(start: number, end: number): void {
@@ -137,26 +155,51 @@ export class PageTableWork {
   protect(start: number, end: number, vmFlags: number): void {
     this.push(PROTECT, start, end, vmFlags);
   }
+  /**
+   * A VMA edge at addr (not 2 MiB aligned) that this syscall creates: a THP region there is split
+   * (a huge mapping cannot straddle VMAs: vma_adjust_trans_huge). After the body's own work.
+   */
+  split(addr: number): void {
+    this.push(SPLIT, addr, 0, 0);
+  }
 
-  /** Allocates every table a move needs (see the file comment): 0 or -ENOMEM. */
+  /**
+   * A fault under mmap_lock (W) (stack growth, mprotect's populate of a locked VMA) found the PMD
+   * entry of `region` empty: it gets a PTE table after the commit, marked PMD_THP_TABLE when the
+   * fault maps a THP (the frames come with the populate stage, or the next fault).
+   */
+  fill(region: number, thp: boolean): void {
+    this.push(FILL, region, thp ? 1 : 0, 0);
+    this.nFills++;
+  }
+
+  /** Whether this syscall's work already fills `region`'s PMD entry (fill). */
+  fills(region: number): boolean {
+    if (this.nFills === 0) return false;
+    const ops = this.ops;
+    for (let k = 0; k < this.n; k++) {
+      if (ops[k * OP_WORDS] === FILL && ops[k * OP_WORDS + 1] === region) return true;
+    }
+    return false;
+  }
+
+  /** Reserves the tables the moves and fills may need (see the file comment): 0 or -ENOMEM. */
   prepare(): number {
     if (!this.needed()) return 0;
     const ops = this.ops;
+    let need = 0;
     for (let k = 0; k < this.n; k++) {
       const at = k * OP_WORDS;
-      if (ops[at] !== MOVE || !this.hasEntries(ops[at + 1], ops[at + 1] + ops[at + 3])) continue;
-      const to = ops[at + 2];
-      const end = to + ops[at + 3];
-      for (let a = to; a < end; a = Math.floor(a / PMD_SIZE) * PMD_SIZE + PMD_SIZE) {
-        if (this.pt.allocPte(a) === 0) return -ENOMEM;
-      }
+      if (ops[at] === MOVE) need += this.pt.moveTablesBound(ops[at + 1], ops[at + 2], ops[at + 3]);
+      if (ops[at] === FILL) need += FILL_TABLES;
     }
-    return 0;
+    return need === 0 ? 0 : this.pt.reserveTables(need);
   }
 
-  /** Runs the work in order, frees the tables no VMA needs, then puts the zapped frames. Preconditions: prepare() gave 0. */
+  /** Runs the work in order, then puts the zapped frames. Preconditions: prepare() gave 0. */
   apply(): void {
     this.applyOps();
+    // Every translation of a zapped page is gone from every TLB: the frames may be reused.
     this.putZapped();
   }
 
@@ -166,6 +209,22 @@ export class PageTableWork {
    */
   applyOps(): void {
     if (!this.needed()) return;
+    try {
+      this.runOps();
+    } finally {
+      this.pt.releaseTables();
+    }
+  }
+
+  /** Every op recorded is a zap or a free_pgtables (munmap's work, which may run under mmap_lock (R)). */
+  onlyZapsAndFrees(): boolean {
+    const ops = this.ops;
+    for (let k = 0; k < this.n; k++)
+      if (ops[k * OP_WORDS] !== ZAP && ops[k * OP_WORDS] !== FREE) return false;
+    return true;
+  }
+
+  private runOps(): void {
     const ops = this.ops;
     const pt = this.pt;
     for (let k = 0; k < this.n; k++) {
@@ -174,16 +233,18 @@ export class PageTableWork {
       const b = ops[at + 2];
       const c = ops[at + 3];
       switch (ops[at]) {
-        case ZAP:
         case DONTNEED:
-          this.sawEntry = false;
-          pt.zapRange(a, b, this.onPage);
-          if (this.sawEntry) this.shootdownRange(a, b);
+          this.excludeFastFaults(a, b);
+          this.zapOp(a, b);
+          break;
+        case ZAP:
+          this.zapOp(a, b);
           break;
         case MOVE:
-          if (this.hasEntries(a, a + c)) {
+          // Empty PTE tables move too: the destination regions get their PMD entries (Linux).
+          if (pt.hasPmdEntries(a, a + c)) {
             if (pt.movePtes(a, b, c) < 0) {
-              throw new Error('page-table work: a move failed after its tables were allocated');
+              throw new Error('page-table work: a move failed after its tables were reserved');
             }
             this.shootdownRange(a, a + c);
           }
@@ -192,63 +253,49 @@ export class PageTableWork {
           protect(pt, a, b, c);
           this.shootdownRange(a, b);
           break;
+        case SPLIT:
+          pt.splitHugePmd(a);
+          break;
+        case FREE:
+          pt.freePgtables(a, b, c, ops[at + 4]);
+          break;
+        case FILL:
+          if ((b !== 0 ? pt.allocThpPte(a) : pt.allocPte(a)) <= 0) {
+            throw new Error('page-table work: a fill failed after its tables were reserved');
+          }
+          break;
       }
     }
-    // Every translation of a zapped page is gone from every TLB: the frames may be reused (putZapped).
-    this.freeUnmappedTables();
   }
 
-  /** Every op recorded is a zap (munmap's work, which may run under mmap_lock (R)). */
-  onlyZaps(): boolean {
-    for (let k = 0; k < this.n; k++) if (this.ops[k * OP_WORDS] !== ZAP) return false;
-    return true;
-  }
-
-  /** Only the root table exists: no entry anywhere, nothing to do. */
-  private needed(): boolean {
-    return this.n !== 0 && this.pt.live > 1;
-  }
-
-  private hasEntries(start: number, end: number): boolean {
+  /** One zap: the entries of [start, end) go, then their translations. */
+  private zapOp(start: number, end: number): void {
     this.sawEntry = false;
-    this.pt.forEachPresent(start, end, this.markSeen);
-    return this.sawEntry;
+    this.pt.zapRange(start, end, this.onPage);
+    if (this.sawEntry) this.shootdownRange(start, end);
   }
 
   /**
-   * free_pgtables, once for every gap between the VMAs as they are now that an unmapped range
-   * meets: the whole gap, with the VMAs around it as floor and ceiling. (Freeing per unmapped range
-   * would let one range's upper-level free reach tables another range still links.)
+   * zapRange's precondition for MADV_DONTNEED, whose VMAs stay (and are not write-locked by the
+   * commit): a THP region it covers whole leaves with its PTE table, so no per-VMA-lock fault may
+   * be installing an entry there. Write-locks the VMAs of [start, end) when it covers a whole
+   * region and some region maps a THP (the fast path then falls back to mmap_lock and waits).
    */
-  private freeUnmappedTables(): void {
-    const ops = this.ops;
-    let done = 0;
-    for (;;) {
-      // The lowest unmapped range not yet inside a freed gap.
-      let start = LIMIT;
-      for (let k = 0; k < this.n; k++) {
-        const at = k * OP_WORDS;
-        if (ops[at] !== ZAP || ops[at + 2] <= done) continue;
-        const s = Math.max(ops[at + 1], done);
-        if (s < start) start = s;
-      }
-      if (start >= USER_ADDR_LIMIT) return;
-      done = this.freeGapAt(start);
+  private excludeFastFaults(start: number, end: number): void {
+    if (this.pt.thpRegions === 0) return;
+    if (end - (end % PMD_SIZE) - (start + ((PMD_SIZE - (start % PMD_SIZE)) % PMD_SIZE)) < PMD_SIZE) return;
+    const out = this.out;
+    for (let q = start; q < end && this.index.next(q, end - 1, out) !== 0; q = out.last + 1) {
+      vmaStartWrite(this.locks, out.value);
     }
   }
 
-  /** Frees the tables of the gap around `addr` (or, if a VMA covers it, of the gap after that VMA); returns the gap's end. */
-  private freeGapAt(addr: number): number {
-    const out = this.out;
-    if (this.index.next(addr, LIMIT, out) !== 0 && out.first <= addr) return out.last + 1;
-    const ceiling = this.index.next(addr, LIMIT, out) !== 0 ? out.first : 0;
-    const floor = addr > 0 && this.index.prev(addr - 1, 0, out) !== 0 ? out.last + 1 : 0;
-    const end = ceiling === 0 ? USER_ADDR_LIMIT : Math.min(ceiling, USER_ADDR_LIMIT);
-    if (end > floor) this.pt.freePgtables(floor, end, floor, ceiling);
-    return end;
+  /** Nothing to do when only the root table exists (no entry anywhere) and nothing is filled. */
+  private needed(): boolean {
+    return this.n !== 0 && (this.pt.live > 1 || this.nFills !== 0);
   }
 
-  private push(kind: number, a: number, b: number, c: number): void {
+  private push(kind: number, a: number, b: number, c: number, d = 0): void {
     if ((this.n + 1) * OP_WORDS > this.ops.length) {
       const grown = new Float64Array(this.ops.length * 2);
       grown.set(this.ops);
@@ -259,6 +306,7 @@ export class PageTableWork {
     this.ops[at + 1] = a;
     this.ops[at + 2] = b;
     this.ops[at + 3] = c;
+    this.ops[at + 4] = d;
     this.n++;
   }
 }

@@ -1,6 +1,6 @@
 /**
  * A pipe holding page references (the vmsplice(2) analogue, CVE-2020-29374's vehicle):
- * spliceFrom takes a reference (getUserPages, read) to each page of a user range and queues the
+ * spliceFrom takes a reference (get_user_pages_fast, read) to each page of a user range and queues the
  * bytes as (pfn, offset, length) segments; read copies out of the referenced frames (what the
  * frames hold at read time) and puts a page once all its bytes are read; close puts the rest.
  * A spliced page stays in the pipe after the process unmaps, writes (copy-on-write gives the
@@ -9,7 +9,7 @@
 import { EINVAL } from '../errno.js';
 import type { PhysMem } from '../mem/frames.js';
 import { PAGE_SIZE } from '../mem/page.js';
-import { type GupSpace, gupPages } from './gup.js';
+import { type GupSpace, gupPagesFast } from './gup.js';
 
 export class Pipe {
   private readonly pfns: number[] = [];
@@ -38,10 +38,11 @@ export class Pipe {
     if (len === 0) return 0;
     const first = addr - (addr % PAGE_SIZE);
     const pages = Math.ceil((addr + len - first) / PAGE_SIZE);
-    const got = gupPages(mm, first, pages, 0);
-    if (typeof got === 'number') return got;
+    const got: number[] = [];
+    const n = gupPagesFast(mm, first, pages, 0, got);
+    if (n < 0) return n;
     let queued = 0;
-    for (let i = 0; i < got.length; i++) {
+    for (let i = 0; i < n; i++) {
       const pageStart = first + i * PAGE_SIZE;
       const from = Math.max(addr, pageStart);
       const to = Math.min(addr + len, pageStart + PAGE_SIZE);

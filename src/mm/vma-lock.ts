@@ -9,8 +9,10 @@
  *   Int32 words 0..7   mmap_lock (RwSem)
  *         word  16     MM_LOCK_SEQ: odd while mmap_lock is write-held (mmapWriteLock bumps it,
  *                      mmapWriteUnlock/Downgrade bump it again); starts at 2
- *   Float64 from byte 128: EVENTS, one row of EVENT_STRIDE counters per CPU (plain writes by
- *                      their own CPU: no shared cache line on the fault path)
+ *   Float64 from byte 128: EVENTS, one row of EVENT_STRIDE counters per CPU (two 64-byte lines;
+ *                      plain writes by their own CPU: no shared cache line on the fault path):
+ *                      the VMA-lock events (EV_SUCCESS..EV_WRITER_WAITED) and the faults by path
+ *                      (EV_FAULT_VMA, EV_FAULT_MMAP, EV_FAULT_RETRY), read by vmstat.ts
  *
  *   VMA record lock words (src/mm/vma-record.ts)
  *   LOCK_SEQ   the mm's MM_LOCK_SEQ when the VMA was last write-locked
@@ -31,13 +33,15 @@
  *
  * The validator sees class "vma_lock": the read side as a READ trylock (never a wait edge), the
  * write side as a WRITE acquisition that lasts while vmaStartWrite waits for readers (as Linux
- * annotates it), taken under mmap_lock.
+ * annotates it), taken under mmap_lock. The lock statistics see the same class: read acquisitions
+ * (hold sampled to vmaEndRead), trylock failures, write stamps and their waits for readers.
  */
 import { currentCpu, MAX_CPUS } from '../cpu/current.js';
 import { beginWait, endWait, hangError, WAIT_SLICE_MS, WAIT_WRITE, waitTooLong } from '../cpu/waits.js';
 import { LOCK_SLEEPS, lockHooks, READ, WRITE } from '../lockhooks.js';
 import { pageAligned } from '../mem/page.js';
 import { lockIdAt } from '../sync/lockclass.js';
+import { statAcquired, statAcquiredUnheld, statReleased, statTryFailed } from '../sync/lockstat.js';
 import { rcuBlockBegin, rcuBlockEnd, rcuReadLockHeld } from '../sync/rcu.js';
 import { RwSem } from '../sync/rwsem.js';
 import { mmapLockClass, vmaLockClass } from './locking.js';
@@ -55,8 +59,8 @@ const MM_LOCK_SEQ = 16;
 const MM_WORDS = 32;
 const INITIAL_SEQ = 2;
 const EVENTS_BYTE = MM_WORDS * 4;
-/** Float64 counters per CPU row (one 64-byte line). */
-const EVENT_STRIDE = 8;
+/** Float64 counters per CPU row (two 64-byte lines). */
+const EVENT_STRIDE = 16;
 
 /** Int32 words per VMA record, and the lock words in it. */
 const STRIDE = VMA_RECORD_BYTES >> 2;
@@ -87,6 +91,13 @@ export const EV_ABORT_MOVED = 4;
 export const EV_RETRY = 5;
 export const EV_MMAP_FALLBACK = 6;
 export const EV_WRITER_WAITED = 7;
+/** Faults by path (vmstat.ts): finished holding only the VMA read lock; finished under mmap_lock (R). */
+export const EV_FAULT_VMA = 8;
+export const EV_FAULT_MMAP = 9;
+/** Faults that dropped their lock to wait for I/O and were retried (VM_FAULT_RETRY: file faults). */
+export const EV_FAULT_RETRY = 10;
+const EVENTS = 11;
+if (EVENTS > EVENT_STRIDE) throw new Error('vma-lock: more events than a CPU row holds');
 
 export interface VmaLockEvents {
   /** lockVmaUnderRcu returned a read-locked VMA. */
@@ -204,10 +215,14 @@ export function vmaTryRead(locks: MmLocks, h: number): number {
   const w = locks.vma;
   const b = h * STRIDE;
   // Pessimistic early check with plain loads: a stale answer only costs a fallback.
-  if (w[b + LOCK_SEQ] === locks.words[MM_LOCK_SEQ]) return READ_WRITE_LOCKED;
+  if (w[b + LOCK_SEQ] === locks.words[MM_LOCK_SEQ]) {
+    statTryFailed(vmaLockClass);
+    return READ_WRITE_LOCKED;
+  }
   const old = Atomics.add(w, b + REFCNT, 1);
   if (old === 0 || old >= REF_LIMIT) {
     refPut(w, b + REFCNT);
+    statTryFailed(vmaLockClass);
     return old === 0 ? READ_DETACHED : READ_WRITE_LOCKED;
   }
   // The increment succeeded after any writer's stamp was published (a writer stamps LOCK_SEQ
@@ -215,9 +230,11 @@ export function vmaTryRead(locks: MmLocks, h: number): number {
   // to order this reader's later loads after the unlock that released the VMA.
   if (w[b + LOCK_SEQ] === Atomics.load(locks.words, MM_LOCK_SEQ)) {
     refPut(w, b + REFCNT);
+    statTryFailed(vmaLockClass);
     return READ_WRITE_LOCKED;
   }
   if (lockHooks.on) readAcquiredHooks(w, b);
+  statAcquired(vmaLockClass, READ);
   return READ_OK;
 }
 
@@ -236,6 +253,7 @@ export function vmaEndRead(locks: MmLocks, h: number): void {
     throw new Error(`vmaEndRead: VMA record ${h} is not read-locked (refcount ${old})`);
   }
   if (lockHooks.on) lockHooks.v.release(vmaLockClass, lockIdAt(w, b + LOCKDEP_ID));
+  statReleased(vmaLockClass);
   if (old - 1 >= WRITER_WAIT) wakeWriter(w, b + REFCNT, old - 1);
 }
 
@@ -268,8 +286,10 @@ export function vmaStartWrite(locks: MmLocks, h: number): void {
   if (w[b + LOCK_SEQ] === seq) return;
   const id = lockHooks.on ? writeAcquireHook(w, b) : 0;
   // Detached (a record being created): no reader can hold it, and any that tries fails on REFCNT 0.
-  if (Atomics.load(w, b + REFCNT) === 0) Atomics.store(w, b + LOCK_SEQ, seq);
-  else stampAttached(locks, h, seq);
+  if (Atomics.load(w, b + REFCNT) === 0) {
+    Atomics.store(w, b + LOCK_SEQ, seq);
+    statAcquiredUnheld(vmaLockClass, WRITE, 0);
+  } else stampAttached(locks, h, seq);
   if (id !== 0) {
     lockHooks.v.acquired(vmaLockClass, 0, id, WRITE | LOCK_SLEEPS);
     lockHooks.v.release(vmaLockClass, id);
@@ -285,9 +305,10 @@ function stampAttached(locks: MmLocks, h: number, seq: number): void {
     Atomics.sub(w, b + REFCNT, WRITER_WAIT);
     throw new Error(`vmaStartWrite: VMA record ${h} already has a waiting writer`);
   }
-  if (old > 1) waitForReaders(locks, h, WRITER_WAIT + 1);
+  const waitedSince = old > 1 ? waitForReaders(locks, h, WRITER_WAIT + 1) : 0;
   Atomics.store(w, b + LOCK_SEQ, seq);
   Atomics.sub(w, b + REFCNT, WRITER_WAIT);
+  statAcquiredUnheld(vmaLockClass, WRITE, waitedSince);
 }
 
 function writeAcquireHook(w: Int32Array, b: number): number {
@@ -342,11 +363,15 @@ function assertWriteLocked(locks: MmLocks, h: number, what: string): void {
   }
 }
 
-/** Blocks until REFCNT of `h` equals `target` (the writer's own bits: every reader has left). */
-function waitForReaders(locks: MmLocks, h: number, target: number): void {
+/**
+ * Blocks until REFCNT of `h` equals `target` (the writer's own bits: every reader has left).
+ * Returns 0 when the readers left while it spun, else when it began to sleep (performance.now()).
+ */
+function waitForReaders(locks: MmLocks, h: number, target: number): number {
   const w = locks.vma;
   const i = h * STRIDE + REFCNT;
-  for (let n = 0; n < WRITER_SPINS; n++) if (Atomics.load(w, i) === target) return;
+  for (let n = 0; n < WRITER_SPINS; n++) if (Atomics.load(w, i) === target) return 0;
+  const since = performance.now();
   if (rcuReadLockHeld()) throw new Error('vma write lock: waiting for readers inside an RCU read section');
   countEvent(locks, EV_WRITER_WAITED);
   const cpu = currentCpu();
@@ -355,7 +380,7 @@ function waitForReaders(locks: MmLocks, h: number, target: number): void {
   try {
     for (;;) {
       const count = Atomics.load(w, i);
-      if (count === target) return;
+      if (count === target) return since;
       const result = Atomics.wait(w, i, count, WAIT_SLICE_MS);
       if (result === 'timed-out' && waitTooLong(cpu, 0, Atomics.load(w, i) - target)) {
         throw hangError(cpu, `vma_lock of VMA record ${h} (waiting for its readers to leave)`);
@@ -386,13 +411,16 @@ export function countEvent(locks: MmLocks, event: number): void {
   locks.events[currentCpu() * EVENT_STRIDE + event]++;
 }
 
-/** The event counters summed over all CPUs. */
+/** Event `event` (EV_*) summed over all CPUs' rows. */
+export function vmaLockEventSum(locks: MmLocks, event: number): number {
+  let total = 0;
+  for (let cpu = 0; cpu < MAX_CPUS; cpu++) total += locks.events[cpu * EVENT_STRIDE + event];
+  return total;
+}
+
+/** The VMA-lock event counters summed over all CPUs (the faults by path: vmstat.ts). */
 export function vmaLockEvents(locks: MmLocks): VmaLockEvents {
-  const sum = (event: number): number => {
-    let total = 0;
-    for (let cpu = 0; cpu < MAX_CPUS; cpu++) total += locks.events[cpu * EVENT_STRIDE + event];
-    return total;
-  };
+  const sum = (event: number): number => vmaLockEventSum(locks, event);
   return {
     success: sum(EV_SUCCESS),
     noVma: sum(EV_ABORT_NO_VMA),

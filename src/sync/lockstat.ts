@@ -16,11 +16,15 @@
  *
  * Times are nanoseconds. Histogram bucket 0 counts times < 256 ns, bucket k (1..22) counts
  * [2^(k+7), 2^(k+8)) ns, bucket 23 counts >= 2^30 ns (about 1 s). Only the owning CPU writes a row.
+ *
+ * While a CPU traces (locktrace.ts), every acquisition's hold is measured, and each hold and wait
+ * of a traced class also goes to that CPU's trace ring (the lab's per-CPU timeline).
  */
 import { assert } from '../assert.js';
 import { currentCpu, MAX_CPUS } from '../cpu/current.js';
 import { sharedGlobal } from '../shm/globals.js';
 import { lockClassCount, lockClassName, MAX_CLASSES } from './lockclass.js';
+import { KIND_HOLD, KIND_WAIT, trace, traceLockEvent } from './locktrace.js';
 
 const ACQ_READ = 0;
 const ACQ_WRITE = 1;
@@ -70,7 +74,7 @@ export function resetLockStat(): void {
 export function statAcquired(classId: number, mode: number): void {
   if (ctl[DISABLED] !== 0) return;
   const row = classId * FIELDS;
-  if ((++mine[row + mode] & SAMPLE_MASK) === 0 && mine[row + HOLD_START] === 0)
+  if (((++mine[row + mode] & SAMPLE_MASK) === 0 || trace.ring !== null) && mine[row + HOLD_START] === 0)
     mine[row + HOLD_START] = performance.now();
 }
 
@@ -83,7 +87,26 @@ export function statContended(classId: number, mode: number, startMs: number): v
   mine[row + WAIT_TOTAL] += ns;
   if (ns > mine[row + WAIT_MAX]) mine[row + WAIT_MAX] = ns;
   mine[row + WAIT_HIST + bucketOf(ns)]++;
+  traceLockEvent(startMs, KIND_WAIT, classId, ns);
   statAcquired(classId, mode);
+}
+
+/**
+ * An acquisition whose release is not seen on its own (a VMA write lock: mmap_lock's unlock
+ * releases them all at once): counted, with its wait when it waited since `startMs` (0: it did
+ * not), never sampled for a hold time.
+ */
+export function statAcquiredUnheld(classId: number, mode: number, startMs: number): void {
+  if (ctl[DISABLED] !== 0) return;
+  const row = classId * FIELDS;
+  mine[row + mode]++;
+  if (startMs === 0) return;
+  const ns = (performance.now() - startMs) * 1e6;
+  mine[row + CONTENDED]++;
+  mine[row + WAIT_TOTAL] += ns;
+  if (ns > mine[row + WAIT_MAX]) mine[row + WAIT_MAX] = ns;
+  mine[row + WAIT_HIST + bucketOf(ns)]++;
+  traceLockEvent(startMs, KIND_WAIT, classId, ns);
 }
 
 export function statReleased(classId: number): void {
@@ -98,8 +121,10 @@ export function statTryFailed(classId: number): void {
 }
 
 function recordHold(row: number): void {
-  const ns = (performance.now() - mine[row + HOLD_START]) * 1e6;
+  const start = mine[row + HOLD_START];
+  const ns = (performance.now() - start) * 1e6;
   mine[row + HOLD_START] = 0;
+  traceLockEvent(start, KIND_HOLD, row / FIELDS, ns);
   mine[row + HOLD_SAMPLES]++;
   mine[row + HOLD_TOTAL] += ns;
   if (ns > mine[row + HOLD_MAX]) mine[row + HOLD_MAX] = ns;
@@ -112,7 +137,7 @@ function bucketOf(ns: number): number {
 }
 
 /** Upper bound (ns) of histogram bucket `k` (Infinity for the last). */
-function bucketLimit(k: number): number {
+export function bucketLimit(k: number): number {
   return k === BUCKETS - 1 ? Number.POSITIVE_INFINITY : 2 ** (k + 8);
 }
 
@@ -178,6 +203,31 @@ export function lockStatRows(cpus?: readonly number[]): LockStatRow[] {
     });
   }
   return rows;
+}
+
+/** Buckets of the wait and hold histograms (bucket k ends at bucketLimit(k)). */
+export const LOCKSTAT_BUCKETS = BUCKETS;
+
+export interface LockStatHistogram {
+  /** Waits of contended acquisitions, per bucket. */
+  wait: number[];
+  /** Sampled hold times, per bucket. */
+  hold: number[];
+}
+
+/** The wait and hold histograms of class `classId`, summed over all CPUs (or those in `cpus`). */
+export function lockStatHistogram(classId: number, cpus?: readonly number[]): LockStatHistogram {
+  const wait = new Array<number>(BUCKETS).fill(0);
+  const hold = new Array<number>(BUCKETS).fill(0);
+  for (let cpu = 0; cpu < MAX_CPUS; cpu++) {
+    if (cpus !== undefined && !cpus.includes(cpu)) continue;
+    const row = (cpu * MAX_CLASSES + classId) * FIELDS;
+    for (let k = 0; k < BUCKETS; k++) {
+      wait[k] += table[row + WAIT_HIST + k];
+      hold[k] += table[row + HOLD_HIST + k];
+    }
+  }
+  return { wait, hold };
 }
 
 function percentile(hist: Float64Array, q: number): number {

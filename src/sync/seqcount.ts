@@ -60,6 +60,16 @@ export class SeqCount extends LockView {
     return (seq & 1) === 0 ? seq : this.waitForWriter();
   }
 
+  /**
+   * Linux's raw_seqcount_try_begin: the sequence as it is, without waiting. Odd means a write is in
+   * progress: a reader that cannot wait (GUP-fast) gives up; even is for `readRetry`. The validator
+   * does not see it (as Linux's raw_ reads): a reader that never waits cannot deadlock, even on the
+   * CPU holding the write side.
+   */
+  tryReadBegin(): number {
+    return Atomics.load(this.words, this.offset);
+  }
+
   /** True when a write began since `readBegin` returned `seq`: the reads must be redone. */
   readRetry(seq: number): boolean {
     return Atomics.load(this.words, this.offset) !== seq;

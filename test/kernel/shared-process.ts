@@ -34,6 +34,7 @@ import { mmapReadLock, mmapReadUnlock } from '../../src/mm/vma-lock.js';
 import { CONTROL_WORDS, ERRORS, type RaceArgs } from '../mm/tasks/vma-race.js';
 import type { ReaderCounts } from '../mm/tasks/vma-reader.js';
 import { ArrayRangeIndex } from '../support/array-range-index.js';
+import { KERNEL_EMPTY } from '../support/leaks.js';
 import type { WriterArgs } from './tasks/proc-writer.js';
 
 const CONFIG = { privileged: true, startBrk: 0x0f0000000 };
@@ -98,8 +99,8 @@ export async function raceSharedProcess(seed: number, durationMs: number): Promi
   proc.detach();
   assert.equal(vmaArena.live, 0, 'VMA records left after exit');
   assert.equal(tree.arena.live, 0, 'tree nodes left after exit');
-  assert.equal(proc.mm.pmd.liveLeaves, 0, 'page-table state left after exit');
-  assert.deepEqual(kernel.counts(), { processes: 0, frames: 0, files: 0, anonVmas: 0 });
+  assert.equal(proc.mm.pt.live, 0, 'page tables left after exit');
+  assert.deepEqual(kernel.counts(), KERNEL_EMPTY);
   return { syscalls, populates, lookups: counts.reduce((x, c) => x + c.lookups, 0), logged: log.count };
 }
 

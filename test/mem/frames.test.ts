@@ -350,6 +350,24 @@ test('references and pins: a pin adds GUP_PIN_COUNTING_BIAS; maybeDmaPinned; the
   assertClean(mem);
 });
 
+test('tryPinPage (GUP-fast): a pin unless the frame is free or the count would overflow', () => {
+  const mem = PhysMem.create({ frames: 8, pcpHigh: 2, pcpBatch: 1 });
+  const pfn = mem.allocFrame(KIND_ANON, 1, 0);
+  assert.equal(mem.tryPinPage(pfn), true);
+  assert.equal(mem.refcountOf(pfn), 1 + GUP_PIN_COUNTING_BIAS);
+  mem.unpinPage(pfn);
+  // Near the top: a pin that would overflow is refused, the count unchanged.
+  Atomics.store(mem.refcount, pfn, 0x7fffffff - GUP_PIN_COUNTING_BIAS + 1);
+  assert.equal(mem.tryPinPage(pfn), false);
+  assert.equal(mem.refcountOf(pfn), 0x7fffffff - GUP_PIN_COUNTING_BIAS + 1);
+  Atomics.store(mem.refcount, pfn, 1);
+  mem.putPage(pfn);
+  assert.equal(mem.kind[pfn], KIND_FREE);
+  assert.equal(mem.tryPinPage(pfn), false, 'no pin of a free frame');
+  assert.equal(mem.refcountOf(pfn), 0);
+  assertClean(mem);
+});
+
 test('the zero page is never handed out and never freed; counted references to it balance', () => {
   const mem = PhysMem.create({ frames: 20, pcpHigh: 4, pcpBatch: 2 });
   assert.equal(mem.kind[ZERO_PFN], KIND_ZERO);

@@ -3,8 +3,10 @@
  * layer will drive them: VMAs come and go; faults map pages and huge pages inside VMAs; munmap
  * zaps and frees page tables with free_pgtables' floor and ceiling (the neighbouring VMAs);
  * mprotect and fork change protections; THP splits; mremap moves entries and unmaps the old
- * range. After every operation every walk, forEachPresent, the PMD-level picture (against
- * PmdState, which runs the same zaps and freeRanges), the PUD/PMD tables, the counters and
+ * range; faults that map a THP as 4 KiB entries mark their PTE table (PMD_THP_TABLE), which zaps,
+ * protections, splits and moves treat like a huge entry. After every operation every walk,
+ * forEachPresent, the PMD-level picture (none, table, THP-marked table, huge), the PUD/PMD tables,
+ * the counters and
  * validate() must agree with the model. Allocation failures are injected at random: a failed
  * operation changes nothing and leaks nothing. Seeded: PGTABLE_SEED=n reproduces one run.
  */
@@ -27,11 +29,10 @@ import {
   pteIndex,
   USER_ADDR_LIMIT,
 } from '../../src/mem/pte.js';
-import { PMD_NONE } from '../../src/mm/pmd-state.js';
 import { FailureInjector } from '../../src/shm/arena.js';
 import { rcuBarrier } from '../../src/sync/rcu.js';
 import { prng } from '../maple/model.js';
-import { assertAgrees, PgtModel } from './pgtable-model.js';
+import { assertAgrees, PgtModel, PMD_NONE, THP_TABLE } from './pgtable-model.js';
 
 /** Clusters of address space the VMAs live in: at level boundaries so that every level is shared and freed. */
 const BASES = [
@@ -180,8 +181,39 @@ class Run {
     this.log.push(`huge ${r}`);
   }
 
+  /** A fault mapping a THP as 4 KiB entries: allocThpPte marks a new table, then a few entries. */
+  thpFault(): void {
+    const whole = this.vmas.filter((v) => Math.ceil(v.start / PMD_SIZE) * PMD_SIZE + PMD_SIZE <= v.end);
+    if (whole.length === 0) return;
+    const v = this.pick(whole);
+    const first = Math.ceil(v.start / PMD_SIZE);
+    const r = (first + this.int(Math.floor(v.end / PMD_SIZE) - first)) * PMD_SIZE;
+    if (this.model.huges.has(r)) return;
+    const armed = this.arm();
+    const before = this.pt.live;
+    const had = this.model.pmd.at(r);
+    const t = this.pt.allocThpPte(r + this.int(512) * PAGE_SIZE);
+    if (armed && this.failed(t, 0, before, `allocThpPte(${r})`)) return;
+    this.injector.disarm();
+    assert.ok(t > 0, `allocThpPte(${r}) = ${t}`);
+    if (had !== PMD_NONE)
+      assert.equal(this.pt.live, before, 'allocThpPte of a present table allocates nothing');
+    this.model.thpTable(r);
+    for (let k = this.int(4); k > 0; k--) {
+      const addr = r + this.int(512) * PAGE_SIZE;
+      const entry = makePte(1 + this.int(2 ** 20 - 1), this.flags());
+      this.pt.setPte(t, pteIndex(addr), entry);
+      this.model.setPte(addr, entry);
+    }
+    this.log.push(`thp ${r}${had !== PMD_NONE ? ' (had an entry)' : ''}`);
+  }
+
   split(): void {
-    const huges = [...this.model.huges.keys()];
+    const picture = this.model.pmdPicture();
+    const huges = [
+      ...this.model.huges.keys(),
+      ...[...picture.keys()].filter((r) => picture.get(r) === THP_TABLE),
+    ];
     if (huges.length === 0) return;
     const r = this.pick(huges);
     assert.equal(this.pt.splitHugePmd(r + this.int(512) * PAGE_SIZE), true);
@@ -202,6 +234,31 @@ class Run {
       end = start + (1 + this.int(pages - a)) * PAGE_SIZE;
     }
     this.unmap(start, end, `munmap [${start}, ${end})`);
+  }
+
+  /** MADV_DONTNEED: a zap whose VMA stays (no free_pgtables): a THP region covered whole goes. */
+  dontneed(): void {
+    if (this.vmas.length === 0) return;
+    const v = this.pick(this.vmas);
+    const pages = (v.end - v.start) / PAGE_SIZE;
+    const a = this.int(pages);
+    let start = v.start + a * PAGE_SIZE;
+    let end = this.random() < 0.5 ? v.end : start + (1 + this.int(pages - a)) * PAGE_SIZE;
+    const thp = this.model.pmd
+      .regionsIn(0, USER_ADDR_LIMIT)
+      .filter((r) => this.model.pmd.at(r) === THP_TABLE);
+    if (thp.length > 0 && this.random() < 0.5) {
+      // Often exactly a THP region, or a range cutting one.
+      const r = this.pick(thp);
+      start = r + (this.random() < 0.5 ? 0 : this.int(512) * PAGE_SIZE);
+      end = Math.max(start + PAGE_SIZE, r + PMD_SIZE - (this.random() < 0.5 ? 0 : this.int(512) * PAGE_SIZE));
+    }
+    const seen: number[][] = [];
+    const n = this.pt.zapRange(start, end, (pfn, entry) => seen.push([pfn, entry]));
+    seen.sort((x, y) => x[0] - y[0] || x[1] - y[1]);
+    assert.deepEqual(seen, this.model.zap(start, end), `dontneed [${start}, ${end}): zapped`);
+    assert.equal(n, seen.length);
+    this.log.push(`dontneed [${start}, ${end})`);
   }
 
   unmap(start: number, end: number, what: string): void {
@@ -264,9 +321,11 @@ class Run {
     const op = this.random();
     if (op < 0.2) this.mmap();
     else if (op < 0.45) this.fault();
-    else if (op < 0.55) this.hugeFault();
+    else if (op < 0.5) this.hugeFault();
+    else if (op < 0.55) this.thpFault();
     else if (op < 0.6) this.split();
-    else if (op < 0.75) this.munmap();
+    else if (op < 0.7) this.munmap();
+    else if (op < 0.75) this.dontneed();
     else if (op < 0.85) this.protect();
     else this.mremap();
   }
@@ -304,7 +363,7 @@ function runSeed(seed: number, steps: number): void {
   }
 }
 
-test('random mm-shaped operations agree with the model and PmdState after every step; injected ENOMEM changes nothing', () => {
+test('random mm-shaped operations agree with the model (PMD picture included) after every step; injected ENOMEM changes nothing', () => {
   const given = process.env.PGTABLE_SEED;
   const seeds = given !== undefined ? [Number(given)] : [1, 2, 3, 4, 5, 6, Date.now() % 100_000];
   for (const seed of seeds) runSeed(seed, 400);

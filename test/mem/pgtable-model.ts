@@ -1,9 +1,11 @@
 /**
  * A plain model of one address space's page tables, for the model-based tests: the leaf entries
  * (a Map addr -> entry for 4 KiB pages, another region -> entry for huge mappings), the PMD-level
- * picture in a real `PmdState` (src/mm/pmd-state.ts, which today stands in for the page tables:
- * its zap and freeRange are what the mm layer does), and which PUD and PMD tables exist, freed by
- * free_pgd_range's rules written as a filter over the tables (not as a walk, as pgtable.ts does).
+ * picture (`PmdPicture`: per 2 MiB region none, a PTE table, a PTE table marked as mapping a THP,
+ * or a huge entry; the per-region state the mm layer kept beside the page tables before they took
+ * it over, with its zap and free_pgd_range written independently of pgtable.ts), and which PUD and
+ * PMD tables exist, freed by free_pgd_range's rules written as a filter over the tables (not as a
+ * walk, as pgtable.ts does).
  *
  * `shapeOf(pt)` reads the same pictures off a real PageTables (by walking its entries directly),
  * and `assertAgrees` compares everything: walks, forEachPresent, shapes, counters, validate().
@@ -16,18 +18,66 @@ import {
   PAGE_SIZE,
   PGDIR_SIZE,
   PMD_SIZE,
+  PMD_THP_TABLE,
   PTE_HUGE,
   PUD_SIZE,
   USER_ADDR_LIMIT,
 } from '../../src/mem/pte.js';
-import { HUGE, PMD_NONE, PmdState, PTE_TABLE } from '../../src/mm/pmd-state.js';
 
-export const PMD_STATE_NAMES = ['none', 'table', 'huge'];
+/** States of a 2 MiB region's PMD entry. */
+export const PMD_NONE = 0;
+export const PTE_TABLE = 1;
+export const HUGE = 2;
+/** A PTE table whose PMD entry has PMD_THP_TABLE. */
+export const THP_TABLE = 3;
+export const PMD_STATE_NAMES = ['none', 'table', 'huge', 'thp'];
+
+/** The PMD-level picture: region start -> state (absent: PMD_NONE). */
+export class PmdPicture {
+  private readonly states = new Map<number, number>();
+
+  at(addr: number): number {
+    return this.states.get(addr - (addr % PMD_SIZE)) ?? PMD_NONE;
+  }
+
+  set(addr: number, state: number): void {
+    const r = addr - (addr % PMD_SIZE);
+    if (state === PMD_NONE) this.states.delete(r);
+    else this.states.set(r, state);
+  }
+
+  /** Regions meeting [start, end) with an entry, ascending. */
+  regionsIn(start: number, end: number): number[] {
+    return [...this.states.keys()].filter((r) => r < end && r + PMD_SIZE > start).sort((a, b) => a - b);
+  }
+
+  /** zap: a huge or THP region covered whole loses its entry, one covered in part becomes a table. */
+  zap(start: number, end: number): void {
+    for (const r of this.regionsIn(start, end)) {
+      const s = this.at(r);
+      if (s !== HUGE && s !== THP_TABLE) continue;
+      this.set(r, start <= r && r + PMD_SIZE <= end ? PMD_NONE : PTE_TABLE);
+    }
+  }
+
+  /** free_pgd_range at the PMD level: the regions no VMA outside [floor, ceiling) can share. */
+  freeRange(addr: number, end: number, floor: number, ceiling: number): void {
+    addr -= addr % PMD_SIZE;
+    if (addr < floor) addr += PMD_SIZE;
+    if (ceiling !== 0) {
+      ceiling -= ceiling % PMD_SIZE;
+      if (ceiling === 0) return;
+      if (end - 1 > ceiling - 1) end -= PMD_SIZE;
+    }
+    if (addr > end - 1) return;
+    for (const r of this.regionsIn(addr, end)) this.set(r, PMD_NONE);
+  }
+}
 
 export class PgtModel {
   readonly ptes = new Map<number, number>();
   readonly huges = new Map<number, number>();
-  readonly pmd = PmdState.create(USER_ADDR_LIMIT);
+  readonly pmd = new PmdPicture();
   /** PGD indices with a PUD table; 1 GiB region numbers with a PMD table. */
   readonly puds = new Set<number>();
   readonly pmds = new Set<number>();
@@ -36,7 +86,6 @@ export class PgtModel {
   private touch(r: number): void {
     this.puds.add(Math.floor(r / PGDIR_SIZE));
     this.pmds.add(Math.floor(r / PUD_SIZE));
-    this.pmd.begin();
   }
 
   setPte(addr: number, entry: number): void {
@@ -54,7 +103,14 @@ export class PgtModel {
     this.touch(r);
   }
 
+  /** allocThpPte in region r: a new table is marked; an existing entry stays as it is. */
+  thpTable(r: number): void {
+    if (this.pmd.at(r) === PMD_NONE) this.pmd.set(r, THP_TABLE);
+    this.touch(r);
+  }
+
   split(r: number): void {
+    if (this.pmd.at(r) === THP_TABLE) this.pmd.set(r, PTE_TABLE);
     const huge = this.huges.get(r);
     if (huge === undefined) return;
     this.huges.delete(r);
@@ -63,10 +119,10 @@ export class PgtModel {
     this.pmd.set(r, PTE_TABLE);
   }
 
-  /** Splits the huge entries [start, end) covers in part. */
+  /** Splits the huge entries and THP tables [start, end) covers in part. */
   private splitPartial(start: number, end: number): void {
-    for (const r of [...this.huges.keys()]) {
-      if (r < end && r + PMD_SIZE > start && !(start <= r && r + PMD_SIZE <= end)) this.split(r);
+    for (const r of this.pmd.regionsIn(start, end)) {
+      if (!(start <= r && r + PMD_SIZE <= end)) this.split(r);
     }
   }
 
@@ -104,7 +160,7 @@ export class PgtModel {
     return n;
   }
 
-  /** free_pgd_range at the PMD level (PmdState) and, as a filter, for PMD and PUD tables. */
+  /** free_pgd_range at the PMD level (PmdPicture) and, as a filter, for PMD and PUD tables. */
   freePgtables(start: number, end: number, floor: number, ceiling: number): void {
     this.pmd.freeRange(start, end, floor, ceiling);
     let a = start - (start % PMD_SIZE);
@@ -124,12 +180,11 @@ export class PgtModel {
     };
     for (const hi of [...this.pmds]) if (freed(hi * PUD_SIZE, PUD_SIZE)) this.pmds.delete(hi);
     for (const g of [...this.puds]) if (freed(g * PGDIR_SIZE, PGDIR_SIZE)) this.puds.delete(g);
-    this.pmd.begin();
   }
 
   /**
-   * movePtes as mremap.ts's movePageTables does it for PmdState, plus the entries: a region moved
-   * whole to an aligned empty place keeps its huge entry; otherwise huge entries split.
+   * movePtes, plus the entries: a region moved whole to an aligned empty place keeps its entry
+   * (huge, THP-marked or a table); otherwise huge entries and THP marks split.
    */
   move(oldStart: number, newStart: number, len: number): void {
     const delta = newStart - oldStart;
@@ -153,7 +208,7 @@ export class PgtModel {
           this.huges.set(r + delta, huge);
         }
       } else {
-        if (state === HUGE) this.split(r);
+        if (state === HUGE || state === THP_TABLE) this.split(r);
         for (let d = from + delta; d < to + delta; d = Math.floor(d / PMD_SIZE) * PMD_SIZE + PMD_SIZE) {
           if (this.pmd.at(d) === PMD_NONE) this.pmd.set(d, PTE_TABLE);
           this.touch(d);
@@ -169,10 +224,9 @@ export class PgtModel {
     }
     // Entries moved later must not be moved again: the loop above moves each source page once,
     // since source and destination do not overlap.
-    this.pmd.begin();
   }
 
-  /** Regions (start addresses) with an entry in PmdState, with their state. */
+  /** Regions (start addresses) with a PMD entry, with their state. */
   pmdPicture(): Map<number, number> {
     const out = new Map<number, number>();
     for (const r of this.pmd.regionsIn(0, USER_ADDR_LIMIT)) out.set(r, this.pmd.at(r));
@@ -182,7 +236,7 @@ export class PgtModel {
   /** Tables the model says exist, the PGD included. */
   tables(): number {
     let ptes = 0;
-    for (const s of this.pmdPicture().values()) if (s === PTE_TABLE) ptes++;
+    for (const s of this.pmdPicture().values()) if (s === PTE_TABLE || s === THP_TABLE) ptes++;
     return 1 + this.puds.size + this.pmds.size + ptes;
   }
 }
@@ -190,7 +244,7 @@ export class PgtModel {
 export interface Shape {
   puds: Set<number>;
   pmds: Set<number>;
-  /** Region start -> PTE_TABLE or HUGE. */
+  /** Region start -> PTE_TABLE, THP_TABLE or HUGE. */
   regions: Map<number, number>;
 }
 
@@ -211,7 +265,8 @@ export function shapeOf(pt: PageTables): Shape {
       for (let m = 0; m < 512; m++) {
         const z = e[((y >>> 12) << 9) | m];
         if (z === 0) continue;
-        shape.regions.set(hi * PUD_SIZE + m * PMD_SIZE, (z & PTE_HUGE) !== 0 ? HUGE : PTE_TABLE);
+        const state = (z & PTE_HUGE) !== 0 ? HUGE : (z & PMD_THP_TABLE) !== 0 ? THP_TABLE : PTE_TABLE;
+        shape.regions.set(hi * PUD_SIZE + m * PMD_SIZE, state);
       }
     }
   }
@@ -230,13 +285,16 @@ export function assertAgrees(pt: PageTables, model: PgtModel, what: string): voi
   const picture = model.pmdPicture();
   const show = (m: Map<number, number>) =>
     sorted(m.keys()).map((r) => `${r / PMD_SIZE}:${PMD_STATE_NAMES[m.get(r)!]}`);
-  assert.deepEqual(show(shape.regions), show(picture), `${what}: PMD entries vs PmdState`);
+  assert.deepEqual(show(shape.regions), show(picture), `${what}: PMD entries vs the model's picture`);
   assert.deepEqual(sorted(shape.pmds), sorted(model.pmds), `${what}: PMD tables`);
   assert.deepEqual(sorted(shape.puds), sorted(model.puds), `${what}: PUD tables`);
   assert.equal(pt.countTables(), model.tables(), `${what}: countTables`);
   assert.equal(pt.stats().tables, model.tables(), `${what}: stats().tables`);
   assert.equal(pt.stats().huge, model.huges.size, `${what}: huge entries`);
   assert.equal(pt.stats().deposited, model.huges.size, `${what}: deposited tables`);
+  const thp = [...picture.values()].filter((s) => s === THP_TABLE).length;
+  assert.equal(pt.stats().thp, thp, `${what}: THP-marked PMD entries`);
+  assert.equal(pt.thpRegions, thp + model.huges.size, `${what}: thpRegions`);
   const seen: number[][] = [];
   pt.forEachPresent(0, USER_ADDR_LIMIT, (addr, entry) => {
     seen.push([addr, entry]);

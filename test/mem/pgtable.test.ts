@@ -50,7 +50,7 @@ test('a new PageTables has a PGD only; walks of empty and out-of-range addresses
   const pt = PageTables.create();
   assert.equal(pt.countTables(), 1);
   assert.equal(pt.live, 1);
-  assert.deepEqual(pt.stats(), { tables: 1, pud: 0, pmd: 0, pte: 0, huge: 0, deposited: 0, live: 1 });
+  assert.deepEqual(pt.stats(), { tables: 1, pud: 0, pmd: 0, pte: 0, huge: 0, deposited: 0, thp: 0, live: 1 });
   for (const a of [0, 4096, 2 ** 40, USER_ADDR_LIMIT - 1, USER_ADDR_LIMIT, -1, 2 ** 60]) {
     assert.equal(pt.lookupPte(a), 0);
   }
@@ -82,6 +82,7 @@ test('set, look up, replace and clear PTEs at every level boundary; counts and t
     pte: 6,
     huge: 0,
     deposited: 0,
+    thp: 0,
     live: 14,
   });
   const t = pt.findPteTable(PMD_SIZE);
@@ -166,7 +167,7 @@ test('zapRange clears [start, end) only, hands every page to onPage, splits a hu
   finish(pt);
 });
 
-test('freePgtables follows free_pgd_range: floor and ceiling keep shared tables at every level, as PmdState.freeRange does', () => {
+test('freePgtables follows free_pgd_range: floor and ceiling keep shared tables at every level, as Linux free_pgd_range does', () => {
   const cases: { maps: number[]; free: [number, number, number, number]; freed: number }[] = [
     // alone in its 2 MiB, 1 GiB and 512 GiB: everything but the PGD goes
     { maps: [PMD_SIZE + PAGE_SIZE], free: [PMD_SIZE, PMD_SIZE + 2 * PAGE_SIZE, 0, 0], freed: 3 },

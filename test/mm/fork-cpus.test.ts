@@ -12,6 +12,7 @@ import { Process } from '../../src/kernel/process.js';
 import { Machine } from '../../src/machine/machine.js';
 import { MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '../../src/mm/vm-flags.js';
 import { rcuBarrier } from '../../src/sync/rcu.js';
+import { KERNEL_EMPTY } from '../support/leaks.js';
 import {
   childValue,
   type ForkCowArgs,
@@ -79,5 +80,5 @@ test('basic COW on two CPUs: the parent writes on CPU A while its child reads on
   child.exit();
   rcuBarrier();
   kernel.mem.drainAll();
-  assert.deepEqual(kernel.counts(), { processes: 0, frames: 0, files: 0, anonVmas: 0 });
+  assert.deepEqual(kernel.counts(), KERNEL_EMPTY);
 });

@@ -22,12 +22,14 @@ import {
   MAP_SHARED,
   MCL_CURRENT,
   MCL_FUTURE,
+  PROT_NONE,
   PROT_READ,
   PROT_WRITE,
   VM_LOCKED,
 } from '../../src/mm/vm-flags.js';
 import { FailureInjector } from '../../src/shm/arena.js';
 import { rcuBarrier } from '../../src/sync/rcu.js';
+import { KERNEL_EMPTY } from '../support/leaks.js';
 
 const P = PAGE_SIZE;
 const BASE = 0x100000000;
@@ -44,7 +46,7 @@ function exitAll(kernel: Kernel, ...procs: Process[]): void {
   rcuBarrier();
   kernel.mem.drainAll();
   for (const p of procs) assert.equal(p.mm.pt.live, 0, 'page tables left');
-  assert.deepEqual(kernel.counts(), { processes: 0, frames: 0, files: 0, anonVmas: 0 });
+  assert.deepEqual(kernel.counts(), KERNEL_EMPTY);
 }
 
 /** Fills page `i` of BASE with words derived from `seed`. */
@@ -234,6 +236,36 @@ test('R/W longterm pin, then fork: the pinned page is copied at fork, so a paren
   // The unpinned page was shared as usual.
   assert.equal(pfnAt(child, BASE + P), pfnAt(parent, BASE + P));
   mem.unpinPage(pinned);
+  exitAll(kernel, parent, child);
+});
+
+test('a pinned page under PROT_NONE or PROT_READ is copied for the child with the same protection', () => {
+  const { kernel, parent } = setup();
+  const mem = kernel.mem;
+  parent.mm.mmap(BASE, 2 * P, RW, ANON);
+  fill(parent, 0, 100);
+  fill(parent, 1, 200);
+  const pinned = [pfnAt(parent, BASE), pfnAt(parent, BASE + P)];
+  for (const pfn of pinned) assert.ok(mem.pinPage(pfn));
+  parent.mm.mprotect(BASE, P, PROT_NONE);
+  parent.mm.mprotect(BASE + P, P, PROT_READ);
+  const child = parent.fork();
+  const cmmu = child.mm.mmu();
+  assert.notEqual(pfnAt(child, BASE), pinned[0], 'the child got a copy');
+  assert.throws(
+    () => cmmu.load32(BASE),
+    (e: unknown) => e instanceof MemoryFault && e.code === 'SEGV_ACCERR',
+    'the copy of a PROT_NONE page stays inaccessible',
+  );
+  expectPage(child, 1, 200, 'child copy of the read-only page');
+  assert.throws(
+    () => cmmu.store32(BASE + P, 1),
+    (e: unknown) => e instanceof MemoryFault && e.code === 'SEGV_ACCERR',
+    'the copy of a read-only page stays read-only',
+  );
+  child.mm.mprotect(BASE, P, RW);
+  expectPage(child, 0, 100, 'child copy, made accessible');
+  for (const pfn of pinned) mem.unpinPage(pfn);
   exitAll(kernel, parent, child);
 });
 

@@ -33,6 +33,7 @@ import {
 } from '../../src/mm/vm-flags.js';
 import { FailureInjector } from '../../src/shm/arena.js';
 import { rcuBarrier } from '../../src/sync/rcu.js';
+import { KERNEL_EMPTY } from '../support/leaks.js';
 
 const P = PAGE_SIZE;
 const BASE = 0x100000000;
@@ -71,7 +72,7 @@ function expectFilled(proc: Process, addr: number, pages: number, seed: number, 
 /** Exits every process and checks that every count is back to zero. */
 function exitAll(kernel: Kernel, ...procs: Process[]): void {
   for (const p of procs) p.exit();
-  assert.deepEqual(drained(kernel), { processes: 0, frames: 0, files: 0, anonVmas: 0 });
+  assert.deepEqual(drained(kernel), KERNEL_EMPTY);
 }
 
 /**

@@ -14,6 +14,7 @@ import { PAGE_SIZE } from '../../src/mem/page.js';
 import { MemoryFault } from '../../src/mem/tlb.js';
 import { MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '../../src/mm/vm-flags.js';
 import { rcuBarrier } from '../../src/sync/rcu.js';
+import { KERNEL_EMPTY } from '../support/leaks.js';
 
 const P = PAGE_SIZE;
 const BASE = 0x100000000;
@@ -286,5 +287,5 @@ test('fork of an exited process is ESRCH; open and close with bad arguments are 
   rcuBarrier();
   kernel.mem.drainAll();
   assert.deepEqual(kernel.counts(), after);
-  assert.deepEqual(after, { processes: 0, frames: 0, files: 0, anonVmas: 0 });
+  assert.deepEqual(after, KERNEL_EMPTY);
 });

@@ -27,6 +27,7 @@ import {
 } from '../../src/mm/vm-flags.js';
 import { resetVmaLockEvents, vmaLockEvents } from '../../src/mm/vma-lock.js';
 import { rcuBarrier } from '../../src/sync/rcu.js';
+import { KERNEL_EMPTY } from '../support/leaks.js';
 
 const P = 4096;
 const BASE = 0x100000000;
@@ -43,7 +44,7 @@ function finish(kernel: Kernel, proc: Process): void {
   rcuBarrier();
   kernel.mem.drainAll();
   assert.equal(proc.mm.pt.live, 0, 'page tables left');
-  assert.deepEqual(kernel.counts(), { processes: 0, frames: 0, files: 0, anonVmas: 0 });
+  assert.deepEqual(kernel.counts(), KERNEL_EMPTY);
 }
 
 function fault(fn: () => unknown, code: string, address: number, access?: string): void {

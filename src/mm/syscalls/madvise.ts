@@ -144,10 +144,7 @@ function vmaBehavior(
       const forbidden = VM_PFNMAP | (advice === MADV_DONTNEED_LOCKED ? 0 : VM_LOCKED);
       if ((flags & forbidden) !== 0) return -EINVAL;
       if (advice === MADV_FREE && !isAnonymous(mm, vma)) return -EINVAL;
-      if (advice !== MADV_FREE) {
-        mm.pmd.zap(start, end);
-        mm.ptWork.dontneed(start, end);
-      }
+      if (advice !== MADV_FREE) mm.ptWork.dontneed(start, end);
       return vma;
     }
     case MADV_COLLAPSE:

@@ -8,7 +8,6 @@
 import { EAGAIN, EFAULT, EINVAL, ENOMEM } from '../../errno.js';
 import { CHECKED, POPULATE_IGNORE, type SyscallContext } from '../context.js';
 import { isAnonymous } from '../fault.js';
-import { HUGE, PMD_NONE, PTE_TABLE } from '../pmd-state.js';
 import {
   MAP_FIXED,
   MAP_SHARED,
@@ -16,7 +15,6 @@ import {
   MREMAP_FIXED,
   MREMAP_MAYMOVE,
   PAGE_SIZE,
-  PMD_SIZE,
   VM_DONTEXPAND,
   VM_LOCKED,
   VM_LOCKED_MASK,
@@ -212,7 +210,10 @@ function moveVma(mm: SyscallContext, v: Remap): number {
   const t = mm.txn;
   if (mm.mapCount + t.mapCountDelta + 2 > mm.config.maxMapCount) return -ENOMEM;
   const newVma = copyVma(mm, v);
-  movePageTables(mm, v.addr, v.newAddr, v.oldLen);
+  // move_page_tables, after the commit (PageTableWork, PageTables.movePtes): a region moved whole
+  // to an equally aligned place takes its PMD entry along; otherwise a THP region is split and the
+  // destination regions get page tables.
+  mm.ptWork.move(v.addr, v.newAddr, v.oldLen);
   if ((v.flags & MREMAP_DONTUNMAP) !== 0) {
     const src = v.vma;
     t.flags[src] &= ~VM_LOCKED_MASK;
@@ -221,31 +222,6 @@ function moveVma(mm: SyscallContext, v: Remap): number {
     doMunmap(mm, v.addr, v.addr + v.oldLen);
   }
   return v.newAddr;
-}
-
-/**
- * move_page_tables, for the PMD bookkeeping: a region moved whole to an equally aligned place
- * takes its entry along (the source entry becomes empty); otherwise huge entries are split and the
- * destination regions get page tables.
- */
-function movePageTables(mm: SyscallContext, oldAddr: number, newAddr: number, len: number): void {
-  mm.ptWork.move(oldAddr, newAddr, len);
-  const delta = newAddr - oldAddr;
-  const end = oldAddr + len;
-  for (const r of mm.pmd.regionsIn(oldAddr, end)) {
-    const from = Math.max(r, oldAddr);
-    const to = Math.min(r + PMD_SIZE, end);
-    const state = mm.pmd.at(r);
-    if (from === r && to === r + PMD_SIZE && delta % PMD_SIZE === 0 && mm.pmd.at(r + delta) === PMD_NONE) {
-      mm.pmd.set(r + delta, state);
-      mm.pmd.set(r, PMD_NONE);
-      continue;
-    }
-    if (state === HUGE) mm.pmd.set(r, PTE_TABLE);
-    for (let d = from + delta; d < to + delta; d = Math.floor(d / PMD_SIZE) * PMD_SIZE + PMD_SIZE) {
-      if (mm.pmd.at(d) === PMD_NONE) mm.pmd.set(d, PTE_TABLE);
-    }
-  }
 }
 
 /** copy_vma: the new VMA at newAddr (merged with neighbours there if possible). */

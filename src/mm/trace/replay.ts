@@ -9,7 +9,6 @@ import { FdTable } from '../../fs/fd-table.js';
 import { FileTable, PLACE_GENERIC, PLACE_SHMEM, PLACE_THP } from '../../fs/file-table.js';
 import type { RangeIndex } from '../../maple/api.js';
 import { AddressSpace } from '../address-space.js';
-import { PMD_NONE, PTE_TABLE } from '../pmd-state.js';
 import { mapsLine, type VmaView } from '../proc-maps.js';
 import { cint, ulong } from '../syscalls/args.js';
 import {
@@ -134,10 +133,9 @@ function markRecorderPageTables(mm: AddressSpace, layout: TraceVma[]): void {
     if (v.end > LIMIT) continue;
     const end = Number(v.end);
     for (let r = Math.floor(Number(v.start) / PMD_SIZE) * PMD_SIZE; r < end; r += PMD_SIZE) {
-      if (mm.pmd.at(r) === PMD_NONE) mm.pmd.set(r, PTE_TABLE);
+      if (mm.pt.allocPte(r) <= 0) throw new Error("replay: no memory for the recorder's page tables");
     }
   }
-  mm.pmd.begin();
 }
 
 /** An unsigned 64-bit trace value as a syscall argument (see syscalls/args.ts). */

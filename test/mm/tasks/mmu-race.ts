@@ -16,6 +16,7 @@
  */
 import { Process, type ProcessDescriptor } from '../../../src/kernel/process.js';
 import { MemoryFault } from '../../../src/mem/tlb.js';
+import type { AddressSpace } from '../../../src/mm/address-space.js';
 import {
   MADV_DONTNEED,
   MAP_ANONYMOUS,
@@ -127,12 +128,9 @@ function access(proc: Process, args: MmuRaceArgs, sync: Int32Array): MmuRaceResu
 
 function mutate(proc: Process, args: MmuRaceArgs, sync: Int32Array): MmuRaceResult {
   const mm = proc.mm;
-  const mmu = mm.mmu();
   const gen = new Int32Array(args.gen);
   const rng = new Rng(args.seed * 31 + 7);
   const deadline = Date.now() + args.durationMs;
-  const poison = new Int32Array(P / 4);
-  const poisonBytes = new Uint8Array(poison.buffer);
   let calls = 0;
   let fills = 0;
   const bump = (from: number, n: number): void => {
@@ -159,16 +157,28 @@ function mutate(proc: Process, args: MmuRaceArgs, sync: Int32Array): MmuRaceResu
     bump(p, n);
     calls++;
     if ((calls & 3) === 0) {
-      // Reuse freed frames: a fresh scratch mapping, poisoned through this CPU's Mmu.
-      mm.sysMunmap(SCRATCH, SCRATCH_PAGES * P);
-      mm.sysMmap(SCRATCH, SCRATCH_PAGES * P, RW, ANON, -1, 0);
-      for (let k = 0; k < SCRATCH_PAGES; k++) {
-        poison.fill(-(1 + fills));
-        if (mmu.copyOut(SCRATCH + k * P, poisonBytes) !== 0) throw new Error('scratch copyOut faulted');
-      }
+      refillScratch(mm, -(1 + fills));
       fills++;
     }
     rcuQuiescent();
   }
   return { pairs: 0, faults: 0, calls, poisonFills: fills, error: '' };
+}
+
+const poison = new Int32Array(P / 4);
+const poisonBytes = new Uint8Array(poison.buffer);
+
+/**
+ * Reuse of freed frames: a fresh scratch mapping [SCRATCH, + SCRATCH_PAGES pages), every word
+ * set to `value` (negative: never a value an accessor stores) through this CPU's Mmu, which
+ * stays online afterwards.
+ */
+export function refillScratch(mm: AddressSpace, value: number): void {
+  mm.sysMunmap(SCRATCH, SCRATCH_PAGES * P);
+  mm.sysMmap(SCRATCH, SCRATCH_PAGES * P, RW, ANON, -1, 0);
+  poison.fill(value);
+  const mmu = mm.mmu();
+  for (let k = 0; k < SCRATCH_PAGES; k++) {
+    if (mmu.copyOut(SCRATCH + k * P, poisonBytes) !== 0) throw new Error('scratch copyOut faulted');
+  }
 }

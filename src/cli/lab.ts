@@ -1,0 +1,182 @@
+/**
+ * `vmspace lab [EXPERIMENT...] [--designs LIST] [--cpus N] [--seconds S] [--seed S] [--out DIR]
+ * [--no-lockdep]`: runs the lab's experiments (src/lab) under each fault-locking design on worker
+ * CPUs, shows progress on stderr (a bar on a terminal, lines otherwise), prints a summary table
+ * with the ratios to global on stdout, and writes the run's JSON and its HTML report into DIR.
+ */
+import { MAX_WORKER_CPUS } from '../cpu/current.js';
+import { EXPERIMENTS, type ExperimentName } from '../lab/experiments.js';
+import { type LabRun, type LabSettings, writeRunJson } from '../lab/results.js';
+import { planPhases, runLab } from '../lab/runner.js';
+import { FAULT_DESIGNS, type FaultDesign, isFaultDesign } from '../mm/fault-design.js';
+import { decimalOption, intOption, strictArgs, UsageError, usageFailure } from './args.js';
+
+const USAGE =
+  'usage: vmspace lab [EXPERIMENT...] [--designs LIST] [--cpus N] [--seconds S] [--seed S] [--out DIR] [--no-lockdep]';
+
+const HELP = `${USAGE}
+
+Runs each experiment under each fault-locking design on N worker CPUs sharing one address space,
+then writes DIR/lab-<time>.json (every figure) and DIR/lab-<time>.html (one self-contained
+report: charts drawn by Vega-Lite, opens from disk) and prints a summary.
+
+experiments (default: all):
+  page_fault1     will-it-scale page_fault1: anonymous write faults, each CPU on its own VMAs
+  mmap1           will-it-scale mmap1: mmap + munmap of 128 MiB anonymous memory
+  mmap2           will-it-scale mmap2's shape on shared anonymous memory (files come later)
+  fault-scaling   page_fault1 on 1..N CPUs
+  thread-launch   CPU 0 maps, touches and unmaps thread stacks while the others fault
+  cow             the cow.c copy-on-write scenarios, their outcome per design
+
+  --designs LIST  comma-separated, of ${FAULT_DESIGNS.join(', ')} (default: all)
+  --cpus N        worker CPUs, 1..${MAX_WORKER_CPUS} (default 2)
+  --seconds S     measured time of each phase, e.g. 0.5 (default 1; each phase also warms up)
+  --seed S        seed of the workloads (default 1)
+  --out DIR       where the JSON and the report go (default lab-results)
+  --no-lockdep    run without the lock validator (faster; no validator findings)
+  -h, --help      this text`;
+
+export interface LabCliOptions extends LabSettings {
+  out: string;
+}
+
+/** The options, or null for --help; throws UsageError. */
+export function parseLabArgs(argv: string[]): LabCliOptions | null {
+  const { values, positionals } = strictArgs(
+    argv,
+    {
+      designs: { type: 'string' },
+      cpus: { type: 'string' },
+      seconds: { type: 'string' },
+      seed: { type: 'string' },
+      out: { type: 'string' },
+      'no-lockdep': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    true,
+  );
+  if (values.help) return null;
+  for (const name of positionals) {
+    if (!(EXPERIMENTS as readonly string[]).includes(name)) {
+      throw new UsageError(`unknown experiment '${name}' (one of ${EXPERIMENTS.join(', ')})`);
+    }
+  }
+  const designs = (values.designs ?? FAULT_DESIGNS.join(',')).split(',');
+  for (const d of designs) {
+    if (!isFaultDesign(d)) throw new UsageError(`unknown design '${d}' (one of ${FAULT_DESIGNS.join(', ')})`);
+  }
+  const out = values.out ?? 'lab-results';
+  if (out === '') throw new UsageError("option '--out' needs a directory");
+  return {
+    experiments: (positionals.length > 0 ? [...new Set(positionals)] : [...EXPERIMENTS]) as ExperimentName[],
+    designs: FAULT_DESIGNS.filter((d) => designs.includes(d)) as FaultDesign[],
+    cpus: intOption('cpus', values.cpus, 2, 1, MAX_WORKER_CPUS),
+    seconds: decimalOption('seconds', values.seconds, 1, 0, 600),
+    seed: intOption('seed', values.seed, 1, 0, 2 ** 31 - 1),
+    lockdep: values['no-lockdep'] !== true,
+    out,
+  };
+}
+
+const fmt = (n: number) => (n >= 100 ? Math.round(n).toLocaleString('en-US') : n.toFixed(2));
+
+/** The summary: per experiment, the first workload's rate per design and its ratio to global. */
+export function summaryText(run: LabRun): string {
+  const designs = run.settings.designs;
+  const rows: string[][] = [['experiment', 'unit', ...designs]];
+  for (const name of run.settings.experiments) {
+    const phases = run.phases.filter((p) => p.experiment === name);
+    const most = Math.max(...phases.map((p) => p.cpus));
+    const rate = (d: string, cpus = most) =>
+      phases.find((p) => p.design === d && p.cpus === cpus)?.roles[0]?.opsPerSec ?? Number.NaN;
+    const global = rate('global');
+    rows.push([
+      name,
+      `${phases[0]?.roles[0]?.unit ?? ''} (${most} CPUs)`,
+      ...designs.map(
+        (d) => `${fmt(rate(d))}${d !== 'global' && global > 0 ? ` (${fmt(rate(d) / global)}x)` : ''}`,
+      ),
+    ]);
+    if (name === 'fault-scaling' && most > 1) {
+      rows.push(['', `${most} CPUs / 1 CPU`, ...designs.map((d) => `${fmt(rate(d) / rate(d, 1))}x`)]);
+    }
+  }
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  return rows
+    .map((r) =>
+      r
+        .map((c, i) => c.padEnd(widths[i]))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
+}
+
+/**
+ * The report (vega, vega-lite: a second to load, so only once there is a run to draw) and the
+ * progress bar (cli-progress). They are development dependencies of vmspace (it has none at run
+ * time): null, having said which is missing, when this copy lacks them.
+ */
+async function loadDrawing(): Promise<{
+  report: typeof import('../lab/report.js');
+  progress: typeof import('./progress.js').progress;
+} | null> {
+  try {
+    return { report: await import('../lab/report.js'), progress: (await import('./progress.js')).progress };
+  } catch (error) {
+    if ((error as { code?: unknown }).code !== 'ERR_MODULE_NOT_FOUND') throw error;
+    console.error(
+      `vmspace lab: ${(error as Error).message.split('\n')[0]}\n` +
+        'the lab needs vega, vega-lite and cli-progress (development dependencies of vmspace): npm install them',
+    );
+    return null;
+  }
+}
+
+/** Runs the lab; returns the exit status (1 when a phase leaked, a workload failed or a cow case did not hold). */
+export async function runLabCli(argv: string[]): Promise<number> {
+  let opts: LabCliOptions | null;
+  try {
+    opts = parseLabArgs(argv);
+  } catch (error) {
+    return usageFailure('vmspace lab', USAGE, error);
+  }
+  if (opts === null) {
+    console.log(HELP);
+    return 0;
+  }
+  const { out, ...settings } = opts;
+  const drawing = await loadDrawing();
+  if (drawing === null) return 1;
+  const { chartCount, writeReport } = drawing.report;
+  const bar = drawing.progress('lab', planPhases(settings).length);
+  let run: LabRun;
+  try {
+    run = await runLab(settings, (_done, _total, p) =>
+      bar.step(
+        `${p.experiment} ${p.design} ${p.cpus} CPUs: ${fmt(p.roles[0]?.opsPerSec ?? 0)} ${p.roles[0]?.unit ?? ''}`,
+      ),
+    );
+    const json = writeRunJson(run, out);
+    bar.grow(chartCount(run));
+    const html = await writeReport(run, out, () => bar.step('report'));
+    bar.stop();
+    console.log(summaryText(run));
+    console.log(`\nresults: ${json}\nreport:  ${html}`);
+  } finally {
+    bar.stop();
+  }
+  const bad = run.phases.filter(
+    (p) =>
+      p.failures.length > 0 ||
+      Object.values(p.leaked).some((n) => n !== 0) ||
+      (p.cow ?? []).some((c) => c.fail > 0),
+  );
+  for (const p of bad) {
+    const cases = (p.cow ?? []).filter((c) => c.fail > 0).map((c) => `cow case ${c.case} failed ${c.fail}x`);
+    console.error(
+      `vmspace lab: ${p.experiment} under ${p.design}: ${[...p.failures, ...cases].join('; ')} leaked ${JSON.stringify(p.leaked)}`,
+    );
+  }
+  return bad.length === 0 ? 0 : 1;
+}

@@ -1,0 +1,113 @@
+/**
+ * The task a lab CPU runs (the Machine's task module for every experiment): attach the phase's
+ * process, meet the other CPUs at the start barrier, run its workload until the deadline through
+ * its CpuProbe, detach, and return what it did. The last CPU to reach the barrier publishes the
+ * shared origin (an epoch time) and wakes the others; the wait is bounded.
+ *
+ *   control (Int32 words 0..1, then a Float64 at byte 8): READY  GO  | ORIGIN_EPOCH_MS
+ */
+import { Kernel } from '../kernel/kernel.js';
+import { Process, type ProcessDescriptor } from '../kernel/process.js';
+import type { FaultDesign } from '../mm/fault-design.js';
+import { TraceRing, type TraceRingDescriptor } from '../sync/locktrace.js';
+import { CpuProbe } from './cpu-probe.js';
+import { type HistogramDescriptor, LatencyHistograms } from './histogram.js';
+import {
+  cowCases,
+  emptyOutcome,
+  mmapLoop,
+  pageFault1,
+  threadLaunch,
+  type Workload,
+  type WorkloadOutcome,
+} from './workloads.js';
+
+const READY = 0;
+const GO = 1;
+const ORIGIN_BYTE = 8;
+export const CONTROL_BYTES = 16;
+/** Longest a CPU waits at the start barrier for the others. */
+const BARRIER_MS = 30_000;
+
+export interface LabTaskArgs {
+  workload: Workload;
+  process: ProcessDescriptor;
+  design: FaultDesign;
+  /** This CPU's row in the histograms (its place among the phase's CPUs). */
+  row: number;
+  /** CPUs that meet at the barrier. */
+  cpus: number;
+  durationMs: number;
+  /** Warm-up only: the operations it runs at least, and the longest it may take (CpuProbe). */
+  minOps: number;
+  maxMs: number;
+  seed: number;
+  /** page_fault1's region in pages. */
+  regionPages: number;
+  hist: HistogramDescriptor;
+  ring: TraceRingDescriptor;
+  control: SharedArrayBuffer;
+  windowStartMs: number;
+  windowMs: number;
+  traceClasses: number[];
+}
+
+export interface LabTaskResult extends WorkloadOutcome {
+  ops: number;
+  pages: number;
+  elapsedMs: number;
+}
+
+/** Waits for every CPU of the phase; returns the shared origin (epoch ms). */
+function startBarrier(control: SharedArrayBuffer, cpus: number): number {
+  const words = new Int32Array(control, 0, 2);
+  const origin = new Float64Array(control, ORIGIN_BYTE, 1);
+  if (Atomics.add(words, READY, 1) + 1 === cpus) {
+    origin[0] = performance.timeOrigin + performance.now();
+    Atomics.store(words, GO, 1);
+    Atomics.notify(words, GO);
+  }
+  const giveUp = performance.now() + BARRIER_MS;
+  while (Atomics.load(words, GO) === 0) {
+    if (performance.now() > giveUp)
+      throw new Error(`lab: the other CPUs did not start within ${BARRIER_MS} ms`);
+    Atomics.wait(words, GO, 0, 50);
+  }
+  return origin[0];
+}
+
+export default function labTask(_cpu: number, args: LabTaskArgs): LabTaskResult {
+  const proc = Process.attach(args.process);
+  const hist = LatencyHistograms.attach(args.hist);
+  const ring = TraceRing.attach(args.ring);
+  const out = emptyOutcome();
+  const originEpochMs = startBarrier(args.control, args.cpus);
+  const probe = new CpuProbe(args.row, hist, ring, {
+    startMs: originEpochMs - performance.timeOrigin,
+    durationMs: args.durationMs,
+    minOps: args.minOps,
+    maxMs: args.maxMs,
+    windowStartMs: args.windowStartMs,
+    windowMs: args.windowMs,
+    originEpochMs,
+    traceClasses: args.traceClasses,
+  });
+  let elapsedMs: number;
+  try {
+    run(args, proc, probe, out);
+  } finally {
+    elapsedMs = probe.finish();
+    proc.detach();
+  }
+  return { ...out, ops: probe.ops, pages: probe.pages, elapsedMs };
+}
+
+function run(args: LabTaskArgs, proc: Process, probe: CpuProbe, out: WorkloadOutcome): void {
+  const mm = proc.mm;
+  const w = args.workload;
+  if (w === 'page_fault1') pageFault1(mm, probe, args.regionPages, out);
+  else if (w === 'mmap1' || w === 'mmap2') mmapLoop(mm, probe, w === 'mmap2', out);
+  else if (w === 'thread-launch') threadLaunch(mm, probe, out);
+  else if (w === 'cow') cowCases(Kernel.attach(args.process.kernel), args.design, args.seed, probe, out);
+  else throw new RangeError(`lab: no workload '${String(w)}'`);
+}
