@@ -155,10 +155,7 @@ export class TlbDomain {
   /** CPU `cpu` has passed a quiescent point after seeing generation `gen` (or goes idle: ACK_IDLE). */
   acknowledge(cpu: number, gen: number): void {
     Atomics.store(this.control, ACK + cpu * ACK_STRIDE, gen);
-    if (Atomics.load(this.control, WAITERS) !== 0) {
-      Atomics.add(this.control, EVENT, 1);
-      Atomics.notify(this.control, EVENT);
-    }
+    if (Atomics.load(this.control, WAITERS) !== 0) this.wakeWaiters();
   }
 
   /** ACK[cpu] (ACK_IDLE or a generation). */
@@ -193,7 +190,14 @@ export class TlbDomain {
     }
     this.invalidateUsed(lo, hi, startVpn, endVpn);
     const gen = (Atomics.add(this.control, GEN, 1) + 1) | 0;
+    // A writer asleep in waitAcks re-acknowledges (lateCpu) when woken: it is not late for us then.
+    if (Atomics.load(this.control, WAITERS) !== 0) this.wakeWaiters();
     this.waitAcks(gen);
+  }
+
+  private wakeWaiters(): void {
+    Atomics.add(this.control, EVENT, 1);
+    Atomics.notify(this.control, EVENT);
   }
 
   /** Step 1: clears the tags naming pages of [startVpn, endVpn) in every row that may hold tags. */
@@ -256,18 +260,26 @@ export class TlbDomain {
     }
   }
 
-  /** A CPU that has not acknowledged `gen`, or -1. The caller's own CPU acknowledges on the way. */
+  /**
+   * A CPU that has not acknowledged `gen`, or -1. The caller's own CPU, if online here, first
+   * acknowledges the newest generation: a waiting writer holds no translation, so it is quiescent
+   * for every generation, and two online CPUs shooting down at once (copy-on-write faults run the
+   * miss handler online) must each see the other's acknowledgement, whatever the CPUs' order.
+   */
   private lateCpu(gen: number, self: number): number {
     const control = this.control;
+    if (self >= 0 && self < MAX_CPUS) {
+      const mine = Atomics.load(control, ACK + self * ACK_STRIDE);
+      const now = Atomics.load(control, GEN);
+      if (mine !== ACK_IDLE && mine !== now) this.acknowledge(self, now);
+    }
     // Only a CPU that had an Mmu here ever acknowledges (markUsed comes first): the others are skipped.
     for (let half = 0; half < 2; half++) {
       for (let m = Atomics.load(control, USED + half); m !== 0; m &= m - 1) {
         const cpu = half * 32 + 31 - Math.clz32(m & -m);
+        if (cpu === self) continue;
         const ack = Atomics.load(control, ACK + cpu * ACK_STRIDE);
-        if (ack === ACK_IDLE || ((ack - gen) | 0) >= 0) continue;
-        // The waiting writer holds no translation: it is quiescent for every generation.
-        if (cpu === self) this.acknowledge(self, Atomics.load(control, GEN));
-        else return cpu;
+        if (ack !== ACK_IDLE && ((ack - gen) | 0) < 0) return cpu;
       }
     }
     return -1;
