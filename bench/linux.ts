@@ -20,6 +20,9 @@ export interface LinuxFigures {
   anon_write_fault: number;
   page_fault1: number;
   cow_after_fork: number;
+  page_fault2: number;
+  page_fault3: number;
+  mmap2: number;
   /** Not nanoseconds: two threads' page_fault1 rate against one thread's. */
   scaling_2cpu: number;
 }
@@ -62,6 +65,9 @@ export function measureLinux(iterations: number): LinuxFigures {
       anon_write_fault: Number.NaN,
       page_fault1: Number.NaN,
       cow_after_fork: Number.NaN,
+      page_fault2: Number.NaN,
+      page_fault3: Number.NaN,
+      mmap2: Number.NaN,
       scaling_2cpu: Number.NaN,
     };
   }
@@ -71,6 +77,21 @@ export function measureLinux(iterations: number): LinuxFigures {
     execFileSync('gcc', ['-O2', '-pthread', '-o', binary, source], { stdio: 'inherit' });
     const out = execFileSync(binary, [String(iterations)], { encoding: 'utf8' });
     return JSON.parse(out) as LinuxFigures;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Builds bench/linux/NAME.c with gcc (into a temp dir) and runs it with `args`: its stdout parsed
+ * as JSON. Callers check `linuxUnavailable()` first.
+ */
+export function runLinuxProgram(name: string, args: string[]): Record<string, number> {
+  const dir = mkdtempSync(join(tmpdir(), `vmspace-${name}-`));
+  try {
+    const binary = join(dir, name);
+    execFileSync('gcc', ['-O2', '-o', binary, resolve(dirname(source), `${name}.c`)], { stdio: 'inherit' });
+    return JSON.parse(execFileSync(binary, args, { encoding: 'utf8' })) as Record<string, number>;
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -258,6 +258,32 @@ export {
   MFD_NOEXEC_SEAL,
   PATH_MAX,
 } from './kernel/open.js';
+export {
+  FALLOC_FL_COLLAPSE_RANGE,
+  FALLOC_FL_INSERT_RANGE,
+  FALLOC_FL_KEEP_SIZE,
+  FALLOC_FL_NO_HIDE_STALE,
+  FALLOC_FL_PUNCH_HOLE,
+  FALLOC_FL_UNSHARE_RANGE,
+  FALLOC_FL_WRITE_ZEROES,
+  FALLOC_FL_ZERO_RANGE,
+  MAX_FILE_BYTES,
+  MAX_RW_COUNT,
+  SEEK_CUR,
+  SEEK_DATA,
+  SEEK_END,
+  SEEK_HOLE,
+  SEEK_SET,
+  sysFallocate,
+  sysFstatSize,
+  sysFsync,
+  sysFtruncate,
+  sysLseek,
+  sysPread,
+  sysPwrite,
+  sysRead,
+  sysWrite,
+} from './kernel/file-syscalls.js';
 export { Process, type ProcessDescriptor, type ProcessOptions } from './kernel/process.js';
 
 // ---- machine: worker threads acting as CPUs with stable ids (src/machine) ----------------------

@@ -11,6 +11,10 @@
  *                        (per page, the map and unmap included)
  *   cow_after_fork       a write fault on a page shared copy-on-write with a child that is still
  *                        alive (16 MiB written, fork, the parent writes every page; per page)
+ *   page_fault2          will-it-scale page_fault2: a 128 MiB file (unlinked, in TMPDIR or /tmp)
+ *                        mapped private, one byte written per page, unmapped (per page)
+ *   page_fault3          will-it-scale page_fault3: the same file mapped shared (per page)
+ *   mmap2                will-it-scale mmap2: mmap 128 MiB of the file shared, then munmap (per pair)
  *   scaling_2cpu         two threads each running page_fault1 on 32 MiB of its own (mapped at its
  *                        own hint, 4 GiB apart: disjoint VMAs), pages per second against one
  *                        thread alone (a ratio, not nanoseconds; the median of three)
@@ -22,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <fcntl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -138,6 +143,50 @@ static double cow_after_fork(long n) {
   return total / (double)(rounds * pages);
 }
 
+/* A 128 MiB file, unlinked at once (will-it-scale's tmp file). */
+static int file_128m(void) {
+  const char *dir = getenv("TMPDIR");
+  char path[4096];
+  snprintf(path, sizeof path, "%s/vmspace-mmops-XXXXXX", dir != NULL ? dir : "/tmp");
+  int fd = mkstemp(path);
+  if (fd < 0 || unlink(path) != 0 || ftruncate(fd, 128UL << 20) != 0) {
+    perror("file");
+    exit(6);
+  }
+  return fd;
+}
+
+/* page_fault2 (flags MAP_PRIVATE) and page_fault3 (MAP_SHARED): ns per page. */
+static double file_fault(long n, int flags) {
+  const long pages = (128UL << 20) / PAGE;
+  long rounds = n / pages + 1;
+  int fd = file_128m();
+  double t0 = now_ns();
+  for (long r = 0; r < rounds; r++) {
+    volatile char *p = mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE, flags, fd, 0);
+    if (p == MAP_FAILED) exit(7);
+    for (long i = 0; i < pages; i++) p[i * PAGE] = 1;
+    munmap((void *)p, pages * PAGE);
+  }
+  double ns = (now_ns() - t0) / (double)(rounds * pages);
+  close(fd);
+  return ns;
+}
+
+/* mmap2: ns per mmap + munmap of 128 MiB of the file. */
+static double mmap2(long n) {
+  int fd = file_128m();
+  double t0 = now_ns();
+  for (long i = 0; i < n; i++) {
+    void *p = mmap(NULL, 128UL << 20, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) exit(8);
+    munmap(p, 128UL << 20);
+  }
+  double ns = (now_ns() - t0) / (double)n;
+  close(fd);
+  return ns;
+}
+
 #define SCALING_PAGES ((32UL << 20) / PAGE)
 #define SCALING_ROUNDS 6
 
@@ -200,6 +249,9 @@ int main(int argc, char **argv) {
   printf("\"anon_write_fault\":%.1f,", anon_write_fault(n));
   printf("\"page_fault1\":%.1f,", page_fault1(n));
   printf("\"cow_after_fork\":%.1f,", cow_after_fork(n));
+  printf("\"page_fault2\":%.1f,", file_fault(n, MAP_PRIVATE));
+  printf("\"page_fault3\":%.1f,", file_fault(n, MAP_SHARED));
+  printf("\"mmap2\":%.1f,", mmap2(n));
   printf("\"scaling_2cpu\":%.3f}\n", scaling_2cpu());
   return 0;
 }

@@ -20,6 +20,14 @@
  *   fault.cow_after_fork  16 MiB written, Process.fork, then the parent writes every page again
  *                         while the child still maps them: a copy-on-write fault per page (ns per
  *                         page, the writes alone; baseline linux.cow_after_fork.ns)
+ *   fault.file_private_write  will-it-scale page_fault2: a 128 MiB memory file mapped private, one
+ *                         byte stored per page (a copy-on-write fault of the cached page), unmapped
+ *                         (ns per page, map and unmap included; baseline linux.page_fault2.ns)
+ *   fault.file_shared_write   page_fault3: the same file mapped shared (page_mkwrite, dirty entry;
+ *                         baseline linux.page_fault3.ns)
+ *   mm.mmap_munmap_file   will-it-scale mmap2: mmap 128 MiB of the file shared + munmap (ns per
+ *                         pair; baseline linux.mmap2.ns)
+ *   The file's pages are cached after the first (warm-up) round, as the kernel's tmp file's are.
  *
  * The address space is the production one: a MapleTree index, RCU-deferred record frees. The
  * main thread runs RCU-online, as a CPU running a task does.
@@ -34,6 +42,7 @@ import {
   MAP_ANONYMOUS,
   MAP_FIXED,
   MAP_PRIVATE,
+  MAP_SHARED,
   MREMAP_FIXED,
   MREMAP_MAYMOVE,
   PROT_READ,
@@ -80,12 +89,16 @@ export const suite: BenchSuite = {
     report.add('linux.anon_write_fault.ns', linux.anon_write_fault, 'ns');
     report.add('linux.page_fault1.ns', linux.page_fault1, 'ns');
     report.add('linux.cow_after_fork.ns', linux.cow_after_fork, 'ns');
+    report.add('linux.page_fault2.ns', linux.page_fault2, 'ns');
+    report.add('linux.page_fault3.ns', linux.page_fault3, 'ns');
+    report.add('linux.mmap2.ns', linux.mmap2, 'ns');
     report.add('linux.scaling_2cpu.ratio', linux.scaling_2cpu, 'ratio');
     rcuOnline();
     try {
       await measureSyscalls(report, options);
       await measureLookup(report, options);
       measureFaults(report, options);
+      await measureFileFaults(report, options);
       measureCowAfterFork(report, options);
       await measureFaultScaling(report, options);
     } finally {
@@ -115,6 +128,44 @@ function measureFaults(report: Report, options: BenchOptions): void {
   for (let i = 0; i < (options.quick ? 3 : 11); i++) times.push(round());
   times.sort((x, y) => x - y);
   report.add('fault.anon_write.ns', times[times.length >> 1], 'ns', 'linux.page_fault1.ns');
+  mm.destroy();
+  mm.detach();
+}
+
+/** page_fault2 (private) and page_fault3 (shared) of a 128 MiB memory file, and mmap2. */
+async function measureFileFaults(report: Report, options: BenchOptions): Promise<void> {
+  const mm = newSpace();
+  const mmu = mm.mmu();
+  const file = mm.files.add({ size: FAULT_PAGES * P, writable: true, name: 'bench.file' });
+  const fd = mm.fds.install(file);
+  mm.files.put(file); // the descriptor holds the file
+  const round = (flags: number): number => {
+    const t0 = performance.now();
+    const addr = mm.sysMmap(0, FAULT_PAGES * P, RW, flags, fd, 0);
+    if (addr < 0) throw new Error(`mmap failed: ${addr}`);
+    for (let i = 0; i < FAULT_PAGES; i++) mmu.store8(addr + i * P, 1);
+    if (mm.sysMunmap(addr, FAULT_PAGES * P) !== 0) throw new Error('munmap failed');
+    rcuQuiescent();
+    return ((performance.now() - t0) * 1e6) / FAULT_PAGES;
+  };
+  for (const [name, flags] of [
+    ['fault.file_private_write.ns', MAP_PRIVATE],
+    ['fault.file_shared_write.ns', MAP_SHARED],
+  ] as const) {
+    for (let i = 0; i < (options.quick ? 1 : 3); i++) round(flags);
+    const times: number[] = [];
+    for (let i = 0; i < (options.quick ? 3 : 9); i++) times.push(round(flags));
+    times.sort((x, y) => x - y);
+    const base = flags === MAP_PRIVATE ? 'linux.page_fault2.ns' : 'linux.page_fault3.ns';
+    report.add(name, times[times.length >> 1], 'ns', base);
+  }
+  const pair = (): void => {
+    const addr = mm.sysMmap(0, FAULT_PAGES * P, RW, MAP_SHARED, fd, 0);
+    if (addr < 0 || mm.sysMunmap(addr, FAULT_PAGES * P) !== 0) throw new Error('mmap2 failed');
+  };
+  warm(pair, options);
+  report.add('mm.mmap_munmap_file.ns', await nsPerOp(pair, 1, options), 'ns', 'linux.mmap2.ns');
+  mm.fds.close(fd);
   mm.destroy();
   mm.detach();
 }

@@ -5,11 +5,11 @@
  *
  *   file record (512 bytes; words are Int32 unless named F64)
  *   +--------+-------+-----------+-------------+--------+---------+---------+---------+
- *   | SIZE (F64)     | FLAGS     | PLACEMENT   | SHMEM_INDEX      | REFCNT  | NAMELEN |  words 0-7
+ *   | SIZE_LO | SIZE_HI | FLAGS | PLACEMENT | SHMEM_INDEX | REFCNT | NAMELEN | SIZE_SEQ |  words 0-7
  *   +--------+-------+-----------+-------------+--------+---------+---------+---------+
  *   | BACKING | HOST_FD | CACHE_ROOT | CACHE_HEIGHT | NRPAGES | WB_ERR | I_PAGES (2)   |  words 8-15
  *   +------------------------------------+--------------------------------------------+
- *   | I_RWSEM (8 words) | INVALIDATE_LOCK (8 words) | I_MMAP (8 words) | (8 spare)      |  words 16-47
+ *   | I_RWSEM (8 words) | INVALIDATE_LOCK (8 words) | I_MMAP (8 words) | reverse map (8)  |  words 16-47
  *   +------------------------------------------------------------------------------------+
  *   | INJECT: per operation (INJECT_OPS of them) LATENCY_US, FAIL_NEXT                    |  words 48-63
  *   +------------------------------------------------------------------------------------+
@@ -21,26 +21,38 @@
  * written once, before the id is handed out.
  *
  * The table also owns what every file's page cache shares (docs/fs.md): the kernel-wide arena of
- * page-index nodes (`cacheNodes`, src/fs/page-index.ts) and the PhysMem its pages come from
+ * page-index nodes (`cacheNodes`, src/fs/page-index.ts), the arena of reverse-map entries
+ * (`iMmapEntries`, src/fs/i-mmap.ts: its words 40-44 of each record) and the PhysMem its pages come from
  * (`mem`, absent for a table made without one: such files cannot cache pages). Both travel in the
  * descriptor, so whichever CPU puts a file's last reference can free its cache: before the record
  * is freed, `put` calls the release hook src/fs/page-cache.ts registers when it loads
  * (`setFileReleaseHook`; a record that still caches pages with no hook registered is a bug).
- * Guards: SIZE, FLAGS, PLACEMENT, SHMEM_INDEX, NAME, BACKING and HOST_FD are written once, before
- * the id is handed out (so any holder of a reference reads them without a lock); SIZE will be
- * guarded by I_RWSEM when files can be truncated (the page cache). REFCNT is atomic: one reference
+ * Guards: FLAGS, PLACEMENT, SHMEM_INDEX, NAME, BACKING and HOST_FD are written once, before the id
+ * is handed out (so any holder of a reference reads them without a lock). SIZE (i_size, two Int32
+ * halves) is written under I_RWSEM held for write (write, ftruncate: src/kernel/file-syscalls.ts)
+ * inside a write section of SIZE_SEQ, a raw seqcount (Linux's i_size_seqcount of 32-bit SMP: a
+ * Float64 store is not tear-free in the JS memory model), so `size` reads it from any CPU without
+ * a lock, and a holder of I_RWSEM reads a stable value. REFCNT is atomic: one reference
  * per VMA record naming the file, per open file description (src/fs/open-file.ts), and one for
  * whoever created it until they put it. When REFCNT reaches 0 the release of the file's backing
  * kind runs after the page cache's (`setBackingRelease`: a host file closes its host descriptor), then
  * the record is freed.
  */
 
-import { assert, VmAssertionError } from '../assert.js';
+import { assert, DEBUG, VmAssertionError } from '../assert.js';
 import { EINVAL, ENAMETOOLONG, ENOMEM, VmError } from '../errno.js';
 import { PhysMem, type PhysMemDescriptor } from '../mem/frames.js';
 import { Arena, type ArenaDescriptor, type FailureInjector, POISON_WORD } from '../shm/arena.js';
 import { lockClass } from '../sync/lockclass.js';
-import { RWSEM_WORDS, RwSem, rwsemDownRead, rwsemUpRead } from '../sync/rwsem.js';
+import {
+  RWSEM_WORDS,
+  RwSem,
+  rwsemDownRead,
+  rwsemDownWrite,
+  rwsemState,
+  rwsemUpRead,
+  rwsemUpWrite,
+} from '../sync/rwsem.js';
 
 /** How get_unmapped_area places a mapping of the file (fs->f_op->get_unmapped_area). */
 export const PLACE_GENERIC = 0;
@@ -55,12 +67,14 @@ export const invalidateLockClass = lockClass('invalidate_lock');
 export const iMmapClass = lockClass('i_mmap');
 
 const RECORD_BYTES = 512;
-const SIZE_F64 = 0;
+const SIZE_LO = 0;
+const SIZE_HI = 1;
 const FLAGS = 2;
 const PLACEMENT = 3;
 const SHMEM_INDEX = 4;
 const REFCNT = 5;
 const NAME_LEN = 6;
+const SIZE_SEQ = 7;
 /** Word offsets of the page-cache fields in a record (docs/fs.md; users: src/fs). */
 export const FILE_BACKING = 8;
 export const FILE_HOST_FD = 9;
@@ -73,6 +87,14 @@ export const FILE_I_PAGES = 14;
 const I_RWSEM = 16;
 const INVALIDATE_LOCK = I_RWSEM + RWSEM_WORDS;
 const I_MMAP = INVALIDATE_LOCK + RWSEM_WORDS;
+/** The i_mmap rwsem's first word (src/fs/i-mmap.ts takes it without a lock object). */
+export const I_MMAP_LOCK_WORD = I_MMAP;
+/** The reverse map's words (src/fs/i-mmap.ts): list head and tail, entries, commit windows, their waiters. */
+export const FILE_I_MMAP_HEAD = 40;
+export const FILE_I_MMAP_TAIL = 41;
+export const FILE_I_MMAP_COUNT = 42;
+export const FILE_I_MMAP_COMMITS = 43;
+export const FILE_I_MMAP_WAITERS = 44;
 /** Injection words: INJECT_OPS pairs (latency in microseconds, count of next calls that fail). */
 export const FILE_INJECT = 48;
 export const INJECT_OPS = 8;
@@ -80,10 +102,16 @@ const NAME_WORD = 64;
 /** Longest name a file may have (bytes of UTF-8). */
 export const NAME_MAX_BYTES = RECORD_BYTES - NAME_WORD * 4;
 
+/** Seqcount rounds of an i_size read before it reports a writer that never finishes. */
+const SIZE_READ_ROUNDS = 1 << 20;
+
 /** A page-index node (src/fs/page-index.ts): 64 slots and a header, rounded to whole cache lines. */
 export const CACHE_NODE_BYTES = 320;
 /** Most page-index nodes of one table (reserved, committed as used): 2^17 nodes, 40 MiB. */
 const CACHE_NODES_MAX = 1 << 17;
+/** A reverse-map entry (src/fs/i-mmap.ts), and the most of them: one per file-backed VMA. */
+export const I_MMAP_ENTRY_BYTES = 16;
+const I_MMAP_ENTRIES_MAX = 1 << 20;
 
 /**
  * What `put` calls for a record whose last reference is gone, before the record is freed (the
@@ -165,6 +193,7 @@ export interface FileTableOptions {
 export interface FileTableDescriptor {
   records: ArenaDescriptor;
   cacheNodes: ArenaDescriptor;
+  iMmapEntries: ArenaDescriptor;
   mem: PhysMemDescriptor | null;
 }
 
@@ -172,13 +201,13 @@ export class FileTable {
   readonly arena: Arena;
   /** The page-index nodes of every file of the table (src/fs/page-index.ts). */
   readonly cacheNodes: Arena;
+  /** The reverse-map entries of every file of the table (src/fs/i-mmap.ts). */
+  readonly iMmapEntries: Arena;
   /** The frames cached pages live in (null: this table's files cannot cache pages). */
   readonly mem: PhysMem | null;
   private readonly i32: Int32Array;
-  private readonly f64: Float64Array;
   private readonly u8: Uint8Array;
   private readonly i32Per: number;
-  private readonly f64Per: number;
 
   static create(options: FileTableOptions = {}): FileTable {
     const capacity = options.capacity ?? 64;
@@ -196,33 +225,45 @@ export class FileTable {
       maxCapacity: CACHE_NODES_MAX,
       injector: options.injector,
     });
-    return new FileTable(records, nodes, options.mem ?? null);
+    const entries = Arena.create({
+      name: 'i_mmap_entry',
+      recordBytes: I_MMAP_ENTRY_BYTES,
+      capacity: 64,
+      maxCapacity: I_MMAP_ENTRIES_MAX,
+      injector: options.injector,
+    });
+    return new FileTable(records, nodes, entries, options.mem ?? null);
   }
 
   /** The same table on this CPU; `mem`, if it views the descriptor's PhysMem, is used as it is. */
   static attach(desc: FileTableDescriptor, mem?: PhysMem): FileTable {
     const same = mem !== undefined && desc.mem !== null && mem.describe().memory === desc.mem.memory;
     const phys = desc.mem === null ? null : same ? (mem as PhysMem) : PhysMem.attach(desc.mem);
-    return new FileTable(Arena.attach(desc.records), Arena.attach(desc.cacheNodes), phys);
+    return new FileTable(
+      Arena.attach(desc.records),
+      Arena.attach(desc.cacheNodes),
+      Arena.attach(desc.iMmapEntries),
+      phys,
+    );
   }
 
-  private constructor(arena: Arena, cacheNodes: Arena, mem: PhysMem | null) {
+  private constructor(arena: Arena, cacheNodes: Arena, iMmapEntries: Arena, mem: PhysMem | null) {
     if (arena.recordBytes !== RECORD_BYTES) throw new Error('file table: wrong record size');
     if (cacheNodes.recordBytes !== CACHE_NODE_BYTES) throw new Error('file table: wrong cache node size');
     this.arena = arena;
     this.cacheNodes = cacheNodes;
+    this.iMmapEntries = iMmapEntries;
     this.mem = mem;
     this.i32 = arena.i32;
-    this.f64 = arena.f64;
     this.u8 = new Uint8Array(arena.i32.buffer, arena.i32.byteOffset, arena.i32.byteLength);
     this.i32Per = arena.i32PerRecord;
-    this.f64Per = arena.f64PerRecord;
   }
 
   describe(): FileTableDescriptor {
     return {
       records: this.arena.describe(),
       cacheNodes: this.cacheNodes.describe(),
+      iMmapEntries: this.iMmapEntries.describe(),
       mem: this.mem === null ? null : this.mem.describe(),
     };
   }
@@ -262,7 +303,7 @@ export class FileTable {
       'setHost: bad values',
     );
     this.i32[id * this.i32Per + FILE_HOST_FD] = hostFd;
-    this.f64[id * this.f64Per + SIZE_F64] = size;
+    this.storeSize(id, size);
   }
 
   /**
@@ -277,7 +318,8 @@ export class FileTable {
 
   private init(id: number, size: number, flags: number, placement: number, shmemIndex: number): void {
     const b = id * this.i32Per;
-    this.f64[id * this.f64Per + SIZE_F64] = size;
+    this.i32[b + SIZE_SEQ] = 0;
+    this.storeSize(id, size);
     this.i32[b + FLAGS] = flags;
     this.i32[b + PLACEMENT] = placement;
     this.i32[b + SHMEM_INDEX] = shmemIndex;
@@ -335,6 +377,8 @@ export class FileTable {
       Atomics.load(this.i32, b + FILE_CACHE_ROOT) === 0 && Atomics.load(this.i32, b + FILE_NRPAGES) === 0,
       'file put: its page cache was not released (src/fs/page-cache.ts not loaded on this CPU?)',
     );
+    // Every VMA naming the file holds a reference: none is left, so neither is a reverse-map entry.
+    assert(this.i32[b + FILE_I_MMAP_COUNT] === 0, 'file put: reverse-map entries left');
     const kind = this.i32[id * this.i32Per + FILE_BACKING];
     const release = releases[kind];
     if (release !== undefined) release(this, id);
@@ -351,9 +395,43 @@ export class FileTable {
   refs(id: number): number {
     return Atomics.load(this.i32, id * this.i32Per + REFCNT);
   }
-  /** Size in bytes (pages at or past round_up(size) fault with SIGBUS). */
+  /**
+   * i_size_read: the size in bytes (pages at or past round_up(size) fault with SIGBUS), from any
+   * CPU without a lock (a seqcount read of the two halves; stable while I_RWSEM is held).
+   */
   size(id: number): number {
-    return this.f64[id * this.f64Per + SIZE_F64];
+    const w = this.i32;
+    const b = id * this.i32Per;
+    // Bounded: a writer's section is two stores, so a reader retries only while one is running.
+    for (let round = 0; round < SIZE_READ_ROUNDS; round++) {
+      const seq = Atomics.load(w, b + SIZE_SEQ);
+      if ((seq & 1) !== 0) continue;
+      const lo = Atomics.load(w, b + SIZE_LO);
+      const hi = Atomics.load(w, b + SIZE_HI);
+      if (Atomics.load(w, b + SIZE_SEQ) === seq) return hi * 4294967296 + (lo >>> 0);
+    }
+    throw new VmAssertionError(`file ${id}: i_size kept changing for ${SIZE_READ_ROUNDS} reads`);
+  }
+
+  /**
+   * i_size_write: sets the size. Preconditions: I_RWSEM held for write (the one writer; checked in
+   * debug mode: the check allocates), `size` a safe integer >= 0.
+   */
+  setSizeLocked(id: number, size: number): void {
+    assert(Number.isSafeInteger(size) && size >= 0, 'setSizeLocked: bad size');
+    if (DEBUG) assert(this.iRwsemHeldForWrite(id), 'setSizeLocked: i_rwsem is not held for write');
+    this.storeSize(id, size);
+  }
+
+  /** The seqcount write section around the two halves (writers are serialised by the caller). */
+  private storeSize(id: number, size: number): void {
+    const w = this.i32;
+    const b = id * this.i32Per;
+    const seq = Atomics.add(w, b + SIZE_SEQ, 1);
+    assert((seq & 1) === 0, 'i_size: two writers at once');
+    Atomics.store(w, b + SIZE_LO, (size % 4294967296) | 0);
+    Atomics.store(w, b + SIZE_HI, Math.floor(size / 4294967296));
+    Atomics.add(w, b + SIZE_SEQ, 1);
   }
   writable(id: number): boolean {
     return (this.i32[id * this.i32Per + FLAGS] & F_WRITABLE) !== 0;
@@ -387,6 +465,18 @@ export class FileTable {
   /** The file's i_rwsem (outermost lock of the read/write path). */
   iRwsem(id: number): RwSem {
     return RwSem.at(this.i32, id * this.i32Per + I_RWSEM, iRwsemClass);
+  }
+  /** inode_lock / inode_lock_shared without a lock object (the read/write path). */
+  iRwsemLock(id: number, write: boolean): void {
+    if (write) rwsemDownWrite(this.i32, id * this.i32Per + I_RWSEM, iRwsemClass);
+    else rwsemDownRead(this.i32, id * this.i32Per + I_RWSEM, iRwsemClass);
+  }
+  iRwsemUnlock(id: number, write: boolean): void {
+    if (write) rwsemUpWrite(this.i32, id * this.i32Per + I_RWSEM, iRwsemClass);
+    else rwsemUpRead(this.i32, id * this.i32Per + I_RWSEM, iRwsemClass);
+  }
+  private iRwsemHeldForWrite(id: number): boolean {
+    return rwsemState(this.i32, id * this.i32Per + I_RWSEM).writer;
   }
   /** The file's invalidate lock (mapping->invalidate_lock). */
   invalidateLock(id: number): RwSem {

@@ -4,20 +4,20 @@
  * dup() made from it and by the child of a fork, so they share its file position and flags.
  *
  *   record (64 bytes; words are Int32 unless named F64)
- *   +-----------+------+-------+--------+--------+----------------+---------+---------+----------+
- *   | POS (F64) | FILE | FLAGS | REFCNT | WB_ERR | POS_LOCK (2)   | RA_PREV | RA_SIZE | (spare)  |
- *   +-----------+------+-------+--------+--------+----------------+---------+---------+----------+
- *     words 0-1    2      3       4        5        6-7              8         9         10-15
+ *   +-----------+------+-------+--------+--------+--------------+--------------------------+-------+
+ *   | POS (F64) | FILE | FLAGS | REFCNT | WB_ERR | POS_LOCK (2) | RA: PREV START SIZE (F64) | spare |
+ *   +-----------+------+-------+--------+--------+--------------+--------------------------+-------+
+ *     words 0-1    2      3       4        5        6-7            8-13                       14-15
  *
  * Guards: FILE and FLAGS are written once, before the id is handed out (FLAGS: f_flags, the access
  * mode and the status flags open kept; fcntl(F_SETFL) does not exist yet). POS is guarded by
  * POS_LOCK (Linux's f_pos_lock, a sleeping lock: read and write hold it across their copies, which
  * may fault). REFCNT is atomic: one per descriptor naming the description in any descriptor table,
  * one per holder of an `fget`-style reference, one for the creator until it puts it; the last put
- * puts the file and frees the record. WB_ERR is the errseq value sampled at open (f_wb_err), moved
- * on by fsync with a compare-exchange (src/fs's writeback). RA_PREV and RA_SIZE are the readahead
- * state (f_ra: the page index after the previous read, the window in pages) of the page cache:
- * plain words, a hint that racing readers may overwrite, as Linux's.
+ * puts the file and frees the record. WB_ERR is the errseq cursor sampled at open (f_wb_err,
+ * src/fs/errseq.ts), moved on by fsync under POS_LOCK (Linux moves it under f_lock). RA is the
+ * readahead state (f_ra, src/fs/readahead.ts: three Float64 slots) the page cache reads and
+ * writes without a lock: a hint that racing readers may overwrite, as Linux's.
  */
 
 import { WAIT_MUTEX } from '../cpu/waits.js';
@@ -28,7 +28,9 @@ import { EXCLUSIVE_WORDS, exclusiveLock, exclusiveUnlock } from '../sync/exclusi
 import { lockClass } from '../sync/lockclass.js';
 import { MUTEX_SPINS } from '../sync/mutex.js';
 import { blockingInReadSection, rcuCpu } from '../sync/rcu.js';
+import { errseqSample } from './errseq.js';
 import { FILE_WB_ERR, type FileTable } from './file-table.js';
+import { initReadahead, RA_SLOTS } from './readahead.js';
 
 // open(2) flags (x86_64 values).
 export const O_ACCMODE = 0o3;
@@ -62,14 +64,15 @@ const POS_F64 = 0;
 const FILE = 2;
 const FLAGS = 3;
 const REFCNT = 4;
-/** Word offsets for src/fs (writeback's errseq check, the page cache's readahead). */
+/** Word offset of the errseq cursor (writeback's check in fsync). */
 export const OF_WB_ERR = 5;
 const POS_LOCK = 6;
-export const OF_RA_PREV = 8;
-export const OF_RA_SIZE = 9;
+/** Float64 slot of the readahead state (RA_SLOTS of them: words 8-13). */
+const RA_F64 = 4;
 /** The f_pos lock's kind for the validator: a sleeping exclusive lock (a mutex). */
 const POS_LOCK_MODE = WRITE | LOCK_SLEEPS;
-if (POS_LOCK + EXCLUSIVE_WORDS > OF_RA_PREV) throw new Error('open-file: POS_LOCK overlaps RA_PREV');
+if (POS_LOCK + EXCLUSIVE_WORDS > RA_F64 * 2) throw new Error('open-file: POS_LOCK overlaps RA');
+if ((RA_F64 + RA_SLOTS) * 8 > RECORD_BYTES) throw new Error('open-file: RA past the record');
 
 export interface OpenFileTableOptions {
   capacity?: number;
@@ -131,8 +134,8 @@ export class OpenFileTable {
     this.f64[id * this.f64Per + POS_F64] = 0;
     this.i32[b + FILE] = file;
     this.i32[b + FLAGS] = flags & ~OPEN_ONLY;
-    this.i32[b + OF_WB_ERR] = sampleWbErr(this.files, file);
-    this.i32[b + OF_RA_PREV] = -1;
+    this.i32[b + OF_WB_ERR] = errseqSample(this.files.words, this.files.word(file, FILE_WB_ERR));
+    initReadahead(this.f64, id * this.f64Per + RA_F64);
     Atomics.store(this.i32, b + REFCNT, 1);
     return id;
   }
@@ -215,11 +218,19 @@ export class OpenFileTable {
     this.f64[id * this.f64Per + POS_F64] = pos;
   }
 
-  /** Word index of description `id`'s word `word` in `words` (OF_WB_ERR, OF_RA_*). */
+  /** The records' Float64 slots: the readahead state of `id` is at `raAt(id)` (readahead.ts). */
+  get raState(): Float64Array {
+    return this.f64;
+  }
+  raAt(id: number): number {
+    return id * this.f64Per + RA_F64;
+  }
+
+  /** Word index of description `id`'s word `word` in `words` (OF_WB_ERR). */
   word(id: number, word: number): number {
     return id * this.i32Per + word;
   }
-  /** The records' Int32 words (for src/fs's writeback and readahead; see the header). */
+  /** The records' Int32 words (for the errseq cursor; see the header). */
   get words(): Int32Array {
     return this.i32;
   }
@@ -228,14 +239,4 @@ export class OpenFileTable {
   get live(): number {
     return this.arena.live;
   }
-}
-
-/**
- * errseq_sample of the file's writeback error word: the value fsync later compares with. The word
- * is 0 until the page cache's writeback records an error; its encoding (and the rule that an error
- * nobody has seen yet is reported to a later opener too) belongs to src/fs's errseq, which replaces
- * this plain load when it lands.
- */
-function sampleWbErr(files: FileTable, file: number): number {
-  return Atomics.load(files.words, files.word(file, FILE_WB_ERR));
 }

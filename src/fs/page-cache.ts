@@ -215,6 +215,36 @@ function readaheadOnHit(
 }
 
 /**
+ * filemap_add_folio of a page its writer filled (write() of a whole page, or of a page past the
+ * end of the file, needs no read): `pfn`, a KIND_FILE frame the caller allocated, wrote and alone
+ * references, becomes page `index`, up to date (set before it is published: nobody ever sees it
+ * otherwise, so no page lock is needed). 0: cached, the cache holding a reference of its own and
+ * the caller keeping its; -EEXIST: a page is cached there already (the caller still owns pfn and
+ * should write into that one); -ENOMEM: no index node; -EINVAL / -EFBIG: a bad index. Either
+ * error leaves pfn as it was. Preconditions: i_rwsem held for write (no truncate, punch or other
+ * writer can race); no other lock.
+ */
+export function addFilledPage(files: FileTable, id: number, index: number, pfn: number): number {
+  if (!(Number.isInteger(index) && index >= 0)) return -EINVAL;
+  if (index > MAX_PAGE_INDEX) return -EFBIG;
+  const mem = cacheMem(files);
+  assert(mem.owner[pfn] === 0 && mem.refcount[pfn] === 1, 'addFilledPage: the frame is not private');
+  files.invalidateLockShared(id);
+  mem.owner[pfn] = id;
+  mem.index[pfn] = index | 0;
+  mem.setFlag(pfn, PG_UPTODATE);
+  lockIPages(files, id);
+  const r = pageIndexInsertLocked(files, id, index, pfn);
+  unlockIPages(files, id);
+  if (r < 0) {
+    mem.owner[pfn] = 0;
+    mem.clearFlag(pfn, PG_UPTODATE);
+  } else mem.getPage(pfn);
+  files.invalidateUnlockShared(id);
+  return r;
+}
+
+/**
  * folio_mark_dirty: the page's bytes were changed (write(), a shared write fault after
  * page_mkwrite). True if it was clean. Preconditions: a reference to the page, which is cached and
  * up to date.

@@ -20,7 +20,20 @@ import { AddressSpace, type AddressSpaceDescriptor } from '../mm/address-space.j
 import type { MmConfig } from '../mm/config.js';
 import { mapsText, smapsText, statusText } from '../mm/proc-maps.js';
 import type { SyscallLog } from '../mm/syscall-log.js';
+import { cint, ulong } from '../mm/syscalls/args.js';
 import { mmapWriteLock, mmapWriteUnlock } from '../mm/vma-lock.js';
+import {
+  loff,
+  sysFallocate,
+  sysFstatSize,
+  sysFsync,
+  sysFtruncate,
+  sysLseek,
+  sysPread,
+  sysPwrite,
+  sysRead,
+  sysWrite,
+} from './file-syscalls.js';
 import { Kernel, type KernelDescriptor } from './kernel.js';
 import { MFD_CLOEXEC, memfdCreate, memfdCreateCheck, openHost, openHostCheck } from './open.js';
 
@@ -194,6 +207,95 @@ export class Process {
     }
     child.fds.dupFrom(this.fds);
     return child;
+  }
+
+  // ---- file syscalls (file-syscalls.ts): the raw calls return -errno, these throw VmError ------
+
+  /** read(2): the bytes read into user memory at `addr` (0 at the end of the file). */
+  read(fd: number, addr: number, len: number): number {
+    this.assertRunning();
+    const d = cint(fd);
+    const a = ulong(addr);
+    const l = ulong(len);
+    return check(Number.isNaN(d + a + l) ? -EINVAL : sysRead(this.mm, d, a, l), 'read');
+  }
+
+  /** write(2): the bytes written from user memory at `addr`. */
+  write(fd: number, addr: number, len: number): number {
+    this.assertRunning();
+    const d = cint(fd);
+    const a = ulong(addr);
+    const l = ulong(len);
+    return check(Number.isNaN(d + a + l) ? -EINVAL : sysWrite(this.mm, d, a, l), 'write');
+  }
+
+  /** pread64(2): read at byte `offset`, the file position unchanged. */
+  pread(fd: number, addr: number, len: number, offset: number): number {
+    this.assertRunning();
+    const d = cint(fd);
+    const a = ulong(addr);
+    const l = ulong(len);
+    const o = loff(offset);
+    return check(Number.isNaN(d + a + l + o) ? -EINVAL : sysPread(this.mm, d, a, l, o), 'pread');
+  }
+
+  /** pwrite64(2): write at byte `offset`, the file position unchanged. */
+  pwrite(fd: number, addr: number, len: number, offset: number): number {
+    this.assertRunning();
+    const d = cint(fd);
+    const a = ulong(addr);
+    const l = ulong(len);
+    const o = loff(offset);
+    return check(Number.isNaN(d + a + l + o) ? -EINVAL : sysPwrite(this.mm, d, a, l, o), 'pwrite');
+  }
+
+  /** lseek(2): the new file position (whence SEEK_SET, SEEK_CUR, SEEK_END, SEEK_DATA, SEEK_HOLE). */
+  lseek(fd: number, offset: number, whence: number): number {
+    this.assertRunning();
+    const d = cint(fd);
+    const o = loff(offset);
+    const w = cint(whence);
+    return check(Number.isNaN(d + o + w) ? -EINVAL : sysLseek(this.mm, d, o, w), 'lseek');
+  }
+
+  /** ftruncate(2). */
+  ftruncate(fd: number, len: number): void {
+    this.assertRunning();
+    const d = cint(fd);
+    const l = loff(len);
+    check(Number.isNaN(d + l) ? -EINVAL : sysFtruncate(this.mm, d, l), 'ftruncate');
+  }
+
+  /** fallocate(2): FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE only (others: EOPNOTSUPP). */
+  fallocate(fd: number, mode: number, offset: number, len: number): void {
+    this.assertRunning();
+    const d = cint(fd);
+    const m = cint(mode);
+    const o = loff(offset);
+    const l = loff(len);
+    const bad = Number.isNaN(d + m + o + l);
+    check(bad ? -EINVAL : sysFallocate(this.mm, d, m, o, l), 'fallocate');
+  }
+
+  /** fsync(2): dirty pages written to the backing, then the backing synced. */
+  fsync(fd: number): void {
+    this.assertRunning();
+    const d = cint(fd);
+    check(Number.isNaN(d) ? -EINVAL : sysFsync(this.mm, d, false), 'fsync');
+  }
+
+  /** fdatasync(2). */
+  fdatasync(fd: number): void {
+    this.assertRunning();
+    const d = cint(fd);
+    check(Number.isNaN(d) ? -EINVAL : sysFsync(this.mm, d, true), 'fdatasync');
+  }
+
+  /** fstat(2)'s st_size: the size of the file open at `fd`. */
+  fstat(fd: number): { size: number } {
+    this.assertRunning();
+    const d = cint(fd);
+    return { size: check(Number.isNaN(d) ? -EINVAL : sysFstatSize(this.mm, d), 'fstat') };
   }
 
   /** /proc/PID/maps. */

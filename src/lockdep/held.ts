@@ -127,11 +127,18 @@ export function heldLocks(cpu: number): HeldLock[] {
   return out;
 }
 
-/** Forgets what a CPU holds (its context ended with locks held, which was reported). */
-export function forgetHeld(row: number): void {
-  rows[row + DEPTH] = 0;
-  rows[row + MMAP_HELD] = 0;
-  rows[row + ATOMIC_HELD] = 0;
+/**
+ * Forgets what a CPU holds (its context ended with locks held, which was reported): every entry
+ * from index `base` on (0: all of them; a context nested in held locks keeps those).
+ */
+export function forgetHeld(row: number, base = 0): void {
+  // Bounded by MAX_DEPTH.
+  for (let i = Math.min(rows[row + DEPTH], MAX_DEPTH) - 1; i >= base; i--) {
+    const flags = rows[row + HEADER + i * ENTRY + FLAGS];
+    if ((flags & HELD_MMAP) !== 0) rows[row + MMAP_HELD]--;
+    if ((flags & LOCK_ATOMIC) !== 0) rows[row + ATOMIC_HELD]--;
+  }
+  rows[row + DEPTH] = Math.min(rows[row + DEPTH], base);
 }
 
 /** Empties every CPU's row (no CPU may hold a lock meanwhile). */

@@ -157,7 +157,27 @@ export function lockdepSiteCounts(): SiteCount[] {
  * when this CPU still holds a lock as `context` (e.g. "task", "syscall mmap") returns.
  */
 export function lockdepAssertNoneHeld(context: string): void {
-  if (lockHooks.on && depthOf(rowOf(currentCpu())) > 0) thisThreadsValidator().assertNoneHeld(context);
+  if (lockHooks.on && depthOf(rowOf(currentCpu())) > userCopy.base)
+    thisThreadsValidator().assertNoneHeld(context, userCopy.base);
+}
+
+/** This thread's user-copy base: locks held below it belong to a caller copying user memory. */
+const userCopy = { base: 0 };
+
+/**
+ * For the file read/write path (src/kernel/file-rw.ts), which copies to and from user memory
+ * holding f_pos_lock and i_rwsem, as Linux's does: until `lockdepUserCopyEnd`, a fault's (or any
+ * nested context's) "nothing held at return" check ignores the locks held now. Returns the
+ * previous base, for `lockdepUserCopyEnd`. Free when the validator is off.
+ */
+export function lockdepUserCopyBegin(): number {
+  const prev = userCopy.base;
+  if (lockHooks.on) userCopy.base = depthOf(rowOf(currentCpu()));
+  return prev;
+}
+
+export function lockdepUserCopyEnd(prev: number): void {
+  userCopy.base = prev;
 }
 
 /**

@@ -132,15 +132,16 @@ export class Validator implements LockValidator {
   }
 
   /**
-   * A task or syscall (`context`) must not return with locks held. What it held is forgotten once
+   * A task or syscall (`context`) must not return with locks held beyond the first `base` (the
+   * locks its caller held: a fault under a file's read/write path). What it held is forgotten once
    * reported, so the CPU's next context starts clean.
    */
-  assertNoneHeld(context: string): void {
+  assertNoneHeld(context: string, base = 0): void {
     const cpu = currentCpu();
     const row = rowOf(cpu);
-    if (depthOf(row) === 0) return;
-    const held = heldLocks(cpu);
-    forgetHeld(row);
+    if (depthOf(row) <= base) return;
+    const held = heldLocks(cpu).slice(base);
+    forgetHeld(row, base);
     const mode = this.count(HELD_AT_RETURN, Math.floor(held[0].node / SUBCLASSES));
     if (mode <= COUNT) return;
     const text = heldAtReturnReport(cpu, context, captureStack(), held);

@@ -24,6 +24,7 @@ import '../sync/lockstat.js';
 import '../sync/rcu.js';
 import { MAX_WORKER_CPUS } from '../cpu/current.js';
 import { STATUS_ABSENT, setCpuStatus, setWaitLimitMs } from '../cpu/waits.js';
+import { mmRegistrySnapshot } from '../mm/mm-registry.js';
 
 export interface MachineOptions {
   cpus: number;
@@ -110,6 +111,9 @@ export class Machine {
       await this.terminate();
       throw error;
     }
+    // Every CPU's registry channel is open now: what was announced before reaches it this way.
+    const mms = mmRegistrySnapshot();
+    for (const worker of this.workers) worker.postMessage({ op: 'mms', mms });
   }
 
   /** Routes a CPU's messages; resolves when the CPU is ready. */

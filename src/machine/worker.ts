@@ -4,6 +4,8 @@
  * loaded. Then it fixes its CPU id and runs tasks on request, one at a time:
  *
  *   main -> cpu  { op: 'run', id, task: <module URL>, args }      { op: 'exit' }
+ *                { op: 'mms', mms }: the address spaces announced before this CPU's registry channel
+ *                opened (src/mm/mm-registry.ts: it is loaded before 'ready')
  *   cpu -> main  { op: 'ready' }  { op: 'done', id, value }  { op: 'fail', id, name, message, stack }
  *
  * While a task runs synchronously the CPU is RCU-online (it reports its own quiescent states);
@@ -22,10 +24,11 @@ interface CpuData {
 }
 
 interface RunMessage {
-  op: 'run' | 'exit';
+  op: 'run' | 'exit' | 'mms';
   id: number;
   task: string;
   args: unknown;
+  mms?: import('../mm/mm-registry.js').MmRef[];
 }
 
 const data = workerData as CpuData;
@@ -36,6 +39,8 @@ const lockdep = await import('../lockdep/index.js');
 lockdep.enableLockdepFromEnv();
 const { setCpuStatus, STATUS_IDLE, STATUS_RUNNING } = await import('../cpu/waits.js');
 const rcu = await import('../sync/rcu.js');
+// Opens this CPU's registry channel before 'ready': every address space announced from now on reaches it.
+const registry = await import('../mm/mm-registry.js');
 const cpu = data.vmspaceCpu;
 const port = parentPort!;
 
@@ -111,6 +116,10 @@ function fail(id: number, error: unknown): void {
 }
 
 port.on('message', (message: RunMessage) => {
+  if (message.op === 'mms') {
+    registry.mmRegistryAdopt(message.mms ?? []);
+    return;
+  }
   if (message.op === 'exit') {
     queue.then(() => {
       rcu.rcuBarrier();

@@ -327,6 +327,41 @@ export class Mmu {
   }
 
   /**
+   * copyOut from physical memory (read() from the page cache): `len` bytes of `mem.bytes` at
+   * `srcAt` into user memory at addr; the bytes NOT copied, stopping at the first fault. Both sides
+   * live in the one buffer, so each page is one `copyWithin`: nothing is allocated.
+   */
+  copyOutFrom(addr: number, srcAt: number, len: number): number {
+    let done = 0;
+    while (done < len) {
+      const a = addr + done;
+      const s = this.translate(a, K_WRITE);
+      if (s < 0) break;
+      const off = a & OFF;
+      const chunk = Math.min(PAGE_SIZE - off, len - done);
+      this.u8.copyWithin(this.words[s] * 4 + off, srcAt + done, srcAt + done + chunk);
+      done += chunk;
+    }
+    return len - done;
+  }
+
+  /** copyIn into physical memory (write() into the page cache): as copyOutFrom, the other way. */
+  copyInTo(addr: number, dstAt: number, len: number): number {
+    let done = 0;
+    while (done < len) {
+      const a = addr + done;
+      const s = this.translate(a, K_READ);
+      if (s < 0) break;
+      const off = a & OFF;
+      const chunk = Math.min(PAGE_SIZE - off, len - done);
+      const at = this.words[s] * 4 + off;
+      this.u8.copyWithin(dstAt + done, at, at + chunk);
+      done += chunk;
+    }
+    return len - done;
+  }
+
+  /**
    * The byte offset in `mem.bytes` of the frame mapping addr's page, for an emulator's own fast
    * paths (`mem.i32[base / 4 + k]`); throws MemoryFault. Valid while `epoch` stays what it was
    * after this call: the epoch moves only when this CPU acknowledges a shootdown (at any later

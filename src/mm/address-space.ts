@@ -17,7 +17,7 @@
  * methods throw VmError instead. A failed call leaves the space unchanged except where Linux
  * documents partial effects (see docs/mm.md).
  */
-import { DEBUG } from '../assert.js';
+import { DEBUG, VmAssertionError } from '../assert.js';
 import { check, EAGAIN, EFAULT, EINVAL, ENOMEM } from '../errno.js';
 import { FdTable, type FdTableDescriptor } from '../fs/fd-table.js';
 import { FileTable, type FileTableDescriptor, fileReleaseDefer, fileReleaseFlush } from '../fs/file-table.js';
@@ -27,7 +27,7 @@ import { MapleTree, type MapleTreeDescriptor } from '../maple/tree.js';
 import { PhysMem, type PhysMemDescriptor } from '../mem/frames.js';
 import { Mmu } from '../mem/mmu.js';
 import { PageTables, type PageTablesDescriptor } from '../mem/pgtable.js';
-import { FAULT_SEGV_MAPERR, TlbDomain, type TlbDomainDescriptor } from '../mem/tlb.js';
+import { FAULT_SEGV_MAPERR, FAULT_SIGBUS, TlbDomain, type TlbDomainDescriptor } from '../mem/tlb.js';
 import type { ArenaDescriptor, FailureInjector } from '../shm/arena.js';
 import { rcuBarrier, rcuDeferFree } from '../sync/rcu.js';
 import type { RwSem } from '../sync/rwsem.js';
@@ -47,12 +47,30 @@ import {
   SyscallContext,
 } from './context.js';
 import { faultinRange, mmPopulate } from './fault.js';
-import { faultDesignCode, faultTriesVmaLock } from './fault-design.js';
+import { faultDesignCode, faultMayDropLockForIo, faultTriesVmaLock } from './fault-design.js';
 import { lockVmaUnderRcu } from './fault-lookup.js';
+import {
+  fileFaultCancel,
+  fileFaultClearPoison,
+  fileFaultIo,
+  fileFaultPending,
+  fileFaultPendingAddr,
+  fileFaultPoison,
+} from './file-fault.js';
+import { installFileRmap } from './file-rmap.js';
 import { dupMmap } from './fork.js';
 import { type GupOptions, gupFlags, gupPages, gupPagesFast } from './gup.js';
+import { allocMmId, mmForget } from './mm-registry.js';
 import { MmState, type MmStateDescriptor } from './mm-state.js';
-import { FAULT_FALLBACK, FAULT_GROW, faultPageLocked, faultPageVmaLocked, MmuFault } from './mmu-fault.js';
+import {
+  FAULT_FALLBACK,
+  FAULT_GROW,
+  FAULT_OOM,
+  FAULT_RETRY,
+  faultPageLocked,
+  faultPageVmaLocked,
+  MmuFault,
+} from './mmu-fault.js';
 import { type VmaView, vmaViews } from './proc-maps.js';
 import {
   NR_BRK,
@@ -86,13 +104,21 @@ import {
 import { mmapCheck, mmapLocked } from './syscalls/mmap.js';
 import { mprotectCheck, mprotectLocked } from './syscalls/mprotect.js';
 import { mremapCheck, mremapLocked } from './syscalls/mremap.js';
-import { msyncCheck, msyncReadLocked } from './syscalls/msync.js';
+import {
+  MSYNC_FSYNC,
+  msyncBegin,
+  msyncCheck,
+  msyncFsync,
+  msyncReadLocked,
+  msyncState,
+} from './syscalls/msync.js';
 import { munmapLocked } from './syscalls/munmap.js';
 import { touchCheck, touchFaults, touchLocked } from './syscalls/touch.js';
 import { MAP_ANONYMOUS, PAGE_SIZE, PMD_SIZE } from './vm-flags.js';
 import {
   countEvent,
   EV_FAULT_MMAP,
+  EV_FAULT_RETRY,
   EV_FAULT_VMA,
   EV_MMAP_FALLBACK,
   MmLocks,
@@ -160,15 +186,22 @@ type LockedBody = (
   f: number,
 ) => number;
 
-/** Frames for address spaces made without a Kernel: one PhysMem per thread, made on first use. */
+/**
+ * Frames for address spaces made without a Kernel: one PhysMem per thread, made on first use (the
+ * replayer's file table caches its pages there too).
+ */
 let threadMem: PhysMem | null = null;
-function defaultPhysMem(): PhysMem {
+export function defaultPhysMem(): PhysMem {
   threadMem ??= PhysMem.create({ frames: 1 << 18 });
   return threadMem;
 }
 
 /** faultStage's mode for the fault of one page (not a POPULATE_* mode). */
 const FAULT_ONE_PAGE = -1;
+/** Tries of one page fault (each FAULT_RETRY ran the I/O it waited for: the next finds the page). */
+const MAX_FAULT_TRIES = 64;
+/** Rounds of a fault stage beyond three per page (each round after the first follows a file I/O). */
+const STAGE_SLACK_ROUNDS = 64;
 
 function touchBody(mm: SyscallContext, addr: number, len: number, write: number): number {
   return touchLocked(mm, addr, len, write !== 0);
@@ -212,6 +245,9 @@ export class AddressSpace implements MmShared {
   private readonly edges: number[] = [];
   /** This facade's (CPU's) Mmu, made by the first mmu() call. */
   private cpuMmu: Mmu | null = null;
+  /** The last fault stage round left file work and ran it (stageIoErr: its 0 or -errno). */
+  private stageIo = false;
+  private stageIoErr = 0;
 
   constructor(options: AddressSpaceOptions, attached?: AddressSpaceDescriptor) {
     if (attached !== undefined) {
@@ -239,7 +275,7 @@ export class AddressSpace implements MmShared {
       );
       this.index = options.index;
       this.locks = MmLocks.create(this.arena);
-      this.state = MmState.create(this.config.startBrk);
+      this.state = MmState.create(this.config.startBrk, allocMmId());
       this.mem = options.mem ?? defaultPhysMem();
       this.files =
         options.files ??
@@ -258,6 +294,7 @@ export class AddressSpace implements MmShared {
       throw new Error('AddressSpace: the descriptor table resolves into another file table');
     }
     this.mmapLock = this.locks.mmapLock;
+    installFileRmap();
     this.faultDesign = faultDesignCode(this.config.design);
     this.deferPopulate = options.deferPopulate ?? false;
     const arena = this.arena;
@@ -314,7 +351,8 @@ export class AddressSpace implements MmShared {
       ctx.open();
       ret = body(ctx, a, b, c, d, e, f);
       this.splitHugeAcrossVmasLocked();
-      const r = ctx.commitLocked();
+      // munmap keeps its reverse-map windows open until its page-table work is done (zapDowngraded).
+      const r = ctx.commitLocked(ctx.zapAfterDowngrade);
       if (r < 0) ret = r;
       // munmap's check comes after its page-table work (zapDowngraded): the tables are checked too.
       if (DEBUG && !ctx.zapAfterDowngrade) checkMmLocked(this);
@@ -336,17 +374,24 @@ export class AddressSpace implements MmShared {
 
   /**
    * munmap's page-table work (zaps, their shootdowns, free_pgtables of the gaps) after
-   * downgrading mmap_lock to read, then the unlock and the frames' puts. Safe under the read lock: the committed VMAs no
-   * longer cover the zapped ranges, so no fault or GUP can reach them, and a table is freed only
-   * where free_pgtables' floor and ceiling (the VMAs around the gap, which cannot change while
-   * mmap_lock is held) say no VMA shares it. Preconditions: mmap_lock held for write, committed.
+   * downgrading mmap_lock to read, then its reverse-map windows close (a walker of a file sees the
+   * unmap whole), then the unlock and the frames' puts. Safe under the read lock: the committed
+   * VMAs no longer cover the zapped ranges, so no fault or GUP can reach them, and a table is freed
+   * only where free_pgtables' floor and ceiling (the VMAs around the gap, which cannot change while
+   * mmap_lock is held) say no VMA shares it. Preconditions: mmap_lock held for write, committed
+   * with its windows held.
    */
   private zapDowngraded(): void {
-    const ptWork = this.ctx.ptWork;
+    const ctx = this.ctx;
+    const ptWork = ctx.ptWork;
     if (!ptWork.onlyZapsAndFrees()) {
       // A THP region split at a new VMA edge: the work runs under the write lock, as for others.
       try {
-        ptWork.apply();
+        try {
+          ptWork.apply();
+        } finally {
+          ctx.closeRmapWindowsLocked();
+        }
         if (DEBUG) checkMmLocked(this);
       } finally {
         mmapWriteUnlock(this.locks);
@@ -355,7 +400,11 @@ export class AddressSpace implements MmShared {
     }
     mmapWriteDowngrade(this.locks);
     try {
-      ptWork.applyOps();
+      try {
+        ptWork.applyOps();
+      } finally {
+        ctx.closeRmapWindowsLocked();
+      }
       if (DEBUG) checkMmLocked(this);
     } finally {
       mmapReadUnlock(this.locks);
@@ -395,9 +444,51 @@ export class AddressSpace implements MmShared {
    * shootdown may sleep). Returns the syscall's result as the stage decides it, or the fault's.
    */
   private faultStage(mode: number, start: number, len: number, ret: number): number {
+    const end = start + len;
+    // A page waits at most three times: its read, its lock, its page_mkwrite.
+    const maxRounds = 3 * Math.ceil(len / PAGE_SIZE) + STAGE_SLACK_ROUNDS;
+    let from = start;
+    try {
+      for (let round = 0; round < maxRounds; round++) {
+        const r = this.faultStageOnce(mode, from, end - from, ret, start, len);
+        if (!this.stageIo) return r;
+        countEvent(this.locks, EV_FAULT_RETRY);
+        const err = this.stageIoErr;
+        if (mode === FAULT_ONE_PAGE)
+          return err === 0 ? FAULT_RETRY : err === -ENOMEM ? FAULT_OOM : FAULT_SIGBUS;
+        // FOLL_UNLOCKABLE: the walk goes on from the page that waited, the VMAs looked up again
+        // under the retaken mmap_lock; a failed I/O answers that page with its error once.
+        from = fileFaultPendingAddr();
+        if (err < 0) fileFaultPoison(from, err);
+      }
+    } finally {
+      fileFaultClearPoison();
+    }
+    throw new VmAssertionError(`fault stage [${start}, ${end}): more than ${maxRounds} rounds of file I/O`);
+  }
+
+  /**
+   * One round of a fault stage over [start, start + len) (logged, when it completes, as the stage
+   * over [logStart, logStart + logLen)). When a file fault left work pending (file-fault.ts), the
+   * round ends there: the anon_vmas so far are published, page_table_lock dropped, and the work
+   * runs after mmap_lock is released (retry, vma-lock) or before (global: Linux before 5.1);
+   * stageIo and stageIoErr tell the caller.
+   */
+  private faultStageOnce(
+    mode: number,
+    start: number,
+    len: number,
+    ret: number,
+    logStart: number,
+    logLen: number,
+  ): number {
     const ctx = this.ctx;
     const end = start + len;
     const retIn = ret;
+    const dropForIo = faultMayDropLockForIo(this.faultDesign);
+    let io = false;
+    this.stageIo = false;
+    this.stageIoErr = 0;
     this.mmuOffline();
     mmapReadLock(this.locks);
     ctx.open();
@@ -416,20 +507,25 @@ export class AddressSpace implements MmShared {
         const r = touchFaults(ctx, start, end, mode === POPULATE_TOUCH_WRITE);
         if (r < 0) ret = r;
       }
+      io = fileFaultPending();
       ctx.commitAnonLocked();
       // Fault stages are serialised by page_table_lock, and with writers by mmap_lock. A page
       // fault is logged as the one-page touch it amounts to (it changes no VMA but its anon_vma).
-      if (this.log !== null) this.logStage(mode, start, len, retIn, ret);
+      if (this.log !== null && !io) this.logStage(mode, logStart, logLen, retIn, ret);
       this.state.ptl.unlock();
       ptlHeld = false;
       ctx.ptWork.flushDeferred();
+      if (io && !dropForIo) this.stageIoErr = fileFaultIo(this.files, this.mem);
     } catch (error) {
       ctx.abandonLocked();
+      if (fileFaultPending()) fileFaultCancel(this.files, this.mem);
       throw error;
     } finally {
       if (ptlHeld) this.state.ptl.unlock();
       mmapReadUnlock(this.locks);
     }
+    if (io && dropForIo) this.stageIoErr = fileFaultIo(this.files, this.mem);
+    this.stageIo = io;
     return ret;
   }
 
@@ -475,12 +571,15 @@ export class AddressSpace implements MmShared {
    */
   faultPage(addr: number, write: boolean, exec: boolean): number {
     const page = addr - (addr % PAGE_SIZE);
-    for (let round = 0; round < 2; round++) {
+    let grown = false;
+    for (let tries = 0; tries < MAX_FAULT_TRIES; tries++) {
       const r = this.faultPageOnce(page, write, exec);
+      if (r === FAULT_RETRY) continue;
       if (r !== FAULT_GROW) return r;
-      if (round !== 0 || this.sysTouch(page, PAGE_SIZE, write) < 0) return FAULT_SEGV_MAPERR;
+      if (grown || this.sysTouch(page, PAGE_SIZE, write) < 0) return FAULT_SEGV_MAPERR;
+      grown = true;
     }
-    return FAULT_SEGV_MAPERR;
+    throw new VmAssertionError(`page fault at ${page}: ${MAX_FAULT_TRIES} retries in a row`);
   }
 
   /**
@@ -494,8 +593,11 @@ export class AddressSpace implements MmShared {
     const ctx = this.ctx;
     ctx.faultUnshare = unshare;
     try {
-      const r = this.faultPageOnce(addr - (addr % PAGE_SIZE), write || unshare, false);
-      return r === FAULT_GROW ? FAULT_SEGV_MAPERR : r;
+      for (let tries = 0; tries < MAX_FAULT_TRIES; tries++) {
+        const r = this.faultPageOnce(addr - (addr % PAGE_SIZE), write || unshare, false);
+        if (r !== FAULT_RETRY) return r === FAULT_GROW ? FAULT_SEGV_MAPERR : r;
+      }
+      throw new VmAssertionError(`GUP fault at ${addr}: ${MAX_FAULT_TRIES} retries in a row`);
     } finally {
       ctx.faultUnshare = false;
     }
@@ -555,10 +657,11 @@ export class AddressSpace implements MmShared {
   /**
    * One try at the fault of `page`: under the vma-lock design the per-VMA-lock fast path first,
    * then (global, retry, or a fallback) the mmap_lock path. Counts the fault by the path that
-   * finished it (vmstat.ts); a FAULT_GROW is not counted, faultPage runs the fault again. The fast
-   * path runs with this CPU's Mmu online (it waits only for PTE locks and zone_lock, whose holders
-   * never wait for a shootdown, and for its own shootdown, where it counts as acknowledged);
-   * faultStage takes the Mmu offline before it may wait for mmap_lock.
+   * finished it (vmstat.ts); a FAULT_GROW is not counted, faultPage runs the fault again. The
+   * anonymous fast path runs with this CPU's Mmu online (it waits only for PTE locks and zone_lock,
+   * whose holders never wait for a shootdown, and for its own shootdown, where it counts as
+   * acknowledged); a file fault (page locks, then I/O with the VMA lock dropped) and faultStage
+   * (mmap_lock) take the Mmu offline before they may wait.
    */
   private faultPageOnce(page: number, write: boolean, exec: boolean): number {
     const ctx = this.ctx;
@@ -566,12 +669,24 @@ export class AddressSpace implements MmShared {
     if (faultTriesVmaLock(this.faultDesign)) {
       const h = lockVmaUnderRcu(this, page);
       if (h !== 0) {
+        // A file fault may wait for a page lock, and its RETRY for I/O: offline (see above).
+        if (this.arena.file(h) !== 0) this.mmuOffline();
         let r: number;
         try {
           r = faultPageVmaLocked(ctx, h, page, write, exec);
           ctx.ptWork.flushDeferred();
+        } catch (error) {
+          if (fileFaultPending()) fileFaultCancel(this.files, this.mem);
+          throw error;
         } finally {
           vmaEndRead(locks, h);
+        }
+        if (r === FAULT_RETRY) {
+          // The file work the fault left, with the VMA lock dropped (file-fault.ts).
+          countEvent(locks, EV_FAULT_RETRY);
+          const err = fileFaultIo(this.files, this.mem);
+          lockdepAssertNoneHeld('page fault');
+          return err === 0 ? FAULT_RETRY : err === -ENOMEM ? FAULT_OOM : FAULT_SIGBUS;
         }
         if (r !== FAULT_FALLBACK) {
           countEvent(locks, EV_FAULT_VMA);
@@ -581,7 +696,7 @@ export class AddressSpace implements MmShared {
       countEvent(locks, EV_MMAP_FALLBACK);
     }
     const r = this.faultStage(FAULT_ONE_PAGE, page, PAGE_SIZE, (write ? 1 : 0) | (exec ? 2 : 0));
-    if (r !== FAULT_GROW) countEvent(locks, EV_FAULT_MMAP);
+    if (r !== FAULT_GROW && r !== FAULT_RETRY) countEvent(locks, EV_FAULT_MMAP);
     lockdepAssertNoneHeld('page fault');
     return r;
   }
@@ -703,6 +818,7 @@ export class AddressSpace implements MmShared {
       if (first >= 0) mm.layer.unmapRange(first, 0, 2 ** 53);
       return 0;
     });
+    mmForget(this.state);
     rcuBarrier();
   }
 
@@ -764,9 +880,21 @@ export class AddressSpace implements MmShared {
   sysMunlockall(): number {
     return this.run('syscall munlockall', NR_MUNLOCKALL, munlockallBody);
   }
+  /** msync: the walk under mmap_lock (R); MS_SYNC's write-back of each range with it dropped. */
   sysMsync(addr: number, len: number, flags: number): number {
     const c = msyncCheck(addr, len, flags);
-    return c !== CHECKED ? c : this.runRead('syscall msync', msyncReadLocked, addr, len, flags);
+    if (c !== CHECKED) return c;
+    msyncBegin(addr);
+    // Bounded: each round passes at least one VMA.
+    for (let round = 0; round <= this.config.maxMapCount + 1; round++) {
+      const r = this.runRead('syscall msync', msyncReadLocked, addr, len, flags);
+      if (r !== MSYNC_FSYNC) return r;
+      const err = msyncFsync(this.files);
+      lockdepAssertNoneHeld('syscall msync');
+      if (err < 0) return err;
+      if (msyncState.start >= addr + len) return msyncState.unmapped;
+    }
+    return msyncState.unmapped;
   }
   /** mincore: 1 in vec[i] for each resident page of [addr, addr + len); 0 or -errno. */
   sysMincore(addr: number, len: number, vec: Uint8Array): number {

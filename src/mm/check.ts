@@ -7,6 +7,9 @@
  *     and every record it names is ATTACHED with page-aligned START < END;
  *   - mm->map_count equals the number of VMAs; mm->locked_vm equals the size of the VM_LOCKED ones;
  *   - every file and anon_vma a VMA names is live and holds at least one reference per such VMA;
+ *   - the reverse map (src/fs/i-mmap.ts): every file-backed record has exactly one i_mmap entry,
+ *     naming (this mm, it), linked in its file's list; no entry names this mm but for such a record
+ *     (none is left for a freed one);
  *   - the per-2 MiB state agrees with the VMAs (the page tables hold it: docs/mem.md, "THP
  *     regions"): every region with a PMD entry meets a VMA (free_pgtables freed the others), and a
  *     region mapping a THP (PMD_THP_TABLE or a huge entry) lies whole inside one private
@@ -15,6 +18,14 @@
  * Preconditions: mmap_lock held (read or write) by the caller, or no other CPU running.
  * Throws an Error naming the first broken invariant.
  */
+import {
+  iMmapEntryMm,
+  iMmapEntryVma,
+  iMmapFirst,
+  iMmapLockRead,
+  iMmapNext,
+  iMmapUnlockRead,
+} from '../fs/i-mmap.js';
 import { rangeOut } from '../maple/api.js';
 import { MapleTree } from '../maple/tree.js';
 import { PMD_THP_TABLE, PTE_HUGE, USER_ADDR_LIMIT } from '../mem/pte.js';
@@ -67,6 +78,42 @@ export function checkMmLocked(mm: MmShared): void {
     }
   }
   checkPmdEntries(mm);
+  checkRmap(mm, fileUses);
+}
+
+/** The reverse map against the records (see the file comment); fileUses: VMAs per file. */
+function checkRmap(mm: MmShared, fileUses: Map<number, number>): void {
+  const a = mm.arena;
+  const files = mm.files;
+  const me = mm.state.mmId;
+  let mapped = 0;
+  for (const [id, uses] of fileUses) {
+    mapped += uses;
+    let mine = 0;
+    iMmapLockRead(files, id);
+    try {
+      for (let e = iMmapFirst(files, id); e !== 0; e = iMmapNext(files, e)) {
+        if (iMmapEntryMm(files, e) !== me) continue;
+        const h = iMmapEntryVma(files, e);
+        if (a.state(h) !== VMA_ATTACHED || a.file(h) !== id || a.rmapEntry(h) !== e) {
+          fail(`i_mmap entry ${e} of file ${id} names record ${h}, which is not its live mapping`);
+        }
+        mine++;
+      }
+    } finally {
+      iMmapUnlockRead(files, id);
+    }
+    if (mine !== uses)
+      fail(`file ${id}: ${uses} VMAs map it, its i_mmap list has ${mine} entries of this mm`);
+  }
+  // Entries naming this mm are written only by its commits (mmap_lock): a plain scan is stable.
+  const entries = files.iMmapEntries;
+  let named = 0;
+  const capacity = entries.stats().capacity;
+  for (let e = 1; e <= capacity; e++) {
+    if (entries.isLive(e) && iMmapEntryMm(files, e) === me) named++;
+  }
+  if (named !== mapped) fail(`${named} i_mmap entries name this mm, ${mapped} file-backed VMAs exist`);
 }
 
 /** The PMD entries against the VMAs (see the file comment). */

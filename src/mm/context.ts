@@ -18,6 +18,7 @@ import type { PageTables } from '../mem/pgtable.js';
 import type { TlbDomain } from '../mem/tlb.js';
 import type { AnonVmaTable } from './anon-vma.js';
 import type { MmConfig } from './config.js';
+import { mmAnnounce } from './mm-registry.js';
 import type { MmState } from './mm-state.js';
 import { PageTableWork } from './pgtable-work.js';
 import { Placement } from './placement.js';
@@ -119,7 +120,8 @@ export class SyscallContext {
     this.mem = shared.mem;
     this.pt = shared.pt;
     this.ptWork = new PageTableWork(shared.pt, shared.mem, shared.index, shared.tlb, shared.locks);
-    this.txn = new VmaTxn(this.arena, this.index, freeRecord, this.locks, this);
+    const rmap = { files: shared.files, mmId: shared.state.mmId, announce: () => mmAnnounce(shared) };
+    this.txn = new VmaTxn(this.arena, this.index, freeRecord, this.locks, this, rmap);
     this.layer = new VmaLayer(this.txn, this.config.maxMapCount);
     this.placement = new Placement(this.index, this.arena, this.config, this.files);
   }
@@ -197,10 +199,13 @@ export class SyscallContext {
 
   /**
    * Commits the transaction: 0, or -ENOMEM with the address space exactly as before open().
-   * The page-table work is applied too, unless zapAfterDowngrade asks the entry to do it.
-   * Preconditions: mmap_lock held for write by this CPU, open() called.
+   * The page-table work is applied too, unless zapAfterDowngrade asks the entry to do it. The
+   * reverse-map commit windows the commit opens on files (src/fs/i-mmap.ts) close after the
+   * page-table work; with `holdWindows` (fork: its page-table copy belongs in them; munmap: its
+   * zaps after the downgrade) the caller closes them with closeRmapWindowsLocked. Preconditions:
+   * mmap_lock held for write by this CPU, open() called.
    */
-  commitLocked(): number {
+  commitLocked(holdWindows = false): number {
     const mapDelta = this.txn.mapCountDelta;
     const lockedDelta = this.txn.lockedDelta();
     const r = this.txn.prepare();
@@ -208,13 +213,25 @@ export class SyscallContext {
       this.abandonLocked();
       return -ENOMEM;
     }
-    this.txn.apply();
-    if (!this.zapAfterDowngrade) this.ptWork.apply();
+    try {
+      this.txn.apply();
+      if (!this.zapAfterDowngrade) this.ptWork.apply();
+    } finally {
+      if (!holdWindows) this.txn.closeRmapWindows();
+    }
     this.state.mapCount += mapDelta;
     this.state.lockedVm += lockedDelta;
     this.putCreated();
-    this.txn.reset();
+    if (!holdWindows) this.txn.reset();
     return 0;
+  }
+
+  /**
+   * Closes the windows a commitLocked(true) left open. Preconditions: mmap_lock held, for write or
+   * (munmap after its downgrade) for read by the CPU that committed.
+   */
+  closeRmapWindowsLocked(): void {
+    this.txn.closeRmapWindows();
   }
 
   /** Drops the open transaction's work: scalars and new identities restored, page-table work dropped. */

@@ -16,6 +16,7 @@
 import { EFAULT, EINVAL, ENOMEM, EPERM } from '../errno.js';
 import { faultAnonPages } from './anon-fault.js';
 import type { SyscallContext } from './context.js';
+import { FILE_NEED_IO, faultFilePages } from './file-fault.js';
 import {
   PAGE_SIZE,
   PMD_SIZE,
@@ -178,7 +179,8 @@ function allocatesPage(mm: SyscallContext, slot: number, write: boolean): boolea
  * region whose PMD entry is
  * empty gets a huge page if the VMA allows one (creating the anon_vma even on a read), else a page
  * table. Returns the pages done, or -EFAULT when a page lies past the end of the backing object
- * (after the pages before it; a private write fault allocates the anon_vma before it finds out).
+ * (after the pages before it; a private write fault allocates the anon_vma before it finds out),
+ * or, in a fault stage, FILE_NEED_IO when a file page must wait (file-fault.ts).
  */
 export function faultRange(
   mm: SyscallContext,
@@ -211,6 +213,16 @@ export function faultRange(
     (mm.txn.flags[slot] & VM_ACCESS_FLAGS) !== 0
   ) {
     if (faultAnonPages(mm, slot, start, stop, write) < 0) return -ENOMEM;
+  } else if (
+    mm.installPtes &&
+    stop > start &&
+    mm.txn.file[slot] !== 0 &&
+    (mm.txn.flags[slot] & VM_ACCESS_FLAGS) !== 0
+  ) {
+    // File and shared memory (file-fault.ts): -EFAULT, -ENOMEM, or FILE_NEED_IO (the stage
+    // drops its locks, runs the I/O and walks again from the page that waited).
+    const r = faultFilePages(mm, slot, start, stop, write);
+    if (r < 0) return r;
   }
   if (end > backed) {
     if (alloc && anonPrepare(mm, slot) < 0) return -ENOMEM;
@@ -264,7 +276,7 @@ export function mmPopulate(mm: SyscallContext, start: number, len: number, ignor
     const nend = Math.min(end, t.end[vma]);
     if ((t.flags[vma] & (VM_IO | VM_PFNMAP)) === 0) {
       const ret = populateVmaRange(mm, vma, Math.max(nstart, t.start[vma]), nend);
-      if (ret < 0 && !ignoreErrors) return ret;
+      if (ret === FILE_NEED_IO || (ret < 0 && !ignoreErrors)) return ret;
     }
     nstart = nend;
   }
@@ -281,7 +293,7 @@ export function faultinRange(mm: SyscallContext, start: number, end: number, wri
     if (checkVmaFlags(mm, vma, write, false) < 0) return -EINVAL;
     const stop = Math.min(end, t.end[vma]);
     const r = faultRange(mm, vma, addr, stop, write);
-    if (r < 0) return r === -ENOMEM ? r : -EFAULT;
+    if (r < 0) return r === -ENOMEM || r === FILE_NEED_IO ? r : -EFAULT;
     addr = stop;
   }
   return 0;

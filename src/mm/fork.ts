@@ -104,7 +104,9 @@ export function dupMmap(parent: ForkSpace, child: ForkSpace): number {
           f.nameId = a.nameId(h);
           ctx.txn.insert(f);
         }
-        r = ctx.commitLocked();
+        // The child's i_mmap windows stay open over the page-table copy: a reverse-map walker sees
+        // the child's file VMAs with their copied PTEs, or neither.
+        r = ctx.commitLocked(true);
       } catch (error) {
         ctx.abandonLocked();
         throw error;
@@ -145,6 +147,7 @@ export function dupMmap(parent: ForkSpace, child: ForkSpace): number {
         seq.writeEnd();
       }
     } finally {
+      child.ctx.closeRmapWindowsLocked();
       mmapWriteUnlock(child.locks);
     }
     // The parent's CPUs may cache writable translations of the pages now shared read-only.
@@ -209,7 +212,8 @@ function copyPteRange(
       cpt.setPte(ct, ci, entry);
       return;
     }
-    if (mem.maybeDmaPinned(pfn)) {
+    // A pinned anonymous page is copied; a file page (a private file mapping's) is shared as is.
+    if (mem.kind[pfn] === KIND_ANON && mem.maybeDmaPinned(pfn)) {
       // copy_present_page: the child gets its own copy; the parent's page stays exclusive.
       const np = mem.allocFrameCopy(KIND_ANON, anon, pgoff + (addr - start) / PAGE_SIZE, pfn);
       if (np === 0) {

@@ -8,7 +8,9 @@
  *   1  DEF_FLAGS    mm->def_flags        mmap_lock (W)    1 START_BRK  mm->start_brk                   set at creation
  *   2  SHMEM_COUNT  shmem objects made   mmap_lock (W)    2 LOCKED_VM  mm->locked_vm, pages            mmap_lock (W)
  *   3  GATE_FLAGS   [vsyscall] VM_* or 0 set at creation
+ *   4  MM_ID        the id i_mmap entries name it by (mm-registry.ts)   set at creation
  *   5  USERS        mm_users: attached Process handles (atomic)
+ *   6  ANNOUNCED    1 once its descriptor went out to every CPU (mm-registry.ts; compare-exchange)
  *   8  PAGE_TABLE_LOCK (spinlock, 2 words): mm->page_table_lock; taken under mmap_lock (R) to
  *      fill empty PMD entries (a fault's page tables) and to give a VMA its anon_vma (anon_vma_prepare)
  *  10  WRITE_PROTECT_SEQ (seqcount, 2 words): mm->write_protect_seq; written by fork (dup_mmap)
@@ -26,7 +28,9 @@ const MAP_COUNT = 0;
 const DEF_FLAGS = 1;
 const SHMEM_COUNT = 2;
 const GATE_FLAGS = 3;
+const MM_ID = 4;
 const USERS = 5;
+const ANNOUNCED = 6;
 const PTL = 8;
 const WRITE_PROTECT_SEQ = 10;
 const F64_BYTE = 64;
@@ -50,8 +54,9 @@ export class MmState {
   /** mm->write_protect_seq: fork's page-table copy against GUP-fast pins (see the file comment). */
   readonly writeProtectSeq: SeqCount;
 
-  static create(startBrk: number): MmState {
+  static create(startBrk: number, mmId: number): MmState {
     const s = new MmState({ buffer: new SharedArrayBuffer(BYTES) });
+    s.i32[MM_ID] = mmId;
     s.f64[BRK] = startBrk;
     s.f64[START_BRK] = startBrk;
     return s;
@@ -110,6 +115,17 @@ export class MmState {
   }
   set lockedVm(pages: number) {
     this.f64[LOCKED_VM] = pages;
+  }
+  /** The address space's id (mm-registry.ts; never 0). */
+  get mmId(): number {
+    return this.i32[MM_ID];
+  }
+  /** Marks the address space announced; true for the one caller that changed it. */
+  markAnnounced(): boolean {
+    return Atomics.compareExchange(this.i32, ANNOUNCED, 0, 1) === 0;
+  }
+  get announced(): boolean {
+    return Atomics.load(this.i32, ANNOUNCED) === 1;
   }
   /** mmget / mmput: attached users; returns the count after the change. */
   addUser(delta: number): number {

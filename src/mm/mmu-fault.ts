@@ -10,7 +10,10 @@
  *                                   of the page), else FAULT_SEGV_MAPERR
  *   access_error                    write needs VM_WRITE, read VM_READ | VM_WRITE | VM_EXEC, exec
  *                                   VM_EXEC: FAULT_SEGV_ACCERR
- *   file-backed or shared           FAULT_SIGBUS (no page cache yet: issue 11)
+ *   file-backed or shared           faultRange maps the page cache's page (file-fault.ts); a
+ *                                   page that must wait for I/O: FAULT_RETRY with the work
+ *                                   pending (the stage drops its locks, runs it, the caller
+ *                                   retries); past EOF FAULT_SIGBUS
  *   private anonymous               faultRange for the page with installPtes (zero page on a read,
  *                                   a zeroed frame on a write, copy or reuse on a write to a
  *                                   read-only entry, DIRTY on a write): 0; out of memory (a frame,
@@ -21,8 +24,10 @@
  * Before all that, the per-VMA-lock fast path (`faultPageVmaLocked`, do_user_addr_fault's
  * lock_vma_under_rcu): the VMA read-locked without mmap_lock; a private anonymous VMA that already
  * has its anon_vma, in a 2 MiB region that already has its PMD entry (a PTE table), faults the page
- * in under the page's PTE lock alone; an access error is answered at once; anything else (no VMA, a locked
- * VMA, no anon_vma yet, a new region, file or shared) falls back to the mmap_lock path.
+ * in under the page's PTE lock alone; a file or shared VMA likewise (faultFileVmaLocked: page_mkwrite
+ * runs here, under the VMA lock; I/O is FAULT_RETRY with work pending); an access error is answered
+ * at once; anything else (no VMA, a locked VMA, no anon_vma yet, a new region) falls back to the
+ * mmap_lock path.
  *
  * The Mmu calls the handler online and walks again on 0: the per-VMA-lock path waits only for
  * spinlocks whose holders never wait for a shootdown (and shoots down itself, as a writer that
@@ -35,18 +40,12 @@ import { FAULT_SEGV_ACCERR, FAULT_SEGV_MAPERR, FAULT_SIGBUS } from '../mem/tlb.j
 import { faultAnonPageOf } from './anon-fault.js';
 import type { SyscallContext } from './context.js';
 import { accessError, faultRange, isAnonymous } from './fault.js';
+import { FAULT_FALLBACK, FAULT_GROW, FAULT_OOM, FAULT_RETRY } from './fault-codes.js';
+import { FILE_NEED_IO, faultFileVmaLocked } from './file-fault.js';
 import { PAGE_SIZE, VM_EXEC, VM_GROWSDOWN, VM_SHARED } from './vm-flags.js';
 import { NAME_ANON } from './vma-record.js';
 
-/** faultPageLocked: no VMA contains the address, but a VM_GROWSDOWN one above may grow to it. */
-export const FAULT_GROW = 1;
-/** faultPageVmaLocked: the fast path cannot decide; take mmap_lock. */
-export const FAULT_FALLBACK = 2;
-/**
- * VM_FAULT_OOM: a frame, a page table or an anon_vma could not be allocated. Not an Mmu code (the
- * Mmu's FAULT_* are -1..-3): MmuFault turns it into FAULT_SIGBUS, GUP into -ENOMEM.
- */
-export const FAULT_OOM = -4;
+export { FAULT_FALLBACK, FAULT_GROW, FAULT_OOM, FAULT_RETRY } from './fault-codes.js';
 
 /** What the Mmu's handler needs of the address space (AddressSpace). */
 export interface FaultPageMm {
@@ -64,7 +63,8 @@ export class MmuFault implements MissHandler {
 }
 
 /**
- * One page's fault (see the file comment): 0, FAULT_GROW, FAULT_OOM or a FAULT_* code. Preconditions:
+ * One page's fault (see the file comment): 0, FAULT_GROW, FAULT_OOM, FAULT_RETRY (file work
+ * pending: file-fault.ts) or a FAULT_* code. Preconditions:
  * mmap_lock (R) and page_table_lock held, the context's transaction open with installPtes.
  */
 export function faultPageLocked(mm: SyscallContext, addr: number, write: boolean, exec: boolean): number {
@@ -79,14 +79,16 @@ export function faultPageLocked(mm: SyscallContext, addr: number, write: boolean
   // An unshare (mm.faultUnshare) is checked as the read it serves.
   if (exec ? (flags & VM_EXEC) === 0 : accessError(flags, write && !mm.faultUnshare))
     return FAULT_SEGV_ACCERR;
-  if ((flags & VM_SHARED) !== 0 || !isAnonymous(mm, vma)) return FAULT_SIGBUS;
+  if (t.file[vma] === 0 && ((flags & VM_SHARED) !== 0 || !isAnonymous(mm, vma))) return FAULT_SIGBUS;
   const r = faultRange(mm, vma, page, page + PAGE_SIZE, write);
+  if (r === FILE_NEED_IO) return FAULT_RETRY;
   return r === -ENOMEM ? FAULT_OOM : r < 0 ? FAULT_SIGBUS : 0;
 }
 
 /**
  * The fast path for the page at `page` of the read-locked VMA record `h` (see the file comment):
- * 0, FAULT_SEGV_ACCERR, or FAULT_FALLBACK. A replaced page is left in mm.ptWork's deferred list
+ * 0, FAULT_SEGV_ACCERR, FAULT_FALLBACK, or for a file or shared VMA FAULT_SIGBUS, FAULT_OOM or
+ * FAULT_RETRY (work pending: the caller drops the VMA lock and runs fileFaultIo). A replaced page is left in mm.ptWork's deferred list
  * (the caller flushes it). Preconditions: `h` read-locked (lockVmaUnderRcu) and covering `page`;
  * no spinlock held; this CPU's transaction is not open (only its ptWork list is used).
  */
@@ -101,8 +103,9 @@ export function faultPageVmaLocked(
   const flags = a.flags(h);
   if (exec ? (flags & VM_EXEC) === 0 : accessError(flags, write && !mm.faultUnshare))
     return FAULT_SEGV_ACCERR;
+  if (a.file(h) !== 0) return faultFileVmaLocked(mm, h, page, write);
   const owner = a.anon(h);
-  if (owner === 0 || (flags & VM_SHARED) !== 0 || a.file(h) !== 0 || a.nameKind(h) !== NAME_ANON) {
+  if (owner === 0 || (flags & VM_SHARED) !== 0 || a.nameKind(h) !== NAME_ANON) {
     return FAULT_FALLBACK;
   }
   // pmd_none: the THP decision (and the table) are taken under mmap_lock.

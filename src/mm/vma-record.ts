@@ -170,7 +170,12 @@ const STATE = 2 * F64_COUNT + (VMA_FIELD_COUNT - F64_COUNT);
 /** Word offsets (from the record's first Int32 word) of the per-VMA lock words. */
 export const VMA_LOCK_SEQ_WORD = STATE + 1;
 export const VMA_REFCNT_WORD = STATE + 2;
-if (VMA_REFCNT_WORD + 1 >= VMA_RECORD_BYTES / 4) throw new Error('VMA_FIELDS: the record is full');
+/**
+ * The record's i_mmap entry (src/fs/i-mmap.ts; 0 = none: an anonymous VMA), after the lock
+ * layer's LOCKDEP_ID. Written by the VMA commit under mmap_lock (W) and the file's i_mmap (W).
+ */
+const RMAP = STATE + 4;
+if (RMAP >= VMA_RECORD_BYTES / 4) throw new Error('VMA_FIELDS: the record is full');
 
 export const VMA_DETACHED = 0;
 export const VMA_ATTACHED = 1;
@@ -297,6 +302,13 @@ export class VmaArena {
     this.f64[b + START] = start;
     this.f64[b + END] = end;
     this.f64[b + PGOFF] = pgoff;
+  }
+  /** The record's i_mmap entry (0 = none). */
+  rmapEntry(h: number): number {
+    return this.i32[h * this.i32Per + RMAP];
+  }
+  setRmapEntry(h: number, e: number): void {
+    this.i32[h * this.i32Per + RMAP] = e;
   }
   setState(h: number, state: number): void {
     Atomics.store(this.i32, h * this.i32Per + STATE, state);

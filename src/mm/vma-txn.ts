@@ -17,6 +17,17 @@
  * origin is unique.
  */
 import { ENOMEM } from '../errno.js';
+import type { FileTable } from '../fs/file-table.js';
+import {
+  iMmapAlloc,
+  iMmapCommitBeginLocked,
+  iMmapCommitEnd,
+  iMmapFree,
+  iMmapLinkLocked,
+  iMmapLockWrite,
+  iMmapUnlinkLocked,
+  iMmapUnlockWrite,
+} from '../fs/i-mmap.js';
 import { type RangeIndex, type RangeOut, rangeOut } from '../maple/api.js';
 import { PAGE_SIZE, VM_LOCKED } from './vm-flags.js';
 import { type MmLocks, vmaMarkAttached, vmaMarkDetached, vmaStartWrite } from './vma-lock.js';
@@ -40,6 +51,17 @@ export type VmaFreeFn = (handle: number) => void;
 export interface IdentityRefs {
   readonly files: { get(id: number): void; put(id: number): void };
   readonly anonVmas: { get(id: number): void; put(id: number): void };
+}
+
+/**
+ * What the commit keeps the files' reverse maps with (src/fs/i-mmap.ts): the file table, this
+ * address space's id, and its announcement to the other CPUs (mm-registry.ts), made before its
+ * first entry is linked.
+ */
+export interface VmaRmap {
+  readonly files: FileTable;
+  readonly mmId: number;
+  announce(): void;
 }
 
 /** A transaction's slots: one typed column per VMA field, named as VMA_FIELDS names them. */
@@ -82,6 +104,21 @@ export class VmaTxn {
   private nErase = 0;
   /** New records prepare() allocated (-1: not prepared). */
   private prepared = -1;
+  /**
+   * The reverse-map work prepare() planned (docs/fs.md, "The reverse map"): entries to link (file,
+   * record, new entry) and records to unlink (file, record), and the files whose records change
+   * (each gets a commit window, `windows` of them open between apply() and closeRmapWindows()).
+   */
+  private linkFile = new Int32Array(16);
+  private linkVma = new Int32Array(16);
+  private linkEntry = new Int32Array(16);
+  private nLink = 0;
+  private unlinkFile = new Int32Array(16);
+  private unlinkVma = new Int32Array(16);
+  private nUnlink = 0;
+  private touched = new Int32Array(16);
+  private nTouched = 0;
+  private windows = 0;
   /** Identities whose references the commit drops after writing every record. */
   private readonly oldFiles: number[] = [];
   private readonly oldAnons: number[] = [];
@@ -99,6 +136,7 @@ export class VmaTxn {
     freeRecord: VmaFreeFn,
     private readonly locks: MmLocks | null = null,
     private readonly refs: IdentityRefs | null = null,
+    private readonly rmap: VmaRmap | null = null,
   ) {
     this.arena = arena;
     this.index = index;
@@ -109,6 +147,8 @@ export class VmaTxn {
   /** Forgets everything: a fresh, empty transaction. */
   reset(): void {
     if (this.prepared >= 0) this.unprepare();
+    // Only after an internal error: a window left open would stall every walker of its file.
+    if (this.windows !== 0) this.closeRmapWindows();
     this.nSlots = 0;
     this.nOrder = 0;
     this.nCov = 0;
@@ -313,8 +353,13 @@ export class VmaTxn {
       }
       this.newHandles[k] = h;
     }
+    if (this.rmap !== null && this.prepareRmap(this.rmap) < 0) {
+      for (let j = 0; j < fresh; j++) arena.arena.free(this.newHandles[j]);
+      return -ENOMEM;
+    }
     if (stores > 0 && this.index.preallocate(stores) < 0) {
       for (let j = 0; j < fresh; j++) arena.arena.free(this.newHandles[j]);
+      this.freePlannedEntries();
       return -ENOMEM;
     }
     this.prepared = fresh;
@@ -324,7 +369,142 @@ export class VmaTxn {
   /** Gives back what prepare() allocated (the tree keeps its preallocation for the next writer). */
   unprepare(): void {
     for (let j = 0; j < this.prepared; j++) this.arena.arena.free(this.newHandles[j]);
+    this.freePlannedEntries();
     this.prepared = -1;
+  }
+
+  // ---- the reverse map -----------------------------------------------------------------------
+
+  /**
+   * Plans the reverse-map work and allocates an entry per record that starts naming a file: a new
+   * file-backed VMA, or a record whose file changes. 0, or -ENOMEM with no entry allocated.
+   * Preconditions: the new records are allocated (newHandles, in order).
+   */
+  private prepareRmap(rmap: VmaRmap): number {
+    const a = this.arena;
+    this.nLink = 0;
+    this.nUnlink = 0;
+    this.nTouched = 0;
+    for (let k = 0; k < this.nLoaded; k++) {
+      const h = this.loaded[k];
+      const s = this.slotOfHandle[h];
+      const oldFile = a.file(h);
+      const newFile = this.live[s] === 1 ? this.file[s] : 0;
+      if (oldFile !== newFile) {
+        if (oldFile !== 0) this.planUnlink(oldFile, h);
+        if (newFile !== 0) this.planLink(newFile, h);
+      } else if (
+        newFile !== 0 &&
+        (this.start[s] !== a.start(h) || this.end[s] !== a.end(h) || this.pgoff[s] !== a.pgoff(h))
+      ) {
+        this.touch(newFile);
+      }
+    }
+    let fresh = 0;
+    for (let k = 0; k < this.nOrder; k++) {
+      const s = this.order[k];
+      if (this.origin[s] !== 0) continue;
+      const h = this.newHandles[fresh++];
+      if (this.file[s] !== 0) this.planLink(this.file[s], h);
+    }
+    for (let k = 0; k < this.nLink; k++) {
+      const e = iMmapAlloc(rmap.files);
+      if (e === 0) {
+        this.nLink = k;
+        this.freePlannedEntries();
+        return -ENOMEM;
+      }
+      this.linkEntry[k] = e;
+    }
+    return 0;
+  }
+
+  private planLink(file: number, h: number): void {
+    if (this.nLink === this.linkFile.length) {
+      this.linkFile = grownI32(this.linkFile, this.nLink * 2);
+      this.linkVma = grownI32(this.linkVma, this.nLink * 2);
+      this.linkEntry = grownI32(this.linkEntry, this.nLink * 2);
+    }
+    this.linkFile[this.nLink] = file;
+    this.linkVma[this.nLink] = h;
+    this.linkEntry[this.nLink] = 0;
+    this.nLink++;
+    this.touch(file);
+  }
+
+  private planUnlink(file: number, h: number): void {
+    if (this.nUnlink === this.unlinkFile.length) {
+      this.unlinkFile = grownI32(this.unlinkFile, this.nUnlink * 2);
+      this.unlinkVma = grownI32(this.unlinkVma, this.nUnlink * 2);
+    }
+    this.unlinkFile[this.nUnlink] = file;
+    this.unlinkVma[this.nUnlink] = h;
+    this.nUnlink++;
+    this.touch(file);
+  }
+
+  /** Adds a file to the touched set (a linear search: a commit touches few files but at exit). */
+  private touch(file: number): void {
+    for (let i = 0; i < this.nTouched; i++) if (this.touched[i] === file) return;
+    if (this.nTouched === this.touched.length) this.touched = grownI32(this.touched, this.nTouched * 2);
+    this.touched[this.nTouched++] = file;
+  }
+
+  /** Frees the entries prepare allocated and forgets the plan (nothing was linked). */
+  private freePlannedEntries(): void {
+    if (this.rmap !== null) {
+      for (let k = 0; k < this.nLink; k++)
+        if (this.linkEntry[k] !== 0) iMmapFree(this.rmap.files, this.linkEntry[k]);
+    }
+    this.nLink = 0;
+    this.nUnlink = 0;
+    this.nTouched = 0;
+  }
+
+  /**
+   * Opens a commit window on every touched file and does its links and unlinks in the same
+   * i_mmap (W) hold (src/fs/i-mmap.ts). Preconditions: mmap_lock held for write, the changed
+   * records write-locked; prepare() planned the work.
+   */
+  private openRmapWindows(rmap: VmaRmap): void {
+    if (this.nTouched === 0) return;
+    const files = rmap.files;
+    const a = this.arena;
+    if (this.nLink !== 0) rmap.announce();
+    for (let i = 0; i < this.nTouched; i++) {
+      const f = this.touched[i];
+      iMmapLockWrite(files, f);
+      iMmapCommitBeginLocked(files, f);
+      this.windows++;
+      for (let k = 0; k < this.nUnlink; k++) {
+        if (this.unlinkFile[k] !== f) continue;
+        const h = this.unlinkVma[k];
+        const e = a.rmapEntry(h);
+        iMmapUnlinkLocked(files, f, e);
+        iMmapFree(files, e);
+        a.setRmapEntry(h, 0);
+      }
+      for (let k = 0; k < this.nLink; k++) {
+        if (this.linkFile[k] !== f) continue;
+        iMmapLinkLocked(files, f, this.linkEntry[k], rmap.mmId, this.linkVma[k]);
+        a.setRmapEntry(this.linkVma[k], this.linkEntry[k]);
+      }
+      iMmapUnlockWrite(files, f);
+    }
+    this.nLink = 0;
+    this.nUnlink = 0;
+  }
+
+  /**
+   * Closes the commit windows apply() opened: after the records and the page-table work that
+   * goes with them (zaps, mremap's moves, table frees), so a reverse-map walker sees all or none.
+   */
+  closeRmapWindows(): void {
+    if (this.windows === 0) return;
+    const files = (this.rmap as VmaRmap).files;
+    for (let i = 0; i < this.nTouched; i++) iMmapCommitEnd(files, this.touched[i]);
+    this.windows = 0;
+    this.nTouched = 0;
   }
 
   /** The half of a commit that cannot fail. Preconditions: prepare() returned 0. */
@@ -332,6 +512,7 @@ export class VmaTxn {
     if (this.prepared < 0) throw new Error('vma txn: apply without prepare');
     this.prepared = -1;
     if (this.locks !== null) this.writeLockChanged(this.locks);
+    if (this.rmap !== null) this.openRmapWindows(this.rmap);
     this.applyErasures();
     this.applyStores();
     this.releaseRemoved();

@@ -194,7 +194,9 @@ test('writeback: dirty pages written up to the size, mkclean under the page lock
   const { mem, files } = setup();
   const id = fakeFile(files, 3);
   const size = 2 * PAGE_SIZE + 100;
-  files.arena.f64[id * files.arena.f64PerRecord] = size;
+  files.iRwsemLock(id, true);
+  files.setSizeLocked(id, size);
+  files.iRwsemUnlock(id, true);
   const cleaned: number[] = [];
   installRmap({
     unmapMappingRange() {},

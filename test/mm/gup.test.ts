@@ -256,10 +256,11 @@ test('errors as Linux: no VMA, PROT_NONE, no read or write permission, VM_IO/VM_
     assert.deepEqual(allFour(proc, at, 1, false), ef, `special ${special}`);
     assert.equal(mm.mmu().load32(at), 0);
   }
-  // A file mapping (no page cache yet: its fault is SIGBUS): EFAULT.
-  const fd = proc.open({ size: 4 * P, writable: true, name: 'data.bin' });
+  // A file mapping past the end of its file: the page inside it, then SIGBUS (EFAULT).
+  const fd = proc.open({ size: P, writable: true, name: 'data.bin' });
   mm.mmap(BASE + 40 * P, 2 * P, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd);
-  assert.deepEqual(allFour(proc, BASE + 40 * P, 2, false), ef, 'SIGBUS');
+  assert.deepEqual(allFour(proc, BASE + 40 * P, 2, false), [1, 1, 1, 1], 'the page inside the file');
+  assert.deepEqual(allFour(proc, BASE + 41 * P, 1, false), ef, 'SIGBUS');
   // Below a VM_GROWSDOWN VMA: EFAULT, and the stack does not grow (an Mmu store would grow it).
   const top = BASE + 128 * P;
   mm.mmap(top - 4 * P, 4 * P, RW, ANON | MAP_GROWSDOWN);
@@ -372,15 +373,22 @@ test('FOLL_LONGTERM: a writable longterm pin of a shared file mapping that needs
     return { r, faulted: a.success + a.noVma + a.locked + a.mmapFallbacks !== before };
   };
   // The disk file: refused by check_vma_flags, no fault tried; without longterm the fault runs
-  // (SIGBUS: no page cache yet, issue 11).
+  // and the page cache's page is pinned.
   assert.deepEqual(pin(BASE, true), { r: -EFAULT, faulted: false });
-  assert.deepEqual(pin(BASE, false), { r: -EFAULT, faulted: true });
+  const plain = pin(BASE, false);
+  assert.equal(plain.faulted, true);
+  unpinUserPages(kernel.mem, pfns(plain.r));
   assert.equal(mm.pinUserPagesFast(BASE, 1, { write: true, longterm: true }), -EFAULT);
   // shmem, shared anonymous, private file: the longterm pin goes on to the fault.
-  for (const addr of [BASE + 2 * P, BASE + 4 * P, BASE + 6 * P]) assert.equal(pin(addr, true).faulted, true);
+  for (const addr of [BASE + 2 * P, BASE + 4 * P, BASE + 6 * P]) {
+    const p = pin(addr, true);
+    assert.equal(p.faulted, true);
+    unpinUserPages(kernel.mem, pfns(p.r));
+  }
   // A read-only longterm pin of the disk mapping is not refused by the check either.
   const e = vmaLockEvents(mm.locks).success + vmaLockEvents(mm.locks).mmapFallbacks;
-  assert.equal(mm.pinUserPages(BASE, 1, { longterm: true }), -EFAULT);
+  mm.mmap(BASE + 12 * P, P, RW, SHARED, disk);
+  unpinUserPages(kernel.mem, pfns(mm.pinUserPages(BASE + 12 * P, 1, { longterm: true })));
   assert.notEqual(vmaLockEvents(mm.locks).success + vmaLockEvents(mm.locks).mmapFallbacks, e);
   // Anonymous private memory: longterm pins as any pin.
   const [pfn] = pfns(mm.pinUserPagesFast(BASE + 10 * P, 1, { write: true, longterm: true }));

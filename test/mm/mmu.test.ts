@@ -1,6 +1,6 @@
 /**
  * Loads and stores through a process's Mmu (AddressSpace.mmu): the miss handler is the page-fault
- * path (zero page on a read, a frame on a write, SEGV_MAPERR / SEGV_ACCERR / SIGBUS), and
+ * path (zero page on a read, a frame on a write, SEGV_MAPERR / SEGV_ACCERR / SIGBUS past EOF), and
  * munmap, mprotect, mremap and MADV_DONTNEED shoot the old translations down, so the next access
  * sees the new state. Exit returns every frame.
  */
@@ -80,7 +80,7 @@ test('a read of fresh anonymous memory is the zero page; a store allocates and r
   finish(kernel, proc);
 });
 
-test('faults: read-only store SEGV_ACCERR, unmapped SEGV_MAPERR, file and shared SIGBUS; the process stays usable', () => {
+test('faults: read-only store SEGV_ACCERR, unmapped SEGV_MAPERR, past EOF SIGBUS, shared memory faults in; the process stays usable', () => {
   const { kernel, proc } = setup();
   const mmu = proc.mm.mmu();
   proc.mm.mmap(BASE, P, PROT_READ, ANON);
@@ -93,11 +93,16 @@ test('faults: read-only store SEGV_ACCERR, unmapped SEGV_MAPERR, file and shared
   mmu.store32(BASE + 2 * P, 5);
   assert.equal(mmu.load32(BASE + 2 * P), 5);
 
+  // Shared anonymous memory is a shmem file: it faults in (file-fault.ts).
   proc.mm.mmap(BASE + 4 * P, P, RW, MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED);
-  fault(() => mmu.load32(BASE + 4 * P), 'BUS_ADRERR', BASE + 4 * P);
-  const fd = proc.open({ size: 4 * P, writable: false, name: 'data.bin' });
-  proc.mm.mmap(BASE + 6 * P, P, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd);
-  fault(() => mmu.load32(BASE + 6 * P), 'BUS_ADRERR', BASE + 6 * P);
+  assert.equal(mmu.load32(BASE + 4 * P), 0);
+  mmu.store32(BASE + 4 * P, 3);
+  assert.equal(mmu.load32(BASE + 4 * P), 3);
+  // A file mapping past the end of the file: SIGBUS (BUS_ADRERR) from the first page past it.
+  const fd = proc.open({ size: P + 1, writable: false, name: 'data.bin' });
+  proc.mm.mmap(BASE + 5 * P, 3 * P, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd);
+  assert.equal(mmu.load32(BASE + 6 * P), 0, 'the partial last page is inside the file');
+  fault(() => mmu.load32(BASE + 7 * P), 'BUS_ADRERR', BASE + 7 * P);
   proc.close(fd);
   // A PROT_EXEC-only private mapping: fetches fault the page in.
   proc.mm.mmap(BASE + 8 * P, P, PROT_EXEC, ANON);

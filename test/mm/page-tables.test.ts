@@ -8,8 +8,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Kernel } from '../../src/kernel/kernel.js';
 import { Process } from '../../src/kernel/process.js';
-import { ZERO_PFN } from '../../src/mem/page.js';
-import { PTE_PRESENT, PTE_USER, PTE_WRITE, ptePfn } from '../../src/mem/pte.js';
+import { KIND_FILE, ZERO_PFN } from '../../src/mem/page.js';
+import { PTE_DIRTY, PTE_PRESENT, PTE_USER, PTE_WRITE, ptePfn } from '../../src/mem/pte.js';
 import {
   MADV_DONTNEED,
   MAP_ANONYMOUS,
@@ -109,12 +109,16 @@ test('mremap moves the entries: the data stays with its page, the old range has 
     assert.equal(pte(proc, to + i * P).pfn, pfns[i]);
     assert.equal(kernel.mem.bytes[pfns[i] * P + 100], 7 + i);
   }
-  // MAP_FIXED over the moved pages frees them; shared anonymous memory has no pages yet.
+  // MAP_FIXED over the moved pages frees them; shared anonymous memory maps its shmem pages,
+  // writable and dirty after a write.
   proc.mm.mmap(to, 4 * P, RW, ANON);
   assert.equal(pte(proc, to).pfn, 0);
   proc.mm.mmap(BASE + 128 * P, 2 * P, RW, MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED);
   proc.mm.touch(BASE + 128 * P, 2 * P, true);
-  assert.equal(pte(proc, BASE + 128 * P).pfn, 0);
+  const shm = pte(proc, BASE + 128 * P);
+  assert.ok(shm.pfn > ZERO_PFN);
+  assert.equal(kernel.mem.kind[shm.pfn], KIND_FILE);
+  assert.equal(shm.flags & (PTE_WRITE | PTE_DIRTY), PTE_WRITE | PTE_DIRTY);
   finish(kernel, proc);
 });
 

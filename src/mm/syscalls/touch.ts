@@ -12,6 +12,7 @@
 import { EFAULT, EINVAL, ENOMEM } from '../../errno.js';
 import { CHECKED, POPULATE_TOUCH_READ, POPULATE_TOUCH_WRITE, type SyscallContext } from '../context.js';
 import { accessError, backedEnd, expandDownwards, faultRange } from '../fault.js';
+import { FILE_NEED_IO } from '../file-fault.js';
 import { PAGE_SIZE, VM_GROWSDOWN, VM_READ, VM_WRITE } from '../vm-flags.js';
 
 /** touch's checks before mmap_lock: CHECKED or -EINVAL. */
@@ -34,7 +35,7 @@ export function touchLocked(mm: SyscallContext, addr: number, len: number, write
 
 /**
  * The accesses of a touch: every page of [start, end) in a VMA that allows the access and inside
- * its backing object faults in. 0 or -ENOMEM. Preconditions: mmap_lock (R) and page_table_lock.
+ * its backing object faults in. 0, -ENOMEM, or FILE_NEED_IO (file-fault.ts). Preconditions: mmap_lock (R) and page_table_lock.
  */
 export function touchFaults(mm: SyscallContext, start: number, end: number, write: boolean): number {
   const t = mm.txn;
@@ -43,7 +44,8 @@ export function touchFaults(mm: SyscallContext, start: number, end: number, writ
     if ((t.flags[vma] & need) === 0) continue;
     const lo = Math.max(start, t.start[vma]);
     const hi = Math.min(end, t.end[vma], backedEnd(mm, vma));
-    if (faultRange(mm, vma, lo, hi, write) === -ENOMEM) return -ENOMEM;
+    const r = faultRange(mm, vma, lo, hi, write);
+    if (r === -ENOMEM || r === FILE_NEED_IO) return r;
   }
   return 0;
 }

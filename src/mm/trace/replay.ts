@@ -8,7 +8,7 @@ import { errnoName } from '../../errno.js';
 import { FdTable } from '../../fs/fd-table.js';
 import { FileTable, PLACE_GENERIC, PLACE_SHMEM, PLACE_THP } from '../../fs/file-table.js';
 import type { RangeIndex } from '../../maple/api.js';
-import { AddressSpace } from '../address-space.js';
+import { AddressSpace, defaultPhysMem } from '../address-space.js';
 import { mapsLine, type VmaView } from '../proc-maps.js';
 import { cint, ulong } from '../syscalls/args.js';
 import {
@@ -48,7 +48,9 @@ export function seedAddressSpace(
 ): { mm: AddressSpace; fds: Map<string, number> } {
   const h = trace.header;
   if (h.pageSize !== PAGE_SIZE) throw new Error(`${trace.name}: page size ${h.pageSize} is not supported`);
-  const files = FileTable.create();
+  // The trace's files are memory files of the header's sizes (their touches fault the page cache).
+  const mem = defaultPhysMem();
+  const files = FileTable.create({ mem });
   const fdTable = FdTable.create(files);
   const fds = new Map<string, number>();
   for (const f of h.files) {
@@ -65,6 +67,7 @@ export function seedAddressSpace(
   }
   const mm = new AddressSpace({
     index,
+    mem,
     fds: fdTable,
     rcuFree: false,
     config: {
@@ -263,7 +266,13 @@ export function replayTrace(trace: Trace, options: ReplayOptions): ReplayResult 
     return { ok: false, ops: 0, failedOp: -1, report: `initial layout differs:\n${initial}` };
   for (const op of trace.ops) {
     const report = replayOp(mm, fds, op, options.strict);
-    if (report !== '') return { ok: false, ops: op.i, failedOp: op.i, report };
+    if (report !== '') {
+      mm.destroy();
+      return { ok: false, ops: op.i, failedOp: op.i, report };
+    }
   }
+  // Its pages and the files' caches go back (the files go with their last VMA and descriptor).
+  mm.destroy();
+  mm.fds.closeAll();
   return { ok: true, ops: trace.ops.length, failedOp: -1, report: '' };
 }
