@@ -128,7 +128,10 @@ export const EXPERIMENT_LIST: readonly Experiment[] = [
       'CPU 2’s fault and CPU 0’s faults queue behind the writer (Bacik, 2018: the rwsem becomes a ' +
       'mutex): its p99 becomes the I/O time. The baseline phase runs CPU 0 alone.',
     headline: 'cached-fault',
-    phases: () => [{ roles: ['cached-fault'], baseline: true }, { roles: ['cached-fault', 'mmap1', 'io-fault'] }],
+    phases: () => [
+      { roles: ['cached-fault'], baseline: true },
+      { roles: ['cached-fault', 'mmap1', 'io-fault'] },
+    ],
   },
   {
     name: 'inversion',

@@ -30,6 +30,8 @@ import type { WorkloadOutcome } from './workloads.js';
 const P = PAGE_SIZE;
 /** The slow file: 128 MiB (only its touched pages ever take memory). */
 export const SLOW_FILE_PAGES = 32768;
+/** io-fault's step between pages: odd, so it visits all SLOW_FILE_PAGES (a power of two) in turn; far apart, so no readahead window covers the next. */
+const PAGE_STRIDE = 4099;
 /** The slow device's latency per fault: 10 ms, a disk seek (Lespinasse's 2010 setting had I/O of that order). */
 export const IO_LATENCY_US = 10_000;
 /** The inversion's fault latency: short, it only has to happen. */
@@ -80,18 +82,26 @@ function unmapClose(proc: Process, fd: number, addr: number, pages: number, out:
 }
 
 /** io-fault (`takesRwsem` false) and inversion-fault (true). */
-export function ioFault(proc: Process, probe: CpuProbe, seed: number, takesRwsem: boolean, out: WorkloadOutcome): void {
+export function ioFault(
+  proc: Process,
+  probe: CpuProbe,
+  seed: number,
+  takesRwsem: boolean,
+  out: WorkloadOutcome,
+): void {
   const latency = takesRwsem ? IO_LATENCY_INVERSION_US : IO_LATENCY_US;
   const name = takesRwsem ? 'inversion.bin' : 'slow.bin';
   const opened = openMapped(proc, out, name, SLOW_FILE_PAGES, latency, takesRwsem);
   if (opened === null) return;
   const [fd, addr] = opened;
   const mmu = proc.mm.mmu();
-  const rng = new Rng(seed);
+  // A seeded start and an odd stride: every page once before any again (each access a fault).
+  let page = new Rng(seed).below(SLOW_FILE_PAGES);
   try {
     while (!probe.over) {
+      page = (page + PAGE_STRIDE) & (SLOW_FILE_PAGES - 1);
       const t0 = probe.now();
-      mmu.load32(addr + rng.below(SLOW_FILE_PAGES) * P);
+      mmu.load32(addr + page * P);
       probe.op(t0, KIND_FAULT);
       probe.pages++;
     }

@@ -241,7 +241,9 @@ async function warmUp(
   await runCpus(machine, plan, cpus, (i) => ({
     ...taskArgs(plan, settings, proc, i, warm, Math.min(WARMUP_MS, durationMs / 2)),
     // A CPU that sleeps in injected I/O has no floor: its few operations would take the whole phase.
-    minOps: IO_WORKLOADS.has(plan.phase.roles[i]) ? 0 : Math.ceil(WARMUP_OPS * Math.min(1, durationMs / 1000)),
+    minOps: IO_WORKLOADS.has(plan.phase.roles[i])
+      ? 0
+      : Math.ceil(WARMUP_OPS * Math.min(1, durationMs / 1000)),
     maxMs: durationMs,
     windowMs: 0,
   }));

@@ -4,12 +4,13 @@
  * syscalls and compares the result and the full VMA list (vmflags too in strict mode) after each.
  * The first divergence is reported as a readable diff.
  */
-import { DEFAULT_FAULT_DESIGN, type FaultDesign } from '../fault-design.js';
+
 import { errnoName } from '../../errno.js';
 import { FdTable } from '../../fs/fd-table.js';
 import { FileTable, PLACE_GENERIC, PLACE_SHMEM, PLACE_THP } from '../../fs/file-table.js';
 import type { RangeIndex } from '../../maple/api.js';
 import { AddressSpace, defaultPhysMem } from '../address-space.js';
+import { DEFAULT_FAULT_DESIGN, type FaultDesign } from '../fault-design.js';
 import { mapsLine, type VmaView } from '../proc-maps.js';
 import { cint, ulong } from '../syscalls/args.js';
 import {
