@@ -128,7 +128,7 @@ export async function runLab(settings: LabSettings, onPhase?: PhaseListener): Pr
     }
   } finally {
     await machine.stop();
-    if (lockHooks.on) CHECKS.forEach((c, i) => setLockdepMode(c, modes[i]));
+    if (lockHooks.on) setModes(modes);
   }
   return {
     format: RESULTS_FORMAT,
@@ -149,8 +149,13 @@ export async function runLab(settings: LabSettings, onPhase?: PhaseListener): Pr
 function freshValidator(plan: PhasePlan, modes: LockdepMode[]): void {
   if (!lockHooks.on) return;
   lockdepReset();
-  CHECKS.forEach((c, i) => setLockdepMode(c, modes[i]));
+  setModes(modes);
   if (plan.experiment.warnCycles === true) setLockdepMode('circular', 'warn');
+}
+
+/** Puts every check back to `modes` (in CHECKS order). */
+function setModes(modes: LockdepMode[]): void {
+  for (let i = 0; i < CHECKS.length; i++) setLockdepMode(CHECKS[i], modes[i]);
 }
 
 interface ValidatorSnapshot {
