@@ -23,6 +23,8 @@ export interface LinuxFigures {
   page_fault2: number;
   page_fault3: number;
   mmap2: number;
+  /** Not nanoseconds: two threads' page_fault1 rate against one thread's. */
+  scaling_2cpu: number;
 }
 
 const source = resolve(dirname(fileURLToPath(import.meta.url)), '../../bench/linux/mmops.c');
@@ -66,12 +68,13 @@ export function measureLinux(iterations: number): LinuxFigures {
       page_fault2: Number.NaN,
       page_fault3: Number.NaN,
       mmap2: Number.NaN,
+      scaling_2cpu: Number.NaN,
     };
   }
   const dir = mkdtempSync(join(tmpdir(), 'vmspace-mmops-'));
   try {
     const binary = join(dir, 'mmops');
-    execFileSync('gcc', ['-O2', '-o', binary, source], { stdio: 'inherit' });
+    execFileSync('gcc', ['-O2', '-pthread', '-o', binary, source], { stdio: 'inherit' });
     const out = execFileSync(binary, [String(iterations)], { encoding: 'utf8' });
     return JSON.parse(out) as LinuxFigures;
   } finally {

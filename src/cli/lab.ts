@@ -5,14 +5,23 @@
  * with the ratios to global on stdout, and writes the run's JSON and its HTML report into DIR.
  */
 import { MAX_WORKER_CPUS } from '../cpu/current.js';
-import { EXPERIMENTS, type ExperimentName } from '../lab/experiments.js';
-import { type LabRun, type LabSettings, writeRunJson } from '../lab/results.js';
+import { EXPERIMENTS, type ExperimentName, experimentNamed } from '../lab/experiments.js';
+import { type LabRun, type LabSettings, type PhaseResult, writeRunJson } from '../lab/results.js';
 import { planPhases, runLab } from '../lab/runner.js';
 import { FAULT_DESIGNS, type FaultDesign, isFaultDesign } from '../mm/fault-design.js';
 import { decimalOption, intOption, strictArgs, UsageError, usageFailure } from './args.js';
 
 const USAGE =
-  'usage: vmspace lab [EXPERIMENT...] [--designs LIST] [--cpus N] [--seconds S] [--seed S] [--out DIR] [--no-lockdep]';
+  'usage: vmspace lab [EXPERIMENT...] [--headline] [--designs LIST] [--cpus N] [--seconds S] [--seed S] [--out DIR] [--no-lockdep]';
+
+/** `--headline` (npm start): issue 12's headline experiments, short phases (under 2 minutes on 2 cores). */
+export const HEADLINE_EXPERIMENTS: readonly ExperimentName[] = [
+  'io-under-lock',
+  'queued-writer',
+  'fault-scaling',
+  'inversion',
+];
+const HEADLINE_SECONDS = 0.5;
 
 const HELP = `${USAGE}
 
@@ -23,10 +32,16 @@ report: charts drawn by Vega-Lite, opens from disk) and prints a summary.
 experiments (default: all):
   page_fault1     will-it-scale page_fault1: anonymous write faults, each CPU on its own VMAs
   mmap1           will-it-scale mmap1: mmap + munmap of 128 MiB anonymous memory
-  mmap2           will-it-scale mmap2's shape on shared anonymous memory (files come later)
+  mmap2           will-it-scale mmap2: mmap + munmap of each CPU's own 128 MiB file, MAP_SHARED
   fault-scaling   page_fault1 on 1..N CPUs
   thread-launch   CPU 0 maps, touches and unmaps thread stacks while the others fault
   cow             the cow.c copy-on-write scenarios, their outcome per design
+  io-under-lock   mmap/munmap loop beside faults on a slow file (10 ms each); and alone
+  queued-writer   cached faults while a writer queues behind a fault doing I/O (3 CPUs)
+  inversion       a fault callback taking i_rwsem vs a write() faulting its buffer: cycle reports
+
+  --headline      io-under-lock, queued-writer, fault-scaling and inversion, 0.5 s per phase
+                  (what npm start runs; experiments and --seconds given override it)
 
   --designs LIST  comma-separated, of ${FAULT_DESIGNS.join(', ')} (default: all)
   --cpus N        worker CPUs, 1..${MAX_WORKER_CPUS} (default 2)
@@ -51,6 +66,7 @@ export function parseLabArgs(argv: string[]): LabCliOptions | null {
       seed: { type: 'string' },
       out: { type: 'string' },
       'no-lockdep': { type: 'boolean' },
+      headline: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
     true,
@@ -68,10 +84,14 @@ export function parseLabArgs(argv: string[]): LabCliOptions | null {
   const out = values.out ?? 'lab-results';
   if (out === '') throw new UsageError("option '--out' needs a directory");
   return {
-    experiments: (positionals.length > 0 ? [...new Set(positionals)] : [...EXPERIMENTS]) as ExperimentName[],
+    experiments: (positionals.length > 0
+      ? [...new Set(positionals)]
+      : values.headline
+        ? [...HEADLINE_EXPERIMENTS]
+        : [...EXPERIMENTS]) as ExperimentName[],
     designs: FAULT_DESIGNS.filter((d) => designs.includes(d)) as FaultDesign[],
     cpus: intOption('cpus', values.cpus, 2, 1, MAX_WORKER_CPUS),
-    seconds: decimalOption('seconds', values.seconds, 1, 0, 600),
+    seconds: decimalOption('seconds', values.seconds, values.headline ? HEADLINE_SECONDS : 1, 0, 600),
     seed: intOption('seed', values.seed, 1, 0, 2 ** 31 - 1),
     lockdep: values['no-lockdep'] !== true,
     out,
@@ -79,28 +99,75 @@ export function parseLabArgs(argv: string[]): LabCliOptions | null {
 }
 
 const fmt = (n: number) => (n >= 100 ? Math.round(n).toLocaleString('en-US') : n.toFixed(2));
+const us = (ns: number) => `${fmt(ns / 1000)} us`;
 
-/** The summary: per experiment, the first workload's rate per design and its ratio to global. */
-export function summaryText(run: LabRun): string {
+/** The summary's rows for one experiment: its headline rate per design and its own ratios. */
+function experimentRows(run: LabRun, name: ExperimentName): string[][] {
   const designs = run.settings.designs;
-  const rows: string[][] = [['experiment', 'unit', ...designs]];
-  for (const name of run.settings.experiments) {
-    const phases = run.phases.filter((p) => p.experiment === name);
-    const most = Math.max(...phases.map((p) => p.cpus));
-    const rate = (d: string, cpus = most) =>
-      phases.find((p) => p.design === d && p.cpus === cpus)?.roles[0]?.opsPerSec ?? Number.NaN;
-    const global = rate('global');
-    rows.push([
+  const phases = run.phases.filter((p) => p.experiment === name);
+  const measured = phases.filter((p) => !p.baseline);
+  const most = Math.max(...measured.map((p) => p.cpus));
+  const headline = experimentNamed(name)?.headline;
+  const phase = (d: string, baseline = false, cpus = most) =>
+    phases.find((p) => p.design === d && p.baseline === baseline && (baseline || p.cpus === cpus));
+  const role = (p: PhaseResult | undefined) =>
+    p?.roles.find((r) => headline === undefined || r.workload === headline);
+  const rate = (d: string, baseline = false, cpus = most) =>
+    role(phase(d, baseline, cpus))?.opsPerSec ?? Number.NaN;
+  const global = rate('global');
+  const perDesign = (f: (d: string) => string) => designs.map(f);
+  const rows = [
+    [
       name,
-      `${phases[0]?.roles[0]?.unit ?? ''} (${most} CPUs)`,
-      ...designs.map(
+      `${role(measured[0])?.unit ?? ''} (${most} CPUs)`,
+      ...perDesign(
         (d) => `${fmt(rate(d))}${d !== 'global' && global > 0 ? ` (${fmt(rate(d) / global)}x)` : ''}`,
       ),
+    ],
+  ];
+  if (name === 'fault-scaling' && most > 1)
+    rows.push(['', `${most} CPUs / 1 CPU`, ...perDesign((d) => `${fmt(rate(d) / rate(d, false, 1))}x`)]);
+  if (name === 'io-under-lock')
+    rows.push(['', 'kept: beside I/O / alone', ...perDesign((d) => fmt(rate(d) / rate(d, true)))]);
+  if (name === 'queued-writer') {
+    const lat = (d: string, baseline = false) => role(phase(d, baseline))?.latency;
+    rows.push([
+      '',
+      'fault p50 / p99',
+      ...perDesign((d) => `${us(lat(d)?.p50Ns ?? 0)} / ${us(lat(d)?.p99Ns ?? 0)}`),
     ]);
-    if (name === 'fault-scaling' && most > 1) {
-      rows.push(['', `${most} CPUs / 1 CPU`, ...designs.map((d) => `${fmt(rate(d) / rate(d, 1))}x`)]);
-    }
+    rows.push([
+      '',
+      'p99 / p99 alone',
+      ...perDesign((d) => `${fmt((lat(d)?.p99Ns ?? Number.NaN) / (lat(d, true)?.p99Ns ?? Number.NaN))}x`),
+    ]);
   }
+  if (name === 'inversion')
+    rows.push([
+      '',
+      'circular reports',
+      ...perDesign((d) => String(phase(d)?.validator.counts.circular ?? 0)),
+    ]);
+  if (run.settings.lockdep)
+    rows.push([
+      '',
+      'under mmap_lock: I/O sleep alloc',
+      ...perDesign((d) => {
+        const c = phase(d)?.validator.counts;
+        return c === undefined ? '' : `${c.mmap_io} ${c.mmap_sleep} ${c.mmap_alloc}`;
+      }),
+    ]);
+  return rows;
+}
+
+/**
+ * The summary: per experiment, the headline workload's rate per design with its ratio to global,
+ * and the experiment's own ratios (fault scaling; io-under-lock's kept throughput; queued-writer's
+ * latency; inversion's cycle reports), and the validator's counts under mmap_lock.
+ */
+export function summaryText(run: LabRun): string {
+  const rows: string[][] = [['experiment', 'unit', ...run.settings.designs]];
+  for (const name of run.settings.experiments) rows.push(...experimentRows(run, name));
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   return rows
     .map((r) =>

@@ -21,10 +21,12 @@ commands:
                               then lock statistics and the checks (the default command)
   demo --locks [--cpus N] [--ms MS] [--no-lockdep]
                               CPUs doing concurrent locked and RCU work, then lock statistics
-  replay [--loose] FILE...    replay Linux traces and compare them with the kernel's results
-  lab [EXPERIMENT...] [--designs LIST] [--cpus N] [--seconds S] [--out DIR]
+  replay [--loose] [--design D] FILE...
+                              replay Linux traces and compare them with the kernel's results
+  lab [EXPERIMENT...] [--headline] [--designs LIST] [--cpus N] [--seconds S] [--out DIR]
                               the experiments under each fault-locking design (global,
                               retry, vma-lock): JSON results and one HTML report
+                              (npm start: lab --headline)
   help                        this text
   -h, --help                  this text
 

@@ -1,5 +1,5 @@
 /**
- * `vmspace replay [--loose] FILE...`: replays Linux mm traces (.jsonl.gz or .jsonl) and compares
+ * `vmspace replay [--loose] [--cpus N] [--design D] FILE...`: replays Linux mm traces (.jsonl.gz or .jsonl) and compares
  * every result and VMA list with what the kernel recorded (vmflags included unless --loose).
  * Prints one line per trace, the first divergence of each failing one as a diff, and ends with
  * `N passed, M failed`. Resolves to the exit status: 0 only if every trace passed, 1 if one
@@ -9,12 +9,13 @@ import { basename } from 'node:path';
 import { MAX_WORKER_CPUS } from '../cpu/current.js';
 import { Machine } from '../machine/machine.js';
 import { MapleTree } from '../maple/tree.js';
+import { DEFAULT_FAULT_DESIGN, FAULT_DESIGNS, type FaultDesign, isFaultDesign } from '../mm/fault-design.js';
 import { readTrace } from '../mm/trace/format.js';
 import { replayTrace, seedAddressSpace } from '../mm/trace/replay.js';
 import { intOption, strictArgs, UsageError, usageFailure } from './args.js';
 import { TURN, type TurnArgs } from './replay-turns.js';
 
-export const REPLAY_USAGE = 'usage: vmspace replay [--loose] [--cpus N] FILE...';
+export const REPLAY_USAGE = 'usage: vmspace replay [--loose] [--cpus N] [--design D] FILE...';
 
 const REPLAY_HELP = `${REPLAY_USAGE}
 
@@ -26,6 +27,8 @@ passed, 1 otherwise, 2 for a bad command line.
   --loose        do not compare vmflags (only ranges, perms, offsets and names)
   --cpus N       replay on N worker CPUs sharing the address space, taking turns op by op
                  (1..${MAX_WORKER_CPUS}; default 1: on this thread)
+  --design D     the address space's fault-locking design: ${FAULT_DESIGNS.join(', ')}
+                 (default ${DEFAULT_FAULT_DESIGN}); the results must not depend on it
   -h, --help     this text
   --             the arguments after it are files, even if they start with -`;
 
@@ -33,19 +36,28 @@ passed, 1 otherwise, 2 for a bad command line.
 interface ReplayArgs {
   strict: boolean;
   cpus: number;
+  design: FaultDesign;
   files: string[];
 }
 
 function parseReplayArgs(argv: string[]): ReplayArgs | null {
   const { values, positionals } = strictArgs(
     argv,
-    { loose: { type: 'boolean' }, cpus: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    {
+      loose: { type: 'boolean' },
+      cpus: { type: 'string' },
+      design: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
     true,
   );
   if (values.help) return null;
   if (positionals.length === 0) throw new UsageError('no trace file given');
   const cpus = intOption('cpus', values.cpus, 1, 1, MAX_WORKER_CPUS);
-  return { strict: !values.loose, cpus, files: positionals };
+  const design = values.design ?? DEFAULT_FAULT_DESIGN;
+  if (!isFaultDesign(design))
+    throw new UsageError(`unknown design '${design}' (one of ${FAULT_DESIGNS.join(', ')})`);
+  return { strict: !values.loose, cpus, design, files: positionals };
 }
 
 /**
@@ -57,9 +69,10 @@ export async function replayOnCpus(
   file: string,
   cpus: number,
   strict: boolean,
+  design: FaultDesign = DEFAULT_FAULT_DESIGN,
 ): Promise<string> {
   const trace = readTrace(file);
-  const { mm, fds } = seedAddressSpace(trace, MapleTree.create({ externalLock: 'mmap_lock' }));
+  const { mm, fds } = seedAddressSpace(trace, MapleTree.create({ externalLock: 'mmap_lock' }), design);
   const control = new SharedArrayBuffer(8);
   const args: TurnArgs = { mm: mm.describe(), trace: file, fds: [...fds], control, cpus, strict };
   const ids = Array.from({ length: cpus }, (_, k) => k);
@@ -81,7 +94,7 @@ export async function runReplay(argv: string[]): Promise<number> {
     console.log(REPLAY_HELP);
     return 0;
   }
-  const { strict, cpus, files } = options;
+  const { strict, cpus, design, files } = options;
   const machine = cpus > 1 ? await Machine.start({ cpus }) : null;
   let passed = 0;
   let failed = 0;
@@ -90,9 +103,10 @@ export async function runReplay(argv: string[]): Promise<number> {
     try {
       const report =
         machine !== null
-          ? await replayOnCpus(machine, file, cpus, strict)
+          ? await replayOnCpus(machine, file, cpus, strict, design)
           : replayTrace(readTrace(file), {
               strict,
+              design,
               newIndex: () => MapleTree.create({ externalLock: 'mmap_lock' }),
             }).report;
       if (report === '') {

@@ -127,6 +127,8 @@ export function setFileReleaseHook(hook: FileReleaseHook): void {
 
 const F_WRITABLE = 1;
 const F_SYNC_UNSUPPORTED = 2;
+/** The file system's `fault` callback takes the file's i_rwsem for read (Jan Kara's pattern; the lab's inversion). */
+const F_FAULT_TAKES_I_RWSEM = 4;
 
 export interface FileSpec {
   size: number;
@@ -137,6 +139,11 @@ export interface FileSpec {
   placement?: number;
   /** The file system supports MAP_SYNC (FOP_MMAP_SYNC) but not on this file (non-DAX ext4). */
   syncUnsupported?: boolean;
+  /**
+   * FAULT_TAKES_I_RWSEM: the file system's `fault` callback takes this file's i_rwsem for read (the
+   * pattern Jan Kara warned about; the lab's inversion experiment). Off for every real backing.
+   */
+  faultTakesIRwsem?: boolean;
 }
 
 /**
@@ -283,6 +290,7 @@ export class FileTable {
     if (id === 0) throw new VmError(ENOMEM, 'file table full');
     let flags = spec.writable ? F_WRITABLE : 0;
     if (spec.syncUnsupported === true) flags |= F_SYNC_UNSUPPORTED;
+    if (spec.faultTakesIRwsem === true) flags |= F_FAULT_TAKES_I_RWSEM;
     this.init(id, spec.size, flags, spec.placement ?? PLACE_GENERIC, -1);
     this.u8.set(name, (id * this.i32Per + NAME_WORD) * 4);
     this.i32[id * this.i32Per + NAME_LEN] = name.length;
@@ -438,6 +446,10 @@ export class FileTable {
   }
   syncUnsupported(id: number): boolean {
     return (this.i32[id * this.i32Per + FLAGS] & F_SYNC_UNSUPPORTED) !== 0;
+  }
+  /** FAULT_TAKES_I_RWSEM (FileSpec.faultTakesIRwsem). */
+  faultTakesIRwsem(id: number): boolean {
+    return (this.i32[id * this.i32Per + FLAGS] & F_FAULT_TAKES_I_RWSEM) !== 0;
   }
   placement(id: number): number {
     return this.i32[id * this.i32Per + PLACEMENT];

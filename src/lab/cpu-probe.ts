@@ -21,9 +21,10 @@ export const KIND_MMAP = KIND_USER + 1;
 export const KIND_MUNMAP = KIND_USER + 2;
 export const KIND_LAUNCH = KIND_USER + 3;
 export const KIND_CASE = KIND_USER + 4;
+export const KIND_WRITE = KIND_USER + 5;
 
 /** Names of the workload kinds, by kind - KIND_USER. */
-export const WORKLOAD_KIND_NAMES = ['fault', 'mmap', 'munmap', 'thread launch', 'cow case'];
+export const WORKLOAD_KIND_NAMES = ['fault', 'mmap', 'munmap', 'thread launch', 'cow case', 'write'];
 
 /** Operations between two quiescent states this CPU reports to RCU. */
 const QS_EVERY = 64;

@@ -11,6 +11,7 @@ import { Process, type ProcessDescriptor } from '../kernel/process.js';
 import type { FaultDesign } from '../mm/fault-design.js';
 import { TraceRing, type TraceRingDescriptor } from '../sync/locktrace.js';
 import { CpuProbe } from './cpu-probe.js';
+import { cachedFault, inversionWrite, ioFault, mmap2File } from './file-workloads.js';
 import { type HistogramDescriptor, LatencyHistograms } from './histogram.js';
 import {
   cowCases,
@@ -106,7 +107,12 @@ function run(args: LabTaskArgs, proc: Process, probe: CpuProbe, out: WorkloadOut
   const mm = proc.mm;
   const w = args.workload;
   if (w === 'page_fault1') pageFault1(mm, probe, args.regionPages, out);
-  else if (w === 'mmap1' || w === 'mmap2') mmapLoop(mm, probe, w === 'mmap2', out);
+  else if (w === 'mmap1') mmapLoop(mm, probe, out);
+  else if (w === 'mmap2') mmap2File(proc, probe, out);
+  else if (w === 'io-fault' || w === 'inversion-fault')
+    ioFault(proc, probe, args.seed, w === 'inversion-fault', out);
+  else if (w === 'cached-fault') cachedFault(proc, probe, out);
+  else if (w === 'inversion-write') inversionWrite(proc, probe, out);
   else if (w === 'thread-launch') threadLaunch(mm, probe, out);
   else if (w === 'cow') cowCases(Kernel.attach(args.process.kernel), args.design, args.seed, probe, out);
   else throw new RangeError(`lab: no workload '${String(w)}'`);

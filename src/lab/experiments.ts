@@ -1,7 +1,8 @@
 /**
  * The lab's experiments: what each runs on which CPUs, per design. An experiment is one or more
- * phases; a phase gives every CPU taking part a workload (workloads.ts). Experiments on files and
- * the page cache (io-under-lock, queued-writer, inversion) come with issue 11.
+ * phases; a phase gives every CPU taking part a workload (workloads.ts, file-workloads.ts). An
+ * experiment may need more worker CPUs than --cpus (queued-writer: 3, one of them asleep in its
+ * injected I/O nearly all the time): the runner starts as many as the largest phase has roles.
  */
 import type { Workload } from './workloads.js';
 
@@ -12,12 +13,17 @@ export const EXPERIMENTS = [
   'fault-scaling',
   'thread-launch',
   'cow',
+  'io-under-lock',
+  'queued-writer',
+  'inversion',
 ] as const;
 export type ExperimentName = (typeof EXPERIMENTS)[number];
 
 export interface Phase {
   /** The workload of each CPU taking part (CPU ids 0..roles.length-1). */
   roles: Workload[];
+  /** A baseline phase (the no-I/O case the summary's ratios divide by). */
+  baseline?: boolean;
 }
 
 export interface Experiment {
@@ -27,6 +33,10 @@ export interface Experiment {
   about: string;
   /** Its phases on a machine of `cpus` CPUs. */
   phases(cpus: number): Phase[];
+  /** The workload whose figures the summary shows (default: the first CPU's). */
+  headline?: Workload;
+  /** The validator's cycle check only warns (a reported cycle is the experiment's finding). */
+  warnCycles?: boolean;
 }
 
 /** What an operation of each workload is, as throughput units. */
@@ -36,7 +46,14 @@ export const WORKLOAD_UNITS: Record<Workload, string> = {
   mmap2: 'mmap+munmap/s',
   'thread-launch': 'launches/s',
   cow: 'cases/s',
+  'io-fault': 'faults/s',
+  'cached-fault': 'faults/s',
+  'inversion-fault': 'faults/s',
+  'inversion-write': 'writes/s',
 };
+
+/** Workloads that sleep in injected I/O: their warm-up has no operation floor. */
+export const IO_WORKLOADS: ReadonlySet<Workload> = new Set<Workload>(['io-fault', 'inversion-fault']);
 
 const all = (cpus: number, w: Workload): Workload[] => new Array<Workload>(cpus).fill(w);
 
@@ -62,11 +79,11 @@ export const EXPERIMENT_LIST: readonly Experiment[] = [
   },
   {
     name: 'mmap2',
-    title: 'will-it-scale mmap2 (anonymous shape): mmap + munmap of 128 MiB shared anonymous memory',
+    title: 'will-it-scale mmap2: mmap + munmap of a 128 MiB file, MAP_SHARED',
     about:
-      'mmap2 maps a separate file per CPU; until files exist (issue 11) each mmap here creates a ' +
-      'shared anonymous (shmem) object of 128 MiB, so the mapping carries an object reference as a ' +
-      'file mapping does.',
+      'Every CPU opens its own 128 MiB file and maps and unmaps all of it MAP_SHARED in a loop, ' +
+      'never touching it: each mmap links the VMA into the file’s i_mmap and takes a file ' +
+      'reference, each munmap undoes both; mmap_lock is held for write under every design.',
     phases: (cpus) => [{ roles: all(cpus, 'mmap2') }],
   },
   {
@@ -87,6 +104,48 @@ export const EXPERIMENT_LIST: readonly Experiment[] = [
       'mmap_lock for write: under global and retry every fault of the other CPUs waits for it, under ' +
       'vma-lock only faults on the VMAs being changed do (the Android case per-VMA locks sped up).',
     phases: (cpus) => [{ roles: ['thread-launch', ...all(cpus - 1, 'page_fault1')] }],
+  },
+  {
+    name: 'io-under-lock',
+    title: 'io-under-lock: mmap/munmap beside a fault waiting for a slow device',
+    about:
+      'CPU 0 faults random pages of a 128 MiB file on a slow device (10 ms injected into every ' +
+      'fault’s read); CPU 1 maps and unmaps 128 MiB in a loop in the same address space. Under ' +
+      'global the fault holds mmap_lock (R) across its I/O and every mmap or munmap waits for it ' +
+      '(Lespinasse, 2010: 55 iterations/s); retry and vma-lock drop their locks for the I/O ' +
+      '(15,000/s). The baseline phase runs the loop alone: "kept" is the loop’s rate beside the ' +
+      'I/O over its rate alone.',
+    headline: 'mmap1',
+    phases: () => [{ roles: ['mmap1'], baseline: true }, { roles: ['io-fault', 'mmap1'] }],
+  },
+  {
+    name: 'queued-writer',
+    title: 'queued-writer: cached faults behind a writer queued behind a fault doing I/O',
+    about:
+      'CPU 0 takes minor faults on a cached file (measured); CPU 1 maps and unmaps in a loop (a ' +
+      'writer of mmap_lock); CPU 2 faults a slow file (10 ms of I/O per fault), asleep nearly all ' +
+      'the time, so three worker CPUs fit on two cores. Under global CPU 1’s mmap queues behind ' +
+      'CPU 2’s fault and CPU 0’s faults queue behind the writer (Bacik, 2018: the rwsem becomes a ' +
+      'mutex): its p99 becomes the I/O time. The baseline phase runs CPU 0 alone.',
+    headline: 'cached-fault',
+    phases: () => [
+      { roles: ['cached-fault'], baseline: true },
+      { roles: ['cached-fault', 'mmap1', 'io-fault'] },
+    ],
+  },
+  {
+    name: 'inversion',
+    title: 'inversion: a fault that takes i_rwsem, and a write() that faults in its buffer',
+    about:
+      'CPU 0 writes 64 KiB into a file from a freshly mapped buffer (the copy faults under the ' +
+      'file’s i_rwsem: i_rwsem -> mmap_lock); CPU 1 faults pages of a file whose fault callback ' +
+      'takes the file’s i_rwsem (Jan Kara’s pattern). Under global the callback runs under ' +
+      'mmap_lock (mmap_lock -> i_rwsem): the validator reports the circular dependency with both ' +
+      'stacks from a run that did not deadlock. Retry and vma-lock run the callback with no lock ' +
+      'held: no report. The dependency graph starts empty for every phase.',
+    headline: 'inversion-write',
+    warnCycles: true,
+    phases: () => [{ roles: ['inversion-write', 'inversion-fault'] }],
   },
   {
     name: 'cow',

@@ -70,6 +70,8 @@ export interface PhaseResult {
   experiment: ExperimentName;
   design: FaultDesign;
   cpus: number;
+  /** The experiment's no-I/O baseline phase (io-under-lock, queued-writer). */
+  baseline: boolean;
   seed: number;
   /** Longest any CPU ran, from the shared origin. */
   durationMs: number;

@@ -14,12 +14,17 @@
 import { Kernel, type KernelCounts } from '../kernel/kernel.js';
 import { Process } from '../kernel/process.js';
 import {
+  CHECKS,
   enableLockdep,
   type LockdepCheck,
+  type LockdepMode,
   lockdepCounts,
+  lockdepMode,
   lockdepReports,
+  lockdepReset,
   lockdepSiteCounts,
   type SiteCount,
+  setLockdepMode,
 } from '../lockdep/index.js';
 import { lockHooks } from '../lockhooks.js';
 import { Machine } from '../machine/machine.js';
@@ -43,9 +48,11 @@ import {
   type Experiment,
   type ExperimentName,
   experimentNamed,
+  IO_WORKLOADS,
   type Phase,
   WORKLOAD_UNITS,
 } from './experiments.js';
+import { CACHED_FILE_PAGES } from './file-workloads.js';
 import { LatencyHistograms } from './histogram.js';
 import {
   type CpuTimeline,
@@ -66,8 +73,8 @@ export const REGION_PAGES = 8192;
 /** Events a CPU's timeline ring holds, and the window it records. */
 const RING_EVENTS = 1024;
 const WINDOW_MS = 20;
-/** Frames beyond page_fault1's regions: page tables, cow's processes. */
-const SPARE_FRAMES = 8192;
+/** Frames beyond page_fault1's regions: page tables, cow's processes, the slow files' pages read. */
+const SPARE_FRAMES = 16384 + CACHED_FILE_PAGES;
 /**
  * The unmeasured warm-up before each phase: min(WARMUP_MS, half the phase) and at least
  * WARMUP_OPS operations per CPU (in proportion for phases shorter than a second), within the
@@ -104,20 +111,24 @@ export async function runLab(settings: LabSettings, onPhase?: PhaseListener): Pr
   const startedAt = new Date().toISOString();
   const plans = planPhases(settings);
   if (settings.lockdep && !lockHooks.on) enableLockdep();
-  const machine = await Machine.start({ cpus: settings.cpus });
+  const modes = CHECKS.map((c) => lockdepMode(c));
+  // An experiment may need more CPUs than asked (queued-writer: one more, asleep in its I/O).
+  const cpus = Math.max(settings.cpus, ...plans.map((p) => p.phase.roles.length));
+  const machine = await Machine.start({ cpus });
   // One kernel for the whole run (fresh memory per phase made the first phases slower); each
   // phase's process must give every record back before the next one starts.
   const kernel = Kernel.create({ frames: settings.cpus * REGION_PAGES + SPARE_FRAMES });
   const phases: PhaseResult[] = [];
   try {
-    await warmPass(machine, kernel, plans, settings);
+    await warmPass(machine, kernel, plans, settings, modes);
     for (const plan of plans) {
-      const result = await runPhase(machine, kernel, plan, settings);
+      const result = await runPhase(machine, kernel, plan, settings, modes);
       phases.push(result);
       onPhase?.(phases.length, plans.length, result);
     }
   } finally {
     await machine.stop();
+    if (lockHooks.on) setModes(modes);
   }
   return {
     format: RESULTS_FORMAT,
@@ -127,6 +138,24 @@ export async function runLab(settings: LabSettings, onPhase?: PhaseListener): Pr
     machine: machineInfo(),
     phases,
   };
+}
+
+/**
+ * Each phase is one run for the validator: its dependency graph, reports and counts start empty
+ * (a cycle found under one design must not be blamed on, or hidden from, another), with the run's
+ * modes, and the cycle check only warning where the experiment looks for cycles (inversion).
+ * Preconditions: no CPU holds a lock.
+ */
+function freshValidator(plan: PhasePlan, modes: LockdepMode[]): void {
+  if (!lockHooks.on) return;
+  lockdepReset();
+  setModes(modes);
+  if (plan.experiment.warnCycles === true) setLockdepMode('circular', 'warn');
+}
+
+/** Puts every check back to `modes` (in CHECKS order). */
+function setModes(modes: LockdepMode[]): void {
+  for (let i = 0; i < CHECKS.length; i++) setLockdepMode(CHECKS[i], modes[i]);
 }
 
 interface ValidatorSnapshot {
@@ -216,7 +245,10 @@ async function warmUp(
   };
   await runCpus(machine, plan, cpus, (i) => ({
     ...taskArgs(plan, settings, proc, i, warm, Math.min(WARMUP_MS, durationMs / 2)),
-    minOps: Math.ceil(WARMUP_OPS * Math.min(1, durationMs / 1000)),
+    // A CPU that sleeps in injected I/O has no floor: its few operations would take the whole phase.
+    minOps: IO_WORKLOADS.has(plan.phase.roles[i])
+      ? 0
+      : Math.ceil(WARMUP_OPS * Math.min(1, durationMs / 1000)),
     maxMs: durationMs,
     windowMs: 0,
   }));
@@ -240,8 +272,10 @@ async function warmPass(
   kernel: Kernel,
   plans: PhasePlan[],
   settings: LabSettings,
+  modes: LockdepMode[],
 ): Promise<void> {
   for (const plan of plans) {
+    freshValidator(plan, modes);
     const { proc } = phaseProcess(kernel, plan);
     await warmUp(machine, plan, settings, proc);
     const left = teardown(kernel, proc);
@@ -258,6 +292,7 @@ async function runPhase(
   kernel: Kernel,
   plan: PhasePlan,
   settings: LabSettings,
+  modes: LockdepMode[],
 ): Promise<PhaseResult> {
   const { proc, cpus } = phaseProcess(kernel, plan);
   const shared: PhaseShared = {
@@ -265,7 +300,10 @@ async function runPhase(
     rings: cpus.map(() => TraceRing.create(RING_EVENTS)),
     control: new SharedArrayBuffer(CONTROL_BYTES),
   };
+  freshValidator(plan, modes);
   await warmUp(machine, plan, settings, proc);
+  // The measured run starts the validator afresh too: what it reports was seen in the run itself.
+  freshValidator(plan, modes);
   resetMmVmstat(proc.mm.locks);
   resetLockStat();
   const before = validatorSnapshot();
@@ -283,6 +321,7 @@ async function runPhase(
     experiment: plan.experiment.name as ExperimentName,
     design: plan.design,
     cpus: cpus.length,
+    baseline: plan.phase.baseline === true,
     seed: settings.seed,
     durationMs: Math.max(...results.map((r) => r.elapsedMs)),
     roles: roleResults(plan.phase.roles, results, shared.hist),

@@ -5,8 +5,8 @@
  *   page_fault1    will-it-scale page_fault1: map REGION anonymous private, store one byte per
  *                  page (each store a write fault: one operation), unmap; again
  *   mmap1          will-it-scale mmap1: mmap + munmap of 128 MiB anonymous private (one operation)
- *   mmap2          will-it-scale mmap2's shape on anonymous memory until files exist: mmap +
- *                  munmap of 128 MiB MAP_SHARED | MAP_ANONYMOUS (a new shmem object each time)
+ *   mmap2          will-it-scale mmap2 on a file (file-workloads.ts, with the other file workloads:
+ *                  io-fault, cached-fault, inversion-fault, inversion-write)
  *   thread-launch  a thread start: map a stack (MAP_GROWSDOWN | MAP_STACK), touch its top pages
  *                  as the new thread would, unmap it (one operation)
  *   cow            the cow.c scenarios (cow-cases.ts), in whole rounds; each case run is one operation
@@ -21,7 +21,6 @@ import {
   MAP_ANONYMOUS,
   MAP_GROWSDOWN,
   MAP_PRIVATE,
-  MAP_SHARED,
   MAP_STACK,
   PAGE_SIZE,
   PROT_READ,
@@ -30,7 +29,17 @@ import {
 import { COW_CASES, type CowRun, emptyFaultCounts, runCowCase } from './cow-cases.js';
 import { type CpuProbe, KIND_CASE, KIND_FAULT, KIND_LAUNCH, KIND_MMAP, KIND_MUNMAP } from './cpu-probe.js';
 
-export const WORKLOADS = ['page_fault1', 'mmap1', 'mmap2', 'thread-launch', 'cow'] as const;
+export const WORKLOADS = [
+  'page_fault1',
+  'mmap1',
+  'mmap2',
+  'thread-launch',
+  'cow',
+  'io-fault',
+  'cached-fault',
+  'inversion-fault',
+  'inversion-write',
+] as const;
 export type Workload = (typeof WORKLOADS)[number];
 
 const P = PAGE_SIZE;
@@ -84,16 +93,15 @@ export function pageFault1(mm: AddressSpace, probe: CpuProbe, pages: number, out
   }
 }
 
-/** mmap1 (`shared` false) or mmap2's anonymous shape (`shared` true). */
-export function mmapLoop(mm: AddressSpace, probe: CpuProbe, shared: boolean, out: WorkloadOutcome): void {
-  const flags = (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS;
+/** mmap1: mmap + munmap of MMAP_BYTES anonymous private, untouched. */
+export function mmapLoop(mm: AddressSpace, probe: CpuProbe, out: WorkloadOutcome): void {
   while (!probe.over) {
     const t0 = probe.now();
-    const addr = mm.sysMmap(0, MMAP_BYTES, RW, flags, -1, 0);
+    const addr = mm.sysMmap(0, MMAP_BYTES, RW, ANON, -1, 0);
     const r = addr < 0 ? addr : mm.sysMunmap(addr, MMAP_BYTES);
     probe.op(t0, KIND_MMAP);
     if (r !== 0) {
-      out.failure = `mmap${shared ? 2 : 1}: ${addr < 0 ? 'mmap' : 'munmap'} returned ${r}`;
+      out.failure = `mmap1: ${addr < 0 ? 'mmap' : 'munmap'} returned ${r}`;
       return;
     }
   }

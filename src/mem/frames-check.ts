@@ -1,6 +1,6 @@
 /**
  * PhysMem's whole-structure check (`PhysMem.check()`, `checkPhysMem`): run when no CPU runs (in
- * debug mode, and by the leak checks of tests). It walks the zone stack, every CPU's row and every
+ * debug mode, and by the leak checks of tests). It walks the zone's home lists, every CPU's row and every
  * descriptor, and returns a description of the first broken invariant (frames.ts lists them), or
  * undefined. Cost: one pass over the descriptors, and over the frames' bytes when poisoning is on.
  */
@@ -20,12 +20,15 @@ import {
 } from './page.js';
 import {
   BUMP,
+  H_COUNT,
+  H_HEAD,
+  HOMES,
+  NEXT,
   P_COUNT,
   P_SLOTS,
   PCP_BASE,
   PCP_ROW,
   PCP_SLOTS,
-  STACK,
   ZONE_COUNT,
   type Zone,
 } from './zone.js';
@@ -44,10 +47,13 @@ export function checkFrames(mem: CheckedMem, lists: Zone): string | undefined {
   const listed = new Uint8Array(frames);
   const zone = c[ZONE_COUNT];
   let cached = 0;
-  for (let i = 0; i < zone; i++) {
-    const problem = list(listed, c[STACK + i], bump, 'the zone stack');
+  let homed = 0;
+  for (let cpu = 0; cpu < MAX_CPUS; cpu++) {
+    const problem = walkHome(c, cpu, listed, bump);
     if (problem !== undefined) return problem;
+    homed += c[HOMES + 2 * cpu + H_COUNT];
   }
+  if (homed !== zone) return `ZONE_COUNT is ${zone}, the home lists hold ${homed} frames`;
   for (let cpu = 0; cpu < MAX_CPUS; cpu++) {
     const row = PCP_BASE + cpu * PCP_ROW;
     const count = c[row + P_COUNT];
@@ -104,6 +110,22 @@ export function checkFrames(mem: CheckedMem, lists: Zone): string | undefined {
   if (stats.allocs - stats.frees !== stats.usable - stats.free) {
     return `${stats.allocs} allocations - ${stats.frees} frees, but ${stats.usable - stats.free} frames in use`;
   }
+  return undefined;
+}
+
+/** CPU `cpu`'s home list: exactly COUNT frames, linked through NEXT, ending with NO_PFN. */
+function walkHome(c: Int32Array, cpu: number, listed: Uint8Array, bump: number): string | undefined {
+  const where = `cpu ${cpu}'s home list`;
+  const count = c[HOMES + 2 * cpu + H_COUNT];
+  if (!(count >= 0 && count <= bump - FIRST_PFN)) return `${where} counts ${count} frames`;
+  let pfn = c[HOMES + 2 * cpu + H_HEAD];
+  for (let i = 0; i < count; i++) {
+    // A pfn listed twice (a cycle included) is caught by list() before the walk could loop.
+    const problem = list(listed, pfn, bump, where);
+    if (problem !== undefined) return problem;
+    pfn = c[NEXT + pfn];
+  }
+  if (pfn !== NO_PFN) return `${where} goes on past its ${count} frames (to pfn ${pfn})`;
   return undefined;
 }
 

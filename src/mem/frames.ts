@@ -1,12 +1,12 @@
 /**
  * PhysMem: the machine's physical memory. Frames of 4 KiB in one SharedArrayBuffer, a page
  * descriptor per frame (page.ts: struct of arrays, one Int32Array per field), and the frame
- * allocator: the free frames are kept by a Zone (zone.ts: a zone free stack under `zone_lock`,
+ * allocator: the free frames are kept by a Zone (zone.ts: home lists per CPU under `zone_lock`,
  * per-CPU lists in front of it), and PhysMem adds what a frame's life needs on top: zeroing,
  * descriptor set-up and reset, references and pins, map counts, flags, poisoning.
  *
  *   memory (frames * 4 KiB)             pages (struct of arrays)      zone.ts (control buffer)
- *   +--------+--------+--------+--      REFCOUNT [pfn]                zone lock, zone stack, BUMP
+ *   +--------+--------+--------+--      REFCOUNT [pfn]                zone lock, home lists, BUMP
  *   | pfn 0  | pfn 1  | pfn 2  |        MAPCOUNT [pfn]                DRAIN_GEN
  *   | (none) | zero   | ...    |        FLAGS    [pfn]                one row per CPU id: counters,
  *   +--------+--------+--------+--      OWNER, INDEX, KIND [pfn]      up to pcpHigh free pfns
@@ -19,7 +19,7 @@
  *
  * Invariants (`check()`, frames-check.ts, when no CPU runs): a frame from FIRST_PFN below BUMP is
  * either in use (KIND anon/file/pagetable/other, REFCOUNT > 0, MAPCOUNT >= 0) or on exactly one
- * free list (the zone stack or one row) with a free descriptor; frames from BUMP on were never
+ * free list (a home list or one row) with a free descriptor; frames from BUMP on were never
  * used (descriptor and bytes zero); the counts of `stats()` equal the descriptors'; the zero page
  * (pfn 1) is KIND_ZERO, REFCOUNT >= 1 and all zero; pfn 0 is never used.
  *
@@ -177,6 +177,23 @@ export class PhysMem {
    * or a failure is injected.
    */
   allocFrame(kind: number, owner: number, index: number): number {
+    return this.alloc(kind, owner, index, NO_PFN);
+  }
+
+  /**
+   * allocFrame, but the frame's bytes are a copy of frame `src`'s instead of zeros (copy-on-write:
+   * Linux allocates without __GFP_ZERO and copies, so the frame is written once, not twice).
+   * Preconditions: the caller holds a reference to `src` (or a lock that keeps it in use).
+   */
+  allocFrameCopy(kind: number, owner: number, index: number, src: number): number {
+    if (!(src >= ZERO_PFN && src < this.frames && (src | 0) === src)) {
+      throw new VmError(EINVAL, `allocFrameCopy: source pfn ${src} is not a frame`);
+    }
+    return this.alloc(kind, owner, index, src);
+  }
+
+  /** allocFrame / allocFrameCopy: `src` NO_PFN zeroes the frame, else copies src into it. */
+  private alloc(kind: number, owner: number, index: number, src: number): number {
     if (hooks.on) hooks.v.mightAlloc('frame');
     if (kind <= KIND_FREE || kind >= KINDS || kind === KIND_ZERO || (kind | 0) !== kind) {
       throw new VmError(EINVAL, `allocFrame: kind ${kind} is not anon, file, pagetable or other`);
@@ -186,7 +203,7 @@ export class PhysMem {
       return NO_PFN;
     }
     const pfn = this.zone.take(kind);
-    if (pfn !== NO_PFN) this.prepare(pfn, kind, owner, index);
+    if (pfn !== NO_PFN) this.prepare(pfn, kind, owner, index, src);
     return pfn;
   }
 
@@ -337,8 +354,11 @@ export class PhysMem {
     return checkFrames(this, this.zone);
   }
 
-  /** A free frame leaves its free list: its descriptor must be free and its bytes untouched. */
-  private prepare(pfn: number, kind: number, owner: number, index: number): void {
+  /**
+   * A free frame leaves its free list: its descriptor must be free and its bytes untouched; then
+   * its bytes become zero (`src` NO_PFN) or a copy of frame `src`.
+   */
+  private prepare(pfn: number, kind: number, owner: number, index: number, src: number): void {
     const flags = this.flags[pfn];
     if (
       this.refcount[pfn] !== 0 ||
@@ -358,7 +378,8 @@ export class PhysMem {
         );
       }
     }
-    if ((flags & PG_STALE) !== 0) this.f64.fill(0, pfn * F64_PER_PAGE, (pfn + 1) * F64_PER_PAGE);
+    if (src !== NO_PFN) this.f64.copyWithin(pfn * F64_PER_PAGE, src * F64_PER_PAGE, (src + 1) * F64_PER_PAGE);
+    else if ((flags & PG_STALE) !== 0) this.f64.fill(0, pfn * F64_PER_PAGE, (pfn + 1) * F64_PER_PAGE);
     this.flags[pfn] = initialFlags(kind);
     this.owner[pfn] = owner;
     this.index[pfn] = index;

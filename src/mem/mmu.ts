@@ -51,14 +51,27 @@ import {
   type TlbDomain,
 } from './tlb.js';
 
-/** The fault path, handed down by the mm layer: 0 = the translation is now present, or a FAULT_* code. */
+/**
+ * The fault path, handed down by the mm layer: 0 = the translation is now present, or a FAULT_*
+ * code. It is called with the Mmu online and no translation in use: it may take spinlocks whose
+ * holders never wait for a shootdown, and shoot down itself (a shootdown's writer counts as
+ * acknowledged), but it must call the Mmu's `offline()` before it may wait for anything else
+ * (mmap_lock, whose holder may be shooting down and waiting for this CPU; I/O).
+ */
 export interface MissHandler {
   onMiss(addr: number, write: boolean, exec: boolean): number;
 }
 
 const NO_HANDLER: MissHandler = { onMiss: () => FAULT_SEGV_MAPERR };
+/**
+ * Module-local copies of the sizes the fast paths divide by: V8 folds a module's own const into
+ * the code (a division by a power of two becomes a multiplication), but loads an imported binding
+ * through its module cell at every use, and divides by what it loaded (measured below, at load32).
+ */
+const PAGE = PAGE_SIZE;
+const REGION = PMD_SIZE;
 const MASK = TLB_ENTRIES - 1;
-const OFF = PAGE_SIZE - 1;
+const OFF = PAGE - 1;
 const K_READ = 0;
 const K_WRITE = 1;
 const K_EXEC = 2;
@@ -72,11 +85,14 @@ if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1)
   throw new Error('vmspace needs a little-endian host');
 
 export class Mmu {
-  readonly mem: PhysMem;
-  readonly pt: PageTables;
-  readonly domain: TlbDomain;
-  readonly cpu: number;
-  handler: MissHandler;
+  // The fields the constructor assigns are `declare`d: an ES2022 class field is first defined as
+  // undefined, and V8 then widens the field's type when the typed array is stored, so every fast-
+  // path access checked the array's map again (seen in the optimised code of a load loop).
+  declare readonly mem: PhysMem;
+  declare readonly pt: PageTables;
+  declare readonly domain: TlbDomain;
+  declare readonly cpu: number;
+  declare handler: MissHandler;
   /** The halves of the last load64. */
   lo32 = 0;
   hi32 = 0;
@@ -89,15 +105,15 @@ export class Mmu {
   private budget = QUIESCE_EVERY;
   private online = false;
   private ackedGen = 0;
-  private readonly tags: Int32Array;
+  declare private readonly tags: Int32Array;
   private readonly words = new Int32Array(TLB_ENTRIES);
   private readonly perms = new Uint8Array(TLB_ENTRIES);
-  private readonly u8: Uint8Array;
-  private readonly u16: Uint16Array;
-  private readonly i32: Int32Array;
-  private readonly f32: Float32Array;
-  private readonly f64: Float64Array;
-  private readonly entries: Uint32Array;
+  declare private readonly u8: Uint8Array;
+  declare private readonly u16: Uint16Array;
+  declare private readonly i32: Int32Array;
+  declare private readonly f32: Float32Array;
+  declare private readonly f64: Float64Array;
+  declare private readonly entries: Uint32Array;
   /** Scratch for the slow path's values (8 bytes, aligned views). */
   private readonly sb = new Uint8Array(8);
   private readonly si32 = new Int32Array(this.sb.buffer);
@@ -133,8 +149,8 @@ export class Mmu {
 
   load8(addr: number): number {
     if (--this.budget === 0) this.tick();
-    const s = (addr / PAGE_SIZE) & MASK;
-    if (this.tags[s] === Math.floor(addr / PMD_SIZE) && addr >= 0)
+    const s = (addr / PAGE) & MASK;
+    if (this.tags[s] === Math.floor(addr / REGION) && addr >= 0)
       return this.u8[this.words[s] * 4 + (addr & OFF)];
     this.slowRead(addr, 1, K_READ);
     return this.sb[0];
@@ -142,8 +158,8 @@ export class Mmu {
 
   load16(addr: number): number {
     if (--this.budget === 0) this.tick();
-    const s = (addr / PAGE_SIZE) & MASK;
-    if (this.tags[s] === Math.floor(addr / PMD_SIZE) && addr >= 0 && (addr & 1) === 0)
+    const s = (addr / PAGE) & MASK;
+    if (this.tags[s] === Math.floor(addr / REGION) && addr >= 0 && (addr & 1) === 0)
       return this.u16[this.words[s] * 2 + ((addr & OFF) >> 1)];
     this.slowRead(addr, 2, K_READ);
     return this.su16[0];
@@ -151,8 +167,8 @@ export class Mmu {
 
   load32(addr: number): number {
     if (--this.budget === 0) this.tick();
-    const s = (addr / PAGE_SIZE) & MASK;
-    if (this.tags[s] === Math.floor(addr / PMD_SIZE) && addr >= 0 && (addr & 3) === 0)
+    const s = (addr / PAGE) & MASK;
+    if (this.tags[s] === Math.floor(addr / REGION) && addr >= 0 && (addr & 3) === 0)
       return this.i32[this.words[s] + ((addr & OFF) >> 2)];
     this.slowRead(addr, 4, K_READ);
     return this.si32[0];
@@ -161,8 +177,8 @@ export class Mmu {
   /** An instruction fetch (faults say 'exec'; it needs the same permissions as a load). */
   fetch32(addr: number): number {
     if (--this.budget === 0) this.tick();
-    const s = (addr / PAGE_SIZE) & MASK;
-    if (this.tags[s] === Math.floor(addr / PMD_SIZE) && addr >= 0 && (addr & 3) === 0)
+    const s = (addr / PAGE) & MASK;
+    if (this.tags[s] === Math.floor(addr / REGION) && addr >= 0 && (addr & 3) === 0)
       return this.i32[this.words[s] + ((addr & OFF) >> 2)];
     this.slowRead(addr, 4, K_EXEC);
     return this.si32[0];
@@ -170,8 +186,8 @@ export class Mmu {
 
   load64(addr: number): number {
     if (--this.budget === 0) this.tick();
-    const s = (addr / PAGE_SIZE) & MASK;
-    if (this.tags[s] === Math.floor(addr / PMD_SIZE) && addr >= 0 && (addr & 7) === 0) {
+    const s = (addr / PAGE) & MASK;
+    if (this.tags[s] === Math.floor(addr / REGION) && addr >= 0 && (addr & 7) === 0) {
       const w = this.words[s] + ((addr & OFF) >> 2);
       this.lo32 = this.i32[w];
       this.hi32 = this.i32[w + 1];
@@ -185,8 +201,8 @@ export class Mmu {
 
   loadF32(addr: number): number {
     if (--this.budget === 0) this.tick();
-    const s = (addr / PAGE_SIZE) & MASK;
-    if (this.tags[s] === Math.floor(addr / PMD_SIZE) && addr >= 0 && (addr & 3) === 0)
+    const s = (addr / PAGE) & MASK;
+    if (this.tags[s] === Math.floor(addr / REGION) && addr >= 0 && (addr & 3) === 0)
       return this.f32[this.words[s] + ((addr & OFF) >> 2)];
     this.slowRead(addr, 4, K_READ);
     return this.sf32[0];
@@ -194,8 +210,8 @@ export class Mmu {
 
   loadF64(addr: number): number {
     if (--this.budget === 0) this.tick();
-    const s = (addr / PAGE_SIZE) & MASK;
-    if (this.tags[s] === Math.floor(addr / PMD_SIZE) && addr >= 0 && (addr & 7) === 0)
+    const s = (addr / PAGE) & MASK;
+    if (this.tags[s] === Math.floor(addr / REGION) && addr >= 0 && (addr & 7) === 0)
       return this.f64[this.words[s] / 2 + ((addr & OFF) >> 3)];
     this.slowRead(addr, 8, K_READ);
     return this.sf64[0];
@@ -203,8 +219,8 @@ export class Mmu {
 
   store8(addr: number, value: number): void {
     if (--this.budget === 0) this.tick();
-    const s = (addr / PAGE_SIZE) & MASK;
-    if (this.tags[s] === Math.floor(addr / PMD_SIZE) && addr >= 0 && this.perms[s] !== 0) {
+    const s = (addr / PAGE) & MASK;
+    if (this.tags[s] === Math.floor(addr / REGION) && addr >= 0 && this.perms[s] !== 0) {
       this.u8[this.words[s] * 4 + (addr & OFF)] = value;
       return;
     }
@@ -214,13 +230,8 @@ export class Mmu {
 
   store16(addr: number, value: number): void {
     if (--this.budget === 0) this.tick();
-    const s = (addr / PAGE_SIZE) & MASK;
-    if (
-      this.tags[s] === Math.floor(addr / PMD_SIZE) &&
-      addr >= 0 &&
-      (addr & 1) === 0 &&
-      this.perms[s] !== 0
-    ) {
+    const s = (addr / PAGE) & MASK;
+    if (this.tags[s] === Math.floor(addr / REGION) && addr >= 0 && (addr & 1) === 0 && this.perms[s] !== 0) {
       this.u16[this.words[s] * 2 + ((addr & OFF) >> 1)] = value;
       return;
     }
@@ -230,13 +241,8 @@ export class Mmu {
 
   store32(addr: number, value: number): void {
     if (--this.budget === 0) this.tick();
-    const s = (addr / PAGE_SIZE) & MASK;
-    if (
-      this.tags[s] === Math.floor(addr / PMD_SIZE) &&
-      addr >= 0 &&
-      (addr & 3) === 0 &&
-      this.perms[s] !== 0
-    ) {
+    const s = (addr / PAGE) & MASK;
+    if (this.tags[s] === Math.floor(addr / REGION) && addr >= 0 && (addr & 3) === 0 && this.perms[s] !== 0) {
       this.i32[this.words[s] + ((addr & OFF) >> 2)] = value;
       return;
     }
@@ -247,13 +253,8 @@ export class Mmu {
   /** Stores the 64-bit value hi * 2^32 + (lo >>> 0) (two 32-bit halves, little-endian). */
   store64(addr: number, lo: number, hi: number): void {
     if (--this.budget === 0) this.tick();
-    const s = (addr / PAGE_SIZE) & MASK;
-    if (
-      this.tags[s] === Math.floor(addr / PMD_SIZE) &&
-      addr >= 0 &&
-      (addr & 7) === 0 &&
-      this.perms[s] !== 0
-    ) {
+    const s = (addr / PAGE) & MASK;
+    if (this.tags[s] === Math.floor(addr / REGION) && addr >= 0 && (addr & 7) === 0 && this.perms[s] !== 0) {
       const w = this.words[s] + ((addr & OFF) >> 2);
       this.i32[w] = lo;
       this.i32[w + 1] = hi;
@@ -266,13 +267,8 @@ export class Mmu {
 
   storeF32(addr: number, value: number): void {
     if (--this.budget === 0) this.tick();
-    const s = (addr / PAGE_SIZE) & MASK;
-    if (
-      this.tags[s] === Math.floor(addr / PMD_SIZE) &&
-      addr >= 0 &&
-      (addr & 3) === 0 &&
-      this.perms[s] !== 0
-    ) {
+    const s = (addr / PAGE) & MASK;
+    if (this.tags[s] === Math.floor(addr / REGION) && addr >= 0 && (addr & 3) === 0 && this.perms[s] !== 0) {
       this.f32[this.words[s] + ((addr & OFF) >> 2)] = value;
       return;
     }
@@ -282,13 +278,8 @@ export class Mmu {
 
   storeF64(addr: number, value: number): void {
     if (--this.budget === 0) this.tick();
-    const s = (addr / PAGE_SIZE) & MASK;
-    if (
-      this.tags[s] === Math.floor(addr / PMD_SIZE) &&
-      addr >= 0 &&
-      (addr & 7) === 0 &&
-      this.perms[s] !== 0
-    ) {
+    const s = (addr / PAGE) & MASK;
+    if (this.tags[s] === Math.floor(addr / REGION) && addr >= 0 && (addr & 7) === 0 && this.perms[s] !== 0) {
       this.f64[this.words[s] / 2 + ((addr & OFF) >> 3)] = value;
       return;
     }
@@ -307,7 +298,7 @@ export class Mmu {
       const s = this.translate(a, K_WRITE);
       if (s < 0) break;
       const off = a & OFF;
-      const chunk = Math.min(PAGE_SIZE - off, n - done);
+      const chunk = Math.min(PAGE - off, n - done);
       const at = this.words[s] * 4 + off;
       if (chunk === n) this.u8.set(src, at);
       else if (chunk < SMALL_COPY) for (let i = 0; i < chunk; i++) this.u8[at + i] = src[done + i];
@@ -326,7 +317,7 @@ export class Mmu {
       const s = this.translate(a, K_READ);
       if (s < 0) break;
       const off = a & OFF;
-      const chunk = Math.min(PAGE_SIZE - off, n - done);
+      const chunk = Math.min(PAGE - off, n - done);
       const at = this.words[s] * 4 + off;
       if (chunk < SMALL_COPY) for (let i = 0; i < chunk; i++) dst[done + i] = this.u8[at + i];
       else dst.set(this.u8.subarray(at, at + chunk), done);
@@ -384,7 +375,7 @@ export class Mmu {
 
   /** pageBase as a 4 KiB Uint8Array view (allocates the view; the same validity rule). */
   pageView(addr: number, write: boolean): Uint8Array {
-    return new Uint8Array(this.u8.buffer, this.pageBase(addr, write), PAGE_SIZE);
+    return new Uint8Array(this.u8.buffer, this.pageBase(addr, write), PAGE);
   }
 
   // ---- quiescent points -------------------------------------------------------------------------
@@ -456,7 +447,7 @@ export class Mmu {
       const s1 = this.mustTranslate(addr, kind, addr);
       const s2 = this.mustTranslate(last, kind, Math.max(addr, last - (last & OFF)));
       // Translating the second page may have passed a quiescent point: re-check the first.
-      if (this.tags[s1] !== Math.floor(addr / PMD_SIZE)) continue;
+      if (this.tags[s1] !== Math.floor(addr / REGION)) continue;
       for (let i = 0; i < size; i++) {
         const a = addr + i;
         const s = a <= addr + (OFF - (addr & OFF)) ? s1 : s2;
@@ -472,7 +463,7 @@ export class Mmu {
     for (;;) {
       const s1 = this.mustTranslate(addr, K_WRITE, addr);
       const s2 = this.mustTranslate(last, K_WRITE, Math.max(addr, last - (last & OFF)));
-      if (this.tags[s1] !== Math.floor(addr / PMD_SIZE) || this.perms[s1] === 0) continue;
+      if (this.tags[s1] !== Math.floor(addr / REGION) || this.perms[s1] === 0) continue;
       for (let i = 0; i < size; i++) {
         const a = addr + i;
         const s = a <= addr + (OFF - (addr & OFF)) ? s1 : s2;
@@ -492,12 +483,8 @@ export class Mmu {
   /** addr's slot with a usable entry, or a FAULT_* code. */
   private translate(addr: number, kind: number): number {
     if (--this.budget === 0) this.tick();
-    const s = (addr / PAGE_SIZE) & MASK;
-    if (
-      this.tags[s] === Math.floor(addr / PMD_SIZE) &&
-      addr >= 0 &&
-      (kind !== K_WRITE || this.perms[s] !== 0)
-    )
+    const s = (addr / PAGE) & MASK;
+    if (this.tags[s] === Math.floor(addr / REGION) && addr >= 0 && (kind !== K_WRITE || this.perms[s] !== 0))
       return s;
     return this.miss(addr, kind);
   }
@@ -507,14 +494,15 @@ export class Mmu {
    * is installed (words and perms, then the tag with Atomics.store) and the walk repeated: if the
    * entry changed meanwhile the slot is cleared again (the store-then-reload pairs with a
    * shootdown's PTE-store-then-clear, so a refill racing with a shootdown cannot leave a stale
-   * tag behind). Without a usable entry, the miss handler runs (offline: it may block) and the
-   * walk is retried.
+   * tag behind). Without a usable entry, the miss handler runs (see callHandler) and the walk
+   * is retried (the quiescent point at its top brings the Mmu back online if the handler took it
+   * offline).
    */
   private miss(addr: number, kind: number): number {
     if (!(addr >= 0 && addr < USER_ADDR_LIMIT && Number.isInteger(addr))) return FAULT_SEGV_MAPERR;
     const write = kind === K_WRITE;
-    const s = (addr / PAGE_SIZE) & MASK;
-    const tag = Math.floor(addr / PMD_SIZE);
+    const s = (addr / PAGE) & MASK;
+    const tag = Math.floor(addr / REGION);
     for (let round = 0; round < MAX_MISS_ROUNDS; round++) {
       this.quiesce();
       rcuReadLock();
@@ -542,15 +530,17 @@ export class Mmu {
     );
   }
 
+  /**
+   * Runs the miss handler online: most faults never block, and going offline and back cost four
+   * atomic operations on the shared domain per fault (a tenth of a fault's time, measured). The
+   * handler takes this Mmu offline itself before anything that may wait for a CPU that may wait
+   * for a shootdown (mmap_lock, I/O: see MissHandler). The epoch moves: the handler may acknowledge
+   * shootdowns (its own included), so page bases taken before are stale.
+   */
   private callHandler(addr: number, write: boolean, exec: boolean): number {
-    // No translation is held while the fault path runs, and it may block (locks, I/O): offline.
-    this.offline();
+    this.epoch++;
     rcuQuiescent();
-    try {
-      return this.handler.onMiss(addr, write, exec);
-    } finally {
-      this.goOnline();
-    }
+    return this.handler.onMiss(addr, write, exec);
   }
 
   /** lookupPte with the leaf read atomically too (the refill's re-check needs a seq-cst load). */
@@ -561,6 +551,6 @@ export class Mmu {
     const x = Atomics.load(e, (pmd << 9) | ((addr % PUD_SIZE) >>> 21));
     if (x === 0) return 0;
     if ((x & PTE_HUGE) !== 0) return hugeSubpage(x, addr);
-    return Atomics.load(e, ((x >>> 12) << 9) | (((addr % PMD_SIZE) >>> 12) & 511));
+    return Atomics.load(e, ((x >>> 12) << 9) | (((addr % REGION) >>> 12) & 511));
   }
 }

@@ -8,7 +8,8 @@
  *   tables (an Arena of 2 KiB records = 512 Uint32 entries, viewed whole as `entries`):
  *     entry i of table t is entries[t << 9 | i]; PGD (the root, allocated at creation) ->
  *     PUD -> PMD -> PTE tables; an upper entry is tableEntry(child), a PMD entry may be huge
- *   meta (Int32, shared, indexed by table handle, META_WORDS each):
+ *   meta (Int32, shared, page-aligned, indexed by table handle, META_WORDS each: one 64-byte line
+ *   per table, so CPUs faulting in different tables never write one line):
  *     PTL_STATE PTL_ID   the table's split page-table lock (a spinlock of class 'ptl')
  *     COUNT              non-zero entries of the table (so freeing can tell an empty one)
  *     LINK               a PMD table: first deposited PTE table; a deposited table: the next one
@@ -28,6 +29,7 @@ import { Arena, type ArenaDescriptor, type FailureInjector } from '../shm/arena.
 import { exclusiveLock, exclusiveUnlock } from '../sync/exclusive.js';
 import { lockClass } from '../sync/lockclass.js';
 import { SPINLOCK_SPINS } from '../sync/spinlock.js';
+import { pageAligned } from './page.js';
 import {
   MAX_TABLE_HANDLE,
   PAGE_SIZE,
@@ -47,8 +49,12 @@ export const PTL_NESTED = 1;
 /** What the validator sees: a spinlock (atomic context). */
 const PTL_MODE = WRITE | LOCK_ATOMIC;
 
-/** Words of `meta` per table, and their offsets. */
-export const META_WORDS = 4;
+/**
+ * Words of `meta` per table (a cache line: with four tables to a line, two CPUs faulting in their
+ * own tables, allocated one after the other, bounced the line at every PTL and COUNT write), and
+ * the offsets of the words used.
+ */
+export const META_WORDS = 16;
 export const PTL_STATE = 0;
 export const COUNT = 2;
 export const LINK = 3;
@@ -131,7 +137,7 @@ export class PageTableCore {
     header[ROOT] = root;
     return {
       arena: arena.describe(),
-      meta: new SharedArrayBuffer((max + 1) * META_WORDS * 4),
+      meta: pageAligned((max + 1) * META_WORDS * 4),
       header: header.buffer as SharedArrayBuffer,
     };
   }
@@ -140,7 +146,8 @@ export class PageTableCore {
     this.arena = Arena.attach(desc.arena);
     const i32 = this.arena.i32;
     this.entries = new Uint32Array(i32.buffer, i32.byteOffset, i32.length);
-    this.meta = new Int32Array(desc.meta);
+    // An explicit length: a view that tracks a growable buffer's length is slower to access.
+    this.meta = new Int32Array(desc.meta, 0, desc.meta.byteLength >> 2);
     this.header = new Int32Array(desc.header);
     this.root = Atomics.load(this.header, ROOT);
   }

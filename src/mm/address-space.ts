@@ -125,6 +125,7 @@ import {
   type MmLocksDescriptor,
   mmapReadLock,
   mmapReadUnlock,
+  mmapWriteDowngrade,
   mmapWriteLock,
   mmapWriteUnlock,
   vmaEndRead,
@@ -350,9 +351,11 @@ export class AddressSpace implements MmShared {
       ctx.open();
       ret = body(ctx, a, b, c, d, e, f);
       this.splitHugeAcrossVmasLocked();
-      const r = ctx.commitLocked();
+      // munmap keeps its reverse-map windows open until its page-table work is done (zapDowngraded).
+      const r = ctx.commitLocked(ctx.zapAfterDowngrade);
       if (r < 0) ret = r;
-      if (DEBUG) checkMmLocked(this);
+      // munmap's check comes after its page-table work (zapDowngraded): the tables are checked too.
+      if (DEBUG && !ctx.zapAfterDowngrade) checkMmLocked(this);
       if (this.log !== null) this.log.appendLocked(nr, a, b, c, d, e, f, ret);
     } catch (error) {
       ctx.abandonLocked();
@@ -361,11 +364,53 @@ export class AddressSpace implements MmShared {
       lockdepAssertNoneHeld(name);
       throw error;
     }
-    mmapWriteUnlock(this.locks);
+    if (ctx.zapAfterDowngrade) this.zapDowngraded();
+    else mmapWriteUnlock(this.locks);
     fileReleaseFlush();
     if (ctx.populateMode !== POPULATE_NONE && !this.deferPopulate) ret = this.populate(ret);
     lockdepAssertNoneHeld(name);
     return ret;
+  }
+
+  /**
+   * munmap's page-table work (zaps, their shootdowns, free_pgtables of the gaps) after
+   * downgrading mmap_lock to read, then its reverse-map windows close (a walker of a file sees the
+   * unmap whole), then the unlock and the frames' puts. Safe under the read lock: the committed
+   * VMAs no longer cover the zapped ranges, so no fault or GUP can reach them, and a table is freed
+   * only where free_pgtables' floor and ceiling (the VMAs around the gap, which cannot change while
+   * mmap_lock is held) say no VMA shares it. Preconditions: mmap_lock held for write, committed
+   * with its windows held.
+   */
+  private zapDowngraded(): void {
+    const ctx = this.ctx;
+    const ptWork = ctx.ptWork;
+    if (!ptWork.onlyZapsAndFrees()) {
+      // A THP region split at a new VMA edge: the work runs under the write lock, as for others.
+      try {
+        try {
+          ptWork.apply();
+        } finally {
+          ctx.closeRmapWindowsLocked();
+        }
+        if (DEBUG) checkMmLocked(this);
+      } finally {
+        mmapWriteUnlock(this.locks);
+      }
+      return;
+    }
+    mmapWriteDowngrade(this.locks);
+    try {
+      try {
+        ptWork.applyOps();
+      } finally {
+        ctx.closeRmapWindowsLocked();
+      }
+      if (DEBUG) checkMmLocked(this);
+    } finally {
+      mmapReadUnlock(this.locks);
+    }
+    // The frames are unreachable (zapped and shot down): their puts need no lock.
+    ptWork.putZapped();
   }
 
   /** Runs a read-only body under mmap_lock held for read. */
@@ -521,7 +566,8 @@ export class AddressSpace implements MmShared {
    * commitAnonLocked, then the copy-on-write shootdown); a fault below a VM_GROWSDOWN VMA grows
    * it through a write-locked touch of the page (expand_downwards, then the same fault). With a
    * syscall log, a fault is logged as a one-page touch-populate stage so the log still replays.
-   * Preconditions: this CPU holds no lock and is not in a syscall (its Mmu is offline).
+   * Preconditions: this CPU holds no lock and is not in a syscall (its Mmu may be online, with no
+   * translation in use: the Mmu's miss handler).
    */
   faultPage(addr: number, write: boolean, exec: boolean): number {
     const page = addr - (addr % PAGE_SIZE);
@@ -611,15 +657,20 @@ export class AddressSpace implements MmShared {
   /**
    * One try at the fault of `page`: under the vma-lock design the per-VMA-lock fast path first,
    * then (global, retry, or a fallback) the mmap_lock path. Counts the fault by the path that
-   * finished it (vmstat.ts); a FAULT_GROW is not counted, faultPage runs the fault again.
+   * finished it (vmstat.ts); a FAULT_GROW is not counted, faultPage runs the fault again. The
+   * anonymous fast path runs with this CPU's Mmu online (it waits only for PTE locks and zone_lock,
+   * whose holders never wait for a shootdown, and for its own shootdown, where it counts as
+   * acknowledged); a file fault (page locks, then I/O with the VMA lock dropped) and faultStage
+   * (mmap_lock) take the Mmu offline before they may wait.
    */
   private faultPageOnce(page: number, write: boolean, exec: boolean): number {
     const ctx = this.ctx;
     const locks = this.locks;
-    this.mmuOffline();
     if (faultTriesVmaLock(this.faultDesign)) {
       const h = lockVmaUnderRcu(this, page);
       if (h !== 0) {
+        // A file fault may wait for a page lock, and its RETRY for I/O: offline (see above).
+        if (this.arena.file(h) !== 0) this.mmuOffline();
         let r: number;
         try {
           r = faultPageVmaLocked(ctx, h, page, write, exec);

@@ -155,10 +155,12 @@ function faultAnonPage(
     pt.unlockTable(table);
     return 0;
   }
-  const pfn = mem.allocFrame(KIND_ANON, owner, index);
+  // Copy-on-write of a real page: the new frame is filled with the copy, not zeroed first.
+  const copy = oldPfn !== 0 && oldPfn !== ZERO_PFN;
+  const pfn = copy
+    ? mem.allocFrameCopy(KIND_ANON, owner, index, oldPfn)
+    : mem.allocFrame(KIND_ANON, owner, index);
   if (pfn === 0) return -ENOMEM;
-  if (oldPfn !== 0 && oldPfn !== ZERO_PFN)
-    mem.bytes.copyWithin(pfn * PAGE_SIZE, oldPfn * PAGE_SIZE, (oldPfn + 1) * PAGE_SIZE);
   mem.setFlag(pfn, PG_ANON_EXCLUSIVE);
   // An unshare maps the new exclusive page read-only: a later write fault reuses it.
   const flags =

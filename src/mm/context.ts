@@ -84,6 +84,13 @@ export class SyscallContext {
    * exclusive to this mm (reuse or copy) without making the entry writable. Callers pass write.
    */
   faultUnshare = false;
+  /**
+   * Set by the munmap body (open resets it): the commit leaves the page-table work, which is then
+   * only zaps of ranges no VMA covers any more, to the syscall entry, which runs it after
+   * downgrading mmap_lock to read (Linux's do_vmi_align_munmap with `unlock`): faults and populate
+   * stages of other CPUs need not wait for the zap, its shootdown and the frees.
+   */
+  zapAfterDowngrade = false;
   readonly txn: VmaTxn;
   readonly layer: VmaLayer;
   readonly placement: Placement;
@@ -180,6 +187,7 @@ export class SyscallContext {
     this.txn.reset();
     this.ptWork.reset();
     this.installPtes = false;
+    this.zapAfterDowngrade = false;
     this.layer.mapCountBase = this.state.mapCount;
     if (this.newAnon.length !== 0) this.newAnon.length = 0;
     if (this.newFiles.length !== 0) this.newFiles.length = 0;
@@ -191,10 +199,11 @@ export class SyscallContext {
 
   /**
    * Commits the transaction: 0, or -ENOMEM with the address space exactly as before open().
-   * The reverse-map commit windows the commit opens on files (src/fs/i-mmap.ts) close after the
-   * page-table work; with `holdWindows` (fork: its page-table copy belongs in them) the caller
-   * closes them with closeRmapWindowsLocked. Preconditions: mmap_lock held for write by this CPU,
-   * open() called.
+   * The page-table work is applied too, unless zapAfterDowngrade asks the entry to do it. The
+   * reverse-map commit windows the commit opens on files (src/fs/i-mmap.ts) close after the
+   * page-table work; with `holdWindows` (fork: its page-table copy belongs in them; munmap: its
+   * zaps after the downgrade) the caller closes them with closeRmapWindowsLocked. Preconditions:
+   * mmap_lock held for write by this CPU, open() called.
    */
   commitLocked(holdWindows = false): number {
     const mapDelta = this.txn.mapCountDelta;
@@ -206,7 +215,7 @@ export class SyscallContext {
     }
     try {
       this.txn.apply();
-      this.ptWork.apply();
+      if (!this.zapAfterDowngrade) this.ptWork.apply();
     } finally {
       if (!holdWindows) this.txn.closeRmapWindows();
     }
@@ -217,7 +226,10 @@ export class SyscallContext {
     return 0;
   }
 
-  /** Closes the windows a commitLocked(true) left open. Preconditions: mmap_lock held for write. */
+  /**
+   * Closes the windows a commitLocked(true) left open. Preconditions: mmap_lock held, for write or
+   * (munmap after its downgrade) for read by the CPU that committed.
+   */
   closeRmapWindowsLocked(): void {
     this.txn.closeRmapWindows();
   }

@@ -215,12 +215,11 @@ function copyPteRange(
     // A pinned anonymous page is copied; a file page (a private file mapping's) is shared as is.
     if (mem.kind[pfn] === KIND_ANON && mem.maybeDmaPinned(pfn)) {
       // copy_present_page: the child gets its own copy; the parent's page stays exclusive.
-      const np = mem.allocFrame(KIND_ANON, anon, pgoff + (addr - start) / PAGE_SIZE);
+      const np = mem.allocFrameCopy(KIND_ANON, anon, pgoff + (addr - start) / PAGE_SIZE, pfn);
       if (np === 0) {
         res.result = -ENOMEM;
         return;
       }
-      mem.bytes.copyWithin(np * PAGE_SIZE, pfn * PAGE_SIZE, (pfn + 1) * PAGE_SIZE);
       mem.setFlag(np, PG_ANON_EXCLUSIVE);
       mem.incMapcount(np);
       // The copy takes the VMA's protection (vm_page_prot): no user access under PROT_NONE.

@@ -29,7 +29,10 @@
  * at once; anything else (no VMA, a locked VMA, no anon_vma yet, a new region) falls back to the
  * mmap_lock path.
  *
- * The Mmu calls the handler offline (it may block on mmap_lock) and walks again on 0.
+ * The Mmu calls the handler online and walks again on 0: the per-VMA-lock path waits only for
+ * spinlocks whose holders never wait for a shootdown (and shoots down itself, as a writer that
+ * counts as acknowledged); the mmap_lock path takes the Mmu offline first (AddressSpace.faultStage).
+ * A fast path that may sleep (I/O, a page lock) must take it offline too (see MissHandler).
  */
 import { ENOMEM } from '../errno.js';
 import type { MissHandler } from '../mem/mmu.js';

@@ -22,7 +22,9 @@
  * reach the frame through a cached translation when it goes back to the allocator). The fault
  * path's copy-on-write uses the same list (`deferPut` + `flushDeferred`). While no CPU ever had
  * an Mmu on the address space (`tlb.inUse()` false) there is nothing to shoot down.
- * Preconditions of every method except deferPut / flushDeferred: mmap_lock held for write.
+ * Preconditions of every method except deferPut / flushDeferred: mmap_lock held for write; the
+ * ops of a munmap (zaps and free_pgtables alone: onlyZapsAndFrees) may run after a downgrade to
+ * read, once the VMA commit is done (applyOps), and the frames are put after the unlock.
  */
 import type { RangeIndex } from '../maple/api.js';
 import { rangeOut } from '../maple/api.js';
@@ -106,7 +108,8 @@ export class PageTableWork {
     this.zapped[this.nZapped++] = pfn;
   }
 
-  private putZapped(): void {
+  /** Puts the frames the ops zapped (their shootdowns are done). Needs no lock. */
+  putZapped(): void {
     const mem = this.mem;
     for (let i = 0; i < this.nZapped; i++) mem.putPage(this.zapped[i]);
     this.nZapped = 0;
@@ -193,19 +196,35 @@ export class PageTableWork {
     return need === 0 ? 0 : this.pt.reserveTables(need);
   }
 
-  /** Runs the work in order, then frees the tables no VMA needs. Preconditions: prepare() gave 0. */
+  /** Runs the work in order, then puts the zapped frames. Preconditions: prepare() gave 0. */
   apply(): void {
-    if (!this.needed()) return;
-    try {
-      this.applyOps();
-    } finally {
-      this.pt.releaseTables();
-    }
+    this.applyOps();
     // Every translation of a zapped page is gone from every TLB: the frames may be reused.
     this.putZapped();
   }
 
-  private applyOps(): void {
+  /**
+   * apply without the puts: the zapped frames stay listed for putZapped, which the caller runs
+   * once it has dropped mmap_lock (munmap: the read lock after its downgrade).
+   */
+  applyOps(): void {
+    if (!this.needed()) return;
+    try {
+      this.runOps();
+    } finally {
+      this.pt.releaseTables();
+    }
+  }
+
+  /** Every op recorded is a zap or a free_pgtables (munmap's work, which may run under mmap_lock (R)). */
+  onlyZapsAndFrees(): boolean {
+    const ops = this.ops;
+    for (let k = 0; k < this.n; k++)
+      if (ops[k * OP_WORDS] !== ZAP && ops[k * OP_WORDS] !== FREE) return false;
+    return true;
+  }
+
+  private runOps(): void {
     const ops = this.ops;
     const pt = this.pt;
     for (let k = 0; k < this.n; k++) {

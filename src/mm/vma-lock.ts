@@ -39,6 +39,7 @@
 import { currentCpu, MAX_CPUS } from '../cpu/current.js';
 import { beginWait, endWait, hangError, WAIT_SLICE_MS, WAIT_WRITE, waitTooLong } from '../cpu/waits.js';
 import { LOCK_SLEEPS, lockHooks, READ, WRITE } from '../lockhooks.js';
+import { pageAligned } from '../mem/page.js';
 import { lockIdAt } from '../sync/lockclass.js';
 import { statAcquired, statAcquiredUnheld, statReleased, statTryFailed } from '../sync/lockstat.js';
 import { rcuBlockBegin, rcuBlockEnd, rcuReadLockHeld } from '../sync/rcu.js';
@@ -130,7 +131,8 @@ export class MmLocks {
 
   static create(arena: VmaArena): MmLocks {
     const locks = new MmLocks(
-      { buffer: new SharedArrayBuffer(EVENTS_BYTE + MAX_CPUS * EVENT_STRIDE * 8) },
+      // Page-aligned, so that each CPU's row of events is one cache line of its own.
+      { buffer: pageAligned(EVENTS_BYTE + MAX_CPUS * EVENT_STRIDE * 8) },
       arena,
     );
     // Not 0: a zeroed record's stamp must not match the sequence of an unlocked mm.

@@ -43,7 +43,7 @@ function assertUsageError(r: Run, message: string | RegExp, usage: string): void
 }
 
 const DEMO_USAGE = 'usage: vmspace demo [--cpus N] [--ms MS] [--seed S] [--no-lockdep]';
-const REPLAY_USAGE = 'usage: vmspace replay [--loose] [--cpus N] FILE...';
+const REPLAY_USAGE = 'usage: vmspace replay [--loose] [--cpus N] [--design D] FILE...';
 
 test('--help and -h print the usage with status 0, for the program and every command', () => {
   for (const [args, head] of [

@@ -35,7 +35,7 @@ test('lab usage errors: one line and the usage, status 2, nothing on stdout', ()
   for (const [args, message] of [
     [
       ['nosuch'],
-      "vmspace lab: unknown experiment 'nosuch' (one of page_fault1, mmap1, mmap2, fault-scaling, thread-launch, cow)",
+      "vmspace lab: unknown experiment 'nosuch' (one of page_fault1, mmap1, mmap2, fault-scaling, thread-launch, cow, io-under-lock, queued-writer, inversion)",
     ],
     [['--designs', 'global,spec'], "vmspace lab: unknown design 'spec' (one of global, retry, vma-lock)"],
     [['--seconds', '0'], "vmspace lab: invalid --seconds value '0' (expected a number above 0, at most 600)"],
@@ -120,5 +120,62 @@ test('a short run: progress lines on stderr, the summary on stdout, one JSON and
     assert.equal(run.phases.length, 4);
   } finally {
     rmSync(out, { recursive: true, force: true });
+  }
+});
+
+test('the headline run (npm start: lab --headline): the four experiments, the summary with their ratios, the report', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'vmspace-headline-'));
+  try {
+    const r = vmspace('lab', '--headline', '--seconds', '0.1', '--out', dir);
+    assert.equal(r.status, 0, r.stderr);
+    const lines = r.stdout.split('\n');
+    const header = lines[0].split(/\s{2,}/);
+    assert.deepEqual(header, ['experiment', 'unit', 'global', 'retry', 'vma-lock']);
+    const cells = (label: string) => {
+      const line = lines.find((l) => l.includes(label));
+      assert.ok(line !== undefined, `a row '${label}' in\n${r.stdout}`);
+      return line
+        .slice(line.indexOf(label) + label.length)
+        .trim()
+        .split(/\s{2,}/);
+    };
+    for (const name of ['io-under-lock', 'queued-writer', 'fault-scaling', 'inversion'])
+      assert.ok(
+        lines.some((l) => l.startsWith(`${name} `)),
+        name,
+      );
+    assert.equal(lines.filter((l) => /^(page_fault1|mmap1|mmap2|thread-launch|cow) /.test(l)).length, 0);
+    assert.equal(cells('kept: beside I/O / alone').length, 3);
+    assert.equal(cells('p99 / p99 alone').length, 3);
+    assert.equal(cells('2 CPUs / 1 CPU').length, 3);
+    assert.deepEqual(cells('circular reports'), ['1', '0', '0']);
+    // I/O under mmap_lock: global only (the first of each row's three counts).
+    const io = lines.filter((l) => l.includes('under mmap_lock: I/O sleep alloc'));
+    assert.equal(io.length, 4);
+    for (const l of io) {
+      const [g, retry, vma] = l
+        .slice(l.indexOf('alloc') + 5)
+        .trim()
+        .split(/\s{2,}/)
+        .map((c) => Number(c.split(' ')[0]));
+      assert.equal(retry + vma, 0, l);
+      assert.ok(g >= 0, l);
+    }
+    const files = readdirSync(dir).sort();
+    assert.equal(files.length, 2);
+    assert.match(
+      r.stdout,
+      new RegExp(`report: +${join(dir, files.find((f) => f.endsWith('.html')) ?? 'x')}`),
+    );
+    const run = JSON.parse(readFileSync(join(dir, files.find((f) => f.endsWith('.json')) ?? ''), 'utf8'));
+    assert.deepEqual(run.settings.experiments, [
+      'io-under-lock',
+      'queued-writer',
+      'fault-scaling',
+      'inversion',
+    ]);
+    assert.equal(run.settings.seconds, 0.1);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });

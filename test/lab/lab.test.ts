@@ -63,7 +63,12 @@ test('the JSON: one file per run, every experiment under every design, each phas
     for (const design of FAULT_DESIGNS) {
       const phases = r.phases.filter((p) => p.experiment === name && p.design === design);
       const cpus = phases.map((p) => p.cpus);
-      assert.deepEqual(cpus, name === 'fault-scaling' ? [1, 2] : [2], `${name} ${design}`);
+      const expected: Record<string, number[]> = {
+        'fault-scaling': [1, 2],
+        'io-under-lock': [1, 2],
+        'queued-writer': [1, 3],
+      };
+      assert.deepEqual(cpus, expected[name] ?? [2], `${name} ${design}`);
     }
   }
   for (const p of r.phases) {
@@ -104,8 +109,9 @@ test('the JSON: one file per run, every experiment under every design, each phas
 });
 
 test('the counters: faults counted = pages touched, each once by its path; the fast path only under vma-lock', () => {
+  const anonymous = ['page_fault1', 'mmap1', 'fault-scaling', 'thread-launch'];
   for (const p of fromDisk().phases) {
-    if (p.experiment === 'cow') continue;
+    if (!anonymous.includes(p.experiment)) continue;
     const what = `${p.experiment} ${p.design} ${p.cpus}`;
     const s = p.vmstat;
     assert.equal(s.design, p.design);
@@ -125,6 +131,50 @@ test('the counters: faults counted = pages touched, each once by its path; the f
       const frames = p.validator.sites.find((site) => site.site === 'frame')?.alloc ?? 0;
       assert.equal(frames, s.faultsMmapLock, `${what}: frames allocated under mmap_lock`);
       assert.equal(p.validator.counts.mmap_alloc >= frames, true);
+    }
+  }
+});
+
+test('the file experiments: I/O under mmap_lock only under global, its call site named; faults retried after I/O elsewhere', () => {
+  for (const p of fromDisk().phases) {
+    if (!['io-under-lock', 'queued-writer', 'inversion', 'mmap2'].includes(p.experiment)) continue;
+    const what = `${p.experiment} ${p.design} ${p.cpus}`;
+    const io = p.experiment !== 'mmap2' && !p.baseline;
+    const s = p.vmstat;
+    assert.equal(s.faults, s.faultsVmaLock + s.faultsMmapLock, what);
+    if (io) assert.ok(s.faultRetries > 0, `${what}: the I/O faults retried`);
+    if (p.experiment === 'mmap2') assert.equal(s.faults, 0, `${what}: mmap2 never touches its file`);
+    if (!p.validator.on) continue;
+    const sites = p.validator.sites.map((x) => x.site);
+    if (p.design === 'global' && io) {
+      assert.ok(p.validator.counts.mmap_io > 0, `${what}: I/O under mmap_lock`);
+      assert.ok(sites.includes('fs.inject.fault'), `${what}: the site of the I/O: ${sites}`);
+    } else {
+      assert.equal(p.validator.counts.mmap_io, 0, `${what}: no I/O under mmap_lock`);
+      // The fault path allocates no frame or cache node and does no I/O under mmap_lock.
+      for (const site of ['frame', 'cache_node', 'fs.inject.fault'])
+        if (p.design !== 'global') assert.ok(!sites.includes(site), `${what}: ${site} under mmap_lock`);
+    }
+  }
+});
+
+test("inversion: Jan Kara's cycle reported with both stacks under global, from a run that did not deadlock; none under retry or vma-lock", () => {
+  for (const p of fromDisk().phases.filter((q) => q.experiment === 'inversion')) {
+    if (!p.validator.on) continue;
+    assert.deepEqual(p.failures, [], p.design);
+    const cycles = p.validator.reports.filter((r) => r.check === 'circular');
+    if (p.design === 'global') {
+      assert.ok(p.validator.counts.circular >= 1, 'the cycle was found');
+      assert.equal(cycles.length, 1);
+      const text = cycles[0].text;
+      assert.match(text, /possible circular locking dependency/);
+      assert.match(text, /\(mmap_lock\)\{held read\} -> \(i_rwsem\)\{read\}/);
+      assert.match(text, /\(i_rwsem\)\{held write\} -> \(mmap_lock\)\{read\}/);
+      assert.match(text, /at faultRead /, 'the fault callback stack');
+      assert.match(text, /at fileWrite /, 'the write stack');
+    } else {
+      assert.equal(p.validator.counts.circular, 0, p.design);
+      assert.deepEqual(cycles, [], p.design);
     }
   }
 });

@@ -3,7 +3,8 @@
  * frame, handing frames to each other so that frees land in other CPUs' lists and last puts race),
  * and every frame is accounted for at the end; a CPU that runs out of memory while another CPU's
  * list holds frames asks for a drain, which that CPU answers at its next allocation; drainAll
- * refuses to touch lists while a CPU runs a task.
+ * refuses to touch lists while a CPU runs a task; frames a CPU gave back go to its home list and
+ * come back to it first, and another CPU takes them before never-used frames.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -89,6 +90,50 @@ test('out of memory with frames in another CPU list: a drain request, answered a
     assert.throws(() => mem.drainAll(), /drainAll: cpu 0 is running a task/);
     Atomics.store(new Int32Array(spinning), 0, 2);
     await busy;
+  } finally {
+    await machine.stop();
+  }
+  assertAllFree(mem);
+});
+
+test("home lists: a CPU gets back the frames it gave first, then other CPUs' frames before never-used ones", async () => {
+  const mem = PhysMem.create({ frames: FIRST_PFN + 512, pcpHigh: 8, pcpBatch: 4 });
+  const machine = await Machine.start({ cpus: 2 });
+  const step = (op: StepArgs['op'], cpu: number, held: SharedArrayBuffer, limit?: number) =>
+    machine
+      .run<number>(TASK, { op, mem: mem.describe(), held, limit } satisfies StepArgs, [cpu])
+      .then(([n]) => n);
+  const held = () => new SharedArrayBuffer(4 * 257);
+  const pfns = (b: SharedArrayBuffer) => [...new Int32Array(b, 4, new Int32Array(b)[0])];
+  try {
+    const a = held();
+    const b = held();
+    assert.equal(await step('hold', 0, a, 64), 64);
+    assert.equal(await step('hold', 1, b, 64), 64);
+    const setA = new Set(pfns(a));
+    const setB = new Set(pfns(b));
+    // cpu 1 gives B back first, then cpu 0 gives A: one shared LIFO would hand A to cpu 1 next.
+    await step('put', 1, b);
+    await step('put', 0, a);
+    assert.equal(mem.check(), undefined);
+    const untouched = mem.stats().untouched;
+    const again = held();
+    assert.equal(await step('hold', 1, again, 64), 64);
+    const mine = pfns(again);
+    assert.ok(
+      mine.every((p) => setB.has(p)),
+      `cpu 1 got back only its own frames (${mine.filter((p) => !setB.has(p)).length} of A's)`,
+    );
+    const more = held();
+    assert.equal(await step('hold', 1, more, 32), 32);
+    assert.ok(
+      pfns(more).every((p) => setA.has(p)),
+      "its home list empty, cpu 1 takes cpu 0's frames before never-used ones",
+    );
+    assert.equal(mem.stats().untouched, untouched, 'no never-used frame taken');
+    assert.equal(mem.check(), undefined);
+    await step('put', 1, again);
+    await step('put', 1, more);
   } finally {
     await machine.stop();
   }

@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { DEBUG, VmAssertionError } from '../../src/assert.js';
+import { MAX_CPUS } from '../../src/cpu/current.js';
 import { enableLockdep, lockdepReset, lockdepSiteCounts } from '../../src/lockdep/index.js';
 import { PhysMem, type PhysMemStats } from '../../src/mem/frames.js';
 import {
@@ -36,6 +37,7 @@ import {
   REFCOUNT,
   ZERO_PFN,
 } from '../../src/mem/page.js';
+import { H_COUNT, H_HEAD, HOMES, NEXT, Zone } from '../../src/mem/zone.js';
 import { FailureInjector, POISON_WORD } from '../../src/shm/arena.js';
 import { RwSem } from '../../src/sync/rwsem.js';
 
@@ -125,6 +127,48 @@ test('a reused frame is zeroed on allocation, with and without poisoning', () =>
   }
 });
 
+test("allocFrameCopy: a fresh descriptor with the source frame's bytes; poison still checked; bad sources EINVAL", () => {
+  for (const poison of [false, true]) {
+    const mem = PhysMem.create({ frames: 8, poison, pcpHigh: 2, pcpBatch: 1 });
+    const src = mem.allocFrame(KIND_ANON, 1, 0);
+    const words = frameWords(mem, src);
+    for (let k = 0; k < words.length; k++) words[k] = (k * 2654435761) | 0;
+    const stale = mem.allocFrame(KIND_ANON, 1, 1);
+    mem.bytes.fill(0xa5, stale * PAGE_SIZE, (stale + 1) * PAGE_SIZE);
+    mem.putPage(stale);
+    const copy = mem.allocFrameCopy(KIND_ANON, 7, 9, src);
+    assert.equal(copy, stale, 'the reused (stale) frame');
+    assert.deepEqual(frameWords(mem, copy), frameWords(mem, src), `poison ${poison}: every byte copied`);
+    assert.equal(mem.refcountOf(copy), 1);
+    assert.equal(mem.owner[copy], 7);
+    assert.equal(mem.index[copy], 9);
+    assert.equal(mem.flags[copy], PG_ANON, 'PG_STALE gone');
+    assert.equal(mem.refcountOf(src), 1, 'the source keeps its reference');
+    const zeroCopy = mem.allocFrameCopy(KIND_OTHER, 0, 0, ZERO_PFN);
+    assert.ok(
+      frameWords(mem, zeroCopy).every((w) => w === 0),
+      'a copy of the zero page is zero',
+    );
+    for (const bad of [0, -1, mem.frames, 2.5, Number.NaN]) {
+      const before = mem.stats();
+      assert.throws(() => mem.allocFrameCopy(KIND_ANON, 0, 0, bad), /EINVAL: allocFrameCopy: source pfn/);
+      assert.deepEqual(mem.stats(), before, 'nothing taken');
+    }
+    for (const pfn of [src, copy, zeroCopy]) mem.putPage(pfn);
+    assertClean(mem);
+  }
+  // A write to the free frame is caught before the copy hides it.
+  const mem = PhysMem.create({ frames: 8, poison: true, pcpHigh: 2, pcpBatch: 1 });
+  const src = mem.allocFrame(KIND_ANON, 1, 0);
+  const freed = mem.allocFrame(KIND_ANON, 1, 1);
+  mem.putPage(freed);
+  mem.bytes[freed * PAGE_SIZE + 40] = 1;
+  assert.throws(
+    () => mem.allocFrameCopy(KIND_ANON, 1, 0, src),
+    new RegExp(`pfn ${freed} was written while free \\(byte 40 `),
+  );
+});
+
 test('poisoning: a write to a free frame is caught when the frame is next allocated, naming it', () => {
   const mem = PhysMem.create({ frames: 8, poison: true, pcpHigh: 2, pcpBatch: 1 });
   const pfn = mem.allocFrame(KIND_ANON, 1, 0);
@@ -161,6 +205,43 @@ test('poisoning: a write to a free frame is caught when the frame is next alloca
     () => zoned.allocFrame(KIND_ANON, 1, 0),
     new RegExp(`pfn ${z} was written while free \\(byte 24 `),
   );
+});
+
+test('check() walks the home lists: a cycle, a list running past its count, a wrong count are reported', () => {
+  const mem = PhysMem.create({ frames: 64, pcpHigh: 0, pcpBatch: 1 });
+  const got = Array.from({ length: 8 }, (_, i) => mem.allocFrame(KIND_ANON, 1, i));
+  for (const pfn of got) mem.putPage(pfn);
+  assert.equal(mem.stats().zone, 8, 'pcpHigh 0: every free went to the zone');
+  assert.equal(mem.check(), undefined);
+  const c = new Zone(mem.describe().control).control;
+  let home = -1;
+  for (let cpu = 0; cpu < MAX_CPUS; cpu++) if (c[HOMES + 2 * cpu + H_COUNT] === 8) home = cpu;
+  assert.ok(home >= 0, 'one CPU (the main thread) holds all 8 on its home list');
+  const h = HOMES + 2 * home;
+  const chain = [c[h + H_HEAD]];
+  while (chain.length < 8) chain.push(c[NEXT + chain[chain.length - 1]]);
+  assert.deepEqual(
+    [...chain].sort((x, y) => x - y),
+    [...got].sort((x, y) => x - y),
+    'the list holds exactly the frames given',
+  );
+  assert.equal(chain[0], got[7], 'the last given is the head');
+  const corrupt = (at: number, value: number, expected: RegExp) => {
+    const saved = c[at];
+    c[at] = value;
+    assert.match(mem.check() ?? '', expected);
+    c[at] = saved;
+    assert.equal(mem.check(), undefined);
+  };
+  corrupt(
+    NEXT + chain[3],
+    chain[1],
+    new RegExp(`pfn ${chain[1]} is on the free lists twice \\(again in cpu ${home}'s home list\\)`),
+  );
+  corrupt(NEXT + chain[7], got[0] + 40, new RegExp(`cpu ${home}'s home list goes on past its 8 frames`));
+  corrupt(h + H_COUNT, 9, new RegExp(`cpu ${home}'s home list counts 9 frames`));
+  corrupt(h + H_COUNT, 7, new RegExp(`cpu ${home}'s home list goes on past its 7 frames`));
+  assertClean(mem);
 });
 
 test('exhaustion returns 0 and changes no frame; the counts come back once all are put', () => {
@@ -388,7 +469,11 @@ test('default size: 64 Ki frames, pcpHigh 128 in batches of 32, reserved without
   mem.putPage(FIRST_PFN + 1);
   mem.putPage(pfn);
   const s = mem.stats();
-  assert.equal(s.untouched, 65_536 - FIRST_PFN - 32, 'one batch taken from the never-used frames');
+  assert.equal(
+    s.untouched,
+    65_536 - 32,
+    'one batch taken from the never-used frames, cut to end on a 16-pfn boundary (a descriptor line)',
+  );
   assertClean(mem);
   const small = PhysMem.create({ frames: 1000 });
   assert.deepEqual([small.pcpHigh, small.pcpBatch], [3, 1], 'small memories cache little per CPU');

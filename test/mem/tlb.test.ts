@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import { VmAssertionError } from '../../src/assert.js';
 import { Mmu } from '../../src/mem/mmu.js';
 import { makePte, PTE_DIRTY, PTE_USER, PTE_WRITE, pteIndex } from '../../src/mem/pte.js';
-import { MemoryFault, QUIESCE_EVERY } from '../../src/mem/tlb.js';
+import { INVALID_TAG, MemoryFault, QUIESCE_EVERY, TLB_ENTRIES } from '../../src/mem/tlb.js';
 import { PAGE, setup } from './tlb-fixture.js';
 
 const BASE = 0x7f00_0000_0000; // above 2^32: addresses are not int32s
@@ -212,6 +212,28 @@ test('the fast-path countdown acknowledges shootdowns; offline CPUs are not wait
   assert.equal(domain.stats().online, 0);
   mmu.load32(BASE);
   assert.equal(domain.acked(mmu.cpu), gen + 1, 'the next access comes back online');
+});
+
+test('a shootdown while only the caller has an Mmu clears only its row; once another CPU is marked, that row too', () => {
+  const { mmu, faults, domain } = setup();
+  faults.map(BASE, BASE + PAGE);
+  mmu.load32(BASE);
+  const vpn = BASE / PAGE;
+  const slot = vpn % TLB_ENTRIES;
+  const tag = Math.floor(vpn / TLB_ENTRIES);
+  const other = domain.row(5);
+  other[slot] = tag; // CPU 5 never had an Mmu here: a shootdown need not look at its row
+  const gen = domain.generation();
+  domain.shootdown(vpn, vpn + 1);
+  assert.equal(domain.row(mmu.cpu)[slot], INVALID_TAG, "the caller's slot is cleared");
+  assert.equal(other[slot], tag, 'the row of a CPU that never had an Mmu is left alone');
+  assert.equal(domain.generation(), gen + 1, 'the generation still moves');
+  const epoch = mmu.epoch;
+  mmu.load32(BASE);
+  assert.ok(mmu.epoch > epoch, "and the caller's Mmu moves its epoch at its next quiescent point");
+  domain.markUsed(5); // its ACK is idle: it is cleared, not waited for
+  domain.shootdown(vpn, vpn + 1);
+  assert.equal(other[slot], INVALID_TAG, "a used CPU's row is cleared");
 });
 
 test('a second Mmu on the same domain shares the shootdown state', () => {

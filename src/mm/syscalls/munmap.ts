@@ -8,8 +8,14 @@ import type { SyscallContext } from '../context.js';
 import { PAGE_SIZE } from '../vm-flags.js';
 import { pageAlign } from './args.js';
 
-/** munmap under mmap_lock (its checks are do_vmi_munmap's, which mremap shares). */
+/**
+ * munmap under mmap_lock (its checks are do_vmi_munmap's, which mremap shares). Like Linux's
+ * munmap(2), the page tables of the unmapped range are zapped and freed after mmap_lock is
+ * downgraded to read (SyscallContext.zapAfterDowngrade): the VMAs are gone by then, so no fault
+ * can reach the range.
+ */
 export function munmapLocked(mm: SyscallContext, start: number, len: number): number {
+  mm.zapAfterDowngrade = true;
   return doVmiMunmap(mm, start, len);
 }
 

@@ -4,11 +4,13 @@
  * syscalls and compares the result and the full VMA list (vmflags too in strict mode) after each.
  * The first divergence is reported as a readable diff.
  */
+
 import { errnoName } from '../../errno.js';
 import { FdTable } from '../../fs/fd-table.js';
 import { FileTable, PLACE_GENERIC, PLACE_SHMEM, PLACE_THP } from '../../fs/file-table.js';
 import type { RangeIndex } from '../../maple/api.js';
 import { AddressSpace, defaultPhysMem } from '../address-space.js';
+import { DEFAULT_FAULT_DESIGN, type FaultDesign } from '../fault-design.js';
 import { mapsLine, type VmaView } from '../proc-maps.js';
 import { cint, ulong } from '../syscalls/args.js';
 import {
@@ -29,6 +31,8 @@ export interface ReplayOptions {
   strict: boolean;
   /** The VMA index to use (a fresh one per trace). */
   newIndex: () => RangeIndex;
+  /** The fault-locking design of the address space (fault-design.ts; default vma-lock). */
+  design?: FaultDesign;
 }
 
 export interface ReplayResult {
@@ -45,6 +49,7 @@ const LIMIT = 2n ** 53n;
 export function seedAddressSpace(
   trace: Trace,
   index: RangeIndex,
+  design: FaultDesign = DEFAULT_FAULT_DESIGN,
 ): { mm: AddressSpace; fds: Map<string, number> } {
   const h = trace.header;
   if (h.pageSize !== PAGE_SIZE) throw new Error(`${trace.name}: page size ${h.pageSize} is not supported`);
@@ -82,6 +87,7 @@ export function seedAddressSpace(
       overcommitMemory: h.overcommitMemory,
       privileged: h.euid === 0,
       startBrk: Number(h.initialBrk),
+      design,
     },
   });
   const fileIds = new Map<string, number>();
@@ -260,7 +266,7 @@ export function replayOp(mm: AddressSpace, fds: Map<string, number>, op: TraceOp
 }
 
 export function replayTrace(trace: Trace, options: ReplayOptions): ReplayResult {
-  const { mm, fds } = seedAddressSpace(trace, options.newIndex());
+  const { mm, fds } = seedAddressSpace(trace, options.newIndex(), options.design);
   const initial = diffVmas(trace.layout, mm.vmas(), options.strict);
   if (initial !== '')
     return { ok: false, ops: 0, failedOp: -1, report: `initial layout differs:\n${initial}` };

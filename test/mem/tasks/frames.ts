@@ -32,6 +32,8 @@ export interface StepArgs {
   mem: PhysMemDescriptor;
   /** [count, pfns...]: what `hold` kept, for `put`. */
   held: SharedArrayBuffer;
+  /** `hold` stops after this many frames (default: until memory is exhausted). */
+  limit?: number;
 }
 
 export interface ChurnResult {
@@ -53,13 +55,13 @@ export default function task(cpu: number, args: ChurnArgs | StepArgs): ChurnResu
   if (args.op === 'churn') return churn(cpu, mem, args);
   const held = new Int32Array(args.held);
   if (args.op === 'hold') {
+    const limit = args.limit ?? Number.POSITIVE_INFINITY;
     let n = 0;
-    for (
-      let pfn = mem.allocFrame(KIND_ANON, cpu + 1, 0);
-      pfn !== 0;
-      pfn = mem.allocFrame(KIND_ANON, cpu + 1, 0)
-    )
+    while (n < limit) {
+      const pfn = mem.allocFrame(KIND_ANON, cpu + 1, 0);
+      if (pfn === 0) break;
       held[1 + n++] = pfn;
+    }
     held[0] = n;
     return n;
   }

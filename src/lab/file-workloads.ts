@@ -1,0 +1,202 @@
+/**
+ * The lab's workloads on files (issue 12): each opens its own file in the phase's process on its
+ * CPU (so every measured run starts with a cold cache: the file and its cached pages go when the
+ * workload closes it), and allocates nothing per operation.
+ *
+ *   io-fault         the slow device: read faults on random pages of a 128 MiB file whose `fault`
+ *                    callback sleeps IO_LATENCY_US (INJECT_FAULT) each time; the file is far
+ *                    larger than what a phase touches, so (nearly) every fault does I/O
+ *   cached-fault     minor faults: map a 16 MiB file whose pages are all in the page cache, read
+ *                    one word per page (each a fault that finds its page cached), unmap; again
+ *                    (the first round, which fills the cache, is not measured). Between two faults
+ *                    the program "works" THINK_US asleep: a few thousand faults a second, as a
+ *                    program that computes between faults, and it leaves the two cores to the
+ *                    writer (queued-writer runs three CPUs on two cores)
+ *   mmap2            will-it-scale mmap2: mmap + munmap of the CPU's own 128 MiB file, MAP_SHARED
+ *   inversion-fault  io-fault on a file whose `fault` callback takes its i_rwsem for read
+ *                    (FAULT_TAKES_I_RWSEM, Jan Kara's pattern), IO_LATENCY_INVERSION_US each
+ *   inversion-write  write() of 64 KiB into another file from a user buffer mapped fresh each time,
+ *                    so the copy faults it in while holding that file's i_rwsem
+ */
+import { INJECT_FAULT, setInjection } from '../fs/inject.js';
+import type { Process } from '../kernel/process.js';
+import type { AddressSpace } from '../mm/address-space.js';
+import { MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, PAGE_SIZE, PROT_READ, PROT_WRITE } from '../mm/vm-flags.js';
+import { Rng } from '../rng.js';
+import { rcuBlockBegin, rcuBlockEnd } from '../sync/rcu.js';
+import { type CpuProbe, KIND_FAULT, KIND_MMAP, KIND_WRITE } from './cpu-probe.js';
+import type { WorkloadOutcome } from './workloads.js';
+
+const P = PAGE_SIZE;
+/** The slow file: 128 MiB (only its touched pages ever take memory). */
+export const SLOW_FILE_PAGES = 32768;
+/** io-fault's step between pages: odd, so it visits all SLOW_FILE_PAGES (a power of two) in turn; far apart, so no readahead window covers the next. */
+const PAGE_STRIDE = 4099;
+/** The slow device's latency per fault: 10 ms, a disk seek (Lespinasse's 2010 setting had I/O of that order). */
+export const IO_LATENCY_US = 10_000;
+/** The inversion's fault latency: short, it only has to happen. */
+export const IO_LATENCY_INVERSION_US = 200;
+/** The cached file of cached-fault: 16 MiB. */
+export const CACHED_FILE_PAGES = 4096;
+/** cached-fault's pause between two faults (microseconds). */
+export const THINK_US = 200;
+/** A word nobody notifies: Atomics.wait on it sleeps its whole timeout. */
+const thinkWord = new Int32Array(new SharedArrayBuffer(4));
+/** will-it-scale mmap2's file: 128 MiB. */
+export const MMAP2_BYTES = 128 << 20;
+/** inversion-write's buffer and write size. */
+const WRITE_BYTES = 64 << 10;
+
+/**
+ * A file of `pages` pages in `proc` (memory-backed), its mapping, and an injected fault latency:
+ * [fd, addr] or null with out.failure set.
+ */
+function openMapped(
+  proc: Process,
+  out: WorkloadOutcome,
+  name: string,
+  pages: number,
+  latencyUs: number,
+  takesRwsem: boolean,
+): [number, number] | null {
+  const fd = proc.open({ size: pages * P, writable: false, name, faultTakesIRwsem: takesRwsem });
+  if (latencyUs > 0) {
+    const files = proc.mm.files;
+    const file = proc.mm.fds.fget(fd);
+    setInjection(files, file, INJECT_FAULT, { latencyUs });
+    files.put(file);
+  }
+  const addr = proc.mm.sysMmap(0, pages * P, PROT_READ, MAP_SHARED, fd, 0);
+  if (addr < 0) {
+    proc.close(fd);
+    out.failure = `${name}: mmap returned ${addr}`;
+    return null;
+  }
+  return [fd, addr];
+}
+
+function unmapClose(proc: Process, fd: number, addr: number, pages: number, out: WorkloadOutcome): void {
+  const r = proc.mm.sysMunmap(addr, pages * P);
+  if (r !== 0 && out.failure === '') out.failure = `munmap returned ${r}`;
+  proc.close(fd);
+}
+
+/** io-fault (`takesRwsem` false) and inversion-fault (true). */
+export function ioFault(
+  proc: Process,
+  probe: CpuProbe,
+  seed: number,
+  takesRwsem: boolean,
+  out: WorkloadOutcome,
+): void {
+  const latency = takesRwsem ? IO_LATENCY_INVERSION_US : IO_LATENCY_US;
+  const name = takesRwsem ? 'inversion.bin' : 'slow.bin';
+  const opened = openMapped(proc, out, name, SLOW_FILE_PAGES, latency, takesRwsem);
+  if (opened === null) return;
+  const [fd, addr] = opened;
+  const mmu = proc.mm.mmu();
+  // A seeded start and an odd stride: every page once before any again (each access a fault).
+  let page = new Rng(seed).below(SLOW_FILE_PAGES);
+  try {
+    while (!probe.over) {
+      page = (page + PAGE_STRIDE) & (SLOW_FILE_PAGES - 1);
+      const t0 = probe.now();
+      mmu.load32(addr + page * P);
+      probe.op(t0, KIND_FAULT);
+      probe.pages++;
+    }
+  } finally {
+    unmapClose(proc, fd, addr, SLOW_FILE_PAGES, out);
+  }
+}
+
+/** cached-fault: minor faults on a file whose pages are all cached. */
+export function cachedFault(proc: Process, probe: CpuProbe, out: WorkloadOutcome): void {
+  const mm = proc.mm;
+  const mmu = mm.mmu();
+  const len = CACHED_FILE_PAGES * P;
+  const fd = proc.open({ size: len, writable: false, name: 'cached.bin' });
+  try {
+    // Round 0 fills the cache (unmeasured); every later round's faults find their pages cached.
+    for (let round = 0; !probe.over; round++) {
+      const addr = mm.sysMmap(0, len, PROT_READ, MAP_SHARED, fd, 0);
+      if (addr < 0) {
+        out.failure = `cached-fault: mmap returned ${addr}`;
+        return;
+      }
+      for (let i = 0; i < CACHED_FILE_PAGES && !probe.over; i++) {
+        const t0 = probe.now();
+        mmu.load32(addr + i * P);
+        if (round > 0) {
+          probe.op(t0, KIND_FAULT);
+          probe.pages++;
+          think(mm);
+        }
+      }
+      const r = mm.sysMunmap(addr, len);
+      if (r !== 0) {
+        out.failure = `cached-fault: munmap returned ${r}`;
+        return;
+      }
+    }
+  } finally {
+    proc.close(fd);
+  }
+}
+
+/**
+ * THINK_US asleep: this CPU's Mmu offline (a sleeping CPU must not hold up another's TLB
+ * shootdown) and quiescent for RCU meanwhile. Preconditions: no lock held.
+ */
+function think(mm: AddressSpace): void {
+  mm.mmuOffline();
+  const wasOnline = rcuBlockBegin();
+  Atomics.wait(thinkWord, 0, 0, THINK_US / 1000);
+  rcuBlockEnd(wasOnline);
+}
+
+/** will-it-scale mmap2: mmap + munmap of this CPU's own file, MAP_SHARED, untouched. */
+export function mmap2File(proc: Process, probe: CpuProbe, out: WorkloadOutcome): void {
+  const mm = proc.mm;
+  const fd = proc.open({ size: MMAP2_BYTES, writable: true, name: 'mmap2.bin' });
+  try {
+    while (!probe.over) {
+      const t0 = probe.now();
+      const addr = mm.sysMmap(0, MMAP2_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+      const r = addr < 0 ? addr : mm.sysMunmap(addr, MMAP2_BYTES);
+      probe.op(t0, KIND_MMAP);
+      if (r !== 0) {
+        out.failure = `mmap2: ${addr < 0 ? 'mmap' : 'munmap'} returned ${r}`;
+        return;
+      }
+    }
+  } finally {
+    proc.close(fd);
+  }
+}
+
+/** inversion-write: write() from a user buffer that must be faulted in, under the file's i_rwsem. */
+export function inversionWrite(proc: Process, probe: CpuProbe, out: WorkloadOutcome): void {
+  const mm = proc.mm;
+  const fd = proc.open({ size: WRITE_BYTES, writable: true, name: 'written.bin' });
+  try {
+    while (!probe.over) {
+      const t0 = probe.now();
+      const buf = mm.sysMmap(0, WRITE_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (buf < 0) {
+        out.failure = `inversion-write: mmap returned ${buf}`;
+        return;
+      }
+      const n = proc.pwrite(fd, buf, WRITE_BYTES, 0);
+      const r = mm.sysMunmap(buf, WRITE_BYTES);
+      probe.op(t0, KIND_WRITE);
+      probe.pages += WRITE_BYTES / P;
+      if (n !== WRITE_BYTES || r !== 0) {
+        out.failure = `inversion-write: pwrite returned ${n}, munmap ${r}`;
+        return;
+      }
+    }
+  } finally {
+    proc.close(fd);
+  }
+}
