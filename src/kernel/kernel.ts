@@ -53,6 +53,10 @@ export interface KernelCounts {
   /** Open file descriptions (struct file). */
   openFiles: number;
   anonVmas: number;
+  /** Page-index nodes of every file's page cache (FileTable.cacheNodes). */
+  cacheNodes: number;
+  /** Reverse-map entries: file-backed VMA records linked on their file's i_mmap. */
+  iMmapEntries: number;
 }
 
 export class Kernel {
@@ -146,6 +150,8 @@ export class Kernel {
       files: this.files.live,
       openFiles: this.opens.live,
       anonVmas: this.anonVmas.live,
+      cacheNodes: this.files.cacheNodes.live,
+      iMmapEntries: this.files.iMmapEntries.live,
     };
   }
 }

@@ -3,7 +3,8 @@
  * draws from pools of good and bad values per argument; a small oracle, written from Linux's order
  * of checks (man pages and fs/read_write.c, fs/open.c), says which errno the draw must give. Every
  * draw the oracle says fails is made, and must throw exactly that errno and change nothing: not the
- * counts, the sizes, the file positions, the cached bytes, nor the host file.
+ * counts, the sizes, the file positions, the cached bytes, nor the host file (msync included:
+ * the file is mapped shared with a dirty page, which a failing msync must not write back).
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,9 +20,9 @@ import {
   MAX_FILE_BYTES,
 } from '../../src/kernel/file-syscalls.js';
 import type { Process } from '../../src/kernel/process.js';
-import { PROT_NONE } from '../../src/mm/vm-flags.js';
+import { MAP_SHARED, MS_ASYNC, MS_INVALIDATE, MS_SYNC, PROT_NONE } from '../../src/mm/vm-flags.js';
 import { Rng } from '../../src/rng.js';
-import { buffer, finish, outcome, P, pattern, peek, poke, reopen, setup } from './file-syscalls-util.js';
+import { buffer, finish, outcome, P, pattern, peek, poke, RW, reopen, setup } from './file-syscalls-util.js';
 
 const U64 = 2 ** 64;
 const TASK_SIZE = 2 ** 47 - P;
@@ -60,6 +61,9 @@ interface World {
   none: number;
   unmapped: number;
   probe: number;
+  /** A MAP_SHARED mapping of the file with a dirty page, and a locked one (msync). */
+  map: number;
+  locked: number;
 }
 
 function world(): World & { kernel: ReturnType<typeof setup>['kernel'] } {
@@ -76,9 +80,13 @@ function world(): World & { kernel: ReturnType<typeof setup>['kernel'] } {
   const none = buffer(proc, P);
   proc.mm.mprotect(none, P, PROT_NONE);
   const probe = buffer(proc, 4 * P);
+  const map = proc.mm.mmap(0, 4 * P, RW, MAP_SHARED, rw, 0);
+  proc.mm.mmu().store32(map + 8, 0x5a5a5a5a); // dirty: a failing msync must not write it back
+  const locked = proc.mm.mmap(0, P, RW, MAP_SHARED, rw, 0);
+  proc.mm.mlock(locked, P);
   const unmapped = buffer(proc, P); // last: no later mapping takes its place
   proc.mm.munmap(unmapped, P);
-  return { kernel, proc, path, size, rw, ro, wo, closed, buf, none, unmapped, probe };
+  return { kernel, proc, path, size, rw, ro, wo, closed, buf, none, unmapped, probe, map, locked };
 }
 
 /** Everything a failing call must leave alone. */
@@ -264,7 +272,60 @@ const CALLS: Call[] = [
     },
     run: (w, [fd]) => w.proc.fsync(fd),
   },
+  {
+    name: 'msync',
+    pools: (w) => [
+      [w.map, w.map + 8, w.locked, w.unmapped, w.buf, w.none, 0, U64 - 2 * P, 1.5, Number.NaN, 2 ** 47],
+      [0, 1, P, 4 * P, 2 ** 47, 2 ** 63, -1, 1.5, Number.NaN],
+      [MS_ASYNC, MS_SYNC, MS_INVALIDATE, MS_ASYNC | MS_SYNC, MS_SYNC | MS_INVALIDATE, 8, -1, 1.5],
+    ],
+    oracle(w, [a0, l0, f0]) {
+      const [a, l, f] = [asUlong(a0), asUlong(l0), asInt(f0)];
+      if (Number.isNaN(a + l + f)) return 'EINVAL';
+      if ((f & ~(MS_ASYNC | MS_INVALIDATE | MS_SYNC)) !== 0 || a % P !== 0) return 'EINVAL';
+      if ((f & MS_ASYNC) !== 0 && (f & MS_SYNC) !== 0) return 'EINVAL';
+      // PAGE_ALIGN wraps on 64 bits (-1 becomes 0: nothing to do); an end that wraps is ENOMEM.
+      const aligned = Math.ceil(l / P) * P;
+      const end = a + (aligned >= U64 ? aligned - U64 : aligned);
+      if (end >= U64) return 'ENOMEM';
+      if (end === a) return 'ok';
+      return msyncWalk(w, a, end, f);
+    },
+    run: (w, [a, l, f]) => w.proc.mm.msync(a, l, f),
+  },
 ];
+
+/**
+ * msync's walk over the VMAs (from /proc/pid/maps), as mm/msync.c: ENOMEM where no VMA is left or
+ * a hole is met (at once for plain MS_ASYNC, else at the end), EBUSY at a locked VMA under
+ * MS_INVALIDATE; a walk that reaches a shared file VMA under MS_SYNC writes it back ('ok-changes').
+ */
+function msyncWalk(w: World, start: number, end: number, flags: number): string {
+  const vmas = w.proc
+    .maps()
+    .trim()
+    .split('\n')
+    .map((line) => {
+      const [range, perms] = line.split(' ');
+      const [s, e] = range.split('-').map((x) => Number.parseInt(x, 16));
+      return { s, e, shared: perms[3] === 's' };
+    });
+  let hole = false;
+  for (const v of vmas) {
+    if (v.e <= start) continue;
+    if (start < v.s) {
+      if (flags === MS_ASYNC) return 'ENOMEM';
+      start = v.s;
+      if (start >= end) return 'ENOMEM';
+      hole = true;
+    }
+    if ((flags & MS_INVALIDATE) !== 0 && v.s === w.locked) return 'EBUSY';
+    if ((flags & MS_SYNC) !== 0 && v.shared) return 'ok-changes';
+    start = v.e;
+    if (start >= end) return hole ? 'ENOMEM' : 'ok';
+  }
+  return 'ENOMEM';
+}
 
 test('random bad arguments to every file syscall: the errno Linux gives, in its order, and nothing changed', () => {
   const w = world();
@@ -272,7 +333,9 @@ test('random bad arguments to every file syscall: the errno Linux gives, in its 
   const rng = new Rng(Number(process.env.VMSPACE_SEED ?? 20_261_207));
   const before = snapshot(w, w.kernel);
   const made = new Map<string, number>();
+  const errnos = new Map<string, Set<string>>();
   for (const call of CALLS) {
+    errnos.set(call.name, new Set());
     const pools = call.pools(w);
     let n = 0;
     // Bounded: draws per call; most of them fail by construction of the pools.
@@ -283,10 +346,12 @@ test('random bad arguments to every file syscall: the errno Linux gives, in its 
       n++;
       const got = outcome(() => call.run(w, args));
       assert.equal(got, want, `${call.name}(${args.join(', ')})`);
+      errnos.get(call.name)?.add(got);
     }
     made.set(call.name, n);
     assert.equal(snapshot(w, w.kernel), before, `${call.name}: a failing call changed something`);
   }
   for (const [name, n] of made) assert.ok(n >= 30, `${name}: only ${n} failing draws`);
+  assert.deepEqual([...(errnos.get('msync') ?? [])].sort(), ['EBUSY', 'EINVAL', 'ENOMEM']);
   finish(w.kernel, w.proc);
 });

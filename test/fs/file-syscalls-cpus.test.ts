@@ -12,10 +12,9 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { O_CREAT, O_RDWR } from '../../src/fs/open-file.js';
 import { SEEK_CUR, SEEK_SET } from '../../src/kernel/file-syscalls.js';
-import { lockdepCounts } from '../../src/lockdep/index.js';
-import { lockHooks } from '../../src/lockhooks.js';
 import { Machine } from '../../src/machine/machine.js';
 import { finish, P, setup } from './file-syscalls-util.js';
+import { quietValidator, validatorCounts } from './quiet-validator.js';
 import { type FileIoArgs, type FileIoResult, pageByte, REC, recordByte } from './tasks/file-io.js';
 
 const task = new URL('./tasks/file-io.js', import.meta.url);
@@ -30,19 +29,6 @@ after(async () => {
   await machine.stop();
   rmSync(dir, { recursive: true, force: true });
 });
-
-/**
- * The validator's checks that must not move: I/O under mmap_lock and every deadlock check. (Sleeps
- * and allocations under mmap_lock are the mm layer's own, counted by design: munmap's shootdown,
- * mmap's allocations.)
- */
-function quietValidator(before: Record<string, number>): void {
-  if (!lockHooks.on) return;
-  const now = lockdepCounts();
-  for (const [check, n] of Object.entries(now))
-    if (check !== 'mmap_sleep' && check !== 'mmap_alloc')
-      assert.equal(n, before[check], `validator: ${check}`);
-}
 
 async function runBoth(
   role: FileIoArgs['role'],
@@ -64,7 +50,7 @@ async function runBoth(
 }
 
 test('two CPUs write() and then read() through one shared description: one f_pos, every record whole, none lost or read twice', async () => {
-  const counts = lockdepCounts();
+  const counts = validatorCounts();
   const { kernel, proc } = setup();
   const path = join(dir, 'records.bin');
   const fd = proc.open(path, O_RDWR | O_CREAT);
@@ -107,7 +93,7 @@ test('two CPUs write() and then read() through one shared description: one f_pos
 });
 
 test('two CPUs pwrite and pread disjoint pages of one file: each sees its own bytes; the host file has the last round', async () => {
-  const counts = lockdepCounts();
+  const counts = validatorCounts();
   const { kernel, proc } = setup();
   const path = join(dir, 'pages.bin');
   const fd = proc.open(path, O_RDWR | O_CREAT);

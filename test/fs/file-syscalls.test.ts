@@ -22,7 +22,7 @@ import {
   SEEK_HOLE,
   SEEK_SET,
 } from '../../src/kernel/file-syscalls.js';
-import { MAP_SHARED, PROT_NONE } from '../../src/mm/vm-flags.js';
+import { MAP_SHARED, MS_SYNC, PROT_NONE } from '../../src/mm/vm-flags.js';
 import {
   buffer,
   fileOf,
@@ -370,6 +370,40 @@ test('writeback EIO: fsync reports it once to each description open at the time;
     outcome(() => proc.fsync(d)),
     'ok',
   );
+  finish(kernel, proc);
+});
+
+test('writeback EIO under msync(MS_SYNC) of a shared mapping: EIO, the stored pages stay dirty, the next msync writes them; the descriptor still hears once', () => {
+  const { kernel, proc } = setup();
+  const path = hostFile('wb-msync.bin', new Uint8Array(2 * P));
+  const fd = proc.open(path, O_RDWR);
+  const file = fileOf(proc, fd);
+  const map = proc.mm.mmap(0, 2 * P, RW, MAP_SHARED, fd, 0);
+  const data = pattern(16, 0, 2 * P);
+  poke(proc, map, data);
+  setInjection(kernel.files, file, INJECT_WRITE_PAGE, { failNext: 1 });
+  assert.equal(
+    outcome(() => proc.mm.msync(map, 2 * P, MS_SYNC)),
+    'EIO',
+  );
+  assert.ok(!new Uint8Array(readFileSync(path)).every((x, i) => x === data[i]), 'a page failed');
+  assert.equal(
+    outcome(() => proc.mm.msync(map, 2 * P, MS_SYNC)),
+    'ok',
+    'the failed page stayed dirty; the retry wrote it',
+  );
+  assert.deepEqual(new Uint8Array(readFileSync(path)), data);
+  // msync goes through the mapping's file, not a description: the descriptor open at the time of
+  // the failure hears of it at its next fsync, once.
+  assert.equal(
+    outcome(() => proc.fsync(fd)),
+    'EIO',
+  );
+  assert.equal(
+    outcome(() => proc.fsync(fd)),
+    'ok',
+  );
+  proc.mm.munmap(map, 2 * P);
   finish(kernel, proc);
 });
 

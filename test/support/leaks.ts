@@ -4,4 +4,12 @@
  */
 import type { KernelCounts } from '../../src/kernel/kernel.js';
 
-export const KERNEL_EMPTY: KernelCounts = { processes: 0, frames: 0, files: 0, openFiles: 0, anonVmas: 0 };
+export const KERNEL_EMPTY: KernelCounts = {
+  processes: 0,
+  frames: 0,
+  files: 0,
+  openFiles: 0,
+  anonVmas: 0,
+  cacheNodes: 0,
+  iMmapEntries: 0,
+};
