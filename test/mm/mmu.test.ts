@@ -6,8 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Kernel } from '../../src/kernel/kernel.js';
-import { Process } from '../../src/kernel/process.js';
+import type { Kernel } from '../../src/kernel/kernel.js';
+import type { Process } from '../../src/kernel/process.js';
 import { ZERO_PFN } from '../../src/mem/page.js';
 import { PTE_DIRTY, PTE_WRITE, ptePfn } from '../../src/mem/pte.js';
 import { MemoryFault } from '../../src/mem/tlb.js';
@@ -23,21 +23,11 @@ import {
   PROT_EXEC,
   PROT_NONE,
   PROT_READ,
-  PROT_WRITE,
 } from '../../src/mm/vm-flags.js';
 import { resetVmaLockEvents, vmaLockEvents } from '../../src/mm/vma-lock.js';
 import { rcuBarrier } from '../../src/sync/rcu.js';
 import { KERNEL_EMPTY } from '../support/leaks.js';
-
-const P = 4096;
-const BASE = 0x100000000;
-const RW = PROT_READ | PROT_WRITE;
-const ANON = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED;
-
-function setup(): { kernel: Kernel; proc: Process } {
-  const kernel = Kernel.create({ frames: 4096 });
-  return { kernel, proc: Process.create(kernel, { config: { privileged: true }, rcuFree: false }) };
-}
+import { ANON, BASE, P, RW, setup } from '../support/process-fixture.js';
 
 function finish(kernel: Kernel, proc: Process): void {
   proc.exit();

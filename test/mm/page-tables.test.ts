@@ -15,26 +15,15 @@ import {
   MAP_ANONYMOUS,
   MAP_FIXED,
   MAP_POPULATE,
-  MAP_PRIVATE,
   MAP_SHARED,
   MREMAP_FIXED,
   MREMAP_MAYMOVE,
   PROT_NONE,
   PROT_READ,
-  PROT_WRITE,
 } from '../../src/mm/vm-flags.js';
 import { rcuBarrier } from '../../src/sync/rcu.js';
 import { KERNEL_EMPTY } from '../support/leaks.js';
-
-const P = 4096;
-const BASE = 0x100000000;
-const RW = PROT_READ | PROT_WRITE;
-const ANON = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED;
-
-function setup(): { kernel: Kernel; proc: Process } {
-  const kernel = Kernel.create({ frames: 4096 });
-  return { kernel, proc: Process.create(kernel, { config: { privileged: true }, rcuFree: false }) };
-}
+import { ANON, BASE, P, RW, setup } from '../support/process-fixture.js';
 
 /** The frame mapped at addr (0: none) and its entry's flags. */
 function pte(proc: Process, addr: number): { pfn: number; flags: number } {
