@@ -835,7 +835,7 @@ export class AddressSpace implements MmShared {
   // ---- raw syscalls: result or -errno ---------------------------------------------------------
 
   sysMmap(addr: number, len: number, prot: number, flags: number, fd: number, offset: number): number {
-    const file = (flags & MAP_ANONYMOUS) === 0 ? this.fds.fget(fd) : 0;
+    const file = (flags & MAP_ANONYMOUS) === 0 ? this.fgetForMap(fd) : 0;
     try {
       const c = mmapCheck(flags, file, offset);
       return c !== CHECKED
@@ -844,6 +844,20 @@ export class AddressSpace implements MmShared {
     } finally {
       if (file !== 0) this.files.put(file);
     }
+  }
+  /**
+   * The file behind `fd` with a reference the caller puts (0: EBADF), its description's FMODE_WRITE
+   * left in `ctx.mapFileWritable` for the mmap body.
+   */
+  private fgetForMap(fd: number): number {
+    const opens = this.fds.opens;
+    const of = this.fds.fgetOpen(fd);
+    if (of === 0) return 0;
+    const file = opens.file(of);
+    this.files.get(file);
+    this.ctx.mapFileWritable = opens.writable(of);
+    opens.put(of); // not the file's last reference: ours is held
+    return file;
   }
   sysMunmap(addr: number, len: number): number {
     return this.run('syscall munmap', NR_MUNMAP, munmapLocked, addr, len);

@@ -126,7 +126,7 @@ function doMmap(
     const type = flags & MAP_TYPE;
     if (type === MAP_SHARED || type === MAP_SHARED_VALIDATE) {
       const syncUnsupported = mm.files.syncUnsupported(file);
-      const writable = mm.files.writable(file);
+      const writable = mm.mapFileWritable;
       const mask = LEGACY_MAP_MASK | (syncUnsupported ? MAP_SYNC : 0);
       const checked = type === MAP_SHARED ? flags & LEGACY_MAP_MASK : flags;
       if ((checked & ~mask) !== 0 || (type === MAP_SHARED_VALIDATE && highFlags)) return -EOPNOTSUPP;
