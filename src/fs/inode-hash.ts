@@ -7,16 +7,17 @@
  *
  *   hash words (Int32)                          a hashed record's words (from its INODE base)
  *   +------+----------+---------+-------+        +------+--------+--------+--------+--------+--------+
- *   | LOCK | SEQ      | WAITERS | COUNT |        | NEXT | DEV_LO | DEV_HI | INO_LO | INO_HI | HASHED |
- *   | (2)  | (unhash) |         |       |        +------+--------+--------+--------+--------+--------+
- *   +------+----------+---------+-------+
+ *   | LOCK | SEQ      | WAITERS | COUNT | WAITS |  | NEXT | DEV_LO | DEV_HI | INO_LO | INO_HI | HASHED |
+ *   | (2)  | (unhash) |         |       |       |  +------+--------+--------+--------+--------+--------+
+ *   +------+----------+---------+-------+-------+
  *   | HEADS: BUCKETS record ids (0 = end) |
  *
  * Guards: HEADS, COUNT, every record's NEXT, key and HASHED are written under LOCK (class
  * `inode_hash`, a spinlock and a leaf: taken with no lock held, by open and by a record's release,
  * and nothing is taken under it). A record's key is written before it is linked and never changes
  * while it is hashed. SEQ moves (atomically, under LOCK) at every unhash; WAITERS counts the CPUs
- * sleeping on SEQ (atomics), so an unhash notifies only when someone waits.
+ * sleeping on SEQ (atomics), so an unhash notifies only when someone waits; WAITS counts the
+ * lookups that met a dying record (a statistic, atomics).
  *
  * The hash holds no reference to a record (Linux's hash does not hold i_count either). A record
  * whose reference count went to 0 is dying: it stays hashed until its release (writeback of its
@@ -41,6 +42,7 @@ const LOCK = 0;
 const SEQ = 2;
 const WAITERS = 3;
 const COUNT = 4;
+const WAITS = 5;
 const HEADS = 8;
 /** Bytes of the hash's buffer. */
 export const INODE_HASH_BYTES = (HEADS + BUCKETS) * 4;
@@ -212,6 +214,7 @@ export class InodeHash {
    */
   prepareWaitLocked(): number {
     Atomics.add(this.w, WAITERS, 1);
+    Atomics.add(this.w, WAITS, 1);
     return Atomics.load(this.w, SEQ);
   }
 
@@ -240,6 +243,11 @@ export class InodeHash {
   /** Whether record `id` is hashed (a snapshot; exact under the lock). */
   hashed(id: number): boolean {
     return Atomics.load(this.rec, id * this.i32Per + this.base + HASHED) !== 0;
+  }
+
+  /** Lookups that met a dying record and waited for its unhash (a statistic). */
+  get waits(): number {
+    return Atomics.load(this.w, WAITS);
   }
 
   /** Records hashed (a snapshot; 0 once every host file was released). */
