@@ -14,6 +14,7 @@ import { after, before, test } from 'node:test';
 import { O_CREAT, O_EXCL, O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY } from '../../src/fs/open-file.js';
 import { Kernel } from '../../src/kernel/kernel.js';
 import { Process } from '../../src/kernel/process.js';
+import { lockdepCounts, lockdepDependencies } from '../../src/lockdep/index.js';
 import { MemoryFault } from '../../src/mem/tlb.js';
 import { MAP_SHARED, PROT_READ, PROT_WRITE } from '../../src/mm/vm-flags.js';
 import { FailureInjector } from '../../src/shm/arena.js';
@@ -251,5 +252,23 @@ test('failing opens of a cached file change nothing: its references, the hash, t
     assert.equal(state(), before, `ENOMEM at allocation ${k}: nothing changed, nothing truncated`);
   }
   proc.close(fd);
+  finish(kernel, proc);
+});
+
+test('inode_hash is a leaf for the validator: taken with no lock held, nothing taken under it', () => {
+  const { kernel, proc } = setup();
+  const path = hostFile('leaf.bin', 1);
+  const a = proc.open(path, O_RDWR);
+  const b = proc.open(path, O_RDONLY | O_TRUNC); // the hashed path, and a truncate after it
+  const map = proc.mm.mmap(0, P, RW, MAP_SHARED, a, 0);
+  proc.close(a);
+  proc.close(b);
+  proc.mm.munmap(map, P); // the release (and its unhash) after mmap_lock: delayed fput
+  const deps = lockdepDependencies();
+  assert.ok(deps.length > 0, 'the validator records dependencies in this suite');
+  const touching = deps.filter((d) => d.from === '(inode_hash)' || d.to === '(inode_hash)');
+  assert.deepEqual(touching, [], 'no lock before or after inode_hash');
+  const c = lockdepCounts();
+  assert.deepEqual([c.circular, c.sleep_in_atomic, c.held_at_return], [0, 0, 0]);
   finish(kernel, proc);
 });
