@@ -22,6 +22,7 @@ import { Machine } from '../../src/machine/machine.js';
 import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '../../src/mm/vm-flags.js';
 import { rcuBarrier } from '../../src/sync/rcu.js';
 import { KERNEL_EMPTY } from '../support/leaks.js';
+import { runInodeRace } from './inode-race.js';
 import { quietValidator, validatorCounts } from './quiet-validator.js';
 import type { CoherenceArgs, CoherenceResult } from './tasks/coherence.js';
 import { type InodeTaskArgs, type InodeTaskResult, OPENED } from './tasks/inode.js';
@@ -56,6 +57,7 @@ function taskArgs(
     pages: 0,
     cpus: 2,
     rounds: 0,
+    seed: 0,
     sync: new SharedArrayBuffer(8),
     ids: new SharedArrayBuffer(4),
     ...more,
@@ -178,26 +180,15 @@ test('concurrent first opens of a file from two CPUs make one record; open racin
   }
   assert.equal(kernel.counts().files, 0, 'closed: every record released');
   assert.equal(kernel.files.inodes.count, 0);
-  // Open against last close: both CPUs open, check, write and close one file (their words share a page).
-  const path = join(dir, 'race.bin');
-  writeFileSync(path, new Uint8Array(P));
-  const RACE = 300;
-  const waitsBefore = kernel.files.inodes.waits;
-  const raced = await onBoth(
-    procs,
-    procs.map((p) => taskArgs(p, 'race', path, { rounds: RACE })),
-  );
-  const waits = kernel.files.inodes.waits - waitsBefore;
-  if (process.env.FS_VERBOSE) console.log({ raced, waits });
-  for (const [cpu, r] of raced.entries()) {
-    assert.equal(r.opens, RACE);
-    assert.equal(r.stale, 0, `CPU ${cpu}: an open read a value older than its own last write`);
-    assert.ok(r.mapped > 0, "some last puts were munmap's (delayed fput)");
-  }
-  assert.equal(kernel.counts().files, 0);
-  const host = new Int32Array(new Uint8Array(readFileSync(path)).buffer);
-  assert.deepEqual([host[0], host[1]], [RACE, RACE], 'the last release wrote both words back');
   finish(kernel, procs);
+  // Open against last close: both CPUs open, check, write and close one file (their words share a page).
+  const race = await runInodeRace(
+    machine,
+    join(dir, 'race.bin'),
+    Number(process.env.VMSPACE_SEED ?? 12_000),
+    300,
+  );
+  if (process.env.FS_VERBOSE) console.log(race);
   quietValidator(counts);
 });
 

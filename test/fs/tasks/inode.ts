@@ -9,7 +9,7 @@
  *   - `race`: `rounds` times: open `path` O_RDWR, read this CPU's word (word `cpu` of page 0) and
  *     compare it with the value this CPU wrote last (a mismatch is stale), write the next value by
  *     pwrite or by a store through a MAP_SHARED mapping that outlives the descriptor (munmap is then
- *     the last put: the delayed fput), close. Both CPUs' words share a page, so two records of the
+ *     the last put: the delayed fput), seeded per CPU, close. Both CPUs' words share a page, so two records of the
  *     file, or an open that revived a record being released, or one that read the host file before
  *     the dying record wrote its page back, would lose a value.
  *   - `read`: open `path` O_RDONLY, raise `sync[OPENED]`, pread word 0; returns it and the record.
@@ -17,6 +17,7 @@
 import { O_RDONLY, O_RDWR } from '../../../src/fs/open-file.js';
 import { Process, type ProcessDescriptor } from '../../../src/kernel/process.js';
 import { MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE } from '../../../src/mm/vm-flags.js';
+import { Rng } from '../../../src/rng.js';
 
 const P = 4096;
 const RW = PROT_READ | PROT_WRITE;
@@ -37,6 +38,8 @@ export interface InodeTaskArgs {
   /** CPUs meeting at the barrier. */
   cpus: number;
   rounds: number;
+  /** `race`: picks pwrite or a mapping per round (CPU cpu draws from seed + cpu). */
+  seed: number;
   /** Int32 words: ARRIVALS, OPENED. */
   sync: SharedArrayBuffer;
   /** `opens`: Int32 per (cpu, round), the record each open named. */
@@ -126,6 +129,7 @@ function opens(cpu: number, proc: Process, args: InodeTaskArgs): void {
 function race(cpu: number, proc: Process, args: InodeTaskArgs, out: InodeTaskResult): void {
   const mmu = proc.mm.mmu();
   const buf = proc.mm.mmap(0, P, RW, MAP_PRIVATE | MAP_ANONYMOUS);
+  const rng = new Rng(args.seed + cpu);
   let last = 0;
   for (let r = 0; r < args.rounds; r++) {
     const fd = proc.open(args.path, O_RDWR);
@@ -133,7 +137,7 @@ function race(cpu: number, proc: Process, args: InodeTaskArgs, out: InodeTaskRes
     if (proc.pread(fd, buf, 4, cpu * 4) !== 4) throw new Error('short pread');
     if (mmu.load32(buf) !== last) out.stale++;
     last++;
-    if (r % 2 === 0) {
+    if (rng.below(2) === 0) {
       mmu.store32(buf, last);
       if (proc.pwrite(fd, buf, 4, cpu * 4) !== 4) throw new Error('short pwrite');
       proc.close(fd);
