@@ -245,6 +245,44 @@ export class InodeHash {
     return Atomics.load(this.rec, id * this.i32Per + this.base + HASHED) !== 0;
   }
 
+  /**
+   * The whole-structure check (tests, debug): under the lock, every chained record is marked
+   * hashed, sits in its key's bucket, once, and no two share a key; COUNT is the chained total.
+   * Throws VmAssertionError naming the first violation; returns the records chained.
+   */
+  check(): number {
+    this.lock();
+    try {
+      const r = this.rec;
+      const keys = new Set<string>();
+      let total = 0;
+      for (let bucket = 0; bucket < BUCKETS; bucket++) {
+        let id = this.w[HEADS + bucket];
+        for (let steps = 0; id !== 0; steps++) {
+          assert(steps < this.maxChain, `inode hash: bucket ${bucket} loops`);
+          const b = id * this.i32Per + this.base;
+          const k: InodeKey = {
+            devLo: r[b + DEV_LO],
+            devHi: r[b + DEV_HI],
+            inoLo: r[b + INO_LO],
+            inoHi: r[b + INO_HI],
+          };
+          assert(r[b + HASHED] === 1, `inode hash: file ${id} chained but not marked hashed`);
+          assert(bucketOf(k) === bucket, `inode hash: file ${id} in bucket ${bucket}, not its key's`);
+          const name = `${k.devHi}:${k.devLo}:${k.inoHi}:${k.inoLo}`;
+          assert(!keys.has(name), `inode hash: two records of inode ${name}`);
+          keys.add(name);
+          total++;
+          id = r[b + NEXT];
+        }
+      }
+      assert(total === this.w[COUNT], `inode hash: COUNT ${this.w[COUNT]}, ${total} chained`);
+      return total;
+    } finally {
+      this.unlock();
+    }
+  }
+
   /** Lookups that met a dying record and waited for its unhash (a statistic). */
   get waits(): number {
     return Atomics.load(this.w, WAITS);
