@@ -119,9 +119,11 @@ export class VmaTxn {
   private touched = new Int32Array(16);
   private nTouched = 0;
   private windows = 0;
-  /** Identities whose references the commit drops after writing every record. */
-  private readonly oldFiles: number[] = [];
-  private readonly oldAnons: number[] = [];
+  /** Identities whose references the commit drops after writing every record (nOldFiles, nOldAnons of them). */
+  private oldFiles = new Int32Array(16);
+  private oldAnons = new Int32Array(16);
+  private nOldFiles = 0;
+  private nOldAnons = 0;
 
   /**
    * With `locks` (an AddressSpace), commit write-locks every record it changes or removes before
@@ -300,9 +302,10 @@ export class VmaTxn {
     this.mapCountDelta--;
   }
 
-  /** Removes several VMAs at once (one pass over the order; unmapping thousands stays linear). */
-  removeMany(slots: number[]): void {
-    for (const slot of slots) {
+  /** Removes the first n of `slots` at once (one pass over the order; unmapping thousands stays linear). */
+  removeMany(slots: Int32Array, n: number): void {
+    for (let i = 0; i < n; i++) {
+      const slot = slots[i];
       if (this.live[slot] !== 1) throw new Error(`removeMany: slot ${slot} is not live`);
       this.live[slot] = 0;
     }
@@ -312,7 +315,7 @@ export class VmaTxn {
       if (this.live[s] === 1) this.order[kept++] = s;
     }
     this.nOrder = kept;
-    this.mapCountDelta -= slots.length;
+    this.mapCountDelta -= n;
   }
 
   // ---- commit --------------------------------------------------------------------------------
@@ -734,20 +737,30 @@ export class VmaTxn {
     const anon = this.anon[s];
     if (file !== oldFile) {
       if (file !== 0) refs.files.get(file);
-      if (oldFile !== 0) this.oldFiles.push(oldFile);
+      if (oldFile !== 0) this.pushOldFile(oldFile);
     }
     if (anon !== oldAnon) {
       if (anon !== 0) refs.anonVmas.get(anon);
-      if (oldAnon !== 0) this.oldAnons.push(oldAnon);
+      if (oldAnon !== 0) this.pushOldAnon(oldAnon);
     }
+  }
+
+  private pushOldFile(id: number): void {
+    if (this.nOldFiles === this.oldFiles.length) this.oldFiles = grownI32(this.oldFiles, 2 * this.nOldFiles);
+    this.oldFiles[this.nOldFiles++] = id;
+  }
+
+  private pushOldAnon(id: number): void {
+    if (this.nOldAnons === this.oldAnons.length) this.oldAnons = grownI32(this.oldAnons, 2 * this.nOldAnons);
+    this.oldAnons[this.nOldAnons++] = id;
   }
 
   private putOldRefs(): void {
     const refs = this.refs as IdentityRefs;
-    for (const id of this.oldFiles) refs.files.put(id);
-    for (const id of this.oldAnons) refs.anonVmas.put(id);
-    if (this.oldFiles.length !== 0) this.oldFiles.length = 0;
-    if (this.oldAnons.length !== 0) this.oldAnons.length = 0;
+    for (let i = 0; i < this.nOldFiles; i++) refs.files.put(this.oldFiles[i]);
+    for (let i = 0; i < this.nOldAnons; i++) refs.anonVmas.put(this.oldAnons[i]);
+    this.nOldFiles = 0;
+    this.nOldAnons = 0;
   }
 
   private releaseRemoved(): void {
@@ -757,15 +770,15 @@ export class VmaTxn {
       if (this.live[this.slotOfHandle[h]] === 0) {
         this.detach(h);
         // A detached record cannot be read-locked, so no reader uses its identities after this.
-        if (arena.file(h) !== 0) this.oldFiles.push(arena.file(h));
-        if (arena.anon(h) !== 0) this.oldAnons.push(arena.anon(h));
+        if (arena.file(h) !== 0) this.pushOldFile(arena.file(h));
+        if (arena.anon(h) !== 0) this.pushOldAnon(arena.anon(h));
         this.freeRecord(h);
       }
     }
     if (this.refs !== null) this.putOldRefs();
     else {
-      if (this.oldFiles.length !== 0) this.oldFiles.length = 0;
-      if (this.oldAnons.length !== 0) this.oldAnons.length = 0;
+      this.nOldFiles = 0;
+      this.nOldAnons = 0;
     }
   }
 
