@@ -300,7 +300,8 @@ export class VmaLayer {
     t.removeMany(this.removedSlots, n);
     if (this.onUnmap !== null && n > 0) {
       const prev = t.findBefore(start);
-      const next = t.findFrom(end);
+      // The walk stopped at the first VMA at or past end (nothing it removed lies there): find_vma(end).
+      const next = vma;
       this.onUnmap(
         this.removedStarts,
         this.removedEnds,
