@@ -384,8 +384,9 @@ export class AddressSpace implements MmShared {
   private zapDowngraded(): void {
     const ctx = this.ctx;
     const ptWork = ctx.ptWork;
-    if (!ptWork.onlyZapsAndFrees()) {
-      // A THP region split at a new VMA edge: the work runs under the write lock, as for others.
+    if (!ptWork.hasWork() || !ptWork.onlyZapsAndFrees()) {
+      // Nothing in the page tables to zap or free (no downgrade needed: nothing would wait on it
+      // for long), or a THP region split at a new VMA edge: the work runs under the write lock.
       try {
         try {
           ptWork.apply();
