@@ -79,6 +79,8 @@ export class VmaTxn {
   private cols: Array<Float64Array<ArrayBuffer> | Int32Array<ArrayBuffer>> = [];
   private origin = new Int32Array(0);
   private live = new Uint8Array(0);
+  /** Per live slot of a loaded record: 1 when a field other than the range differs (set by prepare). */
+  private fieldsChanged = new Uint8Array(0);
   private nSlots = 0;
 
   private order = new Int32Array(0);
@@ -297,7 +299,7 @@ export class VmaTxn {
     if (this.live[slot] !== 1) throw new Error(`remove: slot ${slot} is not live`);
     this.live[slot] = 0;
     const i = this.orderIndexOf(slot);
-    this.order.copyWithin(i, i + 1, this.nOrder);
+    closeI32(this.order, i, this.nOrder);
     this.nOrder--;
     this.mapCountDelta--;
   }
@@ -344,6 +346,7 @@ export class VmaTxn {
       const s = this.order[k];
       const h = this.origin[s];
       if (h === 0) fresh++;
+      else this.fieldsChanged[s] = this.changed(s, h) ? 1 : 0;
       if (this.needsStore(s, h, arena)) stores++;
     }
     stores += this.collectErasures();
@@ -715,7 +718,7 @@ export class VmaTxn {
       const store = this.needsStore(s, h, arena);
       if (isNew) h = this.newHandles[fresh++];
       const moved = isNew || this.start[s] !== arena.start(h) || this.end[s] !== arena.end(h);
-      if (moved || this.changed(s, h)) {
+      if (moved || this.fieldsChanged[s] === 1) {
         if (this.refs !== null) this.swapRefs(isNew ? 0 : arena.file(h), isNew ? 0 : arena.anon(h), s);
         vmaCopy.toRecord(this, s, arena.views, arena.f64Base(h), arena.i32Base(h));
       }
@@ -789,7 +792,7 @@ export class VmaTxn {
       const h = this.loaded[k];
       const s = this.slotOfHandle[h];
       const moved = this.start[s] !== arena.start(h) || this.end[s] !== arena.end(h);
-      if (this.live[s] === 0 || moved || this.changed(s, h)) vmaStartWrite(locks, h);
+      if (this.live[s] === 0 || moved || this.fieldsChanged[s] === 1) vmaStartWrite(locks, h);
     }
   }
 
@@ -877,8 +880,8 @@ export class VmaTxn {
       this.covStart = grownF64(this.covStart, this.covStart.length * 2);
       this.covEnd = grownF64(this.covEnd, this.covEnd.length * 2);
     }
-    this.covStart.copyWithin(i + 1, j, this.nCov);
-    this.covEnd.copyWithin(i + 1, j, this.nCov);
+    moveF64(this.covStart, j, this.nCov, i + 1);
+    moveF64(this.covEnd, j, this.nCov, i + 1);
     this.covStart[i] = s;
     this.covEnd[i] = e;
     this.nCov += delta;
@@ -920,6 +923,7 @@ export class VmaTxn {
     const live = new Uint8Array(cap);
     live.set(this.live);
     this.live = live;
+    this.fieldsChanged = new Uint8Array(cap);
     this.order = grownI32(this.order, cap);
     this.cap = cap;
   }
@@ -950,8 +954,9 @@ export class VmaTxn {
 
   private orderInsert(s: number): void {
     const i = this.orderLastStartBelow(this.start[s]) + 1;
-    this.order.copyWithin(i + 1, i, this.nOrder);
-    this.order[i] = s;
+    const order = this.order;
+    for (let k = this.nOrder; k > i; k--) order[k] = order[k - 1];
+    order[i] = s;
     this.nOrder++;
   }
 
@@ -964,10 +969,26 @@ export class VmaTxn {
 
   private orderReposition(s: number): void {
     const i = this.orderIndexOf(s);
-    this.order.copyWithin(i, i + 1, this.nOrder);
+    closeI32(this.order, i, this.nOrder);
     this.nOrder--;
     this.orderInsert(s);
   }
+}
+
+/*
+ * The slot arrays are short (a syscall loads a handful of VMAs): plain loops move their elements,
+ * as a typed array's copyWithin call costs more than the few elements it moves.
+ */
+
+/** a[i, n - 1) := a[i + 1, n): closes the hole at i of the first n elements. */
+function closeI32(a: Int32Array, i: number, n: number): void {
+  for (let k = i; k < n - 1; k++) a[k] = a[k + 1];
+}
+
+/** a[to, to + (n - from)) := a[from, n), in place (either direction). */
+function moveF64(a: Float64Array, from: number, n: number, to: number): void {
+  if (to < from) for (let k = from; k < n; k++) a[k - from + to] = a[k];
+  else if (to > from) for (let k = n - 1; k >= from; k--) a[k - from + to] = a[k];
 }
 
 const EMPTY_F64 = new Float64Array(0);
