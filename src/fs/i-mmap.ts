@@ -111,10 +111,7 @@ export function iMmapUnlinkLocked(files: FileTable, id: number, e: number): void
   const b = e * E_WORDS;
   const next = x[b + E_NEXT];
   const prev = x[b + E_PREV];
-  assert(
-    x[b + E_VMA] !== 0 && w[files.word(id, I_MMAP_COUNT)] > 0,
-    'i_mmap unlink: not linked',
-  );
+  assert(x[b + E_VMA] !== 0 && w[files.word(id, I_MMAP_COUNT)] > 0, 'i_mmap unlink: not linked');
   if (prev === 0) w[files.word(id, I_MMAP_HEAD)] = next;
   else x[prev * E_WORDS + E_NEXT] = next;
   if (next === 0) w[files.word(id, I_MMAP_TAIL)] = prev;
