@@ -182,6 +182,16 @@ export class VmaTxn {
     return this.load(out.value);
   }
 
+  /**
+   * findFrom(addr) when the caller already knows the tree's answer: record `h` (0 = none) is the
+   * first VMA ending above addr in the tree. Only a transaction that loaded nothing yet can take
+   * it as is; otherwise this is findFrom.
+   */
+  findFromKnown(addr: number, h: number): number {
+    if (this.nOrder !== 0 || this.nCov !== 0) return this.findFrom(addr);
+    return h === 0 ? -1 : this.load(h);
+  }
+
   /** The last VMA with start < addr, or -1. */
   findBefore(addr: number): number {
     if (addr > LIMIT + 1) addr = LIMIT + 1;

@@ -258,8 +258,10 @@ export function mmapRegion(
 ): number {
   const t = mm.txn;
   const end = addr + len;
-  // find_vma(addr): the first VMA ending above addr; it meets the range or is the one after it.
-  const after = t.findFrom(addr);
+  // find_vma(addr): the first VMA ending above addr; it meets the range or is the one after it
+  // (known without a walk when placement's gap search found this very range).
+  const known = mm.placement.nextVmaIfFound(addr, len);
+  const after = known >= 0 ? t.findFromKnown(addr, known) : t.findFrom(addr);
   const first = after >= 0 && t.start[after] < end ? after : -1;
   let unmapped = 0;
   if (first >= 0) {
