@@ -197,6 +197,7 @@ export function fileReleaseDefer(): void {
 export function fileReleaseFlush(): void {
   assert(deferral.depth > 0, 'fileReleaseFlush without fileReleaseDefer');
   if (--deferral.depth !== 0) return;
+  if (deferral.ids.length === 0) return; // the common case: an array length store is a runtime call
   // Bounded by the queue, which only this thread fills (a release queues nothing: depth is 0).
   for (let i = 0; i < deferral.ids.length; i++) deferral.tables[i].releaseNow(deferral.ids[i]);
   deferral.tables.length = 0;

@@ -302,8 +302,8 @@ export class AddressSpace implements MmShared {
       ? (h: number) => rcuDeferFree(arena.arena, h)
       : (h: number) => arena.arena.free(h);
     this.ctx = new SyscallContext(this, free);
-    this.ctx.layer.onUnmap = (starts, ends, floor, ceiling) =>
-      this.unmapPageTables(starts, ends, floor, ceiling);
+    this.ctx.layer.onUnmap = (starts, ends, n, floor, ceiling) =>
+      this.unmapPageTables(starts, ends, n, floor, ceiling);
   }
 
   /** The same address space on this CPU (the index must be a MapleTree to be shared). */
@@ -384,8 +384,9 @@ export class AddressSpace implements MmShared {
   private zapDowngraded(): void {
     const ctx = this.ctx;
     const ptWork = ctx.ptWork;
-    if (!ptWork.onlyZapsAndFrees()) {
-      // A THP region split at a new VMA edge: the work runs under the write lock, as for others.
+    if (!ptWork.hasWork() || !ptWork.onlyZapsAndFrees()) {
+      // Nothing in the page tables to zap or free (no downgrade needed: nothing would wait on it
+      // for long), or a THP region split at a new VMA edge: the work runs under the write lock.
       try {
         try {
           ptWork.apply();
@@ -721,14 +722,20 @@ export class AddressSpace implements MmShared {
    * the ranges are zapped, then free_pgtables frees the tables of the groups of VMAs less than
    * 2 MiB apart, each with the next group's start as its ceiling.
    */
-  private unmapPageTables(starts: number[], ends: number[], floor: number, ceiling: number): void {
+  private unmapPageTables(
+    starts: Float64Array,
+    ends: Float64Array,
+    n: number,
+    floor: number,
+    ceiling: number,
+  ): void {
     const work = this.ctx.ptWork;
-    for (let i = 0; i < starts.length; i++) work.zap(starts[i], ends[i]);
+    for (let i = 0; i < n; i++) work.zap(starts[i], ends[i]);
     let i = 0;
-    while (i < starts.length) {
+    while (i < n) {
       let j = i;
-      while (j + 1 < starts.length && starts[j + 1] <= ends[j] + PMD_SIZE) j++;
-      const groupCeiling = j + 1 < starts.length ? starts[j + 1] : ceiling;
+      while (j + 1 < n && starts[j + 1] <= ends[j] + PMD_SIZE) j++;
+      const groupCeiling = j + 1 < n ? starts[j + 1] : ceiling;
       work.freeTables(starts[i], ends[j], floor, groupCeiling);
       i = j + 1;
     }
