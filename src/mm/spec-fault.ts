@@ -8,24 +8,26 @@
  * strictly growing, odd lock sequence before it changes anything, and before it touches the
  * page tables of the VMA's range:
  *
- *   1  RCU: walk the tree to the record; seq = its stamp (give up if write-locked now); copy the
+ *   all in one RCU read section (it keeps the record and the page tables found allocated):
+ *   1  walk the tree to the record; seq = its stamp (give up if write-locked now); copy the
  *      fields the fault needs; re-read the stamp (a change: abort); the PTE table and the entry
- *   2  no lock, no RCU: allocate (and zero) the frame
- *   3  RCU: find the PTE table again, take its PTL, re-check that the PMD still names it, that
- *      the stamp is still seq and that the entry is still the one seen in 1; install; unlock
+ *   2  no lock held: allocate (and zero) the frame (the frame allocator never sleeps: per-CPU
+ *      lists and zone_lock, a spinlock, which an RCU read section allows)
+ *   3  take the PTE table's PTL, re-check that the PMD entry still names the table, that the
+ *      stamp is still seq and that the entry is still the one seen in 1; install; unlock
  *
  * Why 3 suffices: a writer that changes the VMA stamps it, then zaps, re-protects or moves its
  * entries under each PTE table's PTL (zapRange, changeProtection and movePtes lock every table of
  * the range; a table leaves its PMD only under its own PTL, detachTable). If our PTL came after
  * the writer's, we see the stamp and abort; if before, the writer finds our entry and treats it
  * as it treats every other (a zap removes it, mprotect re-protects it, a move carries it along).
- * A record freed meanwhile (after a grace period; phase 2 is outside RCU) is zeroed, then
- * stamped anew when reused: its stamp never equals seq again (the sequence is per mm and only
- * grows; 2^31 write sections would wrap it).
+ * The record cannot be freed and reused inside the read section; a detach stamps it first. (The
+ * stamps come from a per-mm sequence that only grows; 2^31 write sections would wrap it.)
  *
- * Eligible: a private anonymous VMA that has its anon_vma, in a region whose PMD entry is a PTE
- * table, at an entry that is empty (do_anonymous_page: the zero page on a read, a zeroed frame on
- * a write) or the zero page written (a zeroed frame replaces it); not GUP's unshare. An access
+ * Eligible: a private anonymous VMA, in a region whose PMD entry is a PTE table, at an entry that
+ * is empty (do_anonymous_page: the zero page on a read, a zeroed frame on a write) or the zero
+ * page written (a zeroed frame replaces it); the VMA must have its anon_vma unless the fault maps
+ * the zero page (the vma-lock path leaves that case to mmap_lock too); not GUP's unshare. An access
  * error read from a valid snapshot is answered at once. Everything else, file and shared faults
  * included, is left to the vma-lock path (SPEC_SKIP); a failed validation is SPEC_ABORT. Both are
  * counted (vmstat: speculativeFallbacks, speculativeAborts) and go on to lockVmaUnderRcu.
@@ -42,6 +44,7 @@ import {
   PTE_PRESENT,
   PTE_USER,
   PTE_WRITE,
+  pmdIndex,
   pteIndex,
   ptePfn,
 } from '../mem/pte.js';
@@ -72,6 +75,9 @@ let snapFlags = 0;
 let snapOwner = 0;
 let snapIndex = 0;
 let snapEntry = 0;
+/** The PTE table, and the index in `pt.entries` of the PMD entry naming it. */
+let snapTable = 0;
+let snapPmdWord = 0;
 
 /**
  * The speculative fault of the page at `page` (see the file comment): SPEC_DONE,
@@ -84,27 +90,27 @@ export function faultPageSpeculative(mm: SyscallContext, page: number, write: bo
   let r: number;
   try {
     r = snapshot(mm, page, write, exec);
+    if (r === SPEC_DONE) r = prepareAndInstall(mm, page, write);
   } finally {
     rcuReadUnlock();
   }
-  if (r !== SPEC_DONE) return count(mm, r);
+  return r === SPEC_SKIP || r === SPEC_ABORT ? count(mm, r) : r;
+}
+
+/** Phases 2 and 3: SPEC_DONE or SPEC_SKIP / SPEC_ABORT. Preconditions: snapshot's. */
+function prepareAndInstall(mm: SyscallContext, page: number, write: boolean): number {
   const fresh = write || !mm.config.zeroPage;
   const pfn = fresh ? mm.mem.allocFrame(KIND_ANON, snapOwner, snapIndex) : ZERO_PFN;
   // Out of memory: the vma-lock path allocates again and reports it.
-  if (pfn === 0) return count(mm, SPEC_SKIP);
+  if (pfn === 0) return SPEC_SKIP;
   if (fresh) mm.mem.setFlag(pfn, PG_ANON_EXCLUSIVE);
-  rcuReadLock();
-  try {
-    r = install(mm, page, write, pfn);
-  } finally {
-    rcuReadUnlock();
-  }
+  const r = install(mm, page, write, pfn);
   if (r !== SPEC_DONE && fresh) {
     mm.mem.clearFlag(pfn, PG_ANON_EXCLUSIVE);
     mm.mem.putPage(pfn);
   }
   // Raced: done like anon-fault.ts's lost race (the Mmu walks again, and faults again if needed).
-  return r === SPEC_ABORT ? count(mm, r) : SPEC_DONE;
+  return r === SPEC_RACED ? SPEC_DONE : r;
 }
 
 function count(mm: SyscallContext, r: number): number {
@@ -132,9 +138,13 @@ function snapshot(mm: SyscallContext, page: number, write: boolean, exec: boolea
   const pgoff = a.pgoff(h);
   if (vmaSeqRetry(mm.locks, h, seq) || page < start || page >= end) return SPEC_ABORT;
   if (exec ? (flags & VM_EXEC) === 0 : accessError(flags, write && !mm.faultUnshare)) return FAULT_SEGV_ACCERR;
-  if (file !== 0 || owner === 0 || (flags & VM_SHARED) !== 0 || nameKind !== NAME_ANON) return SPEC_SKIP;
-  if (mm.faultUnshare) return SPEC_SKIP;
-  const pmd = mm.pt.pmdEntry(page);
+  if (file !== 0 || (flags & VM_SHARED) !== 0 || nameKind !== NAME_ANON || mm.faultUnshare) return SPEC_SKIP;
+  // A frame needs the anon_vma (made under mmap_lock); the zero page does not.
+  if (owner === 0 && (write || !mm.config.zeroPage)) return SPEC_SKIP;
+  const pmdTable = mm.pt.findPmdTable(page);
+  if (pmdTable === 0) return SPEC_SKIP;
+  const pmdWord = (pmdTable << 9) | pmdIndex(page);
+  const pmd = Atomics.load(mm.pt.entries, pmdWord);
   if (pmd === 0 || (pmd & PTE_HUGE) !== 0) return SPEC_SKIP;
   const entry = mm.pt.readEntry(pmd >>> 12, pteIndex(page));
   if (entry !== 0 && !(write && ptePfn(entry) === ZERO_PFN)) return SPEC_SKIP;
@@ -144,21 +154,25 @@ function snapshot(mm: SyscallContext, page: number, write: boolean, exec: boolea
   snapOwner = owner;
   snapIndex = pgoff + (page - start) / PAGE_SIZE;
   snapEntry = entry;
+  snapTable = pmd >>> 12;
+  snapPmdWord = pmdWord;
   return SPEC_DONE;
 }
 
 /**
  * Phase 3: validates the snapshot under the PTE table's PTL and installs `pfn` (ZERO_PFN: the
- * zero page). SPEC_DONE, SPEC_RACED (another CPU changed the entry meanwhile: the caller puts
- * ours) or SPEC_ABORT. Preconditions: in an RCU read section; `pfn` allocated for it.
+ * zero page): SPEC_DONE, SPEC_RACED (another CPU changed the entry meanwhile: the caller puts
+ * ours) or SPEC_ABORT. Preconditions: in the RCU read section of the snapshot (it keeps the
+ * table allocated); `pfn` allocated for this fault.
  */
 function install(mm: SyscallContext, page: number, write: boolean, pfn: number): number {
   const pt = mm.pt;
-  const t = pt.findPteTable(page);
-  if (t === 0) return SPEC_ABORT;
+  const t = snapTable;
   const i = pteIndex(page);
   pt.lockTable(t);
-  if (pt.findPteTable(page) !== t || vmaSeqRetry(mm.locks, snapRecord, snapSeq)) {
+  // A PTE table leaves its PMD entry only under its own PTL (detachTable); a whole-table move
+  // (mremap) carries any entry installed here along, and stamps the VMA first.
+  if (Atomics.load(pt.entries, snapPmdWord) >>> 12 !== t || vmaSeqRetry(mm.locks, snapRecord, snapSeq)) {
     pt.unlockTable(t);
     return SPEC_ABORT;
   }

@@ -14,6 +14,7 @@ import { after, before, test } from 'node:test';
 import { Kernel } from '../../src/kernel/kernel.js';
 import { Process } from '../../src/kernel/process.js';
 import { Machine } from '../../src/machine/machine.js';
+import { rangeOut } from '../../src/maple/api.js';
 import { MemoryFault } from '../../src/mem/tlb.js';
 import { checkPtesLocked } from '../../src/mm/check-ptes.js';
 import {
@@ -129,6 +130,13 @@ test('speculative on one CPU: private anonymous faults on empty or zero-page ent
   assert.deepEqual([s.faultsSpeculative, s.speculativeAborts], [4, 0]);
   assert.ok(s.speculativeSkips >= 3, `${s.speculativeSkips} skipped`);
   assert.equal(mmu.load32(shared), 3);
+  // A read maps the zero page without the anon_vma (in a region that has its table already).
+  const fresh = BASE + 32 * P;
+  assert.equal(mm.sysMmap(fresh, 4 * P, RW, ANON, -1, 0), fresh);
+  assert.equal(mmu.load32(fresh + P), 0);
+  s = mm.vmstat();
+  assert.deepEqual([s.faultsSpeculative, s.speculativeAborts], [5, 0]);
+  assert.equal(mm.arena.anon(mm.index.load(fresh, rangeOut())), 0, 'still no anon_vma');
   checkPtesLocked(mm);
   child.exit();
   child.detach();
