@@ -77,6 +77,7 @@ import {
   MmuFault,
 } from './mmu-fault.js';
 import { type VmaView, vmaViews } from './proc-maps.js';
+import { faultPageSpeculative, SPEC_ABORT, SPEC_SKIP } from './spec-fault.js';
 import {
   NR_BRK,
   NR_DESTROY,
@@ -137,7 +138,6 @@ import {
   vmaEndRead,
 } from './vma-lock.js';
 import { VmaArena, type VmaFields } from './vma-record.js';
-import { faultPageSpeculative, SPEC_ABORT, SPEC_SKIP } from './spec-fault.js';
 import { type MmVmstat, mmVmstat } from './vmstat.js';
 
 export interface AddressSpaceOptions {

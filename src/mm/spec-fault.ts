@@ -85,7 +85,12 @@ let snapPmdWord = 0;
  * left in mm.ptWork's deferred list (the caller flushes it). Preconditions: no lock held, not in
  * an RCU read section; this CPU's transaction is not open.
  */
-export function faultPageSpeculative(mm: SyscallContext, page: number, write: boolean, exec: boolean): number {
+export function faultPageSpeculative(
+  mm: SyscallContext,
+  page: number,
+  write: boolean,
+  exec: boolean,
+): number {
   rcuReadLock();
   let r: number;
   try {
@@ -137,7 +142,8 @@ function snapshot(mm: SyscallContext, page: number, write: boolean, exec: boolea
   const nameKind = a.nameKind(h);
   const pgoff = a.pgoff(h);
   if (vmaSeqRetry(mm.locks, h, seq) || page < start || page >= end) return SPEC_ABORT;
-  if (exec ? (flags & VM_EXEC) === 0 : accessError(flags, write && !mm.faultUnshare)) return FAULT_SEGV_ACCERR;
+  if (exec ? (flags & VM_EXEC) === 0 : accessError(flags, write && !mm.faultUnshare))
+    return FAULT_SEGV_ACCERR;
   if (file !== 0 || (flags & VM_SHARED) !== 0 || nameKind !== NAME_ANON || mm.faultUnshare) return SPEC_SKIP;
   // A frame needs the anon_vma (made under mmap_lock); the zero page does not.
   if (owner === 0 && (write || !mm.config.zeroPage)) return SPEC_SKIP;

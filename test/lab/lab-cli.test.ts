@@ -37,7 +37,10 @@ test('lab usage errors: one line and the usage, status 2, nothing on stdout', ()
       ['nosuch'],
       "vmspace lab: unknown experiment 'nosuch' (one of page_fault1, mmap1, mmap2, fault-scaling, thread-launch, cow, io-under-lock, queued-writer, inversion)",
     ],
-    [['--designs', 'global,spec'], "vmspace lab: unknown design 'spec' (one of global, retry, vma-lock, speculative)"],
+    [
+      ['--designs', 'global,spec'],
+      "vmspace lab: unknown design 'spec' (one of global, retry, vma-lock, speculative)",
+    ],
     [['--seconds', '0'], "vmspace lab: invalid --seconds value '0' (expected a number above 0, at most 600)"],
     [
       ['--seconds', '-1'],

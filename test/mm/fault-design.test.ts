@@ -151,7 +151,10 @@ for (const design of FAULT_DESIGNS) {
       );
       assert.deepEqual([s.speculativeSkips, s.speculativeAborts, s.vmaLockContention], [1, 0, 0]);
     } else {
-      assert.deepEqual([s.faultsSpeculative, s.faultsVmaLock, s.fallbacks, s.vmaLockContention], [0, 0, 0, 0]);
+      assert.deepEqual(
+        [s.faultsSpeculative, s.faultsVmaLock, s.fallbacks, s.vmaLockContention],
+        [0, 0, 0, 0],
+      );
     }
     if (design !== 'speculative') assert.deepEqual([s.speculativeSkips, s.speculativeAborts], [0, 0]);
     if (lockHooks.on) {

@@ -17,13 +17,7 @@ import { Machine } from '../../src/machine/machine.js';
 import { rangeOut } from '../../src/maple/api.js';
 import { MemoryFault } from '../../src/mem/tlb.js';
 import { checkPtesLocked } from '../../src/mm/check-ptes.js';
-import {
-  MAP_ANONYMOUS,
-  MAP_FIXED,
-  MAP_PRIVATE,
-  MAP_SHARED,
-  PROT_READ,
-} from '../../src/mm/vm-flags.js';
+import { MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MAP_SHARED, PROT_READ } from '../../src/mm/vm-flags.js';
 import { rcuBarrier } from '../../src/sync/rcu.js';
 import { KERNEL_EMPTY } from '../support/leaks.js';
 import {
@@ -76,7 +70,12 @@ test('speculative faults against munmap / mprotect / MAP_FIXED / mremap on anoth
   let mutator = { ops: 0, signals: 0, checks: 0, error: '' };
   let rounds = 0;
   for (; rounds < MAX_ROUNDS && (rounds === 0 || mm.vmstat().speculativeAborts === 0); rounds++) {
-    const base = { process: proc.describe(), sync: new SharedArrayBuffer(12), seed: seed + rounds, durationMs: ROUND_MS };
+    const base = {
+      process: proc.describe(),
+      sync: new SharedArrayBuffer(12),
+      seed: seed + rounds,
+      durationMs: ROUND_MS,
+    };
     const [[f], [m]] = await Promise.all([
       machine.run<SpecRaceResult>(task, { ...base, role: 'faulter' } satisfies SpecRaceArgs, [1]),
       machine.run<SpecRaceResult>(task, { ...base, role: 'mutator' } satisfies SpecRaceArgs, [0]),
@@ -88,7 +87,10 @@ test('speculative faults against munmap / mprotect / MAP_FIXED / mremap on anoth
   const s = mm.vmstat();
   if (process.env.SPEC_VERBOSE) console.log(rounds, faulter, mutator, s);
   assert.ok(mutator.checks >= MIN_CALLS * 2 * SPAN_PAGES, `only ${mutator.checks} pages checked`);
-  assert.ok(faulter.signals > 0 && faulter.signals < faulter.ops, `${faulter.signals} of ${faulter.ops} signals`);
+  assert.ok(
+    faulter.signals > 0 && faulter.signals < faulter.ops,
+    `${faulter.signals} of ${faulter.ops} signals`,
+  );
   assert.ok(s.faultsSpeculative > 100, `only ${s.faultsSpeculative} speculative faults`);
   assert.ok(s.speculativeAborts > 0, `no speculative fault was aborted in ${rounds} rounds`);
   assert.equal(s.faults, s.faultsSpeculative + s.faultsVmaLock + s.faultsMmapLock);
@@ -108,7 +110,14 @@ test('speculative on one CPU: private anonymous faults on empty or zero-page ent
   mmu.store32(BASE + 2 * P, 9); // a new page: speculative
   let s = mm.vmstat();
   assert.deepEqual(
-    [s.faults, s.faultsSpeculative, s.faultsVmaLock, s.faultsMmapLock, s.speculativeSkips, s.speculativeAborts],
+    [
+      s.faults,
+      s.faultsSpeculative,
+      s.faultsVmaLock,
+      s.faultsMmapLock,
+      s.speculativeSkips,
+      s.speculativeAborts,
+    ],
     [4, 3, 0, 1, 1, 0],
   );
   assert.deepEqual([mmu.load32(BASE), mmu.load32(BASE + P), mmu.load32(BASE + 2 * P)], [7, 8, 9]);

@@ -133,7 +133,8 @@ function mutator(proc: Process, args: SpecRaceArgs, sync: Int32Array): SpecRaceR
       newMapping(proc, at);
     } else {
       const to = at === WIN ? WIN + SPAN : WIN;
-      if (mm.sysMremap(at, SPAN, SPAN, MREMAP_MAYMOVE | MREMAP_FIXED, to) !== to) throw new Error('mremap failed');
+      if (mm.sysMremap(at, SPAN, SPAN, MREMAP_MAYMOVE | MREMAP_FIXED, to) !== to)
+        throw new Error('mremap failed');
       at = to;
       Atomics.store(sync, 2, at === WIN ? 0 : 1);
     }
