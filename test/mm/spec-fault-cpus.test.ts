@@ -20,18 +20,8 @@ import { checkPtesLocked } from '../../src/mm/check-ptes.js';
 import { MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MAP_SHARED, PROT_READ } from '../../src/mm/vm-flags.js';
 import { rcuBarrier } from '../../src/sync/rcu.js';
 import { KERNEL_EMPTY } from '../support/leaks.js';
-import {
-  ANCHOR_PAGES,
-  BASE,
-  MIN_CALLS,
-  P,
-  RW,
-  RWX,
-  SPAN_PAGES,
-  type SpecRaceArgs,
-  type SpecRaceResult,
-  WIN,
-} from './tasks/spec-race.js';
+import { raceSpeculative } from './spec-race-fixture.js';
+import { BASE, MIN_CALLS, P, RW, SPAN_PAGES } from './tasks/spec-race.js';
 
 const ANON = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED;
 /** Rounds of the race at most (each ROUND_MS), until a speculative fault was aborted. */
@@ -55,47 +45,18 @@ function finish(kernel: Kernel, proc: Process): void {
 }
 
 test('speculative faults against munmap / mprotect / MAP_FIXED / mremap on another CPU: never an entry in a VMA that changed', async () => {
-  const kernel = Kernel.create({ frames: 4096 });
-  const proc = Process.create(kernel, { config: { design: 'speculative' } });
-  const mm = proc.mm;
-  assert.equal(mm.sysMmap(BASE, ANCHOR_PAGES * P, RWX, ANON, -1, 0), BASE);
-  mm.mmu().store32(BASE, 1);
-  assert.equal(mm.sysMmap(WIN, SPAN_PAGES * P, RW, ANON, -1, 0), WIN);
-  mm.mmu().store32(WIN, 1);
-  // The main thread waits for the CPUs below: its Mmu must not hold up their shootdowns.
-  mm.mmuOffline();
-  const task = new URL('./tasks/spec-race.js', import.meta.url);
   const seed = Number(process.env.VMSPACE_SEED ?? 4242);
-  let faulter = { ops: 0, signals: 0, checks: 0, error: '' };
-  let mutator = { ops: 0, signals: 0, checks: 0, error: '' };
-  let rounds = 0;
-  for (; rounds < MAX_ROUNDS && (rounds === 0 || mm.vmstat().speculativeAborts === 0); rounds++) {
-    const base = {
-      process: proc.describe(),
-      sync: new SharedArrayBuffer(12),
-      seed: seed + rounds,
-      durationMs: ROUND_MS,
-    };
-    const [[f], [m]] = await Promise.all([
-      machine.run<SpecRaceResult>(task, { ...base, role: 'faulter' } satisfies SpecRaceArgs, [1]),
-      machine.run<SpecRaceResult>(task, { ...base, role: 'mutator' } satisfies SpecRaceArgs, [0]),
-    ]);
-    assert.equal(m.error, '', m.error);
-    faulter = { ...f, ops: faulter.ops + f.ops, signals: faulter.signals + f.signals };
-    mutator = { ...m, ops: mutator.ops + m.ops, checks: mutator.checks + m.checks };
-  }
-  const s = mm.vmstat();
-  if (process.env.SPEC_VERBOSE) console.log(rounds, faulter, mutator, s);
-  assert.ok(mutator.checks >= MIN_CALLS * 2 * SPAN_PAGES, `only ${mutator.checks} pages checked`);
+  const r = await raceSpeculative(machine, { seed, roundMs: ROUND_MS, minRounds: 1, maxRounds: MAX_ROUNDS });
+  if (process.env.SPEC_VERBOSE) console.log(r);
+  const s = r.vmstat;
+  assert.ok(r.mutator.checks >= MIN_CALLS * 2 * SPAN_PAGES, `only ${r.mutator.checks} pages checked`);
   assert.ok(
-    faulter.signals > 0 && faulter.signals < faulter.ops,
-    `${faulter.signals} of ${faulter.ops} signals`,
+    r.faulter.signals > 0 && r.faulter.signals < r.faulter.ops,
+    `${r.faulter.signals} of ${r.faulter.ops} signals`,
   );
   assert.ok(s.faultsSpeculative > 100, `only ${s.faultsSpeculative} speculative faults`);
-  assert.ok(s.speculativeAborts > 0, `no speculative fault was aborted in ${rounds} rounds`);
+  assert.ok(s.speculativeAborts > 0, `no speculative fault was aborted in ${r.rounds} rounds`);
   assert.equal(s.faults, s.faultsSpeculative + s.faultsVmaLock + s.faultsMmapLock);
-  checkPtesLocked(mm);
-  finish(kernel, proc);
 });
 
 test('speculative on one CPU: private anonymous faults on empty or zero-page entries; the rest goes to the vma-lock path', () => {
