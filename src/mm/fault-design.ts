@@ -10,15 +10,14 @@
  *              (Linux 5.1 to 6.3)                               (VM_FAULT_RETRY)
  *   vma-lock   RCU walk + the VMA's read trylock, mmap_lock     drops its locks, waits, retries
  *              only as fallback (Linux 6.4+; the default)
- *   speculative  anonymous faults: RCU walk, no VMA lock, the       as vma-lock (file faults take
- *              VMA's stamp validated under the PTE lock          the vma-lock path)
- *              (spec-fault.ts; Lespinasse's speculative page
- *              faults, never merged); on a change or anything
- *              else, the vma-lock path
+ *   speculative  anonymous: RCU walk, no VMA lock, the VMA's     as vma-lock (file faults take
+ *              stamp validated under the PTE lock (spec-fault.ts; the vma-lock path)
+ *              Lespinasse's speculative page faults, never
+ *              merged); a change or anything else: as vma-lock
  *
  * Branch points: `faultTriesSpeculative` (AddressSpace.faultPageOnce: try the lockless
- * speculative fault before the VMA lock?), `faultTriesVmaLock` (AddressSpace.faultPageOnce: try the per-VMA-lock fast path
- * first?) and `faultMayDropLockForIo` (the file fault of issue 11 calls it before it waits for a
+ * speculative fault first?), `faultTriesVmaLock` (AddressSpace.faultPageOnce: try the per-VMA-lock
+ * fast path before mmap_lock?) and `faultMayDropLockForIo` (the file fault of issue 11 calls it before it waits for a
  * read or a locked page: true means take a file reference, drop every lock, wait, return
  * FAULT_RETRY; false means wait where it is, mmap_lock held). Anonymous faults never wait for I/O,
  * so `global` and `retry` behave alike until file faults exist.

@@ -30,10 +30,11 @@
  * the zero page (the vma-lock path leaves that case to mmap_lock too); not GUP's unshare. An access
  * error read from a valid snapshot is answered at once. Everything else, file and shared faults
  * included, is left to the vma-lock path (SPEC_SKIP); a failed validation is SPEC_ABORT. Both are
- * counted (vmstat: speculativeFallbacks, speculativeAborts) and go on to lockVmaUnderRcu.
+ * counted (vmstat: speculativeSkips, speculativeAborts) and go on to lockVmaUnderRcu.
  *
  * Allocation-free but for the frame; module state is per CPU (each CPU is one thread).
  */
+import { assert } from '../assert.js';
 import { rangeOut } from '../maple/api.js';
 import { KIND_ANON, PG_ANON_EXCLUSIVE, ZERO_PFN } from '../mem/page.js';
 import {
@@ -49,7 +50,7 @@ import {
   ptePfn,
 } from '../mem/pte.js';
 import { FAULT_SEGV_ACCERR } from '../mem/tlb.js';
-import { rcuReadLock, rcuReadUnlock } from '../sync/rcu.js';
+import { rcuReadLock, rcuReadLockHeld, rcuReadUnlock } from '../sync/rcu.js';
 import type { SyscallContext } from './context.js';
 import { accessError } from './fault.js';
 import { PAGE_SIZE, VM_EXEC, VM_SHARED, VM_WRITE } from './vm-flags.js';
@@ -175,6 +176,7 @@ function install(mm: SyscallContext, page: number, write: boolean, pfn: number):
   const pt = mm.pt;
   const t = snapTable;
   const i = pteIndex(page);
+  assert(t > 0 && rcuReadLockHeld(), 'speculative fault: installing outside the snapshot');
   pt.lockTable(t);
   // A PTE table leaves its PMD entry only under its own PTL (detachTable); a whole-table move
   // (mremap) carries any entry installed here along, and stamps the VMA first.
