@@ -47,7 +47,12 @@ import {
   SyscallContext,
 } from './context.js';
 import { faultinRange, mmPopulate } from './fault.js';
-import { faultDesignCode, faultMayDropLockForIo, faultTriesVmaLock } from './fault-design.js';
+import {
+  faultDesignCode,
+  faultMayDropLockForIo,
+  faultTriesSpeculative,
+  faultTriesVmaLock,
+} from './fault-design.js';
 import { lockVmaUnderRcu } from './fault-lookup.js';
 import {
   fileFaultCancel,
@@ -72,6 +77,7 @@ import {
   MmuFault,
 } from './mmu-fault.js';
 import { type VmaView, vmaViews } from './proc-maps.js';
+import { faultPageSpeculative, SPEC_ABORT, SPEC_SKIP } from './spec-fault.js';
 import {
   NR_BRK,
   NR_DESTROY,
@@ -119,6 +125,7 @@ import {
   countEvent,
   EV_FAULT_MMAP,
   EV_FAULT_RETRY,
+  EV_FAULT_SPEC,
   EV_FAULT_VMA,
   EV_MMAP_FALLBACK,
   MmLocks,
@@ -667,6 +674,10 @@ export class AddressSpace implements MmShared {
   private faultPageOnce(page: number, write: boolean, exec: boolean): number {
     const ctx = this.ctx;
     const locks = this.locks;
+    if (faultTriesSpeculative(this.faultDesign)) {
+      const r = this.faultSpeculative(page, write, exec);
+      if (r !== SPEC_SKIP && r !== SPEC_ABORT) return r;
+    }
     if (faultTriesVmaLock(this.faultDesign)) {
       const h = lockVmaUnderRcu(this, page);
       if (h !== 0) {
@@ -699,6 +710,21 @@ export class AddressSpace implements MmShared {
     const r = this.faultStage(FAULT_ONE_PAGE, page, PAGE_SIZE, (write ? 1 : 0) | (exec ? 2 : 0));
     if (r !== FAULT_GROW && r !== FAULT_RETRY) countEvent(locks, EV_FAULT_MMAP);
     lockdepAssertNoneHeld('page fault');
+    return r;
+  }
+
+  /**
+   * The speculative design's first try (spec-fault.ts): 0 or FAULT_SEGV_ACCERR, counted as a
+   * speculative fault, or SPEC_SKIP / SPEC_ABORT (counted there) for the vma-lock path. Runs with
+   * the Mmu online, as the anonymous vma-lock fast path does.
+   */
+  private faultSpeculative(page: number, write: boolean, exec: boolean): number {
+    const ctx = this.ctx;
+    const r = faultPageSpeculative(ctx, page, write, exec);
+    ctx.ptWork.flushDeferred();
+    if (r === SPEC_SKIP || r === SPEC_ABORT) return r;
+    countEvent(this.locks, EV_FAULT_SPEC);
+    lockdepAssertNoneHeld('speculative page fault');
     return r;
   }
 
