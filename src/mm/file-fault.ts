@@ -54,6 +54,7 @@ import { INJECT_FAULT, INJECT_MKWRITE, injectArmed, injectOp } from '../fs/injec
 import { findGetPage, markPageDirty, newReadahead, readCachePage } from '../fs/page-cache.js';
 import { lockPage, trylockPageFlags, unlockPage } from '../fs/page-lock.js';
 import type { PhysMem } from '../mem/frames.js';
+import { setMissHint } from '../mem/mmu.js';
 import { KIND_ANON, PG_ANON_EXCLUSIVE, PG_DIRTY, PG_UPTODATE } from '../mem/page.js';
 import type { PageTables } from '../mem/pgtable.js';
 import {
@@ -400,13 +401,17 @@ function mapFilePageLocked(
     return pfn;
   }
   if (old !== 0 && ptePfn(old) === pfn) {
-    pt.setPteLocked(table, i, makePte(pfn, flags));
+    const pte = makePte(pfn, flags);
+    pt.setPteLocked(table, i, pte);
     pt.unlockTable(table);
+    setMissHint(addr, pte);
     return pfn;
   }
   mem.incMapcount(pfn);
-  pt.setPteLocked(table, i, makePte(pfn, flags));
+  const pte = makePte(pfn, flags);
+  pt.setPteLocked(table, i, pte);
   pt.unlockTable(table);
+  setMissHint(addr, pte);
   if (old !== 0) dropReplaced(mm, old, addr);
   return 0;
 }
