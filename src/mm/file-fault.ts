@@ -97,7 +97,7 @@ const RW = RO | PTE_WRITE | PTE_DIRTY;
 
 /** Pages of file `id` a fault may map (round_up(i_size) / 4096). */
 function pagesOf(files: FileTable, id: number): number {
-  return Math.ceil(files.size(id) / PAGE_SIZE);
+  return files.sizePages(id);
 }
 
 /** Whether this CPU has fault work pending (set by the last faultFilePage). */
@@ -331,12 +331,13 @@ function faultFileEntry(
   }
   const pfn = findGetPage(files, file, index);
   if (pfn === 0) return needRead(files, file, index, addr);
-  if ((Atomics.load(mem.flags, pfn) & PG_UPTODATE) === 0) {
-    mem.putPage(pfn);
-    return needRead(files, file, index, addr);
-  }
   if (shared && write && inline && injectArmed(files, file, INJECT_MKWRITE)) {
-    // The fault runs with this CPU's Mmu online: offline before the injection may sleep.
+    // page_mkwrite may sleep (injected latency): only for a page that needs no read first, and
+    // with this CPU's Mmu offline (the fault runs online).
+    if ((Atomics.load(mem.flags, pfn) & PG_UPTODATE) === 0) {
+      mem.putPage(pfn);
+      return needRead(files, file, index, addr);
+    }
     mm.mmuOffline();
     if (injectOp(files, file, INJECT_MKWRITE) < 0) {
       mem.putPage(pfn);
@@ -345,7 +346,9 @@ function faultFileEntry(
   }
   const pageFlags = trylockPageFlags(mem, pfn);
   if (pageFlags < 0) return needIo(files, IO_WAIT_LOCK, file, index, pfn, addr);
-  if (!stillCached(mem, pfn, file, index)) {
+  // PG_UPTODATE is set under the page lock (a reader holds it until its read ends): the flags the
+  // lock found tell whether the page still has to be read.
+  if ((pageFlags & PG_UPTODATE) === 0 || !stillCached(mem, pfn, file, index)) {
     unlockPage(mem, pfn);
     mem.putPage(pfn);
     return needRead(files, file, index, addr);
