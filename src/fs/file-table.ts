@@ -9,7 +9,8 @@
  *   +--------+-------+-----------+-------------+--------+---------+---------+---------+
  *   | BACKING | HOST_FD | CACHE_ROOT | CACHE_HEIGHT | NRPAGES | WB_ERR | I_PAGES (2)   |  words 8-15
  *   +------------------------------------+--------------------------------------------+
- *   | I_RWSEM (8 words) | INVALIDATE_LOCK (8 words) | I_MMAP (8 words) | reverse map (8)  |  words 16-47
+ *   | I_RWSEM (8 words) | INVALIDATE_LOCK (8 words) | I_MMAP (8 words) | reverse map (7) |   |  words 16-46
+ *   |                                                              SIZE_PAGES (word 47) ---+  |
  *   +------------------------------------------------------------------------------------+
  *   | INJECT: per operation (INJECT_OPS of them) LATENCY_US, FAIL_NEXT                    |  words 48-63
  *   +------------------------------------------------------------------------------------+
@@ -39,7 +40,9 @@
  * halves) is written under I_RWSEM held for write (write, ftruncate: src/kernel/file-syscalls.ts)
  * inside a write section of SIZE_SEQ, a raw seqcount (Linux's i_size_seqcount of 32-bit SMP: a
  * Float64 store is not tear-free in the JS memory model), so `size` reads it from any CPU without
- * a lock, and a holder of I_RWSEM reads a stable value. REFCNT is atomic: one reference
+ * a lock, and a holder of I_RWSEM reads a stable value. SIZE_PAGES, written in the same section,
+ * is round_up(size) in pages (-1 from 2^31 pages on), one word a fault reads with one atomic load
+ * (`sizePages`) instead of the four of the seqcount. REFCNT is atomic: one reference
  * per VMA record naming the file, per open file description (src/fs/open-file.ts), and one for
  * whoever created it until they put it. When REFCNT reaches 0 the release of the file's backing
  * kind runs after the page cache's (`setBackingRelease`: a host file closes its host descriptor), then
@@ -49,6 +52,7 @@
 import { assert, DEBUG, VmAssertionError } from '../assert.js';
 import { EINVAL, ENAMETOOLONG, ENOMEM, VmError } from '../errno.js';
 import { PhysMem, type PhysMemDescriptor } from '../mem/frames.js';
+import { PAGE_SIZE } from '../mem/page.js';
 import { Arena, type ArenaDescriptor, type FailureInjector, POISON_WORD } from '../shm/arena.js';
 import { lockClass } from '../sync/lockclass.js';
 import {
@@ -83,6 +87,8 @@ const SHMEM_INDEX = 4;
 const REFCNT = 5;
 const NAME_LEN = 6;
 const SIZE_SEQ = 7;
+/** round_up(i_size) in pages, or -1 (too many for an Int32: read `size` instead). */
+const SIZE_PAGES = 47;
 /** Word offsets of the page-cache fields in a record (docs/fs.md; users: src/fs). */
 export const FILE_BACKING = 8;
 export const FILE_HOST_FD = 9;
@@ -489,6 +495,15 @@ export class FileTable {
   }
 
   /**
+   * Pages of i_size, round_up(size) / 4096 (a fault at or past it is SIGBUS): one atomic load of
+   * SIZE_PAGES, a value the size had at some instant like `size`'s; stable under I_RWSEM.
+   */
+  sizePages(id: number): number {
+    const pages = Atomics.load(this.i32, id * this.i32Per + SIZE_PAGES);
+    return pages >= 0 ? pages : Math.ceil(this.size(id) / PAGE_SIZE);
+  }
+
+  /**
    * i_size_write: sets the size. Preconditions: I_RWSEM held for write (the one writer; checked in
    * debug mode: the check allocates), `size` a safe integer >= 0.
    */
@@ -506,6 +521,8 @@ export class FileTable {
     assert((seq & 1) === 0, 'i_size: two writers at once');
     Atomics.store(w, b + SIZE_LO, (size % 4294967296) | 0);
     Atomics.store(w, b + SIZE_HI, Math.floor(size / 4294967296));
+    const pages = Math.ceil(size / PAGE_SIZE);
+    Atomics.store(w, b + SIZE_PAGES, pages <= 0x7fffffff ? pages : -1);
     Atomics.add(w, b + SIZE_SEQ, 1);
   }
   writable(id: number): boolean {

@@ -309,6 +309,7 @@ export class AddressSpace implements MmShared {
       ? (h: number) => rcuDeferFree(arena.arena, h)
       : (h: number) => arena.arena.free(h);
     this.ctx = new SyscallContext(this, free);
+    this.ctx.mmuOffline = () => this.mmuOffline();
     this.ctx.layer.onUnmap = (starts, ends, n, floor, ceiling) =>
       this.unmapPageTables(starts, ends, n, floor, ceiling);
   }
@@ -668,8 +669,9 @@ export class AddressSpace implements MmShared {
    * finished it (vmstat.ts); a FAULT_GROW is not counted, faultPage runs the fault again. The
    * anonymous fast path runs with this CPU's Mmu online (it waits only for PTE locks and zone_lock,
    * whose holders never wait for a shootdown, and for its own shootdown, where it counts as
-   * acknowledged); a file fault (page locks, then I/O with the VMA lock dropped) and faultStage
-   * (mmap_lock) take the Mmu offline before they may wait.
+   * acknowledged); so does a file fault, which only trylocks the page and takes the Mmu offline
+   * before it may sleep (an injected page_mkwrite latency: ctx.mmuOffline; the I/O or page-lock
+   * wait after it dropped the VMA lock: below); faultStage (mmap_lock) goes offline first.
    */
   private faultPageOnce(page: number, write: boolean, exec: boolean): number {
     const ctx = this.ctx;
@@ -681,8 +683,6 @@ export class AddressSpace implements MmShared {
     if (faultTriesVmaLock(this.faultDesign)) {
       const h = lockVmaUnderRcu(this, page);
       if (h !== 0) {
-        // A file fault may wait for a page lock, and its RETRY for I/O: offline (see above).
-        if (this.arena.file(h) !== 0) this.mmuOffline();
         let r: number;
         try {
           r = faultPageVmaLocked(ctx, h, page, write, exec);
@@ -696,6 +696,7 @@ export class AddressSpace implements MmShared {
         if (r === FAULT_RETRY) {
           // The file work the fault left, with the VMA lock dropped (file-fault.ts).
           countEvent(locks, EV_FAULT_RETRY);
+          this.mmuOffline();
           const err = fileFaultIo(this.files, this.mem);
           lockdepAssertNoneHeld('page fault');
           return err === 0 ? FAULT_RETRY : err === -ENOMEM ? FAULT_OOM : FAULT_SIGBUS;

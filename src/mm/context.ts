@@ -63,6 +63,9 @@ export interface MmShared {
   readonly tlb: TlbDomain;
 }
 
+/** The default mmuOffline: a context without an Mmu. */
+function noMmu(): void {}
+
 export class SyscallContext {
   readonly config: MmConfig;
   readonly arena: VmaArena;
@@ -97,6 +100,11 @@ export class SyscallContext {
    * stages of other CPUs need not wait for the zap, its shootdown and the frees.
    */
   zapAfterDowngrade = false;
+  /**
+   * Takes this CPU's Mmu offline (AddressSpace.mmuOffline; a no-op until the facade sets it): a
+   * fault on the per-VMA-lock path runs online and calls it before anything that may sleep.
+   */
+  mmuOffline: () => void = noMmu;
   readonly txn: VmaTxn;
   readonly layer: VmaLayer;
   readonly placement: Placement;
