@@ -160,6 +160,15 @@ test('the file experiments: I/O under mmap_lock only under global (one hold per 
   }
 });
 
+test("Linus's warning: no I/O and no sleeping under mmap_lock under retry and vma-lock in any experiment", () => {
+  for (const p of fromDisk().phases) {
+    if (!p.validator.on || p.design === 'global') continue;
+    const what = `${p.experiment} ${p.design} ${p.cpus}`;
+    const sites = p.validator.sites.filter((x) => x.io + x.sleep > 0).map((x) => x.site);
+    assert.deepEqual([p.validator.counts.mmap_io, p.validator.counts.mmap_sleep, sites], [0, 0, []], what);
+  }
+});
+
 test("inversion: Jan Kara's cycle reported with both stacks under global, from a run that did not deadlock; none under retry or vma-lock", () => {
   for (const p of fromDisk().phases.filter((q) => q.experiment === 'inversion')) {
     if (!p.validator.on) continue;
