@@ -198,7 +198,7 @@ export class PageTables extends PageTableMove {
   ): number {
     let freed = 0;
     // Slot numbers from 2 MiB region numbers: user addresses are doubles above 2^32, and `%` on
-    // them is an fmod call (two per slot cost a munmap beside mapped tables ~1.5 us: docs/mem.md).
+    // them is an fmod call (two per slot cost a munmap of 128 MiB beside a mapped table ~1.3 us).
     const table = Math.floor(addr / PUD_SIZE) * PTRS_PER_TABLE;
     const last = Math.floor((end - 1) / PMD_SIZE);
     for (let region = Math.floor(addr / PMD_SIZE); region <= last; region++) {
