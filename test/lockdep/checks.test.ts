@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { afterEach, beforeEach, describe, it } from 'node:test';
+import { currentCpu } from '../../src/cpu/current.js';
 import {
   disableLockdep,
   enableLockdep,
@@ -23,7 +24,6 @@ import {
   setLockdepMode,
 } from '../../src/lockdep/index.js';
 import { lockHooks } from '../../src/lockhooks.js';
-import { currentCpu } from '../../src/cpu/current.js';
 import { TlbDomain } from '../../src/mem/tlb.js';
 import { lockClass } from '../../src/sync/lockclass.js';
 import { RwSem } from '../../src/sync/rwsem.js';
@@ -133,10 +133,16 @@ describe('lockdep checks', () => {
     const mmap = new FakeLock('mmap_lock');
     mmap.lock();
     tlb.shootdown(16, 32);
-    assert.throws(() => lockHooks.v.mightSleep('tlb.wait'), isReport('mmap_sleep', /mightSleep\('tlb\.wait'\)/));
+    assert.throws(
+      () => lockHooks.v.mightSleep('tlb.wait'),
+      isReport('mmap_sleep', /mightSleep\('tlb\.wait'\)/),
+    );
     mmap.unlock();
     assert.deepEqual([lockdepCounts().mmap_sleep, lockdepCounts().sleep_in_atomic], [1, 0]);
-    assert.equal(lockdepSiteCounts().find((x) => x.site === 'tlb_shootdown'), undefined);
+    assert.equal(
+      lockdepSiteCounts().find((x) => x.site === 'tlb_shootdown'),
+      undefined,
+    );
     const spin = spinLock('tlb.ptl');
     spin.lock();
     assert.throws(
