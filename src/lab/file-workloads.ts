@@ -12,7 +12,7 @@
  *                    larger than what a phase touches, so (nearly) every fault does I/O
  *   cached-fault     minor faults: map a 16 MiB file whose pages are all in the page cache, read
  *                    one word per page (each a fault that finds its page cached), unmap; again
- *                    (the first round, which fills the cache, is not measured). Between two faults
+ *                    (the cache is filled before the start barrier, by openWorkloadFile). Between two faults
  *                    the program "works" THINK_US asleep: a few thousand faults a second, as a
  *                    program that computes between faults, and it leaves the two cores to the
  *                    writer (queued-writer runs three CPUs on two cores)
@@ -66,7 +66,7 @@ export function openWorkloadFile(
   workload: Workload,
   out: WorkloadOutcome,
 ): WorkloadFile | null {
-  if (workload === 'cached-fault') return plain(proc, CACHED_FILE_PAGES * P, false, 'cached.bin');
+  if (workload === 'cached-fault') return cachedFile(proc, out);
   if (workload === 'mmap2') return plain(proc, MMAP2_BYTES, true, 'mmap2.bin');
   if (workload === 'inversion-write') return plain(proc, WRITE_BYTES, true, 'written.bin');
   if (workload !== 'io-fault' && workload !== 'inversion-fault') return null;
@@ -86,6 +86,22 @@ export function openWorkloadFile(
     return null;
   }
   return { fd, addr };
+}
+
+/** cached-fault's file, every page read into the page cache (through a mapping, then unmapped). */
+function cachedFile(proc: Process, out: WorkloadOutcome): WorkloadFile | null {
+  const f = plain(proc, CACHED_FILE_PAGES * P, false, 'cached.bin');
+  const addr = proc.mm.sysMmap(0, CACHED_FILE_PAGES * P, PROT_READ, MAP_SHARED, f.fd, 0);
+  if (addr < 0) {
+    proc.close(f.fd);
+    out.failure = `cached-fault: mmap returned ${addr}`;
+    return null;
+  }
+  const mmu = proc.mm.mmu();
+  for (let i = 0; i < CACHED_FILE_PAGES; i++) mmu.load32(addr + i * P);
+  const r = proc.mm.sysMunmap(addr, CACHED_FILE_PAGES * P);
+  if (r !== 0) out.failure = `cached-fault: munmap returned ${r}`;
+  return f;
 }
 
 function plain(proc: Process, bytes: number, writable: boolean, name: string): WorkloadFile {
@@ -115,13 +131,12 @@ export function ioFault(proc: Process, probe: CpuProbe, seed: number, f: Workloa
   }
 }
 
-/** cached-fault: minor faults on `f`, a file whose pages are all cached after the first round. */
+/** cached-fault: minor faults on `f`, a file whose pages are all cached (openWorkloadFile). */
 export function cachedFault(proc: Process, probe: CpuProbe, f: WorkloadFile, out: WorkloadOutcome): void {
   const mm = proc.mm;
   const mmu = mm.mmu();
   const len = CACHED_FILE_PAGES * P;
-  // Round 0 fills the cache (unmeasured); every later round's faults find their pages cached.
-  for (let round = 0; !probe.over; round++) {
+  while (!probe.over) {
     const addr = mm.sysMmap(0, len, PROT_READ, MAP_SHARED, f.fd, 0);
     if (addr < 0) {
       out.failure = `cached-fault: mmap returned ${addr}`;
@@ -130,11 +145,9 @@ export function cachedFault(proc: Process, probe: CpuProbe, f: WorkloadFile, out
     for (let i = 0; i < CACHED_FILE_PAGES && !probe.over; i++) {
       const t0 = probe.now();
       mmu.load32(addr + i * P);
-      if (round > 0) {
-        probe.op(t0, KIND_FAULT);
-        probe.pages++;
-        think(mm);
-      }
+      probe.op(t0, KIND_FAULT);
+      probe.pages++;
+      think(mm);
     }
     const r = mm.sysMunmap(addr, len);
     if (r !== 0) {
