@@ -85,6 +85,12 @@ export class SyscallContext {
    */
   faultUnshare = false;
   /**
+   * FMODE_WRITE of the open file description mmap maps (set by `AddressSpace.sysMmap` before its
+   * body runs, read by the body): one record serves every open of a host file, so whether a shared
+   * mapping may be writable is the description's, not the file's.
+   */
+  mapFileWritable = false;
+  /**
    * Set by the munmap body (open resets it): the commit leaves the page-table work, which is then
    * only zaps of ranges no VMA covers any more, to the syscall entry, which runs it after
    * downgrading mmap_lock to read (Linux's do_vmi_align_munmap with `unlock`): faults and populate
