@@ -13,7 +13,7 @@ import { type BenchSuite, RATIO_RULE, Report } from './harness.js';
 import { linuxUnavailable } from './linux.js';
 
 /** The suites, in run order: add yours here (a missing module is skipped with a note). */
-const SUITES = ['foundation', 'maple', 'lockdep', 'mm', 'mem', 'fs'];
+const SUITES = ['foundation', 'maple', 'lockdep', 'mm', 'mem', 'fs', 'lab'];
 
 const USAGE = 'usage: npm run bench -- [--quick] [--only SUITE] [--json FILE]';
 

@@ -7,6 +7,7 @@
  * validator that is compiled in but switched off costs one predictable branch per lock operation.
  * The annotations `mightSleep`, `mightAlloc` and `mightIO` are called by blocking waits, record
  * allocation and the file I/O layer; the validator reports them when the CPU holds `mmap_lock`.
+ * `mightWaitCpus` (TLB shootdowns) is checked for atomic context only.
  * `showHeld` lets the watchdog's hang report (src/cpu/waits.ts) list what every CPU holds.
  *
  * Lock modes: READ for the shared side of an rwsem (and RCU read sections), WRITE for everything
@@ -37,6 +38,11 @@ export interface LockValidator {
   mightSleep(site: string): void;
   mightAlloc(site: string): void;
   mightIO(site: string): void;
+  /**
+   * A wait for the other CPUs' progress that never waits for I/O or a lock (a TLB shootdown's wait
+   * for acknowledgements, as Linux spins for its flush IPIs): checked for atomic context only.
+   */
+  mightWaitCpus(site: string): void;
   /** Every CPU's held locks, one block per CPU (for a hang report; not on any fast path). */
   showHeld(): string;
 }
@@ -48,6 +54,7 @@ const none: LockValidator = {
   mightSleep() {},
   mightAlloc() {},
   mightIO() {},
+  mightWaitCpus() {},
   showHeld() {
     return '';
   },

@@ -27,7 +27,7 @@ import { MAX_INDEX, MapleTree, type MapleTreeDescriptor } from '../../src/maple/
 import type { LockDescriptor } from '../../src/sync/lockview.js';
 import { rcuBarrier, rcuReadLock, rcuReadUnlock } from '../../src/sync/rcu.js';
 import { RwSem } from '../../src/sync/rwsem.js';
-import { type BenchOptions, type BenchSuite, nsPerOp, Report } from '../harness.js';
+import { type BenchOptions, type BenchSuite, median, nsPerOp, Report } from '../harness.js';
 
 const BTree = BTreeModule.default;
 
@@ -897,10 +897,4 @@ async function twoCpus(report: Report, options: BenchOptions): Promise<void> {
   tree.destroy();
   unrelated.destroy();
   rcuBarrier();
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }

@@ -5,8 +5,16 @@
  * with the ratios to global on stdout, and writes the run's JSON and its HTML report into DIR.
  */
 import { MAX_WORKER_CPUS } from '../cpu/current.js';
-import { EXPERIMENTS, type ExperimentName, experimentNamed } from '../lab/experiments.js';
-import { type LabRun, type LabSettings, type PhaseResult, writeRunJson } from '../lab/results.js';
+import { EXPERIMENTS, type ExperimentName } from '../lab/experiments.js';
+import {
+  faultScaling,
+  headlineRate,
+  headlineRole,
+  ioUnderLockKept,
+  phaseOf,
+  queuedWriterP99Ratio,
+} from '../lab/ratios.js';
+import { type LabRun, type LabSettings, writeRunJson } from '../lab/results.js';
 import { planPhases, runLab } from '../lab/runner.js';
 import { FAULT_DESIGNS, type FaultDesign, isFaultDesign } from '../mm/fault-design.js';
 import { decimalOption, intOption, strictArgs, UsageError, usageFailure } from './args.js';
@@ -101,59 +109,48 @@ export function parseLabArgs(argv: string[]): LabCliOptions | null {
 const fmt = (n: number) => (n >= 100 ? Math.round(n).toLocaleString('en-US') : n.toFixed(2));
 const us = (ns: number) => `${fmt(ns / 1000)} us`;
 
-/** The summary's rows for one experiment: its headline rate per design and its own ratios. */
+/** The summary's rows for one experiment: its headline rate per design and its own ratios (ratios.ts). */
 function experimentRows(run: LabRun, name: ExperimentName): string[][] {
   const designs = run.settings.designs;
-  const phases = run.phases.filter((p) => p.experiment === name);
-  const measured = phases.filter((p) => !p.baseline);
+  const measured = run.phases.filter((p) => p.experiment === name && !p.baseline);
   const most = Math.max(...measured.map((p) => p.cpus));
-  const headline = experimentNamed(name)?.headline;
-  const phase = (d: string, baseline = false, cpus = most) =>
-    phases.find((p) => p.design === d && p.baseline === baseline && (baseline || p.cpus === cpus));
-  const role = (p: PhaseResult | undefined) =>
-    p?.roles.find((r) => headline === undefined || r.workload === headline);
-  const rate = (d: string, baseline = false, cpus = most) =>
-    role(phase(d, baseline, cpus))?.opsPerSec ?? Number.NaN;
+  const rate = (d: string) => headlineRate(run, name, d);
   const global = rate('global');
   const perDesign = (f: (d: string) => string) => designs.map(f);
   const rows = [
     [
       name,
-      `${role(measured[0])?.unit ?? ''} (${most} CPUs)`,
+      `${headlineRole(run, name, measured[0]?.design ?? '')?.unit ?? ''} (${most} CPUs)`,
       ...perDesign(
         (d) => `${fmt(rate(d))}${d !== 'global' && global > 0 ? ` (${fmt(rate(d) / global)}x)` : ''}`,
       ),
     ],
   ];
   if (name === 'fault-scaling' && most > 1)
-    rows.push(['', `${most} CPUs / 1 CPU`, ...perDesign((d) => `${fmt(rate(d) / rate(d, false, 1))}x`)]);
+    rows.push(['', `${most} CPUs / 1 CPU`, ...perDesign((d) => `${fmt(faultScaling(run, d))}x`)]);
   if (name === 'io-under-lock')
-    rows.push(['', 'kept: beside I/O / alone', ...perDesign((d) => fmt(rate(d) / rate(d, true)))]);
+    rows.push(['', 'kept: beside I/O / alone', ...perDesign((d) => fmt(ioUnderLockKept(run, d)))]);
   if (name === 'queued-writer') {
-    const lat = (d: string, baseline = false) => role(phase(d, baseline))?.latency;
+    const lat = (d: string) => headlineRole(run, name, d)?.latency;
     rows.push([
       '',
       'fault p50 / p99',
       ...perDesign((d) => `${us(lat(d)?.p50Ns ?? 0)} / ${us(lat(d)?.p99Ns ?? 0)}`),
     ]);
-    rows.push([
-      '',
-      'p99 / p99 alone',
-      ...perDesign((d) => `${fmt((lat(d)?.p99Ns ?? Number.NaN) / (lat(d, true)?.p99Ns ?? Number.NaN))}x`),
-    ]);
+    rows.push(['', 'p99 / p99 alone', ...perDesign((d) => `${fmt(queuedWriterP99Ratio(run, d))}x`)]);
   }
   if (name === 'inversion')
     rows.push([
       '',
       'circular reports',
-      ...perDesign((d) => String(phase(d)?.validator.counts.circular ?? 0)),
+      ...perDesign((d) => String(phaseOf(run, name, d)?.validator.counts.circular ?? 0)),
     ]);
   if (run.settings.lockdep)
     rows.push([
       '',
       'under mmap_lock: I/O sleep alloc',
       ...perDesign((d) => {
-        const c = phase(d)?.validator.counts;
+        const c = phaseOf(run, name, d)?.validator.counts;
         return c === undefined ? '' : `${c.mmap_io} ${c.mmap_sleep} ${c.mmap_alloc}`;
       }),
     ]);

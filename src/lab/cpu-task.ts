@@ -1,7 +1,8 @@
 /**
  * The task a lab CPU runs (the Machine's task module for every experiment): attach the phase's
- * process, meet the other CPUs at the start barrier, run its workload until the deadline through
- * its CpuProbe, detach, and return what it did. The last CPU to reach the barrier publishes the
+ * process, open its file (a file workload: before the barrier, outside the measured interval),
+ * meet the other CPUs at the start barrier, run its workload until the deadline through its
+ * CpuProbe, close the file, detach, and return what it did. The last CPU to reach the barrier publishes the
  * shared origin (an epoch time) and wakes the others; the wait is bounded.
  *
  *   control (Int32 words 0..1, then a Float64 at byte 8): READY  GO  | ORIGIN_EPOCH_MS
@@ -11,7 +12,15 @@ import { Process, type ProcessDescriptor } from '../kernel/process.js';
 import type { FaultDesign } from '../mm/fault-design.js';
 import { TraceRing, type TraceRingDescriptor } from '../sync/locktrace.js';
 import { CpuProbe } from './cpu-probe.js';
-import { cachedFault, inversionWrite, ioFault, mmap2File } from './file-workloads.js';
+import {
+  cachedFault,
+  closeWorkloadFile,
+  inversionWrite,
+  ioFault,
+  mmap2File,
+  openWorkloadFile,
+  type WorkloadFile,
+} from './file-workloads.js';
 import { type HistogramDescriptor, LatencyHistograms } from './histogram.js';
 import {
   cowCases,
@@ -82,6 +91,8 @@ export default function labTask(_cpu: number, args: LabTaskArgs): LabTaskResult 
   const hist = LatencyHistograms.attach(args.hist);
   const ring = TraceRing.attach(args.ring);
   const out = emptyOutcome();
+  // A file workload's set-up happens before the barrier: no other CPU measures while it runs.
+  const file = openWorkloadFile(proc, args.workload, out);
   const originEpochMs = startBarrier(args.control, args.cpus);
   const probe = new CpuProbe(args.row, hist, ring, {
     startMs: originEpochMs - performance.timeOrigin,
@@ -95,25 +106,35 @@ export default function labTask(_cpu: number, args: LabTaskArgs): LabTaskResult 
   });
   let elapsedMs: number;
   try {
-    run(args, proc, probe, out);
+    if (out.failure === '') run(args, proc, probe, file, out);
   } finally {
     elapsedMs = probe.finish();
-    proc.detach();
+    try {
+      if (file !== null) closeWorkloadFile(proc, file, out);
+    } finally {
+      proc.detach();
+    }
   }
   return { ...out, ops: probe.ops, pages: probe.pages, elapsedMs };
 }
 
-function run(args: LabTaskArgs, proc: Process, probe: CpuProbe, out: WorkloadOutcome): void {
+function run(
+  args: LabTaskArgs,
+  proc: Process,
+  probe: CpuProbe,
+  f: WorkloadFile | null,
+  out: WorkloadOutcome,
+): void {
   const mm = proc.mm;
   const w = args.workload;
   if (w === 'page_fault1') pageFault1(mm, probe, args.regionPages, out);
   else if (w === 'mmap1') mmapLoop(mm, probe, out);
-  else if (w === 'mmap2') mmap2File(proc, probe, out);
-  else if (w === 'io-fault' || w === 'inversion-fault')
-    ioFault(proc, probe, args.seed, w === 'inversion-fault', out);
-  else if (w === 'cached-fault') cachedFault(proc, probe, out);
-  else if (w === 'inversion-write') inversionWrite(proc, probe, out);
   else if (w === 'thread-launch') threadLaunch(mm, probe, out);
   else if (w === 'cow') cowCases(Kernel.attach(args.process.kernel), args.design, args.seed, probe, out);
+  else if (f === null) throw new RangeError(`lab: no workload '${String(w)}'`);
+  else if (w === 'mmap2') mmap2File(proc, probe, f, out);
+  else if (w === 'io-fault' || w === 'inversion-fault') ioFault(proc, probe, args.seed, f);
+  else if (w === 'cached-fault') cachedFault(proc, probe, f, out);
+  else if (w === 'inversion-write') inversionWrite(proc, probe, f, out);
   else throw new RangeError(`lab: no workload '${String(w)}'`);
 }

@@ -121,6 +121,11 @@ export class Validator implements LockValidator {
     if (mmapHeld(rowOf(currentCpu()))) this.mmapViolation(SITE_ALLOC, site);
   }
 
+  /** Not an mmap_lock violation (Linux waits for its flush IPIs under mmap_lock too): atomic context only. */
+  mightWaitCpus(site: string): void {
+    if (atomicHeld(rowOf(currentCpu()))) this.sleepInAtomic(`calls mightWaitCpus('${site}')`);
+  }
+
   mightIO(site: string): void {
     const row = rowOf(currentCpu());
     if (atomicHeld(row)) this.sleepInAtomic(`calls mightIO('${site}')`);

@@ -301,10 +301,12 @@ export class PageTableCore {
       const base = hi * PUD_SIZE;
       if (y !== 0) {
         const pmd = (y >>> 12) << 9;
+        // A plain read per slot (an Atomics.load costs ~7 ns, a plain one ~2): the scan is a hint,
+        // every caller re-reads the entry it is given with Atomics.load or under the table's PTL.
         for (let i = (a - base) / PMD_SIZE; i < PTRS_PER_TABLE; i++) {
           const r = base + i * PMD_SIZE;
           if (r >= end) return -1;
-          if (Atomics.load(e, pmd | i) !== 0) {
+          if (e[pmd | i] !== 0) {
             this.seekTable = y >>> 12;
             this.seekIndex = i;
             return r;

@@ -31,6 +31,7 @@ import {
   PTE_HUGE,
   PTE_PRESENT,
   PTE_WRITE,
+  PTRS_PER_TABLE,
   PUD_SIZE,
 } from './pte.js';
 
@@ -196,15 +197,22 @@ export class PageTables extends PageTableMove {
     ceiling: number,
   ): number {
     let freed = 0;
-    for (let a = addr; a < end; ) {
-      const mi = (a % PUD_SIZE) / PMD_SIZE;
+    // Slot numbers from 2 MiB region numbers: user addresses are doubles above 2^32, and `%` on
+    // them is an fmod call (two per slot cost a munmap of 128 MiB beside a mapped table ~1.3 us).
+    const table = Math.floor(addr / PUD_SIZE) * PTRS_PER_TABLE;
+    const last = Math.floor((end - 1) / PMD_SIZE);
+    for (let region = Math.floor(addr / PMD_SIZE); region <= last; region++) {
+      const mi = region - table;
+      // A plain read finds the slots to look at (seekPmd's note); the entry is read again atomically.
+      if (this.entries[(pmd << 9) | mi] === 0) continue;
       const x = Atomics.load(this.entries, (pmd << 9) | mi);
       if (x !== 0) {
-        if ((x & PTE_HUGE) !== 0) throw new VmError(EINVAL, `freePgtables: huge entry at ${a}: zap first`);
+        if ((x & PTE_HUGE) !== 0) {
+          throw new VmError(EINVAL, `freePgtables: huge entry at ${region * PMD_SIZE}: zap first`);
+        }
         this.detachTable(pmd, mi, x >>> 12, LEVEL_PTE);
         freed++;
       }
-      a = a - (a % PMD_SIZE) + PMD_SIZE;
     }
     if (!mayFree(addr, end, PUD_SIZE, floor, ceiling)) return freed;
     this.detachTable(pud, ui, pmd, LEVEL_PMD);

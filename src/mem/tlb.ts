@@ -29,7 +29,7 @@
  */
 import { currentCpu, MAX_CPUS } from '../cpu/current.js';
 import { beginWait, endWait, hangError, WAIT_SLICE_MS, waitTooLong } from '../cpu/waits.js';
-import { mightSleep, rcuBlockBegin, rcuBlockEnd } from '../sync/rcu.js';
+import { mightWaitCpus, rcuBlockBegin, rcuBlockEnd } from '../sync/rcu.js';
 import { pageAligned } from './page.js';
 
 /** Slots per CPU row (direct-mapped by vpn). */
@@ -177,7 +177,7 @@ export class TlbDomain {
    * epoch at its next quiescent point, as after any shootdown.
    */
   shootdown(startVpn: number, endVpn: number): void {
-    mightSleep('tlb_shootdown');
+    mightWaitCpus('tlb_shootdown');
     if (!(endVpn > startVpn)) return;
     const self = currentCpu();
     const lo = Atomics.load(this.control, USED);

@@ -207,7 +207,9 @@ export function defaultPhysMem(): PhysMem {
 const FAULT_ONE_PAGE = -1;
 /** Tries of one page fault (each FAULT_RETRY ran the I/O it waited for: the next finds the page). */
 const MAX_FAULT_TRIES = 64;
-/** Rounds of a fault stage beyond three per page (each round after the first follows a file I/O). */
+/** The most times one page's fault waits: its read, its page lock, its page_mkwrite. */
+const PAGE_IO_WAITS = 3;
+/** Rounds of a fault stage beyond PAGE_IO_WAITS per page (each round after the first follows a file I/O). */
 const STAGE_SLACK_ROUNDS = 64;
 
 function touchBody(mm: SyscallContext, addr: number, len: number, write: number): number {
@@ -454,8 +456,7 @@ export class AddressSpace implements MmShared {
    */
   private faultStage(mode: number, start: number, len: number, ret: number): number {
     const end = start + len;
-    // A page waits at most three times: its read, its lock, its page_mkwrite.
-    const maxRounds = 3 * Math.ceil(len / PAGE_SIZE) + STAGE_SLACK_ROUNDS;
+    const maxRounds = PAGE_IO_WAITS * Math.ceil(len / PAGE_SIZE) + STAGE_SLACK_ROUNDS;
     let from = start;
     try {
       for (let round = 0; round < maxRounds; round++) {
@@ -480,7 +481,10 @@ export class AddressSpace implements MmShared {
    * One round of a fault stage over [start, start + len) (logged, when it completes, as the stage
    * over [logStart, logStart + logLen)). When a file fault left work pending (file-fault.ts), the
    * round ends there: the anon_vmas so far are published, page_table_lock dropped, and the work
-   * runs after mmap_lock is released (retry, vma-lock) or before (global: Linux before 5.1);
+   * runs after mmap_lock is released (retry, vma-lock: the caller retries); under global (Linux
+   * before 5.1) it runs holding mmap_lock, and a page fault then goes on under the same hold (at
+   * most PAGE_IO_WAITS waits), so mmap_lock is held across the whole fault, I/O included; a
+   * populate stage, or a fault whose I/O failed, returns to its caller as under the other designs.
    * stageIo and stageIoErr tell the caller.
    */
   private faultStageOnce(
@@ -491,15 +495,42 @@ export class AddressSpace implements MmShared {
     logStart: number,
     logLen: number,
   ): number {
-    const ctx = this.ctx;
-    const end = start + len;
-    const retIn = ret;
     const dropForIo = faultMayDropLockForIo(this.faultDesign);
-    let io = false;
     this.stageIo = false;
     this.stageIoErr = 0;
     this.mmuOffline();
     mmapReadLock(this.locks);
+    let r: number;
+    try {
+      r = this.stageRoundLocked(mode, start, len, ret, logStart, logLen);
+      for (let waits = 1; this.stageIo && !dropForIo; waits++) {
+        this.stageIoErr = fileFaultIo(this.files, this.mem);
+        if (mode !== FAULT_ONE_PAGE || this.stageIoErr !== 0 || waits === PAGE_IO_WAITS) break;
+        r = this.stageRoundLocked(mode, start, len, ret, logStart, logLen);
+      }
+    } finally {
+      mmapReadUnlock(this.locks);
+    }
+    if (this.stageIo && dropForIo) this.stageIoErr = fileFaultIo(this.files, this.mem);
+    return r;
+  }
+
+  /**
+   * faultStageOnce's work under mmap_lock: the stage's body in a transaction under page_table_lock,
+   * the anon_vmas published, then (page_table_lock dropped) the copy-on-write shootdowns; sets
+   * stageIo when a file fault left work pending. Preconditions: mmap_lock held for read.
+   */
+  private stageRoundLocked(
+    mode: number,
+    start: number,
+    len: number,
+    ret: number,
+    logStart: number,
+    logLen: number,
+  ): number {
+    const ctx = this.ctx;
+    const end = start + len;
+    const retIn = ret;
     ctx.open();
     ctx.installPtes = true;
     this.state.ptl.lock();
@@ -516,7 +547,7 @@ export class AddressSpace implements MmShared {
         const r = touchFaults(ctx, start, end, mode === POPULATE_TOUCH_WRITE);
         if (r < 0) ret = r;
       }
-      io = fileFaultPending();
+      const io = fileFaultPending();
       ctx.commitAnonLocked();
       // Fault stages are serialised by page_table_lock, and with writers by mmap_lock. A page
       // fault is logged as the one-page touch it amounts to (it changes no VMA but its anon_vma).
@@ -524,18 +555,15 @@ export class AddressSpace implements MmShared {
       this.state.ptl.unlock();
       ptlHeld = false;
       ctx.ptWork.flushDeferred();
-      if (io && !dropForIo) this.stageIoErr = fileFaultIo(this.files, this.mem);
+      this.stageIo = io;
+      return ret;
     } catch (error) {
       ctx.abandonLocked();
       if (fileFaultPending()) fileFaultCancel(this.files, this.mem);
       throw error;
     } finally {
       if (ptlHeld) this.state.ptl.unlock();
-      mmapReadUnlock(this.locks);
     }
-    if (io && dropForIo) this.stageIoErr = fileFaultIo(this.files, this.mem);
-    this.stageIo = io;
-    return ret;
   }
 
   private logStage(mode: number, start: number, len: number, retIn: number, ret: number): void {

@@ -4,8 +4,8 @@
  * is the same under every design; only these branch points differ:
  *
  *   design     lookup and lock of the fault                     a fault that must wait for I/O
- *   global     mmap_lock (R) for the whole fault                waits holding mmap_lock (R)
- *              (Linux before 5.1)
+ *   global     mmap_lock (R) for the whole fault                waits holding mmap_lock (R), then
+ *              (Linux before 5.1)                               maps the page under the same hold
  *   retry      mmap_lock (R) for the whole fault                drops mmap_lock, waits, retries
  *              (Linux 5.1 to 6.3)                               (VM_FAULT_RETRY)
  *   vma-lock   RCU walk + the VMA's read trylock, mmap_lock     drops its locks, waits, retries

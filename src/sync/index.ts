@@ -13,6 +13,7 @@ export type { LockDescriptor } from './lockview.js';
 export { Mutex } from './mutex.js';
 export {
   mightSleep,
+  mightWaitCpus,
   rcuBarrier,
   rcuDeferFree,
   rcuOffline,

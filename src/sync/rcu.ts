@@ -233,6 +233,18 @@ export function mightSleep(site: string): void {
 }
 
 /**
+ * A wait for the other CPUs' progress alone (a TLB shootdown waiting for acknowledgements): like
+ * mightSleep inside a read section or in atomic context, but not sleeping under mmap_lock. The
+ * CPUs it waits for acknowledge at their next access, miss or quiescent point, and a CPU that may
+ * block goes offline first (docs/mm.md, "Deadlock rule"): the wait is bounded by their progress,
+ * never by I/O or a lock, as Linux's wait for its TLB-flush IPIs is a spin.
+ */
+export function mightWaitCpus(site: string): void {
+  if (rcuCpu.depth !== 0) blockingInReadSection(site);
+  if (lockHooks.on) lockHooks.v.mightWaitCpus(site);
+}
+
+/**
  * Sleeping locks call this when `rcuCpu.depth !== 0`, whether or not they would wait. They do not
  * call mightSleep: the validator sees their acquisition with LOCK_SLEEPS instead, and taking a
  * sleeping lock under mmap_lock is not sleeping under it in the mmap_lock check's sense.

@@ -144,7 +144,10 @@ test('bench --help prints the usage; bad arguments exit 2 with one line and the 
   assert.equal(bench(['-h']).status, 0);
   for (const [args, message] of [
     [['--bogus'], "bench: unknown option '--bogus'"],
-    [['--only', 'nosuch'], "bench: unknown suite 'nosuch' (one of foundation, maple, lockdep, mm, mem, fs)"],
+    [
+      ['--only', 'nosuch'],
+      "bench: unknown suite 'nosuch' (one of foundation, maple, lockdep, mm, mem, fs, lab)",
+    ],
     [['--json'], "bench: option '--json' needs a value"],
     [['--quick=1'], "bench: option '--quick' takes no value"],
     [['extra'], "bench: unexpected argument 'extra'"],

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { afterEach, beforeEach, describe, it } from 'node:test';
+import { currentCpu } from '../../src/cpu/current.js';
 import {
   disableLockdep,
   enableLockdep,
@@ -23,6 +24,7 @@ import {
   setLockdepMode,
 } from '../../src/lockdep/index.js';
 import { lockHooks } from '../../src/lockhooks.js';
+import { TlbDomain } from '../../src/mem/tlb.js';
 import { lockClass } from '../../src/sync/lockclass.js';
 import { RwSem } from '../../src/sync/rwsem.js';
 import { FakeLock, fresh, spinLock } from './util.js';
@@ -122,6 +124,33 @@ describe('lockdep checks', () => {
     assert.equal(lockdepCounts().mmap_io, 1);
     assert.equal(lockdepCounts().mmap_alloc, 1);
     assert.equal(lockdepClassCounts(lockClass('mmap_lock')).mmap_io, 1);
+  });
+
+  it("a TLB shootdown's wait for acknowledgements is no sleep under mmap_lock (a spin, as Linux's flush IPIs), but is in atomic context", () => {
+    setLockdepMode('mmap_sleep', 'throw');
+    const tlb = TlbDomain.create();
+    tlb.markUsed(currentCpu());
+    const mmap = new FakeLock('mmap_lock');
+    mmap.lock();
+    tlb.shootdown(16, 32);
+    assert.throws(
+      () => lockHooks.v.mightSleep('tlb.wait'),
+      isReport('mmap_sleep', /mightSleep\('tlb\.wait'\)/),
+    );
+    mmap.unlock();
+    assert.deepEqual([lockdepCounts().mmap_sleep, lockdepCounts().sleep_in_atomic], [1, 0]);
+    assert.equal(
+      lockdepSiteCounts().find((x) => x.site === 'tlb_shootdown'),
+      undefined,
+    );
+    const spin = spinLock('tlb.ptl');
+    spin.lock();
+    assert.throws(
+      () => tlb.shootdown(16, 32),
+      isReport('sleep_in_atomic', /mightWaitCpus\('tlb_shootdown'\)[\s\S]*\(tlb\.ptl\)/),
+    );
+    spin.unlock();
+    assert.equal(lockdepCounts().sleep_in_atomic, 1);
   });
 
   it('counts mmap_lock violations per call site in count mode, without reports', () => {

@@ -73,6 +73,7 @@ function recorder(events: Event[]): LockValidator {
     mightSleep: (site) => events.push({ op: 'sleep', cls: 0, site }),
     mightAlloc: () => {},
     mightIO: () => {},
+    mightWaitCpus: () => {},
     showHeld: () => '',
   };
 }

@@ -1,0 +1,78 @@
+/**
+ * The lab's headline ratios (issue 12, "Measure"): short runs of the lab's own experiments through
+ * its runner (src/lab: runLab, the same workloads, phases and warm-up as `vmspace lab`), under
+ * `global` and `vma-lock`, without the lock validator, read with src/lab/ratios.ts (the figures
+ * the lab's summary prints). Every ratio is taken within this one run.
+ *
+ *   lab.io_under_lock.global, .vma_lock   the mmap+munmap loop's rate beside a CPU faulting a slow
+ *                                         file (10 ms per read: docs/lab.md on the latency)
+ *   lab.io_under_lock.ratio               vma_lock / global                        (target >= 270)
+ *   lab.io_under_lock.kept                vma-lock: the loop beside the I/O / alone (>= 0.9)
+ *   lab.queued_writer.p99_ratio           vma-lock: cached-fault p99 beside the queued writer and
+ *                                         the I/O / alone (<= 2); .global_p99_ratio beside it
+ *   lab.fault_scaling_2cpu.ratio          vma-lock: page_fault1 on 2 CPUs / on 1 (>= 1.9);
+ *                                         .global_ratio beside it
+ *
+ * io-under-lock runs IO_RUNS times and its figures are the medians: under `global` the loop's
+ * rate is about one pair per 10 ms fault plus whatever it gets while the OS has descheduled the
+ * faulting CPU, so on a loaded host one run's ratio swings by 4x (docs/lab.md).
+ * --quick runs 0.25 s phases (indicative only); otherwise 1 s phases, about a minute in all.
+ */
+import { faultScaling, headlineRate, ioUnderLockKept, queuedWriterP99Ratio } from '../../src/lab/ratios.js';
+import type { LabRun, LabSettings } from '../../src/lab/results.js';
+import { runLab } from '../../src/lab/runner.js';
+import { type BenchOptions, type BenchSuite, median, type Report } from '../harness.js';
+
+/** Runs of io-under-lock whose median is reported. */
+const IO_RUNS = 3;
+
+export const suite: BenchSuite = {
+  name: 'lab',
+  async run(report: Report, options: BenchOptions): Promise<void> {
+    const settings: LabSettings = {
+      experiments: ['io-under-lock', 'queued-writer', 'fault-scaling'],
+      designs: ['global', 'vma-lock'],
+      cpus: 2,
+      seconds: options.quick ? 0.25 : 1,
+      seed: 1,
+      lockdep: false,
+    };
+    const run = checked(await runLab(settings));
+    const ioRuns = [run];
+    for (let i = 1; i < IO_RUNS; i++) {
+      ioRuns.push(checked(await runLab({ ...settings, experiments: ['io-under-lock'], seed: 1 + i })));
+    }
+    const io = (f: (r: LabRun) => number) => median(ioRuns.map(f));
+    const rate = (design: string) => (r: LabRun) => headlineRate(r, 'io-under-lock', design);
+    const unit = 'mmap+munmap/s';
+    report.add('lab.io_under_lock.global', io(rate('global')), unit);
+    report.add('lab.io_under_lock.vma_lock', io(rate('vma-lock')), unit, 'lab.io_under_lock.global');
+    report.add(
+      'lab.io_under_lock.ratio',
+      io((r) => rate('vma-lock')(r) / rate('global')(r)),
+      'ratio',
+    );
+    report.add(
+      'lab.io_under_lock.kept',
+      io((r) => ioUnderLockKept(r, 'vma-lock')),
+      'ratio',
+    );
+    report.add('lab.queued_writer.global_p99_ratio', queuedWriterP99Ratio(run, 'global'), 'ratio');
+    report.add('lab.queued_writer.p99_ratio', queuedWriterP99Ratio(run, 'vma-lock'), 'ratio');
+    report.add('lab.fault_scaling_2cpu.global_ratio', faultScaling(run, 'global'), 'ratio');
+    report.add('lab.fault_scaling_2cpu.ratio', faultScaling(run, 'vma-lock'), 'ratio');
+  },
+};
+
+/** The run, once no phase failed or leaked. */
+function checked(run: LabRun): LabRun {
+  for (const p of run.phases) {
+    const leaked = Object.entries(p.leaked).filter(([, n]) => n !== 0);
+    if (p.failures.length > 0 || leaked.length > 0) {
+      throw new Error(
+        `bench lab: ${p.experiment} under ${p.design}: ${p.failures.join('; ')} leaked ${leaked}`,
+      );
+    }
+  }
+  return run;
+}
