@@ -7,7 +7,7 @@
  *   lab.io_under_lock.global, .vma_lock   the mmap+munmap loop's rate beside a CPU faulting a slow
  *                                         file (10 ms per read: docs/lab.md on the latency)
  *   lab.io_under_lock.ratio               vma_lock / global                        (target >= 270)
- *   lab.io_under_lock.kept                vma-lock: the loop beside the I/O / alone (>= 0.9)
+ *   lab.io_under_lock.kept                vma-lock: the loop beside the I/O / without (>= 0.9)
  *   lab.queued_writer.p99_ratio           vma-lock: cached-fault p99 beside the queued writer and
  *                                         the I/O / alone (<= 2); .global_p99_ratio beside it
  *   lab.fault_scaling_2cpu.ratio          vma-lock: page_fault1 on 2 CPUs / on 1 (>= 1.9);

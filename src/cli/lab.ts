@@ -11,6 +11,7 @@ import {
   headlineRate,
   headlineRole,
   ioUnderLockKept,
+  phaseHeadline,
   phaseOf,
   queuedWriterP99Ratio,
 } from '../lab/ratios.js';
@@ -129,7 +130,7 @@ function experimentRows(run: LabRun, name: ExperimentName): string[][] {
   if (name === 'fault-scaling' && most > 1)
     rows.push(['', `${most} CPUs / 1 CPU`, ...perDesign((d) => `${fmt(faultScaling(run, d))}x`)]);
   if (name === 'io-under-lock')
-    rows.push(['', 'kept: beside I/O / alone', ...perDesign((d) => fmt(ioUnderLockKept(run, d)))]);
+    rows.push(['', 'kept: beside I/O / without', ...perDesign((d) => fmt(ioUnderLockKept(run, d)))]);
   if (name === 'queued-writer') {
     const lat = (d: string) => headlineRole(run, name, d)?.latency;
     rows.push([
@@ -216,11 +217,13 @@ export async function runLabCli(argv: string[]): Promise<number> {
   const bar = drawing.progress('lab', planPhases(settings).length);
   let run: LabRun;
   try {
-    run = await runLab(settings, (_done, _total, p) =>
+    run = await runLab(settings, (_done, _total, p) => {
+      const role = phaseHeadline(p);
+      const what = p.baseline ? ' (baseline)' : '';
       bar.step(
-        `${p.experiment} ${p.design} ${p.cpus} CPUs: ${fmt(p.roles[0]?.opsPerSec ?? 0)} ${p.roles[0]?.unit ?? ''}`,
-      ),
-    );
+        `${p.experiment}${what} ${p.design} ${p.cpus} CPUs: ${fmt(role?.opsPerSec ?? 0)} ${role?.unit ?? ''}`,
+      );
+    });
     const json = writeRunJson(run, out);
     bar.grow(chartCount(run));
     const html = await writeReport(run, out, () => bar.step('report'));

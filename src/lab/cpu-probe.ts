@@ -95,6 +95,11 @@ export class CpuProbe {
     this.tick(t1);
   }
 
+  /** The deadline's bookkeeping for a CPU that does no operation (io-idle). */
+  poll(): void {
+    this.tick(performance.now());
+  }
+
   /** Deadline, window and RCU bookkeeping at time `t` (performance.now()). */
   private tick(t: number): void {
     if ((this.ops & (QS_EVERY - 1)) === 0) rcuQuiescent();

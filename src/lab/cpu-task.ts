@@ -17,6 +17,7 @@ import {
   closeWorkloadFile,
   inversionWrite,
   ioFault,
+  ioIdle,
   mmap2File,
   openWorkloadFile,
   type WorkloadFile,
@@ -92,7 +93,7 @@ export default function labTask(_cpu: number, args: LabTaskArgs): LabTaskResult 
   const ring = TraceRing.attach(args.ring);
   const out = emptyOutcome();
   // A file workload's set-up happens before the barrier: no other CPU measures while it runs.
-  const file = openWorkloadFile(proc, args.workload, out);
+  const file = openWorkloadFile(proc, args.workload, out, args.seed, args.durationMs);
   const originEpochMs = startBarrier(args.control, args.cpus);
   const probe = new CpuProbe(args.row, hist, ring, {
     startMs: originEpochMs - performance.timeOrigin,
@@ -134,6 +135,7 @@ function run(
   else if (f === null) throw new RangeError(`lab: no workload '${String(w)}'`);
   else if (w === 'mmap2') mmap2File(proc, probe, f, out);
   else if (w === 'io-fault' || w === 'inversion-fault') ioFault(proc, probe, args.seed, f);
+  else if (w === 'io-idle') ioIdle(proc, probe);
   else if (w === 'cached-fault') cachedFault(proc, probe, f, out);
   else if (w === 'inversion-write') inversionWrite(proc, probe, f, out);
   else throw new RangeError(`lab: no workload '${String(w)}'`);

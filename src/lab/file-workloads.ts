@@ -10,6 +10,11 @@
  *   io-fault         the slow device: read faults on random pages of a 128 MiB file whose `fault`
  *                    callback sleeps IO_LATENCY_US (INJECT_FAULT) each time; the file is far
  *                    larger than what a phase touches, so (nearly) every fault does I/O
+ *   io-idle          io-fault without the I/O (io-under-lock's baseline): the same file mapped the
+ *                    same way, the pages io-fault would read in the phase read before the start
+ *                    barrier (no latency), then asleep until the deadline; so the loop beside it
+ *                    works in the same address space (VMAs, page tables), and "kept" measures what
+ *                    the I/O fault's locking costs the loop, not what a bigger address space costs
  *   cached-fault     minor faults: map a 16 MiB file whose pages are all in the page cache, read
  *                    one word per page (each a fault that finds its page cached), unmap; again
  *                    (the cache is filled before the start barrier, by openWorkloadFile). Between two faults
@@ -44,6 +49,8 @@ export const IO_LATENCY_INVERSION_US = 200;
 export const CACHED_FILE_PAGES = 4096;
 /** cached-fault's pause between two faults (microseconds). */
 export const THINK_US = 200;
+/** io-idle's sleep between two looks at the deadline (microseconds). */
+const IDLE_POLL_US = 1000;
 /** A word nobody notifies: Atomics.wait on it sleeps its whole timeout. */
 const thinkWord = new Int32Array(new SharedArrayBuffer(4));
 /** will-it-scale mmap2's file: 128 MiB. */
@@ -65,27 +72,49 @@ export function openWorkloadFile(
   proc: Process,
   workload: Workload,
   out: WorkloadOutcome,
+  seed: number,
+  durationMs: number,
 ): WorkloadFile | null {
   if (workload === 'cached-fault') return cachedFile(proc, out);
   if (workload === 'mmap2') return plain(proc, MMAP2_BYTES, true, 'mmap2.bin');
   if (workload === 'inversion-write') return plain(proc, WRITE_BYTES, true, 'written.bin');
-  if (workload !== 'io-fault' && workload !== 'inversion-fault') return null;
+  if (workload !== 'io-fault' && workload !== 'inversion-fault' && workload !== 'io-idle') return null;
   const takesRwsem = workload === 'inversion-fault';
   const name = takesRwsem ? 'inversion.bin' : 'slow.bin';
   const fd = proc.open({ size: SLOW_FILE_PAGES * P, writable: false, name, faultTakesIRwsem: takesRwsem });
-  const files = proc.mm.files;
-  const file = proc.mm.fds.fget(fd);
-  setInjection(files, file, INJECT_FAULT, {
-    latencyUs: takesRwsem ? IO_LATENCY_INVERSION_US : IO_LATENCY_US,
-  });
-  files.put(file);
   const addr = proc.mm.sysMmap(0, SLOW_FILE_PAGES * P, PROT_READ, MAP_SHARED, fd, 0);
   if (addr < 0) {
     proc.close(fd);
     out.failure = `${name}: mmap returned ${addr}`;
     return null;
   }
+  if (workload === 'io-idle') {
+    // The pages io-fault would read in a phase of durationMs, read now without the latency.
+    const pages = Math.ceil((durationMs * 1000) / IO_LATENCY_US);
+    const mmu = proc.mm.mmu();
+    for (let k = 0, page = firstIoPage(seed); k < pages; k++, page = nextIoPage(page)) {
+      mmu.load32(addr + page * P);
+    }
+    proc.mm.mmuOffline();
+    return { fd, addr };
+  }
+  const files = proc.mm.files;
+  const file = proc.mm.fds.fget(fd);
+  setInjection(files, file, INJECT_FAULT, {
+    latencyUs: takesRwsem ? IO_LATENCY_INVERSION_US : IO_LATENCY_US,
+  });
+  files.put(file);
   return { fd, addr };
+}
+
+/** io-fault's first page: seeded. */
+function firstIoPage(seed: number): number {
+  return nextIoPage(new Rng(seed).below(SLOW_FILE_PAGES));
+}
+
+/** io-fault's next page: an odd stride, so every page once before any again (each access a fault). */
+function nextIoPage(page: number): number {
+  return (page + PAGE_STRIDE) & (SLOW_FILE_PAGES - 1);
 }
 
 /** cached-fault's file, every page read into the page cache (through a mapping, then unmapped). */
@@ -120,14 +149,19 @@ export function closeWorkloadFile(proc: Process, f: WorkloadFile, out: WorkloadO
 /** io-fault and inversion-fault: read faults on the pages of `f`, every page once in turn. */
 export function ioFault(proc: Process, probe: CpuProbe, seed: number, f: WorkloadFile): void {
   const mmu = proc.mm.mmu();
-  // A seeded start and an odd stride: every page once before any again (each access a fault).
-  let page = new Rng(seed).below(SLOW_FILE_PAGES);
-  while (!probe.over) {
-    page = (page + PAGE_STRIDE) & (SLOW_FILE_PAGES - 1);
+  for (let page = firstIoPage(seed); !probe.over; page = nextIoPage(page)) {
     const t0 = probe.now();
     mmu.load32(f.addr + page * P);
     probe.op(t0, KIND_FAULT);
     probe.pages++;
+  }
+}
+
+/** io-idle: asleep until the deadline (its Mmu offline, quiescent for RCU); no operation. */
+export function ioIdle(proc: Process, probe: CpuProbe): void {
+  while (!probe.over) {
+    sleepUs(proc.mm, IDLE_POLL_US);
+    probe.poll();
   }
 }
 
@@ -147,7 +181,7 @@ export function cachedFault(proc: Process, probe: CpuProbe, f: WorkloadFile, out
       mmu.load32(addr + i * P);
       probe.op(t0, KIND_FAULT);
       probe.pages++;
-      think(mm);
+      sleepUs(mm, THINK_US);
     }
     const r = mm.sysMunmap(addr, len);
     if (r !== 0) {
@@ -158,13 +192,13 @@ export function cachedFault(proc: Process, probe: CpuProbe, f: WorkloadFile, out
 }
 
 /**
- * THINK_US asleep: this CPU's Mmu offline (a sleeping CPU must not hold up another's TLB
- * shootdown) and quiescent for RCU meanwhile. Preconditions: no lock held.
+ * `us` asleep: this CPU's Mmu offline (a sleeping CPU must not hold up another's TLB shootdown)
+ * and quiescent for RCU meanwhile. Preconditions: no lock held.
  */
-function think(mm: AddressSpace): void {
+function sleepUs(mm: AddressSpace, us: number): void {
   mm.mmuOffline();
   const wasOnline = rcuBlockBegin();
-  Atomics.wait(thinkWord, 0, 0, THINK_US / 1000);
+  Atomics.wait(thinkWord, 0, 0, us / 1000);
   rcuBlockEnd(wasOnline);
 }
 

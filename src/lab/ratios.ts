@@ -3,7 +3,7 @@
  * bench's `lab.*` keys both use these):
  *
  *   headlineRole(run, experiment, design, baseline, cpus)   the headline workload's result in a phase
- *   ioUnderLockKept(run, design)        io-under-lock: the loop's rate beside the I/O / alone
+ *   ioUnderLockKept(run, design)        io-under-lock: the loop's rate beside the I/O / beside io-idle
  *   queuedWriterP99Ratio(run, design)   queued-writer: fault p99 with the queued writer / alone
  *   faultScaling(run, design)           fault-scaling: the most CPUs' fault rate / one CPU's
  *
@@ -36,10 +36,14 @@ export function headlineRole(
   baseline = false,
   cpus?: number,
 ): RoleResult | undefined {
-  const headline = experimentNamed(experiment)?.headline;
-  return phaseOf(run, experiment, design, baseline, cpus)?.roles.find(
-    (r) => headline === undefined || r.workload === headline,
-  );
+  const phase = phaseOf(run, experiment, design, baseline, cpus);
+  return phase === undefined ? undefined : phaseHeadline(phase);
+}
+
+/** A phase's headline workload's result (the experiment's `headline`, else its first CPU's). */
+export function phaseHeadline(phase: PhaseResult): RoleResult | undefined {
+  const headline = experimentNamed(phase.experiment)?.headline;
+  return phase.roles.find((r) => headline === undefined || r.workload === headline);
 }
 
 /** The headline workload's operations per second in that phase. */
@@ -53,7 +57,7 @@ export function headlineRate(
   return headlineRole(run, experiment, design, baseline, cpus)?.opsPerSec ?? Number.NaN;
 }
 
-/** io-under-lock's "kept": the mmap loop's rate beside the slow faults / its rate alone. */
+/** io-under-lock's "kept": the mmap loop's rate beside the slow faults / beside io-idle (no I/O). */
 export function ioUnderLockKept(run: LabRun, design: string): number {
   return headlineRate(run, 'io-under-lock', design) / headlineRate(run, 'io-under-lock', design, true);
 }

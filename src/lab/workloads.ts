@@ -6,7 +6,7 @@
  *                  page (each store a write fault: one operation), unmap; again
  *   mmap1          will-it-scale mmap1: mmap + munmap of 128 MiB anonymous private (one operation)
  *   mmap2          will-it-scale mmap2 on a file (file-workloads.ts, with the other file workloads:
- *                  io-fault, cached-fault, inversion-fault, inversion-write)
+ *                  io-fault, io-idle, cached-fault, inversion-fault, inversion-write)
  *   thread-launch  a thread start: map a stack (MAP_GROWSDOWN | MAP_STACK), touch its top pages
  *                  as the new thread would, unmap it (one operation)
  *   cow            the cow.c scenarios (cow-cases.ts), in whole rounds; each case run is one operation
@@ -36,6 +36,7 @@ export const WORKLOADS = [
   'thread-launch',
   'cow',
   'io-fault',
+  'io-idle',
   'cached-fault',
   'inversion-fault',
   'inversion-write',

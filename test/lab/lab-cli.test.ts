@@ -148,7 +148,7 @@ test('the headline run (npm start: lab --headline): the four experiments, the su
         name,
       );
     assert.equal(lines.filter((l) => /^(page_fault1|mmap1|mmap2|thread-launch|cow) /.test(l)).length, 0);
-    assert.equal(cells('kept: beside I/O / alone').length, 4);
+    assert.equal(cells('kept: beside I/O / without').length, 4);
     assert.equal(cells('p99 / p99 alone').length, 4);
     assert.equal(cells('2 CPUs / 1 CPU').length, 4);
     assert.deepEqual(cells('circular reports'), ['1', '0', '0', '0']);

@@ -65,7 +65,7 @@ test('the JSON: one file per run, every experiment under every design, each phas
       const cpus = phases.map((p) => p.cpus);
       const expected: Record<string, number[]> = {
         'fault-scaling': [1, 2],
-        'io-under-lock': [1, 2],
+        'io-under-lock': [2, 2],
         'queued-writer': [1, 3],
       };
       assert.deepEqual(cpus, expected[name] ?? [2], `${name} ${design}`);
