@@ -1,0 +1,32 @@
+/**
+ * The all-designs stress (designs-stress.ts) for 1.2 s per design on two worker CPUs: the quick
+ * version of `designs.stress.ts`. VMSPACE_SEED replays a seed's op sequence per CPU.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { FAULT_DESIGNS } from '../../src/mm/fault-design.js';
+import { describeRuns, stressAllDesigns } from './designs-stress.js';
+
+test('every design under random syscalls, faults, fork and file I/O on two CPUs: models hold, invariants hold, nothing leaked', async () => {
+  const seed = Number(process.env.VMSPACE_SEED ?? 1212);
+  const runs = await stressAllDesigns({
+    seed,
+    cpus: 2,
+    durationMs: 1200,
+    checkpointMs: 400,
+    watchdogMs: 20_000,
+    minSteps: 400,
+    giveUpMs: 30_000,
+  });
+  if (process.env.DESIGNS_VERBOSE) console.log(describeRuns(seed, runs));
+  assert.deepEqual(
+    runs.map((r) => r.design),
+    FAULT_DESIGNS,
+  );
+  for (const r of runs) {
+    for (const c of r.cpus) assert.ok(c.steps >= 400, `${r.design}: a CPU made only ${c.steps} steps`);
+    assert.ok(r.checkpoints >= 2, `${r.design}: ${r.checkpoints} checkpoints`);
+    assert.ok(r.cpus.every((c) => (c.counts?.forks ?? 0) > 0 && c.pauses > 0));
+    assert.ok(r.vmstat.faults > 0);
+  }
+});
