@@ -25,6 +25,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describeCpus } from '../../src/cpu/waits.js';
 import { O_RDWR } from '../../src/fs/open-file.js';
+import { iMmapCommits, iMmapCount } from '../../src/fs/i-mmap.js';
 import { checkPageIndex } from '../../src/fs/page-index.js';
 import { Kernel } from '../../src/kernel/kernel.js';
 import { Process } from '../../src/kernel/process.js';
@@ -41,6 +42,7 @@ import { rcuBarrier } from '../../src/sync/rcu.js';
 import { KERNEL_EMPTY } from '../support/leaks.js';
 import { initialBytes, OWN_FILE_START, SHARED_FILE_PAGES } from './designs-workload.js';
 import {
+  C_DOING,
   C_DONE,
   C_ERRORS,
   C_FILE_IDS,
@@ -69,6 +71,9 @@ export interface StressOptions {
   /** Runs on past durationMs (bounded by giveUpMs) until every CPU made this many steps. */
   minSteps: number;
   giveUpMs: number;
+  /** The watchdog's own test: CPU 0 holds mmap_lock for write this long after `stallAfter` steps. */
+  stallAfter?: number;
+  stallMs?: number;
 }
 
 export interface DesignRun {
@@ -134,6 +139,8 @@ async function runDesign(machine: Machine, design: FaultDesign, o: StressOptions
       sharedPath,
       giveUpMs: o.giveUpMs,
       limitMs: o.durationMs + 3 * o.giveUpMs,
+      stallAfter: lane === 0 ? o.stallAfter : undefined,
+      stallMs: o.stallMs,
     };
     return machine.run<DesignsCpuResult>(task, args, [lane]).then((r) => r[0]);
   });
@@ -147,7 +154,14 @@ async function runDesign(machine: Machine, design: FaultDesign, o: StressOptions
     Atomics.store(ctl, C_STOP, 1);
     Atomics.notify(ctl, C_PAUSE);
   }
-  const settled = await settle(runs, o.giveUpMs);
+  let settled: DesignsCpuResult[];
+  try {
+    settled = await settle(runs, o.giveUpMs, () => dumpFiles(kernel, ctl, o.cpus, sharedId));
+  } catch (error) {
+    // The first failure (a watchdog's report) says more than the CPUs that did not stop.
+    if (failure instanceof Error && error instanceof Error) failure.message += `\n${error.message}`;
+    throw failure ?? error;
+  }
   const errors = settled.filter((r) => r.error !== '').map((r) => r.error);
   if (failure !== undefined) {
     if (failure instanceof Error && errors.length > 0) failure.message += `\n(CPUs: ${errors.join('\n')})`;
@@ -179,10 +193,25 @@ async function runDesign(machine: Machine, design: FaultDesign, o: StressOptions
 }
 
 /** The CPUs' results, or an Error if they do not all finish within `giveUpMs` (a deadlock). */
-async function settle(runs: Promise<DesignsCpuResult>[], giveUpMs: number): Promise<DesignsCpuResult[]> {
+async function settle(
+  runs: Promise<DesignsCpuResult>[],
+  giveUpMs: number,
+  files: () => string,
+): Promise<DesignsCpuResult[]> {
   let timer: NodeJS.Timeout | undefined;
+  // What the CPUs that did finish reported (the first error often explains the others' hang).
+  const finished: string[] = [];
+  runs.forEach((run, c) =>
+    run.then(
+      (r) => finished.push(`cpu ${c} finished${r.error === '' ? '' : `: ${r.error}`}`),
+      (e) => finished.push(`cpu ${c} threw: ${e instanceof Error ? e.message : String(e)}`),
+    ),
+  );
   const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`the CPUs did not finish within ${giveUpMs} ms of STOP\n${dump()}`)), giveUpMs);
+    timer = setTimeout(() => {
+      const report = `${dump()}\n${files()}\n${finished.join('\n')}`;
+      reject(new Error(`the CPUs did not finish within ${giveUpMs} ms of STOP\n${report}`));
+    }, giveUpMs);
   });
   try {
     return await Promise.race([Promise.all(runs), late]);
@@ -220,7 +249,10 @@ async function drive(kernel: Kernel, proc: Process, ctl: Int32Array, o: StressOp
         last[c] = steps(c);
         moved[c] = now;
       } else if (now - moved[c] > o.watchdogMs) {
-        throw new Error(`watchdog: cpu ${c} made no progress for ${now - moved[c]} ms (${steps(c)} steps)\n${dump()}`);
+        throw new Error(
+          `watchdog: cpu ${c} made no progress for ${now - moved[c]} ms (${steps(c)} steps)\n${dump()}\n` +
+            dumpFiles(kernel, ctl, o.cpus, sharedId),
+        );
       }
     }
     if (now >= nextCheckpoint) {
@@ -271,6 +303,15 @@ export function dump(): string {
     .slice(0, 8)
     .map((r) => `  ${r.name}: ${r.contentions} contentions, wait max ${Math.round(r.waitMaxNs / 1000)} us`);
   return `${describeCpus()}\n${held}\nlock statistics (most contended):\n${rows.join('\n')}`;
+}
+
+/** Each CPU's op, and each file's i_mmap state: entries and open commit windows. */
+function dumpFiles(kernel: Kernel, ctl: Int32Array, cpus: number, sharedId: number): string {
+  const doing = Array.from({ length: cpus }, (_, c) => `cpu ${c} runs op ${Atomics.load(ctl, C_DOING + c)}`);
+  const files = fileIds(ctl, cpus, sharedId).map(
+    (id) => `file ${id}: ${iMmapCount(kernel.files, id)} i_mmap entries, ${iMmapCommits(kernel.files, id)} commit windows open`,
+  );
+  return [...doing, ...files].join('\n');
 }
 
 function fileIds(ctl: Int32Array, cpus: number, sharedId: number): number[] {

@@ -176,6 +176,8 @@ export class Workload {
   private readonly page8 = new Uint8Array(this.page.buffer);
   private readonly out = rangeOut();
   private op = '';
+  /** Where the op being run is published (its selector 0..99, -1 between ops) for a hang report. */
+  doing: { words: Int32Array; at: number } | null = null;
   /** The last ops (for the failure message): op, slot, count. */
   private readonly trail: string[] = [];
   private steps = 0;
@@ -228,6 +230,7 @@ export class Workload {
     const s = rng.below(LANE_PAGES);
     const n = 1 + rng.below(Math.min(6, LANE_PAGES - s));
     this.steps++;
+    if (this.doing !== null) Atomics.store(this.doing.words, this.doing.at, r);
     this.trail.push(`${r}:${s}+${n}`);
     if (this.trail.length > 40) this.trail.shift();
     if (r < 26) this.store(s, rng.below(WORDS));

@@ -8,6 +8,7 @@
  */
 import { O_RDWR } from '../../../src/fs/open-file.js';
 import { Process, type ProcessDescriptor } from '../../../src/kernel/process.js';
+import { mmapWriteLock, mmapWriteUnlock } from '../../../src/mm/vma-lock.js';
 import { rcuBlockBegin, rcuBlockEnd, rcuQuiescent } from '../../../src/sync/rcu.js';
 import { Workload, type WorkloadCounts } from '../designs-workload.js';
 
@@ -21,7 +22,9 @@ export const C_OPS = 8;
 export const C_DONE = 12;
 /** Per lane: the ids of its own host file and memfd. */
 export const C_FILE_IDS = 16;
-export const CONTROL_WORDS = 24;
+/** Per lane: the selector of the op it runs (designs-workload.ts, step). */
+export const C_DOING = 24;
+export const CONTROL_WORDS = 28;
 
 export interface DesignsCpuArgs {
   process: ProcessDescriptor;
@@ -36,6 +39,9 @@ export interface DesignsCpuArgs {
   giveUpMs: number;
   /** Bound on the whole run: the driver stops the CPUs long before. */
   limitMs: number;
+  /** The watchdog's own test: after this many steps, hold mmap_lock for write for stallMs. */
+  stallAfter?: number;
+  stallMs?: number;
 }
 
 export interface DesignsCpuResult {
@@ -66,6 +72,7 @@ export default function run(_cpu: number, args: DesignsCpuArgs): DesignsCpuResul
       sharedTag: MAX_TAG,
     });
     res.counts = w.counts;
+    w.doing = { words: ctl, at: C_DOING + lane };
     w.start();
     proc.mm.mmuOffline();
     Atomics.add(ctl, C_READY, 1);
@@ -98,6 +105,7 @@ function loop(w: Workload, proc: Process, ctl: Int32Array, args: DesignsCpuArgs,
       paused = pause;
       res.pauses++;
     }
+    if (n === args.stallAfter) stall(proc, args.stallMs ?? 0);
     w.step();
     res.steps++;
     Atomics.add(ctl, C_OPS + args.lane, 1);
@@ -118,6 +126,20 @@ function pauseUntilResumed(proc: Process, ctl: Int32Array, args: DesignsCpuArgs,
     waitWhile(ctl, () => !resumed(), args.giveUpMs, `checkpoint ${pause} to end`);
   } finally {
     rcuBlockEnd(wasOnline);
+  }
+}
+
+/** A stuck CPU for the watchdog's test: mmap_lock held for write over a sleep. */
+function stall(proc: Process, ms: number): void {
+  proc.mm.mmuOffline();
+  mmapWriteLock(proc.mm.locks);
+  // Asleep as a blocked CPU is: outside RCU, so only the lock holds the others up.
+  const wasOnline = rcuBlockBegin();
+  try {
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+  } finally {
+    rcuBlockEnd(wasOnline);
+    mmapWriteUnlock(proc.mm.locks);
   }
 }
 
