@@ -52,7 +52,7 @@ test('the watchdog: a CPU stuck holding mmap_lock fails the run with who waits, 
         assert.match(error.message, /^watchdog: cpu [01] made no progress for \d+ ms/);
         assert.match(error.message, /cpu 1: waits \d+ ms on mmap_lock \(rwsem (read|write)\), held by cpu 0/);
         if (lockHooks.on) assert.match(error.message, /held by CPU0:\n #0: \(mmap_lock\)\{write\}/);
-        assert.match(error.message, /lock statistics \(most contended\):\n  mmap_lock: \d+ contentions/);
+        assert.match(error.message, /lock statistics \(most contended\):\n {2}mmap_lock: \d+ contentions/);
         return true;
       },
     );

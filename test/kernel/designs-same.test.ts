@@ -65,7 +65,14 @@ function runOnce(design: FaultDesign, seed: number): Outcome {
       kernel.files.put(id);
       return id;
     });
-    const w = new Workload(proc, 0, seed, { fds, ids, ownPath, sharedPath, ownTag: 0, sharedTag: SHARED_TAG });
+    const w = new Workload(proc, 0, seed, {
+      fds,
+      ids,
+      ownPath,
+      sharedPath,
+      ownTag: 0,
+      sharedTag: SHARED_TAG,
+    });
     const before = lockdepCounts().mmap_io;
     w.start();
     for (let i = 0; i < STEPS; i++) w.step();
@@ -93,7 +100,12 @@ function snapshot(proc: Process, fds: number[], paths: string[]): Omit<Outcome, 
   const ranges = maps
     .trim()
     .split('\n')
-    .map((line) => line.split(' ')[0].split('-').map((x) => Number.parseInt(x, 16)));
+    .map((line) =>
+      line
+        .split(' ')[0]
+        .split('-')
+        .map((x) => Number.parseInt(x, 16)),
+    );
   for (const [start, end] of ranges) mm.mprotect(start, end - start, PROT_READ);
   const mmu = mm.mmu();
   const page = new Uint8Array(P);
@@ -135,7 +147,19 @@ test('the same seeded workload gives the same maps, memory and files under every
   const vmas = first.maps.trim().split('\n').length;
   if (process.env.DESIGNS_VERBOSE) {
     for (const [i, o] of outs.entries())
-      console.log(FAULT_DESIGNS[i], vmas, 'VMAs', o.pagesWithData, 'pages with data', o.faultingPages, 'faulting', o.mmapIo, 'I/O under mmap_lock', o.vmstat, o.ops);
+      console.log(
+        FAULT_DESIGNS[i],
+        vmas,
+        'VMAs',
+        o.pagesWithData,
+        'pages with data',
+        o.faultingPages,
+        'faulting',
+        o.mmapIo,
+        'I/O under mmap_lock',
+        o.vmstat,
+        o.ops,
+      );
   }
   assert.ok(vmas >= 8, `only ${vmas} VMAs at the end:\n${first.maps}`);
   assert.ok(first.pagesWithData >= 8, `only ${first.pagesWithData} mapped pages hold data`);
@@ -153,7 +177,8 @@ test('the same seeded workload gives the same maps, memory and files under every
     // Every design runs an I/O fault again after its I/O (global with mmap_lock held throughout).
     assert.ok(o.vmstat.faultRetries > 0, `${design}: faults ran again after their I/O`);
     if (!lockHooks.on) continue;
-    if (design === 'global') assert.ok(o.mmapIo > 0, 'global: the slow device was waited for under mmap_lock');
+    if (design === 'global')
+      assert.ok(o.mmapIo > 0, 'global: the slow device was waited for under mmap_lock');
     else assert.equal(o.mmapIo, 0, `${design}: no I/O under mmap_lock`);
   }
 });

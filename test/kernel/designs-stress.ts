@@ -24,8 +24,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describeCpus } from '../../src/cpu/waits.js';
-import { O_RDWR } from '../../src/fs/open-file.js';
 import { iMmapCommits, iMmapCount } from '../../src/fs/i-mmap.js';
+import { O_RDWR } from '../../src/fs/open-file.js';
 import { checkPageIndex } from '../../src/fs/page-index.js';
 import { Kernel } from '../../src/kernel/kernel.js';
 import { Process } from '../../src/kernel/process.js';
@@ -35,8 +35,8 @@ import { Machine } from '../../src/machine/machine.js';
 import { checkMmLocked } from '../../src/mm/check.js';
 import { checkFrameMaps, checkPtesLocked } from '../../src/mm/check-ptes.js';
 import { FAULT_DESIGNS, type FaultDesign } from '../../src/mm/fault-design.js';
-import type { MmVmstat } from '../../src/mm/vmstat.js';
 import { mmapReadLock, mmapReadUnlock } from '../../src/mm/vma-lock.js';
+import type { MmVmstat } from '../../src/mm/vmstat.js';
 import { lockStatOn, lockStatRows, resetLockStat, setLockStat } from '../../src/sync/lockstat.js';
 import { rcuBarrier } from '../../src/sync/rcu.js';
 import { KERNEL_EMPTY } from '../support/leaks.js';
@@ -103,7 +103,11 @@ export async function stressAllDesigns(options: StressOptions): Promise<DesignRu
   }
 }
 
-export async function stressDesign(machine: Machine, design: FaultDesign, o: StressOptions): Promise<DesignRun> {
+export async function stressDesign(
+  machine: Machine,
+  design: FaultDesign,
+  o: StressOptions,
+): Promise<DesignRun> {
   const dir = mkdtempSync(join(tmpdir(), 'vmspace-designs-'));
   try {
     return await runDesign(machine, design, o, dir);
@@ -112,12 +116,17 @@ export async function stressDesign(machine: Machine, design: FaultDesign, o: Str
   }
 }
 
-async function runDesign(machine: Machine, design: FaultDesign, o: StressOptions, dir: string): Promise<DesignRun> {
+async function runDesign(
+  machine: Machine,
+  design: FaultDesign,
+  o: StressOptions,
+  dir: string,
+): Promise<DesignRun> {
   const t0 = Date.now();
   const sharedPath = join(dir, 'shared.bin');
   writeFileSync(sharedPath, initialBytes(MAX_TAG, SHARED_FILE_PAGES));
   const ownPaths = Array.from({ length: o.cpus }, (_, c) => join(dir, `cpu${c}.bin`));
-  ownPaths.forEach((path, c) => writeFileSync(path, initialBytes(c, OWN_FILE_START)));
+  for (const [c, path] of ownPaths.entries()) writeFileSync(path, initialBytes(c, OWN_FILE_START));
   const kernel = Kernel.create({ frames: 16_384 });
   const proc = Process.create(kernel, { config: { design, privileged: true } });
   const sharedFd = proc.open(sharedPath, O_RDWR);
@@ -142,7 +151,19 @@ async function runDesign(machine: Machine, design: FaultDesign, o: StressOptions
       stallAfter: lane === 0 ? o.stallAfter : undefined,
       stallMs: o.stallMs,
     };
-    return machine.run<DesignsCpuResult>(task, args, [lane]).then((r) => r[0]);
+    // A CPU that throws (a lock left held at the end of its task) counts as a failed CPU at once.
+    return machine.run<DesignsCpuResult>(task, args, [lane]).then(
+      (r) => r[0],
+      (e): DesignsCpuResult => {
+        Atomics.add(ctl, C_ERRORS, 1);
+        return {
+          counts: null,
+          steps: 0,
+          pauses: 0,
+          error: `cpu ${lane}: ${e instanceof Error ? e.message : String(e)}`,
+        };
+      },
+    );
   });
   let checkpoints = 0;
   let failure: unknown;
@@ -201,12 +222,12 @@ async function settle(
   let timer: NodeJS.Timeout | undefined;
   // What the CPUs that did finish reported (the first error often explains the others' hang).
   const finished: string[] = [];
-  runs.forEach((run, c) =>
+  for (const [c, run] of runs.entries()) {
     run.then(
       (r) => finished.push(`cpu ${c} finished${r.error === '' ? '' : `: ${r.error}`}`),
       (e) => finished.push(`cpu ${c} threw: ${e instanceof Error ? e.message : String(e)}`),
-    ),
-  );
+    );
+  }
   const late = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
       const report = `${dump()}\n${files()}\n${finished.join('\n')}`;
@@ -224,9 +245,20 @@ async function settle(
  * This thread's part until the duration is over: the watchdog and the checkpoints. Returns the
  * checkpoints made; throws on a CPU's error, a stalled CPU or a broken invariant.
  */
-async function drive(kernel: Kernel, proc: Process, ctl: Int32Array, o: StressOptions, sharedId: number): Promise<number> {
+async function drive(
+  kernel: Kernel,
+  proc: Process,
+  ctl: Int32Array,
+  o: StressOptions,
+  sharedId: number,
+): Promise<number> {
   const start = Date.now();
-  await until(() => Atomics.load(ctl, C_READY) >= o.cpus || Atomics.load(ctl, C_ERRORS) !== 0, ctl, o.giveUpMs, 'the CPUs to start');
+  await until(
+    () => Atomics.load(ctl, C_READY) >= o.cpus || Atomics.load(ctl, C_ERRORS) !== 0,
+    ctl,
+    o.giveUpMs,
+    'the CPUs to start',
+  );
   const deadline = Date.now() + o.durationMs;
   const hardDeadline = deadline + o.giveUpMs;
   const last = new Float64Array(o.cpus);
@@ -282,7 +314,12 @@ async function pauseAll(ctl: Int32Array, o: StressOptions, k: number): Promise<v
     }
     return true;
   };
-  await until(() => parked() || Atomics.load(ctl, C_ERRORS) !== 0, ctl, o.watchdogMs, `every CPU to park for checkpoint ${k}`);
+  await until(
+    () => parked() || Atomics.load(ctl, C_ERRORS) !== 0,
+    ctl,
+    o.watchdogMs,
+    `every CPU to park for checkpoint ${k}`,
+  );
   if (Atomics.load(ctl, C_ERRORS) !== 0) throw new Error(`a CPU failed before checkpoint ${k}`);
 }
 
@@ -309,7 +346,8 @@ export function dump(): string {
 function dumpFiles(kernel: Kernel, ctl: Int32Array, cpus: number, sharedId: number): string {
   const doing = Array.from({ length: cpus }, (_, c) => `cpu ${c} runs op ${Atomics.load(ctl, C_DOING + c)}`);
   const files = fileIds(ctl, cpus, sharedId).map(
-    (id) => `file ${id}: ${iMmapCount(kernel.files, id)} i_mmap entries, ${iMmapCommits(kernel.files, id)} commit windows open`,
+    (id) =>
+      `file ${id}: ${iMmapCount(kernel.files, id)} i_mmap entries, ${iMmapCommits(kernel.files, id)} commit windows open`,
   );
   return [...doing, ...files].join('\n');
 }
@@ -365,7 +403,8 @@ export function describeRuns(seed: number, runs: DesignRun[]): string {
     .map((r) => {
       const sum = (f: (c: DesignsCpuResult) => number) => r.cpus.reduce((x, c) => x + f(c), 0);
       const ops: Record<string, number> = {};
-      for (const c of r.cpus) for (const [k, v] of Object.entries(c.counts?.ops ?? {})) ops[k] = (ops[k] ?? 0) + v;
+      for (const c of r.cpus)
+        for (const [k, v] of Object.entries(c.counts?.ops ?? {})) ops[k] = (ops[k] ?? 0) + v;
       const v = r.vmstat;
       const m = r.mmapLockCounts;
       return (

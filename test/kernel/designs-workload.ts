@@ -15,7 +15,9 @@
  * follows: a shared page reads the file; a private one the file until its copy-on-write; past the
  * end of the file either is SIGBUS; truncation drops private copies past the new end (even_cows),
  * a punch keeps them; MADV_DONTNEED zeroes anonymous pages and drops private copies; mremap moves
- * the pages with the mapping. Sizes and punches are whole pages.
+ * the pages with the mapping; MAP_POPULATE of a private writable mapping write-faults it (a copy
+ * of each page inside the file at once, as Linux's populate breaks COW). Sizes and punches are
+ * whole pages.
  *
  * Ops: stores and loads (SIGSEGV/SIGBUS predicted), mmap (anonymous, shared or private file, some
  * MAP_POPULATE), munmap, mprotect and MADV_DONTNEED of mapped runs, mremap (move, DONTUNMAP-free,
@@ -23,11 +25,16 @@
  * under i_rwsem), pread/read checked, ftruncate, fallocate(PUNCH_HOLE), fsync, msync(MS_SYNC),
  * reclaim of clean cached pages, injected device latency switched on and off, fork (the child's
  * lane checked whole, its stores kept its own or, through a shared mapping, the file's), and a
- * whole-page check. Throws an Error naming the op and the first difference.
+ * whole-page check. Throws an Error naming the op, the first difference, the slot's last changes
+ * and the last ops (DESIGNS_TRACE=1 adds where the value found was stored or written, and when).
  */
 import { readFileSync } from 'node:fs';
-import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, SEEK_SET } from '../../src/kernel/file-syscalls.js';
+import { INJECT_FAULT, INJECT_READ_PAGE, INJECT_WRITE_PAGE, setInjection } from '../../src/fs/inject.js';
+import { reclaimCachePages } from '../../src/fs/reclaim.js';
 import {
+  FALLOC_FL_KEEP_SIZE,
+  FALLOC_FL_PUNCH_HOLE,
+  SEEK_SET,
   sysFallocate,
   sysFsync,
   sysFtruncate,
@@ -38,8 +45,6 @@ import {
   sysWrite,
 } from '../../src/kernel/file-syscalls.js';
 import type { Process } from '../../src/kernel/process.js';
-import { INJECT_FAULT, INJECT_READ_PAGE, INJECT_WRITE_PAGE, setInjection } from '../../src/fs/inject.js';
-import { reclaimCachePages } from '../../src/fs/reclaim.js';
 import { rangeOut } from '../../src/maple/api.js';
 import type { Mmu } from '../../src/mem/mmu.js';
 import { MemoryFault } from '../../src/mem/tlb.js';
@@ -181,6 +186,7 @@ export class Workload {
   /** The last ops (for the failure message): op, slot, count. */
   private readonly trail: string[] = [];
   private steps = 0;
+  /** With DESIGNS_TRACE=1: where each value stored or written came from (for failure messages). */
   private readonly origin = process.env.DESIGNS_TRACE ? new Map<number, string>() : null;
   /** Per slot, its last changes (for the failure message). */
   private readonly history: string[][] = Array.from({ length: LANE_PAGES }, () => []);
@@ -198,7 +204,15 @@ export class Workload {
     this.files = [
       new FileModel(own, f.ids[0], 0, OWN_FILE_PAGES, OWN_FILE_START, true, OWN_FILE_PAGES),
       new FileModel(memfd, f.ids[1], 0, OWN_FILE_PAGES, 0, true, OWN_FILE_PAGES),
-      new FileModel(shared, f.ids[2], lane * REGION_PAGES, REGION_PAGES, SHARED_FILE_PAGES, false, SHARED_FILE_PAGES),
+      new FileModel(
+        shared,
+        f.ids[2],
+        lane * REGION_PAGES,
+        REGION_PAGES,
+        SHARED_FILE_PAGES,
+        false,
+        SHARED_FILE_PAGES,
+      ),
     ];
     fillInitial(this.files[0].words, f.ownTag, OWN_FILE_START);
     fillInitial(this.files[2].words, f.sharedTag, SHARED_FILE_PAGES);
@@ -294,7 +308,8 @@ export class Workload {
     this.checkOutcome(s, w, want, got);
     if (want !== OK) return;
     const [a, i] = this.cell(s, w);
-    if (this.loaded !== a[i]) this.fail(`slot ${s} word ${w}: loaded ${hex(this.loaded)}, the model holds ${hex(a[i])}`);
+    if (this.loaded !== a[i])
+      this.fail(`slot ${s} word ${w}: loaded ${hex(this.loaded)}, the model holds ${hex(a[i])}`);
   }
 
   private loaded = 0;
@@ -315,7 +330,9 @@ export class Workload {
 
   private checkOutcome(s: number, w: number, want: number, got: number): void {
     if (got !== want)
-      this.fail(`slot ${s} word ${w} (${this.describeSlot(s)}): ${OUTCOMES[got]}, the model predicts ${OUTCOMES[want]}`);
+      this.fail(
+        `slot ${s} word ${w} (${this.describeSlot(s)}): ${OUTCOMES[got]}, the model predicts ${OUTCOMES[want]}`,
+      );
   }
 
   /** Slot s's page, through `mmu`, against the model (or against the fault predicted). */
@@ -325,16 +342,24 @@ export class Workload {
     const left = mmu.copyIn(this.base + s * P, buf);
     this.counts.pagesChecked++;
     if (want !== OK) {
-      if (left !== P) this.fail(`${who}: slot ${s} (${this.describeSlot(s)}) read ${P - left} bytes, predicted ${OUTCOMES[want]}`);
+      if (left !== P)
+        this.fail(
+          `${who}: slot ${s} (${this.describeSlot(s)}) read ${P - left} bytes, predicted ${OUTCOMES[want]}`,
+        );
       const got = this.access(mmu, this.base + s * P, false, 0);
-      if (got !== want) this.fail(`${who}: slot ${s} (${this.describeSlot(s)}) ${OUTCOMES[got]}, predicted ${OUTCOMES[want]}`);
+      if (got !== want)
+        this.fail(
+          `${who}: slot ${s} (${this.describeSlot(s)}) ${OUTCOMES[got]}, predicted ${OUTCOMES[want]}`,
+        );
       return;
     }
     if (left !== 0) this.fail(`${who}: slot ${s} (${this.describeSlot(s)}): ${left} bytes not readable`);
     const [a, i] = this.cell(s, 0);
     for (let w = 0; w < WORDS; w++) {
       if (this.page[w] !== a[i + w])
-        this.fail(`${who}: slot ${s} (${this.describeSlot(s)}) word ${w}: ${hex(this.page[w])}, model ${hex(a[i + w])}${this.fileWord(s, w)}`);
+        this.fail(
+          `${who}: slot ${s} (${this.describeSlot(s)}) word ${w}: ${hex(this.page[w])}, model ${hex(a[i + w])}${this.fileWord(s, w)}`,
+        );
     }
   }
 
@@ -347,9 +372,13 @@ export class Workload {
     this.mmu().copyIn(this.scratch + w * 4, new Uint8Array(one.buffer));
     const found: string[] = [];
     for (const [k, g] of this.files.entries())
-      for (let p = 0; p < g.words.length >> 10; p++) if (g.words[p * WORDS + w] === this.page[w]) found.push(`file ${k} page ${p}`);
-    for (let t = 0; t < LANE_PAGES; t++) if (this.anon[t * WORDS + w] === this.page[w]) found.push(`anon of slot ${t}`);
-    return `; pread of the file page: ${got} bytes, word ${hex(one[0])}; the value found in the model at ${found.join(', ')}; origin ${this.origin?.get(this.page[w])} (now step ${this.steps})`;
+      for (let p = 0; p < g.words.length >> 10; p++)
+        if (g.words[p * WORDS + w] === this.page[w]) found.push(`file ${k} page ${p}`);
+    for (let t = 0; t < LANE_PAGES; t++)
+      if (this.anon[t * WORDS + w] === this.page[w]) found.push(`anon of slot ${t}`);
+    const origin =
+      this.origin === null ? '' : `; origin ${this.origin.get(this.page[w])} (now step ${this.steps})`;
+    return `; pread of the file page: ${got} bytes, word ${hex(one[0])}; the value is in the model at ${found.join(', ') || 'no place'}${origin}`;
   }
 
   private checkPage(s: number): void {
@@ -382,7 +411,8 @@ export class Workload {
     this.expect(this.op, this.mm.sysMmap(addr, n * P, prot, flags, f.fd, pgoff * P), addr);
     for (let i = 0; i < n; i++) this.setSlot(s + i, kind, fi, pgoff + i, prot);
     // Populating a private writable mapping write-faults it (breaks COW, as Linux's populate does).
-    if (populate && kind === PRIVATE && (prot & PROT_WRITE) !== 0) for (let i = s; i < s + n; i++) this.cow(i);
+    if (populate && kind === PRIVATE && (prot & PROT_WRITE) !== 0)
+      for (let i = s; i < s + n; i++) this.cow(i);
   }
 
   /** Slot s (private, inside the file) gets its own copy of the file page now. */
@@ -457,7 +487,11 @@ export class Workload {
     if (q < s + n && q + n > s) return;
     this.op = 'mremap move';
     const to = this.base + q * P;
-    this.expect(this.op, mm.sysMremap(this.base + s * P, n * P, n * P, MREMAP_MAYMOVE | MREMAP_FIXED, to), to);
+    this.expect(
+      this.op,
+      mm.sysMremap(this.base + s * P, n * P, n * P, MREMAP_MAYMOVE | MREMAP_FIXED, to),
+      to,
+    );
     for (let i = 0; i < n; i++) {
       this.setSlot(q + i, this.kind[s + i], this.file[s + i], this.pgoff[s + i], this.prot[s + i]);
       this.cowed[q + i] = this.cowed[s + i];
@@ -505,8 +539,11 @@ export class Workload {
       this.expect(this.op, sysWrite(this.mm, f.fd, src, n * P), n * P);
     } else this.expect(this.op, sysPwrite(this.mm, f.fd, src, n * P, page * P), n * P);
     f.words.set(this.page.subarray(0, n * WORDS), page * WORDS);
-    if (this.origin) console.error(`step ${this.steps} ${this.op} file ${fi} pages ${page}+${n}`);
-    for (let k = 0; k < n; k++) this.origin?.set(this.page[k * WORDS], `step ${this.steps} ${this.op} file ${fi} page ${page + k} from ${fromLane ? `slot ${s}` : 'scratch'}`);
+    for (let k = 0; k < n; k++)
+      this.origin?.set(
+        this.page[k * WORDS],
+        `step ${this.steps} ${this.op} file ${fi} page ${page + k} from ${fromLane ? `slot ${s}` : 'scratch'}`,
+      );
     if (page + n > f.pages) f.pages = page + n;
   }
 
@@ -531,7 +568,10 @@ export class Workload {
     this.expect('scratch read', this.mmu().copyIn(this.scratch, buf), 0);
     for (let w = 0; w < want >> 2; w++) {
       const m = f.words[page * WORDS + w];
-      if (this.page[w] !== m) this.fail(`${this.op} of file ${f.id} page ${page + (w >> 10)} word ${w & 1023}: ${hex(this.page[w])}, model ${hex(m)}`);
+      if (this.page[w] !== m)
+        this.fail(
+          `${this.op} of file ${f.id} page ${page + (w >> 10)} word ${w & 1023}: ${hex(this.page[w])}, model ${hex(m)}`,
+        );
     }
   }
 
@@ -561,7 +601,6 @@ export class Workload {
     const page = f.first + this.rng.below(f.span - n + 1);
     const mode = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
     this.expect(this.op, sysFallocate(this.mm, f.fd, mode, page * P, n * P), 0);
-    if (this.origin) console.error(`step ${this.steps} punch file ${fi} pages ${page}+${n}`);
     const end = Math.min(page + n, f.pages);
     if (end > page) f.words.fill(0, page * WORDS, end * WORDS);
   }
@@ -579,7 +618,6 @@ export class Workload {
 
   private reclaim(): void {
     this.op = 'reclaim';
-    if (this.origin) console.error(`step ${this.steps} reclaim`);
     this.mm.mmuOffline();
     reclaimCachePages(this.proc.kernel.files, 4 + this.rng.below(16));
     this.count(this.op);
@@ -624,7 +662,8 @@ export class Workload {
     const v = this.value();
     this.expect('child store', this.access(mmu, this.base + s * P + w * 4, true, v), OK);
     this.expect('child load', this.access(mmu, this.base + s * P + w * 4, false, 0), OK);
-    if (this.loaded !== v) this.fail(`child slot ${s} word ${w}: stored ${hex(v)}, loaded ${hex(this.loaded)}`);
+    if (this.loaded !== v)
+      this.fail(`child slot ${s} word ${w}: stored ${hex(v)}, loaded ${hex(this.loaded)}`);
     if (this.kind[s] === SHARED) {
       const [a, i] = this.cell(s, w);
       a[i] = v;
@@ -702,14 +741,20 @@ export class Workload {
 
   private describeSlot(s: number): string {
     const k = this.kind[s];
-    const file = k === SHARED || k === PRIVATE ? ` file ${this.file[s]} page ${this.pgoff[s]} of ${this.files[this.file[s]].pages}` : '';
+    const file =
+      k === SHARED || k === PRIVATE
+        ? ` file ${this.file[s]} page ${this.pgoff[s]} of ${this.files[this.file[s]].pages}`
+        : '';
     return `${KIND_NAMES[k]}${file} prot ${this.prot[s]}${this.cowed[s] ? ' cowed' : ''}`;
   }
 
   private fail(message: string): never {
     const slots = /slot (\d+)/.exec(message);
-    const h = slots === null ? '' : `\nslot ${slots[1]}'s history: ${this.history[Number(slots[1])].join('; ')}`;
-    throw new Error(`lane ${this.lane}, ${this.op}: ${message}${h}\n(last ops, kind:slot+n: ${this.trail.join(' ')})`);
+    const h =
+      slots === null ? '' : `\nslot ${slots[1]}'s history: ${this.history[Number(slots[1])].join('; ')}`;
+    throw new Error(
+      `lane ${this.lane}, ${this.op}: ${message}${h}\n(last ops, kind:slot+n: ${this.trail.join(' ')})`,
+    );
   }
 }
 

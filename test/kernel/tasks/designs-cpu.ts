@@ -83,6 +83,8 @@ export default function run(_cpu: number, args: DesignsCpuArgs): DesignsCpuResul
   } catch (error) {
     res.error = `cpu lane ${lane}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`;
     Atomics.add(ctl, C_ERRORS, 1);
+    // Also on stderr: a lock the error left held makes the machine replace this result.
+    console.error(res.error);
   } finally {
     proc.mm.mmuOffline();
     proc.detach();
@@ -94,7 +96,13 @@ export default function run(_cpu: number, args: DesignsCpuArgs): DesignsCpuResul
 /** The tag of the shared host file's initial pattern (lanes use their own number). */
 export const MAX_TAG = 100;
 
-function loop(w: Workload, proc: Process, ctl: Int32Array, args: DesignsCpuArgs, res: DesignsCpuResult): void {
+function loop(
+  w: Workload,
+  proc: Process,
+  ctl: Int32Array,
+  args: DesignsCpuArgs,
+  res: DesignsCpuResult,
+): void {
   const limit = Date.now() + args.limitMs;
   let paused = 0;
   for (let n = 1; Atomics.load(ctl, C_STOP) === 0 && Atomics.load(ctl, C_ERRORS) === 0; n++) {
