@@ -46,7 +46,7 @@ test('the watchdog: a CPU stuck holding mmap_lock fails the run with who waits, 
         minSteps: 0,
         giveUpMs: 20_000,
         stallAfter: 50,
-        stallMs: 4000,
+        stallMs: 2500,
       }),
       (error: Error) => {
         assert.match(error.message, /^watchdog: cpu [01] made no progress for \d+ ms/);
