@@ -252,10 +252,8 @@ async function drive(
   o: StressOptions,
   sharedId: number,
 ): Promise<number> {
-  const start = Date.now();
   await until(
     () => Atomics.load(ctl, C_READY) >= o.cpus || Atomics.load(ctl, C_ERRORS) !== 0,
-    ctl,
     o.giveUpMs,
     'the CPUs to start',
   );
@@ -301,7 +299,6 @@ async function drive(
     }
     await sleep(10);
   }
-  void start;
   return checkpoints;
 }
 
@@ -316,14 +313,13 @@ async function pauseAll(ctl: Int32Array, o: StressOptions, k: number): Promise<v
   };
   await until(
     () => parked() || Atomics.load(ctl, C_ERRORS) !== 0,
-    ctl,
     o.watchdogMs,
     `every CPU to park for checkpoint ${k}`,
   );
   if (Atomics.load(ctl, C_ERRORS) !== 0) throw new Error(`a CPU failed before checkpoint ${k}`);
 }
 
-async function until(done: () => boolean, _ctl: Int32Array, ms: number, what: string): Promise<void> {
+async function until(done: () => boolean, ms: number, what: string): Promise<void> {
   const deadline = Date.now() + ms;
   while (!done()) {
     if (Date.now() > deadline) throw new Error(`watchdog: waited more than ${ms} ms for ${what}\n${dump()}`);
