@@ -29,7 +29,7 @@ import { O_RDWR } from '../../src/fs/open-file.js';
 import { checkPageIndex } from '../../src/fs/page-index.js';
 import { Kernel } from '../../src/kernel/kernel.js';
 import { Process } from '../../src/kernel/process.js';
-import { lockdepCounts } from '../../src/lockdep/index.js';
+import { lockdepCounts, lockdepReports } from '../../src/lockdep/index.js';
 import { lockHooks } from '../../src/lockhooks.js';
 import { Machine } from '../../src/machine/machine.js';
 import { checkMmLocked } from '../../src/mm/check.js';
@@ -192,6 +192,7 @@ async function runDesign(
   checkStructures(kernel, proc, fileIds(ctl, o.cpus, sharedId));
   const vmstat = proc.mm.vmstat();
   const after = lockdepCounts();
+  quietDeadlockChecks(before, after);
   const contended = lockStatRows()
     .filter((r) => r.contentions > 0)
     .sort((a, b) => b.contentions - a.contentions)
@@ -212,6 +213,19 @@ async function runDesign(
     ms: Date.now() - t0,
   };
 }
+
+/** The validator's deadlock checks (not the mmap_lock counts, which differ by design) did not fire. */
+function quietDeadlockChecks(before: Record<string, number>, after: Record<string, number>): void {
+  for (const check of DEADLOCK_CHECKS) {
+    if (after[check] === before[check]) continue;
+    const reports = lockdepReports()
+      .filter((r) => r.check === check)
+      .map((r) => r.text);
+    assert.fail(`validator: ${after[check] - before[check]} ${check} report(s)\n${reports.join('\n')}`);
+  }
+}
+
+const DEADLOCK_CHECKS = ['circular', 'recursive', 'bad_unlock', 'held_at_return', 'sleep_in_atomic'];
 
 /** The CPUs' results, or an Error if they do not all finish within `giveUpMs` (a deadlock). */
 async function settle(
