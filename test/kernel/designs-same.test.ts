@@ -7,7 +7,8 @@
  * a digest of every mapped page (read through the Mmu; a page that faults counts by its signal)
  * and of every file's bytes must be the same under every design, and not trivially so: many VMAs,
  * file and anonymous pages with data. The fault counters must show each design took its own path
- * (vma-lock faults only under vma-lock; retried I/O faults only where the design drops its locks).
+ * (lock-free faults only under speculative, per-VMA-lock faults only under vma-lock and speculative's
+ * second try, I/O under mmap_lock only under global).
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -172,8 +173,12 @@ test('the same seeded workload gives the same maps, memory and files under every
     assert.deepEqual(o.ops, first.ops, `${design}: the ops made differ`);
     assert.equal(o.vmstat.design, design);
     assert.ok(o.vmstat.faults > 100, `${design}: ${o.vmstat.faults} faults`);
-    if (design === 'vma-lock') assert.ok(o.vmstat.faultsVmaLock > 0, 'vma-lock: faults on the per-VMA lock');
-    else assert.equal(o.vmstat.faultsVmaLock, 0, `${design}: no fault on the per-VMA lock`);
+    const v = o.vmstat;
+    if (design === 'speculative') assert.ok(v.faultsSpeculative > 0, 'speculative: faults with no lock');
+    else assert.equal(v.faultsSpeculative, 0, `${design}: no speculative fault`);
+    if (design === 'vma-lock') assert.ok(v.faultsVmaLock > 0, 'vma-lock: faults on the per-VMA lock');
+    else if (design !== 'speculative')
+      assert.equal(v.faultsVmaLock, 0, `${design}: no fault on the per-VMA lock`);
     // Every design runs an I/O fault again after its I/O (global with mmap_lock held throughout).
     assert.ok(o.vmstat.faultRetries > 0, `${design}: faults ran again after their I/O`);
     if (!lockHooks.on) continue;

@@ -426,7 +426,8 @@ export function describeRuns(seed: number, runs: DesignRun[]): string {
           .sort()
           .map(([k, n]) => `${k} ${n}`)
           .join(', ')}; ` +
-        `faults ${v.faults} (vma-lock ${v.faultsVmaLock}, mmap_lock ${v.faultsMmapLock}), fallbacks ${v.fallbacks}, ` +
+        `faults ${v.faults} (speculative ${v.faultsSpeculative}, vma-lock ${v.faultsVmaLock}, mmap_lock ${v.faultsMmapLock}), ` +
+        `fallbacks ${v.fallbacks}, speculative aborts ${v.speculativeAborts}, ` +
         `retries ${v.faultRetries}, VMA-lock contention ${v.vmaLockContention}; under mmap_lock: ` +
         `I/O ${m.io}, sleep ${m.sleep}, alloc ${m.alloc}; most contended: ` +
         r.contended.map(([name, n]) => `${name} ${n}`).join(', ')
