@@ -9,8 +9,9 @@
  * Reads and writes go straight between the host file and the frame's bytes: node:fs's readSync and
  * writeSync accept a Uint8Array over a SharedArrayBuffer (checked by test/fs/host-backing.test.ts),
  * so there is no copy and no scratch buffer. Node has no fallocate, so `punch` writes zeros over the
- * part of the range inside the host file: reads then give zeros as after FALLOC_FL_PUNCH_HOLE, but
- * the blocks stay allocated (and the write is real I/O, not a metadata change).
+ * part of the range inside the host file (growing the host file up to the range's end, within the
+ * file's size, when it ends past it): reads then give zeros as after FALLOC_FL_PUNCH_HOLE, but the blocks stay allocated
+ * (and the write is real I/O, not a metadata change).
  *
  * Every method first runs its operation's injection (src/fs/inject.ts), then announces the I/O
  * (`fsMightIO`), then calls node:fs; a host error becomes the Linux errno of its code (EIO for a
@@ -108,7 +109,12 @@ function setSize(files: FileTable, file: number, size: number): number {
   return 0;
 }
 
-/** Zeros over [offset, offset + len) ∩ the host file (KEEP_SIZE: the host file never grows). */
+/**
+ * Zeros over [offset, offset + len) ∩ the host file. Where the range goes past the host file's end
+ * but not past the file's size (pages a write put there, not yet written back), the host file
+ * first grows to the range's end (at most the file's size): the punch removed those pages from
+ * the cache, so no writeback would ever give the host file the size the file has.
+ */
 function punch(files: FileTable, file: number, offset: number, len: number): number {
   const injected = injectOp(files, file, INJECT_TRUNCATE);
   if (injected < 0) return injected;
@@ -117,6 +123,8 @@ function punch(files: FileTable, file: number, offset: number, len: number): num
   let hostSize: number;
   try {
     hostSize = fstatSync(fd).size;
+    const covered = Math.min(offset + len, files.size(file));
+    if (covered > hostSize) ftruncateSync(fd, covered);
   } catch (error) {
     return -hostErrno(error);
   }

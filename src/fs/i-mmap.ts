@@ -27,6 +27,11 @@
  * the commit (exit unmaps hundreds of files in one commit: no lockdep subclasses for that many):
  * the commit never takes i_mmap again after it opened its windows, so a walker that waits holding
  * R cannot block the commit it waits for, and the windows it waits for close in bounded time.
+ * A commit opens its windows in increasing file id (one i_mmap (W) at a time, earlier windows
+ * open): a commit waiting for W of file F holds windows only on files below F, and the walkers of F
+ * wait only for commits that already opened F, which wait on no i_mmap (W) below their own, so no
+ * chain of commits and walkers closes into a cycle. Asserted per CPU: while it holds a window, a
+ * CPU takes no i_mmap (R) (even in debug checks) and no i_mmap (W) out of order.
  */
 import { assert } from '../assert.js';
 import { currentCpu } from '../cpu/current.js';
@@ -125,15 +130,27 @@ export function iMmapUnlinkLocked(files: FileTable, id: number, e: number): void
 
 // ---- the lock and the commit window ------------------------------------------------------------
 
+/**
+ * Commit windows this CPU holds open, and the file of the last one it opened (per thread: a
+ * window is closed by the CPU that opened it). While it holds one, a CPU takes no i_mmap lock but
+ * the write lock of the next window to open, of a file with a larger id: a walker waits for a
+ * window holding i_mmap (R), so a window holder waiting for R, or for W out of order, could close
+ * a cycle (see the file comment).
+ */
+let windowsHeld = 0;
+let lastWindowFile = 0;
+
 /** i_mmap_lock_write (no lock object: the commit's hot path). */
 export function iMmapLockWrite(files: FileTable, id: number): void {
+  assert(windowsHeld === 0 || id > lastWindowFile, 'i_mmap: windows opened out of file order');
   rwsemDownWrite(files.words, files.word(id, I_MMAP_LOCK_WORD), iMmapClass);
 }
 export function iMmapUnlockWrite(files: FileTable, id: number): void {
   rwsemUpWrite(files.words, files.word(id, I_MMAP_LOCK_WORD), iMmapClass);
 }
-/** i_mmap_lock_read. */
+/** i_mmap_lock_read. Preconditions: this CPU holds no commit window. */
 export function iMmapLockRead(files: FileTable, id: number): void {
+  assert(windowsHeld === 0, 'i_mmap: read lock taken while holding a commit window');
   rwsemDownRead(files.words, files.word(id, I_MMAP_LOCK_WORD), iMmapClass);
 }
 export function iMmapUnlockRead(files: FileTable, id: number): void {
@@ -143,13 +160,16 @@ export function iMmapUnlockRead(files: FileTable, id: number): void {
 /** Opens a commit window on the file (see the file comment). Preconditions: i_mmap held for write. */
 export function iMmapCommitBeginLocked(files: FileTable, id: number): void {
   Atomics.add(files.words, files.word(id, I_MMAP_COMMITS), 1);
+  windowsHeld++;
+  lastWindowFile = id;
 }
 
 /** Closes a window this CPU opened: no lock needed (a walker waiting under R only reads COMMITS). */
 export function iMmapCommitEnd(files: FileTable, id: number): void {
   const w = files.words;
   const old = Atomics.sub(w, files.word(id, I_MMAP_COMMITS), 1);
-  assert(old > 0, 'i_mmap: commit window closed twice');
+  assert(old > 0 && windowsHeld > 0, 'i_mmap: commit window closed twice');
+  windowsHeld--;
   if (Atomics.load(w, files.word(id, I_MMAP_WAITERS)) !== 0)
     Atomics.notify(w, files.word(id, I_MMAP_COMMITS));
 }

@@ -118,7 +118,6 @@ export function dupMmap(parent: ForkSpace, child: ForkSpace): number {
       cs.defFlags = ps.defFlags & ~VM_LOCKED_MASK;
       cs.shmemCount = ps.shmemCount;
       cs.gateFlags = ps.gateFlags;
-      if (DEBUG) checkMmLocked(child);
 
       // The page tables, VMA by VMA of the child (its records are the copies), inside the
       // parent's write_protect_seq write section: a GUP-fast pin that overlaps it gives up.
@@ -146,6 +145,10 @@ export function dupMmap(parent: ForkSpace, child: ForkSpace): number {
       } finally {
         seq.writeEnd();
       }
+      // The check takes i_mmap (R), so only after the windows closed: a CPU holding a window must
+      // never wait for i_mmap (a walker waits for the window holding R, behind a queued writer).
+      child.ctx.closeRmapWindowsLocked();
+      if (DEBUG && r === 0) checkMmLocked(child);
     } finally {
       child.ctx.closeRmapWindowsLocked();
       mmapWriteUnlock(child.locks);

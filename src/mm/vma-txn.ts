@@ -459,11 +459,18 @@ export class VmaTxn {
     this.touch(file);
   }
 
-  /** Adds a file to the touched set (a linear search: a commit touches few files but at exit). */
+  /**
+   * Adds a file to the touched set, kept in increasing id: the order the windows open in
+   * (src/fs/i-mmap.ts). A linear insertion: a commit touches few files but at exit.
+   */
   private touch(file: number): void {
-    for (let i = 0; i < this.nTouched; i++) if (this.touched[i] === file) return;
+    let i = this.nTouched;
+    while (i > 0 && this.touched[i - 1] > file) i--;
+    if (i > 0 && this.touched[i - 1] === file) return;
     if (this.nTouched === this.touched.length) this.touched = grownI32(this.touched, this.nTouched * 2);
-    this.touched[this.nTouched++] = file;
+    this.touched.copyWithin(i + 1, i, this.nTouched);
+    this.touched[i] = file;
+    this.nTouched++;
   }
 
   /** Frees the entries prepare allocated and forgets the plan (nothing was linked). */

@@ -444,6 +444,24 @@ test('truncate and punch: the range reads as zeros at once, through vmspace and 
   finish(kernel, proc);
 });
 
+test('a punch over pages written past the host file end: fsync still gives the host file its size (the stress found it)', () => {
+  const { kernel, proc } = setup();
+  const path = hostFile('punch-past-host.bin', pattern(17, 0, 2 * P));
+  const fd = proc.open(path, O_RDWR);
+  const buf = buffer(proc, 2 * P);
+  proc.mm.mmu().copyOut(buf, pattern(18, 0, 2 * P));
+  // i_size grows to 6 pages in the cache only (no writeback yet); then pages 4 and 5 are punched:
+  // nothing dirty is left past the host file's end, yet the file is 6 pages long.
+  assert.equal(proc.pwrite(fd, buf, 2 * P, 4 * P), 2 * P);
+  proc.fallocate(fd, PUNCH, 4 * P, 2 * P);
+  assert.equal(proc.fstat(fd).size, 6 * P);
+  proc.fsync(fd);
+  const expected = new Uint8Array(6 * P);
+  expected.set(pattern(17, 0, 2 * P));
+  assert.deepEqual(new Uint8Array(readFileSync(path)), expected, 'the host file after fsync');
+  finish(kernel, proc);
+});
+
 test('an O_CREAT file written and read back across page and description boundaries', () => {
   const { kernel, proc } = setup();
   const path = join(dir, 'new.bin');
