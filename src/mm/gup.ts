@@ -122,8 +122,8 @@ import {
 } from '../mem/pte.js';
 import { rcuReadLock, rcuReadUnlock } from '../sync/rcu.js';
 import { vmaFlagsError } from './fault.js';
-import type { MmState } from './mm-state.js';
 import { FAULT_OOM, FAULT_RETRY } from './fault-codes.js';
+import type { MmState } from './mm-state.js';
 import { VM_SHARED, VM_WRITE } from './vm-flags.js';
 import { type MmLocks, mmapReadLock, mmapReadUnlock } from './vma-lock.js';
 import type { VmaArena } from './vma-record.js';

@@ -31,7 +31,7 @@ FAULT_DESIGNS.forEach((design, i) => {
   test(`${design}: GUP and user copies over a slow file racing munmap/mmap/mprotect/mremap/reclaim on another CPU return only pages the mapping had at some instant of the call`, async () => {
     const s = await runGupSlowRace(machine, design, SEED + i, DURATION_MS);
     if (process.env.GUP_VERBOSE) console.log(JSON.stringify(s));
-    assertGupSlowRace(s, 300);
+    assertGupSlowRace(s, 200);
   });
 });
 
