@@ -1,5 +1,5 @@
 /**
- * get_user_pages / pin_user_pages and their fast variants (Linux's mm/gup.c, anonymous base pages):
+ * get_user_pages / pin_user_pages and their fast variants (Linux's mm/gup.c, base pages, anonymous and file):
  * references to the frames behind a range of user addresses, for a "device" (or a pipe, pipe.ts)
  * to read and write while the process goes on using its mapping. The caller holds no lock.
  *
