@@ -1,7 +1,7 @@
 /**
- * get_user_pages / pin_user_pages and their fast variants (Linux's mm/gup.c, base pages, anonymous and file):
- * references to the frames behind a range of user addresses, for a "device" (or a pipe, pipe.ts)
- * to read and write while the process goes on using its mapping. The caller holds no lock.
+ * get_user_pages / pin_user_pages and their fast variants (Linux's mm/gup.c; base pages, anonymous
+ * and file): references to the frames behind a range of user addresses, for a "device" (or a pipe,
+ * pipe.ts) to read and write while the process goes on using its mapping. The caller holds no lock.
  *
  *   gupPagesFast  gupFast (no lock: RCU walk, speculative reference, re-check) for as many pages
  *                 as it can, then gupSlow for the rest (get/pin_user_pages_fast)
