@@ -78,6 +78,7 @@ export async function runGupSlowRace(
   seed: number,
   durationMs: number,
   lie = false,
+  min = { ops: 0, calls: 0 },
   latencyUs = 150,
 ): Promise<GupSlowSummary> {
   const dir = mkdtempSync(join(tmpdir(), 'vmspace-gup-slow-'));
@@ -103,9 +104,10 @@ export async function runGupSlowRace(
     proc.detach();
     const before = lockdepCounts();
     const base = { process: desc, fds, files, scratchFd, oracle, seed, durationMs, lie };
+    const floors = { minOps: min.ops, minCalls: min.calls };
     const [[gupper], [mutator]] = await Promise.all([
-      machine.run<GupSlowResult>(TASK, { ...base, role: 'gupper' } satisfies GupSlowArgs, [0]),
-      machine.run<GupSlowResult>(TASK, { ...base, role: 'mutator' } satisfies GupSlowArgs, [1]),
+      machine.run<GupSlowResult>(TASK, { ...base, ...floors, role: 'gupper' } satisfies GupSlowArgs, [0]),
+      machine.run<GupSlowResult>(TASK, { ...base, ...floors, role: 'mutator' } satisfies GupSlowArgs, [1]),
     ]);
     const after = lockdepCounts();
     if (!lie) assert.equal(gupper.error, '', `${design}: ${gupper.error}`);

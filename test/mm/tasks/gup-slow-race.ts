@@ -71,6 +71,8 @@ export const READY = 0;
 export const STOP = 1;
 export const ERRORS = 2;
 export const SEQ = 3;
+/** The gupper's calls so far (the mutator runs on past its time until there are enough). */
+export const CALLS = 4;
 const HIST = 8;
 /** States kept per page (a call sees at most the last RING - SLACK of them judged). */
 const RING = 256;
@@ -148,6 +150,12 @@ export interface GupSlowArgs {
   oracle: SharedArrayBuffer;
   seed: number;
   durationMs: number;
+  /**
+   * The mutator runs durationMs, then on (up to 8 times as long, for a loaded machine) until it has
+   * made minOps operations and the gupper minCalls calls.
+   */
+  minOps: number;
+  minCalls: number;
   /** Control: the mutator announces a new mapping (and lets 1 ms pass) before it makes it. */
   lie: boolean;
 }
@@ -254,6 +262,7 @@ function gupper(proc: Process, args: GupSlowArgs, o: Int32Array): GupSlowResult 
     g.proc.mm.mmuOffline(); // it may wait for the mutator, which may be shooting down TLBs
     const s1 = settledSeq(o);
     res.calls[kind]++;
+    Atomics.add(o, CALLS, 1);
     const why =
       kind < COPY_IN ? judgeGup(g, kind, p, n, write, r, s0, s1) : judgeCopy(g, args, kind, p, n, r, s0, s1);
     if (why !== '') {
@@ -474,8 +483,12 @@ function mutator(proc: Process, args: GupSlowArgs, o: Int32Array): GupSlowResult
     cur[p] = s;
     record(o, p, seq, s);
   };
-  const deadline = Date.now() + args.durationMs;
-  while (Date.now() < deadline && Atomics.load(o, ERRORS) === 0) {
+  const start = Date.now();
+  const enough = (): boolean =>
+    Date.now() - start >= args.durationMs &&
+    ((res.ops >= args.minOps && Atomics.load(o, CALLS) >= args.minCalls) ||
+      Date.now() - start >= 8 * args.durationMs);
+  while (!enough() && Atomics.load(o, ERRORS) === 0) {
     const p = rng.below(WINDOW_PAGES);
     const n = 1 + rng.below(WINDOW_PAGES - p);
     const addr = WINDOW + p * P;
