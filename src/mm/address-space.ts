@@ -585,11 +585,11 @@ export class AddressSpace implements MmShared {
   /**
    * GUP's fault of one page (faultin_page, gup.ts): `write` a write fault, `unshare` the unshare
    * fault before a read-only pin (FAULT_FLAG_UNSHARE: the page becomes exclusive to this mm, reused
-   * or copied, its entry staying read-only; checked as a read). One try: 0, FAULT_RETRY (the fault
-   * dropped every lock it held, ran the file work it waited for and took nothing back: the caller,
-   * which must revalidate its VMA, looks again: Linux's `*locked = 0`), a FAULT_* code or
-   * FAULT_OOM; unlike faultPage it never grows a stack (Linux's GUP does not since 6.5).
-   * Preconditions as faultPage.
+   * or copied, its entry staying read-only; checked as a read). One try, returning holding no
+   * lock: 0, FAULT_RETRY (the fault ran the file work it waited for, with its locks dropped, or
+   * under `global` with mmap_lock (R) kept until then; the caller looks the VMA up again: Linux's
+   * `*locked = 0`), a FAULT_* code or FAULT_OOM; unlike faultPage it never grows a stack (Linux's
+   * GUP does not since 6.5). Preconditions as faultPage.
    */
   faultForGup(addr: number, write: boolean, unshare: boolean): number {
     const ctx = this.ctx;

@@ -154,8 +154,8 @@ export interface GupSpace {
   mmuOffline(): void;
   /**
    * One try at one page's fault for GUP, called holding no lock and returning holding none: 0,
-   * FAULT_RETRY (it dropped its locks for I/O or a page lock: look again), a FAULT_* code or
-   * FAULT_OOM; never grows a stack.
+   * FAULT_RETRY (it waited for I/O or a page lock, with its locks dropped but under `global`: look
+   * again), a FAULT_* code or FAULT_OOM; never grows a stack.
    */
   faultForGup(addr: number, write: boolean, unshare: boolean): number;
 }
