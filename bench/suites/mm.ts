@@ -28,6 +28,7 @@
  *   mm.mmap_munmap_file   will-it-scale mmap2: mmap 128 MiB of the file shared + munmap (ns per
  *                         pair; baseline linux.mmap2.ns)
  *   The file's pages are cached after the first (warm-up) round, as the kernel's tmp file's are.
+ *   lab.speculative_vs_vma_lock.*  the speculative design against vma-lock (mm-speculative.ts)
  *
  * The address space is the production one: a MapleTree index, RCU-deferred record frees. The
  * main thread runs RCU-online, as a CPU running a task does.
@@ -53,6 +54,7 @@ import { rcuBarrier, rcuOffline, rcuOnline, rcuQuiescent } from '../../src/sync/
 import { type BenchOptions, type BenchSuite, nsPerOp, type Report } from '../harness.js';
 import { measureLinux } from '../linux.js';
 import type { FaultTaskArgs } from './mm-fault-task.js';
+import { measureSpeculative } from './mm-speculative.js';
 
 const P = 4096;
 const RW = PROT_READ | PROT_WRITE;
@@ -98,6 +100,7 @@ export const suite: BenchSuite = {
       await measureSyscalls(report, options);
       await measureLookup(report, options);
       measureFaults(report, options);
+      measureSpeculative(report, options);
       await measureFileFaults(report, options);
       measureCowAfterFork(report, options);
       await measureFaultScaling(report, options);

@@ -3,17 +3,20 @@
  * (an inode, in Linux's terms), usable from every CPU. A file id is the record's arena handle
  * (0 = no file); VMA records store it. Shared anonymous memory gets a shmem object here too.
  *
- *   file record (512 bytes; words are Int32 unless named F64)
+ *   file record (576 bytes; words are Int32 unless named F64)
  *   +--------+-------+-----------+-------------+--------+---------+---------+---------+
  *   | SIZE_LO | SIZE_HI | FLAGS | PLACEMENT | SHMEM_INDEX | REFCNT | NAMELEN | SIZE_SEQ |  words 0-7
  *   +--------+-------+-----------+-------------+--------+---------+---------+---------+
  *   | BACKING | HOST_FD | CACHE_ROOT | CACHE_HEIGHT | NRPAGES | WB_ERR | I_PAGES (2)   |  words 8-15
  *   +------------------------------------+--------------------------------------------+
- *   | I_RWSEM (8 words) | INVALIDATE_LOCK (8 words) | I_MMAP (8 words) | reverse map (8)  |  words 16-47
+ *   | I_RWSEM (8 words) | INVALIDATE_LOCK (8 words) | I_MMAP (8 words) | reverse map (7) |   |  words 16-46
+ *   |                                                              SIZE_PAGES (word 47) ---+  |
  *   +------------------------------------------------------------------------------------+
  *   | INJECT: per operation (INJECT_OPS of them) LATENCY_US, FAIL_NEXT                    |  words 48-63
  *   +------------------------------------------------------------------------------------+
  *   | NAME: UTF-8, at most NAME_MAX_BYTES                                                 |  words 64-127
+ *   +------------------------------------------------------------------------------------+
+ *   | INODE: the inode hash's words (INODE_WORDS) | HOST_FD_RO | HOST_WRITABLE | spare     |  words 128-143
  *   +------------------------------------------------------------------------------------+
  *
  * The page-cache words (BACKING ... I_PAGES, I_MMAP, INJECT) belong to src/fs's page cache,
@@ -27,12 +30,19 @@
  * descriptor, so whichever CPU puts a file's last reference can free its cache: before the record
  * is freed, `put` calls the release hook src/fs/page-cache.ts registers when it loads
  * (`setFileReleaseHook`; a record that still caches pages with no hook registered is a bug).
- * Guards: FLAGS, PLACEMENT, SHMEM_INDEX, NAME, BACKING and HOST_FD are written once, before the id
- * is handed out (so any holder of a reference reads them without a lock). SIZE (i_size, two Int32
+ * Guards: FLAGS, PLACEMENT, SHMEM_INDEX, NAME and BACKING are written once, before the id is
+ * handed out (so any holder of a reference reads them without a lock). A host file's record is
+ * shared by every open of the host file (src/fs/inode-hash.ts: INODE, guarded by the inode hash's
+ * lock): HOST_FD, HOST_WRITABLE and HOST_FD_RO are written before the record is hashed, and once
+ * more at most, under the inode hash's lock, when an open for writing finds the record's host
+ * descriptor read-only (`upgradeHostFdLocked`: the read-only one is kept in HOST_FD_RO, still open
+ * for whoever loaded it, until the release closes both); HOST_FD is read with `Atomics.load`. SIZE (i_size, two Int32
  * halves) is written under I_RWSEM held for write (write, ftruncate: src/kernel/file-syscalls.ts)
  * inside a write section of SIZE_SEQ, a raw seqcount (Linux's i_size_seqcount of 32-bit SMP: a
  * Float64 store is not tear-free in the JS memory model), so `size` reads it from any CPU without
- * a lock, and a holder of I_RWSEM reads a stable value. REFCNT is atomic: one reference
+ * a lock, and a holder of I_RWSEM reads a stable value. SIZE_PAGES, written in the same section,
+ * is round_up(size) in pages (-1 from 2^31 pages on), one word a fault reads with one atomic load
+ * (`sizePages`) instead of the four of the seqcount. REFCNT is atomic: one reference
  * per VMA record naming the file, per open file description (src/fs/open-file.ts), and one for
  * whoever created it until they put it. When REFCNT reaches 0 the release of the file's backing
  * kind runs after the page cache's (`setBackingRelease`: a host file closes its host descriptor), then
@@ -42,6 +52,7 @@
 import { assert, DEBUG, VmAssertionError } from '../assert.js';
 import { EINVAL, ENAMETOOLONG, ENOMEM, VmError } from '../errno.js';
 import { PhysMem, type PhysMemDescriptor } from '../mem/frames.js';
+import { PAGE_SIZE } from '../mem/page.js';
 import { Arena, type ArenaDescriptor, type FailureInjector, POISON_WORD } from '../shm/arena.js';
 import { lockClass } from '../sync/lockclass.js';
 import {
@@ -53,6 +64,7 @@ import {
   rwsemUpRead,
   rwsemUpWrite,
 } from '../sync/rwsem.js';
+import { INODE_HASH_BYTES, INODE_WORDS, InodeHash } from './inode-hash.js';
 
 /** How get_unmapped_area places a mapping of the file (fs->f_op->get_unmapped_area). */
 export const PLACE_GENERIC = 0;
@@ -66,7 +78,7 @@ export const iRwsemClass = lockClass('i_rwsem');
 export const invalidateLockClass = lockClass('invalidate_lock');
 export const iMmapClass = lockClass('i_mmap');
 
-const RECORD_BYTES = 512;
+const RECORD_BYTES = 576;
 const SIZE_LO = 0;
 const SIZE_HI = 1;
 const FLAGS = 2;
@@ -75,6 +87,8 @@ const SHMEM_INDEX = 4;
 const REFCNT = 5;
 const NAME_LEN = 6;
 const SIZE_SEQ = 7;
+/** round_up(i_size) in pages, or -1 (too many for an Int32: read `size` instead). */
+const SIZE_PAGES = 47;
 /** Word offsets of the page-cache fields in a record (docs/fs.md; users: src/fs). */
 export const FILE_BACKING = 8;
 export const FILE_HOST_FD = 9;
@@ -100,7 +114,14 @@ export const FILE_INJECT = 48;
 export const INJECT_OPS = 8;
 const NAME_WORD = 64;
 /** Longest name a file may have (bytes of UTF-8). */
-export const NAME_MAX_BYTES = RECORD_BYTES - NAME_WORD * 4;
+export const NAME_MAX_BYTES = 256;
+/** The inode hash's words of a record (src/fs/inode-hash.ts). */
+const INODE = NAME_WORD + NAME_MAX_BYTES / 4;
+/** A host file's read-only host descriptor an upgrade retired (-1: none), closed at the release. */
+export const FILE_HOST_FD_RO = INODE + INODE_WORDS;
+/** 1 when HOST_FD is open for writing. */
+const HOST_WRITABLE = FILE_HOST_FD_RO + 1;
+if ((HOST_WRITABLE + 1) * 4 > RECORD_BYTES) throw new Error('file-table: words past the record');
 
 /** Seqcount rounds of an i_size read before it reports a writer that never finishes. */
 const SIZE_READ_ROUNDS = 1 << 20;
@@ -182,6 +203,7 @@ export function fileReleaseDefer(): void {
 export function fileReleaseFlush(): void {
   assert(deferral.depth > 0, 'fileReleaseFlush without fileReleaseDefer');
   if (--deferral.depth !== 0) return;
+  if (deferral.ids.length === 0) return; // the common case: an array length store is a runtime call
   // Bounded by the queue, which only this thread fills (a release queues nothing: depth is 0).
   for (let i = 0; i < deferral.ids.length; i++) deferral.tables[i].releaseNow(deferral.ids[i]);
   deferral.tables.length = 0;
@@ -202,6 +224,7 @@ export interface FileTableDescriptor {
   cacheNodes: ArenaDescriptor;
   iMmapEntries: ArenaDescriptor;
   mem: PhysMemDescriptor | null;
+  inodeHash: SharedArrayBuffer;
 }
 
 export class FileTable {
@@ -212,6 +235,8 @@ export class FileTable {
   readonly iMmapEntries: Arena;
   /** The frames cached pages live in (null: this table's files cannot cache pages). */
   readonly mem: PhysMem | null;
+  /** Host files' records by (st_dev, st_ino) (src/fs/inode-hash.ts; open looks them up). */
+  readonly inodes: InodeHash;
   private readonly i32: Int32Array;
   private readonly u8: Uint8Array;
   private readonly i32Per: number;
@@ -239,7 +264,13 @@ export class FileTable {
       maxCapacity: I_MMAP_ENTRIES_MAX,
       injector: options.injector,
     });
-    return new FileTable(records, nodes, entries, options.mem ?? null);
+    return new FileTable(
+      records,
+      nodes,
+      entries,
+      options.mem ?? null,
+      new SharedArrayBuffer(INODE_HASH_BYTES),
+    );
   }
 
   /** The same table on this CPU; `mem`, if it views the descriptor's PhysMem, is used as it is. */
@@ -251,10 +282,17 @@ export class FileTable {
       Arena.attach(desc.cacheNodes),
       Arena.attach(desc.iMmapEntries),
       phys,
+      desc.inodeHash,
     );
   }
 
-  private constructor(arena: Arena, cacheNodes: Arena, iMmapEntries: Arena, mem: PhysMem | null) {
+  private constructor(
+    arena: Arena,
+    cacheNodes: Arena,
+    iMmapEntries: Arena,
+    mem: PhysMem | null,
+    inodeHash: SharedArrayBuffer,
+  ) {
     if (arena.recordBytes !== RECORD_BYTES) throw new Error('file table: wrong record size');
     if (cacheNodes.recordBytes !== CACHE_NODE_BYTES) throw new Error('file table: wrong cache node size');
     this.arena = arena;
@@ -264,6 +302,7 @@ export class FileTable {
     this.i32 = arena.i32;
     this.u8 = new Uint8Array(arena.i32.buffer, arena.i32.byteOffset, arena.i32.byteLength);
     this.i32Per = arena.i32PerRecord;
+    this.inodes = new InodeHash(inodeHash, arena.i32, this.i32Per, INODE, arena.maxCapacity);
   }
 
   describe(): FileTableDescriptor {
@@ -272,6 +311,7 @@ export class FileTable {
       cacheNodes: this.cacheNodes.describe(),
       iMmapEntries: this.iMmapEntries.describe(),
       mem: this.mem === null ? null : this.mem.describe(),
+      inodeHash: this.inodes.buffer,
     };
   }
 
@@ -300,18 +340,45 @@ export class FileTable {
   }
 
   /**
-   * Completes a host file's record once its host descriptor is open: HOST_FD and SIZE. The record
-   * then owns `hostFd`. Preconditions: the caller made `id` with `add(spec, backing)` (HOST_FD -1)
-   * and has not handed it out yet (nobody else can read the words).
+   * Completes a host file's record once its host descriptor is open: HOST_FD (open for writing
+   * when `writable`) and SIZE. The record then owns `hostFd`. Preconditions: the caller made `id`
+   * with `add(spec, backing)` (HOST_FD -1) and has not handed it out or hashed it yet (nobody else
+   * can read the words).
    */
-  setHost(id: number, hostFd: number, size: number): void {
-    assert(this.i32[id * this.i32Per + FILE_HOST_FD] === -1, 'setHost: the record has a host descriptor');
+  setHost(id: number, hostFd: number, size: number, writable: boolean): void {
+    const b = id * this.i32Per;
+    assert(this.i32[b + FILE_HOST_FD] === -1, 'setHost: the record has a host descriptor');
     assert(
       Number.isSafeInteger(size) && size >= 0 && Number.isInteger(hostFd) && hostFd >= 0,
       'setHost: bad values',
     );
-    this.i32[id * this.i32Per + FILE_HOST_FD] = hostFd;
+    Atomics.store(this.i32, b + FILE_HOST_FD, hostFd);
+    this.i32[b + HOST_WRITABLE] = writable ? 1 : 0;
     this.storeSize(id, size);
+  }
+
+  /** Whether the record's host descriptor is open for writing. */
+  hostWritable(id: number): boolean {
+    return Atomics.load(this.i32, id * this.i32Per + HOST_WRITABLE) !== 0;
+  }
+
+  /**
+   * An open for writing found host file `id` with a read-only host descriptor: `hostFd` (open for
+   * writing) becomes HOST_FD, owned by the record; the old one moves to HOST_FD_RO, still open for
+   * any CPU that loaded it, until the release closes both. Preconditions: the inode hash's lock
+   * held (it orders the upgrades: one at most per record); `id` hashed, with a reference held;
+   * `hostWritable(id)` false.
+   */
+  upgradeHostFdLocked(id: number, hostFd: number): void {
+    const b = id * this.i32Per;
+    assert(
+      this.i32[b + HOST_WRITABLE] === 0 && this.i32[b + FILE_HOST_FD_RO] === -1,
+      'upgrade: done already',
+    );
+    assert(Number.isInteger(hostFd) && hostFd >= 0, 'upgrade: bad host descriptor');
+    this.i32[b + FILE_HOST_FD_RO] = this.i32[b + FILE_HOST_FD];
+    Atomics.store(this.i32, b + FILE_HOST_FD, hostFd);
+    Atomics.store(this.i32, b + HOST_WRITABLE, 1);
   }
 
   /**
@@ -332,6 +399,10 @@ export class FileTable {
     this.i32[b + PLACEMENT] = placement;
     this.i32[b + SHMEM_INDEX] = shmemIndex;
     this.i32[b + NAME_LEN] = 0;
+    this.i32[b + FILE_HOST_FD] = -1;
+    this.i32[b + FILE_HOST_FD_RO] = -1;
+    this.i32[b + HOST_WRITABLE] = 0;
+    this.inodes.initRecord(id);
     Atomics.store(this.i32, b + REFCNT, 1);
   }
 
@@ -392,6 +463,8 @@ export class FileTable {
     if (release !== undefined) release(this, id);
     else if (kind !== BACKING_NONE)
       throw new VmAssertionError(`file ${id}: backing ${kind} has no release on this CPU (load its module)`);
+    // Last: an open of the same host file waits for this (its new record reads what was written back).
+    this.inodes.remove(id);
     this.arena.free(id);
   }
 
@@ -422,6 +495,15 @@ export class FileTable {
   }
 
   /**
+   * Pages of i_size, round_up(size) / 4096 (a fault at or past it is SIGBUS): one atomic load of
+   * SIZE_PAGES, a value the size had at some instant like `size`'s; stable under I_RWSEM.
+   */
+  sizePages(id: number): number {
+    const pages = Atomics.load(this.i32, id * this.i32Per + SIZE_PAGES);
+    return pages >= 0 ? pages : Math.ceil(this.size(id) / PAGE_SIZE);
+  }
+
+  /**
    * i_size_write: sets the size. Preconditions: I_RWSEM held for write (the one writer; checked in
    * debug mode: the check allocates), `size` a safe integer >= 0.
    */
@@ -439,6 +521,8 @@ export class FileTable {
     assert((seq & 1) === 0, 'i_size: two writers at once');
     Atomics.store(w, b + SIZE_LO, (size % 4294967296) | 0);
     Atomics.store(w, b + SIZE_HI, Math.floor(size / 4294967296));
+    const pages = Math.ceil(size / PAGE_SIZE);
+    Atomics.store(w, b + SIZE_PAGES, pages <= 0x7fffffff ? pages : -1);
     Atomics.add(w, b + SIZE_SEQ, 1);
   }
   writable(id: number): boolean {
@@ -472,7 +556,7 @@ export class FileTable {
   }
   /** A host file's host descriptor (node:fs), valid until the record is released. */
   hostFd(id: number): number {
-    return this.i32[id * this.i32Per + FILE_HOST_FD];
+    return Atomics.load(this.i32, id * this.i32Per + FILE_HOST_FD);
   }
   /** The file's i_rwsem (outermost lock of the read/write path). */
   iRwsem(id: number): RwSem {

@@ -3,7 +3,8 @@
  * through one host descriptor opened with node:fs (by Kernel.openHost) and kept in the record's
  * HOST_FD word. A host descriptor is a number valid on every thread of the Node process, so any CPU
  * does positioned I/O on it; the record owns it, and its last reference closes it (the release
- * registered below).
+ * registered below). Every open of one host file shares its record (src/fs/inode-hash.ts), so a
+ * record has one host descriptor, and two when an open for writing upgraded a read-only one.
  *
  * Reads and writes go straight between the host file and the frame's bytes: node:fs's readSync and
  * writeSync accept a Uint8Array over a SharedArrayBuffer (checked by test/fs/host-backing.test.ts),
@@ -20,7 +21,7 @@ import { closeSync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, readSync
 import { assert } from '../assert.js';
 import { EIO, errnoValue } from '../errno.js';
 import { BACKING_HOST, type Backing, registerBacking } from './backing.js';
-import { type FileTable, setBackingRelease } from './file-table.js';
+import { FILE_HOST_FD_RO, type FileTable, setBackingRelease } from './file-table.js';
 import {
   fsMightIO,
   INJECT_READ_PAGE,
@@ -151,10 +152,18 @@ function releaseHost(files: FileTable, id: number): void {
   const fd = files.hostFd(id);
   if (fd < 0) return; // an open that failed before its host descriptor was set
   fsMightIO('fs.host.release');
+  closeQuietly(fd);
+  // The read-only descriptor an open for writing retired (FileTable.upgradeHostFdLocked).
+  const ro = files.words[files.word(id, FILE_HOST_FD_RO)];
+  if (ro >= 0) closeQuietly(ro);
+}
+
+/** Closes a host descriptor the caller owns, dropping any error (the descriptor is gone either way). */
+export function closeQuietly(fd: number): void {
   try {
     closeSync(fd);
   } catch {
-    // Nothing to report to: the descriptor is gone either way.
+    // Nothing to report to.
   }
 }
 

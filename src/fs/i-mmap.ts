@@ -10,7 +10,8 @@
  *   I_MMAP_WAITERS    walkers sleeping on COMMITS
  *
  * Guards: HEAD, TAIL, COUNT and every entry's words are written under the file's i_mmap lock held
- * for write, and read under it held for read. The VMA records an entry names belong to its address
+ * for write (plain stores: the lock orders them), and read under it held for read (COUNT also
+ * without it, as a statistic: iMmapCount). The VMA records an entry names belong to its address
  * space (written under its mmap_lock held for write); a walker reads their START/END/PGOFF only
  * under i_mmap (R) with COMMITS at 0.
  *
@@ -100,7 +101,7 @@ export function iMmapLinkLocked(files: FileTable, id: number, e: number, mm: num
   if (tail === 0) w[files.word(id, I_MMAP_HEAD)] = e;
   else x[tail * E_WORDS + E_NEXT] = e;
   w[files.word(id, I_MMAP_TAIL)] = e;
-  Atomics.add(w, files.word(id, I_MMAP_COUNT), 1);
+  w[files.word(id, I_MMAP_COUNT)]++;
 }
 
 /** Unlinks entry e from the file's list and zeroes it. Preconditions: i_mmap held for write; e linked there. */
@@ -110,10 +111,7 @@ export function iMmapUnlinkLocked(files: FileTable, id: number, e: number): void
   const b = e * E_WORDS;
   const next = x[b + E_NEXT];
   const prev = x[b + E_PREV];
-  assert(
-    x[b + E_VMA] !== 0 && Atomics.load(w, files.word(id, I_MMAP_COUNT)) > 0,
-    'i_mmap unlink: not linked',
-  );
+  assert(x[b + E_VMA] !== 0 && w[files.word(id, I_MMAP_COUNT)] > 0, 'i_mmap unlink: not linked');
   if (prev === 0) w[files.word(id, I_MMAP_HEAD)] = next;
   else x[prev * E_WORDS + E_NEXT] = next;
   if (next === 0) w[files.word(id, I_MMAP_TAIL)] = prev;
@@ -122,7 +120,7 @@ export function iMmapUnlinkLocked(files: FileTable, id: number, e: number): void
   x[b + E_VMA] = 0;
   x[b + E_NEXT] = 0;
   x[b + E_PREV] = 0;
-  Atomics.sub(w, files.word(id, I_MMAP_COUNT), 1);
+  w[files.word(id, I_MMAP_COUNT)]--;
 }
 
 // ---- the lock and the commit window ------------------------------------------------------------

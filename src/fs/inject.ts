@@ -108,6 +108,18 @@ export function injectOp(files: FileTable, id: number, op: number): number {
   return injectSlow(w, at, op);
 }
 
+/**
+ * Whether operation `op` on file `id` has latency or a failure set (two plain loads, injectOp's
+ * fast-path test): a caller that must prepare before it may sleep (the per-VMA-lock fault takes
+ * its Mmu offline) asks first, then calls injectOp only when this is true; a setting made
+ * meanwhile is seen at the next call, as injectOp's own plain loads may see it.
+ */
+export function injectArmed(files: FileTable, id: number, op: number): boolean {
+  const w = files.words;
+  const at = files.word(id, FILE_INJECT + 2 * op);
+  return (w[at + LATENCY_US] | w[at + FAIL_NEXT]) !== 0;
+}
+
 function injectSlow(w: Int32Array, at: number, op: number): number {
   fsMightIO(SITES[op]);
   const latencyUs = Atomics.load(w, at + LATENCY_US);

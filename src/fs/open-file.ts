@@ -9,8 +9,9 @@
  *   +-----------+------+-------+--------+--------+--------------+--------------------------+-------+
  *     words 0-1    2      3       4        5        6-7            8-13                       14-15
  *
- * Guards: FILE and FLAGS are written once, before the id is handed out (FLAGS: f_flags, the access
- * mode and the status flags open kept; fcntl(F_SETFL) does not exist yet). POS is guarded by
+ * Guards: FILE and FLAGS are written before the id is handed out (by `open`; FILE once more by
+ * `rebind`, still before; FLAGS: f_flags, the access mode and the status flags open kept;
+ * fcntl(F_SETFL) does not exist yet). POS is guarded by
  * POS_LOCK (Linux's f_pos_lock, a sleeping lock: read and write hold it across their copies, which
  * may fault). REFCNT is atomic: one per descriptor naming the description in any descriptor table,
  * one per holder of an `fget`-style reference, one for the creator until it puts it; the last put
@@ -20,6 +21,7 @@
  * writes without a lock: a hint that racing readers may overwrite, as Linux's.
  */
 
+import { assert } from '../assert.js';
 import { WAIT_MUTEX } from '../cpu/waits.js';
 import { EINVAL, ENOMEM } from '../errno.js';
 import { LOCK_SLEEPS, WRITE } from '../lockhooks.js';
@@ -138,6 +140,25 @@ export class OpenFileTable {
     initReadahead(this.f64, id * this.f64Per + RA_F64);
     Atomics.store(this.i32, b + REFCNT, 1);
     return id;
+  }
+
+  /**
+   * Makes new description `id` name `file` instead (open found the host file's record in the
+   * inode hash after it made `id`): the caller's reference to `file` becomes the description's,
+   * f_wb_err is sampled from `file`, and the file it named is returned with its reference, now the
+   * caller's to put. Preconditions: `id` was made by `open` and not handed out yet (nobody else can
+   * read FILE); the caller holds a reference to `file`.
+   */
+  rebind(id: number, file: number): number {
+    const b = id * this.i32Per;
+    assert(
+      Atomics.load(this.i32, b + REFCNT) === 1 && this.files.isFile(file),
+      'rebind: not a new description',
+    );
+    const old = this.i32[b + FILE];
+    this.i32[b + FILE] = file;
+    this.i32[b + OF_WB_ERR] = errseqSample(this.files.words, this.files.word(file, FILE_WB_ERR));
+    return old;
   }
 
   /** get_file: one more reference to a live description. */

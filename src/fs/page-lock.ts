@@ -79,16 +79,26 @@ export function lockPage(mem: PhysMem, pfn: number): void {
 
 /** folio_trylock: the page lock if it is free; never sleeps. */
 export function trylockPage(mem: PhysMem, pfn: number): boolean {
-  if ((Atomics.or(mem.flags, pfn, PG_LOCKED) & PG_LOCKED) !== 0) {
+  return trylockPageFlags(mem, pfn) >= 0;
+}
+
+/**
+ * trylockPage that also tells the page's flags: the flags word as the lock found it (PG_LOCKED
+ * clear), or -1 when another holder has it. The fault path reads up-to-date and dirty from it
+ * instead of loading the word again.
+ */
+export function trylockPageFlags(mem: PhysMem, pfn: number): number {
+  const old = Atomics.or(mem.flags, pfn, PG_LOCKED);
+  if ((old & PG_LOCKED) !== 0) {
     statTryFailed(pageLockClass);
-    return false;
+    return -1;
   }
   statAcquired(pageLockClass, STAT_WRITE);
   if (hooks.on) {
     hooks.v.acquire(pageLockClass, 0, pfn, WRITE, true);
     hooks.v.acquired(pageLockClass, 0, pfn, WRITE);
   }
-  return true;
+  return old;
 }
 
 /** folio_unlock. Preconditions: this CPU holds the page lock. */

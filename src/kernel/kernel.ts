@@ -122,11 +122,13 @@ export class Kernel {
   }
 
   /**
-   * filp_open of a host file (src/kernel/open.ts): an open file description of a new file record
-   * backed by the host file `path` (its size from fstat), holding the caller's reference (put it
-   * with `kernel.opens.put`, or install it at a descriptor). The host descriptor is closed when the
-   * file's last reference goes. Throws VmError (EFAULT, EINVAL, ENOENT, EACCES, EEXIST, EISDIR,
-   * ENOTDIR, ELOOP, ENAMETOOLONG, EOPNOTSUPP, ENOMEM, ...) with nothing changed.
+   * filp_open of a host file (src/kernel/open.ts): an open file description of the host file
+   * `path`'s one file record (found by device and inode number, or made with its size from fstat),
+   * holding the caller's reference (put it with `kernel.opens.put`, or install it at a
+   * descriptor). The host descriptor is closed when the file's last reference goes. Throws VmError
+   * (EFAULT, EINVAL, ENOENT, EACCES, EEXIST, EISDIR, ENOTDIR, ELOOP, ENAMETOOLONG, EOPNOTSUPP,
+   * ENOMEM, ...) with nothing changed. Preconditions: no lock held, and no Mmu of this CPU online
+   * (the open may wait for a dying record of the file, and O_TRUNC truncates its cache).
    */
   openHost(path: string, options: OpenHostOptions = {}): number {
     const r = openHost(this.files, this.opens, path, options.flags ?? O_RDONLY, options.mode ?? 0o666);

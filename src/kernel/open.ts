@@ -1,25 +1,35 @@
 /**
  * Opening files (docs/fs.md, "Opening files"): a host file by path (filp_open over node:fs) and a
- * memory file (memfd_create). Each makes a new file record (inode) and an open file description
- * naming it, holding one reference for the caller; Process installs it at a descriptor.
+ * memory file (memfd_create). Each makes an open file description holding one reference for the
+ * caller (Process installs it at a descriptor), naming a file record (inode): memfd_create a new
+ * one; a host open the one record of that host file, looked up by (st_dev, st_ino) in the inode
+ * hash (src/fs/inode-hash.ts, Linux's iget), so every open of one file on any CPU and in any
+ * process shares one page cache. The first open makes the record; the others take a reference to
+ * it and close their own host descriptor (one host descriptor per record), unless theirs is open
+ * for writing and the record's is not: then theirs replaces it (FileTable.upgradeHostFdLocked).
  *
- * Everything that can fail for want of memory is allocated before the host file is touched, so an
- * ENOMEM leaves no host file created or truncated; a host error (ENOENT, EACCES, EEXIST, EISDIR,
- * ELOOP, ENOTDIR, ...) gives back what was allocated. Either way nothing changed.
+ * Everything that can fail for want of memory is allocated before the host file is touched (a new
+ * record, used only if the hash has none, and the description), so an ENOMEM leaves no host file
+ * created or truncated; a host error (ENOENT, EACCES, EEXIST, EISDIR, ELOOP, ENOTDIR, ...) gives
+ * back what was allocated. Either way nothing changed. O_TRUNC is not passed to the host: once the
+ * description names the record, the file is truncated through the page cache (as ftruncate: the
+ * cached pages go, every mapping of them is zapped), so another opener's cache never holds bytes
+ * the host file lost; its host descriptor is opened for writing (O_TRUNC needs write permission).
  *
  * Host descriptors are opened without O_APPEND (the write path appends at i_size itself, and a
  * positioned write to an O_APPEND host descriptor would append anyway) and without O_SYNC,
  * O_DSYNC and O_DIRECT (the page cache decides when bytes reach the host file), and with
  * O_NONBLOCK (a FIFO or device cannot hang the open; only regular files are accepted). An O_WRONLY
  * open opens the host file O_RDWR: the page cache reads the pages a write only partly covers.
- * Each open makes its own record: inodes are not looked up by (device, inode number) yet.
  */
 import { closeSync, constants, fstatSync, openSync } from 'node:fs';
 import { basename } from 'node:path';
+import { VmAssertionError } from '../assert.js';
 import { EFAULT, EINVAL, EISDIR, ENAMETOOLONG, ENOENT, ENXIO, EOPNOTSUPP, VmError } from '../errno.js';
 import { BACKING_HOST, BACKING_MEM } from '../fs/backing.js';
 import { type FileTable, NAME_MAX_BYTES, PLACE_GENERIC, PLACE_SHMEM } from '../fs/file-table.js';
-import { hostErrno } from '../fs/host-backing.js';
+import { closeQuietly, hostErrno } from '../fs/host-backing.js';
+import { type InodeKey, inodeKey } from '../fs/inode-hash.js';
 import {
   O_ACCMODE,
   O_CREAT,
@@ -34,6 +44,7 @@ import {
   O_TRUNC,
   type OpenFileTable,
 } from '../fs/open-file.js';
+import { fileTruncate } from './file-space.js';
 
 /** Longest path (bytes, with its NUL: Linux's PATH_MAX). */
 export const PATH_MAX = 4096;
@@ -52,7 +63,6 @@ export const MFD_NAME_MAX = 249;
 const PASSED: readonly (readonly [number, number])[] = [
   [O_CREAT, constants.O_CREAT],
   [O_EXCL, constants.O_EXCL],
-  [O_TRUNC, constants.O_TRUNC],
   [O_NOFOLLOW, constants.O_NOFOLLOW],
   [O_DIRECTORY, constants.O_DIRECTORY],
 ];
@@ -89,10 +99,17 @@ function openCheck(path: unknown, flags: number | null, mode: number | null): nu
   return 0;
 }
 
+/** Rounds of an open that keeps meeting dying records of its host file (each waits for an unhash). */
+const IGET_ROUNDS = 1 << 16;
+
+/** Whether the host descriptor is opened for writing: for writing, and for O_TRUNC (see the header). */
+function hostWrites(flags: number): boolean {
+  return (flags & O_ACCMODE) !== O_RDONLY || (flags & O_TRUNC) !== 0;
+}
+
 /** Host flags: O_NONBLOCK always, so opening a FIFO or a device cannot hang (they are ENXIO then). */
 function hostFlags(flags: number): number {
-  let host =
-    ((flags & O_ACCMODE) === O_RDONLY ? constants.O_RDONLY : constants.O_RDWR) | constants.O_NONBLOCK;
+  let host = (hostWrites(flags) ? constants.O_RDWR : constants.O_RDONLY) | constants.O_NONBLOCK;
   for (const [linux, h] of PASSED) if ((flags & linux) !== 0) host |= h;
   return host;
 }
@@ -104,8 +121,10 @@ function displayName(path: string): string {
 
 /**
  * filp_open: opens host file `path` with open(2)'s `flags` and `mode` (used with O_CREAT): a new
- * description (holding the caller's reference) of a new BACKING_HOST file record whose size is
- * the host file's; or -errno, nothing changed. The record owns the host descriptor.
+ * description (holding the caller's reference) of the host file's BACKING_HOST record (found in
+ * the inode hash, or a new one whose size is the host file's); or -errno, nothing changed (but
+ * for an O_TRUNC whose truncation failed: the description is gone, the size may have changed, as
+ * in Linux). Preconditions: no lock held (it may wait for a dying record, and truncate).
  */
 export function openHost(
   files: FileTable,
@@ -139,31 +158,82 @@ export function openHost(
     opens.put(of);
     return r.fd;
   }
-  files.setHost(file, r.fd, r.size);
+  const inode = igetHost(files, file, r);
+  if (inode !== file) files.put(opens.rebind(of, inode)); // the new record goes unused
+  if ((f & O_TRUNC) !== 0) {
+    const t = fileTruncate(files, inode, 0);
+    if (t < 0) {
+      opens.put(of);
+      return t;
+    }
+  }
   return of;
 }
 
-/** The host descriptor of a regular file and its size, or fd = -errno (nothing left open). */
-function openHostFd(path: string, flags: number, mode: number): { fd: number; size: number } {
+/** A regular host file opened: its descriptor (-errno: nothing left open), size and identity. */
+interface HostOpen {
+  fd: number;
+  size: number;
+  writable: boolean;
+  key: InodeKey | null;
+}
+
+/**
+ * iget: the record of host file `r` with a reference the caller owns: the hashed one (then `r.fd`
+ * is closed, or replaces the record's read-only descriptor), or else `fresh`, completed with
+ * `r.fd` and hashed (its reference is the caller's already). A dying record (no reference left)
+ * is not revived: wait until its release unhashed it, and look again. Preconditions: no lock held;
+ * `fresh` a new BACKING_HOST record, not hashed, that the caller holds a reference to.
+ */
+function igetHost(files: FileTable, fresh: number, r: HostOpen): number {
+  const hash = files.inodes;
+  const key = r.key as InodeKey;
+  for (let round = 0; round < IGET_ROUNDS; round++) {
+    hash.lock();
+    const found = hash.findLocked(key);
+    if (found === 0) {
+      files.setHost(fresh, r.fd, r.size, r.writable);
+      hash.insertLocked(fresh, key);
+      hash.unlock();
+      return fresh;
+    }
+    if (files.tryGet(found)) {
+      const upgrade = r.writable && !files.hostWritable(found);
+      if (upgrade) files.upgradeHostFdLocked(found, r.fd);
+      hash.unlock();
+      if (!upgrade) closeQuietly(r.fd);
+      return found;
+    }
+    const seq = hash.prepareWaitLocked();
+    hash.unlock();
+    hash.waitForUnhash(seq, found);
+  }
+  throw new VmAssertionError(`open: host descriptor ${r.fd} met dying records ${IGET_ROUNDS} times`);
+}
+
+/** The host descriptor of a regular file, its size and identity, or fd = -errno (nothing left open). */
+function openHostFd(path: string, flags: number, mode: number): HostOpen {
   let fd: number;
   try {
     fd = openSync(path, hostFlags(flags), mode);
   } catch (error) {
-    return { fd: -hostErrno(error), size: 0 };
+    return { fd: -hostErrno(error), size: 0, writable: false, key: null };
   }
   let errno = 0;
   let size = 0;
+  let key: InodeKey | null = null;
   try {
-    const st = fstatSync(fd);
+    const st = fstatSync(fd, { bigint: true });
     if (st.isDirectory()) errno = EISDIR;
     else if (!st.isFile()) errno = ENXIO;
-    size = st.size;
+    size = Number(st.size);
+    key = inodeKey(st.dev, st.ino);
   } catch (error) {
     errno = hostErrno(error);
   }
-  if (errno === 0) return { fd, size };
+  if (errno === 0) return { fd, size, writable: hostWrites(flags), key };
   closeSync(fd);
-  return { fd: -errno, size: 0 };
+  return { fd: -errno, size: 0, writable: false, key: null };
 }
 
 /** The checks of memfd_create(2) (they come before EMFILE, as in Linux): 0, or -errno. */

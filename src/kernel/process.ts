@@ -132,6 +132,7 @@ export class Process {
     if (typeof what === 'object' && what !== null && 'size' in what) return this.openSpec(what);
     check(openHostCheck(what, flags, mode), `open ${what}`);
     const fd = check(this.fds.reserve(), 'open');
+    this.mm.mmuOffline(); // the open may wait (a dying record of the file, O_TRUNC's locks)
     const of = openHost(this.kernel.files, this.kernel.opens, what, flags, mode);
     return this.installOpened(fd, of, (flags & O_CLOEXEC) !== 0, `open ${what}`);
   }

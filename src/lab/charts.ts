@@ -23,7 +23,7 @@ export interface Chart {
 /** Events a timeline draws per CPU lane (the first of its window). */
 const TIMELINE_EVENTS = 250;
 
-const DESIGN_COLORS = { domain: [...FAULT_DESIGNS], range: ['#d62728', '#ff7f0e', '#1f77b4'] };
+const DESIGN_COLORS = { domain: [...FAULT_DESIGNS], range: ['#d62728', '#ff7f0e', '#1f77b4', '#2ca02c'] };
 
 const designColor = {
   field: 'design',

@@ -39,10 +39,13 @@ export const COW_CASES = [
 ] as const;
 
 /** Faults of the cases' processes, summed before each exits. */
-export type FaultCounts = Pick<MmVmstat, 'faults' | 'faultsVmaLock' | 'faultsMmapLock' | 'fallbacks'>;
+export type FaultCounts = Pick<
+  MmVmstat,
+  'faults' | 'faultsSpeculative' | 'faultsVmaLock' | 'faultsMmapLock' | 'fallbacks'
+>;
 
 export function emptyFaultCounts(): FaultCounts {
-  return { faults: 0, faultsVmaLock: 0, faultsMmapLock: 0, fallbacks: 0 };
+  return { faults: 0, faultsSpeculative: 0, faultsVmaLock: 0, faultsMmapLock: 0, fallbacks: 0 };
 }
 
 /** The kernel, design and seed of one case run, and where its processes' fault counts go. */
@@ -75,6 +78,7 @@ function exit(run: CowRun, ...procs: Process[]): void {
     if (p.exited) continue;
     const s = p.mm.vmstat();
     run.faults.faults += s.faults;
+    run.faults.faultsSpeculative += s.faultsSpeculative;
     run.faults.faultsVmaLock += s.faultsVmaLock;
     run.faults.faultsMmapLock += s.faultsMmapLock;
     run.faults.fallbacks += s.fallbacks;

@@ -313,6 +313,7 @@ async function runPhase(
   const vmstat = proc.mm.vmstat();
   for (const r of results) {
     vmstat.faults += r.cowFaults.faults;
+    vmstat.faultsSpeculative += r.cowFaults.faultsSpeculative;
     vmstat.faultsVmaLock += r.cowFaults.faultsVmaLock;
     vmstat.faultsMmapLock += r.cowFaults.faultsMmapLock;
     vmstat.fallbacks += r.cowFaults.fallbacks;

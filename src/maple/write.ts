@@ -40,6 +40,13 @@ import { NodePool } from './pool.js';
 import type { Reclaimer } from './reclaim.js';
 import { MAX_SPLIT, reserveForStores, type TreeNow } from './reserve.js';
 
+/**
+ * preallocate's shortcut: a reserve at most this far above the plain bound of one or two stores
+ * is never trimmed by a fill (the bound exceeds the exact need by at most 14 nodes: 46 in all, and the pool
+ * trims only a reserve more than TRIM_ABOVE = 64 above the need).
+ */
+const PLAIN_BOUND_SLACK = 32;
+
 // Module-local copies of the layout's bindings (hot paths: see "Imported bindings" in layout.ts).
 const {
   COUNT_MASK,
@@ -143,6 +150,15 @@ export class TreeWriter {
       // Clamped: without the lock the root may have been replaced and its record reused.
       shape.height = Math.min(this.levelOf(root) + 1, MAX_HEIGHT);
       shape.rootCount = Math.min(this.countOf(root), LEAF_SLOTS);
+    }
+    if (stores <= 2) {
+      // The common commit (one or two stores): the reserve left by the last refill usually covers
+      // the plain bound of reserve.ts (each store at most MAX_SPLIT nodes per level, a level more
+      // per store, a root per store); then the fill would change nothing (the reserve is neither
+      // short nor far enough above the need to be trimmed), so the exact bound is not computed.
+      const bound = stores * (MAX_SPLIT * (shape.height + stores) + 1);
+      const have = this.pool.size;
+      if (have >= bound && have <= bound + PLAIN_BOUND_SLACK) return 0;
     }
     const limit = this.arena.maxCapacity;
     const need = reserveForStores(stores, shape, limit);

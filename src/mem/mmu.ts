@@ -63,6 +63,23 @@ export interface MissHandler {
 }
 
 const NO_HANDLER: MissHandler = { onMiss: () => FAULT_SEGV_MAPERR };
+
+/**
+ * The miss handler's hint (this thread's: each CPU is one thread): the page-table entry a fault
+ * installed for `page` (setMissHint). The Mmu's round after a handler that left a hint for the
+ * faulting page takes the entry from it instead of walking first; the walk after its tag store
+ * still checks it (see miss), so a hint that went stale costs only another round.
+ */
+const missHint = { page: -1, entry: 0 };
+
+/**
+ * Tells this CPU's Mmu that the fault in progress installed `entry` (a present PTE, as stored)
+ * for the page at `page`. Called by the fault path after it set the entry, PTL held or not.
+ */
+export function setMissHint(page: number, entry: number): void {
+  missHint.page = page;
+  missHint.entry = entry | 0;
+}
 /**
  * Module-local copies of the sizes the fast paths divide by: V8 folds a module's own const into
  * the code (a division by a power of two becomes a multiplication), but loads an imported binding
@@ -496,17 +513,22 @@ export class Mmu {
    * shootdown's PTE-store-then-clear, so a refill racing with a shootdown cannot leave a stale
    * tag behind). Without a usable entry, the miss handler runs (see callHandler) and the walk
    * is retried (the quiescent point at its top brings the Mmu back online if the handler took it
-   * offline).
+   * offline); when the handler left a hint for the page (setMissHint), the retry starts from the
+   * hinted entry instead of a first walk: the walk after the tag store is what makes the refill
+   * safe, and it runs either way.
    */
   private miss(addr: number, kind: number): number {
     if (!(addr >= 0 && addr < USER_ADDR_LIMIT && Number.isInteger(addr))) return FAULT_SEGV_MAPERR;
     const write = kind === K_WRITE;
     const s = (addr / PAGE) & MASK;
     const tag = Math.floor(addr / REGION);
+    const page = addr - (addr & OFF);
+    let hinted = false;
     for (let round = 0; round < MAX_MISS_ROUNDS; round++) {
       this.quiesce();
       rcuReadLock();
-      const e = this.walk(addr);
+      const e = hinted ? missHint.entry : this.walk(addr);
+      hinted = false;
       const usable =
         (e & (PTE_PRESENT | PTE_USER)) === (PTE_PRESENT | PTE_USER) && (!write || (e & PTE_WRITE) !== 0);
       let stable = false;
@@ -521,8 +543,10 @@ export class Mmu {
       if (stable && (!write || this.perms[s] !== 0)) return s;
       if (stable || !usable) {
         // Missing, not permitted, or a clean writable page: the fault path decides.
+        missHint.page = -1;
         const r = this.callHandler(addr, write, kind === K_EXEC);
         if (r < 0) return r;
+        hinted = missHint.page === page;
       }
     }
     throw new VmAssertionError(

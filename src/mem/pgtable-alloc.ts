@@ -24,6 +24,7 @@ import {
   N_PUD,
   N_THP,
   PageTableCore,
+  PTL_NESTED,
   PTL_STATE,
   ROOT,
 } from './pgtable-core.js';
@@ -365,18 +366,25 @@ export class PageTableAlloc extends PageTableCore {
    */
   protected detachTable(parent: number, i: number, child: number, level: number): void {
     const m = child * META_WORDS;
-    if (this.meta[m + COUNT] !== 0 || this.meta[m + LINK] !== 0 || this.meta[m + PTL_STATE] !== 0) {
+    // A PTE table leaves under its own PTL: a lockless fault that found it under RCU may be about
+    // to lock it, and re-checks under that lock that the PMD entry still names it (src/mm/
+    // spec-fault.ts). Upper tables are never locked by faults.
+    const own = level === LEVEL_PTE;
+    if (own) this.lockTable(child);
+    if (this.meta[m + COUNT] !== 0 || this.meta[m + LINK] !== 0 || (!own && this.meta[m + PTL_STATE] !== 0)) {
+      if (own) this.unlockTable(child);
       throw new VmAssertionError(
         `pgtable: freeing table ${child} (level ${level}) with ${this.meta[m + COUNT]} entries, ` +
           `deposit ${this.meta[m + LINK]}, lock ${this.meta[m + PTL_STATE]}`,
       );
     }
-    this.lockTable(parent);
+    this.lockTable(parent, own ? PTL_NESTED : 0);
     const x = this.entries[(parent << 9) | i];
     assert(x >>> 12 === child && (x & PTE_HUGE) === 0, 'pgtable: detaching a table its parent does not name');
     Atomics.store(this.entries, (parent << 9) | i, 0);
     this.meta[parent * META_WORDS + COUNT]--;
     this.unlockTable(parent);
+    if (own) this.unlockTable(child);
     Atomics.sub(this.header, N_PUD + level - LEVEL_PUD, 1);
     if ((x & PMD_THP_TABLE) !== 0) Atomics.sub(this.header, N_THP, 1);
     rcuDeferFree(this.arena, child);

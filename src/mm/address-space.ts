@@ -47,7 +47,12 @@ import {
   SyscallContext,
 } from './context.js';
 import { faultinRange, mmPopulate } from './fault.js';
-import { faultDesignCode, faultMayDropLockForIo, faultTriesVmaLock } from './fault-design.js';
+import {
+  faultDesignCode,
+  faultMayDropLockForIo,
+  faultTriesSpeculative,
+  faultTriesVmaLock,
+} from './fault-design.js';
 import { lockVmaUnderRcu } from './fault-lookup.js';
 import {
   fileFaultCancel,
@@ -72,6 +77,7 @@ import {
   MmuFault,
 } from './mmu-fault.js';
 import { type VmaView, vmaViews } from './proc-maps.js';
+import { faultPageSpeculative, SPEC_ABORT, SPEC_SKIP } from './spec-fault.js';
 import {
   NR_BRK,
   NR_DESTROY,
@@ -119,6 +125,7 @@ import {
   countEvent,
   EV_FAULT_MMAP,
   EV_FAULT_RETRY,
+  EV_FAULT_SPEC,
   EV_FAULT_VMA,
   EV_MMAP_FALLBACK,
   MmLocks,
@@ -302,8 +309,9 @@ export class AddressSpace implements MmShared {
       ? (h: number) => rcuDeferFree(arena.arena, h)
       : (h: number) => arena.arena.free(h);
     this.ctx = new SyscallContext(this, free);
-    this.ctx.layer.onUnmap = (starts, ends, floor, ceiling) =>
-      this.unmapPageTables(starts, ends, floor, ceiling);
+    this.ctx.mmuOffline = () => this.mmuOffline();
+    this.ctx.layer.onUnmap = (starts, ends, n, floor, ceiling) =>
+      this.unmapPageTables(starts, ends, n, floor, ceiling);
   }
 
   /** The same address space on this CPU (the index must be a MapleTree to be shared). */
@@ -384,8 +392,9 @@ export class AddressSpace implements MmShared {
   private zapDowngraded(): void {
     const ctx = this.ctx;
     const ptWork = ctx.ptWork;
-    if (!ptWork.onlyZapsAndFrees()) {
-      // A THP region split at a new VMA edge: the work runs under the write lock, as for others.
+    if (!ptWork.hasWork() || !ptWork.onlyZapsAndFrees()) {
+      // Nothing in the page tables to zap or free (no downgrade needed: nothing would wait on it
+      // for long), or a THP region split at a new VMA edge: the work runs under the write lock.
       try {
         try {
           ptWork.apply();
@@ -659,17 +668,20 @@ export class AddressSpace implements MmShared {
    * finished it (vmstat.ts); a FAULT_GROW is not counted, faultPage runs the fault again. The
    * anonymous fast path runs with this CPU's Mmu online (it waits only for PTE locks and zone_lock,
    * whose holders never wait for a shootdown, and for its own shootdown, where it counts as
-   * acknowledged); a file fault (page locks, then I/O with the VMA lock dropped) and faultStage
-   * (mmap_lock) take the Mmu offline before they may wait.
+   * acknowledged); so does a file fault, which only trylocks the page and takes the Mmu offline
+   * before it may sleep (an injected page_mkwrite latency: ctx.mmuOffline; the I/O or page-lock
+   * wait after it dropped the VMA lock: below); faultStage (mmap_lock) goes offline first.
    */
   private faultPageOnce(page: number, write: boolean, exec: boolean): number {
     const ctx = this.ctx;
     const locks = this.locks;
+    if (faultTriesSpeculative(this.faultDesign)) {
+      const r = this.faultSpeculative(page, write, exec);
+      if (r !== SPEC_SKIP && r !== SPEC_ABORT) return r;
+    }
     if (faultTriesVmaLock(this.faultDesign)) {
       const h = lockVmaUnderRcu(this, page);
       if (h !== 0) {
-        // A file fault may wait for a page lock, and its RETRY for I/O: offline (see above).
-        if (this.arena.file(h) !== 0) this.mmuOffline();
         let r: number;
         try {
           r = faultPageVmaLocked(ctx, h, page, write, exec);
@@ -683,6 +695,7 @@ export class AddressSpace implements MmShared {
         if (r === FAULT_RETRY) {
           // The file work the fault left, with the VMA lock dropped (file-fault.ts).
           countEvent(locks, EV_FAULT_RETRY);
+          this.mmuOffline();
           const err = fileFaultIo(this.files, this.mem);
           lockdepAssertNoneHeld('page fault');
           return err === 0 ? FAULT_RETRY : err === -ENOMEM ? FAULT_OOM : FAULT_SIGBUS;
@@ -697,6 +710,21 @@ export class AddressSpace implements MmShared {
     const r = this.faultStage(FAULT_ONE_PAGE, page, PAGE_SIZE, (write ? 1 : 0) | (exec ? 2 : 0));
     if (r !== FAULT_GROW && r !== FAULT_RETRY) countEvent(locks, EV_FAULT_MMAP);
     lockdepAssertNoneHeld('page fault');
+    return r;
+  }
+
+  /**
+   * The speculative design's first try (spec-fault.ts): 0 or FAULT_SEGV_ACCERR, counted as a
+   * speculative fault, or SPEC_SKIP / SPEC_ABORT (counted there) for the vma-lock path. Runs with
+   * the Mmu online, as the anonymous vma-lock fast path does.
+   */
+  private faultSpeculative(page: number, write: boolean, exec: boolean): number {
+    const ctx = this.ctx;
+    const r = faultPageSpeculative(ctx, page, write, exec);
+    ctx.ptWork.flushDeferred();
+    if (r === SPEC_SKIP || r === SPEC_ABORT) return r;
+    countEvent(this.locks, EV_FAULT_SPEC);
+    lockdepAssertNoneHeld('speculative page fault');
     return r;
   }
 
@@ -720,14 +748,20 @@ export class AddressSpace implements MmShared {
    * the ranges are zapped, then free_pgtables frees the tables of the groups of VMAs less than
    * 2 MiB apart, each with the next group's start as its ceiling.
    */
-  private unmapPageTables(starts: number[], ends: number[], floor: number, ceiling: number): void {
+  private unmapPageTables(
+    starts: Float64Array,
+    ends: Float64Array,
+    n: number,
+    floor: number,
+    ceiling: number,
+  ): void {
     const work = this.ctx.ptWork;
-    for (let i = 0; i < starts.length; i++) work.zap(starts[i], ends[i]);
+    for (let i = 0; i < n; i++) work.zap(starts[i], ends[i]);
     let i = 0;
-    while (i < starts.length) {
+    while (i < n) {
       let j = i;
-      while (j + 1 < starts.length && starts[j + 1] <= ends[j] + PMD_SIZE) j++;
-      const groupCeiling = j + 1 < starts.length ? starts[j + 1] : ceiling;
+      while (j + 1 < n && starts[j + 1] <= ends[j] + PMD_SIZE) j++;
+      const groupCeiling = j + 1 < n ? starts[j + 1] : ceiling;
       work.freeTables(starts[i], ends[j], floor, groupCeiling);
       i = j + 1;
     }
@@ -834,7 +868,7 @@ export class AddressSpace implements MmShared {
   // ---- raw syscalls: result or -errno ---------------------------------------------------------
 
   sysMmap(addr: number, len: number, prot: number, flags: number, fd: number, offset: number): number {
-    const file = (flags & MAP_ANONYMOUS) === 0 ? this.fds.fget(fd) : 0;
+    const file = (flags & MAP_ANONYMOUS) === 0 ? this.fgetForMap(fd) : 0;
     try {
       const c = mmapCheck(flags, file, offset);
       return c !== CHECKED
@@ -843,6 +877,20 @@ export class AddressSpace implements MmShared {
     } finally {
       if (file !== 0) this.files.put(file);
     }
+  }
+  /**
+   * The file behind `fd` with a reference the caller puts (0: EBADF), its description's FMODE_WRITE
+   * left in `ctx.mapFileWritable` for the mmap body.
+   */
+  private fgetForMap(fd: number): number {
+    const opens = this.fds.opens;
+    const of = this.fds.fgetOpen(fd);
+    if (of === 0) return 0;
+    const file = opens.file(of);
+    this.files.get(file);
+    this.ctx.mapFileWritable = opens.writable(of);
+    opens.put(of); // not the file's last reference: ours is held
+    return file;
   }
   sysMunmap(addr: number, len: number): number {
     return this.run('syscall munmap', NR_MUNMAP, munmapLocked, addr, len);

@@ -27,6 +27,7 @@
 
 import { ENOMEM } from '../errno.js';
 import type { PhysMem } from '../mem/frames.js';
+import { setMissHint } from '../mem/mmu.js';
 import { KIND_ANON, PG_ANON_EXCLUSIVE, ZERO_PFN } from '../mem/page.js';
 import type { PageTables } from '../mem/pgtable.js';
 import {
@@ -174,8 +175,10 @@ function faultAnonPage(
     return 0;
   }
   mem.incMapcount(pfn);
-  pt.setPteLocked(table, i, makePte(pfn, flags));
+  const pte = makePte(pfn, flags);
+  pt.setPteLocked(table, i, pte);
   pt.unlockTable(table);
+  setMissHint(addr, pte);
   if (oldPfn !== 0) {
     // Other CPUs may still read the old page (the zero page too) through a cached translation.
     if (oldPfn !== ZERO_PFN) mem.decMapcount(oldPfn);

@@ -63,6 +63,9 @@ export interface MmShared {
   readonly tlb: TlbDomain;
 }
 
+/** The default mmuOffline: a context without an Mmu. */
+function noMmu(): void {}
+
 export class SyscallContext {
   readonly config: MmConfig;
   readonly arena: VmaArena;
@@ -85,12 +88,23 @@ export class SyscallContext {
    */
   faultUnshare = false;
   /**
+   * FMODE_WRITE of the open file description mmap maps (set by `AddressSpace.sysMmap` before its
+   * body runs, read by the body): one record serves every open of a host file, so whether a shared
+   * mapping may be writable is the description's, not the file's.
+   */
+  mapFileWritable = false;
+  /**
    * Set by the munmap body (open resets it): the commit leaves the page-table work, which is then
    * only zaps of ranges no VMA covers any more, to the syscall entry, which runs it after
    * downgrading mmap_lock to read (Linux's do_vmi_align_munmap with `unlock`): faults and populate
    * stages of other CPUs need not wait for the zap, its shootdown and the frees.
    */
   zapAfterDowngrade = false;
+  /**
+   * Takes this CPU's Mmu offline (AddressSpace.mmuOffline; a no-op until the facade sets it): a
+   * fault on the per-VMA-lock path runs online and calls it before anything that may sleep.
+   */
+  mmuOffline: () => void = noMmu;
   readonly txn: VmaTxn;
   readonly layer: VmaLayer;
   readonly placement: Placement;

@@ -10,9 +10,14 @@
  *              (Linux 5.1 to 6.3)                               (VM_FAULT_RETRY)
  *   vma-lock   RCU walk + the VMA's read trylock, mmap_lock     drops its locks, waits, retries
  *              only as fallback (Linux 6.4+; the default)
+ *   speculative  anonymous: RCU walk, no VMA lock, the VMA's     as vma-lock (file faults take
+ *              stamp validated under the PTE lock (spec-fault.ts; the vma-lock path)
+ *              Lespinasse's speculative page faults, never
+ *              merged); a change or anything else: as vma-lock
  *
- * Branch points: `faultTriesVmaLock` (AddressSpace.faultPageOnce: try the per-VMA-lock fast path
- * first?) and `faultMayDropLockForIo` (the file fault of issue 11 calls it before it waits for a
+ * Branch points: `faultTriesSpeculative` (AddressSpace.faultPageOnce: try the lockless
+ * speculative fault first?), `faultTriesVmaLock` (AddressSpace.faultPageOnce: try the per-VMA-lock
+ * fast path before mmap_lock?) and `faultMayDropLockForIo` (the file fault of issue 11 calls it before it waits for a
  * read or a locked page: true means take a file reference, drop every lock, wait, return
  * FAULT_RETRY; false means wait where it is, mmap_lock held). Anonymous faults never wait for I/O,
  * so `global` and `retry` behave alike until file faults exist.
@@ -20,14 +25,15 @@
  * Hot paths use the numeric codes (DESIGN_*), never the names.
  */
 
-export type FaultDesign = 'global' | 'retry' | 'vma-lock';
+export type FaultDesign = 'global' | 'retry' | 'vma-lock' | 'speculative';
 
-/** Every design, in the order the lab shows them (the oldest first). */
-export const FAULT_DESIGNS: readonly FaultDesign[] = ['global', 'retry', 'vma-lock'];
+/** Every design, in the order the lab shows them (the oldest first; the unmerged one last). */
+export const FAULT_DESIGNS: readonly FaultDesign[] = ['global', 'retry', 'vma-lock', 'speculative'];
 
 export const DESIGN_GLOBAL = 0;
 export const DESIGN_RETRY = 1;
 export const DESIGN_VMA_LOCK = 2;
+export const DESIGN_SPECULATIVE = 3;
 
 export const DEFAULT_FAULT_DESIGN: FaultDesign = 'vma-lock';
 
@@ -50,9 +56,14 @@ export function faultDesignName(code: number): FaultDesign {
   return name;
 }
 
-/** A fault first tries the VMA read lock under RCU (falling back to mmap_lock): vma-lock only. */
+/** A fault tries the VMA read lock under RCU (falling back to mmap_lock): vma-lock, speculative. */
 export function faultTriesVmaLock(code: number): boolean {
-  return code === DESIGN_VMA_LOCK;
+  return code >= DESIGN_VMA_LOCK;
+}
+
+/** A fault first tries the speculative path (spec-fault.ts), then the VMA lock: speculative only. */
+export function faultTriesSpeculative(code: number): boolean {
+  return code === DESIGN_SPECULATIVE;
 }
 
 /**

@@ -3,7 +3,12 @@
  * do_shared_fault and do_page_mkwrite; docs/mm.md, "File faults"). Shared anonymous memory is a
  * file too (a BACKING_MEM shmem object, FileTable.addShmem), so it faults here.
  *
- *   index = vm_pgoff + (page - vm_start) / 4096; index >= pages of i_size     -EFAULT (SIGBUS)
+ *   index = vm_pgoff + (page - vm_start) / 4096
+ *   index >= pages of i_size                                                  -EFAULT (SIGBUS)
+ *     (i_size is read before any I/O and again once the page is locked, as filemap_fault does;
+ *     the per-VMA-lock path skips the first read for a cached page, and answers an entry already
+ *     present without it: a read is done, a write to a writable entry marks it DIRTY, as
+ *     Linux's fault on a present entry does)
  *   the page cached, up to date, and its lock free (trylock), still cached and inside i_size:
  *     read (or exec)                 map it read-only (also in a shared writable VMA: the first
  *                                    write must call page_mkwrite, write-notify)
@@ -33,16 +38,23 @@
  *
  * Page references: a mapped file page holds one reference and one map count per entry (KIND_FILE,
  * OWNER = the file, INDEX = the page index), besides the cache's; a zap puts them (pgtable-work).
+ * The new entry takes over the lookup's reference (findGetPage), as Linux's finish_fault keeps the
+ * fault's folio reference.
+ *
+ * The per-VMA-lock path runs with this CPU's Mmu online (as the anonymous one): it trylocks the
+ * page and waits only for PTE locks; it takes the Mmu offline (ctx.mmuOffline) before an injected
+ * page_mkwrite latency may sleep, and its caller does so before fileFaultIo (mmu-fault.ts).
  * The per-CPU pending record below is this CPU's alone (each CPU is one thread): no lock guards it.
  */
 import { assert } from '../assert.js';
 import { EFAULT, ENOMEM } from '../errno.js';
 import { stillCached } from '../fs/cache-core.js';
 import type { FileTable } from '../fs/file-table.js';
-import { INJECT_FAULT, INJECT_MKWRITE, injectOp } from '../fs/inject.js';
+import { INJECT_FAULT, INJECT_MKWRITE, injectArmed, injectOp } from '../fs/inject.js';
 import { findGetPage, markPageDirty, newReadahead, readCachePage } from '../fs/page-cache.js';
-import { lockPage, trylockPage, unlockPage } from '../fs/page-lock.js';
+import { lockPage, trylockPageFlags, unlockPage } from '../fs/page-lock.js';
 import type { PhysMem } from '../mem/frames.js';
+import { setMissHint } from '../mem/mmu.js';
 import { KIND_ANON, PG_ANON_EXCLUSIVE, PG_DIRTY, PG_UPTODATE } from '../mem/page.js';
 import type { PageTables } from '../mem/pgtable.js';
 import {
@@ -85,7 +97,7 @@ const RW = RO | PTE_WRITE | PTE_DIRTY;
 
 /** Pages of file `id` a fault may map (round_up(i_size) / 4096). */
 function pagesOf(files: FileTable, id: number): number {
-  return Math.ceil(files.size(id) / PAGE_SIZE);
+  return files.sizePages(id);
 }
 
 /** Whether this CPU has fault work pending (set by the last faultFilePage). */
@@ -131,6 +143,11 @@ function needIo(
   pending.pfn = pfn;
   pending.addr = addr;
   return FILE_NEED_IO;
+}
+
+/** A page to read: past EOF -EFAULT (no I/O for it), else IO_READ pending (needIo). */
+function needRead(files: FileTable, file: number, index: number, addr: number): number {
+  return index >= pagesOf(files, file) ? -EFAULT : needIo(files, IO_READ, file, index, 0, addr);
 }
 
 /**
@@ -217,10 +234,16 @@ export function faultFileVmaLocked(mm: SyscallContext, h: number, page: number, 
   const a = mm.arena;
   const flags = a.flags(h);
   const anon = a.anon(h);
-  if (mm.pt.pmdEntry(page) === 0) return FAULT_FALLBACK;
   if (write && (flags & VM_SHARED) === 0 && anon === 0) return FAULT_FALLBACK;
+  const file = a.file(h);
   const index = a.pgoff(h) + (page - a.start(h)) / PAGE_SIZE;
-  const r = faultFilePage(mm, page, a.file(h), index, flags, anon, write, true);
+  let r = faultFilePrelude(page);
+  if (r === 0) {
+    // pmd_none (or a huge entry): the table is made under mmap_lock. Found once, used for the entry.
+    const table = mm.pt.findPteTable(page);
+    if (table === 0) return FAULT_FALLBACK;
+    r = faultFileEntry(mm, table, page, file, index, flags, anon, write, true);
+  }
   return r === 0 ? 0 : r === FILE_NEED_IO ? FAULT_RETRY : r === -ENOMEM ? FAULT_OOM : FAULT_SIGBUS;
 }
 
@@ -261,16 +284,42 @@ export function faultFilePage(
   write: boolean,
   inline: boolean,
 ): number {
-  if (poison.addr === addr) {
-    poison.addr = -1;
-    return poison.err;
-  }
+  const r = faultFilePrelude(addr);
+  if (r !== 0) return r;
+  if (index >= pagesOf(mm.files, file)) return -EFAULT;
+  const table = mm.pt.allocPte(addr);
+  if (table <= 0) return -ENOMEM;
+  return faultFileEntry(mm, table, addr, file, index, vmFlags, anon, write, inline);
+}
+
+/** A populate walk's poisoned address answers its error once (see fileFaultPoison); else 0. */
+function faultFilePrelude(addr: number): number {
+  if (poison.addr !== addr) return 0;
+  poison.addr = -1;
+  return poison.err;
+}
+
+/**
+ * faultFilePage at entry pteIndex(addr) of PTE table `table` (see the file comment). The page
+ * lock is a trylock whose old flags tell up-to-date and dirty at once (PG_DIRTY is cleared only
+ * under the page lock, so a dirty page stays dirty while it is held); the lookup's reference
+ * becomes the new entry's (mapFilePageLocked), as Linux's finish_fault keeps the fault's folio
+ * reference. Preconditions: as faultFilePage's; `table` is addr's PTE table.
+ */
+function faultFileEntry(
+  mm: SyscallContext,
+  table: number,
+  addr: number,
+  file: number,
+  index: number,
+  vmFlags: number,
+  anon: number,
+  write: boolean,
+  inline: boolean,
+): number {
   const files = mm.files;
   const mem = mm.mem;
   const pt = mm.pt;
-  if (index >= pagesOf(files, file)) return -EFAULT;
-  const table = pt.allocPte(addr);
-  if (table <= 0) return -ENOMEM;
   const i = pteIndex(addr);
   const old = pt.readEntry(table, i);
   const shared = (vmFlags & VM_SHARED) !== 0;
@@ -281,38 +330,44 @@ export function faultFilePage(
       return faultAnonPageOf(mm, addr, true, vmFlags, anon, index);
   }
   const pfn = findGetPage(files, file, index);
-  if (pfn === 0) return needIo(files, IO_READ, file, index, 0, addr);
-  if ((Atomics.load(mem.flags, pfn) & PG_UPTODATE) === 0) {
-    mem.putPage(pfn);
-    return needIo(files, IO_READ, file, index, 0, addr);
-  }
-  if (shared && write && inline) {
-    const e = injectOp(files, file, INJECT_MKWRITE);
-    if (e < 0) {
+  if (pfn === 0) return needRead(files, file, index, addr);
+  if (shared && write && inline && injectArmed(files, file, INJECT_MKWRITE)) {
+    // page_mkwrite may sleep (injected latency): only for a page that needs no read first, and
+    // with this CPU's Mmu offline (the fault runs online).
+    if ((Atomics.load(mem.flags, pfn) & PG_UPTODATE) === 0) {
+      mem.putPage(pfn);
+      return needRead(files, file, index, addr);
+    }
+    mm.mmuOffline();
+    if (injectOp(files, file, INJECT_MKWRITE) < 0) {
       mem.putPage(pfn);
       return -EFAULT;
     }
   }
-  if (!trylockPage(mem, pfn)) return needIo(files, IO_WAIT_LOCK, file, index, pfn, addr);
-  if (!stillCached(mem, pfn, file, index)) {
+  const pageFlags = trylockPageFlags(mem, pfn);
+  if (pageFlags < 0) return needIo(files, IO_WAIT_LOCK, file, index, pfn, addr);
+  // PG_UPTODATE is set under the page lock (a reader holds it until its read ends): the flags the
+  // lock found tell whether the page still has to be read.
+  if ((pageFlags & PG_UPTODATE) === 0 || !stillCached(mem, pfn, file, index)) {
     unlockPage(mem, pfn);
     mem.putPage(pfn);
-    return needIo(files, IO_READ, file, index, 0, addr);
+    return needRead(files, file, index, addr);
   }
-  let r: number;
+  let r = 0;
+  let ref = pfn; // the lookup's reference, until an entry takes it
   if (index >= pagesOf(files, file))
-    r = -EFAULT; // truncated meanwhile
-  else if (!write) r = mapFilePageLocked(mm, table, i, old, addr, pfn, RO);
+    r = -EFAULT; // past EOF (i_size read once the page is locked, as filemap_fault re-reads it)
+  else if (!write) ref = mapFilePageLocked(mm, table, i, old, addr, pfn, RO);
   else if (!shared) r = cowFilePageLocked(mm, table, i, old, addr, pfn, anon, index);
-  else if (inline || (Atomics.load(mem.flags, pfn) & PG_DIRTY) !== 0) {
-    if (inline) markPageDirty(files, pfn);
-    r = mapFilePageLocked(mm, table, i, old, addr, pfn, RW);
+  else if (inline || (pageFlags & PG_DIRTY) !== 0) {
+    if (inline && (pageFlags & PG_DIRTY) === 0) markPageDirty(files, pfn);
+    ref = mapFilePageLocked(mm, table, i, old, addr, pfn, RW);
   } else {
     unlockPage(mem, pfn);
     return needIo(files, IO_MKWRITE, file, index, pfn, addr);
   }
   unlockPage(mem, pfn);
-  mem.putPage(pfn);
+  if (ref !== 0) mem.putPage(ref);
   return r;
 }
 
@@ -326,10 +381,11 @@ function markPteDirty(pt: PageTables, table: number, i: number, old: number): nu
 }
 
 /**
- * Maps the locked file page pfn at entry i of `table` (found holding `old`) with `flags`, taking a
- * reference and a map count for the entry; an entry changed meanwhile is left as it is (another
- * CPU faulted). The same page read-only before: only the entry changes. Always 0. Preconditions:
- * the page lock and a reference to pfn; no PTL held.
+ * Maps the locked file page pfn at entry i of `table` (found holding `old`) with `flags`, the
+ * caller's reference to pfn becoming the entry's (with a map count); an entry changed meanwhile is
+ * left as it is (another CPU faulted). The same page read-only before: only the entry changes.
+ * Returns the pfn whose reference the caller still holds and must put (pfn when no new entry took
+ * it), or 0. Preconditions: the page lock and a reference to pfn; no PTL held.
  */
 function mapFilePageLocked(
   mm: SyscallContext,
@@ -345,17 +401,20 @@ function mapFilePageLocked(
   pt.lockTable(table);
   if (pt.readEntry(table, i) !== old) {
     pt.unlockTable(table);
-    return 0;
+    return pfn;
   }
   if (old !== 0 && ptePfn(old) === pfn) {
-    pt.setPteLocked(table, i, makePte(pfn, flags));
+    const pte = makePte(pfn, flags);
+    pt.setPteLocked(table, i, pte);
     pt.unlockTable(table);
-    return 0;
+    setMissHint(addr, pte);
+    return pfn;
   }
-  mem.getPage(pfn);
   mem.incMapcount(pfn);
-  pt.setPteLocked(table, i, makePte(pfn, flags));
+  const pte = makePte(pfn, flags);
+  pt.setPteLocked(table, i, pte);
   pt.unlockTable(table);
+  setMissHint(addr, pte);
   if (old !== 0) dropReplaced(mm, old, addr);
   return 0;
 }

@@ -20,6 +20,8 @@
  *                           and erases only, nothing but arena locks under it
  *
  *   - file_lock (a descriptor table's spinlock, src/fs/fd-table.ts) and the arena locks are leaves.
+ *   - inode_hash (src/fs/inode-hash.ts, a spinlock) is a leaf, taken with no lock held: by open
+ *     (lookup and insert of a host file's record) and by a file's release (the unhash, last).
  *   - fork takes the parent's mmap_lock (W), then the child's (W, subclass 1), and allocates frames
  *     and tables under them (dup_mmap): the one allocation under mmap_lock (W), as in Linux.
  *     Its page-table copy is a write section of the parent's write_protect_seq (mm-state.ts),

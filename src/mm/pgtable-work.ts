@@ -216,6 +216,14 @@ export class PageTableWork {
     }
   }
 
+  /**
+   * Whether apply would touch the page tables: ops were recorded and some table besides the root
+   * exists, or a fill asks for one. Without, munmap has nothing to do after its commit.
+   */
+  hasWork(): boolean {
+    return this.needed();
+  }
+
   /** Every op recorded is a zap or a free_pgtables (munmap's work, which may run under mmap_lock (R)). */
   onlyZapsAndFrees(): boolean {
     const ops = this.ops;

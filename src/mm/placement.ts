@@ -22,6 +22,14 @@ export class Placement {
   private readonly config: MmConfig;
   private readonly files: FileTable;
   private readonly out = rangeOut();
+  /**
+   * What the last getUnmappedArea's search found: the free range [foundAt, foundAt + foundLen)
+   * and the VMA right after it (a record handle, 0 = none), or foundAt -1. mmap_region then knows
+   * find_vma(addr) without a walk (nextVmaIfFound).
+   */
+  private foundAt = -1;
+  private foundLen = 0;
+  private foundNext = 0;
 
   constructor(index: RangeIndex, arena: VmaArena, config: MmConfig, files: FileTable) {
     this.index = index;
@@ -36,6 +44,7 @@ export class Placement {
    */
   getUnmappedArea(file: number, addr: number, len: number, pgoff: number, flags: number): number {
     const c = this.config;
+    this.foundAt = -1;
     if (len > c.taskSize) return -ENOMEM;
     let res: number;
     if (file !== 0) {
@@ -126,7 +135,7 @@ export class Placement {
       const addr = addr0 - (addr0 % PAGE_SIZE);
       if (this.hintValid(addr, len)) {
         const h = this.firstVmaFrom(addr);
-        if (h === 0 || addr + len <= this.vmStartGap(h)) return addr;
+        if (h === 0 || addr + len <= this.vmStartGap(h)) return this.found(addr, len, h);
       }
     }
     const res = this.unmappedAreaTopdown(len, PAGE_SIZE, c.mmapBase);
@@ -167,7 +176,7 @@ export class Placement {
         high = this.vmStartGap(next);
         continue;
       }
-      return s;
+      return this.found(s, len, next);
     }
   }
 
@@ -189,6 +198,23 @@ export class Placement {
       }
       return s;
     }
+  }
+
+  /** Records that [addr, addr + len) is free and `next` (0 = none) the first VMA after it; returns addr. */
+  private found(addr: number, len: number, next: number): number {
+    this.foundAt = addr;
+    this.foundLen = len;
+    this.foundNext = next;
+    return addr;
+  }
+
+  /**
+   * The record of the first VMA after [addr, addr + len) (0 = none) when the last getUnmappedArea
+   * found exactly that free range (an honoured hint or the top-down search), else -1. Preconditions: the tree has not
+   * changed since (placement precedes mutation in a syscall).
+   */
+  nextVmaIfFound(addr: number, len: number): number {
+    return this.foundAt === addr && this.foundLen === len ? this.foundNext : -1;
   }
 
   /** find_vma on the tree: the first VMA ending above addr (0 if none). */

@@ -96,7 +96,15 @@ export const EV_FAULT_VMA = 8;
 export const EV_FAULT_MMAP = 9;
 /** Faults that dropped their lock to wait for I/O and were retried (VM_FAULT_RETRY: file faults). */
 export const EV_FAULT_RETRY = 10;
-const EVENTS = 11;
+/**
+ * The speculative design (spec-fault.ts): faults finished with no VMA or mmap lock; speculative
+ * attempts whose validation failed (the VMA or its table changed); attempts the path does not
+ * handle (no VMA, not private anonymous, no anon_vma or PTE table yet, a present entry).
+ */
+export const EV_FAULT_SPEC = 11;
+export const EV_SPEC_ABORT = 12;
+export const EV_SPEC_SKIP = 13;
+const EVENTS = 14;
 if (EVENTS > EVENT_STRIDE) throw new Error('vma-lock: more events than a CPU row holds');
 
 export interface VmaLockEvents {
@@ -271,6 +279,32 @@ function refPut(w: Int32Array, i: number): void {
 
 function wakeWriter(w: Int32Array, i: number, left: number): void {
   if (left <= WRITER_WAIT + 1) Atomics.notify(w, i);
+}
+
+// ---- the speculative read side (a seqcount reader of the stamp, spec-fault.ts) -----------------
+
+/**
+ * Begins a lockless read of record `h`'s fields: its stamp (LOCK_SEQ), or -1 while it is
+ * write-locked, not yet stamped or detached. The stamp is loaded before the mm's sequence: a writer stamps with the sequence it
+ * made odd, so a stamp loaded first and unequal to the sequence loaded after it is one no writer
+ * holds now. Call it inside the RCU read section that found `h`.
+ */
+export function vmaSeqBegin(locks: MmLocks, h: number): number {
+  const seq = Atomics.load(locks.vma, h * STRIDE + LOCK_SEQ);
+  if (seq === 0 || seq === Atomics.load(locks.words, MM_LOCK_SEQ)) return -1;
+  // Detached under this very stamp (the writer has unlocked since): a record the walk found in a
+  // tree node already replaced. Its state was set before that unlock, so this load sees it.
+  return locks.arena.state(h) === VMA_ATTACHED ? seq : -1;
+}
+
+/**
+ * Whether record `h` was write-locked (changed, detached, freed and reused) since vmaSeqBegin
+ * returned `seq`: every later write lock stamps a greater sequence, and a freed record is zeroed.
+ * (A detach stamps first, so an attached record seen by vmaSeqBegin is still attached when this
+ * is false.)
+ */
+export function vmaSeqRetry(locks: MmLocks, h: number, seq: number): boolean {
+  return Atomics.load(locks.vma, h * STRIDE + LOCK_SEQ) !== seq;
 }
 
 // ---- the write side (caller holds mmap_lock for write via mmapWriteLock) -------------------------

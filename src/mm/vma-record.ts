@@ -21,6 +21,7 @@
  * record is still in the tree. Invariants: START < END, both multiples of 4096; a record is ATTACHED
  * exactly while the tree maps its range to it.
  */
+import { DEBUG } from '../assert.js';
 import { Arena, type ArenaDescriptor, type FailureInjector } from '../shm/arena.js';
 
 export const VMA_RECORD_BYTES = 64;
@@ -214,7 +215,7 @@ export class VmaArena {
   private readonly i32Per: number;
   private readonly recordViews: RecordViews;
 
-  static create(capacity: number, maxCapacity: number, injector?: FailureInjector, poison = true): VmaArena {
+  static create(capacity: number, maxCapacity: number, injector?: FailureInjector, poison = DEBUG): VmaArena {
     return new VmaArena(
       Arena.create({ name: 'vma', recordBytes: VMA_RECORD_BYTES, capacity, maxCapacity, injector, poison }),
     );

@@ -79,6 +79,8 @@ export class VmaTxn {
   private cols: Array<Float64Array<ArrayBuffer> | Int32Array<ArrayBuffer>> = [];
   private origin = new Int32Array(0);
   private live = new Uint8Array(0);
+  /** Per live slot of a loaded record: 1 when a field other than the range differs (set by prepare). */
+  private fieldsChanged = new Uint8Array(0);
   private nSlots = 0;
 
   private order = new Int32Array(0);
@@ -119,9 +121,11 @@ export class VmaTxn {
   private touched = new Int32Array(16);
   private nTouched = 0;
   private windows = 0;
-  /** Identities whose references the commit drops after writing every record. */
-  private readonly oldFiles: number[] = [];
-  private readonly oldAnons: number[] = [];
+  /** Identities whose references the commit drops after writing every record (nOldFiles, nOldAnons of them). */
+  private oldFiles = new Int32Array(16);
+  private oldAnons = new Int32Array(16);
+  private nOldFiles = 0;
+  private nOldAnons = 0;
 
   /**
    * With `locks` (an AddressSpace), commit write-locks every record it changes or removes before
@@ -176,6 +180,16 @@ export class VmaTxn {
     }
     if (overlay >= 0 && this.start[overlay] < out.first) return overlay;
     return this.load(out.value);
+  }
+
+  /**
+   * findFrom(addr) when the caller already knows the tree's answer: record `h` (0 = none) is the
+   * first VMA ending above addr in the tree. Only a transaction that loaded nothing yet can take
+   * it as is; otherwise this is findFrom.
+   */
+  findFromKnown(addr: number, h: number): number {
+    if (this.nOrder !== 0 || this.nCov !== 0) return this.findFrom(addr);
+    return h === 0 ? -1 : this.load(h);
   }
 
   /** The last VMA with start < addr, or -1. */
@@ -295,14 +309,15 @@ export class VmaTxn {
     if (this.live[slot] !== 1) throw new Error(`remove: slot ${slot} is not live`);
     this.live[slot] = 0;
     const i = this.orderIndexOf(slot);
-    this.order.copyWithin(i, i + 1, this.nOrder);
+    closeI32(this.order, i, this.nOrder);
     this.nOrder--;
     this.mapCountDelta--;
   }
 
-  /** Removes several VMAs at once (one pass over the order; unmapping thousands stays linear). */
-  removeMany(slots: number[]): void {
-    for (const slot of slots) {
+  /** Removes the first n of `slots` at once (one pass over the order; unmapping thousands stays linear). */
+  removeMany(slots: Int32Array, n: number): void {
+    for (let i = 0; i < n; i++) {
+      const slot = slots[i];
       if (this.live[slot] !== 1) throw new Error(`removeMany: slot ${slot} is not live`);
       this.live[slot] = 0;
     }
@@ -312,7 +327,7 @@ export class VmaTxn {
       if (this.live[s] === 1) this.order[kept++] = s;
     }
     this.nOrder = kept;
-    this.mapCountDelta -= slots.length;
+    this.mapCountDelta -= n;
   }
 
   // ---- commit --------------------------------------------------------------------------------
@@ -341,6 +356,7 @@ export class VmaTxn {
       const s = this.order[k];
       const h = this.origin[s];
       if (h === 0) fresh++;
+      else this.fieldsChanged[s] = this.changed(s, h) ? 1 : 0;
       if (this.needsStore(s, h, arena)) stores++;
     }
     stores += this.collectErasures();
@@ -712,7 +728,7 @@ export class VmaTxn {
       const store = this.needsStore(s, h, arena);
       if (isNew) h = this.newHandles[fresh++];
       const moved = isNew || this.start[s] !== arena.start(h) || this.end[s] !== arena.end(h);
-      if (moved || this.changed(s, h)) {
+      if (moved || this.fieldsChanged[s] === 1) {
         if (this.refs !== null) this.swapRefs(isNew ? 0 : arena.file(h), isNew ? 0 : arena.anon(h), s);
         vmaCopy.toRecord(this, s, arena.views, arena.f64Base(h), arena.i32Base(h));
       }
@@ -734,20 +750,30 @@ export class VmaTxn {
     const anon = this.anon[s];
     if (file !== oldFile) {
       if (file !== 0) refs.files.get(file);
-      if (oldFile !== 0) this.oldFiles.push(oldFile);
+      if (oldFile !== 0) this.pushOldFile(oldFile);
     }
     if (anon !== oldAnon) {
       if (anon !== 0) refs.anonVmas.get(anon);
-      if (oldAnon !== 0) this.oldAnons.push(oldAnon);
+      if (oldAnon !== 0) this.pushOldAnon(oldAnon);
     }
+  }
+
+  private pushOldFile(id: number): void {
+    if (this.nOldFiles === this.oldFiles.length) this.oldFiles = grownI32(this.oldFiles, 2 * this.nOldFiles);
+    this.oldFiles[this.nOldFiles++] = id;
+  }
+
+  private pushOldAnon(id: number): void {
+    if (this.nOldAnons === this.oldAnons.length) this.oldAnons = grownI32(this.oldAnons, 2 * this.nOldAnons);
+    this.oldAnons[this.nOldAnons++] = id;
   }
 
   private putOldRefs(): void {
     const refs = this.refs as IdentityRefs;
-    for (const id of this.oldFiles) refs.files.put(id);
-    for (const id of this.oldAnons) refs.anonVmas.put(id);
-    if (this.oldFiles.length !== 0) this.oldFiles.length = 0;
-    if (this.oldAnons.length !== 0) this.oldAnons.length = 0;
+    for (let i = 0; i < this.nOldFiles; i++) refs.files.put(this.oldFiles[i]);
+    for (let i = 0; i < this.nOldAnons; i++) refs.anonVmas.put(this.oldAnons[i]);
+    this.nOldFiles = 0;
+    this.nOldAnons = 0;
   }
 
   private releaseRemoved(): void {
@@ -757,15 +783,15 @@ export class VmaTxn {
       if (this.live[this.slotOfHandle[h]] === 0) {
         this.detach(h);
         // A detached record cannot be read-locked, so no reader uses its identities after this.
-        if (arena.file(h) !== 0) this.oldFiles.push(arena.file(h));
-        if (arena.anon(h) !== 0) this.oldAnons.push(arena.anon(h));
+        if (arena.file(h) !== 0) this.pushOldFile(arena.file(h));
+        if (arena.anon(h) !== 0) this.pushOldAnon(arena.anon(h));
         this.freeRecord(h);
       }
     }
     if (this.refs !== null) this.putOldRefs();
     else {
-      if (this.oldFiles.length !== 0) this.oldFiles.length = 0;
-      if (this.oldAnons.length !== 0) this.oldAnons.length = 0;
+      this.nOldFiles = 0;
+      this.nOldAnons = 0;
     }
   }
 
@@ -776,7 +802,7 @@ export class VmaTxn {
       const h = this.loaded[k];
       const s = this.slotOfHandle[h];
       const moved = this.start[s] !== arena.start(h) || this.end[s] !== arena.end(h);
-      if (this.live[s] === 0 || moved || this.changed(s, h)) vmaStartWrite(locks, h);
+      if (this.live[s] === 0 || moved || this.fieldsChanged[s] === 1) vmaStartWrite(locks, h);
     }
   }
 
@@ -864,8 +890,8 @@ export class VmaTxn {
       this.covStart = grownF64(this.covStart, this.covStart.length * 2);
       this.covEnd = grownF64(this.covEnd, this.covEnd.length * 2);
     }
-    this.covStart.copyWithin(i + 1, j, this.nCov);
-    this.covEnd.copyWithin(i + 1, j, this.nCov);
+    moveF64(this.covStart, j, this.nCov, i + 1);
+    moveF64(this.covEnd, j, this.nCov, i + 1);
     this.covStart[i] = s;
     this.covEnd[i] = e;
     this.nCov += delta;
@@ -907,6 +933,7 @@ export class VmaTxn {
     const live = new Uint8Array(cap);
     live.set(this.live);
     this.live = live;
+    this.fieldsChanged = new Uint8Array(cap);
     this.order = grownI32(this.order, cap);
     this.cap = cap;
   }
@@ -937,8 +964,9 @@ export class VmaTxn {
 
   private orderInsert(s: number): void {
     const i = this.orderLastStartBelow(this.start[s]) + 1;
-    this.order.copyWithin(i + 1, i, this.nOrder);
-    this.order[i] = s;
+    const order = this.order;
+    for (let k = this.nOrder; k > i; k--) order[k] = order[k - 1];
+    order[i] = s;
     this.nOrder++;
   }
 
@@ -951,10 +979,26 @@ export class VmaTxn {
 
   private orderReposition(s: number): void {
     const i = this.orderIndexOf(s);
-    this.order.copyWithin(i, i + 1, this.nOrder);
+    closeI32(this.order, i, this.nOrder);
     this.nOrder--;
     this.orderInsert(s);
   }
+}
+
+/*
+ * The slot arrays are short (a syscall loads a handful of VMAs): plain loops move their elements,
+ * as a typed array's copyWithin call costs more than the few elements it moves.
+ */
+
+/** a[i, n - 1) := a[i + 1, n): closes the hole at i of the first n elements. */
+function closeI32(a: Int32Array, i: number, n: number): void {
+  for (let k = i; k < n - 1; k++) a[k] = a[k + 1];
+}
+
+/** a[to, to + (n - from)) := a[from, n), in place (either direction). */
+function moveF64(a: Float64Array, from: number, n: number, to: number): void {
+  if (to < from) for (let k = from; k < n; k++) a[k - from + to] = a[k];
+  else if (to > from) for (let k = n - 1; k >= from; k--) a[k - from + to] = a[k];
 }
 
 const EMPTY_F64 = new Float64Array(0);

@@ -68,8 +68,17 @@ export function anonCompatible(a: number, b: number): boolean {
   return a === 0 || b === 0 || a === b;
 }
 
-/** Told about every unmap: the removed ranges, and the end of the VMA before / start of the one after. */
-export type UnmapObserver = (starts: number[], ends: number[], floor: number, ceiling: number) => void;
+/**
+ * Told about every unmap: the `n` removed ranges (the first n entries of starts and ends), and the
+ * end of the VMA before / start of the one after.
+ */
+export type UnmapObserver = (
+  starts: Float64Array,
+  ends: Float64Array,
+  n: number,
+  floor: number,
+  ceiling: number,
+) => void;
 
 export class VmaLayer {
   readonly t: VmaTxn;
@@ -78,9 +87,10 @@ export class VmaLayer {
   maxMapCount: number;
   /** Page-table bookkeeping of the address space (zap + free_pgtables), if any. */
   onUnmap: UnmapObserver | null = null;
-  private readonly removedStarts: number[] = [];
-  private readonly removedEnds: number[] = [];
-  private readonly removedSlots: number[] = [];
+  /** unmapRange's removed VMAs (reused: no allocation, and no array length store, per call). */
+  private removedStarts = new Float64Array(16);
+  private removedEnds = new Float64Array(16);
+  private removedSlots = new Int32Array(16);
 
   constructor(t: VmaTxn, maxMapCount: number) {
     this.t = t;
@@ -277,29 +287,41 @@ export class VmaLayer {
       t.split(vma, start, true);
     }
     let pages = 0;
-    if (this.removedStarts.length !== 0) this.removedStarts.length = 0;
-    if (this.removedEnds.length !== 0) this.removedEnds.length = 0;
-    const removed = this.removedSlots;
-    if (removed.length !== 0) removed.length = 0;
+    let n = 0;
     while (vma >= 0 && t.start[vma] < end) {
       if (t.end[vma] > end) t.split(vma, end, false);
       pages += (t.end[vma] - t.start[vma]) / PAGE_SIZE;
-      this.removedStarts.push(t.start[vma]);
-      this.removedEnds.push(t.end[vma]);
-      removed.push(vma);
+      if (n === this.removedSlots.length) this.growRemoved(2 * n);
+      this.removedStarts[n] = t.start[vma];
+      this.removedEnds[n] = t.end[vma];
+      this.removedSlots[n++] = vma;
       vma = t.nextOf(vma);
     }
-    t.removeMany(removed);
-    if (this.onUnmap !== null && this.removedStarts.length > 0) {
+    t.removeMany(this.removedSlots, n);
+    if (this.onUnmap !== null && n > 0) {
       const prev = t.findBefore(start);
-      const next = t.findFrom(end);
+      // The walk stopped at the first VMA at or past end (nothing it removed lies there): find_vma(end).
+      const next = vma;
       this.onUnmap(
         this.removedStarts,
         this.removedEnds,
+        n,
         prev >= 0 ? t.end[prev] : 0,
         next >= 0 ? t.start[next] : 0,
       );
     }
     return pages;
+  }
+
+  private growRemoved(cap: number): void {
+    const starts = new Float64Array(cap);
+    const ends = new Float64Array(cap);
+    const slots = new Int32Array(cap);
+    starts.set(this.removedStarts);
+    ends.set(this.removedEnds);
+    slots.set(this.removedSlots);
+    this.removedStarts = starts;
+    this.removedEnds = ends;
+    this.removedSlots = slots;
   }
 }

@@ -247,32 +247,62 @@ export function synchronizeRcu(): void {
   waitGracePeriod(startGracePeriod());
 }
 
-/** A batch of deferred frees. */
+/**
+ * A batch of deferred frees, kept per arena (a VMA commit interleaves records and tree nodes):
+ * `freeAll` then takes each arena's lock once, not once per change of arena.
+ */
 class Batch {
-  handles = new Int32Array(RCU_BATCH);
+  /** The arenas this batch holds handles of (few: every arena a CPU frees into under RCU). */
   arenas: Arena[] = [];
+  /** handles[k] and counts[k]: arena k's handles (the lists stay for the next batch, the arenas do not). */
+  handles: Int32Array[] = [];
+  counts: number[] = [];
+  /** The arena of the last push, and its index (most pushes repeat one of two arenas). */
+  private lastArena: Arena | null = null;
+  private lastIndex = 0;
   count = 0;
   gp = 0;
 
   push(arena: Arena, handle: number): void {
-    if (this.count === this.handles.length) {
-      const grown = new Int32Array(this.count * 2);
-      grown.set(this.handles);
-      this.handles = grown;
+    const k = arena === this.lastArena ? this.lastIndex : this.indexOf(arena);
+    let list = this.handles[k];
+    const n = this.counts[k];
+    if (n === list.length) {
+      const grown = new Int32Array(n * 2);
+      grown.set(list);
+      this.handles[k] = list = grown;
     }
-    this.handles[this.count] = handle;
-    this.arenas[this.count++] = arena;
+    list[n] = handle;
+    this.counts[k] = n + 1;
+    this.count++;
   }
 
-  /** Frees every record, one arena lock round trip per run of records of the same arena. */
-  freeAll(): void {
-    let start = 0;
-    for (let i = 1; i <= this.count; i++) {
-      if (i < this.count && this.arenas[i] === this.arenas[start]) continue;
-      this.arenas[start].freeBatch(this.handles, start, i - start);
-      start = i;
+  private indexOf(arena: Arena): number {
+    let k = this.arenas.indexOf(arena);
+    if (k < 0) {
+      k = this.arenas.length;
+      this.arenas.push(arena);
+      if (k === this.handles.length) {
+        this.handles.push(new Int32Array(RCU_BATCH));
+        this.counts.push(0);
+      }
     }
-    this.arenas.fill(undefined as unknown as Arena, 0, this.count);
+    this.lastArena = arena;
+    this.lastIndex = k;
+    return k;
+  }
+
+  /**
+   * Frees every record, one arena lock round trip per arena, and forgets the arenas (an address
+   * space's arenas must not live on here after it is gone).
+   */
+  freeAll(): void {
+    for (let k = 0; k < this.arenas.length; k++) {
+      if (this.counts[k] !== 0) this.arenas[k].freeBatch(this.handles[k], 0, this.counts[k]);
+      this.counts[k] = 0;
+    }
+    this.arenas.length = 0;
+    this.lastArena = null;
     this.count = 0;
   }
 }

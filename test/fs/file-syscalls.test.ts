@@ -183,8 +183,9 @@ test('sequential reads grow the readahead window (4, 12, 28, 60, 92 pages cached
     expected.push(Math.min(expected.at(-1)! + w, pages));
   assert.deepEqual(seen, expected);
   assert.deepEqual(seen.slice(0, 5), [4, 12, 28, 60, 92]);
-  // Random reads through another description (its own window): each miss reads 4 pages.
-  const fd2 = proc.open(path, O_RDONLY);
+  // Random reads through another description (its own window) of another file (one whose pages
+  // are not cached yet: an open of the same path shares the cache): each miss reads 4 pages.
+  const fd2 = proc.open(hostFile('ra2.bin', pattern(8, 0, pages * P)), O_RDONLY);
   const file2 = fileOf(proc, fd2);
   for (const page of [100, 7, 60, 30]) {
     const before = kernel.files.nrpages(file2);

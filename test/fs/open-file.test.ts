@@ -123,7 +123,7 @@ function openOf(proc: Process, fd: number): number {
   return of;
 }
 
-test('open: a new description of a new host file record; its size from fstat; O_CREAT|O_EXCL, O_TRUNC', () => {
+test("open: a new description of the host file's one record; its size from fstat; O_CREAT|O_EXCL, O_TRUNC", () => {
   const { kernel, proc } = setup();
   const path = join(dir, 'create.bin');
   const fd = proc.open(path, O_RDWR | O_CREAT | O_EXCL, 0o640);
@@ -139,21 +139,29 @@ test('open: a new description of a new host file record; its size from fstat; O_
     'EEXIST',
   );
   writeFileSync(path, new Uint8Array(3 * P + 5).fill(4));
+  // Written behind the record's back (its size is the one it had at its first open): a later open
+  // of the same host file finds that record, as Linux finds the inode.
   const ro = proc.open(path, O_RDONLY);
   const roFile = fileOf(proc, ro);
-  assert.notEqual(roFile, file, 'each open makes its own record');
-  assert.equal(kernel.files.size(roFile), 3 * P + 5);
-  assert.ok(!kernel.files.writable(roFile));
-  const tr = proc.open(path, O_WRONLY | O_TRUNC);
+  assert.equal(roFile, file, 'one record per host file');
+  assert.notEqual(openOf(proc, ro), openOf(proc, fd), 'another description');
+  assert.equal(kernel.files.size(roFile), 0);
+  const fresh = join(dir, 'fresh.bin');
+  writeFileSync(fresh, new Uint8Array(3 * P + 5).fill(4));
+  const fr = proc.open(fresh, O_RDONLY);
+  assert.notEqual(fileOf(proc, fr), file);
+  assert.equal(kernel.files.size(fileOf(proc, fr)), 3 * P + 5);
+  const tr = proc.open(fresh, O_WRONLY | O_TRUNC);
+  assert.equal(fileOf(proc, tr), fileOf(proc, fr));
   assert.equal(kernel.files.size(fileOf(proc, tr)), 0);
-  assert.equal(statSync(path).size, 0);
+  assert.equal(statSync(fresh).size, 0);
   assert.equal(kernel.opens.flags(openOf(proc, tr)), O_WRONLY | O_LARGEFILE, 'O_TRUNC is not kept');
   // A long path keeps its last component as the display name.
   mkdirSync(join(dir, 'd'.repeat(200)));
   const deep = join(dir, 'd'.repeat(200), 'e'.repeat(200));
   const lf = proc.open(deep, O_RDWR | O_CREAT);
   assert.equal(kernel.files.name(fileOf(proc, lf)), 'e'.repeat(200));
-  assert.equal(kernel.counts().openFiles, 4);
+  assert.equal(kernel.counts().openFiles, 5);
   finish(kernel, proc);
 });
 
@@ -270,6 +278,13 @@ test('dup and fork share one description (one f_pos); a second open has its own;
   assert.equal(fstatSync(hostFd).size, P);
   child.close(dupFd);
   assert.ok(!kernel.opens.isOpen(of));
+  assert.equal(
+    fstatSync(hostFd).size,
+    P,
+    'the other open still holds the file (one record, one host descriptor)',
+  );
+  proc.close(other);
+  child.close(other);
   assert.throws(() => fstatSync(hostFd), { code: 'EBADF' });
   assert.equal(
     outcome(() => proc.close(fd)),

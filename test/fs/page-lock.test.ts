@@ -14,12 +14,20 @@ import {
   pageLocked,
   setPageWriteback,
   trylockPage,
+  trylockPageFlags,
   unlockPage,
   waitOnPageWriteback,
 } from '../../src/fs/page-lock.js';
 import { Machine } from '../../src/machine/machine.js';
 import { PhysMem } from '../../src/mem/frames.js';
-import { I32_PER_PAGE, KIND_FILE, PG_LOCKED, PG_WRITEBACK } from '../../src/mem/page.js';
+import {
+  I32_PER_PAGE,
+  KIND_FILE,
+  PG_DIRTY,
+  PG_LOCKED,
+  PG_UPTODATE,
+  PG_WRITEBACK,
+} from '../../src/mem/page.js';
 import { lockStatRows } from '../../src/sync/lockstat.js';
 import type { PageLockArgs } from './tasks/page-lock.js';
 
@@ -44,6 +52,22 @@ test('lock, trylock, unlock and writeback bits on one CPU; misuse throws and cha
   assert.throws(() => endPageWriteback(mem, pfn), VmAssertionError);
   waitOnPageWriteback(mem, pfn);
   assert.equal(mem.flags[pfn], 0);
+  mem.putPage(pfn);
+});
+
+test('trylockPageFlags: the flags the lock found (up to date, dirty), or -1 leaving the lock as it was', () => {
+  const mem = PhysMem.create({ frames: 16 });
+  const pfn = mem.allocFrame(KIND_FILE, 1, 0);
+  mem.setFlag(pfn, PG_UPTODATE);
+  assert.equal(trylockPageFlags(mem, pfn), PG_UPTODATE, 'free: the flags before, PG_LOCKED clear');
+  assert.equal(mem.flags[pfn], PG_UPTODATE | PG_LOCKED);
+  assert.equal(trylockPageFlags(mem, pfn), -1, 'held: fails');
+  assert.equal(mem.flags[pfn], PG_UPTODATE | PG_LOCKED, 'and changes nothing');
+  mem.setFlag(pfn, PG_DIRTY);
+  unlockPage(mem, pfn);
+  assert.equal(trylockPageFlags(mem, pfn), PG_UPTODATE | PG_DIRTY);
+  unlockPage(mem, pfn);
+  mem.clearFlag(pfn, PG_UPTODATE | PG_DIRTY);
   mem.putPage(pfn);
 });
 

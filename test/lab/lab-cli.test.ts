@@ -37,7 +37,10 @@ test('lab usage errors: one line and the usage, status 2, nothing on stdout', ()
       ['nosuch'],
       "vmspace lab: unknown experiment 'nosuch' (one of page_fault1, mmap1, mmap2, fault-scaling, thread-launch, cow, io-under-lock, queued-writer, inversion)",
     ],
-    [['--designs', 'global,spec'], "vmspace lab: unknown design 'spec' (one of global, retry, vma-lock)"],
+    [
+      ['--designs', 'global,spec'],
+      "vmspace lab: unknown design 'spec' (one of global, retry, vma-lock, speculative)",
+    ],
     [['--seconds', '0'], "vmspace lab: invalid --seconds value '0' (expected a number above 0, at most 600)"],
     [
       ['--seconds', '-1'],
@@ -63,7 +66,7 @@ test('lab options: defaults, designs kept in their order, experiments deduplicat
   const d = parseLabArgs([]);
   assert.deepEqual(d, {
     experiments: [...EXPERIMENTS],
-    designs: ['global', 'retry', 'vma-lock'],
+    designs: ['global', 'retry', 'vma-lock', 'speculative'],
     cpus: 2,
     seconds: 1,
     seed: 1,
@@ -130,7 +133,7 @@ test('the headline run (npm start: lab --headline): the four experiments, the su
     assert.equal(r.status, 0, r.stderr);
     const lines = r.stdout.split('\n');
     const header = lines[0].split(/\s{2,}/);
-    assert.deepEqual(header, ['experiment', 'unit', 'global', 'retry', 'vma-lock']);
+    assert.deepEqual(header, ['experiment', 'unit', 'global', 'retry', 'vma-lock', 'speculative']);
     const cells = (label: string) => {
       const line = lines.find((l) => l.includes(label));
       assert.ok(line !== undefined, `a row '${label}' in\n${r.stdout}`);
@@ -145,20 +148,20 @@ test('the headline run (npm start: lab --headline): the four experiments, the su
         name,
       );
     assert.equal(lines.filter((l) => /^(page_fault1|mmap1|mmap2|thread-launch|cow) /.test(l)).length, 0);
-    assert.equal(cells('kept: beside I/O / alone').length, 3);
-    assert.equal(cells('p99 / p99 alone').length, 3);
-    assert.equal(cells('2 CPUs / 1 CPU').length, 3);
-    assert.deepEqual(cells('circular reports'), ['1', '0', '0']);
-    // I/O under mmap_lock: global only (the first of each row's three counts).
+    assert.equal(cells('kept: beside I/O / alone').length, 4);
+    assert.equal(cells('p99 / p99 alone').length, 4);
+    assert.equal(cells('2 CPUs / 1 CPU').length, 4);
+    assert.deepEqual(cells('circular reports'), ['1', '0', '0', '0']);
+    // I/O under mmap_lock: global only (the first of each row's four counts).
     const io = lines.filter((l) => l.includes('under mmap_lock: I/O sleep alloc'));
     assert.equal(io.length, 4);
     for (const l of io) {
-      const [g, retry, vma] = l
+      const [g, retry, vma, spec] = l
         .slice(l.indexOf('alloc') + 5)
         .trim()
         .split(/\s{2,}/)
         .map((c) => Number(c.split(' ')[0]));
-      assert.equal(retry + vma, 0, l);
+      assert.equal(retry + vma + spec, 0, l);
       assert.ok(g >= 0, l);
     }
     const files = readdirSync(dir).sort();

@@ -108,7 +108,7 @@ test('the JSON: one file per run, every experiment under every design, each phas
   );
 });
 
-test('the counters: faults counted = pages touched, each once by its path; the fast path only under vma-lock', () => {
+test('the counters: faults counted = pages touched, each once by its path; each fast path only under its design', () => {
   const anonymous = ['page_fault1', 'mmap1', 'fault-scaling', 'thread-launch'];
   for (const p of fromDisk().phases) {
     if (!anonymous.includes(p.experiment)) continue;
@@ -116,15 +116,22 @@ test('the counters: faults counted = pages touched, each once by its path; the f
     const s = p.vmstat;
     assert.equal(s.design, p.design);
     assert.equal(s.faults, p.pagesTouched, `${what}: faults counted = pages touched`);
-    assert.equal(s.faults, s.faultsVmaLock + s.faultsMmapLock, what);
+    assert.equal(s.faults, s.faultsSpeculative + s.faultsVmaLock + s.faultsMmapLock, what);
     assert.equal(s.faultRetries, 0, `${what}: anonymous faults never retry for I/O`);
     const faulting = p.experiment !== 'mmap1' && p.experiment !== 'mmap2';
     assert.equal(faulting, s.faults > 0, `${what}: faults ${s.faults}`);
     if (p.design === 'vma-lock') {
       if (faulting) assert.ok(s.faultsVmaLock > 0, `${what}: the fast path ran`);
       assert.equal(s.fallbacks, s.faultsMmapLock, `${what}: every mmap_lock fault is a fallback`);
+    } else if (p.design === 'speculative') {
+      if (faulting) assert.ok(s.faultsSpeculative > 0, `${what}: the speculative path ran`);
+      assert.equal(s.fallbacks, s.faultsMmapLock, `${what}: every mmap_lock fault is a fallback`);
     } else {
-      assert.deepEqual([s.faultsVmaLock, s.fallbacks, s.vmaLockContention], [0, 0, 0], what);
+      assert.deepEqual(
+        [s.faultsSpeculative, s.faultsVmaLock, s.fallbacks, s.vmaLockContention],
+        [0, 0, 0, 0],
+        what,
+      );
     }
     if (p.validator.on && faulting && p.experiment !== 'thread-launch') {
       // page_fault1 writes: each fault allocates one frame, under mmap_lock exactly when it took it.
@@ -141,7 +148,7 @@ test('the file experiments: I/O under mmap_lock only under global, its call site
     const what = `${p.experiment} ${p.design} ${p.cpus}`;
     const io = p.experiment !== 'mmap2' && !p.baseline;
     const s = p.vmstat;
-    assert.equal(s.faults, s.faultsVmaLock + s.faultsMmapLock, what);
+    assert.equal(s.faults, s.faultsSpeculative + s.faultsVmaLock + s.faultsMmapLock, what);
     if (io) assert.ok(s.faultRetries > 0, `${what}: the I/O faults retried`);
     if (p.experiment === 'mmap2') assert.equal(s.faults, 0, `${what}: mmap2 never touches its file`);
     if (!p.validator.on) continue;

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { VmAssertionError } from '../../src/assert.js';
-import { Mmu } from '../../src/mem/mmu.js';
+import { Mmu, setMissHint } from '../../src/mem/mmu.js';
 import { makePte, PTE_DIRTY, PTE_USER, PTE_WRITE, pteIndex } from '../../src/mem/pte.js';
 import { INVALID_TAG, MemoryFault, QUIESCE_EVERY, TLB_ENTRIES } from '../../src/mem/tlb.js';
 import { PAGE, setup } from './tlb-fixture.js';
@@ -175,6 +175,47 @@ test('a handler that never installs anything is reported, not looped on forever'
   const { mmu } = setup();
   mmu.handler = { onMiss: () => 0 };
   assert.throws(() => mmu.load8(BASE), VmAssertionError);
+});
+
+test("the miss handler's hint is checked: a hint naming another frame, or another page, never becomes the translation", () => {
+  const { mmu, faults, mem } = setup();
+  faults.map(BASE, BASE + 16 * PAGE);
+  const decoy = mem.allocFrame(1, 0, 0);
+  mem.i32[decoy * 1024] = 99;
+  const decoyPte = makePte(decoy, PTE_USER | PTE_WRITE | PTE_DIRTY);
+  let lying = 0;
+  const honest = faults.onMiss.bind(faults);
+  // Installs the right entry, then leaves a hint naming the decoy frame (for the faulting page,
+  // or for the other one).
+  mmu.handler = {
+    onMiss: (addr, write, exec) => {
+      const r = honest(addr, write, exec);
+      const page = addr - (addr % PAGE);
+      setMissHint(lying++ === 0 ? page : page ^ PAGE, decoyPte);
+      return r;
+    },
+  };
+  mmu.store32(BASE, 1);
+  assert.equal(faults.pfnAt(BASE) !== decoy, true);
+  assert.equal(mmu.load32(BASE), 1, 'a stale hint for the page: the walk after the tag store caught it');
+  mmu.store32(BASE + PAGE, 2);
+  assert.equal(mmu.load32(BASE + PAGE), 2, 'a hint for another page is not used');
+  assert.equal(mmu.load32(BASE), 1);
+  assert.equal(mem.i32[decoy * 1024], 99, 'the decoy frame was never written');
+  // An honest hint (the entry the handler installed) maps at once.
+  mmu.handler = {
+    onMiss: (addr, write, exec) => {
+      const r = honest(addr, write, exec);
+      const page = addr - (addr % PAGE);
+      setMissHint(page, faults.pt.lookupPte(page));
+      return r;
+    },
+  };
+  const misses = faults.misses;
+  mmu.store32(BASE + 8 * PAGE, 3);
+  assert.equal(mmu.load32(BASE + 8 * PAGE), 3);
+  assert.equal(faults.misses, misses + 1, 'one handler call for the fault');
+  mem.putPage(decoy);
 });
 
 test('the TLB keeps a translation until a shootdown; after it the new frame is seen', () => {

@@ -6,14 +6,10 @@
  */
 import assert from 'node:assert/strict';
 import type { Mmu } from '../../src/mem/mmu.js';
-import { PAGE_SIZE } from '../../src/mem/page.js';
-import { MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '../../src/mm/vm-flags.js';
+import { P } from '../support/process-fixture.js';
 
-export const P = PAGE_SIZE;
-/** Where the tests map their anonymous pages. */
-export const BASE = 0x100000000;
-export const RW = PROT_READ | PROT_WRITE;
-export const ANON = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED;
+/** The map constants of the memory tests (BASE: where they map their anonymous pages). */
+export { ANON, BASE, P, RW } from '../support/process-fixture.js';
 
 /** The 32-bit word at byte `w` of a page filled from `seed` (distinct per seed and per word). */
 export function wordOf(seed: number, w: number): number {

@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { EFAULT, EINVAL } from '../../src/errno.js';
-import { Kernel } from '../../src/kernel/kernel.js';
-import { Process } from '../../src/kernel/process.js';
+import type { Kernel } from '../../src/kernel/kernel.js';
+import type { Process } from '../../src/kernel/process.js';
 import { PG_ANON_EXCLUSIVE, ZERO_PFN } from '../../src/mem/page.js';
 import { ptePfn } from '../../src/mem/pte.js';
 import { putUserPages, unpinUserPages } from '../../src/mm/gup.js';
@@ -15,13 +15,13 @@ import { Pipe } from '../../src/mm/pipe.js';
 import { PROT_READ } from '../../src/mm/vm-flags.js';
 import { rcuBarrier } from '../../src/sync/rcu.js';
 import { KERNEL_EMPTY } from '../support/leaks.js';
+import { setup as setupProcess } from '../support/process-fixture.js';
 import { ANON, BASE, fillPage, P, RW, wordOf } from './cow-fixture.js';
 
 const SEED = 100;
 
 function setup(): { kernel: Kernel; parent: Process } {
-  const kernel = Kernel.create({ frames: 4096 });
-  const parent = Process.create(kernel, { config: { privileged: true }, rcuFree: false });
+  const { kernel, proc: parent } = setupProcess();
   parent.mm.mmap(BASE, 2 * P, RW, ANON);
   fillPage(parent.mm.mmu(), BASE, SEED);
   return { kernel, parent };

@@ -1,9 +1,10 @@
 /**
  * The fault-locking designs (src/mm/fault-design.ts) and the per-address-space fault counters
  * (src/mm/vmstat.ts): the design is chosen at creation, carried in the descriptor and inherited by
- * fork; vma-lock faults take the per-VMA-lock fast path, global and retry never do; the counters
- * count each fault once, by the path that finished it; the designs differ only in locking (same
- * memory, same VMAs); a bad design changes nothing. On the main thread and on two worker CPUs.
+ * fork; vma-lock faults take the per-VMA-lock fast path, speculative ones the lockless one first,
+ * global and retry neither; the counters count each fault once, by the path that finished it; the
+ * designs differ only in locking (same memory, same VMAs); a bad design changes nothing. On the
+ * main thread and on two worker CPUs.
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -16,11 +17,13 @@ import { AddressSpace } from '../../src/mm/address-space.js';
 import {
   DESIGN_GLOBAL,
   DESIGN_RETRY,
+  DESIGN_SPECULATIVE,
   DESIGN_VMA_LOCK,
   FAULT_DESIGNS,
   type FaultDesign,
   faultDesignCode,
   faultMayDropLockForIo,
+  faultTriesSpeculative,
   faultTriesVmaLock,
 } from '../../src/mm/fault-design.js';
 import { MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '../../src/mm/vm-flags.js';
@@ -65,20 +68,22 @@ function workload(design: FaultDesign): { maps: string; words: number[]; child: 
 }
 
 test('the design knob: default vma-lock, carried in the descriptor, inherited by fork; the branch points per design', () => {
-  assert.deepEqual(FAULT_DESIGNS, ['global', 'retry', 'vma-lock']);
+  assert.deepEqual(FAULT_DESIGNS, ['global', 'retry', 'vma-lock', 'speculative']);
   assert.deepEqual(
     FAULT_DESIGNS.map((d) => faultDesignCode(d)),
-    [DESIGN_GLOBAL, DESIGN_RETRY, DESIGN_VMA_LOCK],
+    [DESIGN_GLOBAL, DESIGN_RETRY, DESIGN_VMA_LOCK, DESIGN_SPECULATIVE],
   );
   assert.deepEqual(
-    [DESIGN_GLOBAL, DESIGN_RETRY, DESIGN_VMA_LOCK].map((c) => [
+    [DESIGN_GLOBAL, DESIGN_RETRY, DESIGN_VMA_LOCK, DESIGN_SPECULATIVE].map((c) => [
+      faultTriesSpeculative(c),
       faultTriesVmaLock(c),
       faultMayDropLockForIo(c),
     ]),
     [
-      [false, false],
-      [false, true],
-      [true, true],
+      [false, false, false],
+      [false, false, true],
+      [false, true, true],
+      [true, true, true],
     ],
   );
   const kernel = Kernel.create({ frames: 1024 });
@@ -105,7 +110,7 @@ test('the design knob: default vma-lock, carried in the descriptor, inherited by
 
 test('a bad design is a RangeError and creates nothing', () => {
   const kernel = Kernel.create({ frames: 256 });
-  for (const bad of ['speculative', '', 'GLOBAL', 3, null]) {
+  for (const bad of ['spf', '', 'GLOBAL', 'Speculative', 3, null]) {
     assert.throws(
       () => Process.create(kernel, { config: { design: bad as unknown as FaultDesign } }),
       RangeError,
@@ -117,7 +122,7 @@ test('a bad design is a RangeError and creates nothing', () => {
 });
 
 for (const design of FAULT_DESIGNS) {
-  test(`${design}: every fault counted once, by the path that finished it; mmap_lock allocation only off the fast path`, () => {
+  test(`${design}: every fault counted once, by the path that finished it; mmap_lock allocation only off the fast paths`, () => {
     const kernel = Kernel.create({ frames: 1024 });
     const proc = Process.create(kernel, { config: { design } });
     const mmu = proc.mm.mmu();
@@ -133,16 +138,28 @@ for (const design of FAULT_DESIGNS) {
     const s = proc.mm.vmstat();
     assert.equal(s.design, design);
     assert.equal(s.faults, PAGES, 'faults counted = pages touched');
-    assert.equal(s.faults, s.faultsVmaLock + s.faultsMmapLock);
+    assert.equal(s.faults, s.faultsSpeculative + s.faultsVmaLock + s.faultsMmapLock);
     assert.equal(s.faultRetries, 0, 'anonymous faults never wait for I/O');
+    const fast = design === 'vma-lock' || design === 'speculative';
     if (design === 'vma-lock') {
       assert.deepEqual([s.faultsVmaLock, s.faultsMmapLock, s.fallbacks], [PAGES - 1, 1, 1]);
+    } else if (design === 'speculative') {
+      // The first fault (no anon_vma, no PTE table yet) skips to vma-lock, which falls back too.
+      assert.deepEqual(
+        [s.faultsSpeculative, s.faultsVmaLock, s.faultsMmapLock, s.fallbacks],
+        [PAGES - 1, 0, 1, 1],
+      );
+      assert.deepEqual([s.speculativeSkips, s.speculativeAborts, s.vmaLockContention], [1, 0, 0]);
     } else {
-      assert.deepEqual([s.faultsVmaLock, s.fallbacks, s.vmaLockContention], [0, 0, 0]);
+      assert.deepEqual(
+        [s.faultsSpeculative, s.faultsVmaLock, s.fallbacks, s.vmaLockContention],
+        [0, 0, 0, 0],
+      );
     }
+    if (design !== 'speculative') assert.deepEqual([s.speculativeSkips, s.speculativeAborts], [0, 0]);
     if (lockHooks.on) {
-      // global/retry allocate every frame under mmap_lock (R); vma-lock's fast path never does.
-      if (design === 'vma-lock') assert.equal(allocUnderMmapLock, 0);
+      // global/retry allocate every frame under mmap_lock (R); the fast paths never do.
+      if (fast) assert.equal(allocUnderMmapLock, 0);
       else {
         assert.ok(allocUnderMmapLock >= PAGES - 1, `${allocUnderMmapLock} allocations under mmap_lock`);
         assert.ok(lockdepSiteCounts().some((site) => site.site === 'frame' && site.alloc > 0));
@@ -154,9 +171,10 @@ for (const design of FAULT_DESIGNS) {
 }
 
 test('the designs differ only in locking: the same workload gives the same memory and the same VMAs', () => {
-  const [global, retry, vmaLock] = FAULT_DESIGNS.map((d) => workload(d));
+  const [global, retry, vmaLock, speculative] = FAULT_DESIGNS.map((d) => workload(d));
   assert.deepEqual(retry, global);
   assert.deepEqual(vmaLock, global);
+  assert.deepEqual(speculative, global);
   assert.ok(global.words.some((w) => w !== 0));
 });
 
@@ -169,7 +187,7 @@ after(async () => {
 });
 
 for (const design of FAULT_DESIGNS) {
-  test(`${design} on two worker CPUs faulting their own VMAs: counters add up, fast path only under vma-lock`, async () => {
+  test(`${design} on two worker CPUs faulting their own VMAs: counters add up, each fast path only under its design`, async () => {
     const kernel = Kernel.create({ frames: 4096 });
     const proc = Process.create(kernel, { config: { design } });
     const task = new URL('./tasks/fault-pages.js', import.meta.url);
@@ -192,9 +210,11 @@ for (const design of FAULT_DESIGNS) {
     }
     const s = proc.mm.vmstat();
     assert.equal(s.faults, a.touched + b.touched, 'faults counted = pages touched');
-    assert.equal(s.faults, s.faultsVmaLock + s.faultsMmapLock);
+    assert.equal(s.faults, s.faultsSpeculative + s.faultsVmaLock + s.faultsMmapLock);
     if (design === 'vma-lock') assert.ok(s.faultsVmaLock > 0, 'the fast path ran');
-    else assert.deepEqual([s.faultsVmaLock, s.fallbacks], [0, 0]);
+    else if (design === 'speculative') assert.ok(s.faultsSpeculative > 0, 'the speculative path ran');
+    else assert.deepEqual([s.faultsSpeculative, s.faultsVmaLock, s.fallbacks], [0, 0, 0]);
+    if (design !== 'speculative') assert.equal(s.faultsSpeculative, 0);
     finish(kernel, proc);
   });
 }

@@ -4,15 +4,19 @@
  * CPU; a fault whose `fault` callback is slowed down (injected latency) does not hold up mmap and
  * munmap of the same address space on another CPU under vma-lock (it drops its locks for the
  * I/O), while under 'global' they wait behind it; the validator sees no I/O under mmap_lock
- * except under 'global'; nothing leaks.
+ * except under 'global'; a per-VMA-lock write fault, which runs with its CPU's Mmu online, takes
+ * it offline before its page_mkwrite sleeps (a munmap's shootdown on the other CPU does not wait
+ * for the sleep); nothing leaks.
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { INJECT_FAULT, setInjection } from '../../src/fs/inject.js';
+import { INJECT_FAULT, INJECT_MKWRITE, setInjection } from '../../src/fs/inject.js';
+import { findGetPage } from '../../src/fs/page-cache.js';
 import { Kernel } from '../../src/kernel/kernel.js';
 import { Process } from '../../src/kernel/process.js';
 import { lockdepCounts } from '../../src/lockdep/index.js';
 import { Machine } from '../../src/machine/machine.js';
+import { PG_DIRTY } from '../../src/mem/page.js';
 import type { FaultDesign } from '../../src/mm/fault-design.js';
 import { MAP_FIXED, MAP_SHARED, PROT_READ, PROT_WRITE } from '../../src/mm/vm-flags.js';
 import { rcuBarrier } from '../../src/sync/rcu.js';
@@ -123,4 +127,50 @@ test('a fault waiting for slow I/O holds up mmap/munmap on another CPU under glo
     vma.longestMs < half && retry.longestMs < half,
     `longest mmap/munmap beside the fault: vma-lock ${vma.longestMs} ms, retry ${retry.longestMs} ms`,
   );
+});
+
+test('a per-VMA-lock shared write whose page_mkwrite sleeps takes its Mmu offline first: munmaps on another CPU do not wait for it', async () => {
+  const kernel = Kernel.create({ frames: 4096 });
+  const proc = Process.create(kernel);
+  const fd = proc.open({ size: 64 * P, writable: true, name: 'mkwrite.bin' });
+  const file = proc.mm.fds.fget(fd);
+  kernel.files.put(file);
+  proc.mm.mmap(BASE, 64 * P, RW, MAP_SHARED | MAP_FIXED, fd);
+  setInjection(kernel.files, file, INJECT_MKWRITE, { latencyUs: LATENCY_MS * 1000 });
+  const sync = new SharedArrayBuffer(16);
+  const base = {
+    process: proc.describe(),
+    base: BASE,
+    pages: 64,
+    rounds: 0,
+    durationMs: 3 * LATENCY_MS,
+    sync,
+    stallMs: LATENCY_MS / 5,
+  };
+  const t0 = performance.now();
+  const [, [m]] = await Promise.all([
+    machine.run<FileFaultCpuResult>(
+      task,
+      { ...base, role: 'faulter', mkwrite: true } satisfies FileFaultCpuArgs,
+      [0],
+    ),
+    machine.run<FileFaultCpuResult>(
+      task,
+      { ...base, role: 'mapper', touch: true } satisfies FileFaultCpuArgs,
+      [1],
+    ),
+  ]);
+  const tookMs = performance.now() - t0;
+  if (process.env.FILE_FAULT_VERBOSE) console.log({ maps: m.count, longestMs: m.longestMs, tookMs });
+  assert.ok(tookMs >= LATENCY_MS, `the page_mkwrite latency was served (${Math.round(tookMs)} ms)`);
+  // Each munmap shoots down the page it touched: it would wait for a CPU asleep online.
+  assert.ok(m.count >= 10, `munmaps beside the sleeping page_mkwrite: ${m.count}`);
+  assert.ok(m.longestMs < LATENCY_MS / 2, `the longest mmap/touch/munmap took ${Math.round(m.longestMs)} ms`);
+  setInjection(kernel.files, file, INJECT_MKWRITE, { latencyUs: 0 });
+  assert.equal(proc.mm.mmu().load32(BASE), 1, 'the write landed');
+  const pfn = findGetPage(kernel.files, file, 0);
+  assert.ok(pfn !== 0 && kernel.mem.testFlag(pfn, PG_DIRTY), 'page_mkwrite dirtied the page');
+  kernel.mem.putPage(pfn);
+  proc.close(fd);
+  finish(kernel, proc);
 });

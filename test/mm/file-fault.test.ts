@@ -145,6 +145,81 @@ test('a shared entry is writable only for a dirty page: page_mkwrite on the firs
   finish(kernel, proc);
 });
 
+test('each entry of a file page holds one reference and one map count, the fault none of its own; munmap gives them back', () => {
+  const { kernel, proc } = setup();
+  const mem = kernel.mem;
+  const mmu = proc.mm.mmu();
+  const fd = proc.open({ size: 2 * P, writable: true, name: 'refs.bin' });
+  const file = fileOf(proc, fd);
+  proc.mm.mmap(BASE, 2 * P, RW, SHARED, fd);
+  proc.mm.mmap(BASE + 8 * P, 2 * P, RW, SHARED, fd);
+  proc.mm.mmap(BASE + 16 * P, 2 * P, RW, PRIVATE, fd);
+  // Page 1 of each mapping first: the PTE tables exist, so the faults below take the per-VMA-lock path.
+  for (const at of [BASE, BASE + 8 * P, BASE + 16 * P]) mmu.load32(at + P);
+  const vmaFaults = proc.mm.vmstat().faultsVmaLock;
+  mmu.load32(BASE);
+  const pfn = ptePfn(proc.mm.pt.lookupPte(BASE));
+  const counts = (): number[] => [mem.refcountOf(pfn), mem.mapcountOf(pfn)];
+  assert.deepEqual(counts(), [2, 1], 'the cache and one read-only entry');
+  mmu.store32(BASE, 1);
+  assert.equal(ptePfn(proc.mm.pt.lookupPte(BASE)), pfn, 'page_mkwrite made the same entry writable');
+  assert.deepEqual(counts(), [2, 1], 'the entry upgraded in place takes nothing more');
+  mmu.store32(BASE + 8 * P, 2);
+  assert.deepEqual(counts(), [3, 2], 'a second shared entry');
+  assert.equal(mmu.load32(BASE + 16 * P), 2, 'the private mapping reads the file page');
+  assert.deepEqual(counts(), [4, 3]);
+  mmu.store32(BASE + 16 * P, 3);
+  assert.notEqual(ptePfn(proc.mm.pt.lookupPte(BASE + 16 * P)), pfn, 'the private write copied');
+  assert.deepEqual(counts(), [3, 2], 'the replaced entry gave its reference and map count back');
+  // The private write falls back to mmap_lock: its VMA has no anon_vma yet.
+  assert.equal(
+    proc.mm.vmstat().faultsVmaLock - vmaFaults,
+    4,
+    'the other faults ran on the per-VMA-lock path',
+  );
+  checkPtes(kernel, proc);
+  proc.mm.munmap(BASE, 24 * P);
+  assert.deepEqual(counts(), [1, 0], "the cache's reference alone");
+  assert.equal(findGetPage(kernel.files, file, 0), pfn);
+  mem.putPage(pfn);
+  proc.close(fd);
+  finish(kernel, proc);
+});
+
+test('i_size is read again once the page is locked: a cached page past a shrunk size is SIGBUS on the per-VMA-lock path', () => {
+  const { kernel, proc } = setup();
+  const mmu = proc.mm.mmu();
+  const fd = proc.open({ size: 4 * P, writable: true, name: 'shrink.bin' });
+  const file = fileOf(proc, fd);
+  proc.mm.mmap(BASE, 4 * P, RW, SHARED, fd);
+  mmu.store32(BASE, 7); // the PTE table exists from here on
+  // Pages 2 and 3 cached (read through a second mapping, then unmapped): not mapped at BASE.
+  proc.mm.mmap(BASE + 8 * P, 4 * P, PROT_READ, SHARED, fd);
+  mmu.load32(BASE + 10 * P);
+  mmu.load32(BASE + 11 * P);
+  proc.mm.munmap(BASE + 8 * P, 4 * P);
+  // i_size shrinks to two pages while the cache still holds pages 2 and 3 (as in the window of a
+  // truncate before it removes them).
+  kernel.files.iRwsemLock(file, true);
+  kernel.files.setSizeLocked(file, 2 * P);
+  kernel.files.iRwsemUnlock(file, true);
+  const cached = findGetPage(kernel.files, file, 2);
+  assert.notEqual(cached, 0, 'page 2 is still cached');
+  sigbus(() => mmu.load32(BASE + 2 * P), BASE + 2 * P);
+  sigbus(() => mmu.store32(BASE + 3 * P, 1), BASE + 3 * P);
+  assert.equal(proc.mm.pt.lookupPte(BASE + 2 * P), 0, 'nothing mapped past i_size');
+  assert.equal(kernel.mem.refcountOf(cached), 2, 'the faults kept no reference (the cache and ours)');
+  kernel.mem.putPage(cached);
+  assert.equal(mmu.load32(BASE), 7, 'inside i_size all is as before');
+  mmu.store32(BASE + P, 8);
+  kernel.files.iRwsemLock(file, true);
+  kernel.files.setSizeLocked(file, 4 * P);
+  kernel.files.iRwsemUnlock(file, true);
+  assert.equal(mmu.load32(BASE + 2 * P), 0, 'grown back: the cached page maps');
+  proc.close(fd);
+  finish(kernel, proc);
+});
+
 test('past the end of the file SIGBUS; a failing fault I/O SIGBUS and nothing cached; then it works', () => {
   const { kernel, proc } = setup();
   const mmu = proc.mm.mmu();

@@ -7,10 +7,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { VmError } from '../../src/errno.js';
-import { Kernel } from '../../src/kernel/kernel.js';
-import { Process } from '../../src/kernel/process.js';
+import type { Kernel } from '../../src/kernel/kernel.js';
+import type { Process } from '../../src/kernel/process.js';
 import { rangeOut } from '../../src/maple/api.js';
-import { PAGE_SIZE, PG_ANON_EXCLUSIVE, ZERO_PFN } from '../../src/mem/page.js';
+import { PG_ANON_EXCLUSIVE, ZERO_PFN } from '../../src/mem/page.js';
 import { PTE_WRITE, ptePfn } from '../../src/mem/pte.js';
 import { MemoryFault } from '../../src/mem/tlb.js';
 import {
@@ -24,21 +24,16 @@ import {
   MCL_FUTURE,
   PROT_NONE,
   PROT_READ,
-  PROT_WRITE,
   VM_LOCKED,
 } from '../../src/mm/vm-flags.js';
 import { FailureInjector } from '../../src/shm/arena.js';
 import { rcuBarrier } from '../../src/sync/rcu.js';
 import { KERNEL_EMPTY } from '../support/leaks.js';
-
-const P = PAGE_SIZE;
-const BASE = 0x100000000;
-const RW = PROT_READ | PROT_WRITE;
-const ANON = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED;
+import { ANON, BASE, P, RW, setup as setupProcess } from '../support/process-fixture.js';
 
 function setup(injector?: FailureInjector): { kernel: Kernel; parent: Process } {
-  const kernel = Kernel.create({ frames: 4096, injector });
-  return { kernel, parent: Process.create(kernel, { config: { privileged: true }, rcuFree: false }) };
+  const { kernel, proc } = setupProcess(4096, injector);
+  return { kernel, parent: proc };
 }
 
 function exitAll(kernel: Kernel, ...procs: Process[]): void {

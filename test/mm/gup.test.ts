@@ -11,16 +11,10 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { EFAULT, EINVAL, ENOMEM } from '../../src/errno.js';
 import { PLACE_SHMEM } from '../../src/fs/file-table.js';
-import { Kernel } from '../../src/kernel/kernel.js';
-import { Process } from '../../src/kernel/process.js';
+import type { Kernel } from '../../src/kernel/kernel.js';
+import type { Process } from '../../src/kernel/process.js';
 import { rangeOut } from '../../src/maple/api.js';
-import {
-  GUP_PIN_COUNTING_BIAS,
-  KIND_ANON,
-  PAGE_SIZE,
-  PG_ANON_EXCLUSIVE,
-  ZERO_PFN,
-} from '../../src/mem/page.js';
+import { GUP_PIN_COUNTING_BIAS, KIND_ANON, PG_ANON_EXCLUSIVE, ZERO_PFN } from '../../src/mem/page.js';
 import { PTE_WRITE, pmdIndex, pteIndex, ptePfn } from '../../src/mem/pte.js';
 import {
   FOLL_PIN,
@@ -52,16 +46,7 @@ import { FailureInjector } from '../../src/shm/arena.js';
 import { lockStatRows } from '../../src/sync/lockstat.js';
 import { rcuBarrier } from '../../src/sync/rcu.js';
 import { KERNEL_EMPTY } from '../support/leaks.js';
-
-const P = PAGE_SIZE;
-const BASE = 0x100000000;
-const RW = PROT_READ | PROT_WRITE;
-const ANON = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED;
-
-function setup(frames = 4096, injector?: FailureInjector): { kernel: Kernel; proc: Process } {
-  const kernel = Kernel.create({ frames, injector });
-  return { kernel, proc: Process.create(kernel, { config: { privileged: true }, rcuFree: false }) };
-}
+import { ANON, BASE, P, RW, setup } from '../support/process-fixture.js';
 
 function finish(kernel: Kernel, ...procs: Process[]): void {
   for (const p of procs) p.exit();

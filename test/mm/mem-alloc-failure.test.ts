@@ -17,36 +17,22 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { VmError } from '../../src/errno.js';
-import { Kernel } from '../../src/kernel/kernel.js';
-import { Process } from '../../src/kernel/process.js';
-import { PAGE_SIZE } from '../../src/mem/page.js';
+import type { Kernel } from '../../src/kernel/kernel.js';
+import type { Process } from '../../src/kernel/process.js';
 import { MemoryFault } from '../../src/mem/tlb.js';
-import {
-  MAP_ANONYMOUS,
-  MAP_FIXED,
-  MAP_POPULATE,
-  MAP_PRIVATE,
-  MREMAP_FIXED,
-  MREMAP_MAYMOVE,
-  PROT_READ,
-  PROT_WRITE,
-} from '../../src/mm/vm-flags.js';
+import { MAP_POPULATE, MREMAP_FIXED, MREMAP_MAYMOVE } from '../../src/mm/vm-flags.js';
 import { FailureInjector } from '../../src/shm/arena.js';
 import { rcuBarrier } from '../../src/sync/rcu.js';
 import { KERNEL_EMPTY } from '../support/leaks.js';
+import { ANON, BASE, P, RW, setup as setupProcess } from '../support/process-fixture.js';
 
-const P = PAGE_SIZE;
-const BASE = 0x100000000;
-const RW = PROT_READ | PROT_WRITE;
-const ANON = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED;
 /** Far enough from BASE to need page tables of its own (another PGD entry). */
 const FAR = 0x7f0000000000;
 const MAX_K = 4096;
 
 function setup(): { kernel: Kernel; proc: Process; injector: FailureInjector } {
   const injector = new FailureInjector();
-  const kernel = Kernel.create({ frames: 2048, injector });
-  const proc = Process.create(kernel, { config: { privileged: true }, rcuFree: false });
+  const { kernel, proc } = setupProcess(2048, injector);
   return { kernel, proc, injector };
 }
 

@@ -8,16 +8,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { VmError } from '../../src/errno.js';
-import { Kernel } from '../../src/kernel/kernel.js';
-import { Process } from '../../src/kernel/process.js';
-import { PAGE_SIZE } from '../../src/mem/page.js';
+import type { Kernel } from '../../src/kernel/kernel.js';
+import type { Process } from '../../src/kernel/process.js';
 import { MemoryFault } from '../../src/mem/tlb.js';
 import { MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '../../src/mm/vm-flags.js';
 import { rcuBarrier } from '../../src/sync/rcu.js';
 import { KERNEL_EMPTY } from '../support/leaks.js';
+import { BASE, P, setup as setupProcess } from '../support/process-fixture.js';
 
-const P = PAGE_SIZE;
-const BASE = 0x100000000;
 const SEED = Number(process.env.VMSPACE_SEED ?? 20261207);
 const CASES = 2000;
 
@@ -38,8 +36,7 @@ function rng(seed: number): () => number {
  * all resident, so that an access starting in a mapped page has nothing left to fault in there.
  */
 function setup(): { kernel: Kernel; proc: Process } {
-  const kernel = Kernel.create({ frames: 2048 });
-  const proc = Process.create(kernel, { config: { privileged: true }, rcuFree: false });
+  const { kernel, proc } = setupProcess(2048);
   const anon = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED;
   proc.mm.mmap(BASE, 4 * P, PROT_READ | PROT_WRITE, anon);
   proc.mm.mmap(BASE + 6 * P, 2 * P, PROT_READ, anon);

@@ -19,3 +19,22 @@ test('memory race, 1.5 s: patterns checked on two CPUs against random syscalls a
   );
   assert.ok(r.checkpoints >= 3, `only ${r.checkpoints} checkpoints`);
 });
+
+test('memory race under the speculative design, 1.5 s: the same checks; lockless faults ran beside the calls', async () => {
+  const seed = Number(process.env.VMSPACE_SEED ?? 1011);
+  const r = await raceMemory({
+    seed,
+    durationMs: 1500,
+    checkpointMs: 500,
+    minCalls: 300,
+    minForks: 5,
+    design: 'speculative',
+  });
+  if (process.env.MEMORY_VERBOSE) console.log(describeRace(seed, r));
+  const stable = r.accessors.reduce((x, a) => x + a.stable, 0);
+  assert.ok(stable > 1000, `only ${stable} accesses checked exactly`);
+  assert.ok(r.calls >= 300, `only ${r.calls} calls`);
+  assert.equal(r.vmstat.design, 'speculative');
+  assert.ok(r.vmstat.faultsSpeculative > 0, 'speculative faults ran');
+  assert.ok(r.checkpoints >= 3, `only ${r.checkpoints} checkpoints`);
+});

@@ -44,7 +44,9 @@ import { ptePfn } from '../../src/mem/pte.js';
 import type { AddressSpace } from '../../src/mm/address-space.js';
 import { checkMmLocked } from '../../src/mm/check.js';
 import { checkFrameMaps, checkPtesLocked } from '../../src/mm/check-ptes.js';
+import type { FaultDesign } from '../../src/mm/fault-design.js';
 import { mmapReadLock, mmapReadUnlock } from '../../src/mm/vma-lock.js';
+import type { MmVmstat } from '../../src/mm/vmstat.js';
 import { rcuBarrier } from '../../src/sync/rcu.js';
 import { KERNEL_EMPTY } from '../support/leaks.js';
 import { Mutator, type MutatorCounts, type Pin } from './memory-mutator.js';
@@ -74,6 +76,8 @@ export interface MemoryRaceOptions {
   minForks?: number;
   /** Bound on every wait of the race's own (ready, pause, grace periods, stop). */
   giveUpMs?: number;
+  /** The process's fault-locking design (default: the default design). */
+  design?: FaultDesign;
 }
 
 export interface MemoryRaceResult {
@@ -83,13 +87,18 @@ export interface MemoryRaceResult {
   /** Mutator calls in all (forks included). */
   calls: number;
   shootdowns: number;
+  /** The process's fault counters at the end. */
+  vmstat: MmVmstat;
 }
 
 export async function raceMemory(options: MemoryRaceOptions): Promise<MemoryRaceResult> {
   const accessors = options.accessors ?? 2;
   const giveUpMs = options.giveUpMs ?? 20_000;
   const kernel = Kernel.create({ frames: 16_384 });
-  const proc = Process.create(kernel, { config: { privileged: true } });
+  const proc = Process.create(kernel, {
+    config:
+      options.design === undefined ? { privileged: true } : { privileged: true, design: options.design },
+  });
   const m = MemoryModel.create(accessors);
   const mutator = new Mutator(proc, m, options.seed, giveUpMs);
   mutator.mapWindow();
@@ -135,6 +144,7 @@ export async function raceMemory(options: MemoryRaceOptions): Promise<MemoryRace
   // The end: every accessor detached; one last checkpoint, then every process exits.
   checkpoint(kernel, proc, m, mutator);
   const shootdowns = proc.mm.tlb.stats().shootdowns;
+  const vmstat = proc.mm.vmstat();
   for (const child of mutator.children.splice(0)) mutator.retire(child);
   for (const pin of mutator.pins.splice(0)) mutator.unpin(pin);
   const arenas = [proc.mm.arena.arena, (proc.mm.index as unknown as { arena: { live: number } }).arena];
@@ -152,6 +162,7 @@ export async function raceMemory(options: MemoryRaceOptions): Promise<MemoryRace
     checkpoints: checkpoints + 1,
     calls: mutator.counts.total,
     shootdowns,
+    vmstat,
   };
 }
 
@@ -279,6 +290,8 @@ export function describeRace(seed: number, r: MemoryRaceResult): string {
     `${sum('overflows')} history overflows, ${sum('lazyZeros')} lazy zeros); ${r.calls} calls: ${calls}; ` +
     `${c.errnos} predicted errnos; ${c.forks} forks, ${c.childChecks} child checks, ${c.childStores} child stores, ` +
     `${c.pages.pages} pages checked, ${c.pages.unstableLanes} lanes unsettled at fork; ${c.poisonFills} poison fills; ` +
-    `${c.incarnations} incarnations; ${r.checkpoints} checkpoints; ${r.shootdowns} shootdowns`
+    `${c.incarnations} incarnations; ${r.checkpoints} checkpoints; ${r.shootdowns} shootdowns; ` +
+    `design ${r.vmstat.design}: ${r.vmstat.faultsSpeculative} speculative, ${r.vmstat.faultsVmaLock} vma-lock, ` +
+    `${r.vmstat.faultsMmapLock} mmap_lock faults, ${r.vmstat.speculativeAborts} speculative aborts`
   );
 }

@@ -20,3 +20,18 @@ test(`memory race, 12 s, seed ${seed}: loads and stores on two CPUs against rand
   assert.ok(r.mutator.forks >= 50, `only ${r.mutator.forks} forks`);
   assert.ok(r.checkpoints >= 10, `only ${r.checkpoints} checkpoints`);
 });
+
+test(`memory race under the speculative design, 8 s, seed ${seed + 1}: the same checks with lockless faults`, async () => {
+  const r = await raceMemory({
+    seed: seed + 1,
+    durationMs: 8_000,
+    minCalls: 1500,
+    minForks: 30,
+    giveUpMs: 60_000,
+    design: 'speculative',
+  });
+  console.log(describeRace(seed + 1, r));
+  assert.ok(r.calls >= 1500, `only ${r.calls} calls`);
+  assert.ok(r.vmstat.faultsSpeculative > 0, 'speculative faults ran');
+  assert.ok(r.checkpoints >= 7, `only ${r.checkpoints} checkpoints`);
+});

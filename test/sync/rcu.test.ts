@@ -83,6 +83,34 @@ test('deferred frees on the main thread are batched and all reclaimed by rcuBarr
   assert.throws(() => rcuDeferFree(arena, 5), /not live/);
 });
 
+test('deferred frees interleaved across arenas each go back to their own arena', () => {
+  // Batches keep a list per arena: a handle must be freed into the arena it came from, and a
+  // record of another arena with the same handle number must stay live.
+  const arenas = [8, 16, 24].map((bytes, k) =>
+    Arena.create({
+      name: `test.rcu.mixed${k}`,
+      recordBytes: bytes,
+      capacity: 64,
+      maxCapacity: 2048,
+      poison: true,
+    }),
+  );
+  const kept = arenas.map((arena) => [arena.alloc(), arena.alloc()]);
+  const freed = [0, 0, 0];
+  for (let i = 0; i < 1000; i++) {
+    const k = (i * 7 + (i >> 3)) % 3; // runs of one arena and single switches, as commits make
+    rcuDeferFree(arenas[k], arenas[k].alloc());
+    freed[k]++;
+  }
+  rcuBarrier();
+  assert.equal(rcuPendingFrees(), 0);
+  arenas.forEach((arena, k) => {
+    assert.equal(arena.stats().frees, freed[k], `arena ${k} got back exactly its own records`);
+    assert.equal(arena.live, 2, `arena ${k}'s records that were not freed stay live`);
+    for (const h of kept[k]) assert.ok(arena.isLive(h));
+  });
+});
+
 test('blocking inside a read section is refused; unbalanced unlock throws', () => {
   const m = Mutex.create('test.rcu.block');
   rcuReadLock();

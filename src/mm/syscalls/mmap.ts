@@ -126,7 +126,7 @@ function doMmap(
     const type = flags & MAP_TYPE;
     if (type === MAP_SHARED || type === MAP_SHARED_VALIDATE) {
       const syncUnsupported = mm.files.syncUnsupported(file);
-      const writable = mm.files.writable(file);
+      const writable = mm.mapFileWritable;
       const mask = LEGACY_MAP_MASK | (syncUnsupported ? MAP_SYNC : 0);
       const checked = type === MAP_SHARED ? flags & LEGACY_MAP_MASK : flags;
       if ((checked & ~mask) !== 0 || (type === MAP_SHARED_VALIDATE && highFlags)) return -EOPNOTSUPP;
@@ -258,7 +258,11 @@ export function mmapRegion(
 ): number {
   const t = mm.txn;
   const end = addr + len;
-  const first = t.intersecting(addr, end);
+  // find_vma(addr): the first VMA ending above addr; it meets the range or is the one after it
+  // (known without a walk when placement's gap search found this very range).
+  const known = mm.placement.nextVmaIfFound(addr, len);
+  const after = known >= 0 ? t.findFromKnown(addr, known) : t.findFrom(addr);
+  const first = after >= 0 && t.start[after] < end ? after : -1;
   let unmapped = 0;
   if (first >= 0) {
     unmapped = mm.layer.unmapRange(first, addr, end);
@@ -271,7 +275,8 @@ export function mmapRegion(
   // ext4's mmap_prepare refuses MAP_SYNC on a non-DAX file after the old mappings were cleared.
   if (file !== 0 && (vmFlags & VM_SYNC) !== 0 && mm.files.syncUnsupported(file)) return -EOPNOTSUPP;
   const prev = t.findBefore(addr);
-  const next = t.findFrom(end);
+  // Nothing met the range: the VMA after it is `after`.
+  const next = first < 0 ? after : t.findFrom(end);
   const ms = mm.ms;
   const fields = newVmaFields(file, vmFlags);
   ms.forNew(prev, next, addr, end, pgoff, fields);

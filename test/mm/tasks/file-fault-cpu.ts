@@ -4,11 +4,14 @@
  *   reader   waits for each round and loads the word through its own process's shared mapping:
  *            it must see the value at once (no msync, no copy); counts mismatches
  *   faulter  one read fault of an uncached page of a file whose `fault` callback is slowed by
- *            injection; sets the done word when it returns
+ *            injection; sets the done word when it returns. With `mkwrite`: it first reads pages
+ *            1 and 0 (cached, mapped read-only, the PTE table made), then stores to page 0: a
+ *            per-VMA-lock write fault whose page_mkwrite is the slowed callback
  *   mapper   waits until the faulter is in its fault, then runs mmap + munmap of an anonymous page
  *            of the same mm until the fault is done: counts the iterations that completed beside
  *            the fault's I/O (none when the fault holds mmap_lock across it, as under 'global'),
- *            and its longest iteration
+ *            and its longest iteration. With `touch` it stores to the page before the munmap, so
+ *            each munmap shoots down and waits for every CPU whose Mmu is online
  */
 import { Process, type ProcessDescriptor } from '../../../src/kernel/process.js';
 import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '../../../src/mm/vm-flags.js';
@@ -24,6 +27,10 @@ export interface FileFaultCpuArgs {
   sync: SharedArrayBuffer;
   /** mapper: how long it lets the faulter enter its fault before it starts (ms). */
   stallMs: number;
+  /** faulter: a shared write fault to a cached page (page_mkwrite) instead of a read fault. */
+  mkwrite?: boolean;
+  /** mapper: store to the page before unmapping it (a shootdown per munmap). */
+  touch?: boolean;
 }
 
 export interface FileFaultCpuResult {
@@ -64,10 +71,16 @@ export default function fileFaultCpu(_cpu: number, args: FileFaultCpuArgs): File
         count++;
       }
     } else if (args.role === 'faulter') {
-      // One fault on a page that is not cached: its `fault` callback is slowed down by injection.
+      // One fault on a page that is not cached: its `fault` callback is slowed down by injection;
+      // or (mkwrite) a write to a cached page mapped read-only: its page_mkwrite is.
+      if (args.mkwrite === true) {
+        mmu.load32(args.base + P);
+        mmu.load32(args.base);
+      }
       Atomics.store(sync, 3, 1);
       Atomics.notify(sync, 3);
-      mmu.load32(args.base);
+      if (args.mkwrite === true) mmu.store32(args.base, 1);
+      else mmu.load32(args.base);
       Atomics.store(sync, 1, 1);
       count = 1;
     } else {
@@ -79,6 +92,7 @@ export default function fileFaultCpu(_cpu: number, args: FileFaultCpuArgs): File
       const end = performance.now() + args.durationMs;
       for (let t = performance.now(); Atomics.load(sync, 1) === 0 && t < end; ) {
         const at = proc.mm.mmap(0, P, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+        if (args.touch === true) mmu.store8(at, 1);
         proc.mm.munmap(at, P);
         if (Atomics.load(sync, 1) === 0) count++;
         const now = performance.now();
