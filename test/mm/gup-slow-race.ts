@@ -136,7 +136,7 @@ export function assertGupSlowRace(s: GupSlowSummary, minCalls: number): void {
   const g = s.gupper;
   const calls = g.calls.reduce((a, b) => a + b, 0);
   assert.ok(calls >= minCalls && g.calls.every((n) => n > 0), `${s.design}: calls ${g.calls}`);
-  assert.ok(g.pages > calls / 4, `${s.design}: ${g.pages} pages judged in ${calls} calls`);
+  assert.ok(g.pages >= minCalls / 4, `${s.design}: ${g.pages} pages judged in ${calls} calls`);
   assert.ok(g.efaults > 0 && g.short > 0, `${s.design}: EFAULTs ${g.efaults}, short counts ${g.short}`);
   assert.ok(g.anonPages > 0, `${s.design}: no private copy was returned`);
   assert.ok(g.unjudged * 100 <= calls, `${s.design}: ${g.unjudged} calls unjudged`);
