@@ -622,19 +622,18 @@ export class AddressSpace implements MmShared {
   /**
    * GUP's fault of one page (faultin_page, gup.ts): `write` a write fault, `unshare` the unshare
    * fault before a read-only pin (FAULT_FLAG_UNSHARE: the page becomes exclusive to this mm, reused
-   * or copied, its entry staying read-only; checked as a read). 0, a FAULT_* code or FAULT_OOM;
-   * unlike faultPage it never grows a stack (Linux's GUP does not since 6.5). Preconditions as
-   * faultPage.
+   * or copied, its entry staying read-only; checked as a read). One try, returning holding no
+   * lock: 0, FAULT_RETRY (the fault ran the file work it waited for, with its locks dropped, or
+   * under `global` with mmap_lock (R) kept until then; the caller looks the VMA up again: Linux's
+   * `*locked = 0`), a FAULT_* code or FAULT_OOM; unlike faultPage it never grows a stack (Linux's
+   * GUP does not since 6.5). Preconditions as faultPage.
    */
   faultForGup(addr: number, write: boolean, unshare: boolean): number {
     const ctx = this.ctx;
     ctx.faultUnshare = unshare;
     try {
-      for (let tries = 0; tries < MAX_FAULT_TRIES; tries++) {
-        const r = this.faultPageOnce(addr - (addr % PAGE_SIZE), write || unshare, false);
-        if (r !== FAULT_RETRY) return r === FAULT_GROW ? FAULT_SEGV_MAPERR : r;
-      }
-      throw new VmAssertionError(`GUP fault at ${addr}: ${MAX_FAULT_TRIES} retries in a row`);
+      const r = this.faultPageOnce(addr - (addr % PAGE_SIZE), write || unshare, false);
+      return r === FAULT_GROW ? FAULT_SEGV_MAPERR : r;
     } finally {
       ctx.faultUnshare = false;
     }

@@ -1,14 +1,14 @@
 /**
- * get_user_pages / pin_user_pages and their fast variants (Linux's mm/gup.c, anonymous base pages):
- * references to the frames behind a range of user addresses, for a "device" (or a pipe, pipe.ts)
- * to read and write while the process goes on using its mapping. The caller holds no lock.
+ * get_user_pages / pin_user_pages and their fast variants (Linux's mm/gup.c; base pages, anonymous
+ * and file): references to the frames behind a range of user addresses, for a "device" (or a pipe,
+ * pipe.ts) to read and write while the process goes on using its mapping. The caller holds no lock.
  *
  *   gupPagesFast  gupFast (no lock: RCU walk, speculative reference, re-check) for as many pages
  *                 as it can, then gupSlow for the rest (get/pin_user_pages_fast)
  *   gupPages      gupSlow alone (get/pin_user_pages)
  *
- * gupSlow (__get_user_pages), for each page, under mmap_lock (R) (no munmap, mprotect or fork runs;
- * page tables stay allocated):
+ * gupSlow (__get_user_pages), for each page, under mmap_lock (R) (no munmap, mremap, mprotect or
+ * fork commits; page tables stay allocated):
  *   the VMA (looked up when the page leaves the last one): none -> EFAULT (GUP does not grow a
  *   stack, as Linux since 6.5); checkVma (check_vma_flags) -> EFAULT for VM_IO / VM_PFNMAP, a write
  *   without VM_WRITE, a read without VM_READ, a longterm write pin that needs dirty tracking
@@ -21,11 +21,33 @@
  *               -> else: the PTE table's PTL; the entry re-read; unchanged: getPage (get) or pinPage
  *                  (+GUP_PIN_COUNTING_BIAS) under the PTL; changed (a fault on another CPU, which
  *                  needs only the VMA lock or the PTL): retry
- * A fault drops mmap_lock first (AddressSpace.faultForGup takes it itself) and the page is looked
- * up again; at most MAX_TRIES rounds a page (EAGAIN after: Linux loops until a signal). The fault's
- * answer becomes Linux's errno (vm_fault_to_errno): out of memory ENOMEM, SIGBUS and SIGSEGV
- * EFAULT. Partial counts as Linux: a page that cannot be had ends the call with the pages done so
- * far, or with its errno when none was done.
+ * A fault drops mmap_lock first and the page is looked up again (see "Dropped locks"). At most
+ * MAX_TRIES faults without I/O and MAX_RETRIES with it a page (EAGAIN after: Linux loops until a
+ * fatal signal). The fault's answer becomes Linux's errno (vm_fault_to_errno): out of memory
+ * ENOMEM, SIGBUS and SIGSEGV EFAULT. Partial counts as Linux: a page that cannot be had ends the
+ * call with the pages done so far, or with its errno when none was done.
+ *
+ * Dropped locks (Linux's `locked` out-parameter with FOLL_UNLOCKABLE; every caller here allows
+ * it, since every caller holds no lock: there is no "caller holds mmap_lock and wants it kept"
+ * variant). The contract:
+ *   - `locked` says whether this call holds mmap_lock (R) now. It is taken to look a page up and
+ *     grab it, and dropped before every fault: the fault (AddressSpace.faultForGup, one try of the
+ *     design's fault path) takes what its design takes (the VMA lock, or mmap_lock (R)), and
+ *     returns holding nothing, with FAULT_RETRY when it dropped those too for I/O or a page lock.
+ *     So GUP itself never holds a lock across I/O; the fault holds mmap_lock (R) across it only
+ *     under the `global` design (fault-design.ts), by definition of that design.
+ *   - Every retake forgets the VMA (vma = 0): the range may have been unmapped (EFAULT), moved
+ *     away by mremap (EFAULT, or whatever is mapped there now), reprotected (checkVma again) or
+ *     mapped anew (the new mapping's pages) while no lock was held. Nothing learnt before the drop
+ *     is used after it: the page's entry is read again under the retaken lock and its PTL.
+ *   - Pages already returned keep their reference or pin: each is a page the mapping had at the
+ *     instant it was grabbed (the entry re-read under its PTL, mmap_lock (R) held, so no munmap,
+ *     mremap or mprotect committed in between), and the frame cannot be freed while held. Pages of
+ *     one call may come from different mappings of the range (one before a munmap, the next from
+ *     the mmap after it), as in Linux; each single page is always one mapping's.
+ * The populate stages (AddressSpace.faultStage) follow the same contract for MAP_POPULATE, mlock
+ * and MADV_POPULATE_*; user copies (Mmu.copyIn/copyOut, file read/write) fault page by page
+ * through the Mmu's miss handler, which holds no lock of the mm between faults either.
  *
  * gupFast (gup_fast), lockless:
  *   pins only: s = write_protect_seq (MmState), odd -> give up (fork is copying page tables)
@@ -100,8 +122,8 @@ import {
 } from '../mem/pte.js';
 import { rcuReadLock, rcuReadUnlock } from '../sync/rcu.js';
 import { vmaFlagsError } from './fault.js';
+import { FAULT_OOM, FAULT_RETRY } from './fault-codes.js';
 import type { MmState } from './mm-state.js';
-import { FAULT_OOM } from './mmu-fault.js';
 import { VM_SHARED, VM_WRITE } from './vm-flags.js';
 import { type MmLocks, mmapReadLock, mmapReadUnlock } from './vma-lock.js';
 import type { VmaArena } from './vma-record.js';
@@ -130,11 +152,18 @@ export interface GupSpace {
   readonly state: MmState;
   /** The calling CPU's Mmu goes offline (an entry that may block must not hold up a shootdown). */
   mmuOffline(): void;
-  /** One page's fault for GUP: 0, a FAULT_* code or FAULT_OOM; never grows a stack. */
+  /**
+   * One try at one page's fault for GUP, called holding no lock and returning holding none: 0,
+   * FAULT_RETRY (it waited for I/O or a page lock, with its locks dropped but under `global`: look
+   * again), a FAULT_* code or FAULT_OOM; never grows a stack.
+   */
   faultForGup(addr: number, write: boolean, unshare: boolean): number;
 }
 
+/** Rounds a page whose fault did no I/O (each makes progress unless another CPU undoes it). */
 const MAX_TRIES = 8;
+/** Rounds a page whose fault dropped its locks for I/O or a page lock (FAULT_RETRY). */
+const MAX_RETRIES = 64;
 /** grab's answers besides a pfn. */
 const NEED_FAULT = 0;
 const NEED_UNSHARE = -1;
@@ -191,10 +220,14 @@ function checkArgs(addr: number, pages: number, foll: number): number {
 /** Per CPU (each CPU is one thread): the VMA lookup's result. */
 const found = rangeOut();
 
-/** __get_user_pages (see the file comment): pfns written to out[at..), their count, or -errno when none. */
+/**
+ * __get_user_pages (see the file comment, "Dropped locks"): pfns written to out[at..), their
+ * count, or -errno when none. Preconditions: this CPU holds no lock.
+ */
 function gupSlow(mm: GupSpace, addr: number, pages: number, foll: number, out: number[], at: number): number {
   mm.mmuOffline();
   const arena = mm.arena;
+  // locked: Linux's `*locked`. vma: the record checked under the current hold (0: look it up).
   let locked = false;
   let vma = 0;
   let done = 0;
@@ -202,15 +235,16 @@ function gupSlow(mm: GupSpace, addr: number, pages: number, foll: number, out: n
     for (; done < pages; done++) {
       const a = addr + done * PAGE_SIZE;
       let r = NEED_FAULT;
-      for (let tries = 0; ; tries++) {
-        if (tries === MAX_TRIES) {
+      // Bounded: a round without I/O counts a try, one that dropped its locks for I/O a retry.
+      for (let tries = 0, retries = 0; ; ) {
+        if (tries === MAX_TRIES || retries === MAX_RETRIES) {
           r = -EAGAIN;
           break;
         }
         if (!locked) {
           mmapReadLock(mm.locks);
           locked = true;
-          vma = 0;
+          vma = 0; // retaken: whatever was checked before may be unmapped, moved or reprotected
         }
         if (vma === 0 || a >= arena.end(vma)) {
           vma = findVma(mm, a);
@@ -219,10 +253,14 @@ function gupSlow(mm: GupSpace, addr: number, pages: number, foll: number, out: n
         }
         r = grab(mm.pt, mm.mem, a, foll);
         if (r > 0 || r < NEED_UNSHARE) break;
-        // Fault the page in as needed, without mmap_lock (faultForGup takes it), then look again.
+        // Fault the page in as needed, without mmap_lock (faultForGup takes what it needs and
+        // holds nothing when it returns), then look again from the VMA.
         mmapReadUnlock(mm.locks);
         locked = false;
-        r = faultErrno(mm.faultForGup(a, (foll & FOLL_WRITE) !== 0, r === NEED_UNSHARE));
+        const fault = mm.faultForGup(a, (foll & FOLL_WRITE) !== 0, r === NEED_UNSHARE);
+        if (fault === FAULT_RETRY) retries++;
+        else tries++;
+        r = faultErrno(fault);
         if (r < 0) break;
       }
       if (r < 0) return done > 0 ? done : r;
@@ -240,9 +278,12 @@ function findVma(mm: GupSpace, addr: number): number {
   return h > 0 && addr >= mm.arena.start(h) && addr < mm.arena.end(h) ? h : 0;
 }
 
-/** vm_fault_to_errno: 0 stays 0; out of memory is -ENOMEM; SIGBUS and SIGSEGV are -EFAULT. */
+/**
+ * vm_fault_to_errno: 0 and FAULT_RETRY (look again) stay 0; out of memory is -ENOMEM; SIGBUS and
+ * SIGSEGV are -EFAULT.
+ */
 function faultErrno(fault: number): number {
-  return fault === 0 ? 0 : fault === FAULT_OOM ? -ENOMEM : -EFAULT;
+  return fault === 0 || fault === FAULT_RETRY ? 0 : fault === FAULT_OOM ? -ENOMEM : -EFAULT;
 }
 
 /**
