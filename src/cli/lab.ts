@@ -40,12 +40,14 @@ report: charts drawn by Vega-Lite, opens from disk) and prints a summary.
 
 experiments (default: all):
   page_fault1     will-it-scale page_fault1: anonymous write faults, each CPU on its own VMAs
+  page_fault2     will-it-scale page_fault2: write faults on each CPU's own file, MAP_PRIVATE
+  page_fault3     will-it-scale page_fault3: write faults on each CPU's own file, MAP_SHARED
   mmap1           will-it-scale mmap1: mmap + munmap of 128 MiB anonymous memory
   mmap2           will-it-scale mmap2: mmap + munmap of each CPU's own 128 MiB file, MAP_SHARED
   fault-scaling   page_fault1 on 1..N CPUs
   thread-launch   CPU 0 maps, touches and unmaps thread stacks while the others fault
   cow             the cow.c copy-on-write scenarios, their outcome per design
-  io-under-lock   mmap/munmap loop beside faults on a slow file (10 ms each); and alone
+  io-under-lock   mmap/munmap loop beside faults on a slow file (10 ms each); and without
   queued-writer   cached faults while a writer queues behind a fault doing I/O (3 CPUs)
   inversion       a fault callback taking i_rwsem vs a write() faulting its buffer: cycle reports
 

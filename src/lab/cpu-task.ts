@@ -10,6 +10,7 @@
 import { Kernel } from '../kernel/kernel.js';
 import { Process, type ProcessDescriptor } from '../kernel/process.js';
 import type { FaultDesign } from '../mm/fault-design.js';
+import { MAP_PRIVATE, MAP_SHARED } from '../mm/vm-flags.js';
 import { TraceRing, type TraceRingDescriptor } from '../sync/locktrace.js';
 import { CpuProbe } from './cpu-probe.js';
 import {
@@ -31,6 +32,7 @@ import {
   threadLaunch,
   type Workload,
   type WorkloadOutcome,
+  writeFaultLoop,
 } from './workloads.js';
 
 const READY = 0;
@@ -93,7 +95,7 @@ export default function labTask(_cpu: number, args: LabTaskArgs): LabTaskResult 
   const ring = TraceRing.attach(args.ring);
   const out = emptyOutcome();
   // A file workload's set-up happens before the barrier: no other CPU measures while it runs.
-  const file = openWorkloadFile(proc, args.workload, out, args.seed, args.durationMs);
+  const file = openWorkloadFile(proc, args.workload, out, args.seed, args.durationMs, args.regionPages);
   const originEpochMs = startBarrier(args.control, args.cpus);
   const probe = new CpuProbe(args.row, hist, ring, {
     startMs: originEpochMs - performance.timeOrigin,
@@ -134,6 +136,8 @@ function run(
   else if (w === 'cow') cowCases(Kernel.attach(args.process.kernel), args.design, args.seed, probe, out);
   else if (f === null) throw new RangeError(`lab: no workload '${String(w)}'`);
   else if (w === 'mmap2') mmap2File(proc, probe, f, out);
+  else if (w === 'page_fault2') writeFaultLoop(mm, probe, args.regionPages, f.fd, MAP_PRIVATE, w, out);
+  else if (w === 'page_fault3') writeFaultLoop(mm, probe, args.regionPages, f.fd, MAP_SHARED, w, out);
   else if (w === 'io-fault' || w === 'inversion-fault') ioFault(proc, probe, args.seed, f);
   else if (w === 'io-idle') ioIdle(proc, probe);
   else if (w === 'cached-fault') cachedFault(proc, probe, f, out);

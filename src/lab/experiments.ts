@@ -8,6 +8,8 @@ import type { Workload } from './workloads.js';
 
 export const EXPERIMENTS = [
   'page_fault1',
+  'page_fault2',
+  'page_fault3',
   'mmap1',
   'mmap2',
   'fault-scaling',
@@ -42,6 +44,8 @@ export interface Experiment {
 /** What an operation of each workload is, as throughput units. */
 export const WORKLOAD_UNITS: Record<Workload, string> = {
   page_fault1: 'faults/s',
+  page_fault2: 'faults/s',
+  page_fault3: 'faults/s',
   mmap1: 'mmap+munmap/s',
   mmap2: 'mmap+munmap/s',
   'thread-launch': 'launches/s',
@@ -72,6 +76,25 @@ export const EXPERIMENT_LIST: readonly Experiment[] = [
       'global and retry take it for every fault, vma-lock only for the first fault of a VMA or of ' +
       'a 2 MiB region; mmap and munmap take it for write.',
     phases: (cpus) => [{ roles: all(cpus, 'page_fault1') }],
+  },
+  {
+    name: 'page_fault2',
+    title: 'will-it-scale page_fault2: write faults on a private file mapping',
+    about:
+      'Every CPU maps its own 32 MiB file MAP_PRIVATE, writes one byte per page and unmaps it, ' +
+      'again and again: each write fault finds the file page in the page cache (read once, in the ' +
+      'first round) and copies it into a new anonymous page. Faults take the same locks as ' +
+      'page_fault1 plus the page lock of the cached page.',
+    phases: (cpus) => [{ roles: all(cpus, 'page_fault2') }],
+  },
+  {
+    name: 'page_fault3',
+    title: 'will-it-scale page_fault3: write faults on a shared file mapping',
+    about:
+      'Every CPU maps its own 32 MiB file MAP_SHARED, writes one byte per page and unmaps it, ' +
+      'again and again: each write fault maps the cached page writable after page_mkwrite, which ' +
+      'runs under the VMA lock alone under vma-lock and outside mmap_lock (a retry) under retry.',
+    phases: (cpus) => [{ roles: all(cpus, 'page_fault3') }],
   },
   {
     name: 'mmap1',

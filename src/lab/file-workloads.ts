@@ -21,6 +21,7 @@
  *                    the program "works" THINK_US asleep: a few thousand faults a second, as a
  *                    program that computes between faults, and it leaves the two cores to the
  *                    writer (queued-writer runs three CPUs on two cores)
+ *   page_fault2/3    the CPU's own file of the region's size (workloads.ts: writeFaultLoop)
  *   mmap2            will-it-scale mmap2: mmap + munmap of the CPU's own 128 MiB file, MAP_SHARED
  *   inversion-fault  io-fault on a file whose `fault` callback takes its i_rwsem for read
  *                    (FAULT_TAKES_I_RWSEM, Jan Kara's pattern), IO_LATENCY_INVERSION_US each
@@ -74,8 +75,12 @@ export function openWorkloadFile(
   out: WorkloadOutcome,
   seed: number,
   durationMs: number,
+  regionPages: number,
 ): WorkloadFile | null {
   if (workload === 'cached-fault') return cachedFile(proc, out);
+  if (workload === 'page_fault2' || workload === 'page_fault3') {
+    return plain(proc, regionPages * P, true, `${workload}.bin`);
+  }
   if (workload === 'mmap2') return plain(proc, MMAP2_BYTES, true, 'mmap2.bin');
   if (workload === 'inversion-write') return plain(proc, WRITE_BYTES, true, 'written.bin');
   if (workload !== 'io-fault' && workload !== 'inversion-fault' && workload !== 'io-idle') return null;

@@ -73,7 +73,10 @@ export const REGION_PAGES = 8192;
 /** Events a CPU's timeline ring holds, and the window it records. */
 const RING_EVENTS = 1024;
 const WINDOW_MS = 20;
-/** Frames beyond page_fault1's regions: page tables, cow's processes, the slow files' pages read. */
+/**
+ * Frames beyond the regions (two per CPU: page_fault2's cached file and its private copies):
+ * page tables, cow's processes, the slow files' pages read.
+ */
 const SPARE_FRAMES = 16384 + CACHED_FILE_PAGES;
 /**
  * The unmeasured warm-up before each phase: min(WARMUP_MS, half the phase) and at least
@@ -117,7 +120,7 @@ export async function runLab(settings: LabSettings, onPhase?: PhaseListener): Pr
   const machine = await Machine.start({ cpus });
   // One kernel for the whole run (fresh memory per phase made the first phases slower); each
   // phase's process must give every record back before the next one starts.
-  const kernel = Kernel.create({ frames: settings.cpus * REGION_PAGES + SPARE_FRAMES });
+  const kernel = Kernel.create({ frames: 2 * settings.cpus * REGION_PAGES + SPARE_FRAMES });
   const phases: PhaseResult[] = [];
   try {
     await warmPass(machine, kernel, plans, settings, modes);

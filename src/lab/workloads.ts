@@ -4,6 +4,9 @@
  *
  *   page_fault1    will-it-scale page_fault1: map REGION anonymous private, store one byte per
  *                  page (each store a write fault: one operation), unmap; again
+ *   page_fault2/3  the same on the CPU's own file of REGION pages, MAP_PRIVATE (each write copies
+ *                  the cached page) / MAP_SHARED (each write calls page_mkwrite and dirties it)
+ *                  (file-workloads.ts opens the file)
  *   mmap1          will-it-scale mmap1: mmap + munmap of 128 MiB anonymous private (one operation)
  *   mmap2          will-it-scale mmap2 on a file (file-workloads.ts, with the other file workloads:
  *                  io-fault, io-idle, cached-fault, inversion-fault, inversion-write)
@@ -31,6 +34,8 @@ import { type CpuProbe, KIND_CASE, KIND_FAULT, KIND_LAUNCH, KIND_MMAP, KIND_MUNM
 
 export const WORKLOADS = [
   'page_fault1',
+  'page_fault2',
+  'page_fault3',
   'mmap1',
   'mmap2',
   'thread-launch',
@@ -68,14 +73,30 @@ export function emptyOutcome(): WorkloadOutcome {
 
 /** page_fault1 with regions of `pages` pages. */
 export function pageFault1(mm: AddressSpace, probe: CpuProbe, pages: number, out: WorkloadOutcome): void {
+  writeFaultLoop(mm, probe, pages, -1, ANON, 'page_fault1', out);
+}
+
+/**
+ * page_fault1/2/3's loop: map `pages` pages (of file `fd` at offset 0, or anonymous: fd -1) with
+ * `flags`, read-write; store one byte per page (each store a write fault: one operation); unmap.
+ */
+export function writeFaultLoop(
+  mm: AddressSpace,
+  probe: CpuProbe,
+  pages: number,
+  fd: number,
+  flags: number,
+  name: Workload,
+  out: WorkloadOutcome,
+): void {
   const mmu = mm.mmu();
   const len = pages * P;
   while (!probe.over) {
     let t0 = probe.now();
-    const addr = mm.sysMmap(0, len, RW, ANON, -1, 0);
+    const addr = mm.sysMmap(0, len, RW, flags, fd, 0);
     probe.event(t0, KIND_MMAP);
     if (addr < 0) {
-      out.failure = `page_fault1: mmap returned ${addr}`;
+      out.failure = `${name}: mmap returned ${addr}`;
       return;
     }
     for (let i = 0; i < pages && !probe.over; i++) {
@@ -88,7 +109,7 @@ export function pageFault1(mm: AddressSpace, probe: CpuProbe, pages: number, out
     const r = mm.sysMunmap(addr, len);
     probe.event(t0, KIND_MUNMAP);
     if (r !== 0) {
-      out.failure = `page_fault1: munmap returned ${r}`;
+      out.failure = `${name}: munmap returned ${r}`;
       return;
     }
   }

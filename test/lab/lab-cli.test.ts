@@ -35,7 +35,7 @@ test('lab usage errors: one line and the usage, status 2, nothing on stdout', ()
   for (const [args, message] of [
     [
       ['nosuch'],
-      "vmspace lab: unknown experiment 'nosuch' (one of page_fault1, mmap1, mmap2, fault-scaling, thread-launch, cow, io-under-lock, queued-writer, inversion)",
+      "vmspace lab: unknown experiment 'nosuch' (one of page_fault1, page_fault2, page_fault3, mmap1, mmap2, fault-scaling, thread-launch, cow, io-under-lock, queued-writer, inversion)",
     ],
     [
       ['--designs', 'global,spec'],
