@@ -59,6 +59,23 @@ test('speculative faults against munmap / mprotect / MAP_FIXED / mremap on anoth
   assert.equal(s.faults, s.faultsSpeculative + s.faultsVmaLock + s.faultsMmapLock);
 });
 
+test('the oracle with a widened window: a frame the faulter frees (MADV_DONTNEED) and reuses meanwhile is no false report', async () => {
+  // The oracle reads an entry, then its frame's anon_vma and index: unless it holds the entry's
+  // PTL, the faulter can zap the entry, free the frame and fault it in at a neighbouring page in
+  // between (a report of a frame "off by a page or two", seen once under heavy load). The spin
+  // between the two reads makes that window wide enough to be met in every round.
+  const seed = Number(process.env.VMSPACE_SEED ?? 4243);
+  const r = await raceSpeculative(machine, {
+    seed,
+    roundMs: 500,
+    minRounds: 1,
+    maxRounds: 2,
+    oracleSpinUs: 100,
+  });
+  assert.ok(r.mutator.checks >= MIN_CALLS * 2 * SPAN_PAGES, `only ${r.mutator.checks} pages checked`);
+  assert.ok(r.vmstat.faultsSpeculative > 100, `only ${r.vmstat.faultsSpeculative} speculative faults`);
+});
+
 test('speculative on one CPU: private anonymous faults on empty or zero-page entries; the rest goes to the vma-lock path', () => {
   const kernel = Kernel.create({ frames: 1024 });
   const proc = Process.create(kernel, { config: { design: 'speculative' } });

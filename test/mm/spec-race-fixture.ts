@@ -31,6 +31,8 @@ export interface SpecRaceOptions {
   roundMs: number;
   minRounds: number;
   maxRounds: number;
+  /** SpecRaceArgs.oracleSpinUs (0 unless given). */
+  oracleSpinUs?: number;
 }
 
 export interface SpecRaceTotals {
@@ -62,6 +64,7 @@ export async function raceSpeculative(machine: Machine, o: SpecRaceOptions): Pro
       sync: new SharedArrayBuffer(12),
       seed: o.seed + rounds,
       durationMs: o.roundMs,
+      oracleSpinUs: o.oracleSpinUs ?? 0,
     };
     const [[f], [m]] = await Promise.all([
       machine.run<SpecRaceResult>(task, { ...base, role: 'faulter' } satisfies SpecRaceArgs, [1]),

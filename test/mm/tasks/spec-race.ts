@@ -20,7 +20,7 @@
 import { Process, type ProcessDescriptor } from '../../../src/kernel/process.js';
 import { rangeOut } from '../../../src/maple/api.js';
 import { ZERO_PFN } from '../../../src/mem/page.js';
-import { PTE_WRITE, ptePfn } from '../../../src/mem/pte.js';
+import { PTE_WRITE, pteIndex, ptePfn } from '../../../src/mem/pte.js';
 import { MemoryFault } from '../../../src/mem/tlb.js';
 import type { AddressSpace } from '../../../src/mm/address-space.js';
 import {
@@ -60,6 +60,11 @@ export interface SpecRaceArgs {
   sync: SharedArrayBuffer;
   seed: number;
   durationMs: number;
+  /**
+   * The oracle spins this long (µs) between reading a page's entry and reading its frame, widening
+   * the window in which the faulter's MADV_DONTNEED could free and reuse that frame (0: no spin).
+   */
+  oracleSpinUs?: number;
 }
 
 export interface SpecRaceResult {
@@ -115,7 +120,7 @@ function mutator(proc: Process, args: SpecRaceArgs, sync: Int32Array): SpecRaceR
   const mm = proc.mm;
   const rng = new Rng(args.seed * 31 + 7);
   const deadline = Date.now() + args.durationMs;
-  const oracle = new Oracle(mm);
+  const oracle = new Oracle(mm, args.oracleSpinUs ?? 0);
   let ops = 0;
   let at = WIN;
   // At least MIN_CALLS calls however slow the host is (the watchdog bounds the run).
@@ -165,34 +170,67 @@ class Oracle {
   checks = 0;
   private readonly out = rangeOut();
 
-  constructor(private readonly mm: AddressSpace) {}
+  constructor(
+    private readonly mm: AddressSpace,
+    private readonly spinUs: number,
+  ) {}
 
   check(): void {
-    const mm = this.mm;
+    const pt = this.mm.pt;
     for (let page = WIN; page < WIN + 2 * SPAN && this.error === ''; page += P) {
       this.checks++;
-      const pte = mm.pt.lookupPte(page);
-      if (pte === 0) continue;
-      const h = mm.index.load(page, this.out);
-      if (h <= 0) {
-        this.error = `page ${hex(page)}: entry ${hex(pte)} where no VMA is`;
+      // The anchor keeps the window's PTE table (and only this CPU's munmap could free it).
+      const t = pt.findPteTable(page);
+      if (t === 0) {
+        this.error = `page ${hex(page)}: no PTE table under the anchor`;
         continue;
       }
-      const a = mm.arena;
-      if ((pte & PTE_WRITE) !== 0 && (a.flags(h) & VM_WRITE) === 0) {
-        this.error = `page ${hex(page)}: writable entry ${hex(pte)} in a read-only VMA`;
-        continue;
-      }
-      const pfn = ptePfn(pte);
-      if (pfn === ZERO_PFN) continue;
-      const index = a.pgoff(h) + (page - a.start(h)) / P;
-      const owner = mm.mem.owner[pfn];
-      if (owner !== a.anon(h) || mm.mem.index[pfn] !== index) {
-        this.error =
-          `page ${hex(page)}: frame ${pfn} of anon_vma ${owner} index ${mm.mem.index[pfn]} in a VMA ` +
-          `of anon_vma ${a.anon(h)} (page index ${index})`;
+      // Under the PTL the entry, and so the reference its frame holds, stays: a zap (the
+      // faulter's MADV_DONTNEED) clears it under this lock and frees the frame only afterwards.
+      // Read unlocked, the frame could be freed and faulted in at another page before its
+      // anon_vma and index are read: a false report.
+      pt.lockTable(t);
+      try {
+        this.checkEntry(page, pt.readEntry(t, pteIndex(page)));
+      } finally {
+        pt.unlockTable(t);
       }
     }
+  }
+
+  /** One entry of the window against the VMA covering its page. Preconditions: its PTL held. */
+  private checkEntry(page: number, pte: number): void {
+    const mm = this.mm;
+    if (pte === 0) return;
+    const h = mm.index.load(page, this.out);
+    if (h <= 0) {
+      this.error = `page ${hex(page)}: entry ${hex(pte)} where no VMA is`;
+      return;
+    }
+    const a = mm.arena;
+    if ((pte & PTE_WRITE) !== 0 && (a.flags(h) & VM_WRITE) === 0) {
+      this.error = `page ${hex(page)}: writable entry ${hex(pte)} in a read-only VMA`;
+      return;
+    }
+    const pfn = ptePfn(pte);
+    if (pfn === ZERO_PFN) return;
+    spin(this.spinUs);
+    const index = a.pgoff(h) + (page - a.start(h)) / P;
+    const owner = mm.mem.owner[pfn];
+    if (owner !== a.anon(h) || mm.mem.index[pfn] !== index) {
+      this.error =
+        `page ${hex(page)}: frame ${pfn} of anon_vma ${owner} index ${mm.mem.index[pfn]} in a VMA ` +
+        `of anon_vma ${a.anon(h)} (page index ${index})`;
+    }
+  }
+}
+
+/** Busy-waits `us` microseconds (bounded: the oracle's widened window). */
+function spin(us: number): void {
+  if (us <= 0) return;
+  const until = performance.now() + us / 1000;
+  while (performance.now() < until) {
+    // Widening the window.
   }
 }
 
