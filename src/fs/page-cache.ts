@@ -98,6 +98,31 @@ export function readCachePage(
 }
 
 /**
+ * readCachePage's half that never sleeps: the page at `index` of file `id` when it is cached, up to
+ * date and not a readahead marker, with a reference the caller puts (the hit told to the readahead
+ * state, as readCachePage tells it); else 0, and the caller runs readCachePage, which may sleep
+ * (read, wait for a locked page, read the next window). Preconditions: as readCachePage's; `index`
+ * a page index (an integer in [0, MAX_PAGE_INDEX]).
+ */
+export function findReadablePage(
+  files: FileTable,
+  id: number,
+  index: number,
+  ra: Float64Array | null,
+  raAt: number,
+): number {
+  const pfn = findGetPage(files, id, index);
+  if (pfn === 0) return 0;
+  const mem = cacheMem(files);
+  if ((Atomics.load(mem.flags, pfn) & (PG_UPTODATE | PG_READAHEAD)) !== PG_UPTODATE) {
+    mem.putPage(pfn);
+    return 0;
+  }
+  if (ra !== null) raOnHit(ra, raAt, index, false);
+  return pfn;
+}
+
+/**
  * A page found cached but not up to date: wait for its read (its creator holds the lock), or read
  * it if nobody does. 0 when it is cached and up to date, GONE when it left the cache, -errno when
  * this read failed (the page is removed). Preconditions: the caller's reference to pfn.

@@ -33,7 +33,13 @@
 import { EEXIST, EFAULT, EFBIG } from '../errno.js';
 import { cacheMem } from '../fs/cache-core.js';
 import type { FileTable } from '../fs/file-table.js';
-import { addFilledPage, findGetPage, markPageDirty, readCachePage } from '../fs/page-cache.js';
+import {
+  addFilledPage,
+  findGetPage,
+  findReadablePage,
+  markPageDirty,
+  readCachePage,
+} from '../fs/page-cache.js';
 import { MAX_PAGE_INDEX } from '../fs/page-index.js';
 import { lockPage, unlockPage } from '../fs/page-lock.js';
 import { lockdepUserCopyBegin, lockdepUserCopyEnd } from '../lockdep/index.js';
@@ -77,8 +83,13 @@ export function fileRead(mm: AddressSpace, of: number, pos: number, addr: number
       const index = Math.floor(at / P);
       const off = at - index * P;
       const chunk = Math.min(P - off, end - at);
-      mm.mmuOffline();
-      const pfn = readCachePage(files, id, index, ra, raAt);
+      // A cached page is copied with this CPU's Mmu online; it goes offline only before
+      // readCachePage, which may sleep (a sleeping CPU must not hold up a shootdown).
+      let pfn = index <= MAX_PAGE_INDEX ? findReadablePage(files, id, index, ra, raAt) : 0;
+      if (pfn === 0) {
+        mm.mmuOffline();
+        pfn = readCachePage(files, id, index, ra, raAt);
+      }
       if (pfn < 0) {
         err = pfn;
         break;
