@@ -64,8 +64,18 @@ function anonVmaCompatible(mm: SyscallContext, a: number, b: number): boolean {
  * Returns 0, or -ENOMEM when a new one cannot be allocated.
  */
 export function anonPrepare(mm: SyscallContext, slot: number): number {
+  if (mm.txn.anon[slot] !== 0) return 0;
+  const r = anonAssign(mm, slot);
+  // A fault stage (mmap_lock (R) + page_table_lock) publishes it now, before it maps a page of it
+  // (anon_vma_prepare's order): a CPU that finds the page's entry under its PTL (a lockless fault,
+  // the speculative race's oracle) finds the VMA naming the page's anon_vma, not none.
+  if (r === 0 && mm.installPtes) mm.txn.commitAnonOnly();
+  return r;
+}
+
+/** anonPrepare's choice, in the transaction: a compatible neighbour's anon_vma, else a new one. */
+function anonAssign(mm: SyscallContext, slot: number): number {
   const t = mm.txn;
-  if (t.anon[slot] !== 0) return 0;
   const next = t.findFrom(t.end[slot]);
   if (next >= 0 && t.anon[next] !== 0 && anonVmaCompatible(mm, slot, next)) {
     t.anon[slot] = t.anon[next];

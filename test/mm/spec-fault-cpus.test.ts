@@ -21,12 +21,15 @@ import { MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MAP_SHARED, PROT_READ } from '..
 import { rcuBarrier } from '../../src/sync/rcu.js';
 import { KERNEL_EMPTY } from '../support/leaks.js';
 import { raceSpeculative } from './spec-race-fixture.js';
-import { BASE, MIN_CALLS, P, RW, SPAN_PAGES } from './tasks/spec-race.js';
+import type { AnonPublishArgs, AnonPublishResult } from './tasks/anon-publish-race.js';
+import { ANCHOR_PAGES, BASE, MIN_CALLS, P, RW, RWX, SPAN_PAGES } from './tasks/spec-race.js';
 
 const ANON = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED;
 /** Rounds of the race at most (each ROUND_MS), until a speculative fault was aborted. */
 const MAX_ROUNDS = 4;
 const ROUND_MS = 700;
+/** Fresh VMAs the anon_vma publication race maps, each written once by the other CPU. */
+const PUBLISH_ROUNDS = 400;
 
 let machine: Machine;
 before(async () => {
@@ -127,5 +130,26 @@ test('speculative on one CPU: private anonymous faults on empty or zero-page ent
   checkPtesLocked(mm);
   child.exit();
   child.detach();
+  finish(kernel, proc);
+});
+
+test('a fault that gives a fresh VMA its anon_vma publishes it before it maps a page of it (another CPU reading under the PTL)', async () => {
+  const kernel = Kernel.create({ frames: 4096 });
+  const proc = Process.create(kernel, { config: { design: 'speculative' } });
+  const mm = proc.mm;
+  assert.equal(mm.sysMmap(BASE, ANCHOR_PAGES * P, RWX, ANON, -1, 0), BASE);
+  mm.mmu().store32(BASE, 1);
+  mm.mmuOffline();
+  const task = new URL('./tasks/anon-publish-race.js', import.meta.url);
+  const base = { process: proc.describe(), sync: new SharedArrayBuffer(12), rounds: PUBLISH_ROUNDS };
+  const [[w], [f]] = await Promise.all([
+    machine.run<AnonPublishResult>(task, { ...base, role: 'watcher' } satisfies AnonPublishArgs, [0]),
+    machine.run<AnonPublishResult>(task, { ...base, role: 'faulter' } satisfies AnonPublishArgs, [1]),
+  ]);
+  assert.equal(f.error, '');
+  assert.equal(w.error, '');
+  // The watcher did see the faulter's pages while their faults were in flight.
+  assert.ok(w.seen > 0, 'the watcher never saw a mapped page');
+  checkPtesLocked(mm);
   finish(kernel, proc);
 });
