@@ -87,9 +87,9 @@ function watcher(proc: Process, args: AnonPublishArgs, sync: Int32Array): AnonPu
         seen++;
         const h = mm.index.load(WIN, out);
         const owner = mm.mem.owner[ptePfn(pte)];
-        if (h <= 0 || mm.arena.anon(h) !== owner) {
-          error = `round ${round}: frame of anon_vma ${owner} mapped in a VMA of anon_vma ${h > 0 ? mm.arena.anon(h) : -1}`;
-        }
+        const anon = h > 0 ? mm.arena.anon(h) : -1;
+        if (anon !== owner)
+          error = `round ${round}: frame of anon_vma ${owner} mapped in a VMA of anon_vma ${anon}`;
       }
       pt.unlockTable(t);
       if (error !== '') return { seen, error };
