@@ -258,13 +258,17 @@ export function addFilledPage(files: FileTable, id: number, index: number, pfn: 
   mem.owner[pfn] = id;
   mem.index[pfn] = index | 0;
   mem.setFlag(pfn, PG_UPTODATE);
+  // The cache's reference is taken before the page is published: once in the index, reclaim may
+  // look at it at once, and it takes a page whose count is the cache's alone for unused.
+  mem.getPage(pfn);
   lockIPages(files, id);
   const r = pageIndexInsertLocked(files, id, index, pfn);
   unlockIPages(files, id);
   if (r < 0) {
+    mem.putPage(pfn);
     mem.owner[pfn] = 0;
     mem.clearFlag(pfn, PG_UPTODATE);
-  } else mem.getPage(pfn);
+  }
   files.invalidateUnlockShared(id);
   return r;
 }
