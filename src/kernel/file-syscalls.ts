@@ -82,17 +82,34 @@ function rangeOk(pos: number, len: number): boolean {
 }
 
 /**
+ * read/write's fdget and checks: the description of `fd` (a reference the caller puts) when it is
+ * open for reading (`write`: writing) and [addr, addr + len) passes access_ok; else -EBADF or
+ * -EFAULT, holding nothing.
+ */
+function rwFget(mm: AddressSpace, fd: number, write: boolean, addr: number, len: number): number {
+  const opens = mm.fds.opens;
+  const of = mm.fds.fgetOpen(fd);
+  if (of === 0) return -EBADF;
+  const err = !(write ? opens.writable(of) : opens.readable(of))
+    ? -EBADF
+    : !accessOk(mm, addr, len)
+      ? -EFAULT
+      : 0;
+  if (err === 0) return of;
+  opens.put(of);
+  return err;
+}
+
+/**
  * read(2): `len` bytes of descriptor `fd` at its file position into user memory at `addr`, moving
  * the position. Arguments as the kernel sees them (fd an int, addr and len unsigned long). The
  * count, or -EBADF / -EFAULT / -EIO / -ENOMEM.
  */
 export function sysRead(mm: AddressSpace, fd: number, addr: number, len: number): number {
+  const of = rwFget(mm, fd, false, addr, len);
+  if (of < 0) return of;
   const opens = mm.fds.opens;
-  const of = mm.fds.fgetOpen(fd);
-  if (of === 0) return -EBADF;
   try {
-    if (!opens.readable(of)) return -EBADF;
-    if (!accessOk(mm, addr, len)) return -EFAULT;
     mm.mmuOffline();
     opens.lockPos(of);
     try {
@@ -111,12 +128,10 @@ export function sysRead(mm: AddressSpace, fd: number, addr: number, len: number)
 /** pread64(2): as read at byte `pos` (a loff_t), leaving the file position alone. -EINVAL for pos < 0. */
 export function sysPread(mm: AddressSpace, fd: number, addr: number, len: number, pos: number): number {
   if (pos < 0) return -EINVAL;
+  const of = rwFget(mm, fd, false, addr, len);
+  if (of < 0) return of;
   const opens = mm.fds.opens;
-  const of = mm.fds.fgetOpen(fd);
-  if (of === 0) return -EBADF;
   try {
-    if (!opens.readable(of)) return -EBADF;
-    if (!accessOk(mm, addr, len)) return -EFAULT;
     if (!rangeOk(pos, len)) return -EINVAL;
     return fileRead(mm, of, pos, addr, Math.min(len, MAX_RW_COUNT));
   } finally {
@@ -130,12 +145,10 @@ export function sysPread(mm: AddressSpace, fd: number, addr: number, len: number
  * -EIO / -ENOMEM.
  */
 export function sysWrite(mm: AddressSpace, fd: number, addr: number, len: number): number {
+  const of = rwFget(mm, fd, true, addr, len);
+  if (of < 0) return of;
   const opens = mm.fds.opens;
-  const of = mm.fds.fgetOpen(fd);
-  if (of === 0) return -EBADF;
   try {
-    if (!opens.writable(of)) return -EBADF;
-    if (!accessOk(mm, addr, len)) return -EFAULT;
     mm.mmuOffline();
     opens.lockPos(of);
     try {
@@ -157,12 +170,10 @@ export function sysWrite(mm: AddressSpace, fd: number, addr: number, len: number
  */
 export function sysPwrite(mm: AddressSpace, fd: number, addr: number, len: number, pos: number): number {
   if (pos < 0) return -EINVAL;
+  const of = rwFget(mm, fd, true, addr, len);
+  if (of < 0) return of;
   const opens = mm.fds.opens;
-  const of = mm.fds.fgetOpen(fd);
-  if (of === 0) return -EBADF;
   try {
-    if (!opens.writable(of)) return -EBADF;
-    if (!accessOk(mm, addr, len)) return -EFAULT;
     if (!rangeOk(pos, len)) return -EINVAL;
     const append = (opens.flags(of) & O_APPEND) !== 0;
     return fileWrite(mm, of, pos, addr, Math.min(len, MAX_RW_COUNT), append, false);
