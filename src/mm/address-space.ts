@@ -394,10 +394,22 @@ export class AddressSpace implements MmShared {
   private zapDowngraded(): void {
     const ctx = this.ctx;
     const ptWork = ctx.ptWork;
-    // Nothing in the page tables to zap or free (nothing would wait on it for long), or a THP
-    // region split at a new VMA edge: the work runs under the write lock.
-    const downgrade = ptWork.hasWork() && ptWork.onlyZapsAndFrees();
-    if (downgrade) mmapWriteDowngrade(this.locks);
+    if (!ptWork.hasWork() || !ptWork.onlyZapsAndFrees()) {
+      // Nothing in the page tables to zap or free (no downgrade needed: nothing would wait on it
+      // for long), or a THP region split at a new VMA edge: the work runs under the write lock.
+      try {
+        try {
+          ptWork.apply();
+        } finally {
+          ctx.closeRmapWindowsLocked();
+        }
+        if (DEBUG) checkMmLocked(this);
+      } finally {
+        mmapWriteUnlock(this.locks);
+      }
+      return;
+    }
+    mmapWriteDowngrade(this.locks);
     try {
       try {
         ptWork.applyOps();
@@ -406,8 +418,7 @@ export class AddressSpace implements MmShared {
       }
       if (DEBUG) checkMmLocked(this);
     } finally {
-      if (downgrade) mmapReadUnlock(this.locks);
-      else mmapWriteUnlock(this.locks);
+      mmapReadUnlock(this.locks);
     }
     // The frames are unreachable (zapped and shot down): their puts need no lock.
     ptWork.putZapped();
