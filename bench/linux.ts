@@ -22,6 +22,9 @@ export interface LinuxFigures {
   cow_after_fork: number;
   page_fault2: number;
   page_fault3: number;
+  page_fault3_disk: number;
+  /** Not nanoseconds: pages written per minor fault in page_fault3_disk (large folios map more than 1). */
+  page_fault3_disk_pages_per_fault: number;
   mmap2: number;
   /** Not nanoseconds: two threads' page_fault1 rate against one thread's. */
   scaling_2cpu: number;
@@ -67,6 +70,8 @@ export function measureLinux(iterations: number): LinuxFigures {
       cow_after_fork: Number.NaN,
       page_fault2: Number.NaN,
       page_fault3: Number.NaN,
+      page_fault3_disk: Number.NaN,
+      page_fault3_disk_pages_per_fault: Number.NaN,
       mmap2: Number.NaN,
       scaling_2cpu: Number.NaN,
     };

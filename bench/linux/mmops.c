@@ -11,10 +11,15 @@
  *                        (per page, the map and unmap included)
  *   cow_after_fork       a write fault on a page shared copy-on-write with a child that is still
  *                        alive (16 MiB written, fork, the parent writes every page; per page)
- *   page_fault2          will-it-scale page_fault2: a 128 MiB file (unlinked, in TMPDIR or /tmp)
- *                        mapped private, one byte written per page, unmapped (per page)
- *   page_fault3          will-it-scale page_fault3: the same file mapped shared (per page)
- *   mmap2                will-it-scale mmap2: mmap 128 MiB of the file shared, then munmap (per pair)
+ *   page_fault2          will-it-scale page_fault2: a 128 MiB memfd (shmem: the same kind of file
+ *                        as the vmspace bench's memory file) mapped private, one byte written per
+ *                        page, unmapped (per page)
+ *   page_fault3          will-it-scale page_fault3: the same memfd mapped shared (per page)
+ *   page_fault3_disk     page_fault3 on a file of TMPDIR or /tmp (unlinked) instead: a disk file
+ *                        system may map a whole large folio per fault (ext4 does since 6.16), so
+ *                        page_fault3_disk_pages_per_fault (pages written / minor faults) says how
+ *                        many pages one fault mapped
+ *   mmap2                will-it-scale mmap2: mmap 128 MiB of the memfd shared, then munmap (per pair)
  *   scaling_2cpu         two threads each running page_fault1 on 32 MiB of its own (mapped at its
  *                        own hint, 4 GiB apart: disjoint VMAs), pages per second against one
  *                        thread alone (a ratio, not nanoseconds; the median of three)
@@ -26,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <fcntl.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -143,8 +149,17 @@ static double cow_after_fork(long n) {
   return total / (double)(rounds * pages);
 }
 
-/* A 128 MiB file, unlinked at once (will-it-scale's tmp file). */
-static int file_128m(void) {
+/* A 128 MiB file: a memfd, or with `disk` a file of TMPDIR or /tmp unlinked at once (will-it-scale's
+   tmp file). */
+static int file_128m(int disk) {
+  if (!disk) {
+    int fd = memfd_create("vmspace-mmops", 0);
+    if (fd < 0 || ftruncate(fd, 128UL << 20) != 0) {
+      perror("memfd");
+      exit(6);
+    }
+    return fd;
+  }
   const char *dir = getenv("TMPDIR");
   char path[4096];
   snprintf(path, sizeof path, "%s/vmspace-mmops-XXXXXX", dir != NULL ? dir : "/tmp");
@@ -156,11 +171,22 @@ static int file_128m(void) {
   return fd;
 }
 
+/* Minor faults of this process so far. */
+static long minor_faults(void) {
+  struct rusage usage;
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_minflt;
+}
+
+/* Pages written per minor fault in the last file_fault (1 when each fault maps one page). */
+static double pages_per_fault;
+
 /* page_fault2 (flags MAP_PRIVATE) and page_fault3 (MAP_SHARED): ns per page. */
-static double file_fault(long n, int flags) {
+static double file_fault(long n, int flags, int disk) {
   const long pages = (128UL << 20) / PAGE;
   long rounds = n / pages + 1;
-  int fd = file_128m();
+  int fd = file_128m(disk);
+  long faults0 = minor_faults();
   double t0 = now_ns();
   for (long r = 0; r < rounds; r++) {
     volatile char *p = mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE, flags, fd, 0);
@@ -169,13 +195,14 @@ static double file_fault(long n, int flags) {
     munmap((void *)p, pages * PAGE);
   }
   double ns = (now_ns() - t0) / (double)(rounds * pages);
+  pages_per_fault = (double)(rounds * pages) / (double)(minor_faults() - faults0);
   close(fd);
   return ns;
 }
 
 /* mmap2: ns per mmap + munmap of 128 MiB of the file. */
 static double mmap2(long n) {
-  int fd = file_128m();
+  int fd = file_128m(0);
   double t0 = now_ns();
   for (long i = 0; i < n; i++) {
     void *p = mmap(NULL, 128UL << 20, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
@@ -249,8 +276,10 @@ int main(int argc, char **argv) {
   printf("\"anon_write_fault\":%.1f,", anon_write_fault(n));
   printf("\"page_fault1\":%.1f,", page_fault1(n));
   printf("\"cow_after_fork\":%.1f,", cow_after_fork(n));
-  printf("\"page_fault2\":%.1f,", file_fault(n, MAP_PRIVATE));
-  printf("\"page_fault3\":%.1f,", file_fault(n, MAP_SHARED));
+  printf("\"page_fault2\":%.1f,", file_fault(n, MAP_PRIVATE, 0));
+  printf("\"page_fault3\":%.1f,", file_fault(n, MAP_SHARED, 0));
+  printf("\"page_fault3_disk\":%.1f,", file_fault(n, MAP_SHARED, 1));
+  printf("\"page_fault3_disk_pages_per_fault\":%.2f,", pages_per_fault);
   printf("\"mmap2\":%.1f,", mmap2(n));
   printf("\"scaling_2cpu\":%.3f}\n", scaling_2cpu());
   return 0;

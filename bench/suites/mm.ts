@@ -27,7 +27,9 @@
  *                         baseline linux.page_fault3.ns)
  *   mm.mmap_munmap_file   will-it-scale mmap2: mmap 128 MiB of the file shared + munmap (ns per
  *                         pair; baseline linux.mmap2.ns)
- *   The file's pages are cached after the first (warm-up) round, as the kernel's tmp file's are.
+ *   The file's pages are cached after the first (warm-up) round, as the kernel's are. The kernel's
+ *   file is a memfd (shmem), the same kind as vmspace's memory file; linux.page_fault3_disk.* is
+ *   the kernel on a disk file beside it (ext4 maps a whole large folio per fault since 6.16).
  *   lab.speculative_vs_vma_lock.*  the speculative design against vma-lock (mm-speculative.ts)
  *
  * The address space is the production one: a MapleTree index, RCU-deferred record frees. The
@@ -93,6 +95,10 @@ export const suite: BenchSuite = {
     report.add('linux.cow_after_fork.ns', linux.cow_after_fork, 'ns');
     report.add('linux.page_fault2.ns', linux.page_fault2, 'ns');
     report.add('linux.page_fault3.ns', linux.page_fault3, 'ns');
+    // The same on a disk file: beside the figure, not its baseline (vmspace's file is a memory
+    // file, and a disk file system may map a large folio per fault: the pages-per-fault says).
+    report.add('linux.page_fault3_disk.ns', linux.page_fault3_disk, 'ns');
+    report.add('linux.page_fault3_disk.pages_per_fault', linux.page_fault3_disk_pages_per_fault, 'ratio');
     report.add('linux.mmap2.ns', linux.mmap2, 'ns');
     report.add('linux.scaling_2cpu.ratio', linux.scaling_2cpu, 'ratio');
     rcuOnline();
