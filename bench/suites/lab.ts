@@ -36,6 +36,7 @@ export const suite: BenchSuite = {
       seconds: options.quick ? 0.25 : 1,
       seed: 1,
       lockdep: false,
+      pin: true,
     };
     const run = checked(await runLab(settings));
     const ioRuns = [run];

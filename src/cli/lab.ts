@@ -1,6 +1,6 @@
 /**
  * `vmspace lab [EXPERIMENT...] [--designs LIST] [--cpus N] [--seconds S] [--seed S] [--out DIR]
- * [--no-lockdep]`: runs the lab's experiments (src/lab) under each fault-locking design on worker
+ * [--no-lockdep] [--no-pin]`: runs the lab's experiments (src/lab) under each fault-locking design on worker
  * CPUs, shows progress on stderr (a bar on a terminal, lines otherwise), prints a summary table
  * with the ratios to global on stdout, and writes the run's JSON and its HTML report into DIR.
  */
@@ -21,7 +21,7 @@ import { FAULT_DESIGNS, type FaultDesign, isFaultDesign } from '../mm/fault-desi
 import { decimalOption, intOption, strictArgs, UsageError, usageFailure } from './args.js';
 
 const USAGE =
-  'usage: vmspace lab [EXPERIMENT...] [--headline] [--designs LIST] [--cpus N] [--seconds S] [--seed S] [--out DIR] [--no-lockdep]';
+  'usage: vmspace lab [EXPERIMENT...] [--headline] [--designs LIST] [--cpus N] [--seconds S] [--seed S] [--out DIR] [--no-lockdep] [--no-pin]';
 
 /** `--headline` (npm start): issue 12's headline experiments, short phases (under 2 minutes on 2 cores). */
 export const HEADLINE_EXPERIMENTS: readonly ExperimentName[] = [
@@ -60,6 +60,8 @@ experiments (default: all):
   --seed S        seed of the workloads (default 1)
   --out DIR       where the JSON and the report go (default lab-results)
   --no-lockdep    run without the lock validator (faster; no validator findings)
+  --no-pin        let the host place the CPUs' threads (default: CPU i pinned to host core
+                  i mod cores, so one CPU's release of a lock never costs it its core)
   -h, --help      this text`;
 
 export interface LabCliOptions extends LabSettings {
@@ -77,6 +79,7 @@ export function parseLabArgs(argv: string[]): LabCliOptions | null {
       seed: { type: 'string' },
       out: { type: 'string' },
       'no-lockdep': { type: 'boolean' },
+      'no-pin': { type: 'boolean' },
       headline: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -105,6 +108,7 @@ export function parseLabArgs(argv: string[]): LabCliOptions | null {
     seconds: decimalOption('seconds', values.seconds, values.headline ? HEADLINE_SECONDS : 1, 0, 600),
     seed: intOption('seed', values.seed, 1, 0, 2 ** 31 - 1),
     lockdep: values['no-lockdep'] !== true,
+    pin: values['no-pin'] !== true,
     out,
   };
 }

@@ -205,6 +205,7 @@ function settingsTable(run: LabRun): string {
     ['experiments', s.experiments.join(', ')],
     ['designs', s.designs.join(', ')],
     ['CPUs (worker threads)', String(s.cpus)],
+    ['CPU threads', m.pinning],
     ['seconds per phase', String(s.seconds)],
     ['seed', String(s.seed)],
     ['lock validator', s.lockdep ? 'on (its bookkeeping slows every lock operation)' : 'off'],

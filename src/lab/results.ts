@@ -97,6 +97,8 @@ export interface LabSettings {
   seconds: number;
   seed: number;
   lockdep: boolean;
+  /** Pin each CPU's thread to its own host core (src/machine/pin.ts: why). */
+  pin: boolean;
 }
 
 export interface MachineInfo {
@@ -109,6 +111,8 @@ export interface MachineInfo {
   hostCpus: number;
   memoryGiB: number;
   vmspace: string;
+  /** Where the CPUs' threads ran: pinned to host cores, or why not. */
+  pinning: string;
 }
 
 export interface LabRun {
@@ -131,7 +135,7 @@ function packageVersion(): string {
   }
 }
 
-export function machineInfo(): MachineInfo {
+export function machineInfo(pinning: string): MachineInfo {
   const host = hostCpus();
   return {
     node: process.version,
@@ -143,6 +147,7 @@ export function machineInfo(): MachineInfo {
     hostCpus: host.length,
     memoryGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
     vmspace: packageVersion(),
+    pinning,
   };
 }
 

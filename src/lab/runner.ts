@@ -11,6 +11,7 @@
  * Preconditions: nothing else runs on the Machine; the main thread holds no lock (lock statistics
  * are reset per phase).
  */
+import { availableParallelism } from 'node:os';
 import { Kernel, type KernelCounts } from '../kernel/kernel.js';
 import { Process } from '../kernel/process.js';
 import {
@@ -117,7 +118,12 @@ export async function runLab(settings: LabSettings, onPhase?: PhaseListener): Pr
   const modes = CHECKS.map((c) => lockdepMode(c));
   // An experiment may need more CPUs than asked (queued-writer: one more, asleep in its I/O).
   const cpus = Math.max(settings.cpus, ...plans.map((p) => p.phase.roles.length));
-  const machine = await Machine.start({ cpus });
+  const machine = await Machine.start({ cpus, pinCpus: settings.pin });
+  const pinning = machine.pinned
+    ? `CPU i on host core i mod ${availableParallelism()}`
+    : settings.pin
+      ? `unpinned: ${machine.unpinned}`
+      : 'unpinned (not asked)';
   // One kernel for the whole run (fresh memory per phase made the first phases slower); each
   // phase's process must give every record back before the next one starts.
   const kernel = Kernel.create({ frames: 2 * settings.cpus * REGION_PAGES + SPARE_FRAMES });
@@ -138,7 +144,7 @@ export async function runLab(settings: LabSettings, onPhase?: PhaseListener): Pr
     startedAt,
     finishedAt: new Date().toISOString(),
     settings: { ...settings, lockdep: lockHooks.on },
-    machine: machineInfo(),
+    machine: machineInfo(pinning),
     phases,
   };
 }

@@ -25,11 +25,17 @@ import '../sync/rcu.js';
 import { MAX_WORKER_CPUS } from '../cpu/current.js';
 import { STATUS_ABSENT, setCpuStatus, setWaitLimitMs } from '../cpu/waits.js';
 import { mmRegistrySnapshot } from '../mm/mm-registry.js';
+import { coreOf } from './pin.js';
 
 export interface MachineOptions {
   cpus: number;
   /** Longest any single blocking wait may last before the waiting CPU fails (default 10 s). */
   watchdogMs?: number;
+  /**
+   * Pin CPU i's thread to host core i mod cores (pin.ts: why the lab does), best effort; `pinned`
+   * says whether every CPU was. Default false: the host places the threads.
+   */
+  pinCpus?: boolean;
 }
 
 /** A task's error, rethrown on the main thread. */
@@ -55,6 +61,8 @@ interface Pending {
 interface CpuMessage {
   op: 'ready' | 'done' | 'fail';
   id: number;
+  /** 'ready': why the CPU could not be pinned as asked ('' when it was, or was not asked). */
+  unpinned?: string;
   value?: unknown;
   name?: string;
   message?: string;
@@ -66,6 +74,10 @@ export const DEFAULT_WATCHDOG_MS = 10_000;
 export class Machine {
   readonly cpus: number;
   readonly watchdogMs: number;
+  /** Whether pinning was asked for. */
+  readonly pinCpus: boolean;
+  /** Why some CPU is not pinned as asked (the first CPU's reason), or '' when all are. */
+  unpinned = '';
   private readonly workers: Worker[] = [];
   private readonly pending: Map<number, Pending>[] = [];
   /** Resolves when that CPU's worker has exited (for whatever reason). */
@@ -90,6 +102,12 @@ export class Machine {
       throw new RangeError(`EINVAL: watchdogMs ${watchdogMs}`);
     this.cpus = options.cpus;
     this.watchdogMs = watchdogMs;
+    this.pinCpus = options.pinCpus ?? false;
+  }
+
+  /** Every CPU's thread runs on its own host core as asked (pinCpus, and the host could). */
+  get pinned(): boolean {
+    return this.pinCpus && this.unpinned === '';
   }
 
   private async boot(): Promise<void> {
@@ -98,7 +116,7 @@ export class Machine {
     const ready: Promise<void>[] = [];
     for (let cpu = 0; cpu < this.cpus; cpu++) {
       const worker = new Worker(new URL('./worker.js', import.meta.url), {
-        workerData: { vmspaceCpu: cpu, globals },
+        workerData: { vmspaceCpu: cpu, globals, pinCore: this.pinCpus ? coreOf(cpu) : -1 },
       });
       this.workers.push(worker);
       this.exits.push(new Promise((exited) => worker.once('exit', () => exited())));
@@ -120,7 +138,10 @@ export class Machine {
   private wire(worker: Worker, cpu: number): Promise<void> {
     return new Promise((ready, failed) => {
       worker.on('message', (m: CpuMessage) => {
-        if (m.op === 'ready') return ready();
+        if (m.op === 'ready') {
+          if (m.unpinned && this.unpinned === '') this.unpinned = `cpu ${cpu}: ${m.unpinned}`;
+          return ready();
+        }
         const waiter = this.pending[cpu].get(m.id);
         if (!waiter) return;
         this.pending[cpu].delete(m.id);

@@ -6,7 +6,7 @@
  *   main -> cpu  { op: 'run', id, task: <module URL>, args }      { op: 'exit' }
  *                { op: 'mms', mms }: the address spaces announced before this CPU's registry channel
  *                opened (src/mm/mm-registry.ts: it is loaded before 'ready')
- *   cpu -> main  { op: 'ready' }  { op: 'done', id, value }  { op: 'fail', id, name, message, stack }
+ *   cpu -> main  { op: 'ready', unpinned }  { op: 'done', id, value }  { op: 'fail', id, name, message, stack }
  *
  * While a task runs synchronously the CPU is RCU-online (it reports its own quiescent states);
  * once the task awaits, and between tasks, it is offline (an extended quiescent state).
@@ -21,6 +21,8 @@ import { attachGlobals } from '../shm/globals.js';
 interface CpuData {
   vmspaceCpu: number;
   globals: Record<string, SharedArrayBuffer>;
+  /** The host core to pin this thread to, or -1 (Machine's pinCpus). */
+  pinCore: number;
 }
 
 interface RunMessage {
@@ -43,6 +45,7 @@ const rcu = await import('../sync/rcu.js');
 const registry = await import('../mm/mm-registry.js');
 const cpu = data.vmspaceCpu;
 const port = parentPort!;
+const unpinned = data.pinCore >= 0 ? ((await import('./pin.js')).pinThisThread(data.pinCore) ?? '') : '';
 
 async function runTask(message: RunMessage): Promise<unknown> {
   const module = (await import(message.task)) as { default?: (cpu: number, args: unknown) => unknown };
@@ -130,4 +133,4 @@ port.on('message', (message: RunMessage) => {
   queue = queue.then(() => report(message));
 });
 setCpuStatus(cpu, STATUS_IDLE);
-port.postMessage({ op: 'ready' });
+port.postMessage({ op: 'ready', unpinned });

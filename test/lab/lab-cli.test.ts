@@ -71,6 +71,7 @@ test('lab options: defaults, designs kept in their order, experiments deduplicat
     seconds: 1,
     seed: 1,
     lockdep: true,
+    pin: true,
     out: 'lab-results',
   });
   const o = parseLabArgs([
@@ -82,10 +83,11 @@ test('lab options: defaults, designs kept in their order, experiments deduplicat
     '--seconds',
     '0.25',
     '--no-lockdep',
+    '--no-pin',
   ]);
   assert.deepEqual(
-    [o?.experiments, o?.designs, o?.seconds, o?.lockdep],
-    [['cow', 'mmap1'], ['global', 'vma-lock'], 0.25, false],
+    [o?.experiments, o?.designs, o?.seconds, o?.lockdep, o?.pin],
+    [['cow', 'mmap1'], ['global', 'vma-lock'], 0.25, false, false],
   );
   assert.equal(parseLabArgs(['-h']), null);
 });

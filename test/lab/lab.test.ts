@@ -31,6 +31,7 @@ const SETTINGS: LabSettings = {
   seconds: 0.15,
   seed: 5,
   lockdep: true,
+  pin: true,
 };
 
 let dir: string;
@@ -58,6 +59,8 @@ test('the JSON: one file per run, every experiment under every design, each phas
   for (const key of ['node', 'v8', 'platform', 'cpuModel', 'vmspace'] as const)
     assert.ok(r.machine[key], key);
   assert.ok(r.machine.hostCpus > 0 && r.machine.memoryGiB > 0);
+  // Asked to pin: each CPU on its own host core, or the reason it could not be (never silent).
+  assert.match(r.machine.pinning, /^(CPU i on host core i mod \d+|unpinned: cpu \d+: .+)$/);
   assert.equal(r.phases.length, planPhases(SETTINGS).length);
   for (const name of EXPERIMENTS) {
     for (const design of FAULT_DESIGNS) {
