@@ -29,9 +29,8 @@ export function cacheMem(files: FileTable): PhysMem {
 /**
  * filemap_get_entry: the pfn cached at `index` with one more reference (the caller puts it), or
  * 0. No lock: under RCU, load the slot, take a reference unless the frame is free, load the slot
- * again; the same pfn means the reference is to the cached page (a leaf holding a present pfn is
- * never unlinked), another value means it changed meanwhile: put and retry. The page may be
- * locked or not yet up to date (being read).
+ * again (getSlotPage); the same pfn means the reference is to the cached page, another value
+ * means it changed meanwhile: retry. The page may be locked or not yet up to date (being read).
  */
 export function findGetPage(files: FileTable, id: number, index: number): number {
   const mem = cacheMem(files);
@@ -41,16 +40,30 @@ export function findGetPage(files: FileTable, id: number, index: number): number
     for (let round = 0; round < GET_ROUNDS; round++) {
       const at = pageIndexSlot(files, id, index);
       if (at < 0) return 0;
-      const pfn = Atomics.load(nodes, at);
-      if (pfn === 0) return 0;
-      if (!mem.getPageUnlessZero(pfn)) continue;
-      if (Atomics.load(nodes, at) === pfn) return pfn;
-      mem.putPage(pfn);
+      const pfn = getSlotPage(mem, nodes, at);
+      if (pfn >= 0) return pfn;
     }
   } finally {
     rcuReadUnlock();
   }
   throw new VmAssertionError(`findGetPage: file ${id} page ${index} changed ${GET_ROUNDS} times in a row`);
+}
+
+/**
+ * One round of the speculative get at leaf slot word `at` of `nodes` (files.cacheNodes.i32): the
+ * pfn in the slot with one more reference (the caller puts it), 0 when the slot is empty, or -1
+ * when it changed under us (look again). Load the slot, take a reference unless the frame is
+ * free, load the slot again: the same pfn means the reference is to the cached page (a leaf
+ * holding a present pfn is never unlinked, so the slot still is the page's). Preconditions: an
+ * RCU read section, entered before `at` was found.
+ */
+export function getSlotPage(mem: PhysMem, nodes: Int32Array, at: number): number {
+  const pfn = Atomics.load(nodes, at);
+  if (pfn === 0) return 0;
+  if (!mem.getPageUnlessZero(pfn)) return -1;
+  if (Atomics.load(nodes, at) === pfn) return pfn;
+  mem.putPage(pfn);
+  return -1;
 }
 
 /**

@@ -28,7 +28,7 @@ import type { PhysMem } from '../mem/frames.js';
 import { KIND_FILE, PAGE_SIZE, PG_DIRTY, PG_READAHEAD, PG_UPTODATE } from '../mem/page.js';
 import { rcuReadLock, rcuReadUnlock } from '../sync/rcu.js';
 import { BACKING_MEM, backingOf } from './backing.js';
-import { cacheMem, deleteFromCache, findGetPage, stillCached } from './cache-core.js';
+import { cacheMem, deleteFromCache, findGetPage, getSlotPage, stillCached } from './cache-core.js';
 import { FILE_CACHE_ROOT, type FileTable, setFileReleaseHook } from './file-table.js';
 import {
   lockIPages,
@@ -36,6 +36,8 @@ import {
   pageIndexInsertLocked,
   pageIndexLookup,
   pageIndexNextPresent,
+  pageIndexSlot,
+  pageIndexSlotAfter,
   unlockIPages,
 } from './page-index.js';
 import { lockPage, unlockPage, waitOnPageWriteback } from './page-lock.js';
@@ -97,29 +99,54 @@ export function readCachePage(
   throw new VmAssertionError(`readCachePage: file ${id} page ${index} lost ${READ_ROUNDS} races in a row`);
 }
 
+/** Most pages findReadablePages gathers in one call (their references are held together). */
+export const READ_BATCH = 32;
+
 /**
- * readCachePage's half that never sleeps: the page at `index` of file `id` when it is cached, up to
- * date and not a readahead marker, with a reference the caller puts (the hit told to the readahead
- * state, as readCachePage tells it); else 0, and the caller runs readCachePage, which may sleep
- * (read, wait for a locked page, read the next window). Preconditions: as readCachePage's; `index`
- * a page index (an integer in [0, MAX_PAGE_INDEX]).
+ * readCachePage's half that never sleeps, for a run of pages: the pages `index`, `index` + 1, ...
+ * (at most `max`) that are cached, up to date and not readahead markers, stopping at the first
+ * that is not. Each found page's pfn goes into `out` with a reference the caller puts; the count
+ * is returned (0: page `index` is not such a page, and the caller runs readCachePage, which may
+ * sleep: read, wait for a locked page, read the next window). The run's hits are told to the
+ * readahead state as readCachePage tells them (a hit without a mark only records the page: the
+ * last one stands for all). One RCU read section for the run, and one walk of the index per leaf
+ * (pageIndexSlotAfter). A slot that changes under the speculative get (getSlotPage) ends the run
+ * too: readCachePage's own lookup retries it. Preconditions: as readCachePage's; 1 <= `max` <=
+ * READ_BATCH, `out` has `max` slots, `index` + `max` - 1 <= MAX_PAGE_INDEX (integers).
  */
-export function findReadablePage(
+export function findReadablePages(
   files: FileTable,
   id: number,
   index: number,
+  max: number,
+  out: Int32Array,
   ra: Float64Array | null,
   raAt: number,
 ): number {
-  const pfn = findGetPage(files, id, index);
-  if (pfn === 0) return 0;
+  assert(max >= 1 && max <= READ_BATCH && max <= out.length, 'findReadablePages: bad batch size');
   const mem = cacheMem(files);
-  if ((Atomics.load(mem.flags, pfn) & (PG_UPTODATE | PG_READAHEAD)) !== PG_UPTODATE) {
-    mem.putPage(pfn);
-    return 0;
+  const nodes = files.cacheNodes.i32;
+  const flags = mem.flags;
+  let n = 0;
+  rcuReadLock();
+  try {
+    let at = pageIndexSlot(files, id, index);
+    while (at >= 0) {
+      const pfn = getSlotPage(mem, nodes, at);
+      if (pfn <= 0) break;
+      if ((Atomics.load(flags, pfn) & (PG_UPTODATE | PG_READAHEAD)) !== PG_UPTODATE) {
+        mem.putPage(pfn);
+        break;
+      }
+      out[n++] = pfn;
+      if (n === max) break;
+      at = pageIndexSlotAfter(files, id, index + n - 1, at);
+    }
+  } finally {
+    rcuReadUnlock();
   }
-  if (ra !== null) raOnHit(ra, raAt, index, false);
-  return pfn;
+  if (n > 0 && ra !== null) raOnHit(ra, raAt, index + n - 1, false);
+  return n;
 }
 
 /**

@@ -114,6 +114,17 @@ export function pageIndexSlot(files: FileTable, id: number, index: number): numb
   throw new VmAssertionError(`page index of file ${id}: deeper than ${MAX_LEVELS} levels`);
 }
 
+/**
+ * The leaf slot word of `index` + 1, given `at`, the one of `index` (from pageIndexSlot, >= 0): a
+ * leaf's slots are consecutive words, so inside one leaf it is `at` + 1 without a walk; from a
+ * leaf's last slot it is pageIndexSlot's answer for the next leaf. Preconditions: as
+ * pageIndexSlot, in the same RCU read section or i_pages hold as `at`; index + 1 <= MAX_PAGE_INDEX.
+ */
+export function pageIndexSlotAfter(files: FileTable, id: number, index: number, at: number): number {
+  const next = index + 1;
+  return next % NODE_SLOTS !== 0 ? at + 1 : pageIndexSlot(files, id, next);
+}
+
 /** The pfn cached at `index` (0: none). Preconditions: as pageIndexSlot. */
 export function pageIndexLookup(files: FileTable, id: number, index: number): number {
   const at = pageIndexSlot(files, id, index);

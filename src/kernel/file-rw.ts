@@ -36,8 +36,9 @@ import type { FileTable } from '../fs/file-table.js';
 import {
   addFilledPage,
   findGetPage,
-  findReadablePage,
+  findReadablePages,
   markPageDirty,
+  READ_BATCH,
   readCachePage,
 } from '../fs/page-cache.js';
 import { MAX_PAGE_INDEX } from '../fs/page-index.js';
@@ -53,6 +54,8 @@ const P = PAGE_SIZE;
 export const MAX_FILE_BYTES = (MAX_PAGE_INDEX + 1) * PAGE_SIZE;
 /** writeFresh's answer when no private frame could be had: write through the cache instead. */
 const NO_FRAME = -0x10000;
+/** fileRead's pages in hand (this thread's: each CPU is one thread), references held. */
+const batch = new Int32Array(READ_BATCH);
 
 /**
  * Reads up to `len` bytes of the file of description `of` at byte `pos` into user memory at
@@ -77,27 +80,31 @@ export function fileRead(mm: AddressSpace, of: number, pos: number, addr: number
   let err = 0;
   try {
     const end = Math.min(pos + len, files.size(id));
+    const last = Math.min(Math.floor((end - 1) / P), MAX_PAGE_INDEX);
     // Bounded: each round copies at least one byte or leaves.
     while (pos + done < end) {
       const at = pos + done;
       const index = Math.floor(at / P);
-      const off = at - index * P;
-      const chunk = Math.min(P - off, end - at);
-      // A cached page is copied with this CPU's Mmu online; it goes offline only before
-      // readCachePage, which may sleep (a sleeping CPU must not hold up a shootdown).
-      let pfn = index <= MAX_PAGE_INDEX ? findReadablePage(files, id, index, ra, raAt) : 0;
-      if (pfn === 0) {
+      // Cached pages are gathered and copied with this CPU's Mmu online; it goes offline only
+      // before readCachePage, which may sleep (a sleeping CPU must not hold up a shootdown).
+      let n =
+        index <= last
+          ? findReadablePages(files, id, index, Math.min(last - index + 1, READ_BATCH), batch, ra, raAt)
+          : 0;
+      if (n === 0) {
         mm.mmuOffline();
-        pfn = readCachePage(files, id, index, ra, raAt);
+        const pfn = readCachePage(files, id, index, ra, raAt);
+        if (pfn < 0) {
+          err = pfn;
+          break;
+        }
+        batch[0] = pfn;
+        n = 1;
       }
-      if (pfn < 0) {
-        err = pfn;
-        break;
-      }
-      const left = mmu.copyOutFrom(addr + done, pfn * P + off, chunk);
-      mem.putPage(pfn);
-      done += chunk - left;
-      if (left !== 0) {
+      const want = Math.min(n * P - (at - index * P), end - at);
+      const copied = copyOutPages(mmu, mem, n, addr + done, at - index * P, want);
+      done += copied;
+      if (copied !== want) {
         err = -EFAULT;
         break;
       }
@@ -107,6 +114,30 @@ export function fileRead(mm: AddressSpace, of: number, pos: number, addr: number
     files.iRwsemUnlock(id, false);
   }
   return done > 0 ? done : err;
+}
+
+/**
+ * Copies `want` bytes from byte `off` of the first of the `n` pages in `batch` on into user memory
+ * at `addr`, one copyOutFrom per run of pages in consecutive frames, and puts the n references:
+ * the bytes copied (fewer than `want` when a user page faulted). Preconditions: a reference to
+ * each page; 0 < `want` <= n * PAGE_SIZE - off.
+ */
+function copyOutPages(mmu: Mmu, mem: PhysMem, n: number, addr: number, off: number, want: number): number {
+  let copied = 0;
+  let i = 0;
+  // Bounded: each round moves i forward by one run at least.
+  while (i < n && copied < want) {
+    let j = i + 1;
+    while (j < n && batch[j] === batch[j - 1] + 1) j++;
+    const from = batch[i] * P + (i === 0 ? off : 0);
+    const len = Math.min((j - i) * P - (i === 0 ? off : 0), want - copied);
+    const left = mmu.copyOutFrom(addr + copied, from, len);
+    copied += len - left;
+    if (left !== 0) break;
+    i = j;
+  }
+  for (let k = 0; k < n; k++) mem.putPage(batch[k]);
+  return copied;
 }
 
 /**

@@ -346,7 +346,11 @@ export class Mmu {
   /**
    * copyOut from physical memory (read() from the page cache): `len` bytes of `mem.bytes` at
    * `srcAt` into user memory at addr; the bytes NOT copied, stopping at the first fault. Both sides
-   * live in the one buffer, so each page is one `copyWithin`: nothing is allocated.
+   * live in the one buffer, so each chunk is one `copyWithin`: nothing is allocated. A chunk spans
+   * the user pages after the first that the TLB holds writable in the frames right after its frame
+   * (writableRunAfter), so a source and a destination contiguous in PhysMem move in one call. When
+   * the chunk's two ranges overlap (a destination mapping the source's own frames), it is cut at
+   * the first page boundary of either side, so bytes move in the order of a copy page by page.
    */
   copyOutFrom(addr: number, srcAt: number, len: number): number {
     let done = 0;
@@ -355,8 +359,12 @@ export class Mmu {
       const s = this.translate(a, K_WRITE);
       if (s < 0) break;
       const off = a & OFF;
-      const chunk = Math.min(PAGE_SIZE - off, len - done);
-      this.u8.copyWithin(this.words[s] * 4 + off, srcAt + done, srcAt + done + chunk);
+      const at = this.words[s] * 4 + off;
+      const from = srcAt + done;
+      let chunk = Math.min(PAGE - off + this.writableRunAfter(a, s, len - done - (PAGE - off)), len - done);
+      if (at < from + chunk && from < at + chunk)
+        chunk = Math.min(PAGE - off, PAGE - (from & OFF), len - done);
+      this.u8.copyWithin(at, from, from + chunk);
       done += chunk;
     }
     return len - done;
@@ -393,6 +401,31 @@ export class Mmu {
   /** pageBase as a 4 KiB Uint8Array view (allocates the view; the same validity rule). */
   pageView(addr: number, write: boolean): Uint8Array {
     return new Uint8Array(this.u8.buffer, this.pageBase(addr, write), PAGE);
+  }
+
+  /**
+   * Bytes, up to `want` rounded up to whole pages (0 when `want` <= 0), of the pages right after
+   * addr's (slot `s`, just translated for a write) that the TLB holds writable, each in the frame
+   * right after the previous one's. Only hits count, and the run stops before the budget would
+   * reach its quiescent point: nothing here may acknowledge a shootdown, so every page of the run
+   * stays translated until the caller's copy is done. Each page takes one budget step, as its
+   * translate would.
+   */
+  private writableRunAfter(addr: number, s: number, want: number): number {
+    let bytes = 0;
+    let word = this.words[s];
+    let page = addr - (addr & OFF) + PAGE;
+    // Bounded: each round takes a budget step, or leaves.
+    while (bytes < want && this.budget > 1) {
+      const t = (page / PAGE) & MASK;
+      if (this.tags[t] !== Math.floor(page / REGION) || this.perms[t] === 0 || this.words[t] !== word + 1024)
+        break;
+      this.budget--;
+      word += 1024;
+      page += PAGE;
+      bytes += PAGE;
+    }
+    return bytes;
   }
 
   // ---- quiescent points -------------------------------------------------------------------------
