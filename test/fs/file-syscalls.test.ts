@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { INJECT_READ_PAGE, INJECT_TRUNCATE, INJECT_WRITE_PAGE, setInjection } from '../../src/fs/inject.js';
 import { O_APPEND, O_CREAT, O_RDONLY, O_RDWR, O_WRONLY } from '../../src/fs/open-file.js';
-import { RA_MAX_PAGES } from '../../src/fs/page-cache.js';
+import { findGetPage, RA_MAX_PAGES } from '../../src/fs/page-cache.js';
 import {
   FALLOC_FL_KEEP_SIZE,
   FALLOC_FL_PUNCH_HOLE,
@@ -292,6 +292,36 @@ test('a user buffer that maps the same file: no deadlock, and any bytes copied a
   if (r === 'ok') expected.set(data.subarray(0, 2 * P), 2 * P);
   if (w === 'ok') expected.set(expected.slice(0, P), 3 * P);
   assert.deepEqual(now, expected);
+  proc.mm.munmap(map, 4 * P);
+  finish(kernel, proc);
+});
+
+test('read into a mapping of the same file one page on: the pages are copied in file order, as Linux copies page by page', () => {
+  const { kernel, proc } = setup();
+  const fd = proc.memfdCreate('shifted');
+  const buf = buffer(proc, 4 * P);
+  const data = pattern(14, 0, 4 * P);
+  poke(proc, buf, data);
+  assert.equal(proc.write(fd, buf, 4 * P), 4 * P);
+  const map = proc.mm.mmap(0, 4 * P, RW, MAP_SHARED, fd, 0);
+  poke(proc, map, data); // every page mapped writable and in the TLB
+  const file = fileOf(proc, fd);
+  const pfns = [0, 1, 2, 3].map((i) => {
+    const pfn = findGetPage(kernel.files, file, i);
+    kernel.files.mem?.putPage(pfn);
+    return pfn;
+  });
+  assert.deepEqual(
+    pfns,
+    [pfns[0], pfns[0] + 1, pfns[0] + 2, pfns[0] + 3],
+    'the cached pages are consecutive frames',
+  );
+  // Pages 0-2 of the file into the mapping of pages 1-3: page 1 becomes page 0, then page 2 the
+  // new page 1 (page 0 again), and so on; one copy of the three frames would give pages 0-2.
+  assert.equal(proc.pread(fd, map + P, 3 * P, 0), 3 * P);
+  const now = peek(proc, map, 4 * P);
+  for (let p = 0; p < 4; p++)
+    assert.deepEqual(now.subarray(p * P, (p + 1) * P), data.subarray(0, P), `page ${p}`);
   proc.mm.munmap(map, 4 * P);
   finish(kernel, proc);
 });

@@ -13,9 +13,11 @@ import {
   fileCheckAndAdvanceWbErr,
   fileSampleWbErr,
   findGetPage,
+  findReadablePages,
   markPageDirty,
   newReadahead,
   punchCacheRange,
+  READ_BATCH,
   RECLAIM_BATCH,
   readCachePage,
   reclaimCachePages,
@@ -27,7 +29,14 @@ import { lockPage, pageLocked, unlockPage } from '../../src/fs/page-lock.js';
 import { installRmap } from '../../src/fs/rmap-seam.js';
 import { Kernel } from '../../src/kernel/kernel.js';
 import { PhysMem } from '../../src/mem/frames.js';
-import { FIRST_PFN, I32_PER_PAGE, PAGE_SIZE, PG_DIRTY, PG_UPTODATE } from '../../src/mem/page.js';
+import {
+  FIRST_PFN,
+  I32_PER_PAGE,
+  PAGE_SIZE,
+  PG_DIRTY,
+  PG_READAHEAD,
+  PG_UPTODATE,
+} from '../../src/mem/page.js';
 import { FailureInjector } from '../../src/shm/arena.js';
 import { rcuBarrier } from '../../src/sync/rcu.js';
 import { KERNEL_EMPTY } from '../support/leaks.js';
@@ -316,6 +325,51 @@ function readAndPutRa(files: FileTable, id: number, index: number, ra: Float64Ar
   assert.ok(pfn > 0);
   files.mem?.putPage(pfn);
 }
+
+test('findReadablePages: cached up-to-date pages from an index on, across a leaf, each referenced; it stops at a hole, a page not up to date, a readahead marker and at max', () => {
+  const { mem, files } = setup(1024);
+  const id = fakeFile(files, 200);
+  for (let i = 60; i < 100; i++) if (i !== 90) mem.putPage(readCachePage(files, id, i)); // no readahead
+  const cached = (i: number): number => {
+    const pfn = findGetPage(files, id, i);
+    if (pfn !== 0) mem.putPage(pfn);
+    return pfn;
+  };
+  assert.equal(cached(90), 0, 'page 90 is a hole');
+  assert.ok(cached(89) > 0 && cached(91) > 0);
+  const out = new Int32Array(READ_BATCH);
+  /** The run from `index` (max `max`): its pfns, checked to hold one more reference each, then put. */
+  const run = (index: number, max: number, ra: Float64Array | null = null): number[] => {
+    const n = findReadablePages(files, id, index, max, out, ra, 0);
+    const pfns = Array.from(out.subarray(0, n));
+    pfns.forEach((pfn, k) => {
+      assert.equal(pfn, cached(index + k), `page ${index + k}`);
+      assert.equal(mem.refcount[pfn], 2, 'the cache and the run hold it');
+      mem.putPage(pfn);
+      assert.equal(mem.refcount[pfn], 1);
+    });
+    return pfns;
+  };
+  const ra = newReadahead();
+  assert.equal(run(60, READ_BATCH, ra).length, 30, 'pages 60-89, over the leaf boundary at 64; 90 is a hole');
+  assert.equal(ra[0], 89, 'the readahead state saw the hits up to the last page of the run');
+  assert.equal(run(90, READ_BATCH).length, 0, 'a hole first: nothing');
+  assert.equal(run(91, 4).length, 4, 'max');
+  assert.equal(run(120, 1).length, 0, 'past every cached page');
+  mem.clearFlag(cached(70), PG_UPTODATE);
+  assert.equal(run(60, READ_BATCH).length, 10, 'a page not up to date ends the run');
+  assert.equal(run(70, 1).length, 0);
+  mem.setFlag(cached(70), PG_UPTODATE);
+  mem.setFlag(cached(66), PG_READAHEAD);
+  assert.equal(run(60, READ_BATCH).length, 6, 'so does a readahead marker: readCachePage handles it');
+  mem.clearFlag(cached(66), PG_READAHEAD);
+  assert.equal(run(60, READ_BATCH).length, 30);
+  assert.throws(
+    () => findReadablePages(files, id, 60, READ_BATCH + 1, new Int32Array(64), null, 0),
+    /bad batch/,
+  );
+  teardown(mem, files, [id]);
+});
 
 test('the last put of a file writes its dirty pages back and frees its cache; the kernel counts return to zero', () => {
   const kernel = Kernel.create({ frames: 512 });

@@ -294,3 +294,88 @@ function catchFault(fn: () => unknown): MemoryFault {
   }
   assert.fail('no fault');
 }
+
+/** Maps the page at `addr` to `pfn`, writable and dirty unless `readOnly`, and brings it into the TLB. */
+function mapFrame(s: ReturnType<typeof setup>, addr: number, pfn: number, readOnly = false): void {
+  const t = s.pt.allocPte(addr);
+  s.pt.setPte(t, pteIndex(addr), makePte(pfn, PTE_USER | (readOnly ? 0 : PTE_WRITE | PTE_DIRTY)));
+  s.faults.map(addr, addr + PAGE, !readOnly);
+  s.mmu.load8(addr);
+}
+
+/** `pages` consecutive frames (their first pfn), each filled with bytes of seed `seed`. */
+function filledFrames(s: ReturnType<typeof setup>, pages: number, seed: number): number {
+  const first = s.mem.allocFrame(1, 0, 0);
+  for (let i = 1; i < pages; i++) assert.equal(s.mem.allocFrame(1, 0, 0), first + i, 'consecutive frames');
+  for (let i = 0; i < pages * PAGE; i++)
+    s.mem.bytes[first * PAGE + i] = (i * 7 + (i >> 12) * 13 + seed) & 0xff;
+  return first;
+}
+
+test('copyOutFrom: runs of user pages in consecutive frames move as one copy into the right frames; it stops at the first page it may not write', () => {
+  const s = setup();
+  const src = filledFrames(s, 7, 3);
+  const dst = filledFrames(s, 9, 0);
+  s.mem.bytes.fill(0, dst * PAGE, (dst + 9) * PAGE);
+  // Pages 0-3 in consecutive frames, then a gap (4-5 in dst + 6, dst + 7), then a read-only page.
+  for (let p = 0; p < 4; p++) mapFrame(s, BASE + p * PAGE, dst + p);
+  mapFrame(s, BASE + 4 * PAGE, dst + 6);
+  mapFrame(s, BASE + 5 * PAGE, dst + 7);
+  mapFrame(s, BASE + 6 * PAGE, dst + 8, true);
+  const misses = s.faults.misses;
+  const len = 6 * PAGE + 50;
+  assert.equal(
+    s.mmu.copyOutFrom(BASE + 100, src * PAGE + 100, len),
+    150,
+    'the bytes of the read-only page are left',
+  );
+  assert.equal(s.faults.misses, misses + 1, 'one fault: the read-only page');
+  const copied = s.mem.bytes.subarray(src * PAGE + 100, src * PAGE + 6 * PAGE);
+  const frameOf = [dst, dst + 1, dst + 2, dst + 3, dst + 6, dst + 7];
+  for (let p = 0; p < 6; p++) {
+    const from = p === 0 ? 100 : 0;
+    const got = s.mem.bytes.subarray(
+      (frameOf[p] as number) * PAGE + from,
+      ((frameOf[p] as number) + 1) * PAGE,
+    );
+    assert.deepEqual(got, copied.subarray(p * PAGE + from - 100, (p + 1) * PAGE - 100), `page ${p}`);
+  }
+  for (const untouched of [dst + 4, dst + 5, dst + 8]) {
+    const frame = s.mem.bytes.subarray(untouched * PAGE, (untouched + 1) * PAGE);
+    assert.ok(
+      frame.every((b) => b === 0),
+      `frame ${untouched} is not written`,
+    );
+  }
+});
+
+test('copyOutFrom over pages in consecutive frames counts every page against the countdown: a pending shootdown is acknowledged', () => {
+  const s = setup();
+  const src = filledFrames(s, 16, 5);
+  const dst = filledFrames(s, 16, 9);
+  for (let p = 0; p < 16; p++) mapFrame(s, BASE + p * PAGE, dst + p);
+  const gen = s.domain.generation();
+  Atomics.add(s.domain.control, 0, 1); // a shootdown started by "someone"
+  for (let i = 0; i <= QUIESCE_EVERY / 16; i++)
+    assert.equal(s.mmu.copyOutFrom(BASE, src * PAGE, 16 * PAGE), 0);
+  assert.equal(s.domain.acked(s.mmu.cpu), gen + 1);
+  assert.deepEqual(
+    s.mem.bytes.subarray(dst * PAGE, (dst + 16) * PAGE),
+    s.mem.bytes.subarray(src * PAGE, (src + 16) * PAGE),
+  );
+});
+
+test('copyOutFrom whose destination frames overlap its source moves the bytes in page order, as a copy page by page', () => {
+  const s = setup();
+  const f = filledFrames(s, 4, 11);
+  const first = s.mem.bytes.slice(f * PAGE, (f + 1) * PAGE);
+  // User pages 0-2 map frames f + 1 .. f + 3; the source is frames f .. f + 2.
+  for (let p = 0; p < 3; p++) mapFrame(s, BASE + p * PAGE, f + 1 + p);
+  assert.equal(s.mmu.copyOutFrom(BASE, f * PAGE, 3 * PAGE), 0);
+  for (let p = 1; p <= 3; p++)
+    assert.deepEqual(
+      s.mem.bytes.subarray((f + p) * PAGE, (f + p + 1) * PAGE),
+      first,
+      `frame ${p}: frame 0's bytes`,
+    );
+});
