@@ -57,6 +57,7 @@ import {
   pageAligned,
   ZERO_PFN,
 } from './page.js';
+import { allocPhysMemory, type PhysMove, physMove } from './phys-memory.js';
 import { PCP_SLOTS, type PhysMemStats, Zone } from './zone.js';
 
 export type { PhysMemStats } from './zone.js';
@@ -85,6 +86,8 @@ export interface PhysMemSpec {
 }
 
 export interface PhysMemDescriptor {
+  /** The frames' bytes (phys-memory.ts); `memory` is its buffer. */
+  wasm: WebAssembly.Memory;
   memory: SharedArrayBuffer;
   pages: SharedArrayBuffer;
   control: SharedArrayBuffer;
@@ -104,6 +107,12 @@ export class PhysMem {
   readonly bytes: Uint8Array;
   readonly i32: Int32Array;
   readonly f64: Float64Array;
+  /**
+   * memmove(dst, src, len) of bytes inside the frames (this thread's instance, phys-memory.ts):
+   * what bulk copies between frames use, a plain memmove where `bytes.copyWithin` copies with
+   * relaxed atomics. Racing accesses to the bytes it moves see them in no particular order.
+   */
+  readonly move: PhysMove;
   /** The descriptor fields, indexed by pfn (page.ts says who may write which). */
   readonly refcount: Int32Array;
   readonly mapcount: Int32Array;
@@ -131,8 +140,10 @@ export class PhysMem {
     checkCount('pcpBatch', batch, 1, Math.max(1, high));
     // Debug mode (VMSPACE_DEBUG=1, set by `npm test`) poisons unless told otherwise.
     const control = Zone.buffer(frames, high, batch, spec.poison ?? DEBUG);
+    const wasm = allocPhysMemory(frames * PAGE_SIZE);
     const mem = new PhysMem({
-      memory: pageAligned(frames * PAGE_SIZE),
+      wasm,
+      memory: wasm.buffer as SharedArrayBuffer,
       pages: pageAligned(PAGE_FIELDS * fieldStride(frames) * 4),
       control,
       injector: spec.injector ? (spec.injector.words.buffer as SharedArrayBuffer) : null,
@@ -159,6 +170,7 @@ export class PhysMem {
     this.bytes = new Uint8Array(desc.memory, 0, bytes);
     this.i32 = new Int32Array(desc.memory, 0, bytes >> 2);
     this.f64 = new Float64Array(desc.memory, 0, bytes >> 3);
+    this.move = physMove(desc.wasm);
     const stride = fieldStride(this.frames) * 4;
     const fields: Int32Array[] = [];
     for (let f = 0; f < PAGE_FIELDS; f++) fields.push(new Int32Array(desc.pages, f * stride, this.frames));

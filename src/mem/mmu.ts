@@ -29,6 +29,7 @@ import { currentCpu } from '../cpu/current.js';
 import { rcuQuiescent, rcuReadLock, rcuReadUnlock } from '../sync/rcu.js';
 import type { PhysMem } from './frames.js';
 import type { PageTables } from './pgtable.js';
+import type { PhysMove } from './phys-memory.js';
 import {
   hugeSubpage,
   PAGE_SIZE,
@@ -131,6 +132,7 @@ export class Mmu {
   declare private readonly f32: Float32Array;
   declare private readonly f64: Float64Array;
   declare private readonly entries: Uint32Array;
+  declare private readonly move: PhysMove;
   /** Scratch for the slow path's values (8 bytes, aligned views). */
   private readonly sb = new Uint8Array(8);
   private readonly si32 = new Int32Array(this.sb.buffer);
@@ -155,6 +157,7 @@ export class Mmu {
     this.f32 = new Float32Array(buf, 0, mem.bytes.length >> 2);
     this.f64 = mem.f64;
     this.entries = pt.entries;
+    this.move = mem.move;
     this.goOnline();
   }
 
@@ -346,7 +349,7 @@ export class Mmu {
   /**
    * copyOut from physical memory (read() from the page cache): `len` bytes of `mem.bytes` at
    * `srcAt` into user memory at addr; the bytes NOT copied, stopping at the first fault. Both sides
-   * live in the one buffer, so each chunk is one `copyWithin`: nothing is allocated. A chunk spans
+   * live in the one buffer, so each chunk is one `mem.move` (a memmove): nothing is allocated. A chunk spans
    * the user pages after the first that the TLB holds writable in the frames right after its frame
    * (writableRunAfter), so a source and a destination contiguous in PhysMem move in one call. When
    * the chunk's two ranges overlap (a destination mapping the source's own frames), it is cut at
@@ -364,7 +367,7 @@ export class Mmu {
       let chunk = Math.min(PAGE - off + this.writableRunAfter(a, s, len - done - (PAGE - off)), len - done);
       if (at < from + chunk && from < at + chunk)
         chunk = Math.min(PAGE - off, PAGE - (from & OFF), len - done);
-      this.u8.copyWithin(at, from, from + chunk);
+      this.move(at, from, chunk);
       done += chunk;
     }
     return len - done;
@@ -378,9 +381,8 @@ export class Mmu {
       const s = this.translate(a, K_READ);
       if (s < 0) break;
       const off = a & OFF;
-      const chunk = Math.min(PAGE_SIZE - off, len - done);
-      const at = this.words[s] * 4 + off;
-      this.u8.copyWithin(dstAt + done, at, at + chunk);
+      const chunk = Math.min(PAGE - off, len - done);
+      this.move(dstAt + done, this.words[s] * 4 + off, chunk);
       done += chunk;
     }
     return len - done;
