@@ -349,11 +349,12 @@ export class Mmu {
   /**
    * copyOut from physical memory (read() from the page cache): `len` bytes of `mem.bytes` at
    * `srcAt` into user memory at addr; the bytes NOT copied, stopping at the first fault. Both sides
-   * live in the one buffer, so each chunk is one `mem.move` (a memmove): nothing is allocated. A chunk spans
-   * the user pages after the first that the TLB holds writable in the frames right after its frame
-   * (writableRunAfter), so a source and a destination contiguous in PhysMem move in one call. When
-   * the chunk's two ranges overlap (a destination mapping the source's own frames), it is cut at
-   * the first page boundary of either side, so bytes move in the order of a copy page by page.
+   * live in the one buffer, so each chunk is one `mem.move` (a memmove): nothing is allocated. A
+   * chunk spans the user pages after the first that the TLB holds writable in the frames right
+   * after its frame (writableRunAfter), so a source and a destination contiguous in PhysMem move in
+   * one call. When the chunk's two ranges overlap (a destination mapping the source's own frames),
+   * it is cut at the first page boundary of either side, so bytes move in the order of a copy page
+   * by page.
    */
   copyOutFrom(addr: number, srcAt: number, len: number): number {
     let done = 0;
