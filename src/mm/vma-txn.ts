@@ -468,8 +468,9 @@ export class VmaTxn {
     while (i > 0 && this.touched[i - 1] > file) i--;
     if (i > 0 && this.touched[i - 1] === file) return;
     if (this.nTouched === this.touched.length) this.touched = grownI32(this.touched, this.nTouched * 2);
-    this.touched.copyWithin(i + 1, i, this.nTouched);
-    this.touched[i] = file;
+    const t = this.touched;
+    for (let k = this.nTouched; k > i; k--) t[k] = t[k - 1];
+    t[i] = file;
     this.nTouched++;
   }
 

@@ -324,7 +324,7 @@ let waiting = new Batch();
 
 /** Frees `handle` of `arena` once every read section that might still see it has ended (call_rcu). */
 export function rcuDeferFree(arena: Arena, handle: number): void {
-  if (!arena.isLive(handle)) throw new Error(`rcuDeferFree: ${arena.name} handle ${handle} is not live`);
+  if (!arena.isLiveOwned(handle)) throw new Error(`rcuDeferFree: ${arena.name} handle ${handle} is not live`);
   next.push(arena, handle);
   if (next.count >= RCU_BATCH) advanceDeferred();
 }
