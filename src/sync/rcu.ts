@@ -290,7 +290,14 @@ class Batch {
   }
 
   private indexOf(arena: Arena): number {
-    let k = this.arenas.indexOf(arena);
+    // A loop, not Array.prototype.indexOf: a commit alternates two arenas (records, tree nodes).
+    let k = -1;
+    for (let i = 0; i < this.arenas.length; i++) {
+      if (this.arenas[i] === arena) {
+        k = i;
+        break;
+      }
+    }
     if (k < 0) {
       k = this.arenas.length;
       this.arenas.push(arena);
