@@ -139,6 +139,13 @@ export function iMmapUnlinkLocked(files: FileTable, id: number, e: number): void
  */
 let windowsHeld = 0;
 let lastWindowFile = 0;
+/** Windows this CPU has opened (a statistic for tests: which commits take one). */
+let windowsOpened = 0;
+
+/** The number of commit windows this CPU has opened so far. */
+export function iMmapWindowsOpened(): number {
+  return windowsOpened;
+}
 
 /** i_mmap_lock_write (no lock object: the commit's hot path). */
 export function iMmapLockWrite(files: FileTable, id: number): void {
@@ -161,6 +168,7 @@ export function iMmapUnlockRead(files: FileTable, id: number): void {
 export function iMmapCommitBeginLocked(files: FileTable, id: number): void {
   Atomics.add(files.words, files.word(id, I_MMAP_COMMITS), 1);
   windowsHeld++;
+  windowsOpened++;
   lastWindowFile = id;
 }
 

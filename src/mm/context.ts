@@ -243,8 +243,11 @@ export class SyscallContext {
       this.abandonLocked();
       return -ENOMEM;
     }
+    // Whether the commit changes page tables (VmaTxn.apply: files whose records only come and go
+    // need no window otherwise); fork's copy of them runs in the windows it holds, not in ptWork.
+    const pageTables = this.ptWork.hasWork() || (holdWindows && !this.zapAfterDowngrade);
     try {
-      this.txn.apply();
+      this.txn.apply(pageTables);
       if (!this.zapAfterDowngrade) this.ptWork.apply();
     } finally {
       if (!holdWindows) this.txn.closeRmapWindows();
