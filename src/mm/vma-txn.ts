@@ -664,6 +664,11 @@ export class VmaTxn {
    * nothing in), so unmapping thousands of VMAs is a handful of stores. Returns their number.
    */
   private collectErasures(): number {
+    // Nothing loaded: only new VMAs, which never overlap (checkOrder) and cover their own ranges.
+    if (this.nLoaded === 0) {
+      this.nErase = 0;
+      return 0;
+    }
     const arena = this.arena;
     let m = 0;
     for (let k = 0; k < this.nLoaded; k++) {
