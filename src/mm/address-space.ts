@@ -898,17 +898,17 @@ export class AddressSpace implements MmShared {
 
   sysMmap(addr: number, len: number, prot: number, flags: number, fd: number, offset: number): number {
     const file = (flags & MAP_ANONYMOUS) === 0 ? this.fgetForMap(fd) : 0;
-    const ctx = this.ctx;
-    ctx.lentFile = file;
+    const txn = this.ctx.txn;
+    txn.lentFile = file;
     try {
       const c = mmapCheck(flags, file, offset);
       return c !== CHECKED
         ? c
         : this.run('syscall mmap', NR_MMAP, mmapLocked, addr, len, prot, flags, file, offset);
     } finally {
-      // Unless the new VMA's record took it (SyscallContext.lentFile).
-      if (ctx.lentFile !== 0) this.files.put(ctx.lentFile);
-      ctx.lentFile = 0;
+      // Unless the new VMA's record took it (VmaTxn.lentFile).
+      if (txn.lentFile !== 0) this.files.put(txn.lentFile);
+      txn.lentFile = 0;
     }
   }
   /**

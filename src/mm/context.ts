@@ -101,13 +101,6 @@ export class SyscallContext {
    */
   zapAfterDowngrade = false;
   /**
-   * A file reference the syscall entry lends the commit (sysMmap's fget; 0 = none): the first
-   * record that takes a reference to that file takes this one instead, and the entry puts it only
-   * if no record did (Linux's mmap: vma->vm_file = get_file(file), then fput(file); one get and
-   * one put fewer). Preconditions: set only around one run by the entry, which holds the reference.
-   */
-  lentFile = 0;
-  /**
    * Takes this CPU's Mmu offline (AddressSpace.mmuOffline; a no-op until the facade sets it): a
    * fault on the per-VMA-lock path runs online and calls it before anything that may sleep.
    */
@@ -142,16 +135,7 @@ export class SyscallContext {
     this.pt = shared.pt;
     this.ptWork = new PageTableWork(shared.pt, shared.mem, shared.index, shared.tlb, shared.locks);
     const rmap = { files: shared.files, mmId: shared.state.mmId, announce: () => mmAnnounce(shared) };
-    const files = this.files;
-    const fileRefs = {
-      get: (id: number): void => {
-        if (id === this.lentFile) this.lentFile = 0;
-        else files.get(id);
-      },
-      put: (id: number): void => files.put(id),
-    };
-    const refs = { files: fileRefs, anonVmas: this.anonVmas };
-    this.txn = new VmaTxn(this.arena, this.index, freeRecord, this.locks, refs, rmap);
+    this.txn = new VmaTxn(this.arena, this.index, freeRecord, this.locks, this, rmap);
     this.layer = new VmaLayer(this.txn, this.config.maxMapCount);
     this.placement = new Placement(this.index, this.arena, this.config, this.files);
   }

@@ -97,6 +97,15 @@ export class VmaTxn {
   private stampOfHandle = new Int32Array(0);
   private generation = 1;
 
+  /**
+   * A file reference the syscall entry lends the commit (sysMmap's fget; 0 = none; reset() leaves
+   * it): the first record that takes a reference to that file takes this one instead, and the
+   * entry puts it only if no record did (Linux's mmap: vma->vm_file = get_file(file), then
+   * fput(file); here one get and one put fewer). Set only around one syscall by its entry, which
+   * holds the reference meanwhile.
+   */
+  lentFile = 0;
+
   /** Net change of the VMA count (splits +1, merges and unmaps -1). */
   mapCountDelta = 0;
   private newHandles = new Int32Array(16);
@@ -829,7 +838,8 @@ export class VmaTxn {
     const file = this.file[s];
     const anon = this.anon[s];
     if (file !== oldFile) {
-      if (file !== 0) refs.files.get(file);
+      if (file === this.lentFile && file !== 0) this.lentFile = 0;
+      else if (file !== 0) refs.files.get(file);
       if (oldFile !== 0) this.pushOldFile(oldFile);
     }
     if (anon !== oldAnon) {
