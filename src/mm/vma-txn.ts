@@ -137,6 +137,8 @@ export class VmaTxn {
   private touchedWindow = new Uint8Array(16);
   private nTouched = 0;
   private windows = 0;
+  /** This CPU's transaction has announced the address space (VmaRmap.announce) once already. */
+  private announced = false;
   /** Identities whose references the commit drops after writing every record (nOldFiles, nOldAnons of them). */
   private oldFiles = new Int32Array(16);
   private oldAnons = new Int32Array(16);
@@ -527,7 +529,10 @@ export class VmaTxn {
     if (this.nTouched === 0) return;
     const files = rmap.files;
     const a = this.arena;
-    if (this.nLink !== 0) rmap.announce();
+    if (this.nLink !== 0 && !this.announced) {
+      rmap.announce();
+      this.announced = true; // an address space stays announced
+    }
     for (let i = 0; i < this.nTouched; i++) {
       const f = this.touched[i];
       iMmapLockWrite(files, f);
