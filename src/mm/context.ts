@@ -227,9 +227,10 @@ export class SyscallContext {
       this.abandonLocked();
       return -ENOMEM;
     }
-    // Whether the commit changes page tables (VmaTxn.apply: files whose records only come and go
-    // need no window otherwise); fork's copy of them runs in the windows it holds, not in ptWork.
-    const pageTables = this.ptWork.hasWork() || (holdWindows && !this.zapAfterDowngrade);
+    // What VmaTxn.apply asks once the changed VMAs are write-locked: whether the commit changes
+    // page tables (files whose records only come and go need no window otherwise); fork copies
+    // them in the windows it holds, not through ptWork (null: they change).
+    const pageTables = holdWindows && !this.zapAfterDowngrade ? null : this.ptWork;
     try {
       this.txn.apply(pageTables);
       if (!this.zapAfterDowngrade) this.ptWork.apply();

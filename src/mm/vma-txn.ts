@@ -65,6 +65,11 @@ export interface VmaRmap {
   announce(): void;
 }
 
+/** Whether a commit's page-table work changes a page table (PageTableWork, see VmaTxn.apply). */
+export interface PageTableChanges {
+  hasWork(): boolean;
+}
+
 /** A transaction's slots: one typed column per VMA field, named as VMA_FIELDS names them. */
 export interface VmaTxn extends VmaColumns {}
 
@@ -587,21 +592,23 @@ export class VmaTxn {
   /**
    * The half of a commit that cannot fail. Preconditions: prepare() returned 0.
    *
-   * `pageTables`: false when the commit's page-table work changes no page table (none recorded,
-   * or no table to change: PageTableWork.hasWork). Then a file whose records only come and go
-   * (new records linked, removed ones unlinked) gets no commit window: a walker that finds a new
-   * record finds it written (new records are written before they are linked), with no PTE under
-   * it (its range had no VMA, and a range without one has no PTE while mmap_lock is write-held:
-   * munmap's zap ends before its read lock is dropped), and none comes or goes before the
-   * commit's unlock; a removed record, once unlinked, is not found at all. A window is what makes
-   * the rewrites of a record that stays linked, and page-table work, look whole to a walker.
+   * `pageTables` (null: assume they change) says, once the changed records are write-locked (no
+   * fault is inside them then, and none enters before the unlock), whether the commit's
+   * page-table work changes a page table (PageTableWork.hasWork: work recorded, and a table
+   * besides the root to do it on). When it does not, a file whose records only come and go (new
+   * records linked, removed ones unlinked) gets no commit window: a walker that finds a new record
+   * finds it written (new records are written before they are linked), with no PTE under it (its
+   * range had no VMA, and a range without one has no PTE while mmap_lock is write-held: munmap's
+   * zap ends before its read lock is dropped), and none comes or goes before the commit's unlock;
+   * a removed record had no PTE under it, and once unlinked is not found at all. A window is what
+   * makes the rewrites of a record that stays linked, and page-table work, look whole to a walker.
    */
-  apply(pageTables = true): void {
+  apply(pageTables: PageTableChanges | null = null): void {
     if (this.prepared < 0) throw new Error('vma txn: apply without prepare');
     this.prepared = -1;
     if (this.locks !== null) this.writeLockChanged(this.locks);
     this.writeNewRecords();
-    if (this.rmap !== null) this.openRmapWindows(this.rmap, pageTables);
+    if (this.rmap !== null) this.openRmapWindows(this.rmap, pageTables === null || pageTables.hasWork());
     this.applyErasures();
     this.applyStores();
     this.releaseRemoved();
