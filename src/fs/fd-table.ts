@@ -42,6 +42,8 @@ export class FdTable {
   readonly opens: OpenFileTable;
   private readonly words: Int32Array;
   private readonly lock: SpinLock;
+  /** The FMODE_WRITE of the description the last successful fget on this CPU's view found. */
+  fgetWritable = false;
 
   /** An empty table naming descriptions of `opens` (default: a private arena over `files`). */
   static create(files: FileTable, opens?: OpenFileTable): FdTable {
@@ -153,13 +155,20 @@ export class FdTable {
     this.words[at] = on ? this.words[at] | bit : this.words[at] & ~bit;
   }
 
-  /** fget for mmap: the file behind `fd` with a file reference the caller must put, or 0 (EBADF). */
+  /**
+   * fget for mmap: the file behind `fd` with a file reference the caller must put, or 0 (EBADF).
+   * The description's FMODE_WRITE is left in `fgetWritable` (read under file_lock: the table's
+   * reference keeps the description alive there, so no reference to it is taken and put).
+   */
   fget(fd: number): number {
     if (!validFd(fd)) return 0;
     this.lock.lock();
     const of = this.words[FD0 + fd];
     const file = of > 0 ? this.opens.file(of) : 0;
-    if (file !== 0) this.files.get(file);
+    if (file !== 0) {
+      this.files.get(file);
+      this.fgetWritable = this.opens.writable(of);
+    }
     this.lock.unlock();
     return file;
   }

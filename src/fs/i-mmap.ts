@@ -27,6 +27,9 @@
  * the commit (exit unmaps hundreds of files in one commit: no lockdep subclasses for that many):
  * the commit never takes i_mmap again after it opened its windows, so a walker that waits holding
  * R cannot block the commit it waits for, and the windows it waits for close in bounded time.
+ * A commit that changes no page table opens no window on a file whose records only come and go
+ * (new records, written before they are linked; removed ones): a walker can see nothing half done
+ * there (VmaTxn.apply).
  * A commit opens its windows in increasing file id (one i_mmap (W) at a time, earlier windows
  * open): a commit waiting for W of file F holds windows only on files below F, and the walkers of F
  * wait only for commits that already opened F, which wait on no i_mmap (W) below their own, so no
@@ -139,6 +142,13 @@ export function iMmapUnlinkLocked(files: FileTable, id: number, e: number): void
  */
 let windowsHeld = 0;
 let lastWindowFile = 0;
+/** Windows this CPU has opened (a statistic for tests: which commits take one). */
+let windowsOpened = 0;
+
+/** The number of commit windows this CPU has opened so far. */
+export function iMmapWindowsOpened(): number {
+  return windowsOpened;
+}
 
 /** i_mmap_lock_write (no lock object: the commit's hot path). */
 export function iMmapLockWrite(files: FileTable, id: number): void {
@@ -161,6 +171,7 @@ export function iMmapUnlockRead(files: FileTable, id: number): void {
 export function iMmapCommitBeginLocked(files: FileTable, id: number): void {
   Atomics.add(files.words, files.word(id, I_MMAP_COMMITS), 1);
   windowsHeld++;
+  windowsOpened++;
   lastWindowFile = id;
 }
 

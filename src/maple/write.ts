@@ -228,7 +228,15 @@ export class TreeWriter {
     Atomics.store(this.header, ROOT, 0);
     this.retireRuns(this.top);
     this.header[COUNT] = 0;
-    Atomics.add(this.header, SEQ, 1);
+    this.bumpSeq();
+  }
+
+  /**
+   * SEQ + 1 after a change that retired nodes. Only the writer (holding the tree's writer lock)
+   * changes SEQ: a plain load and one atomic store, which publishes it as the add did.
+   */
+  private bumpSeq(): void {
+    Atomics.store(this.header, SEQ, this.header[SEQ] + 1);
   }
 
   // ---- the store, once L and R point at the leaves holding first and last ----
@@ -321,7 +329,7 @@ export class TreeWriter {
     }
     this.retireNode(old);
     this.header[COUNT] += this.leafDelta;
-    Atomics.add(this.header, SEQ, 1);
+    this.bumpSeq();
     return 0;
   }
 
@@ -396,7 +404,7 @@ export class TreeWriter {
     this.pool.commit();
     Atomics.store(this.header, ROOT, leaf);
     this.header[COUNT] = 1;
-    Atomics.add(this.header, SEQ, 1);
+    this.bumpSeq();
     return 0;
   }
 
@@ -410,7 +418,7 @@ export class TreeWriter {
     const removed = this.retireRuns(level);
     this.header[COUNT] += this.entriesAdded - removed;
     this.entriesAdded = 0;
-    Atomics.add(this.header, SEQ, 1);
+    this.bumpSeq();
   }
 
   // ---- content ----

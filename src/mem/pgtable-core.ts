@@ -360,9 +360,14 @@ export class PageTableCore {
     };
   }
 
-  /** Huge PMD entries plus PMD entries marked PMD_THP_TABLE: 0 when no region maps a THP. */
+  /**
+   * Huge PMD entries plus PMD entries marked PMD_THP_TABLE: 0 when no region maps a THP. Plain
+   * loads: a hint for a caller that skips work when it is 0 (an atomic load would order nothing
+   * here: the counts change under page-table locks the caller does not hold).
+   */
   get thpRegions(): number {
-    return Atomics.load(this.header, N_HUGE) + Atomics.load(this.header, N_THP);
+    const h = this.header;
+    return h[N_HUGE] + h[N_THP];
   }
 
   /** Records of the table arena in use (0 after destroy and rcuBarrier). */

@@ -394,12 +394,13 @@ export class AddressSpace implements MmShared {
   private zapDowngraded(): void {
     const ctx = this.ctx;
     const ptWork = ctx.ptWork;
-    if (!ptWork.hasWork() || !ptWork.onlyZapsAndFrees()) {
+    const hasWork = ptWork.hasWork();
+    if (!hasWork || !ptWork.onlyZapsAndFrees()) {
       // Nothing in the page tables to zap or free (no downgrade needed: nothing would wait on it
       // for long), or a THP region split at a new VMA edge: the work runs under the write lock.
       try {
         try {
-          ptWork.apply();
+          if (hasWork) ptWork.apply();
         } finally {
           ctx.closeRmapWindowsLocked();
         }
@@ -897,13 +898,17 @@ export class AddressSpace implements MmShared {
 
   sysMmap(addr: number, len: number, prot: number, flags: number, fd: number, offset: number): number {
     const file = (flags & MAP_ANONYMOUS) === 0 ? this.fgetForMap(fd) : 0;
+    const txn = this.ctx.txn;
+    txn.lentFile = file;
     try {
       const c = mmapCheck(flags, file, offset);
       return c !== CHECKED
         ? c
         : this.run('syscall mmap', NR_MMAP, mmapLocked, addr, len, prot, flags, file, offset);
     } finally {
-      if (file !== 0) this.files.put(file);
+      // Unless the new VMA's record took it (VmaTxn.lentFile).
+      if (txn.lentFile !== 0) this.files.put(txn.lentFile);
+      txn.lentFile = 0;
     }
   }
   /**
@@ -911,13 +916,9 @@ export class AddressSpace implements MmShared {
    * left in `ctx.mapFileWritable` for the mmap body.
    */
   private fgetForMap(fd: number): number {
-    const opens = this.fds.opens;
-    const of = this.fds.fgetOpen(fd);
-    if (of === 0) return 0;
-    const file = opens.file(of);
-    this.files.get(file);
-    this.ctx.mapFileWritable = opens.writable(of);
-    opens.put(of); // not the file's last reference: ours is held
+    const fds = this.fds;
+    const file = fds.fget(fd);
+    if (file !== 0) this.ctx.mapFileWritable = fds.fgetWritable;
     return file;
   }
   sysMunmap(addr: number, len: number): number {

@@ -227,8 +227,12 @@ export class SyscallContext {
       this.abandonLocked();
       return -ENOMEM;
     }
+    // What VmaTxn.apply asks once the changed VMAs are write-locked: whether the commit changes
+    // page tables (files whose records only come and go need no window otherwise); fork copies
+    // them in the windows it holds, not through ptWork (null: they change).
+    const pageTables = holdWindows && !this.zapAfterDowngrade ? null : this.ptWork;
     try {
-      this.txn.apply();
+      this.txn.apply(pageTables);
       if (!this.zapAfterDowngrade) this.ptWork.apply();
     } finally {
       if (!holdWindows) this.txn.closeRmapWindows();

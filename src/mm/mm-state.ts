@@ -124,8 +124,9 @@ export class MmState {
   markAnnounced(): boolean {
     return Atomics.compareExchange(this.i32, ANNOUNCED, 0, 1) === 0;
   }
+  /** Plain: the word only goes from 0 to 1, and a stale 0 costs markAnnounced's compare-exchange. */
   get announced(): boolean {
-    return Atomics.load(this.i32, ANNOUNCED) === 1;
+    return this.i32[ANNOUNCED] === 1;
   }
   /** mmget / mmput: attached users; returns the count after the change. */
   addUser(delta: number): number {

@@ -185,8 +185,11 @@ export class PageTableWork {
 
   /** Reserves the tables the moves and fills may need (see the file comment): 0 or -ENOMEM. */
   prepare(): number {
-    if (!this.needed()) return 0;
     const ops = this.ops;
+    let moves = 0;
+    for (let k = 0; k < this.n; k++) if (ops[k * OP_WORDS] === MOVE) moves++;
+    // needed() reads the table count (an atomic): only for work that may reserve tables.
+    if ((moves === 0 && this.nFills === 0) || !this.needed()) return 0;
     let need = 0;
     for (let k = 0; k < this.n; k++) {
       const at = k * OP_WORDS;

@@ -172,8 +172,7 @@ export class MmLocks {
 /** mmap_write_lock: takes mmap_lock for write and opens a new lock sequence (odd). */
 export function mmapWriteLock(locks: MmLocks, subclass = 0): void {
   locks.mmapLock.downWrite(subclass);
-  if ((Atomics.add(locks.words, MM_LOCK_SEQ, 1) & 1) !== 0) {
-    Atomics.sub(locks.words, MM_LOCK_SEQ, 1);
+  if (!bumpLockSeq(locks, 0)) {
     locks.mmapLock.upWrite();
     throw new Error(
       'mmapWriteLock: the lock sequence was odd (a writer did not unlock through mmapWriteUnlock)',
@@ -202,10 +201,21 @@ export function mmapReadUnlock(locks: MmLocks): void {
 }
 
 function vmaEndWriteAll(locks: MmLocks): void {
-  if ((Atomics.add(locks.words, MM_LOCK_SEQ, 1) & 1) === 0) {
-    Atomics.sub(locks.words, MM_LOCK_SEQ, 1);
+  if (!bumpLockSeq(locks, 1)) {
     throw new Error('mmapWriteUnlock: mmap_lock is not write-held through mmapWriteLock');
   }
+}
+
+/**
+ * MM_LOCK_SEQ + 1 if its parity is `parity` (false, unchanged, otherwise). Only the holder of
+ * mmap_lock for write changes the word, so a plain load and one atomic store do (an atomic add
+ * would also order nothing more: the store is seq-cst, and the lock's own atomics order the rest).
+ */
+function bumpLockSeq(locks: MmLocks, parity: number): boolean {
+  const seq = locks.words[MM_LOCK_SEQ];
+  if ((seq & 1) !== parity) return false;
+  Atomics.store(locks.words, MM_LOCK_SEQ, seq + 1);
+  return true;
 }
 
 /** The current lock sequence (odd while mmap_lock is write-held). */
@@ -319,9 +329,11 @@ export function vmaStartWrite(locks: MmLocks, h: number): void {
   const b = h * STRIDE;
   if (w[b + LOCK_SEQ] === seq) return;
   const id = lockHooks.on ? writeAcquireHook(w, b) : 0;
-  // Detached (a record being created): no reader can hold it, and any that tries fails on REFCNT 0.
-  if (Atomics.load(w, b + REFCNT) === 0) {
-    Atomics.store(w, b + LOCK_SEQ, seq);
+  // Detached (a record being created, not yet in the tree): no reader can reach it (a freed record
+  // is reused only after a grace period), so plain words, published by the tree's store. An
+  // attached record's REFCNT never reads 0 (readers add to its 1): a plain load decides.
+  if (w[b + REFCNT] === 0) {
+    w[b + LOCK_SEQ] = seq;
     statAcquiredUnheld(vmaLockClass, WRITE, 0);
   } else stampAttached(locks, h, seq);
   if (id !== 0) {
@@ -351,16 +363,19 @@ function writeAcquireHook(w: Int32Array, b: number): number {
   return id;
 }
 
-/** vma_mark_attached: a write-locked, detached record is about to be published in the tree. */
+/**
+ * vma_mark_attached: a write-locked, detached record is about to be published in the tree. Plain
+ * words, as vmaStartWrite's of a new record: no reader reaches the record before the tree's
+ * store publishes it (and with it these words).
+ */
 export function vmaMarkAttached(locks: MmLocks, h: number): void {
   assertWriteLocked(locks, h, 'vmaMarkAttached');
   const i = h * STRIDE + REFCNT;
-  if (Atomics.compareExchange(locks.vma, i, 0, 1) !== 0) {
-    throw new Error(
-      `vmaMarkAttached: VMA record ${h} is attached already (refcount ${Atomics.load(locks.vma, i)})`,
-    );
+  if (locks.vma[i] !== 0) {
+    throw new Error(`vmaMarkAttached: VMA record ${h} is attached already (refcount ${locks.vma[i]})`);
   }
-  locks.arena.setState(h, VMA_ATTACHED);
+  locks.vma[i] = 1;
+  locks.arena.setStateUnpublished(h, VMA_ATTACHED);
 }
 
 /**

@@ -314,4 +314,8 @@ export class VmaArena {
   setState(h: number, state: number): void {
     Atomics.store(this.i32, h * this.i32Per + STATE, state);
   }
+  /** setState of a record no other CPU can reach yet (not in the tree): a plain store. */
+  setStateUnpublished(h: number, state: number): void {
+    this.i32[h * this.i32Per + STATE] = state;
+  }
 }

@@ -16,6 +16,7 @@
  * slots never overlap at commit; every loaded record has exactly one slot (live or dead); a slot's
  * origin is unique.
  */
+import { assert } from '../assert.js';
 import { ENOMEM } from '../errno.js';
 import type { FileTable } from '../fs/file-table.js';
 import {
@@ -64,6 +65,11 @@ export interface VmaRmap {
   announce(): void;
 }
 
+/** Whether a commit's page-table work changes a page table (PageTableWork, see VmaTxn.apply). */
+export interface PageTableChanges {
+  hasWork(): boolean;
+}
+
 /** A transaction's slots: one typed column per VMA field, named as VMA_FIELDS names them. */
 export interface VmaTxn extends VmaColumns {}
 
@@ -96,6 +102,15 @@ export class VmaTxn {
   private stampOfHandle = new Int32Array(0);
   private generation = 1;
 
+  /**
+   * A file reference the syscall entry lends the commit (sysMmap's fget; 0 = none; reset() leaves
+   * it): the first record that takes a reference to that file takes this one instead, and the
+   * entry puts it only if no record did (Linux's mmap: vma->vm_file = get_file(file), then
+   * fput(file); here one get and one put fewer). Set only around one syscall by its entry, which
+   * holds the reference meanwhile.
+   */
+  lentFile = 0;
+
   /** Net change of the VMA count (splits +1, merges and unmaps -1). */
   mapCountDelta = 0;
   private newHandles = new Int32Array(16);
@@ -119,8 +134,16 @@ export class VmaTxn {
   private unlinkVma = new Int32Array(16);
   private nUnlink = 0;
   private touched = new Int32Array(16);
+  /**
+   * Per touched file: 1 when it needs a commit window whatever the page tables do (a record that
+   * stays linked changes its range, offset or file), and after openRmapWindows, 1 when its window
+   * is open (see apply).
+   */
+  private touchedWindow = new Uint8Array(16);
   private nTouched = 0;
   private windows = 0;
+  /** This CPU's transaction has announced the address space (VmaRmap.announce) once already. */
+  private announced = false;
   /** Identities whose references the commit drops after writing every record (nOldFiles, nOldAnons of them). */
   private oldFiles = new Int32Array(16);
   private oldAnons = new Int32Array(16);
@@ -406,14 +429,16 @@ export class VmaTxn {
       const s = this.slotOfHandle[h];
       const oldFile = a.file(h);
       const newFile = this.live[s] === 1 ? this.file[s] : 0;
+      // A live record whose file changes is rewritten while linked: its files need windows.
+      const stays = this.live[s] === 1;
       if (oldFile !== newFile) {
-        if (oldFile !== 0) this.planUnlink(oldFile, h);
-        if (newFile !== 0) this.planLink(newFile, h);
+        if (oldFile !== 0) this.planUnlink(oldFile, h, stays);
+        if (newFile !== 0) this.planLink(newFile, h, true);
       } else if (
         newFile !== 0 &&
         (this.start[s] !== a.start(h) || this.end[s] !== a.end(h) || this.pgoff[s] !== a.pgoff(h))
       ) {
-        this.touch(newFile);
+        this.touch(newFile, true);
       }
     }
     let fresh = 0;
@@ -421,7 +446,7 @@ export class VmaTxn {
       const s = this.order[k];
       if (this.origin[s] !== 0) continue;
       const h = this.newHandles[fresh++];
-      if (this.file[s] !== 0) this.planLink(this.file[s], h);
+      if (this.file[s] !== 0) this.planLink(this.file[s], h, false);
     }
     for (let k = 0; k < this.nLink; k++) {
       const e = iMmapAlloc(rmap.files);
@@ -435,7 +460,7 @@ export class VmaTxn {
     return 0;
   }
 
-  private planLink(file: number, h: number): void {
+  private planLink(file: number, h: number, changed: boolean): void {
     if (this.nLink === this.linkFile.length) {
       this.linkFile = grownI32(this.linkFile, this.nLink * 2);
       this.linkVma = grownI32(this.linkVma, this.nLink * 2);
@@ -445,10 +470,10 @@ export class VmaTxn {
     this.linkVma[this.nLink] = h;
     this.linkEntry[this.nLink] = 0;
     this.nLink++;
-    this.touch(file);
+    this.touch(file, changed);
   }
 
-  private planUnlink(file: number, h: number): void {
+  private planUnlink(file: number, h: number, changed: boolean): void {
     if (this.nUnlink === this.unlinkFile.length) {
       this.unlinkFile = grownI32(this.unlinkFile, this.nUnlink * 2);
       this.unlinkVma = grownI32(this.unlinkVma, this.nUnlink * 2);
@@ -456,20 +481,35 @@ export class VmaTxn {
     this.unlinkFile[this.nUnlink] = file;
     this.unlinkVma[this.nUnlink] = h;
     this.nUnlink++;
-    this.touch(file);
+    this.touch(file, changed);
   }
 
   /**
    * Adds a file to the touched set, kept in increasing id: the order the windows open in
-   * (src/fs/i-mmap.ts). A linear insertion: a commit touches few files but at exit.
+   * (src/fs/i-mmap.ts), `changed` when a record that stays linked changes (touchedWindow). A
+   * linear insertion: a commit touches few files but at exit.
    */
-  private touch(file: number): void {
+  private touch(file: number, changed: boolean): void {
     let i = this.nTouched;
     while (i > 0 && this.touched[i - 1] > file) i--;
-    if (i > 0 && this.touched[i - 1] === file) return;
-    if (this.nTouched === this.touched.length) this.touched = grownI32(this.touched, this.nTouched * 2);
-    this.touched.copyWithin(i + 1, i, this.nTouched);
-    this.touched[i] = file;
+    if (i > 0 && this.touched[i - 1] === file) {
+      if (changed) this.touchedWindow[i - 1] = 1;
+      return;
+    }
+    if (this.nTouched === this.touched.length) {
+      this.touched = grownI32(this.touched, this.nTouched * 2);
+      const grown = new Uint8Array(this.nTouched * 2);
+      grown.set(this.touchedWindow);
+      this.touchedWindow = grown;
+    }
+    const t = this.touched;
+    const c = this.touchedWindow;
+    for (let k = this.nTouched; k > i; k--) {
+      t[k] = t[k - 1];
+      c[k] = c[k - 1];
+    }
+    t[i] = file;
+    c[i] = changed ? 1 : 0;
     this.nTouched++;
   }
 
@@ -485,23 +525,35 @@ export class VmaTxn {
   }
 
   /**
-   * Opens a commit window on every touched file and does its links and unlinks in the same
-   * i_mmap (W) hold (src/fs/i-mmap.ts). Preconditions: mmap_lock held for write, the changed
-   * records write-locked; prepare() planned the work.
+   * Does every touched file's links and unlinks in one i_mmap (W) hold, opening a commit window on
+   * it in that hold (src/fs/i-mmap.ts) unless it needs none (see apply). Preconditions: mmap_lock
+   * held for write, the changed records write-locked, the new records written; prepare() planned
+   * the work.
    */
-  private openRmapWindows(rmap: VmaRmap): void {
+  private openRmapWindows(rmap: VmaRmap, pageTables: boolean): void {
     if (this.nTouched === 0) return;
     const files = rmap.files;
     const a = this.arena;
-    if (this.nLink !== 0) rmap.announce();
+    if (this.nLink !== 0 && !this.announced) {
+      rmap.announce();
+      this.announced = true; // an address space stays announced
+    }
     for (let i = 0; i < this.nTouched; i++) {
       const f = this.touched[i];
       iMmapLockWrite(files, f);
-      iMmapCommitBeginLocked(files, f);
-      this.windows++;
+      const window = pageTables || this.touchedWindow[i] === 1;
+      if (window) {
+        iMmapCommitBeginLocked(files, f);
+        this.touchedWindow[i] = 1;
+        this.windows++;
+      }
       for (let k = 0; k < this.nUnlink; k++) {
         if (this.unlinkFile[k] !== f) continue;
         const h = this.unlinkVma[k];
+        assert(
+          window || this.live[this.slotOfHandle[h]] === 0,
+          'i_mmap: a kept record unlinked without a window',
+        );
         const e = a.rmapEntry(h);
         iMmapUnlinkLocked(files, f, e);
         iMmapFree(files, e);
@@ -509,7 +561,12 @@ export class VmaTxn {
       }
       for (let k = 0; k < this.nLink; k++) {
         if (this.linkFile[k] !== f) continue;
-        iMmapLinkLocked(files, f, this.linkEntry[k], rmap.mmId, this.linkVma[k]);
+        const h = this.linkVma[k];
+        assert(
+          window || (a.file(h) === f && a.start(h) < a.end(h)),
+          'i_mmap: a record linked before it is written',
+        );
+        iMmapLinkLocked(files, f, this.linkEntry[k], rmap.mmId, h);
         a.setRmapEntry(this.linkVma[k], this.linkEntry[k]);
       }
       iMmapUnlockWrite(files, f);
@@ -523,22 +580,51 @@ export class VmaTxn {
    * goes with them (zaps, mremap's moves, table frees), so a reverse-map walker sees all or none.
    */
   closeRmapWindows(): void {
-    if (this.windows === 0) return;
-    const files = (this.rmap as VmaRmap).files;
-    for (let i = 0; i < this.nTouched; i++) iMmapCommitEnd(files, this.touched[i]);
+    if (this.windows !== 0) {
+      const files = (this.rmap as VmaRmap).files;
+      for (let i = 0; i < this.nTouched; i++)
+        if (this.touchedWindow[i] === 1) iMmapCommitEnd(files, this.touched[i]);
+    }
     this.windows = 0;
     this.nTouched = 0;
   }
 
-  /** The half of a commit that cannot fail. Preconditions: prepare() returned 0. */
-  apply(): void {
+  /**
+   * The half of a commit that cannot fail. Preconditions: prepare() returned 0.
+   *
+   * `pageTables` (null: assume they change) says, once the changed records are write-locked (no
+   * fault is inside them then, and none enters before the unlock), whether the commit's
+   * page-table work changes a page table (PageTableWork.hasWork: work recorded, and a table
+   * besides the root to do it on). When it does not, a file whose records only come and go (new
+   * records linked, removed ones unlinked) gets no commit window: a walker that finds a new record
+   * finds it written (new records are written before they are linked), with no PTE under it (its
+   * range had no VMA, and a range without one has no PTE while mmap_lock is write-held: munmap's
+   * zap ends before its read lock is dropped), and none comes or goes before the commit's unlock;
+   * a removed record had no PTE under it, and once unlinked is not found at all. A window is what
+   * makes the rewrites of a record that stays linked, and page-table work, look whole to a walker.
+   */
+  apply(pageTables: PageTableChanges | null = null): void {
     if (this.prepared < 0) throw new Error('vma txn: apply without prepare');
     this.prepared = -1;
     if (this.locks !== null) this.writeLockChanged(this.locks);
-    if (this.rmap !== null) this.openRmapWindows(this.rmap);
+    this.writeNewRecords();
+    if (this.rmap !== null) this.openRmapWindows(this.rmap, pageTables === null || pageTables.hasWork());
     this.applyErasures();
     this.applyStores();
     this.releaseRemoved();
+  }
+
+  /** Writes the new records (not yet linked or published), taking their identities' references. */
+  private writeNewRecords(): void {
+    const arena = this.arena;
+    let fresh = 0;
+    for (let k = 0; k < this.nOrder; k++) {
+      const s = this.order[k];
+      if (this.origin[s] !== 0) continue;
+      const h = this.newHandles[fresh++];
+      if (this.refs !== null) this.swapRefs(0, 0, s);
+      vmaCopy.toRecord(this, s, arena.views, arena.f64Base(h), arena.i32Base(h));
+    }
   }
 
   /** Appends the start and end of every VMA this transaction creates, moves or resizes. */
@@ -599,6 +685,11 @@ export class VmaTxn {
    * nothing in), so unmapping thousands of VMAs is a handful of stores. Returns their number.
    */
   private collectErasures(): number {
+    // Nothing loaded: only new VMAs, which never overlap (checkOrder) and cover their own ranges.
+    if (this.nLoaded === 0) {
+      this.nErase = 0;
+      return 0;
+    }
     const arena = this.arena;
     let m = 0;
     for (let k = 0; k < this.nLoaded; k++) {
@@ -734,9 +825,12 @@ export class VmaTxn {
       const isNew = h === 0;
       const store = this.needsStore(s, h, arena);
       if (isNew) h = this.newHandles[fresh++];
-      const moved = isNew || this.start[s] !== arena.start(h) || this.end[s] !== arena.end(h);
-      if (moved || this.fieldsChanged[s] === 1) {
-        if (this.refs !== null) this.swapRefs(isNew ? 0 : arena.file(h), isNew ? 0 : arena.anon(h), s);
+      // New records were written by writeNewRecords.
+      if (
+        !isNew &&
+        (this.start[s] !== arena.start(h) || this.end[s] !== arena.end(h) || this.fieldsChanged[s] === 1)
+      ) {
+        if (this.refs !== null) this.swapRefs(arena.file(h), arena.anon(h), s);
         vmaCopy.toRecord(this, s, arena.views, arena.f64Base(h), arena.i32Base(h));
       }
       if (store) {
@@ -756,7 +850,8 @@ export class VmaTxn {
     const file = this.file[s];
     const anon = this.anon[s];
     if (file !== oldFile) {
-      if (file !== 0) refs.files.get(file);
+      if (file === this.lentFile && file !== 0) this.lentFile = 0;
+      else if (file !== 0) refs.files.get(file);
       if (oldFile !== 0) this.pushOldFile(oldFile);
     }
     if (anon !== oldAnon) {

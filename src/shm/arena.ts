@@ -367,6 +367,14 @@ export class Arena {
     return handle >= 1 && handle < this.state.length && Atomics.load(this.state, handle) === STATE_LIVE;
   }
 
+  /**
+   * isLive of a handle the caller owns (only it may free the record, so no other CPU changes its
+   * state now): a plain load.
+   */
+  isLiveOwned(handle: number): boolean {
+    return handle >= 1 && handle < this.state.length && this.state[handle] === STATE_LIVE;
+  }
+
   get live(): number {
     return Atomics.load(this.control, LIVE);
   }

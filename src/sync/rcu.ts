@@ -290,7 +290,14 @@ class Batch {
   }
 
   private indexOf(arena: Arena): number {
-    let k = this.arenas.indexOf(arena);
+    // A loop, not Array.prototype.indexOf: a commit alternates two arenas (records, tree nodes).
+    let k = -1;
+    for (let i = 0; i < this.arenas.length; i++) {
+      if (this.arenas[i] === arena) {
+        k = i;
+        break;
+      }
+    }
     if (k < 0) {
       k = this.arenas.length;
       this.arenas.push(arena);
@@ -324,7 +331,7 @@ let waiting = new Batch();
 
 /** Frees `handle` of `arena` once every read section that might still see it has ended (call_rcu). */
 export function rcuDeferFree(arena: Arena, handle: number): void {
-  if (!arena.isLive(handle)) throw new Error(`rcuDeferFree: ${arena.name} handle ${handle} is not live`);
+  if (!arena.isLiveOwned(handle)) throw new Error(`rcuDeferFree: ${arena.name} handle ${handle} is not live`);
   next.push(arena, handle);
   if (next.count >= RCU_BATCH) advanceDeferred();
 }

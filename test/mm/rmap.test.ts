@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ENOMEM } from '../../src/errno.js';
-import { iMmapCommits, iMmapCount } from '../../src/fs/i-mmap.js';
+import { iMmapCommits, iMmapCount, iMmapWindowsOpened } from '../../src/fs/i-mmap.js';
 import { punchCacheRange, truncateCacheRange } from '../../src/fs/page-cache.js';
 import { rmap } from '../../src/fs/rmap-seam.js';
 import { Kernel } from '../../src/kernel/kernel.js';
@@ -120,6 +120,49 @@ function failuresUntilSuccess(injector: FailureInjector, p: Process, id: number,
     checkMmLocked(p.mm);
   }
 }
+
+test('a commit opens a window on a file only when a record stays linked while it changes, or page tables change', () => {
+  const kernel = Kernel.create({ frames: 4096 });
+  const [p, fd, id] = withFile(kernel, 64);
+  const windows = (what: string, expected: number, call: () => void): void => {
+    const before = iMmapWindowsOpened();
+    call();
+    assert.equal(iMmapWindowsOpened() - before, expected, `${what}: windows opened`);
+    assert.equal(iMmapCommits(kernel.files, id), 0, `${what}: no window left open`);
+    checkMmLocked(p.mm);
+  };
+  assert.equal(p.mm.pt.live, 1, 'no page table but the root yet');
+  let a = 0;
+  windows('mmap into a gap, no page table', 0, () => {
+    a = p.mm.mmap(0, 16 * P, RW, MAP_SHARED, fd, 0);
+  });
+  // The record was written before it was linked (an assertion in the commit checks it too).
+  const [[, h]] = iMmapList(p, id);
+  assert.deepEqual([p.mm.arena.start(h), p.mm.arena.end(h), p.mm.arena.file(h)], [a, a + 16 * P, id]);
+  windows('munmap, no page table', 0, () => p.mm.munmap(a, 16 * P));
+  assert.equal(iMmapCount(kernel.files, id), 0);
+  a = p.mm.mmap(0, 16 * P, RW, MAP_SHARED, fd, 0);
+  p.mm.touch(a, P, true);
+  windows('munmap of a mapping with a page mapped (zap, free_pgtables)', 1, () => p.mm.munmap(a, 16 * P));
+  // Page tables elsewhere: an anonymous page stays mapped from here on.
+  const anon = p.mm.mmap(0, P, RW, MAP_PRIVATE | MAP_ANONYMOUS);
+  p.mm.touch(anon, P, true);
+  windows('mmap into a gap beside page tables (no page-table work)', 0, () => {
+    a = p.mm.mmap(0, 16 * P, RW, MAP_SHARED, fd, 0);
+  });
+  windows('mprotect splits the file VMA (a linked record shrinks)', 1, () =>
+    p.mm.mprotect(a + 4 * P, 4 * P, PROT_READ),
+  );
+  windows('mprotect merges it back', 1, () => p.mm.mprotect(a + 4 * P, 4 * P, RW));
+  windows('munmap while page tables exist (its zap may meet PTEs)', 1, () => p.mm.munmap(a, 16 * P));
+  a = p.mm.mmap(0, 16 * P, RW, MAP_SHARED, fd, 0);
+  p.mm.touch(a, 4 * P, true);
+  const before = iMmapWindowsOpened();
+  const child = p.fork();
+  assert.ok(iMmapWindowsOpened() > before, 'fork copies page tables inside its windows');
+  assert.equal(iMmapCommits(kernel.files, id), 0);
+  finish(kernel, p, child);
+});
 
 test('ENOMEM at the i_mmap entry allocation: the syscall fails with nothing changed', () => {
   const injector = new FailureInjector();
