@@ -456,8 +456,13 @@ export class FileTable {
       Atomics.load(this.i32, b + FILE_CACHE_ROOT) === 0 && Atomics.load(this.i32, b + FILE_NRPAGES) === 0,
       'file put: its page cache was not released (src/fs/page-cache.ts not loaded on this CPU?)',
     );
-    // Every VMA naming the file holds a reference: none is left, so neither is a reverse-map entry.
+    // Every VMA naming the file holds a reference: none is left, so neither is a reverse-map entry;
+    // a VMA commit puts its references only after closing its windows, so none is open either.
     assert(this.i32[b + FILE_I_MMAP_COUNT] === 0, 'file put: reverse-map entries left');
+    assert(
+      Atomics.load(this.i32, b + FILE_I_MMAP_COMMITS) === 0,
+      'file put: a VMA commit window is still open on the file (its commit put its reference before closing it)',
+    );
     const kind = this.i32[id * this.i32Per + FILE_BACKING];
     const release = releases[kind];
     if (release !== undefined) release(this, id);

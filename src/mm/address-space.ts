@@ -91,6 +91,7 @@ import {
   NR_MUNLOCKALL,
   NR_MUNMAP,
   NR_POPULATE,
+  NR_POPULATE_PART,
   NR_TOUCH,
   SyscallLog,
   type SyscallLogDescriptor,
@@ -461,7 +462,7 @@ export class AddressSpace implements MmShared {
     let from = start;
     try {
       for (let round = 0; round < maxRounds; round++) {
-        const r = this.faultStageOnce(mode, from, end - from, ret, start, len);
+        const r = this.faultStageOnce(mode, from, end - from, ret);
         if (!this.stageIo) return r;
         countEvent(this.locks, EV_FAULT_RETRY);
         const err = this.stageIoErr;
@@ -479,23 +480,15 @@ export class AddressSpace implements MmShared {
   }
 
   /**
-   * One round of a fault stage over [start, start + len) (logged, when it completes, as the stage
-   * over [logStart, logStart + logLen)). When a file fault left work pending (file-fault.ts), the
-   * round ends there: the anon_vmas so far are published, page_table_lock dropped, and the work
-   * runs after mmap_lock is released (retry, vma-lock: the caller retries); under global (Linux
-   * before 5.1) it runs holding mmap_lock, and a page fault then goes on under the same hold (at
-   * most PAGE_IO_WAITS waits), so mmap_lock is held across the whole fault, I/O included; a
-   * populate stage, or a fault whose I/O failed, returns to its caller as under the other designs.
-   * stageIo and stageIoErr tell the caller.
+   * One round of a fault stage over [start, start + len) (logged by stageRoundLocked). When a file
+   * fault left work pending (file-fault.ts), the round ends there: the anon_vmas so far are
+   * published, page_table_lock dropped, and the work runs after mmap_lock is released (retry,
+   * vma-lock: the caller retries); under global (Linux before 5.1) it runs holding mmap_lock, and
+   * a page fault then goes on under the same hold (at most PAGE_IO_WAITS waits), so mmap_lock is
+   * held across the whole fault, I/O included; a populate stage, or a fault whose I/O failed,
+   * returns to its caller as under the other designs. stageIo and stageIoErr tell the caller.
    */
-  private faultStageOnce(
-    mode: number,
-    start: number,
-    len: number,
-    ret: number,
-    logStart: number,
-    logLen: number,
-  ): number {
+  private faultStageOnce(mode: number, start: number, len: number, ret: number): number {
     const dropForIo = faultMayDropLockForIo(this.faultDesign);
     this.stageIo = false;
     this.stageIoErr = 0;
@@ -503,11 +496,11 @@ export class AddressSpace implements MmShared {
     mmapReadLock(this.locks);
     let r: number;
     try {
-      r = this.stageRoundLocked(mode, start, len, ret, logStart, logLen);
+      r = this.stageRoundLocked(mode, start, len, ret);
       for (let waits = 1; this.stageIo && !dropForIo; waits++) {
         this.stageIoErr = fileFaultIo(this.files, this.mem);
         if (mode !== FAULT_ONE_PAGE || this.stageIoErr !== 0 || waits === PAGE_IO_WAITS) break;
-        r = this.stageRoundLocked(mode, start, len, ret, logStart, logLen);
+        r = this.stageRoundLocked(mode, start, len, ret);
       }
     } finally {
       mmapReadUnlock(this.locks);
@@ -521,14 +514,7 @@ export class AddressSpace implements MmShared {
    * the anon_vmas published, then (page_table_lock dropped) the copy-on-write shootdowns; sets
    * stageIo when a file fault left work pending. Preconditions: mmap_lock held for read.
    */
-  private stageRoundLocked(
-    mode: number,
-    start: number,
-    len: number,
-    ret: number,
-    logStart: number,
-    logLen: number,
-  ): number {
+  private stageRoundLocked(mode: number, start: number, len: number, ret: number): number {
     const ctx = this.ctx;
     const end = start + len;
     const retIn = ret;
@@ -552,7 +538,11 @@ export class AddressSpace implements MmShared {
       ctx.commitAnonLocked();
       // Fault stages are serialised by page_table_lock, and with writers by mmap_lock. A page
       // fault is logged as the one-page touch it amounts to (it changes no VMA but its anon_vma).
-      if (this.log !== null && !io) this.logStage(mode, logStart, logLen, retIn, ret);
+      // Each round of a populate stage is logged where it ran, over what it walked: a round that
+      // stopped for I/O as NR_POPULATE_PART up to the page that waits (other CPUs' syscalls may
+      // come before the next round, which goes on from that page under a new mmap_lock hold).
+      if (this.log !== null)
+        this.logStage(mode, start, io ? fileFaultPendingAddr() - start : len, retIn, ret, io);
       this.state.ptl.unlock();
       ptlHeld = false;
       ctx.ptWork.flushDeferred();
@@ -567,9 +557,12 @@ export class AddressSpace implements MmShared {
     }
   }
 
-  private logStage(mode: number, start: number, len: number, retIn: number, ret: number): void {
+  private logStage(mode: number, start: number, len: number, retIn: number, ret: number, io: boolean): void {
     const log = this.log as SyscallLog;
-    if (mode !== FAULT_ONE_PAGE) log.appendLocked(NR_POPULATE, start, len, mode, retIn, 0, 0, ret);
+    if (io) {
+      if (mode !== FAULT_ONE_PAGE && len > 0)
+        log.appendLocked(NR_POPULATE_PART, start, len, mode, retIn, 0, 0, 0);
+    } else if (mode !== FAULT_ONE_PAGE) log.appendLocked(NR_POPULATE, start, len, mode, retIn, 0, 0, ret);
     else if (ret === 0) {
       const touch = (retIn & 1) !== 0 ? POPULATE_TOUCH_WRITE : POPULATE_TOUCH_READ;
       log.appendLocked(NR_POPULATE, start, PAGE_SIZE, touch, 0, 0, 0, 0);

@@ -32,7 +32,9 @@
  * lock alone is held, as Linux 6.4+ runs ->page_mkwrite); under mmap_lock plus page_table_lock
  * (the populate stage and the fallback) nothing may sleep, so a shared write to a clean page is
  * FILE_NEED_IO and page_mkwrite runs after the locks are dropped; the retry finds the page dirty
- * and maps it writable under the page lock. So a writable shared entry exists only for a dirty
+ * and maps it writable under the page lock. A write to a page already dirty goes the same way
+ * when the file system's callback is armed (INJECT_MKWRITE): Linux calls ->page_mkwrite on every
+ * shared write fault, and the retry does not call it twice (mkwriteDone). So a writable shared entry exists only for a dirty
  * page, installed under its page lock: writeback (which write-protects under the page lock before
  * it clears PG_DIRTY) never misses a write.
  *
@@ -89,6 +91,13 @@ const IO_MKWRITE = 3;
 
 /** This CPU's pending fault work (one per thread: each CPU is one thread). */
 const pending = { op: IO_NONE, file: 0, index: 0, pfn: 0, addr: 0 };
+/**
+ * The page this CPU's last IO_MKWRITE ran page_mkwrite for (pfn 0: none): the retry of that fault
+ * maps it writable without calling page_mkwrite again (Linux calls it once per fault, holding the
+ * page lock into the mapping; here the locks were dropped in between). Set by fileFaultIo, taken by
+ * the retry (mkwriteDone), forgotten when other work is recorded (needIo).
+ */
+const mkwriteRan = { file: 0, index: 0, pfn: 0 };
 /** A populate walk restarted after failed I/O answers this address with the error once. */
 const poison = { addr: -1, err: 0 };
 
@@ -136,6 +145,7 @@ function needIo(
   addr: number,
 ): number {
   assert(pending.op === IO_NONE, 'file fault: work already pending on this CPU');
+  mkwriteRan.pfn = 0;
   files.get(file);
   pending.op = op;
   pending.file = file;
@@ -171,6 +181,11 @@ export function fileFaultIo(files: FileTable, mem: PhysMem): number {
       unlockPage(mem, pfn);
     } else {
       r = mkwrite(files, mem, file, index, pfn);
+      if (r === 0) {
+        mkwriteRan.file = file;
+        mkwriteRan.index = index;
+        mkwriteRan.pfn = pfn;
+      }
     }
   } finally {
     if (pfn !== 0) mem.putPage(pfn);
@@ -359,7 +374,7 @@ function faultFileEntry(
     r = -EFAULT; // past EOF (i_size read once the page is locked, as filemap_fault re-reads it)
   else if (!write) ref = mapFilePageLocked(mm, table, i, old, addr, pfn, RO);
   else if (!shared) r = cowFilePageLocked(mm, table, i, old, addr, pfn, anon, index);
-  else if (inline || (pageFlags & PG_DIRTY) !== 0) {
+  else if (inline || ((pageFlags & PG_DIRTY) !== 0 && mkwriteDone(files, file, index, pfn))) {
     if (inline && (pageFlags & PG_DIRTY) === 0) markPageDirty(files, pfn);
     ref = mapFilePageLocked(mm, table, i, old, addr, pfn, RW);
   } else {
@@ -369,6 +384,21 @@ function faultFileEntry(
   unlockPage(mem, pfn);
   if (ref !== 0) mem.putPage(ref);
   return r;
+}
+
+/**
+ * Whether a shared write fault outside the fast path may map the dirty page pfn writable without
+ * calling page_mkwrite first: the file system's callback (INJECT_MKWRITE) is not armed, so the call
+ * would only find the page dirty already; or this CPU just ran it for this fault (the retry after
+ * IO_MKWRITE: the record is taken). Linux calls ->page_mkwrite on every shared write fault, the
+ * page dirty or not. Preconditions: pfn is file `id`'s page `index`, locked, dirty.
+ */
+function mkwriteDone(files: FileTable, id: number, index: number, pfn: number): boolean {
+  if (mkwriteRan.pfn === pfn && mkwriteRan.file === id && mkwriteRan.index === index) {
+    mkwriteRan.pfn = 0;
+    return true;
+  }
+  return !injectArmed(files, id, INJECT_MKWRITE);
 }
 
 /** A writable entry written to: marked DIRTY (the Mmu stores only through WRITE | DIRTY). */

@@ -31,6 +31,12 @@ export const NR_DESTROY = -2;
  * c = POPULATE_* mode, d = the syscall's result going in; RET = the result coming out).
  */
 export const NR_POPULATE = -3;
+/**
+ * Not a syscall: a round of a populate stage that stopped for I/O (a = start, b = the length it
+ * walked, up to the page that waits; c, d as NR_POPULATE's; RET 0: the stage's result is its last
+ * round's, an NR_POPULATE over the rest). Other CPUs' syscalls may come between the rounds.
+ */
+export const NR_POPULATE_PART = -4;
 
 export interface SyscallLogDescriptor {
   buffer: SharedArrayBuffer;

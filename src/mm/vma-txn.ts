@@ -174,8 +174,9 @@ export class VmaTxn {
   /** Forgets everything: a fresh, empty transaction. */
   reset(): void {
     if (this.prepared >= 0) this.unprepare();
-    // Only after an internal error: a window left open would stall every walker of its file.
-    if (this.windows !== 0) this.closeRmapWindows();
+    // Only after an internal error: a window left open would stall every walker of its file (and
+    // the references set aside would leak).
+    if (this.windows !== 0 || this.nOldFiles + this.nOldAnons !== 0) this.closeRmapWindows();
     this.nSlots = 0;
     this.nOrder = 0;
     this.nCov = 0;
@@ -356,12 +357,15 @@ export class VmaTxn {
   // ---- commit --------------------------------------------------------------------------------
 
   /**
-   * Writes the transaction to the records and the tree: prepare, then apply. On failure nothing
-   * changes and -ENOMEM is returned.
+   * Writes the transaction to the records and the tree: prepare, apply, then (no page-table work
+   * goes with it) closeRmapWindows. On failure nothing changes and -ENOMEM is returned.
    */
   commit(): number {
     const r = this.prepare();
-    if (r === 0) this.apply();
+    if (r === 0) {
+      this.apply();
+      this.closeRmapWindows();
+    }
     return r;
   }
 
@@ -578,6 +582,11 @@ export class VmaTxn {
   /**
    * Closes the commit windows apply() opened: after the records and the page-table work that
    * goes with them (zaps, mremap's moves, table frees), so a reverse-map walker sees all or none.
+   * Then drops the references of the identities the commit took away from records (putOldRefs):
+   * only now, because closing a window writes to its file's record, and another CPU may hold the
+   * other references and put them meanwhile (a close of a memfd's descriptor, a fault's I/O
+   * reference): a reference dropped before the window closed could be the next-to-last, and the
+   * window's close then wrote to a record that CPU's last put had freed.
    */
   closeRmapWindows(): void {
     if (this.windows !== 0) {
@@ -587,10 +596,13 @@ export class VmaTxn {
     }
     this.windows = 0;
     this.nTouched = 0;
+    if (this.nOldFiles + this.nOldAnons !== 0) this.putOldRefs();
   }
 
   /**
-   * The half of a commit that cannot fail. Preconditions: prepare() returned 0.
+   * The half of a commit that cannot fail; closeRmapWindows finishes it (after the page-table
+   * work), closing the windows and dropping the removed identities' references. Preconditions:
+   * prepare() returned 0.
    *
    * `pageTables` (null: assume they change) says, once the changed records are write-locked (no
    * fault is inside them then, and none enters before the unlock), whether the commit's
@@ -842,8 +854,8 @@ export class VmaTxn {
 
   /**
    * A record's identities change from (oldFile, oldAnon) to slot s's: the new ones are taken now,
-   * the old ones put once every record is written (putOldRefs), so no identity that another record
-   * takes over drops to zero in between.
+   * the old ones put once the commit is done with them (closeRmapWindows), so no identity that
+   * another record takes over drops to zero in between, and none is freed under the commit.
    */
   private swapRefs(oldFile: number, oldAnon: number, s: number): void {
     const refs = this.refs as IdentityRefs;
@@ -870,10 +882,13 @@ export class VmaTxn {
     this.oldAnons[this.nOldAnons++] = id;
   }
 
+  /** Drops the references swapRefs and releaseRemoved set aside (none to drop without `refs`). */
   private putOldRefs(): void {
-    const refs = this.refs as IdentityRefs;
-    for (let i = 0; i < this.nOldFiles; i++) refs.files.put(this.oldFiles[i]);
-    for (let i = 0; i < this.nOldAnons; i++) refs.anonVmas.put(this.oldAnons[i]);
+    const refs = this.refs;
+    if (refs !== null) {
+      for (let i = 0; i < this.nOldFiles; i++) refs.files.put(this.oldFiles[i]);
+      for (let i = 0; i < this.nOldAnons; i++) refs.anonVmas.put(this.oldAnons[i]);
+    }
     this.nOldFiles = 0;
     this.nOldAnons = 0;
   }
@@ -890,11 +905,7 @@ export class VmaTxn {
         this.freeRecord(h);
       }
     }
-    if (this.refs !== null) this.putOldRefs();
-    else {
-      this.nOldFiles = 0;
-      this.nOldAnons = 0;
-    }
+    // Their references are dropped once the commit is done with the identities: closeRmapWindows.
   }
 
   /** vma_start_write on every loaded record this commit changes or removes (mmap_lock is write-held). */

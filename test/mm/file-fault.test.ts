@@ -12,8 +12,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { ENOMEM } from '../../src/errno.js';
-import { INJECT_FAULT, INJECT_MKWRITE, setInjection } from '../../src/fs/inject.js';
+import { EFAULT, ENOMEM } from '../../src/errno.js';
+import { getInjection, INJECT_FAULT, INJECT_MKWRITE, setInjection } from '../../src/fs/inject.js';
 import { O_RDWR } from '../../src/fs/open-file.js';
 import { findGetPage } from '../../src/fs/page-cache.js';
 import { Kernel } from '../../src/kernel/kernel.js';
@@ -23,10 +23,12 @@ import { KIND_FILE, PG_DIRTY } from '../../src/mem/page.js';
 import { makePte, PTE_DIRTY, PTE_PRESENT, PTE_USER, PTE_WRITE, pteIndex, ptePfn } from '../../src/mem/pte.js';
 import { MemoryFault } from '../../src/mem/tlb.js';
 import { checkFrameMaps, checkPtesLocked } from '../../src/mm/check-ptes.js';
-import type { FaultDesign } from '../../src/mm/fault-design.js';
+import { FAULT_DESIGNS, type FaultDesign } from '../../src/mm/fault-design.js';
 import { putUserPages } from '../../src/mm/gup.js';
 import {
+  MADV_DONTNEED,
   MADV_POPULATE_READ,
+  MADV_POPULATE_WRITE,
   MAP_ANONYMOUS,
   MAP_FIXED,
   MAP_POPULATE,
@@ -144,6 +146,51 @@ test('a shared entry is writable only for a dirty page: page_mkwrite on the firs
   proc.close(fd);
   finish(kernel, proc);
 });
+
+for (const design of FAULT_DESIGNS) {
+  test(`${design}: page_mkwrite runs on every shared write fault, to a dirty page too (absent or read-only entry, populate), once per fault`, () => {
+    const { kernel, proc } = setup(design);
+    const mm = proc.mm;
+    const mmu = mm.mmu();
+    const fd = proc.open({ size: 2 * P, writable: true, name: 'mkwrite-dirty.bin' });
+    const file = fileOf(proc, fd);
+    mm.mmap(BASE, 2 * P, RW, SHARED, fd);
+    mmu.store32(BASE, 1);
+    const pfn = ptePfn(mm.pt.lookupPte(BASE));
+    assert.equal(kernel.mem.testFlag(pfn, PG_DIRTY), true);
+    const failOnce = (): void => setInjection(kernel.files, file, INJECT_MKWRITE, { failNext: 1 });
+    const consumed = (): boolean => getInjection(kernel.files, file, INJECT_MKWRITE).failNext === 0;
+    // No entry (zapped), the page still dirty in the cache: the write fault calls page_mkwrite.
+    mm.madvise(BASE, P, MADV_DONTNEED);
+    failOnce();
+    sigbus(() => mmu.store32(BASE, 2), BASE);
+    assert.ok(consumed(), 'page_mkwrite was called for the dirty page');
+    // A read-only entry of the dirty page: the write-protect fault calls it too.
+    assert.equal(mmu.load32(BASE), 1);
+    assert.equal(mm.pt.lookupPte(BASE) & PTE_WRITE, 0);
+    failOnce();
+    sigbus(() => mmu.store32(BASE, 2), BASE);
+    assert.ok(consumed());
+    assert.equal(mmu.load32(BASE), 1, 'a failed page_mkwrite changed nothing');
+    // Populate: MADV_POPULATE_WRITE is a write fault of each page.
+    failOnce();
+    assert.equal(mm.sysMadvise(BASE, P, MADV_POPULATE_WRITE), -EFAULT);
+    assert.ok(consumed());
+    // Armed for good (a latency): each fault calls it once, and the fault's retry maps the dirty
+    // page without calling it again (calling it on every retry would never end).
+    setInjection(kernel.files, file, INJECT_MKWRITE, { latencyUs: 1 });
+    mmu.store32(BASE, 3);
+    mm.madvise(BASE, P, MADV_DONTNEED);
+    assert.equal(mm.sysMadvise(BASE, P, MADV_POPULATE_WRITE), 0);
+    setInjection(kernel.files, file, INJECT_MKWRITE, { latencyUs: 0 });
+    assert.equal(mmu.load32(BASE), 3);
+    assert.equal(mm.pt.lookupPte(BASE) & (PTE_WRITE | PTE_DIRTY), PTE_WRITE | PTE_DIRTY);
+    assert.equal(kernel.mem.testFlag(pfn, PG_DIRTY), true);
+    checkPtes(kernel, proc);
+    proc.close(fd);
+    finish(kernel, proc);
+  });
+}
 
 test('each entry of a file page holds one reference and one map count, the fault none of its own; munmap gives them back', () => {
   const { kernel, proc } = setup();
