@@ -45,36 +45,15 @@ export const suite: BenchSuite = {
     const unit = 'mmap+munmap/s';
     report.add('lab.io_under_lock.global', med(rate('global')), unit);
     report.add('lab.io_under_lock.vma_lock', med(rate('vma-lock')), unit, 'lab.io_under_lock.global');
-    report.add(
-      'lab.io_under_lock.ratio',
-      med((r) => rate('vma-lock')(r) / rate('global')(r)),
-      'ratio',
-    );
-    report.add(
-      'lab.io_under_lock.kept',
-      med((r) => ioUnderLockKept(r, 'vma-lock')),
-      'ratio',
-    );
-    report.add(
-      'lab.queued_writer.global_p99_ratio',
-      med((r) => queuedWriterP99Ratio(r, 'global')),
-      'ratio',
-    );
-    report.add(
-      'lab.queued_writer.p99_ratio',
-      med((r) => queuedWriterP99Ratio(r, 'vma-lock')),
-      'ratio',
-    );
-    report.add(
-      'lab.fault_scaling_2cpu.global_ratio',
-      med((r) => faultScaling(r, 'global')),
-      'ratio',
-    );
-    report.add(
-      'lab.fault_scaling_2cpu.ratio',
-      med((r) => faultScaling(r, 'vma-lock')),
-      'ratio',
-    );
+    const ratios: [string, (r: LabRun) => number][] = [
+      ['lab.io_under_lock.ratio', (r) => rate('vma-lock')(r) / rate('global')(r)],
+      ['lab.io_under_lock.kept', (r) => ioUnderLockKept(r, 'vma-lock')],
+      ['lab.queued_writer.global_p99_ratio', (r) => queuedWriterP99Ratio(r, 'global')],
+      ['lab.queued_writer.p99_ratio', (r) => queuedWriterP99Ratio(r, 'vma-lock')],
+      ['lab.fault_scaling_2cpu.global_ratio', (r) => faultScaling(r, 'global')],
+      ['lab.fault_scaling_2cpu.ratio', (r) => faultScaling(r, 'vma-lock')],
+    ];
+    for (const [id, of] of ratios) report.add(id, med(of), 'ratio');
   },
 };
 
