@@ -125,15 +125,20 @@ function statesBetween(o: Int32Array, p: number, s0: number, s1: number, into: n
   const n = Atomics.load(o, base);
   const oldest = Math.max(0, n - RING + SLACK);
   let k = 0;
+  let reachedS0 = false;
   for (let j = n - 1; j >= oldest; j--) {
     const slot = base + 1 + 2 * (j % RING);
     const start = Atomics.load(o, slot);
     if (start > s1) continue;
     into[k++] = Atomics.load(o, slot + 1);
     // The state before this one held at s0 too if this one began during s0 (odd: a change).
-    if (start < s0 || (start === s0 && (s0 & 1) === 0)) break;
-    if (j === oldest && j !== 0) return -1;
+    if (start < s0 || (start === s0 && (s0 & 1) === 0)) {
+      reachedS0 = true;
+      break;
+    }
   }
+  // The ring kept only later states (every one it holds may even have begun after s1): unjudged.
+  if (!reachedS0 && oldest !== 0) return -1;
   if (Atomics.load(o, base) - n > SLACK) return -1; // overwritten while read
   return k;
 }
