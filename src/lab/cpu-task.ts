@@ -7,6 +7,7 @@
  *
  *   control (Int32 words 0..1, then a Float64 at byte 8): READY  GO  | ORIGIN_EPOCH_MS
  */
+import { currentCpu } from '../cpu/current.js';
 import { Kernel } from '../kernel/kernel.js';
 import { Process, type ProcessDescriptor } from '../kernel/process.js';
 import type { FaultDesign } from '../mm/fault-design.js';
@@ -29,6 +30,7 @@ import {
   emptyOutcome,
   mmapLoop,
   pageFault1,
+  regionHint,
   threadLaunch,
   type Workload,
   type WorkloadOutcome,
@@ -130,14 +132,15 @@ function run(
 ): void {
   const mm = proc.mm;
   const w = args.workload;
-  if (w === 'page_fault1') pageFault1(mm, probe, args.regionPages, out);
+  const hint = regionHint(currentCpu());
+  if (w === 'page_fault1') pageFault1(mm, probe, args.regionPages, hint, out);
   else if (w === 'mmap1') mmapLoop(mm, probe, out);
   else if (w === 'thread-launch') threadLaunch(mm, probe, out);
   else if (w === 'cow') cowCases(Kernel.attach(args.process.kernel), args.design, args.seed, probe, out);
   else if (f === null) throw new RangeError(`lab: no workload '${String(w)}'`);
   else if (w === 'mmap2') mmap2File(proc, probe, f, out);
-  else if (w === 'page_fault2') writeFaultLoop(mm, probe, args.regionPages, f.fd, MAP_PRIVATE, w, out);
-  else if (w === 'page_fault3') writeFaultLoop(mm, probe, args.regionPages, f.fd, MAP_SHARED, w, out);
+  else if (w === 'page_fault2') writeFaultLoop(mm, probe, args.regionPages, hint, f.fd, MAP_PRIVATE, w, out);
+  else if (w === 'page_fault3') writeFaultLoop(mm, probe, args.regionPages, hint, f.fd, MAP_SHARED, w, out);
   else if (w === 'io-fault' || w === 'inversion-fault') ioFault(proc, probe, args.seed, f);
   else if (w === 'io-idle') ioIdle(proc, probe);
   else if (w === 'cached-fault') cachedFault(proc, probe, f, out);

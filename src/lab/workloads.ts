@@ -71,19 +71,40 @@ export function emptyOutcome(): WorkloadOutcome {
   return { failure: '', cowPass: [], cowFail: [], cowFaults: emptyFaultCounts() };
 }
 
-/** page_fault1 with regions of `pages` pages. */
-export function pageFault1(mm: AddressSpace, probe: CpuProbe, pages: number, out: WorkloadOutcome): void {
-  writeFaultLoop(mm, probe, pages, -1, ANON, 'page_fault1', out);
+/** Between two CPUs' region hints (regionHint): 4 GiB, a PUD entry (and PMD table) per CPU. */
+const REGION_HINT_STRIDE = 2 ** 32;
+
+/**
+ * Where CPU `cpu` maps its page_fault1/2/3 regions (an mmap hint). Left to the placement, the CPUs'
+ * anonymous regions lay side by side and merged into one VMA (as Linux merges them): every CPU
+ * then faulted through one VMA lock (an atomic add and sub on one cache line per fault), and each
+ * munmap split the VMA the others were faulting in. The experiments are CPUs on disjoint VMAs.
+ */
+export function regionHint(cpu: number): number {
+  return (cpu + 1) * REGION_HINT_STRIDE;
+}
+
+/** page_fault1 with regions of `pages` pages, mapped at `hint`. */
+export function pageFault1(
+  mm: AddressSpace,
+  probe: CpuProbe,
+  pages: number,
+  hint: number,
+  out: WorkloadOutcome,
+): void {
+  writeFaultLoop(mm, probe, pages, hint, -1, ANON, 'page_fault1', out);
 }
 
 /**
- * page_fault1/2/3's loop: map `pages` pages (of file `fd` at offset 0, or anonymous: fd -1) with
- * `flags`, read-write; store one byte per page (each store a write fault: one operation); unmap.
+ * page_fault1/2/3's loop: map `pages` pages at `hint` (of file `fd` at offset 0, or anonymous:
+ * fd -1) with `flags`, read-write; store one byte per page (each store a write fault: one
+ * operation); unmap.
  */
 export function writeFaultLoop(
   mm: AddressSpace,
   probe: CpuProbe,
   pages: number,
+  hint: number,
   fd: number,
   flags: number,
   name: Workload,
@@ -93,7 +114,7 @@ export function writeFaultLoop(
   const len = pages * P;
   while (!probe.over) {
     let t0 = probe.now();
-    const addr = mm.sysMmap(0, len, RW, flags, fd, 0);
+    const addr = mm.sysMmap(hint, len, RW, flags, fd, 0);
     probe.event(t0, KIND_MMAP);
     if (addr < 0) {
       out.failure = `${name}: mmap returned ${addr}`;
