@@ -200,7 +200,8 @@ async function faultRate(machine: Machine, kernel: Kernel, cpus: number, rounds:
 async function measureFaultScaling(report: Report, options: BenchOptions): Promise<void> {
   // The main thread waits for the CPUs: offline, so their grace periods do not wait for it.
   rcuOffline();
-  const machine = await Machine.start({ cpus: 2 });
+  // Each CPU on a host core of its own, as in the lab (src/machine/pin.ts).
+  const machine = await Machine.start({ cpus: 2, pinCpus: true });
   try {
     const rounds = options.quick ? 2 : 6;
     // One kernel for every run, its frames touched by the warm-up: like fault.anon_write and the
