@@ -16,7 +16,7 @@ import { EINVAL } from '../errno.js';
 import { rcuReadLock, rcuReadUnlock } from '../sync/rcu.js';
 import { cacheMem, deleteFromCache, findGetPage, stillCached } from './cache-core.js';
 import type { FileTable } from './file-table.js';
-import { MAX_PAGE_INDEX, pageIndexNextPresent } from './page-index.js';
+import { lockIPages, MAX_PAGE_INDEX, pageIndexNextPresent, unlockIPages } from './page-index.js';
 import { lockPage, unlockPage, waitOnPageWriteback } from './page-lock.js';
 import { rmap } from './rmap-seam.js';
 
@@ -41,6 +41,25 @@ function removeRange(files: FileTable, id: number, first: number, last: number, 
   if (first > end) return 0;
   rmap.ops.unmapMappingRange(files, id, first, end, evenCows);
   let removed = 0;
+  // The scan is lockless, and reclaim takes a page out of the index, re-checks it, and puts it back
+  // if a reference came meanwhile, all under i_pages: a scan that passed while the slot was empty
+  // misses the page it puts back. So the range is looked at again under i_pages, where that is one
+  // step, and scanned again from the page found. Each pass follows such a put-back (the
+  // invalidate_lock keeps every other adder out): a few at most.
+  for (let pass = 0, from = first; from >= 0; pass++) {
+    assert(pass < MAX_PASSES, 'truncate: a page of the range came back under invalidate_lock');
+    removed += removeScanned(files, id, from, end, evenCows);
+    from = firstPresentLocked(files, id, first, end);
+  }
+  return removed;
+}
+
+/** Passes of removeRange over its range (each after a page reclaim put back behind the scan). */
+const MAX_PASSES = 16;
+
+/** Removes the pages an RCU scan of [first, end] finds; returns how many it removed. */
+function removeScanned(files: FileTable, id: number, first: number, end: number, evenCows: boolean): number {
+  let removed = 0;
   // Each round moves `index` past a present page: bounded by the cached pages of the range.
   for (let index = first; index <= end; ) {
     rcuReadLock();
@@ -50,11 +69,15 @@ function removeRange(files: FileTable, id: number, first: number, last: number, 
     index = next + 1;
     if (removePage(files, id, next, evenCows)) removed++;
   }
-  rcuReadLock();
-  const left = pageIndexNextPresent(files, id, first);
-  rcuReadUnlock();
-  assert(left < 0 || left > end, 'truncate: a page of the range came back under invalidate_lock');
   return removed;
+}
+
+/** The first cached index in [first, end] as i_pages sees it, or -1. */
+function firstPresentLocked(files: FileTable, id: number, first: number, end: number): number {
+  lockIPages(files, id);
+  const next = pageIndexNextPresent(files, id, first);
+  unlockIPages(files, id);
+  return next >= 0 && next <= end ? next : -1;
 }
 
 function removePage(files: FileTable, id: number, index: number, evenCows: boolean): boolean {
