@@ -13,7 +13,7 @@
  *                        alive (16 MiB written, fork, the parent writes every page; per page)
  *   page_fault2          will-it-scale page_fault2: a 128 MiB memfd (shmem: the same kind of file
  *                        as the vmspace bench's memory file) mapped private, one byte written per
- *                        page, unmapped (per page)
+ *                        page, unmapped (per page; after one untimed round that fills the cache)
  *   page_fault3          will-it-scale page_fault3: the same memfd mapped shared (per page)
  *   page_fault3_disk     page_fault3 on a file of TMPDIR or /tmp (unlinked) instead: a disk file
  *                        system may map a whole large folio per fault (ext4 does since 6.16), so
@@ -181,19 +181,24 @@ static long minor_faults(void) {
 /* Pages written per minor fault in the last file_fault (1 when each fault maps one page). */
 static double pages_per_fault;
 
-/* page_fault2 (flags MAP_PRIVATE) and page_fault3 (MAP_SHARED): ns per page. */
+/* One round of page_fault2/3: map the file, write a byte per page, unmap. */
+static void file_round(int fd, long pages, int flags) {
+  volatile char *p = mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE, flags, fd, 0);
+  if (p == MAP_FAILED) exit(7);
+  for (long i = 0; i < pages; i++) p[i * PAGE] = 1;
+  munmap((void *)p, pages * PAGE);
+}
+
+/* page_fault2 (flags MAP_PRIVATE) and page_fault3 (MAP_SHARED): ns per page, after one untimed
+   round that puts the file's pages in the page cache (as vmspace's bench warms its file up). */
 static double file_fault(long n, int flags, int disk) {
   const long pages = (128UL << 20) / PAGE;
   long rounds = n / pages + 1;
   int fd = file_128m(disk);
+  file_round(fd, pages, flags);
   long faults0 = minor_faults();
   double t0 = now_ns();
-  for (long r = 0; r < rounds; r++) {
-    volatile char *p = mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE, flags, fd, 0);
-    if (p == MAP_FAILED) exit(7);
-    for (long i = 0; i < pages; i++) p[i * PAGE] = 1;
-    munmap((void *)p, pages * PAGE);
-  }
+  for (long r = 0; r < rounds; r++) file_round(fd, pages, flags);
   double ns = (now_ns() - t0) / (double)(rounds * pages);
   pages_per_fault = (double)(rounds * pages) / (double)(minor_faults() - faults0);
   close(fd);
