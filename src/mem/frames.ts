@@ -390,7 +390,9 @@ export class PhysMem {
         );
       }
     }
-    if (src !== NO_PFN) this.f64.copyWithin(pfn * F64_PER_PAGE, src * F64_PER_PAGE, (src + 1) * F64_PER_PAGE);
+    // The copy-on-write copy: a plain memmove (copyWithin on shared memory copies with relaxed
+    // atomics: 625 against 480 ns a page into a cold frame here).
+    if (src !== NO_PFN) this.move(pfn * PAGE_SIZE, src * PAGE_SIZE, PAGE_SIZE);
     else if ((flags & PG_STALE) !== 0) this.f64.fill(0, pfn * F64_PER_PAGE, (pfn + 1) * F64_PER_PAGE);
     this.flags[pfn] = initialFlags(kind);
     this.owner[pfn] = owner;
