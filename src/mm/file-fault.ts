@@ -467,9 +467,9 @@ function cowFilePageLocked(
   const pt = mm.pt;
   const mem = mm.mem;
   assert(anon !== 0, 'file fault: a private write without an anon_vma');
-  const copy = mem.allocFrame(KIND_ANON, anon, index);
+  // The copy is written once (allocFrameCopy: no zeroing first, a plain memmove).
+  const copy = mem.allocFrameCopy(KIND_ANON, anon, index, pfn);
   if (copy === 0) return -ENOMEM;
-  mem.bytes.copyWithin(copy * PAGE_SIZE, pfn * PAGE_SIZE, (pfn + 1) * PAGE_SIZE);
   mem.setFlag(copy, PG_ANON_EXCLUSIVE);
   pt.lockTable(table);
   if (pt.readEntry(table, i) !== old) {
