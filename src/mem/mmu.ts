@@ -368,7 +368,7 @@ export class Mmu {
       let chunk = Math.min(PAGE - off + this.writableRunAfter(a, s, len - done - (PAGE - off)), len - done);
       if (at < from + chunk && from < at + chunk)
         chunk = Math.min(PAGE - off, PAGE - (from & OFF), len - done);
-      this.move(at, from, chunk);
+      this.copyFrames(at, from, chunk);
       done += chunk;
     }
     return len - done;
@@ -383,10 +383,21 @@ export class Mmu {
       if (s < 0) break;
       const off = a & OFF;
       const chunk = Math.min(PAGE - off, len - done);
-      this.move(dstAt + done, this.words[s] * 4 + off, chunk);
+      this.copyFrames(dstAt + done, this.words[s] * 4 + off, chunk);
       done += chunk;
     }
     return len - done;
+  }
+
+  /**
+   * `len` bytes inside the frames from byte `from` to byte `to`. Whole aligned words copy as words
+   * (Int32Array elements: each one tear-free, so a CPU racing the copy with a store or a load of
+   * that word sees it whole, old or new, as an aligned word is on hardware); anything else by
+   * `mem.move` (a memmove, faster, but its bytes land in no particular order).
+   */
+  private copyFrames(to: number, from: number, len: number): void {
+    if (((to | from | len) & 3) === 0) this.i32.copyWithin(to >> 2, from >> 2, (from + len) >> 2);
+    else this.move(to, from, len);
   }
 
   /**
@@ -501,6 +512,11 @@ export class Mmu {
       const s2 = this.mustTranslate(last, kind, Math.max(addr, last - (last & OFF)));
       // Translating the second page may have passed a quiescent point: re-check the first.
       if (this.tags[s1] !== Math.floor(addr / REGION)) continue;
+      // An aligned word is one load (a CPU storing it meanwhile is seen whole, as on hardware).
+      if (size === 4 && (addr & 3) === 0) {
+        this.si32[0] = this.i32[this.words[s1] + ((addr & OFF) >> 2)];
+        return;
+      }
       for (let i = 0; i < size; i++) {
         const a = addr + i;
         const s = a <= addr + (OFF - (addr & OFF)) ? s1 : s2;
@@ -517,6 +533,11 @@ export class Mmu {
       const s1 = this.mustTranslate(addr, K_WRITE, addr);
       const s2 = this.mustTranslate(last, K_WRITE, Math.max(addr, last - (last & OFF)));
       if (this.tags[s1] !== Math.floor(addr / REGION) || this.perms[s1] === 0) continue;
+      // An aligned word is one store (a CPU loading it meanwhile sees it whole, as on hardware).
+      if (size === 4 && (addr & 3) === 0) {
+        this.i32[this.words[s1] + ((addr & OFF) >> 2)] = this.si32[0];
+        return;
+      }
       for (let i = 0; i < size; i++) {
         const a = addr + i;
         const s = a <= addr + (OFF - (addr & OFF)) ? s1 : s2;
