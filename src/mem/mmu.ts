@@ -349,12 +349,11 @@ export class Mmu {
   /**
    * copyOut from physical memory (read() from the page cache): `len` bytes of `mem.bytes` at
    * `srcAt` into user memory at addr; the bytes NOT copied, stopping at the first fault. Both sides
-   * live in the one buffer, so each chunk is one `mem.move` (a memmove): nothing is allocated. A
-   * chunk spans the user pages after the first that the TLB holds writable in the frames right
-   * after its frame (writableRunAfter), so a source and a destination contiguous in PhysMem move in
-   * one call. When the chunk's two ranges overlap (a destination mapping the source's own frames),
-   * it is cut at the first page boundary of either side, so bytes move in the order of a copy page
-   * by page.
+   * live in the one buffer, so each chunk is one copyFrames: nothing is allocated. A chunk spans
+   * the user pages after the first that the TLB holds writable in the frames right after its frame
+   * (writableRunAfter), so a source and a destination contiguous in PhysMem move in one call. When
+   * the chunk's two ranges overlap (a destination mapping the source's own frames), it is cut at
+   * the first page boundary of either side, so bytes move in the order of a copy page by page.
    */
   copyOutFrom(addr: number, srcAt: number, len: number): number {
     let done = 0;
@@ -396,7 +395,8 @@ export class Mmu {
    * `mem.move` (a memmove, faster, but its bytes land in no particular order).
    */
   private copyFrames(to: number, from: number, len: number): void {
-    if (((to | from | len) & 3) === 0) this.i32.copyWithin(to >> 2, from >> 2, (from + len) >> 2);
+    // >>> 2, not >> 2: byte offsets reach 2^32 (4 GiB of frames); the low bits test is exact either way.
+    if (((to | from | len) & 3) === 0) this.i32.copyWithin(to >>> 2, from >>> 2, (from + len) >>> 2);
     else this.move(to, from, len);
   }
 
